@@ -1,0 +1,1 @@
+//! layer: placeholder until the store issue fills it.

@@ -1,0 +1,10 @@
+//! strata: a daemonless, rootless builder of OCI / Docker images.
+//!
+//! The binary (`src/main.rs`) only calls [`cli::main`]; everything else lives
+//! here so whole-binary tests and unit tests can reach it. Data flows one way:
+//! `cli` -> (`sandbox`, `layer`, `store`).
+
+pub mod cli;
+pub mod layer;
+pub mod sandbox;
+pub mod store;

@@ -1,0 +1,1 @@
+//! store: placeholder until the store issue fills it.
