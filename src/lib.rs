@@ -5,6 +5,8 @@
 //! `cli` -> (`sandbox`, `layer`, `store`).
 
 pub mod cli;
+pub mod digest;
 pub mod layer;
+pub mod reference;
 pub mod sandbox;
 pub mod store;
