@@ -1,0 +1,132 @@
+//! The command line: argument parsing (clap) and dispatch to one handler per
+//! command. Handlers are thin: they turn arguments into library calls and
+//! print results. `main` prints the whole error chain and picks the exit code.
+
+mod info;
+pub mod settings;
+mod unshare;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::sandbox::userns;
+use settings::Settings;
+
+/// Docker's exit code for an error of the tool itself (not of a container).
+pub const EXIT_STRATA_ERROR: u8 = 125;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Daemonless, rootless builder of OCI / Docker images",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, resolved before the command runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalOptions {
+    /// Store root [default: $XDG_DATA_HOME/strata, or /var/lib/strata for root]
+    #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Storage driver [default: the first that works of overlay, fuse-overlayfs, vfs]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_STORAGE_DRIVER",
+        value_name = "DRIVER"
+    )]
+    pub storage_driver: Option<crate::sandbox::driver::DriverKind>,
+    /// How much to log to stderr
+    #[arg(long, global = true, env = "STRATA_LOG_LEVEL", value_enum, default_value_t = LogLevel::Warn)]
+    pub log_level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show how strata sees this machine, with a fix for every failed probe
+    Info(info::InfoArgs),
+    /// Run a command inside strata's user namespace (as `buildah unshare`)
+    Unshare(unshare::UnshareArgs),
+}
+
+impl Command {
+    /// Whether the command must run inside the user + mount namespace that
+    /// owns the store (everything that reads or writes layers does).
+    fn needs_userns(&self) -> bool {
+        match self {
+            Command::Info(_) => false,
+            Command::Unshare(_) => true,
+        }
+    }
+}
+
+/// The entry point of the `strata` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and --version are not errors; a usage error exits like
+            // Docker's CLI does.
+            let code = if err.use_stderr() {
+                EXIT_STRATA_ERROR
+            } else {
+                0
+            };
+            // If stdout is gone there is nobody left to tell.
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    // Resolved before entering the namespace, where the uid reads 0.
+    let settings = match Settings::resolve(&cli.global) {
+        Ok(settings) => settings,
+        Err(err) => return report(&err),
+    };
+    if cli.command.needs_userns() {
+        // Must happen before any thread starts: unshare(CLONE_NEWUSER)
+        // refuses a multi-threaded process.
+        let warn = |line: &str| eprintln!("strata: warning: {line}");
+        match userns::ensure(&warn) {
+            Ok(userns::Entered::Waited(code)) => return ExitCode::from(code),
+            Ok(userns::Entered::Inside) => {}
+            Err(err) => {
+                return report(&anyhow::Error::from(err).context("entering the user namespace"))
+            }
+        }
+    }
+    match dispatch(cli, &settings) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Info(args) => info::run(settings, &args),
+        Command::Unshare(args) => unshare::run(settings, &args),
+    }
+}
+
+/// Print the error with its whole chain of causes, as `strata: a: b: c`.
+fn report(err: &anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    eprintln!("strata: {}", chain.join(": "));
+    ExitCode::from(EXIT_STRATA_ERROR)
+}

@@ -1,0 +1,14 @@
+//! Everything that needs namespaces and mounts: entering strata's user
+//! namespace (`userns`), the subordinate id ranges it maps (`subid`,
+//! `idmap`), the storage drivers (`driver`) and the probes `strata info`
+//! runs (`probe`).
+//!
+//! This is the one place where `unsafe` is allowed (fork, and the syscalls
+//! nix only exposes as unsafe); every block says why it is sound.
+#![allow(unsafe_code)]
+
+pub mod driver;
+pub mod idmap;
+pub mod probe;
+pub mod subid;
+pub mod userns;

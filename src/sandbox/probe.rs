@@ -1,0 +1,448 @@
+//! The probes behind `strata info`. Each one does the real thing (in a
+//! forked child where it needs namespaces or mounts) and reports what it
+//! saw, with one line of fix when it failed. Nothing is inferred from
+//! version numbers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{MntFlags, MsFlags};
+use nix::unistd::Uid;
+use serde::Serialize;
+
+use super::driver::DriverKind;
+use super::idmap::{Caller, IdMapPlan};
+use super::userns::{self, error_chain, Mapping};
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// What was seen (on success) or what went wrong.
+    pub detail: String,
+    /// One line saying how to fix a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Everything `strata info` reports.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub caller: Caller,
+    pub root_user: bool,
+    pub checks: Vec<Check>,
+    /// The driver a command would use, if any works.
+    pub driver: Option<DriverKind>,
+}
+
+/// Runs every probe. Must be called while the process is single-threaded.
+pub fn run_all(forced: Option<DriverKind>) -> Report {
+    let caller = Caller::current();
+    let root_user = Uid::effective().is_root();
+    let mut checks = Vec::new();
+    let mapping = if root_user {
+        checks.push(Check::pass(
+            "user namespace",
+            "not needed: running as root, only a private mount namespace is used",
+        ));
+        Some((None, Mapping::Host))
+    } else {
+        probe_userns(&caller, &mut checks)
+    };
+    let (overlay_ok, fuse_ok) = match &mapping {
+        Some((plan, mapping)) => {
+            let plan = plan.clone().unwrap_or_else(|| host_plan(&caller));
+            let overlay = in_ns(&plan, *mapping, "kernel overlay", probe_overlay);
+            let overlay_ok = overlay.ok;
+            checks.push(overlay);
+            let fuse_ok = probe_fuse(&plan, *mapping, &mut checks);
+            (overlay_ok, fuse_ok)
+        }
+        None => (false, false),
+    };
+    let driver = choose_driver(forced, overlay_ok, fuse_ok);
+    checks.push(match (forced, driver) {
+        (Some(kind), Some(_)) => {
+            Check::pass("storage driver", format!("{kind} (--storage-driver)"))
+        }
+        (Some(kind), None) => Check::fail(
+            "storage driver",
+            format!("{kind} was asked for with --storage-driver but its probe failed"),
+            "see the fix above, or leave --storage-driver out to choose automatically",
+        ),
+        (None, Some(kind)) => {
+            Check::pass("storage driver", format!("{kind} (the first that works)"))
+        }
+        (None, None) => Check::fail(
+            "storage driver",
+            "none: no user namespace can be entered",
+            "see the fix for the user namespace above",
+        ),
+    });
+    Report {
+        caller,
+        root_user,
+        checks,
+        driver,
+    }
+}
+
+/// The first working driver in preference order, or the forced one if it works.
+pub fn choose_driver(
+    forced: Option<DriverKind>,
+    overlay_ok: bool,
+    fuse_ok: bool,
+) -> Option<DriverKind> {
+    let works = |k: DriverKind| match k {
+        DriverKind::Overlay => overlay_ok,
+        DriverKind::FuseOverlayfs => fuse_ok,
+        // vfs needs nothing but the namespace, which the caller has checked.
+        DriverKind::Vfs => true,
+    };
+    match forced {
+        Some(kind) => works(kind).then_some(kind),
+        None => [
+            DriverKind::Overlay,
+            DriverKind::FuseOverlayfs,
+            DriverKind::Vfs,
+        ]
+        .into_iter()
+        .find(|k| works(*k)),
+    }
+}
+
+fn host_plan(caller: &Caller) -> IdMapPlan {
+    IdMapPlan {
+        caller: caller.clone(),
+        uid_ranges: vec![],
+        gid_ranges: vec![],
+        newuidmap: None,
+        newgidmap: None,
+        suggested_start: 0,
+    }
+}
+
+/// Subordinate ranges, helpers, and whether a namespace can be entered with
+/// the full and with the single-id map. Returns the mapping later probes use.
+fn probe_userns(caller: &Caller, checks: &mut Vec<Check>) -> Option<(Option<IdMapPlan>, Mapping)> {
+    let plan = match IdMapPlan::detect(caller.clone()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            checks.push(Check::fail(
+                "subordinate ids",
+                error_chain(&err),
+                "make /etc/subuid and /etc/subgid readable",
+            ));
+            return None;
+        }
+    };
+    let fix = plan.fix().unwrap_or_default();
+    for (name, file, ranges) in [
+        ("subuid ranges", "/etc/subuid", &plan.uid_ranges),
+        ("subgid ranges", "/etc/subgid", &plan.gid_ranges),
+    ] {
+        checks.push(if ranges.is_empty() {
+            Check::fail(
+                name,
+                format!("none for {} in {file}", caller.display_name()),
+                &fix,
+            )
+        } else {
+            let list: Vec<String> = ranges.iter().map(|r| r.to_string()).collect();
+            Check::pass(name, format!("{} ({file})", list.join(", ")))
+        });
+    }
+    for (name, path) in [
+        ("newuidmap", &plan.newuidmap),
+        ("newgidmap", &plan.newgidmap),
+    ] {
+        checks.push(match path {
+            Some(p) => Check::pass(name, p.display().to_string()),
+            None => Check::fail(
+                name,
+                "not found",
+                "install the uidmap package (apt-get install uidmap)",
+            ),
+        });
+    }
+    let single = in_ns(&plan, Mapping::Single, "user namespace", read_uid_map);
+    let single_ok = single.ok;
+    checks.push(single);
+    if !single_ok {
+        if let Some(last) = checks.last_mut() {
+            last.fix = Some(
+                "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, \
+                 user.max_user_namespaces > 0, kernel.apparmor_restrict_unprivileged_userns=0)"
+                    .into(),
+            );
+        }
+        return None;
+    }
+    if !plan.is_full() {
+        checks.push(Check::fail(
+            "id mapping",
+            "single id only: chown to other users inside RUN will fail",
+            fix,
+        ));
+        return Some((Some(plan), Mapping::Single));
+    }
+    let full = in_ns(&plan, Mapping::Full, "id mapping", read_uid_map);
+    if full.ok {
+        checks.push(full);
+        Some((Some(plan), Mapping::Full))
+    } else {
+        checks.push(Check {
+            fix: Some(format!(
+                "check that newuidmap/newgidmap are setuid root and that the ranges in \
+                 /etc/subuid and /etc/subgid are right; {fix}"
+            )),
+            ..full
+        });
+        Some((Some(plan), Mapping::Single))
+    }
+}
+
+fn in_ns(
+    plan: &IdMapPlan,
+    mapping: Mapping,
+    name: &'static str,
+    probe: impl FnOnce() -> Result<String, String>,
+) -> Check {
+    match userns::probe_in(plan, mapping, probe) {
+        Ok(Ok(detail)) => Check::pass(name, detail),
+        Ok(Err(detail)) => Check::fail(name, detail, fix_for(name)),
+        Err(err) => Check::fail(name, error_chain(&err), fix_for(name)),
+    }
+}
+
+fn fix_for(name: &str) -> String {
+    match name {
+        "kernel overlay" => "use Linux 5.11 or later for overlayfs in a user namespace, \
+                             or install fuse-overlayfs"
+            .into(),
+        "fuse-overlayfs" => "apt-get install fuse-overlayfs, and make /dev/fuse usable \
+                             (chmod 0666 /dev/fuse)"
+            .into(),
+        _ => "enable unprivileged user namespaces (user.max_user_namespaces > 0)".into(),
+    }
+}
+
+/// In the child: which ids are mapped.
+fn read_uid_map() -> Result<String, String> {
+    let count = |file: &str| -> Result<u64, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("reading {file}: {e}"))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+            .sum())
+    };
+    let uid = nix::unistd::getuid();
+    if !uid.is_root() {
+        return Err(format!("entered, but uid is {uid} instead of 0"));
+    }
+    let (uids, gids) = (count("/proc/self/uid_map")?, count("/proc/self/gid_map")?);
+    Ok(format!(
+        "ok: {uids} uids and {gids} gids mapped, root = the calling user"
+    ))
+}
+
+/// A scratch tree lower/upper/work/merged for a mount probe, removed on drop.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn new() -> Result<Scratch, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-probe-")
+            .tempdir()
+            .map_err(|e| format!("creating a scratch dir: {e}"))?;
+        for sub in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(sub)).map_err(|e| format!("mkdir {sub}: {e}"))?;
+        }
+        std::fs::write(dir.path().join("lower/from-lower"), "lower")
+            .map_err(|e| format!("writing the lower file: {e}"))?;
+        Ok(Scratch(dir))
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.0.path().join(sub)
+    }
+
+    fn options(&self, extra: &str) -> String {
+        format!(
+            "lowerdir={},upperdir={},workdir={}{extra}",
+            self.path("lower").display(),
+            self.path("upper").display(),
+            self.path("work").display()
+        )
+    }
+
+    /// Reads through the mount and writes through it, checking the write
+    /// lands in the upper dir: proof the overlay really works.
+    fn exercise(&self) -> Result<(), String> {
+        let merged = self.path("merged");
+        let seen = std::fs::read_to_string(merged.join("from-lower"))
+            .map_err(|e| format!("reading through the mount: {e}"))?;
+        if seen != "lower" {
+            return Err("the lower file reads wrong through the mount".into());
+        }
+        std::fs::write(merged.join("new"), "upper")
+            .map_err(|e| format!("writing through the mount: {e}"))?;
+        if !self.path("upper/new").exists() {
+            return Err("a write through the mount did not reach the upper dir".into());
+        }
+        Ok(())
+    }
+}
+
+/// In the child: mount kernel overlayfs with `userxattr` and use it.
+fn probe_overlay() -> Result<String, String> {
+    let scratch = Scratch::new()?;
+    let merged = scratch.path("merged");
+    nix::mount::mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(scratch.options(",userxattr").as_str()),
+    )
+    .map_err(|e| format!("mount -t overlay -o userxattr failed: {e}"))?;
+    let used = scratch.exercise();
+    unmount(&merged)?;
+    used.map(|()| "ok: mounts with userxattr in the user namespace".to_string())
+}
+
+fn unmount(path: &Path) -> Result<(), String> {
+    nix::mount::umount2(path, MntFlags::MNT_DETACH)
+        .map_err(|e| format!("unmounting {}: {e}", path.display()))
+}
+
+/// /dev/fuse access and a real fuse-overlayfs mount. Returns whether the
+/// driver works.
+fn probe_fuse(plan: &IdMapPlan, mapping: Mapping, checks: &mut Vec<Check>) -> bool {
+    let dev = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(_) => Check::pass("/dev/fuse", "ok: opens read-write"),
+        Err(e) => Check::fail(
+            "/dev/fuse",
+            format!("cannot open read-write: {e}"),
+            "as root: chmod 0666 /dev/fuse (Debian's fuse3 package sets this up)",
+        ),
+    };
+    let dev_ok = dev.ok;
+    checks.push(dev);
+    let Some(program) = super::idmap::find_program("fuse-overlayfs") else {
+        checks.push(Check::fail(
+            "fuse-overlayfs",
+            "not found",
+            "apt-get install fuse-overlayfs",
+        ));
+        return false;
+    };
+    let version = Command::new(&program)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("fuse-overlayfs"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "version unknown".into());
+    if !dev_ok {
+        checks.push(Check::fail(
+            "fuse-overlayfs",
+            format!(
+                "{} ({version}): cannot mount without /dev/fuse",
+                program.display()
+            ),
+            "fix /dev/fuse above",
+        ));
+        return false;
+    }
+    let mut check = in_ns(plan, mapping, "fuse-overlayfs", || {
+        probe_fuse_mount(&program)
+    });
+    check.detail = format!("{} ({version}): {}", program.display(), check.detail);
+    let ok = check.ok;
+    checks.push(check);
+    ok
+}
+
+/// In the child: mount with fuse-overlayfs and use it.
+fn probe_fuse_mount(program: &Path) -> Result<String, String> {
+    let scratch = Scratch::new()?;
+    let merged = scratch.path("merged");
+    let out = Command::new(program)
+        .arg("-o")
+        .arg(scratch.options(""))
+        .arg(&merged)
+        .output()
+        .map_err(|e| format!("running {}: {e}", program.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mount failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let used = scratch.exercise();
+    unmount(&merged)?;
+    used.map(|()| "ok: mounts in the user namespace".to_string())
+}
+
+/// The running kernel's release string.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_preference_and_forcing() {
+        use DriverKind::*;
+        let cases = [
+            (None, true, true, Some(Overlay)),
+            (None, false, true, Some(FuseOverlayfs)),
+            (None, false, false, Some(Vfs)),
+            (Some(FuseOverlayfs), true, true, Some(FuseOverlayfs)),
+            (Some(FuseOverlayfs), true, false, None),
+            (Some(Vfs), false, false, Some(Vfs)),
+        ];
+        for (forced, overlay, fuse, want) in cases {
+            assert_eq!(
+                choose_driver(forced, overlay, fuse),
+                want,
+                "{forced:?} {overlay} {fuse}"
+            );
+        }
+    }
+}

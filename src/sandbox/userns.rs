@@ -1,0 +1,306 @@
+//! Entering strata's user + mount namespace.
+//!
+//! An unprivileged process forks before any thread has started; the child
+//! unshares a new user and mount namespace and waits on a pipe while the
+//! parent writes its id mapping (the setuid helpers must run outside the new
+//! namespace, so the child cannot map itself). The child then goes on to run
+//! the command as root of that namespace; the parent only waits and passes
+//! the exit code on. Every mount the command makes lives in the child's
+//! mount namespace, so nothing leaks when it dies.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{self, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{self, ForkResult, Pid, Uid};
+
+use super::idmap::{Caller, IdMapError, IdMapPlan};
+
+/// The exit code of a child that could not set itself up; Docker's code for
+/// an error of the tool rather than of the command.
+const EXIT_SETUP_FAILED: i32 = 125;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    #[error("creating a pipe")]
+    Pipe(#[source] Errno),
+    #[error("forking")]
+    Fork(#[source] Errno),
+    #[error("creating a user namespace (unshare)")]
+    Unshare(#[source] Errno),
+    #[error("creating a mount namespace (unshare)")]
+    UnshareMount(#[source] Errno),
+    #[error("making mounts private in the new mount namespace")]
+    MakePrivate(#[source] Errno),
+    #[error("mapping ids into the user namespace")]
+    Map(#[from] IdMapError),
+    #[error("the namespace child exited before it was set up")]
+    ChildVanished,
+    #[error("waiting for the namespace child")]
+    Wait(#[source] Errno),
+}
+
+/// Which side of the fork a caller of [`ensure`] is on.
+pub enum Entered {
+    /// This process is now root of strata's namespace: run the command.
+    Inside,
+    /// This process is the waiting parent; exit with this code.
+    Waited(u8),
+}
+
+/// How ids are mapped in a namespace that was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// Real root: no user namespace, only a private mount namespace.
+    Host,
+    /// The caller plus their subordinate ranges.
+    Full,
+    /// The caller's own uid and gid only.
+    Single,
+}
+
+/// Puts the rest of this command inside strata's namespaces.
+///
+/// Must be called while the process is single-threaded. `warn` gets the one
+/// line printed when the full mapping is not available.
+pub fn ensure(warn: &dyn Fn(&str)) -> Result<Entered, UsernsError> {
+    if Uid::effective().is_root() {
+        enter_mount_ns()?;
+        return Ok(Entered::Inside);
+    }
+    let plan = IdMapPlan::detect(Caller::current())?;
+    if let Some(line) = plan.fallback_warning() {
+        warn(&line);
+    }
+    let want = if plan.is_full() {
+        Mapping::Full
+    } else {
+        Mapping::Single
+    };
+    match fork_into(&plan, want, warn)? {
+        None => Ok(Entered::Inside),
+        Some(child) => Ok(Entered::Waited(wait_passing_signals(child)?)),
+    }
+}
+
+/// Runs `probe` in a forked child inside a fresh namespace set up as
+/// `mapping` says, and returns what it returned. Used by `strata info`, so a
+/// probe's mounts and failures can never touch the caller.
+pub fn probe_in(
+    plan: &IdMapPlan,
+    mapping: Mapping,
+    probe: impl FnOnce() -> Result<String, String>,
+) -> Result<Result<String, String>, UsernsError> {
+    let (result_r, result_w) = unistd::pipe2(OFlag::O_CLOEXEC).map_err(UsernsError::Pipe)?;
+    let child = if mapping == Mapping::Host {
+        // SAFETY: `strata info` runs its probes before starting any thread,
+        // so the forked child is the only thread and may allocate freely.
+        match unsafe { unistd::fork() }.map_err(UsernsError::Fork)? {
+            ForkResult::Child => {
+                drop(result_r);
+                let outcome = enter_mount_ns()
+                    .map_err(|e| error_chain(&e))
+                    .and_then(|()| probe());
+                report_and_exit(result_w, outcome)
+            }
+            ForkResult::Parent { child } => child,
+        }
+    } else {
+        match fork_into(plan, mapping, &|_| {})? {
+            None => {
+                drop(result_r);
+                report_and_exit(result_w, probe())
+            }
+            Some(child) => child,
+        }
+    };
+    drop(result_w);
+    let mut text = String::new();
+    let read = File::from(result_r).read_to_string(&mut text);
+    let status = wait(child)?;
+    match (read, text.split_once('\n')) {
+        (Ok(_), Some(("ok", detail))) => Ok(Ok(detail.to_string())),
+        (Ok(_), Some(("err", detail))) => Ok(Err(detail.to_string())),
+        _ => Ok(Err(format!(
+            "probe child ended without an answer ({status:?})"
+        ))),
+    }
+}
+
+/// The error with its causes, as one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+fn report_and_exit(pipe: OwnedFd, outcome: Result<String, String>) -> ! {
+    let (code, text) = match outcome {
+        Ok(detail) => (0, format!("ok\n{detail}")),
+        Err(detail) => (1, format!("err\n{detail}")),
+    };
+    // Nothing useful can be done if the parent went away; the exit code
+    // still tells it something went wrong.
+    let _ = File::from(pipe).write_all(text.as_bytes());
+    exit_child(code)
+}
+
+fn exit_child(code: i32) -> ! {
+    // SAFETY: _exit ends the forked child without running the parent's
+    // atexit handlers or flushing buffers it shares with the parent.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// Forks; the child unshares and waits until the parent has mapped it.
+/// Returns `None` in the child (now root of the new namespace) and the
+/// child's pid in the parent.
+fn fork_into(
+    plan: &IdMapPlan,
+    want: Mapping,
+    warn: &dyn Fn(&str),
+) -> Result<Option<Pid>, UsernsError> {
+    let (ready_r, ready_w) = unistd::pipe2(OFlag::O_CLOEXEC).map_err(UsernsError::Pipe)?;
+    let (go_r, go_w) = unistd::pipe2(OFlag::O_CLOEXEC).map_err(UsernsError::Pipe)?;
+    let parent = unistd::getpid();
+    // SAFETY: callers run this before any thread is started, so the child
+    // is the only thread and may allocate and run arbitrary code.
+    match unsafe { unistd::fork() }.map_err(UsernsError::Fork)? {
+        ForkResult::Child => {
+            drop((ready_r, go_w));
+            child_side(parent, ready_w, go_r);
+            Ok(None)
+        }
+        ForkResult::Parent { child } => {
+            drop((ready_w, go_r));
+            parent_side(plan, want, warn, child, ready_r, go_w).map(Some)
+        }
+    }
+}
+
+fn child_side(parent: Pid, ready: OwnedFd, go: OwnedFd) {
+    // Die with the parent, so a killed strata leaves no namespace behind; the
+    // parent may already be gone by the time the signal is armed.
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || unistd::getppid() != parent {
+        exit_child(EXIT_SETUP_FAILED);
+    }
+    let mut ready = File::from(ready);
+    let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+    let answer = match nix::sched::unshare(flags) {
+        Ok(()) => "ok\n".to_string(),
+        Err(errno) => format!("err {}\n", errno as i32),
+    };
+    if ready.write_all(answer.as_bytes()).is_err() || answer != "ok\n" {
+        exit_child(EXIT_SETUP_FAILED);
+    }
+    drop(ready);
+    let mut byte = [0u8; 1];
+    if File::from(go).read_exact(&mut byte).is_err() || byte[0] != b'1' {
+        exit_child(EXIT_SETUP_FAILED);
+    }
+    // Supplementary groups from the host show up as nobody; drop them where
+    // the mapping allows it (a single-id map has setgroups denied).
+    let _ = unistd::setgroups(&[]);
+    if make_private().is_err() {
+        exit_child(EXIT_SETUP_FAILED);
+    }
+}
+
+fn parent_side(
+    plan: &IdMapPlan,
+    want: Mapping,
+    warn: &dyn Fn(&str),
+    child: Pid,
+    ready: OwnedFd,
+    go: OwnedFd,
+) -> Result<Pid, UsernsError> {
+    let mut answer = String::new();
+    // A read error is treated like an early exit: the child is reaped below.
+    let _ = File::from(ready).read_to_string(&mut answer);
+    let fail = |err: UsernsError| {
+        // The child waits on `go`, which is closed when this returns; reap
+        // it so it does not linger as a zombie.
+        let _ = wait(child);
+        Err(err)
+    };
+    if answer != "ok\n" {
+        let errno = answer
+            .strip_prefix("err ")
+            .and_then(|n| n.trim().parse().ok())
+            .map(Errno::from_raw);
+        return match errno {
+            Some(errno) => fail(UsernsError::Unshare(errno)),
+            None => fail(UsernsError::ChildVanished),
+        };
+    }
+    let mapped = match want {
+        Mapping::Full => plan.apply_full(child).or_else(|err| {
+            warn(&format!(
+                "{}; falling back to a single-id user namespace",
+                error_chain(&err)
+            ));
+            plan.apply_single(child)
+        }),
+        Mapping::Single | Mapping::Host => plan.apply_single(child),
+    };
+    if let Err(err) = mapped {
+        return fail(err.into());
+    }
+    if File::from(go).write_all(b"1").is_err() {
+        return fail(UsernsError::ChildVanished);
+    }
+    Ok(child)
+}
+
+/// A private mount namespace for real root (no user namespace needed).
+fn enter_mount_ns() -> Result<(), UsernsError> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(UsernsError::UnshareMount)?;
+    make_private()
+}
+
+/// Stops mounts made here from propagating back to the host.
+fn make_private() -> Result<(), UsernsError> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(UsernsError::MakePrivate)
+}
+
+fn wait(child: Pid) -> Result<WaitStatus, UsernsError> {
+    loop {
+        match waitpid(child, None) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map_err(UsernsError::Wait),
+        }
+    }
+}
+
+/// Waits for the child running the command and turns its end into an exit
+/// code the way a shell does (128 + signal).
+fn wait_passing_signals(child: Pid) -> Result<u8, UsernsError> {
+    // The terminal sends ^C and ^\ to the whole process group, so the child
+    // gets them itself; the parent must outlive it to pass its code on.
+    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
+    }
+    Ok(match wait(child)? {
+        WaitStatus::Exited(_, code) => u8::try_from(code).unwrap_or(u8::MAX),
+        WaitStatus::Signaled(_, sig, _) => 128u8.saturating_add(sig as u8),
+        _ => EXIT_SETUP_FAILED as u8,
+    })
+}

@@ -1,0 +1,112 @@
+//! Helpers shared by the whole-binary tests: where the strata binary and the
+//! project files are, a throwaway store, and the test registry.
+//!
+//! scripts/test.sh runs these tests from a staged copy as unprivileged
+//! users, and says where things are through STRATA_BIN and
+//! STRATA_PROJECT_DIR; a plain `cargo test` falls back to the build tree.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn strata_bin() -> PathBuf {
+    std::env::var_os("STRATA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strata")))
+}
+
+pub fn project_dir() -> PathBuf {
+    std::env::var_os("STRATA_PROJECT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// A strata with its own empty store, removed when dropped.
+pub struct Strata {
+    pub root: tempfile::TempDir,
+}
+
+impl Strata {
+    pub fn new() -> Strata {
+        Strata {
+            root: tempfile::Builder::new()
+                .prefix("strata-store-")
+                .tempdir()
+                .expect("temp store"),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(strata_bin());
+        cmd.env("STRATA_ROOT", self.root.path());
+        cmd.env_remove("STRATA_STORAGE_DRIVER");
+        cmd
+    }
+
+    /// Runs strata with `args` and returns what it did.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.cmd().args(args).output().expect("running strata"))
+    }
+}
+
+/// The end of one strata invocation, with its output as text.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(out: Output) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the whole output unless the command exited 0.
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, Some(0), "strata failed: {self:#?}");
+        self
+    }
+}
+
+/// The address of the registry scripts/test.sh started for the registry tier.
+pub fn registry_addr() -> String {
+    match std::env::var("STRATA_TEST_REGISTRY") {
+        Ok(addr) if !addr.is_empty() => addr,
+        _ => {
+            panic!("STRATA_TEST_REGISTRY is not set: run the registry tier through scripts/test.sh")
+        }
+    }
+}
+
+/// The current user's name and ids, as the host sees them.
+pub fn whoami() -> (String, u32, u32) {
+    let uid = nix::unistd::Uid::current();
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    (name, uid.as_raw(), nix::unistd::Gid::current().as_raw())
+}
+
+/// The `start count` ranges of `user` in a subordinate id file.
+pub fn subid_ranges(file: &str, user: &str, uid: u32) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.trim().split(':').collect();
+            let owner_matches =
+                f.first() == Some(&user) || f.first() == Some(&uid.to_string().as_str());
+            if f.len() != 3 || !owner_matches {
+                return None;
+            }
+            Some((f[1].parse().ok()?, f[2].parse().ok()?))
+        })
+        .collect()
+}
