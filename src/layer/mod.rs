@@ -1,1 +1,64 @@
-//! layer: placeholder until the store issue fills it.
+//! Layers as directories and as tar streams.
+//!
+//! A layer lives on disk as a directory in overlay-native form (a deleted
+//! path is a 0:0 character device, an opaque directory carries
+//! `user.overlay.opaque=y`), usable as an overlay lowerdir as it is.
+//! - [`diff`] turns such a directory into a deterministic tar (sorted, header
+//!   fields derived only from the files, whiteouts as `.wh.` entries), so a
+//!   layer's diff id is a pure function of its directory.
+//! - [`compress`] gzips or zstds a tar while hashing both sides in one pass,
+//!   and sniffs the compression of incoming streams.
+//! - [`apply`] unpacks an untrusted tar (plain, gzip or zstd) into a fresh
+//!   directory without ever resolving a path outside it.
+//! - [`whiteout`] is the pure mapping between the two spellings of deletions.
+//!
+//! This module knows nothing of the store or of registries.
+
+pub mod apply;
+pub mod compress;
+pub mod diff;
+pub mod whiteout;
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading layer tar at entry {entry:?}: {source}")]
+    Tar {
+        entry: String,
+        source: std::io::Error,
+    },
+    #[error("layer tar entry {entry:?} is unsafe: {reason}")]
+    Unsafe { entry: String, reason: &'static str },
+    #[error("{path} changed while being read: expected {expected} bytes, found {found}")]
+    FileChanged {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("layer content digest mismatch: expected {expected}, found {found}")]
+    DigestMismatch { expected: Digest, found: Digest },
+    #[error("{what} stream is corrupt or truncated: {source}")]
+    Decompress {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl LayerError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> LayerError {
+        let path = path.into();
+        move |source| LayerError::Io { op, path, source }
+    }
+}
