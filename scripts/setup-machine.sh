@@ -3,6 +3,7 @@
 # desktop or CI runner is: the packages, two unprivileged test users (one
 # with subordinate id ranges, one without), /dev/fuse usable by users, and
 # unprivileged user namespaces on. Idempotent; says what it changes.
+# With --packages-only: just the packages and the Rust toolchain check.
 set -euo pipefail
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 PACKAGES=(uidmap fuse-overlayfs fuse3 busybox-static docker-registry skopeo umoci jq curl)
@@ -23,6 +24,8 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with
 for c in rustfmt clippy; do
   cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c"
 done
+
+[ "${1:-}" = --packages-only ] && exit 0
 
 # strata-test: the rootless tier's user, with ranges as useradd gives them.
 if ! id strata-test >/dev/null 2>&1; then

@@ -34,9 +34,9 @@ step cargo test -p strata-parser --tests
 # Whole-binary tests run from a world-readable copy: the checkout may sit in
 # a home directory the test users cannot enter.
 chmod 755 "$STAGE"
-cargo build --bins -q && cp target/debug/strata "$STAGE/" || broken=$((broken + 1))
+cargo build --bins -q && cp "${CARGO_TARGET_DIR:-target}/debug/strata" "$STAGE/" || broken=$((broken + 1))
 mapfile -t bins < <(cargo test -p strata --tests --no-run --message-format=json 2>/dev/null |
-  jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable')
+  jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"]) | .executable')
 cp -r "${bins[@]}" scripts testdata "$STAGE/" 2>/dev/null
 start_registry || broken=$((broken + 1))
 as_user() {

@@ -1,6 +1,8 @@
 //! The foundation: the CLI surface, the user namespace strata enters, the
 //! `info` probes, the test machine itself, and the base image fixture.
 
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
 mod common;
 
 use std::io::{Read, Write};

@@ -329,7 +329,7 @@ fn probe_overlay() -> Result<String, String> {
     .map_err(|e| format!("mount -t overlay -o userxattr failed: {e}"))?;
     let used = scratch.exercise();
     unmount(&merged)?;
-    used.map(|()| "ok: mounts with userxattr in the user namespace".to_string())
+    used.map(|()| "ok: mounts with userxattr in strata's namespace".to_string())
 }
 
 fn unmount(path: &Path) -> Result<(), String> {
@@ -412,7 +412,7 @@ fn probe_fuse_mount(program: &Path) -> Result<String, String> {
     }
     let used = scratch.exercise();
     unmount(&merged)?;
-    used.map(|()| "ok: mounts in the user namespace".to_string())
+    used.map(|()| "ok: mounts in strata's namespace".to_string())
 }
 
 /// The running kernel's release string.
