@@ -1,15 +1,291 @@
-//! Stages.
+//! Splits typed instructions into build stages at each FROM.
+//!
+//! ARGs before the first FROM are global args (usable in FROM lines); any
+//! other instruction there is an error. Stage names are unique ignoring case.
+//! References to stages (`FROM name`, `COPY --from=name|index`,
+//! `RUN --mount=from=...`) resolve to earlier stages only; a literal reference
+//! to the current or a later stage is an error.
 
 use thiserror::Error;
+
+use crate::directives::Directives;
+use crate::error::{ParseError, Span, Warning, WarningKind};
+use crate::expand::Env;
+use crate::instructions::{expand_raw, Instruction, Mount};
+use crate::raw::{RawInstruction, RawTree};
 
 /// Errors in the stage structure.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StageError {
-    /// Placeholder.
-    #[error("duplicate stage name {0}")]
-    Duplicate(String),
+    /// An instruction other than ARG before the first FROM.
+    #[error("{instruction} before the first FROM: only ARG may come before FROM")]
+    BeforeFrom {
+        /// The instruction.
+        instruction: String,
+    },
+    /// Two stages with the same name.
+    #[error("duplicate stage name {name:?} (first used on line {first_line})")]
+    DuplicateName {
+        /// The name, lower case.
+        name: String,
+        /// Line of the first FROM with that name.
+        first_line: usize,
+    },
+    /// A reference to the current or a later stage.
+    #[error(
+        "stage {name:?} is referenced before it is complete (only earlier stages can be used)"
+    )]
+    ForwardReference {
+        /// The name.
+        name: String,
+    },
+    /// `--from=N` with no earlier stage N.
+    #[error("stage index {index} does not name an earlier stage (this is stage {current})")]
+    BadIndex {
+        /// The index given.
+        index: usize,
+        /// The stage holding the reference.
+        current: usize,
+    },
+    /// Variable expansion failed while expanding an instruction.
+    #[error("cannot expand {instruction}: {source}")]
+    Expand {
+        /// The instruction.
+        instruction: String,
+        /// What went wrong.
+        source: crate::expand::ExpandError,
+    },
 }
 
-/// A build stage.
+/// One instruction with its raw form (for spans, flags as written, and
+/// re-typing after expansion).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stage {}
+pub struct Step {
+    /// The typed instruction, unexpanded.
+    pub instruction: Instruction,
+    /// The raw instruction it came from.
+    pub raw: RawInstruction,
+}
+
+impl Step {
+    /// The lines the instruction covers.
+    pub fn span(&self) -> Span {
+        self.raw.span
+    }
+
+    /// The instruction with Docker's variable expansion applied over `env`
+    /// and typed again, so values such as `--chown=$USER` or `EXPOSE $PORT`
+    /// come out final. `escape` is [`Parsed::escape`].
+    pub fn expanded(&self, env: &dyn Env, escape: char) -> Result<Instruction, ParseError> {
+        let at = |kind: StageError| ParseError::new(self.raw.span.start_line, self.raw.col, kind);
+        let raw = expand_raw(&self.raw, env, escape).map_err(|source| {
+            at(StageError::Expand {
+                instruction: self.raw.name(),
+                source,
+            })
+        })?;
+        Instruction::from_raw(&raw)
+            .map_err(|e| ParseError::new(self.raw.span.start_line, self.raw.col, e))
+    }
+}
+
+/// Where a stage or `--from` reference points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageRef {
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference.
+    Image(String),
+}
+
+/// A build stage: a FROM and the instructions up to the next FROM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// 0-based position.
+    pub index: usize,
+    /// `AS name`, lower case.
+    pub name: Option<String>,
+    /// What the FROM names: an earlier stage or an image (possibly with
+    /// unexpanded global args; see [`Parsed::resolve_from`]).
+    pub base: StageRef,
+    /// `--platform`, unexpanded.
+    pub platform: Option<String>,
+    /// The FROM instruction.
+    pub from: Step,
+    /// The instructions after FROM.
+    pub steps: Vec<Step>,
+}
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Parser directives (escape character, syntax, check).
+    pub directives: Directives,
+    /// ARG instructions before the first FROM.
+    pub global_args: Vec<Step>,
+    /// The stages, in order.
+    pub stages: Vec<Stage>,
+    /// Warnings from both parsing stages.
+    pub warnings: Vec<Warning>,
+}
+
+impl Parsed {
+    /// The escape character to pass to the expansion functions.
+    pub fn escape(&self) -> char {
+        self.directives.escape
+    }
+
+    /// The stage named `name` (any case).
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        let name = name.to_lowercase();
+        self.stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(name.as_str()))
+    }
+
+    /// What a (final, expanded) FROM image of stage `current` refers to: an
+    /// earlier stage with that name, or an image.
+    pub fn resolve_from(&self, image: &str, current: usize) -> StageRef {
+        resolve_name(&self.stages, image, current)
+            .unwrap_or_else(|| StageRef::Image(image.to_string()))
+    }
+
+    /// What a (final, expanded) `--from` of stage `current` refers to: an
+    /// earlier stage by name or index, or an image.
+    pub fn resolve_copy_from(
+        &self,
+        reference: &str,
+        current: usize,
+    ) -> Result<StageRef, StageError> {
+        resolve_reference(&self.stages, reference, current)
+    }
+}
+
+fn resolve_name(stages: &[Stage], name: &str, current: usize) -> Option<StageRef> {
+    let lower = name.to_lowercase();
+    stages[..current.min(stages.len())]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        .map(StageRef::Stage)
+}
+
+fn resolve_reference(
+    stages: &[Stage],
+    reference: &str,
+    current: usize,
+) -> Result<StageRef, StageError> {
+    if let Some(found) = resolve_name(stages, reference, current) {
+        return Ok(found);
+    }
+    let lower = reference.to_lowercase();
+    if stages
+        .iter()
+        .skip(current)
+        .any(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Err(StageError::ForwardReference { name: lower });
+    }
+    if !reference.is_empty() && reference.chars().all(|c| c.is_ascii_digit()) {
+        return match reference.parse::<usize>() {
+            Ok(index) if index < current => Ok(StageRef::Stage(index)),
+            Ok(index) => Err(StageError::BadIndex { index, current }),
+            Err(_) => Err(StageError::BadIndex {
+                index: usize::MAX,
+                current,
+            }),
+        };
+    }
+    Ok(StageRef::Image(reference.to_string()))
+}
+
+/// Types every instruction of `tree` and groups them into stages.
+pub(crate) fn build(tree: RawTree) -> Result<Parsed, ParseError> {
+    let mut warnings = tree.warnings.clone();
+    let mut global_args = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for raw in tree.instructions() {
+        let at = |line: usize| {
+            move |kind: crate::error::ParseErrorKind| ParseError::new(line, raw.col, kind)
+        };
+        let err = at(raw.span.start_line);
+        let instruction = Instruction::from_raw(raw).map_err(|e| err(e.into()))?;
+        if matches!(instruction, Instruction::Maintainer(_)) {
+            warnings.push(Warning {
+                line: raw.span.start_line,
+                kind: WarningKind::MaintainerDeprecated,
+            });
+        }
+        let step = Step {
+            instruction,
+            raw: raw.clone(),
+        };
+        if let Instruction::From {
+            image,
+            platform,
+            name,
+        } = &step.instruction
+        {
+            let index = stages.len();
+            if let Some(name) = name {
+                if let Some(first) = stages.iter().find(|s| s.name.as_ref() == Some(name)) {
+                    return Err(err(StageError::DuplicateName {
+                        name: name.clone(),
+                        first_line: first.from.raw.span.start_line,
+                    }
+                    .into()));
+                }
+            }
+            stages.push(Stage {
+                index,
+                name: name.clone(),
+                base: resolve_name(&stages, image, index)
+                    .unwrap_or_else(|| StageRef::Image(image.clone())),
+                platform: platform.clone(),
+                from: step,
+                steps: Vec::new(),
+            });
+            continue;
+        }
+        match stages.last_mut() {
+            Some(stage) => stage.steps.push(step),
+            None if matches!(step.instruction, Instruction::Arg(_)) => global_args.push(step),
+            None => {
+                return Err(err(StageError::BeforeFrom {
+                    instruction: step.raw.name(),
+                }
+                .into()))
+            }
+        }
+    }
+    check_references(&stages)?;
+    Ok(Parsed {
+        directives: tree.directives,
+        global_args,
+        stages,
+        warnings,
+    })
+}
+
+/// Checks the literal (variable-free) `--from` references of each stage.
+fn check_references(stages: &[Stage]) -> Result<(), ParseError> {
+    for stage in stages {
+        for step in &stage.steps {
+            let refs: Vec<&str> = match &step.instruction {
+                Instruction::Copy(copy) => copy.from.iter().map(String::as_str).collect(),
+                Instruction::Run { mounts, .. } => mounts
+                    .iter()
+                    .filter_map(|m| match m {
+                        Mount::Bind { from, .. } | Mount::Cache { from, .. } => from.as_deref(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for reference in refs.into_iter().filter(|r| !r.contains('$')) {
+                resolve_reference(stages, reference, stage.index)
+                    .map_err(|e| ParseError::new(step.raw.span.start_line, step.raw.col, e))?;
+            }
+        }
+    }
+    Ok(())
+}

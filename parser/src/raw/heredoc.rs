@@ -39,7 +39,7 @@ impl Heredoc {
 }
 
 /// Parses one word as a heredoc marker, if it is one.
-fn marker(word: &str) -> Result<Option<Heredoc>, RawError> {
+pub(crate) fn marker(word: &str) -> Result<Option<Heredoc>, RawError> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(after) = word[digits..].strip_prefix("<<") else {
         return Ok(None);

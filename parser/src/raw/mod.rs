@@ -181,6 +181,11 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     (before, false)
 }
 
+/// Whether `word` is a heredoc marker such as `<<EOF` or `<<-"EOF"`.
+pub(crate) fn is_heredoc_marker(word: &str) -> bool {
+    matches!(heredoc::marker(word), Ok(Some(_)))
+}
+
 /// Builds the raw tree of `text`.
 pub fn parse_raw(text: &str) -> Result<RawTree, ParseError> {
     Builder::new(text).run()

@@ -1,0 +1,37 @@
+//! Fuzzes the whole parser (bytes in: UTF-8 check, raw tree, typed
+//! instructions, stages, dump, error rendering, per-step expansion) and the
+//! expander on the same input. The only rule: errors are fine, panics are
+//! bugs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use strata_parser::{expand_word, expand_words, parse_bytes, parse_raw};
+
+fuzz_target!(|data: &[u8]| {
+    let env = [("A", "a b"), ("EMPTY", ""), ("PWD", "/home"), ("P", "80/tcp")];
+    match parse_bytes(data) {
+        Ok(parsed) => {
+            for stage in &parsed.stages {
+                for step in std::iter::once(&stage.from).chain(&stage.steps) {
+                    let _ = step.expanded(&env, parsed.escape());
+                }
+            }
+            let _ = format!("{parsed:?}");
+        }
+        Err(e) => {
+            let _ = e.render(&String::from_utf8_lossy(data));
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        for escape in ['\\', '`'] {
+            let _ = expand_word(text, &env, escape);
+            let _ = expand_words(text, &env, escape);
+        }
+        if let Ok(tree) = parse_raw(text) {
+            let _ = strata_parser::dump(&tree);
+            for w in &tree.warnings {
+                let _ = w.render(text);
+            }
+        }
+    }
+});

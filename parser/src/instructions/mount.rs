@@ -1,0 +1,358 @@
+//! `RUN --mount=type=...,key=value,...`: typed mounts.
+//!
+//! The value is a comma-separated list (a field may be double-quoted to hold
+//! a comma). `type` defaults to `bind`. Each type accepts its own keys;
+//! anything else is an error naming the key and the type.
+
+use super::values::{parse_mode, parse_number, Deferred};
+use super::InstructionError;
+
+/// How a cache mount is shared between concurrent builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Concurrent writers share the cache (the default).
+    #[default]
+    Shared,
+    /// A writer gets its own copy when the cache is in use.
+    Private,
+    /// Writers wait for each other.
+    Locked,
+}
+
+/// Owner and permissions of a mount point (cache, secret, ssh).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ownership {
+    /// `mode=0700`.
+    pub mode: Option<Deferred<u32>>,
+    /// `uid=1000`.
+    pub uid: Option<Deferred<u32>>,
+    /// `gid=1000`.
+    pub gid: Option<Deferred<u32>>,
+}
+
+/// One `--mount` of a RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A read-only (unless `rw`) view of the context or another stage/image.
+    Bind {
+        /// Mount point.
+        target: String,
+        /// Path in the source (default: its root).
+        source: Option<String>,
+        /// Stage name/index or image to mount from (default: the context).
+        from: Option<String>,
+        /// `rw`: writes allowed (and discarded).
+        readwrite: bool,
+    },
+    /// A persistent cache directory.
+    Cache {
+        /// Mount point.
+        target: String,
+        /// Cache id (default: the target).
+        id: Option<String>,
+        /// Sharing mode.
+        sharing: Sharing,
+        /// Stage or image whose directory seeds the cache.
+        from: Option<String>,
+        /// Path in `from`.
+        source: Option<String>,
+        /// `ro`.
+        readonly: bool,
+        /// Owner and mode of the cache directory.
+        ownership: Ownership,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Mount point.
+        target: String,
+        /// `size=` in bytes.
+        size: Option<Deferred<u64>>,
+    },
+    /// A build secret as a file (and/or environment variable).
+    Secret {
+        /// Secret id (default: the target's file name).
+        id: Option<String>,
+        /// File path (default `/run/secrets/<id>`).
+        target: Option<String>,
+        /// Environment variable to expose the secret in.
+        env: Option<String>,
+        /// Fail when the secret is not provided.
+        required: bool,
+        /// Owner and mode of the file.
+        ownership: Ownership,
+    },
+    /// An SSH agent socket.
+    Ssh {
+        /// Agent id (default `default`).
+        id: Option<String>,
+        /// Socket path.
+        target: Option<String>,
+        /// Fail when no agent is provided.
+        required: bool,
+        /// Owner and mode of the socket.
+        ownership: Ownership,
+    },
+}
+
+/// Splits on commas outside double quotes, removing the quotes.
+fn fields(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in value.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn bad(message: String) -> InstructionError {
+    InstructionError::BadMount { message }
+}
+
+/// Reads `key=value` (or a bare `key`) into a lookup of typed options.
+struct Options {
+    kind: String,
+    pairs: Vec<(String, Option<String>)>,
+}
+
+impl Options {
+    fn take(&mut self, keys: &[&str]) -> Option<Option<String>> {
+        let at = self
+            .pairs
+            .iter()
+            .position(|(k, _)| keys.contains(&k.as_str()))?;
+        Some(self.pairs.remove(at).1)
+    }
+
+    fn string(&mut self, keys: &[&str]) -> Result<Option<String>, InstructionError> {
+        match self.take(keys) {
+            None => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => Err(bad(format!("{} needs a value ({}=...)", keys[0], keys[0]))),
+        }
+    }
+
+    fn boolean(&mut self, keys: &[&str]) -> Result<bool, InstructionError> {
+        match self.take(keys) {
+            None => Ok(false),
+            Some(None) => Ok(true),
+            Some(Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(bad(format!(
+                    "invalid value {v:?} for {}: expected true or false",
+                    keys[0]
+                ))),
+            },
+        }
+    }
+
+    fn deferred<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<Deferred<T>>, InstructionError> {
+        match self.string(&[key])? {
+            None => Ok(None),
+            Some(v) => Deferred::parse(&v, parse)
+                .map(Some)
+                .map_err(|e| bad(format!("{key}: {e}"))),
+        }
+    }
+
+    fn ownership(&mut self) -> Result<Ownership, InstructionError> {
+        Ok(Ownership {
+            mode: self.deferred("mode", parse_mode)?,
+            uid: self.deferred("uid", parse_number)?,
+            gid: self.deferred("gid", parse_number)?,
+        })
+    }
+
+    fn target(&mut self) -> Result<Option<String>, InstructionError> {
+        self.string(&["target", "dst", "destination"])
+    }
+
+    fn required_target(&mut self) -> Result<String, InstructionError> {
+        self.target()?
+            .ok_or_else(|| bad(format!("type={} needs a target", self.kind)))
+    }
+
+    /// Errors on the first key no rule took.
+    fn finish(self) -> Result<(), InstructionError> {
+        match self.pairs.first() {
+            None => Ok(()),
+            Some((key, _)) => Err(bad(format!(
+                "unexpected key {key:?} for type={}",
+                self.kind
+            ))),
+        }
+    }
+}
+
+impl Mount {
+    /// Parses one `--mount` value.
+    pub(crate) fn parse(value: &str) -> Result<Self, InstructionError> {
+        let mut pairs = Vec::new();
+        for field in fields(value) {
+            let field = field.trim();
+            if field.is_empty() {
+                continue;
+            }
+            let (key, val) = match field.split_once('=') {
+                Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
+                None => (field.to_ascii_lowercase(), None),
+            };
+            if pairs.iter().any(|(k, _)| *k == key) {
+                return Err(bad(format!("key {key:?} given more than once")));
+            }
+            pairs.push((key, val));
+        }
+        let mut opts = Options {
+            kind: String::new(),
+            pairs,
+        };
+        opts.kind = opts
+            .string(&["type"])?
+            .unwrap_or_else(|| "bind".to_string());
+        let mount = match opts.kind.as_str() {
+            "bind" => Mount::Bind {
+                target: opts.required_target()?,
+                source: opts.string(&["source", "src"])?,
+                from: opts.string(&["from"])?,
+                readwrite: opts.boolean(&["readwrite", "rw"])?,
+            },
+            "cache" => Mount::Cache {
+                target: opts.required_target()?,
+                id: opts.string(&["id"])?,
+                sharing: match opts.string(&["sharing"])?.as_deref() {
+                    None | Some("shared") => Sharing::Shared,
+                    Some("private") => Sharing::Private,
+                    Some("locked") => Sharing::Locked,
+                    Some(other) => return Err(bad(format!(
+                        "unsupported sharing value {other:?} (expected shared, private or locked)"
+                    ))),
+                },
+                from: opts.string(&["from"])?,
+                source: opts.string(&["source", "src"])?,
+                readonly: opts.boolean(&["readonly", "ro"])?,
+                ownership: opts.ownership()?,
+            },
+            "tmpfs" => Mount::Tmpfs {
+                target: opts.required_target()?,
+                size: opts.deferred("size", parse_number)?,
+            },
+            "secret" => Mount::Secret {
+                id: opts.string(&["id"])?,
+                target: opts.target()?,
+                env: opts.string(&["env"])?,
+                required: opts.boolean(&["required"])?,
+                ownership: opts.ownership()?,
+            },
+            "ssh" => Mount::Ssh {
+                id: opts.string(&["id"])?,
+                target: opts.target()?,
+                required: opts.boolean(&["required"])?,
+                ownership: opts.ownership()?,
+            },
+            other => {
+                return Err(bad(format!(
+                    "unsupported mount type {other:?} (expected bind, cache, secret, ssh or tmpfs)"
+                )))
+            }
+        };
+        opts.finish()?;
+        if let Mount::Secret {
+            id: None,
+            target: None,
+            env: None,
+            ..
+        } = mount
+        {
+            return Err(bad(
+                "type=secret needs an id, a target or an env".to_string()
+            ));
+        }
+        Ok(mount)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_mounts() {
+        assert_eq!(
+            Mount::parse("target=/src,from=build,rw").unwrap(),
+            Mount::Bind {
+                target: "/src".into(),
+                source: None,
+                from: Some("build".into()),
+                readwrite: true
+            }
+        );
+        assert_eq!(
+            Mount::parse("type=cache,target=/root/.cache,sharing=locked,id=x,mode=0700,uid=$U")
+                .unwrap(),
+            Mount::Cache {
+                target: "/root/.cache".into(),
+                id: Some("x".into()),
+                sharing: Sharing::Locked,
+                from: None,
+                source: None,
+                readonly: false,
+                ownership: Ownership {
+                    mode: Some(Deferred::Value(0o700)),
+                    uid: Some(Deferred::Unexpanded("$U".into())),
+                    gid: None
+                },
+            }
+        );
+        assert_eq!(
+            Mount::parse("type=tmpfs,dst=/t,size=1024").unwrap(),
+            Mount::Tmpfs {
+                target: "/t".into(),
+                size: Some(Deferred::Value(1024))
+            }
+        );
+        assert!(matches!(
+            Mount::parse("type=secret,id=aws,required=true").unwrap(),
+            Mount::Secret { required: true, .. }
+        ));
+        assert!(matches!(
+            Mount::parse("type=ssh").unwrap(),
+            Mount::Ssh { id: None, .. }
+        ));
+        assert!(matches!(
+            Mount::parse("type=bind,\"target=/a,b\"").unwrap(),
+            Mount::Bind { target, .. } if target == "/a,b"
+        ));
+    }
+
+    #[test]
+    fn mount_errors() {
+        let cases = [
+            ("type=bind", "invalid --mount: type=bind needs a target"),
+            ("type=nfs,target=/x", "invalid --mount: unsupported mount type \"nfs\" (expected bind, cache, secret, ssh or tmpfs)"),
+            ("type=bind,target=/x,sharing=locked", "invalid --mount: unexpected key \"sharing\" for type=bind"),
+            ("type=cache,target=/x,sharing=odd", "invalid --mount: unsupported sharing value \"odd\" (expected shared, private or locked)"),
+            ("type=cache,target=/x,mode=999", "invalid --mount: mode: invalid mode \"999\" (expected octal like 0755)"),
+            ("type=secret", "invalid --mount: type=secret needs an id, a target or an env"),
+            ("target=/a,target=/b", "invalid --mount: key \"target\" given more than once"),
+            ("type=ssh,required=maybe", "invalid --mount: invalid value \"maybe\" for required: expected true or false"),
+            ("type=bind,target", "invalid --mount: target needs a value (target=...)"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                Mount::parse(value).err().map(|e| e.to_string()).as_deref(),
+                Some(want),
+                "{value}"
+            );
+        }
+    }
+}
