@@ -1,1 +1,377 @@
-//! store: placeholder until the store issue fills it.
+//! The store: every image, layer and container strata knows, on disk.
+//!
+//! ```text
+//! $STRATA_ROOT  (default $XDG_DATA_HOME/strata, /var/lib/strata for real root)
+//! ├── lock                    flock(2) taken for every change of what is published
+//! ├── images/index.json       tags -> image id; per image: when added, parent,
+//! │                           RepoDigests, manifests kept for it
+//! ├── blobs/sha256/<hex>      configs (the image id is the config digest),
+//! │                           manifests, layer blobs (compressed or not) once
+//! │                           they exist: pulled, loaded, or made for a save
+//! ├── layers/<hex>/           a layer unpacked in overlay-native form (whiteout
+//! │                           = char 0:0, opaque = user.overlay.opaque=y); used
+//! │                           as a lowerdir as it is. <hex> is the diff id's hex
+//! ├── layers/<hex>.json       its record: size, whether its tar is regenerable,
+//! │                           blobs known to decompress to it
+//! ├── l/<short> -> ../layers/<hex>   short names for long lowerdir strings
+//! ├── containers/<id>/        working containers (sandbox's); state.json names
+//! │                           the image, which `rmi` respects
+//! ├── cache/                  build cache (step key -> image id)
+//! └── tmp/<pid>-<rand>/       staging, one directory per operation, alive while
+//!     tmp/<pid>-<rand>.lock   its lock file is flock'ed by the owning process
+//! ```
+//!
+//! Rules that keep it consistent with concurrent strata processes and
+//! crashes at any point:
+//! - Everything is first written under `tmp/` (hashed while written, fsynced,
+//!   checked against the digest it must have), then renamed into place.
+//!   A layer directory or blob that exists is complete.
+//! - Publishing (renaming layers and blobs into place, replacing
+//!   `images/index.json` or a layer record) happens only while holding the
+//!   exclusive flock on `lock`, and the index is written last: something not
+//!   reachable from the index is either being published by the lock holder
+//!   or left by a crash. Garbage collection (`rmi`, `system prune`) runs
+//!   under the same lock, so it never sees a half-published image.
+//! - Readers take no lock: index and records are replaced by rename, so a
+//!   reader sees the old or the new file, never a mix.
+//! - Slow work (unpacking, hashing, compressing) runs unlocked in a staging
+//!   directory. Its `.lock` twin is flock'ed for its lifetime; the kernel
+//!   drops the lock when the process dies, which is how `system prune` tells
+//!   a crashed operation's leftovers from a live one.
+
+mod check;
+pub mod config;
+pub mod fsutil;
+mod images;
+mod layers;
+pub mod transport;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use check::{CheckReport, DiskUsage, PruneReport};
+pub use config::{ImageConfig, RunConfig};
+pub use fsutil::{FileLock, Staging};
+pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
+pub use layers::{BlobRecord, LayerRecord, PreparedLayer};
+
+use crate::digest::{DiffId, Digest, ImageId};
+use crate::layer::LayerError;
+use crate::reference::{Reference, ReferenceError};
+use fsutil::{io_err, mkdirs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("No such image: {name}")]
+    ImageNotFound { name: String },
+    #[error("image id prefix {prefix:?} is ambiguous: matches {matches:?}")]
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    #[error("layer {diff_id} is not in the store")]
+    LayerMissing { diff_id: DiffId },
+    #[error("blob {digest} is not in the store")]
+    BlobMissing { digest: Digest },
+    #[error("conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {image}")]
+    InUse {
+        reference: String,
+        container: String,
+        image: String,
+    },
+    #[error("conflict: unable to delete {image} (must be forced) - image is referenced in multiple repositories")]
+    MultipleTags { image: String },
+    #[error("layer {diff_id} has no blob and its directory does not reproduce its diff id")]
+    NotRegenerable { diff_id: DiffId },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+}
+
+impl StoreError {
+    /// Whether the root cause is ENOSPC (reported as "no space left on device").
+    pub fn is_no_space(&self) -> bool {
+        let io = match self {
+            StoreError::Io { source, .. } => source,
+            StoreError::Layer(LayerError::Io { source, .. } | LayerError::Tar { source, .. }) => {
+                source
+            }
+            _ => return false,
+        };
+        io.raw_os_error() == Some(libc::ENOSPC)
+    }
+}
+
+/// The store's sub-directories, created by [`Store::open`].
+const LAYOUT: [&str; 7] = [
+    "images",
+    "blobs/sha256",
+    "layers",
+    "l",
+    "containers",
+    "cache",
+    "tmp",
+];
+/// Length of the names in `l/`: long enough to be unique among layers,
+/// short enough that 128 lowerdirs fit in a page-sized mount option string.
+const SHORT_LINK_LEN: usize = 26;
+
+/// An open store. Cheap to create; holds no lock between calls.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        for dir in LAYOUT {
+            mkdirs(&root.join(dir))?;
+        }
+        let root = fs::canonicalize(root).map_err(io_err("resolve", root))?;
+        Ok(Store { root })
+    }
+
+    /// `$XDG_DATA_HOME/strata`, `~/.local/share/strata`, or `/var/lib/strata`
+    /// for real root outside a user namespace.
+    pub fn default_root() -> PathBuf {
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("strata");
+        }
+        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            Some(home) if !is_real_root() => PathBuf::from(home).join(".local/share/strata"),
+            _ => PathBuf::from("/var/lib/strata"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The exclusive store lock; hold it while publishing.
+    pub fn lock(&self) -> Result<FileLock, StoreError> {
+        FileLock::exclusive(&self.root.join("lock"))
+    }
+
+    /// A fresh staging directory under `tmp/`, removed when dropped.
+    pub fn staging(&self) -> Result<Staging, StoreError> {
+        Staging::new(&self.root.join("tmp"))
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Read a blob and check its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::BlobMissing {
+                    digest: digest.clone(),
+                })
+            }
+            Err(e) => return Err(io_err("read", path)(e)),
+        };
+        let found = Digest::of(&data);
+        if &found != digest {
+            return Err(StoreError::DigestMismatch {
+                what: path.display().to_string(),
+                expected: digest.clone(),
+                found,
+            });
+        }
+        Ok(data)
+    }
+
+    /// Put a small blob (config, manifest) in place. Caller holds the lock.
+    pub fn put_blob(
+        &self,
+        _lock: &FileLock,
+        staging: &Staging,
+        data: &[u8],
+    ) -> Result<Digest, StoreError> {
+        let digest = Digest::of(data);
+        let dest = self.blob_path(&digest);
+        if !dest.exists() {
+            fsutil::write_atomic(staging, &dest, data)?;
+        }
+        Ok(digest)
+    }
+
+    /// Move a staged blob (already hashed as `digest`) into place. Caller
+    /// holds the lock.
+    pub fn publish_blob(
+        &self,
+        _lock: &FileLock,
+        staged: &Path,
+        digest: &Digest,
+    ) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        fsutil::publish(staged, &dest)
+    }
+
+    /// The directory of a layer, usable as an overlay lowerdir.
+    pub fn layer_dir(&self, diff_id: &DiffId) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    pub fn has_layer(&self, diff_id: &DiffId) -> bool {
+        self.layer_dir(diff_id).is_dir()
+    }
+
+    /// `l/<short>`, relative to the root: a short name of the layer
+    /// directory for mount option strings (mount with the root as cwd).
+    pub fn short_link(&self, diff_id: &DiffId) -> PathBuf {
+        Path::new("l").join(&diff_id.hex()[..SHORT_LINK_LEN])
+    }
+
+    /// The layer directories of an image in overlay lowerdir order: the top
+    /// layer first.
+    pub fn lowerdirs(&self, id: &ImageId) -> Result<Vec<PathBuf>, StoreError> {
+        let config = self.config(id)?;
+        let mut dirs = Vec::with_capacity(config.rootfs.diff_ids.len());
+        for diff_id in config.rootfs.diff_ids.iter().rev() {
+            let dir = self.layer_dir(diff_id);
+            if !dir.is_dir() {
+                return Err(StoreError::LayerMissing {
+                    diff_id: diff_id.clone(),
+                });
+            }
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// The raw config blob of an image (its bytes define its id).
+    pub fn config_bytes(&self, id: &ImageId) -> Result<Vec<u8>, StoreError> {
+        self.read_blob(id.digest()).map_err(|e| match e {
+            StoreError::BlobMissing { .. } => StoreError::ImageNotFound {
+                name: id.to_string(),
+            },
+            e => e,
+        })
+    }
+
+    /// The parsed config of an image.
+    pub fn config(&self, id: &ImageId) -> Result<ImageConfig, StoreError> {
+        let bytes = self.config_bytes(id)?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            path: self.blob_path(id.digest()),
+            source,
+        })
+    }
+
+    /// Find an image by reference (`busybox`, `app:1`, `app@sha256:..`),
+    /// full id (`sha256:...`) or id prefix, as Docker does.
+    pub fn resolve(&self, name: &str) -> Result<ImageId, StoreError> {
+        let index = self.index()?;
+        if let Ok(reference) = Reference::parse(name) {
+            if let Some(id) = index.lookup(&reference) {
+                return Ok(id.clone());
+            }
+        }
+        images::resolve_id(&index, name)
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("images/index.json")
+    }
+
+    /// The image index as it is now (no lock: it is replaced atomically).
+    pub fn index(&self) -> Result<ImageIndex, StoreError> {
+        let path = self.index_path();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Json { path, source })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ImageIndex::default()),
+            Err(e) => Err(io_err("read", path)(e)),
+        }
+    }
+
+    /// Replace the index. Caller holds the lock.
+    fn write_index(
+        &self,
+        _lock: &FileLock,
+        staging: &Staging,
+        index: &ImageIndex,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(index).map_err(|source| StoreError::Json {
+            path: self.index_path(),
+            source,
+        })?;
+        fsutil::write_atomic(staging, &self.index_path(), &bytes)
+    }
+
+    /// Run `f` on the index under the lock and write the result back.
+    pub fn update_index<T>(
+        &self,
+        f: impl FnOnce(&FileLock, &Staging, &mut ImageIndex) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let staging = self.staging()?;
+        let lock = self.lock()?;
+        let mut index = self.index()?;
+        let out = f(&lock, &staging, &mut index)?;
+        self.write_index(&lock, &staging, &index)?;
+        Ok(out)
+    }
+}
+
+/// Root of the initial user namespace (not root inside strata's own
+/// namespace, where an ordinary user is uid 0 too).
+fn is_real_root() -> bool {
+    rustix::process::geteuid().is_root()
+        && fs::read_to_string("/proc/self/uid_map")
+            .map(|m| is_identity_map(&m))
+            .unwrap_or(false)
+}
+
+/// Whether a uid_map is the initial namespace's `0 0 4294967295`.
+fn is_identity_map(map: &str) -> bool {
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
+/// The current time as RFC 3339 with seconds, as configs store it.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! File-system primitives of the store: the store lock, per-process staging
+//! directories whose liveness is a lock, and atomic, verified writes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
+
+use super::StoreError;
+use crate::digest::{Digest, HashingWriter};
+use crate::layer::apply::remove_tree;
+
+/// Suffix of a staging directory's liveness lock in `tmp/`.
+pub const STAGING_LOCK_SUFFIX: &str = ".lock";
+
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { op, path, source }
+}
+
+/// An exclusive `flock` on a file, released on drop (and by the kernel when
+/// the process dies, so a killed process never leaves the store locked).
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Block until the lock on `path` (created if missing) is ours.
+    pub fn exclusive(path: &Path) -> Result<FileLock, StoreError> {
+        let file = open_lock_file(path)?;
+        rustix::fs::flock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| io_err("lock", path)(e.into()))?;
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Take the lock on an existing file if nobody holds it.
+    pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>, StoreError> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", path)(e)),
+        };
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(FileLock {
+                file,
+                path: path.to_path_buf(),
+            })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(io_err("lock", path)(e.into())),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the locked file is still the one at `path` (not unlinked and
+    /// replaced by a pruner between our open and our flock).
+    fn still_linked(&self) -> Result<bool, StoreError> {
+        let held = self.file.metadata().map_err(io_err("stat", &self.path))?;
+        match fs::metadata(&self.path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("stat", &self.path)(e)),
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err("open lock file", path))
+}
+
+/// A private directory under `tmp/`, alive while its lock is held. Dropped
+/// (or found unlocked by `system prune`) it is removed with its content.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    lock: Option<FileLock>,
+}
+
+impl Staging {
+    pub fn new(tmp: &Path) -> Result<Staging, StoreError> {
+        loop {
+            let name = format!("{}-{:016x}", std::process::id(), random_u64());
+            let lock_path = tmp.join(format!("{name}{STAGING_LOCK_SUFFIX}"));
+            let lock = FileLock::exclusive(&lock_path)?;
+            if !lock.still_linked()? {
+                continue;
+            }
+            let dir = tmp.join(&name);
+            fs::create_dir(&dir).map_err(io_err("create staging directory", &dir))?;
+            return Ok(Staging {
+                dir,
+                lock: Some(lock),
+            });
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A fresh path inside the staging directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}-{:016x}", random_u64()))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Best effort: what is left is found unlocked and pruned later.
+        if remove_tree(&self.dir).is_ok() {
+            if let Some(lock) = self.lock.take() {
+                // The unlinked lock file is harmless if this fails; prune
+                // removes stale lock files whose directory is gone.
+                let _ = fs::remove_file(lock.path());
+            }
+        }
+    }
+}
+
+/// Remove staging directories of dead processes; returns bytes and entries freed.
+pub fn prune_staging(tmp: &Path) -> Result<(u64, u64), StoreError> {
+    let mut freed = (0, 0);
+    let entries = match fs::read_dir(tmp) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(freed),
+        Err(e) => return Err(io_err("read directory", tmp)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err("read directory", tmp))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (dir, lock_path) = match name.strip_suffix(STAGING_LOCK_SUFFIX) {
+            Some(base) => (tmp.join(base), path.clone()),
+            None => (
+                path.clone(),
+                tmp.join(format!("{name}{STAGING_LOCK_SUFFIX}")),
+            ),
+        };
+        if name.ends_with(STAGING_LOCK_SUFFIX) || !lock_path.exists() {
+            let lock = if lock_path.exists() {
+                match FileLock::try_exclusive(&lock_path)? {
+                    Some(l) => Some(l),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            if dir.exists() {
+                freed.0 += tree_size(&dir);
+                freed.1 += 1;
+                remove_tree(&dir).map_err(io_err("remove", &dir))?;
+            }
+            if let Some(lock) = lock {
+                fs::remove_file(lock.path()).map_err(io_err("remove", lock.path()))?;
+            }
+        }
+    }
+    Ok(freed)
+}
+
+/// Total bytes of regular files under `path` (best effort, for reports).
+pub fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // getrandom can only fail on exotic kernels; a clock-derived fallback
+    // still gives distinct staging names (they are not secrets).
+    if rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        return (now as u64) ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_le_bytes(buf)
+}
+
+/// fsync a directory, so a rename into it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let f = File::open(dir).map_err(io_err("open", dir))?;
+    rustix::fs::fsync(f.as_fd()).map_err(|e| io_err("fsync", dir)(e.into()))
+}
+
+/// Write `data` to a staging file, fsync it, and rename it to `dest`.
+pub fn write_atomic(staging: &Staging, dest: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let tmp = staging.file("write");
+    let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(data).map_err(io_err("write", &tmp))?;
+    f.sync_all().map_err(io_err("fsync", &tmp))?;
+    drop(f);
+    publish(&tmp, dest)
+}
+
+/// Rename a finished staging file or directory into place and fsync the
+/// destination directory.
+pub fn publish(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
+    fs::rename(tmp, dest).map_err(io_err("rename into place", dest))?;
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Copy `input` into a new staging file while hashing it; fsynced.
+pub fn stage_stream<R: Read>(
+    staging: &Staging,
+    input: R,
+) -> Result<(PathBuf, Digest, u64), StoreError> {
+    let tmp = staging.file("blob");
+    let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    let mut w = HashingWriter::new(io::BufWriter::new(f));
+    let mut input = input;
+    io::copy(&mut input, &mut w).map_err(io_err("write", &tmp))?;
+    let (digest, size, buf) = w.finish();
+    let f = buf
+        .into_inner()
+        .map_err(|e| io_err("write", &tmp)(e.into_error()))?;
+    f.sync_all().map_err(io_err("fsync", &tmp))?;
+    Ok((tmp, digest, size))
+}
+
+/// Read a whole file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
+    fs::read(path).map_err(io_err("read", path))
+}
+
+/// Create a directory and its parents, naming it in the error.
+pub fn mkdirs(path: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(path).map_err(io_err("create directory", path))
+}

@@ -1,0 +1,338 @@
+//! Images in the store: the index (tags and per-image records), commit of
+//! new images, tagging, removal, listing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use super::check::Collected;
+use super::fsutil::io_err;
+use super::layers::PreparedLayer;
+use super::{now_rfc3339, ImageConfig, Store, StoreError};
+use crate::digest::{Digest, ImageId};
+use crate::reference::Reference;
+
+/// `images/index.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageIndex {
+    #[serde(default)]
+    pub images: BTreeMap<ImageId, ImageRecord>,
+    /// Full reference (`docker.io/library/busybox:latest`) -> image.
+    #[serde(default)]
+    pub tags: BTreeMap<String, ImageId>,
+}
+
+/// What the store knows of an image beyond its config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// When it entered this store (RFC 3339).
+    pub added: String,
+    /// The image it was built from here, for `history`'s IMAGE column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ImageId>,
+    /// `repo@sha256:...` of manifests pulled or pushed.
+    #[serde(default)]
+    pub repo_digests: BTreeSet<String>,
+    /// Manifest blobs kept for this image.
+    #[serde(default)]
+    pub manifests: BTreeSet<Digest>,
+}
+
+impl ImageIndex {
+    /// The image a reference names: by tag, or by `repo@digest`.
+    pub fn lookup(&self, reference: &Reference) -> Option<&ImageId> {
+        if reference.digest().is_some() {
+            let key = reference
+                .with_digest(reference.digest()?.clone())
+                .to_string();
+            return self
+                .images
+                .iter()
+                .find(|(_, r)| r.repo_digests.contains(&key))
+                .map(|(id, _)| id);
+        }
+        self.tags.get(&reference.to_string())
+    }
+
+    /// The tags of an image, sorted.
+    pub fn tags_of(&self, id: &ImageId) -> Vec<Reference> {
+        self.tags
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .filter_map(|(k, _)| Reference::parse(k).ok())
+            .collect()
+    }
+}
+
+/// One row of `strata images`.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: ImageId,
+    pub tags: Vec<Reference>,
+    pub repo_digests: Vec<String>,
+    pub created: Option<String>,
+    /// Sum of the sizes of its layers.
+    pub size: u64,
+}
+
+/// What `rmi` did, in Docker's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveEvent {
+    Untagged(String),
+    Deleted(Digest),
+}
+
+/// `containers/<id>/state.json`: only the field the store needs.
+#[derive(Debug, Deserialize)]
+struct ContainerState {
+    image: ImageId,
+}
+
+impl Store {
+    /// Publish `layers`, the config and the image record, and set `tags`,
+    /// all under one lock. Every diff id of the config must be among
+    /// `layers` or already in the store.
+    pub fn commit_image(
+        &self,
+        layers: Vec<PreparedLayer>,
+        config: &[u8],
+        tags: &[Reference],
+        parent: Option<ImageId>,
+    ) -> Result<ImageId, StoreError> {
+        let parsed: ImageConfig =
+            serde_json::from_slice(config).map_err(|e| StoreError::Invalid {
+                what: "image config".into(),
+                reason: e.to_string(),
+            })?;
+        self.update_index(|lock, staging, index| {
+            for layer in layers {
+                self.publish_layer(lock, staging, layer)?;
+            }
+            for diff_id in &parsed.rootfs.diff_ids {
+                if !self.has_layer(diff_id) || self.layer_record(diff_id)?.is_none() {
+                    return Err(StoreError::LayerMissing {
+                        diff_id: diff_id.clone(),
+                    });
+                }
+            }
+            let id = ImageId(self.put_blob(lock, staging, config)?);
+            index
+                .images
+                .entry(id.clone())
+                .or_insert_with(|| ImageRecord {
+                    added: now_rfc3339(),
+                    parent,
+                    ..ImageRecord::default()
+                });
+            for tag in tags {
+                index.tags.insert(tag.to_string(), id.clone());
+            }
+            Ok(id)
+        })
+    }
+
+    /// Keep a manifest blob for an image and record `repo@digest` for it.
+    pub fn add_manifest(
+        &self,
+        id: &ImageId,
+        manifest: &[u8],
+        repo: Option<&Reference>,
+    ) -> Result<Digest, StoreError> {
+        self.update_index(|lock, staging, index| {
+            let digest = self.put_blob(lock, staging, manifest)?;
+            let record = index
+                .images
+                .get_mut(id)
+                .ok_or_else(|| StoreError::ImageNotFound {
+                    name: id.to_string(),
+                })?;
+            record.manifests.insert(digest.clone());
+            if let Some(repo) = repo {
+                record
+                    .repo_digests
+                    .insert(repo.with_digest(digest.clone()).to_string());
+            }
+            Ok(digest)
+        })
+    }
+
+    /// `tag SRC DST`.
+    pub fn tag(&self, src: &str, dst: &Reference) -> Result<ImageId, StoreError> {
+        let id = self.resolve(src)?;
+        self.update_index(|_, _, index| {
+            if !index.images.contains_key(&id) {
+                return Err(StoreError::ImageNotFound { name: src.into() });
+            }
+            index.tags.insert(dst.to_string(), id.clone());
+            Ok(id)
+        })
+    }
+
+    /// Images used by working containers -> the containers' ids.
+    pub fn containers_by_image(&self) -> Result<BTreeMap<ImageId, Vec<String>>, StoreError> {
+        let dir = self.root.join("containers");
+        let mut out: BTreeMap<ImageId, Vec<String>> = BTreeMap::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err("read directory", dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err("read directory", &dir))?;
+            let state = entry.path().join("state.json");
+            let bytes = match fs::read(&state) {
+                Ok(b) => b,
+                // A container being created has no state yet.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("read", state)(e)),
+            };
+            let s: ContainerState =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+                    path: state,
+                    source,
+                })?;
+            out.entry(s.image)
+                .or_default()
+                .push(entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
+    /// `rmi [-f] NAME`: untag, and delete the image when no tag is left,
+    /// then the layers and blobs nothing else uses.
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
+        let by_ref = Reference::parse(name).ok();
+        let containers = self.containers_by_image()?;
+        self.update_index(|lock, _staging, index| {
+            let mut events = Vec::new();
+            let tagged = by_ref
+                .as_ref()
+                .and_then(|r| index.lookup(r).cloned().map(|id| (r.clone(), id)));
+            let id = match &tagged {
+                Some((_, id)) => id.clone(),
+                None => resolve_id(index, name)?,
+            };
+            let tags = index.tags_of(&id);
+            let user = containers.get(&id).and_then(|c| c.first()).cloned();
+            let deleting = match &tagged {
+                Some((r, _)) if r.digest().is_none() => {
+                    if tags.len() > 1 {
+                        index.tags.remove(&r.to_string());
+                        events.push(RemoveEvent::Untagged(r.familiar()));
+                        return Ok(events);
+                    }
+                    true
+                }
+                _ => {
+                    if tags.len() > 1 && !force {
+                        return Err(StoreError::MultipleTags {
+                            image: id.short().into(),
+                        });
+                    }
+                    true
+                }
+            };
+            if deleting {
+                if let (Some(container), false) = (&user, force) {
+                    return Err(StoreError::InUse {
+                        reference: name.into(),
+                        container: container.chars().take(12).collect(),
+                        image: id.short().into(),
+                    });
+                }
+                for t in &tags {
+                    index.tags.remove(&t.to_string());
+                    events.push(RemoveEvent::Untagged(t.familiar()));
+                }
+                if let Some(rec) = index.images.remove(&id) {
+                    for rd in rec.repo_digests {
+                        events.push(RemoveEvent::Untagged(
+                            Reference::parse(&rd).map_or(rd.clone(), |r| r.familiar()),
+                        ));
+                    }
+                }
+                events.push(RemoveEvent::Deleted(id.0.clone()));
+                let removed = self.collect_garbage(lock, index, &containers)?;
+                events.extend(
+                    removed
+                        .layers
+                        .into_iter()
+                        .map(|d| RemoveEvent::Deleted(d.0)),
+                );
+            }
+            Ok(events)
+        })
+    }
+
+    /// The rows of `strata images`, newest first; `all` adds untagged images
+    /// that are not dangling leaves (intermediate build steps).
+    pub fn list_images(&self) -> Result<Vec<ImageSummary>, StoreError> {
+        let index = self.index()?;
+        let mut out = Vec::new();
+        for (id, rec) in &index.images {
+            let config = self.config(id)?;
+            let mut size = 0;
+            for d in &config.rootfs.diff_ids {
+                size += self.layer_record(d)?.map_or(0, |r| r.size);
+            }
+            out.push(ImageSummary {
+                id: id.clone(),
+                tags: index.tags_of(id),
+                repo_digests: rec.repo_digests.iter().cloned().collect(),
+                created: config.created.clone(),
+                size,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Ids of images that are some image's parent (so not dangling leaves).
+    pub fn parents(&self) -> Result<BTreeSet<ImageId>, StoreError> {
+        Ok(self
+            .index()?
+            .images
+            .values()
+            .filter_map(|r| r.parent.clone())
+            .collect())
+    }
+
+    pub(crate) fn collect_garbage(
+        &self,
+        lock: &super::FileLock,
+        index: &ImageIndex,
+        containers: &BTreeMap<ImageId, Vec<String>>,
+    ) -> Result<Collected, StoreError> {
+        let roots: Vec<ImageId> = index
+            .images
+            .keys()
+            .chain(containers.keys())
+            .cloned()
+            .collect();
+        self.gc(lock, index, &roots)
+    }
+}
+
+/// An image id from a full id or a unique prefix, within `index`.
+pub(crate) fn resolve_id(index: &ImageIndex, name: &str) -> Result<ImageId, StoreError> {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    let matches: Vec<&ImageId> = if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        index
+            .images
+            .keys()
+            .filter(|id| id.hex().starts_with(hex))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(StoreError::ImageNotFound { name: name.into() }),
+        many => Err(StoreError::Ambiguous {
+            prefix: name.into(),
+            matches: many.iter().map(|id| id.short().to_string()).collect(),
+        }),
+    }
+}

@@ -1,0 +1,321 @@
+//! Layers in the store: preparing them (unlocked, in staging), publishing
+//! them (under the lock), their records, and the blobs made from them.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::fsutil::{self, io_err, FileLock, Staging};
+use super::{Store, StoreError};
+use crate::digest::{DiffId, Digest};
+use crate::layer::apply::{apply, remove_tree, ApplyStats};
+use crate::layer::compress::{compress, decompressed, tar_compressed, Compression};
+use crate::layer::diff;
+
+/// A blob known to decompress to a layer's tar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub compression: Compression,
+}
+
+/// `layers/<hex>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub diff_id: DiffId,
+    /// Bytes of regular file content (Docker's layer size).
+    pub size: u64,
+    /// Whether the deterministic tar of the directory has this diff id, so a
+    /// blob can be made from the directory alone.
+    pub regenerable: bool,
+    #[serde(default)]
+    pub blobs: Vec<BlobRecord>,
+}
+
+/// A layer ready to be published by [`Store::commit_image`].
+#[derive(Debug)]
+pub struct PreparedLayer {
+    pub record: LayerRecord,
+    /// The unpacked directory to move into `layers/`; `None` when the layer
+    /// is already in the store.
+    dir: Option<PathBuf>,
+    /// Staged blob files to keep, with their digests.
+    blobs: Vec<(PathBuf, Digest)>,
+}
+
+impl PreparedLayer {
+    pub fn diff_id(&self) -> &DiffId {
+        &self.record.diff_id
+    }
+}
+
+/// A reader that copies what it reads into a file.
+struct Tee<R> {
+    inner: R,
+    copy: io::BufWriter<File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+impl Store {
+    fn layer_record_path(&self, diff_id: &DiffId) -> PathBuf {
+        self.root
+            .join("layers")
+            .join(format!("{}.json", diff_id.hex()))
+    }
+
+    /// The record of a layer, if the store has one.
+    pub fn layer_record(&self, diff_id: &DiffId) -> Result<Option<LayerRecord>, StoreError> {
+        let path = self.layer_record_path(diff_id);
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|source| StoreError::Json { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", path)(e)),
+        }
+    }
+
+    /// A layer the store already has (for deduplication), if complete.
+    pub fn prepare_existing(&self, diff_id: &DiffId) -> Result<Option<PreparedLayer>, StoreError> {
+        if !self.has_layer(diff_id) {
+            return Ok(None);
+        }
+        Ok(self.layer_record(diff_id)?.map(|record| PreparedLayer {
+            record,
+            dir: None,
+            blobs: Vec::new(),
+        }))
+    }
+
+    /// A layer from a directory in overlay-native form on the store's file
+    /// system (a container's upper dir): its diff id is that of its
+    /// deterministic tar. The directory is moved into `layers/` on commit.
+    pub fn prepare_layer_dir(&self, dir: &Path) -> Result<PreparedLayer, StoreError> {
+        let stats = diff::diff_id(dir)?;
+        Ok(PreparedLayer {
+            record: LayerRecord {
+                diff_id: stats.diff_id,
+                size: stats.content_size,
+                regenerable: true,
+                blobs: Vec::new(),
+            },
+            dir: Some(dir.to_path_buf()),
+            blobs: Vec::new(),
+        })
+    }
+
+    /// Unpack a layer tar (plain, gzip or zstd) into `staging`.
+    ///
+    /// With `expected`, the stream must have that diff id and the input is
+    /// kept as a blob (what a loaded or pulled layer needs to be pushed
+    /// again with the same digest). Without it (a rootfs import), the layer
+    /// is identified by the deterministic tar of what was unpacked.
+    pub fn prepare_layer_tar<R: Read>(
+        &self,
+        staging: &Staging,
+        input: R,
+        expected: Option<&DiffId>,
+    ) -> Result<(PreparedLayer, ApplyStats), StoreError> {
+        let dir = staging.file("layer");
+        fsutil::mkdirs(&dir)?;
+        let (stats, blob_file) = if expected.is_some() {
+            let blob_path = staging.file("blob");
+            let f = File::create(&blob_path).map_err(io_err("create", &blob_path))?;
+            let mut tee = Tee {
+                inner: input,
+                copy: io::BufWriter::new(f),
+            };
+            let stats = apply(&mut tee, &dir)?;
+            let f = tee
+                .copy
+                .into_inner()
+                .map_err(|e| io_err("write", &blob_path)(e.into_error()))?;
+            f.sync_all().map_err(io_err("fsync", &blob_path))?;
+            (stats, Some(blob_path))
+        } else {
+            (apply(input, &dir)?, None)
+        };
+        let own = diff::diff_id(&dir)?;
+        let (diff_id, regenerable) = match expected {
+            Some(want) if want != &stats.diff_id => {
+                return Err(StoreError::DigestMismatch {
+                    what: "layer".into(),
+                    expected: want.0.clone(),
+                    found: stats.diff_id.0.clone(),
+                })
+            }
+            Some(want) => (want.clone(), own.diff_id == *want),
+            None => (own.diff_id.clone(), true),
+        };
+        let mut blobs = Vec::new();
+        let mut records = Vec::new();
+        if let Some(path) = blob_file {
+            records.push(BlobRecord {
+                digest: stats.blob.digest.clone(),
+                size: stats.blob.size,
+                compression: stats.compression,
+            });
+            blobs.push((path, stats.blob.digest.clone()));
+        }
+        let layer = PreparedLayer {
+            record: LayerRecord {
+                diff_id,
+                size: own.content_size,
+                regenerable,
+                blobs: records,
+            },
+            dir: Some(dir),
+            blobs,
+        };
+        Ok((layer, stats))
+    }
+
+    /// Move a prepared layer into place and merge its record. Caller holds
+    /// the lock.
+    pub(crate) fn publish_layer(
+        &self,
+        lock: &FileLock,
+        staging: &Staging,
+        layer: PreparedLayer,
+    ) -> Result<(), StoreError> {
+        let diff_id = layer.record.diff_id.clone();
+        for (path, digest) in &layer.blobs {
+            self.publish_blob(lock, path, digest)?;
+        }
+        let dest = self.layer_dir(&diff_id);
+        match layer.dir {
+            Some(dir) if dest.exists() => remove_tree(&dir).map_err(io_err("remove", &dir))?,
+            Some(dir) => {
+                let fd = File::open(&dir).map_err(io_err("open", &dir))?;
+                // One syncfs instead of an fsync per unpacked file.
+                rustix::fs::syncfs(fd.as_fd()).map_err(|e| io_err("sync", &dir)(e.into()))?;
+                fsutil::publish(&dir, &dest)?;
+            }
+            None if dest.exists() => {}
+            None => return Err(StoreError::LayerMissing { diff_id }),
+        }
+        let mut record = self
+            .layer_record(&diff_id)?
+            .unwrap_or_else(|| layer.record.clone());
+        for b in layer.record.blobs {
+            if !record.blobs.contains(&b) {
+                record.blobs.push(b);
+            }
+        }
+        record.regenerable |= layer.record.regenerable;
+        self.write_layer_record(lock, staging, &record)?;
+        let link = self.root.join(self.short_link(&diff_id));
+        if fs::symlink_metadata(&link).is_err() {
+            let target = Path::new("../layers").join(diff_id.hex());
+            std::os::unix::fs::symlink(&target, &link).map_err(io_err("create link", &link))?;
+        }
+        Ok(())
+    }
+
+    fn write_layer_record(
+        &self,
+        _lock: &FileLock,
+        staging: &Staging,
+        record: &LayerRecord,
+    ) -> Result<(), StoreError> {
+        let path = self.layer_record_path(&record.diff_id);
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        fsutil::write_atomic(staging, &path, &bytes)
+    }
+
+    /// A blob of the layer with `compression`, made once and kept: from a
+    /// kept blob of another compression, or from the directory's tar.
+    pub fn layer_blob(
+        &self,
+        diff_id: &DiffId,
+        compression: Compression,
+    ) -> Result<BlobRecord, StoreError> {
+        let record = self
+            .layer_record(diff_id)?
+            .ok_or_else(|| StoreError::LayerMissing {
+                diff_id: diff_id.clone(),
+            })?;
+        if let Some(b) = record
+            .blobs
+            .iter()
+            .find(|b| b.compression == compression && self.has_blob(&b.digest))
+        {
+            return Ok(b.clone());
+        }
+        let staging = self.staging()?;
+        let path = staging.file("blob");
+        let out = io::BufWriter::new(File::create(&path).map_err(io_err("create", &path))?);
+        let source = record.blobs.iter().find(|b| self.has_blob(&b.digest));
+        let (raw_digest, blob, out) = if let Some(src) = source {
+            let src_path = self.blob_path(&src.digest);
+            let f = File::open(&src_path).map_err(io_err("open", &src_path))?;
+            let (_, reader) = decompressed(BufReader::new(f)).map_err(io_err("read", &src_path))?;
+            let (raw, blob, out) =
+                compress(reader, compression, out).map_err(io_err("compress", &src_path))?;
+            (raw.digest, blob, out)
+        } else if record.regenerable {
+            let dir = self.layer_dir(diff_id);
+            let (stats, blob, out) = tar_compressed(&dir, compression, out)?;
+            (stats.diff_id.0, blob, out)
+        } else {
+            return Err(StoreError::NotRegenerable {
+                diff_id: diff_id.clone(),
+            });
+        };
+        if &raw_digest != diff_id.digest() {
+            return Err(StoreError::DigestMismatch {
+                what: format!("layer {diff_id} content"),
+                expected: diff_id.0.clone(),
+                found: raw_digest,
+            });
+        }
+        let f = out
+            .into_inner()
+            .map_err(|e| io_err("write", &path)(e.into_error()))?;
+        f.sync_all().map_err(io_err("fsync", &path))?;
+        let new = BlobRecord {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            compression,
+        };
+        let lock = self.lock()?;
+        self.publish_blob(&lock, &path, &blob.digest)?;
+        // Re-read under the lock: another process may have added blobs.
+        let mut record = self
+            .layer_record(diff_id)?
+            .ok_or_else(|| StoreError::LayerMissing {
+                diff_id: diff_id.clone(),
+            })?;
+        if !record.blobs.contains(&new) {
+            record.blobs.push(new.clone());
+        }
+        self.write_layer_record(&lock, &staging, &record)?;
+        Ok(new)
+    }
+
+    /// Open a layer blob for reading (made first if needed).
+    pub fn open_layer_blob(
+        &self,
+        diff_id: &DiffId,
+        compression: Compression,
+    ) -> Result<(BlobRecord, File), StoreError> {
+        let blob = self.layer_blob(diff_id, compression)?;
+        let path = self.blob_path(&blob.digest);
+        let f = File::open(&path).map_err(io_err("open", &path))?;
+        Ok((blob, f))
+    }
+}

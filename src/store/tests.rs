@@ -1,0 +1,173 @@
+//! Store unit tests on a temporary root.
+
+use std::fs;
+
+use super::*;
+use crate::layer::compress::Compression;
+
+/// A one-file layer tar, built in memory.
+pub(crate) fn layer_tar(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, data.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Import `files` as a one-layer image tagged `tag`.
+pub(crate) fn import(store: &Store, files: &[(&str, &str)], tag: &str) -> ImageId {
+    let staging = store.staging().unwrap();
+    let (layer, _) = store
+        .prepare_layer_tar(&staging, &layer_tar(files)[..], None)
+        .unwrap();
+    let mut config = ImageConfig::new("2024-01-01T00:00:00Z".into());
+    config.rootfs.diff_ids.push(layer.diff_id().clone());
+    let bytes = config::to_canonical_json(&config).unwrap();
+    let tags: Vec<Reference> = if tag.is_empty() {
+        vec![]
+    } else {
+        vec![Reference::parse(tag).unwrap()]
+    };
+    store
+        .commit_image(vec![layer], &bytes, &tags, None)
+        .unwrap()
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::open(&tmp.path().join("root")).unwrap();
+    (tmp, s)
+}
+
+#[test]
+fn import_tag_list_remove() {
+    let (_t, s) = store();
+    let a = import(&s, &[("bin/sh", "shell")], "app:1");
+    assert_eq!(s.resolve("app:1").unwrap(), a);
+    assert_eq!(s.resolve(&a.short()[..6]).unwrap(), a);
+    assert_eq!(s.resolve(&a.to_string()).unwrap(), a);
+    s.tag("app:1", &Reference::parse("other").unwrap()).unwrap();
+    let list = s.list_images().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].tags.len(), 2);
+    assert_eq!(list[0].size, 5);
+    let dirs = s.lowerdirs(&a).unwrap();
+    assert_eq!(fs::read_to_string(dirs[0].join("bin/sh")).unwrap(), "shell");
+
+    // Two tags: removing one only untags.
+    let ev = s.remove_image("other", false).unwrap();
+    assert_eq!(ev, vec![RemoveEvent::Untagged("other:latest".into())]);
+    // By id with one tag: untag and delete, layers go too.
+    let ev = s.remove_image(a.short(), false).unwrap();
+    assert_eq!(ev[0], RemoveEvent::Untagged("app:1".into()));
+    assert_eq!(ev[1], RemoveEvent::Deleted(a.0.clone()));
+    assert!(dirs[0].symlink_metadata().is_err());
+    assert!(matches!(
+        s.resolve("app:1"),
+        Err(StoreError::ImageNotFound { .. })
+    ));
+    let rep = s.check().unwrap();
+    assert!(rep.problems.is_empty() && rep.garbage.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn shared_layers_survive_and_containers_block_rmi() {
+    let (_t, s) = store();
+    let a = import(&s, &[("f", "same")], "a");
+    let b = import(&s, &[("f", "same")], "b");
+    // Same content, same config: same image.
+    assert_eq!(a, b);
+    s.remove_image("a", false).unwrap();
+    assert!(s.resolve("b").is_ok());
+    let c = s.root().join("containers/c1");
+    fs::create_dir_all(&c).unwrap();
+    fs::write(c.join("state.json"), format!("{{\"image\":\"{b}\"}}")).unwrap();
+    assert!(matches!(
+        s.remove_image("b", false),
+        Err(StoreError::InUse { .. })
+    ));
+    s.remove_image("b", true).unwrap();
+    // The container still has its layers.
+    let config = s.config(&b).unwrap();
+    assert!(s.has_layer(&config.rootfs.diff_ids[0]));
+}
+
+#[test]
+fn blobs_are_made_once_and_deterministic() {
+    let (_t, s) = store();
+    let a = import(&s, &[("x", "hello"), ("y", "world")], "x");
+    let d = s.config(&a).unwrap().rootfs.diff_ids[0].clone();
+    for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let b1 = s.layer_blob(&d, c).unwrap();
+        let b2 = s.layer_blob(&d, c).unwrap();
+        assert_eq!(b1, b2);
+        let data = s.read_blob(&b1.digest).unwrap();
+        assert_eq!(data.len() as u64, b1.size);
+    }
+    assert_eq!(s.layer_blob(&d, Compression::None).unwrap().digest, d.0);
+    assert!(s.check().unwrap().problems.is_empty());
+}
+
+#[test]
+fn check_finds_damage_and_prune_cleans_garbage() {
+    let (_t, s) = store();
+    let a = import(&s, &[("x", "hello")], "x");
+    let d = s.config(&a).unwrap().rootfs.diff_ids[0].clone();
+    // Garbage: a dead process's staging and an unreferenced blob.
+    let st = s.staging().unwrap();
+    let leftover = st.path().to_path_buf();
+    std::mem::forget(st);
+    fs::write(leftover.join("partial"), "x").unwrap();
+    let lock = s.lock().unwrap();
+    let staging = s.staging().unwrap();
+    s.put_blob(&lock, &staging, b"orphan").unwrap();
+    drop((lock, staging));
+    let rep = s.check().unwrap();
+    assert!(rep.problems.is_empty(), "{rep:?}");
+    assert_eq!(rep.garbage.len(), 1, "{rep:?}");
+    // The forgotten staging's lock is still held by this process, so prune
+    // leaves it; the orphan blob goes.
+    let pr = s.prune(false).unwrap();
+    assert_eq!(pr.blobs, 1);
+    assert!(leftover.exists());
+    // Damage: a changed file in a layer, a corrupt blob.
+    fs::write(s.layer_dir(&d).join("x"), "HELLO").unwrap();
+    let rep = s.check().unwrap();
+    assert_eq!(rep.problems.len(), 1, "{rep:?}");
+    fs::write(s.blob_path(a.digest()), "garbage").unwrap();
+    let rep = s.check().unwrap();
+    assert!(
+        rep.problems.iter().any(|p| p.contains("content digest")),
+        "{rep:?}"
+    );
+}
+
+#[test]
+fn tar_with_wrong_diff_id_leaves_nothing() {
+    let (_t, s) = store();
+    let staging = s.staging().unwrap();
+    let tar = layer_tar(&[("a", "b")]);
+    let wrong = crate::digest::DiffId(Digest::of(b"nope"));
+    let err = s
+        .prepare_layer_tar(&staging, &tar[..], Some(&wrong))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    drop(staging);
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(s.root().join("layers")).unwrap().count(), 0);
+}
+
+#[test]
+fn identity_map_table() {
+    assert!(is_identity_map("         0          0 4294967295\n"));
+    assert!(!is_identity_map("         0       1000          1\n"));
+    assert!(!is_identity_map(""));
+}

@@ -1,0 +1,1 @@
+//! Image transports: docker-archive, oci layout, oci-archive.
