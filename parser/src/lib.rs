@@ -37,7 +37,7 @@ pub use stages::{Parsed, Stage, StageError, StageRef, Step};
 
 /// Parses Dockerfile text into typed stages.
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
-    stages::build(parse_raw(text)?)
+    stages::build(parse_raw(text)?, text)
 }
 
 /// Parses Dockerfile bytes as read from a file: invalid UTF-8 is an error

@@ -198,17 +198,36 @@ fn resolve_reference(
     Ok(StageRef::Image(reference.to_string()))
 }
 
-/// Types every instruction of `tree` and groups them into stages.
-pub(crate) fn build(tree: RawTree) -> Result<Parsed, ParseError> {
+/// The 1-based column of `needle` on line `line` of `text` (its last
+/// occurrence when `last`), or `fallback` when it is not on that line.
+fn column_of(text: &str, line: usize, needle: &str, last: bool, fallback: usize) -> usize {
+    let Some(src) = line.checked_sub(1).and_then(|i| text.split('\n').nth(i)) else {
+        return fallback;
+    };
+    let found = if last {
+        src.rfind(needle)
+    } else {
+        src.find(needle)
+    };
+    found.map_or(fallback, |at| src[..at].chars().count() + 1)
+}
+
+/// Types every instruction of `tree` and groups them into stages. `text` is
+/// the source, used to point errors at the flag they are about.
+pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
     let mut warnings = tree.warnings.clone();
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for raw in tree.instructions() {
-        let at = |line: usize| {
-            move |kind: crate::error::ParseErrorKind| ParseError::new(line, raw.col, kind)
-        };
-        let err = at(raw.span.start_line);
-        let instruction = Instruction::from_raw(raw).map_err(|e| err(e.into()))?;
+        let line = raw.span.start_line;
+        let err = |kind: crate::error::ParseErrorKind| ParseError::new(line, raw.col, kind);
+        let instruction = Instruction::from_raw(raw).map_err(|e| {
+            let col = match e.flag() {
+                Some((flag, last)) => column_of(text, line, flag, last, raw.col),
+                None => raw.col,
+            };
+            ParseError::new(line, col, e)
+        })?;
         if matches!(instruction, Instruction::Maintainer(_)) {
             warnings.push(Warning {
                 line: raw.span.start_line,
@@ -257,7 +276,7 @@ pub(crate) fn build(tree: RawTree) -> Result<Parsed, ParseError> {
             }
         }
     }
-    check_references(&stages)?;
+    check_references(&stages, text)?;
     Ok(Parsed {
         directives: tree.directives,
         global_args,
@@ -267,23 +286,30 @@ pub(crate) fn build(tree: RawTree) -> Result<Parsed, ParseError> {
 }
 
 /// Checks the literal (variable-free) `--from` references of each stage.
-fn check_references(stages: &[Stage]) -> Result<(), ParseError> {
+fn check_references(stages: &[Stage], text: &str) -> Result<(), ParseError> {
     for stage in stages {
         for step in &stage.steps {
-            let refs: Vec<&str> = match &step.instruction {
-                Instruction::Copy(copy) => copy.from.iter().map(String::as_str).collect(),
-                Instruction::Run { mounts, .. } => mounts
-                    .iter()
-                    .filter_map(|m| match m {
-                        Mount::Bind { from, .. } | Mount::Cache { from, .. } => from.as_deref(),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
+            let (needle, refs): (&str, Vec<&str>) = match &step.instruction {
+                Instruction::Copy(copy) => {
+                    ("--from", copy.from.iter().map(String::as_str).collect())
+                }
+                Instruction::Run { mounts, .. } => (
+                    "from=",
+                    mounts
+                        .iter()
+                        .filter_map(|m| match m {
+                            Mount::Bind { from, .. } | Mount::Cache { from, .. } => from.as_deref(),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                _ => continue,
             };
+            let line = step.raw.span.start_line;
             for reference in refs.into_iter().filter(|r| !r.contains('$')) {
-                resolve_reference(stages, reference, stage.index)
-                    .map_err(|e| ParseError::new(step.raw.span.start_line, step.raw.col, e))?;
+                resolve_reference(stages, reference, stage.index).map_err(|e| {
+                    ParseError::new(line, column_of(text, line, needle, false, step.raw.col), e)
+                })?;
             }
         }
     }

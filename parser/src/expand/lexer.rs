@@ -275,6 +275,7 @@ impl<'a> Lexer<'a> {
 
     /// `$...` at the cursor.
     fn dollar(&mut self) -> Result<String, ExpandError> {
+        let start = self.pos;
         self.pos += 1;
         if self.peek() != Some('{') {
             let name = self.name();
@@ -307,31 +308,41 @@ impl<'a> Lexer<'a> {
                 let Some(op) = self.next() else {
                     return Err(self.err(ExpandErrorKind::MissingBrace));
                 };
-                self.modifier(&name, op, true)
+                self.modifier(&name, op, true, start)
             }
-            '+' | '-' | '?' | '#' | '%' => self.modifier(&name, op, false),
+            '+' | '-' | '?' | '#' | '%' => self.modifier(&name, op, false, start),
             '/' => self.substitute(&name),
-            other => Err(self.err(ExpandErrorKind::UnsupportedModifier {
-                modifier: other.to_string(),
-            })),
+            other => Err(ExpandError {
+                column: self.pos,
+                kind: ExpandErrorKind::UnsupportedModifier {
+                    modifier: other.to_string(),
+                },
+            }),
         }
     }
 
-    /// `${name<op>word}` and `${name:<op>word}` after the operator.
-    fn modifier(&mut self, name: &str, op: char, colon: bool) -> Result<String, ExpandError> {
+    /// `${name<op>word}` and `${name:<op>word}` after the operator; `start`
+    /// is the position of the `$`, where a failed `?` check points.
+    fn modifier(
+        &mut self,
+        name: &str,
+        op: char,
+        colon: bool,
+        start: usize,
+    ) -> Result<String, ExpandError> {
         let spelled = if colon {
             format!(":{op}")
         } else {
             op.to_string()
         };
-        let unsupported = |lexer: &Self| {
-            lexer.err(ExpandErrorKind::UnsupportedModifier {
-                modifier: spelled.clone(),
-            })
-        };
         let pattern_op = op == '#' || op == '%';
-        if colon && pattern_op {
-            return Err(unsupported(self));
+        let supported = matches!(op, '+' | '-' | '?') || (pattern_op && !colon);
+        if !supported {
+            // Points at the operator, which was just read.
+            return Err(ExpandError {
+                column: self.pos,
+                kind: ExpandErrorKind::UnsupportedModifier { modifier: spelled },
+            });
         }
         let (word, _) = self.operand('}', pattern_op)?;
         let value = self.lookup(name);
@@ -360,13 +371,16 @@ impl<'a> Lexer<'a> {
                     } else {
                         "is not allowed to be empty".to_string()
                     };
-                    Err(self.err(ExpandErrorKind::Required {
-                        name: name.to_string(),
-                        message,
-                    }))
+                    Err(ExpandError {
+                        column: start + 1,
+                        kind: ExpandErrorKind::Required {
+                            name: name.to_string(),
+                            message,
+                        },
+                    })
                 }
             },
-            '#' | '%' => {
+            _ => {
                 let (longest, pat) = match word.strip_prefix(op) {
                     Some(rest) => (true, rest),
                     None => (false, word.as_str()),
@@ -380,7 +394,6 @@ impl<'a> Lexer<'a> {
                 };
                 trimmed.map_err(|_| self.err(ExpandErrorKind::TooExpensive))
             }
-            _ => Err(unsupported(self)),
         }
     }
 

@@ -124,6 +124,21 @@ pub enum InstructionError {
     },
 }
 
+impl InstructionError {
+    /// The flag the error is about, as written in the source (`--from`), so
+    /// the error can point at it; and whether its last occurrence is meant.
+    pub(crate) fn flag(&self) -> Option<(&str, bool)> {
+        match self {
+            InstructionError::UnknownFlag { flag, .. }
+            | InstructionError::FlagNeedsValue { flag, .. }
+            | InstructionError::BadFlagValue { flag, .. } => Some((flag, false)),
+            InstructionError::DuplicateFlag { flag, .. } => Some((flag, true)),
+            InstructionError::BadMount { .. } => Some(("--mount", false)),
+            _ => None,
+        }
+    }
+}
+
 /// A command in exec (JSON) or shell form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

@@ -233,9 +233,11 @@ impl Mount {
                     None | Some("shared") => Sharing::Shared,
                     Some("private") => Sharing::Private,
                     Some("locked") => Sharing::Locked,
-                    Some(other) => return Err(bad(format!(
+                    Some(other) => {
+                        return Err(bad(format!(
                         "unsupported sharing value {other:?} (expected shared, private or locked)"
-                    ))),
+                    )))
+                    }
                 },
                 from: opts.string(&["from"])?,
                 source: opts.string(&["source", "src"])?,

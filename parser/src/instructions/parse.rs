@@ -251,7 +251,7 @@ fn arg(req: &Req) -> Result<Instruction, InstructionError> {
             None => (word.as_str(), None),
         };
         if name.is_empty() {
-            return Err(req.bad_arg("ARG names can not be blank".to_string()));
+            return Err(req.bad_arg("names can not be blank".to_string()));
         }
         decls.push(ArgDecl {
             name: name.to_string(),
@@ -309,7 +309,7 @@ fn volume(req: &Req) -> Result<Instruction, InstructionError> {
     req.flags(&[])?;
     let paths = req.at_least_one()?;
     if paths.iter().any(|p| p.trim().is_empty()) {
-        return Err(req.bad_arg("VOLUME specified can not be an empty string".to_string()));
+        return Err(req.bad_arg("a path can not be an empty string".to_string()));
     }
     Ok(Instruction::Volume(paths.to_vec()))
 }
@@ -332,10 +332,10 @@ fn healthcheck(req: &Req) -> Result<Instruction, InstructionError> {
     match args[0].to_ascii_uppercase().as_str() {
         "NONE" => {
             if args.len() > 1 {
-                return Err(req.bad_arg("HEALTHCHECK NONE takes no arguments".to_string()));
+                return Err(req.bad_arg("NONE takes no arguments".to_string()));
             }
             if !req.raw.flags.is_empty() {
-                return Err(req.bad_arg("HEALTHCHECK NONE takes no options".to_string()));
+                return Err(req.bad_arg("NONE takes no options".to_string()));
             }
             Ok(Instruction::Healthcheck(Healthcheck::None))
         }
@@ -349,7 +349,7 @@ fn healthcheck(req: &Req) -> Result<Instruction, InstructionError> {
             if matches!(&test, Command::Shell(s) if s.is_empty())
                 || matches!(&test, Command::Exec(v) if v.is_empty())
             {
-                return Err(req.bad_arg("missing command after HEALTHCHECK CMD".to_string()));
+                return Err(req.bad_arg("missing command after CMD".to_string()));
             }
             let duration = |flag: &str| -> Result<Option<Duration>, InstructionError> {
                 let Some(text) = flags.value(flag) else {
@@ -379,6 +379,6 @@ fn healthcheck(req: &Req) -> Result<Instruction, InstructionError> {
                 retries,
             }))
         }
-        other => Err(req.bad_arg(format!("unknown type {other:?} in HEALTHCHECK (try CMD)"))),
+        other => Err(req.bad_arg(format!("unknown type {other:?} (expected CMD or NONE)"))),
     }
 }
