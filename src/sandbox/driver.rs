@@ -29,3 +29,201 @@ impl std::fmt::Display for DriverKind {
         f.write_str(self.name())
     }
 }
+
+/// The page-size limit the kernel puts on legacy mount(2) option strings.
+const MOUNT_DATA_MAX: usize = 4096 - 1;
+/// How many 10 ms polls fuse-overlayfs gets to exit after its unmount.
+const FUSE_EXIT_POLLS: u32 = 100;
+/// How long fuse-overlayfs may take to come up.
+const FUSE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("mounting overlay on {target}: {source}")]
+    Overlay {
+        target: PathBuf,
+        source: nix::errno::Errno,
+    },
+    #[error("opening lower layer {path}: {source}")]
+    Lower {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("fuse-overlayfs on {target}: {reason}")]
+    Fuse { target: PathBuf, reason: String },
+    #[error("the vfs driver is not available yet; use overlay or fuse-overlayfs")]
+    VfsUnsupported,
+    #[error("no storage driver works here: {0} (see strata info)")]
+    NoDriver(String),
+}
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+/// The directories a container's root file system is made of.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    /// Image layers, top-most first. May be empty (FROM scratch).
+    pub lowers: &'a [PathBuf],
+    pub upper: &'a Path,
+    pub work: &'a Path,
+    /// An empty directory, used as the lower of an image with no layers.
+    pub empty: &'a Path,
+    pub target: &'a Path,
+}
+
+/// A mounted root file system; unmounted when dropped.
+#[derive(Debug)]
+pub struct Mounted {
+    target: PathBuf,
+    fuse: Option<Child>,
+}
+
+impl Mounted {
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // A lazy unmount cannot fail for a mount that exists; if it is
+        // already gone there is nothing to do.
+        let _ = nix::mount::umount2(&self.target, nix::mount::MntFlags::MNT_DETACH);
+        if let Some(child) = &mut self.fuse {
+            // fuse-overlayfs exits once unmounted; reap it (kill first if not).
+            for _ in 0..FUSE_EXIT_POLLS {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Mounts `layout` with `kind`. Runs inside strata's mount namespace.
+pub fn mount(kind: DriverKind, layout: &Layout) -> Result<Mounted, MountError> {
+    let lowers: Vec<PathBuf> = if layout.lowers.is_empty() {
+        vec![layout.empty.to_path_buf()]
+    } else {
+        layout.lowers.to_vec()
+    };
+    match kind {
+        DriverKind::Overlay => mount_overlay(&lowers, layout),
+        DriverKind::FuseOverlayfs => mount_fuse(&lowers, layout),
+        DriverKind::Vfs => Err(MountError::VfsUnsupported),
+    }
+}
+
+fn options(lowers: &[String], layout: &Layout) -> String {
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowers.join(":"),
+        layout.upper.display(),
+        layout.work.display()
+    )
+}
+
+fn mount_overlay(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountError> {
+    let plain: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let mut data = options(&plain, layout) + ",userxattr";
+    // Too long for one page (100+ layers): name each lower by an open fd,
+    // which overlayfs resolves at mount time.
+    let mut _held: Vec<OwnedFd> = Vec::new();
+    if data.len() > MOUNT_DATA_MAX {
+        use std::os::fd::AsRawFd;
+        let mut names = Vec::new();
+        for path in lowers {
+            let fd = rustix::fs::open(
+                path,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| MountError::Lower {
+                path: path.clone(),
+                source: std::io::Error::from_raw_os_error(e.raw_os_error()),
+            })?;
+            names.push(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            _held.push(fd);
+        }
+        data = options(&names, layout) + ",userxattr";
+    }
+    nix::mount::mount(
+        Some("overlay"),
+        layout.target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|source| MountError::Overlay {
+        target: layout.target.to_path_buf(),
+        source,
+    })?;
+    Ok(Mounted {
+        target: layout.target.to_path_buf(),
+        fuse: None,
+    })
+}
+
+fn mount_fuse(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountError> {
+    use std::os::unix::process::CommandExt;
+    let fail = |reason: String| MountError::Fuse {
+        target: layout.target.to_path_buf(),
+        reason,
+    };
+    let program = super::idmap::find_program("fuse-overlayfs")
+        .ok_or_else(|| fail("fuse-overlayfs not found (apt-get install fuse-overlayfs)".into()))?;
+    let plain: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let before = dev_of(layout.target);
+    // A file, not a pipe: a pipe nobody drains could block the daemon.
+    let mut errors = tempfile::tempfile().map_err(|e| fail(e.to_string()))?;
+    let mut cmd = std::process::Command::new(program);
+    // Foreground, so it stays our child and dies with us.
+    cmd.arg("-f")
+        .arg("-o")
+        .arg(options(&plain, layout))
+        .arg(layout.target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(errors.try_clone().map_err(|e| fail(e.to_string()))?);
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    let deadline = std::time::Instant::now() + FUSE_START_TIMEOUT;
+    loop {
+        if dev_of(layout.target) != before {
+            return Ok(Mounted {
+                target: layout.target.to_path_buf(),
+                fuse: Some(child),
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::{Read, Seek};
+            // Best effort: the status alone still says it failed.
+            let _ = errors.rewind().and_then(|()| errors.read_to_string(&mut err));
+            return Err(fail(format!("exited with {status}: {}", err.trim())));
+        }
+        if std::time::Instant::now() > deadline {
+            // It never came up: do not leave it running.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail("did not mount within 10 seconds".into()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn dev_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.dev())
+}

@@ -7,8 +7,14 @@
 //! nix only exposes as unsafe); every block says why it is sound.
 #![allow(unsafe_code)]
 
+pub mod caps;
 pub mod driver;
 pub mod idmap;
+pub mod init;
+pub mod net;
 pub mod probe;
+pub mod rootfs;
+pub mod spec;
 pub mod subid;
+pub mod user;
 pub mod userns;

@@ -1,0 +1,290 @@
+//! `container-init`: the process strata re-executes to become a container.
+//!
+//! Re-executing gives a single-threaded process, which unshare and fork
+//! need. It unshares mount, pid, ipc, uts (and for `--network none` net)
+//! namespaces and forks the container's pid 1, then only waits: it passes
+//! the exit code on, and on SIGINT/SIGTERM/SIGHUP kills pid 1, which takes
+//! the whole pid namespace with it. Both die with their parent
+//! (PDEATHSIG), so no process outlives strata.
+//!
+//! Pid 1 sets up the root file system (`rootfs`), drops to Docker's
+//! capability set, becomes USER, enters WORKDIR and execs the command.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{self, ForkResult, Gid, Pid, Uid};
+
+use super::spec::{Network, ProcessSpec, DEFAULT_PATH};
+use super::{caps, net, rootfs, user};
+
+/// The environment variable naming the fd the spec is read from.
+pub const SPEC_FD_ENV: &str = "_STRATA_INIT_SPEC_FD";
+
+/// Docker's exit codes: strata's own failure, a command that cannot be
+/// executed, a command that does not exist.
+pub const EXIT_SETUP: i32 = 125;
+pub const EXIT_CANNOT_EXEC: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("reading the container spec: {0}")]
+    Spec(String),
+    #[error("{what}: {errno}")]
+    Sys { what: &'static str, errno: Errno },
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error(transparent)]
+    User(#[from] user::UserError),
+    #[error(transparent)]
+    Caps(#[from] caps::CapsError),
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error("working directory {0}: {1}")]
+    Workdir(String, std::io::Error),
+}
+
+fn sys(what: &'static str) -> impl FnOnce(Errno) -> InitError {
+    move |errno| InitError::Sys { what, errno }
+}
+
+/// Runs as the `container-init` process; returns its exit code.
+pub fn main() -> i32 {
+    match outer() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("strata: container setup: {err}");
+            EXIT_SETUP
+        }
+    }
+}
+
+fn read_spec() -> Result<ProcessSpec, InitError> {
+    let fd: RawFd = std::env::var(SPEC_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| InitError::Spec(format!("{SPEC_FD_ENV} is not set")))?;
+    // SAFETY: strata passed this fd for us alone, open and unused elsewhere.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| InitError::Spec(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| InitError::Spec(e.to_string()))
+}
+
+fn outer() -> Result<i32, InitError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl PDEATHSIG"))?;
+    let spec = read_spec()?;
+    let mut mask = SigSet::empty();
+    for sig in FORWARDED.into_iter().chain([Signal::SIGCHLD]) {
+        mask.add(sig);
+    }
+    mask.thread_block().map_err(sys("blocking signals"))?;
+    let signals = SignalFd::new(&mask).map_err(sys("signalfd"))?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    nix::sched::unshare(flags).map_err(sys("unshare"))?;
+    if spec.network == Network::None {
+        net::loopback_up()?;
+    }
+    // SAFETY: this process was just exec'd and never started a thread.
+    let child = match unsafe { unistd::fork() }.map_err(sys("fork"))? {
+        ForkResult::Child => {
+            drop(signals);
+            let code = match pid1(&spec) {
+                Ok(never) => match never {},
+                Err((code, err)) => {
+                    eprintln!("strata: {err}");
+                    code
+                }
+            };
+            // SAFETY: ending the forked child without the parent's atexit handlers.
+            unsafe { nix::libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    wait_for(child, &signals)
+}
+
+/// Waits for pid 1; a forwarded signal kills it (and so its namespace).
+fn wait_for(child: Pid, signals: &SignalFd) -> Result<i32, InitError> {
+    let mut killed_by: Option<Signal> = None;
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                let sig = killed_by.unwrap_or(sig);
+                return Ok(128 + sig as i32);
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(InitError::Sys { what: "waitpid", errno }),
+        }
+        let info = match signals.read_signal() {
+            Ok(Some(info)) => info,
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(InitError::Sys { what: "reading signals", errno }),
+        };
+        if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+            if FORWARDED.contains(&sig) {
+                killed_by = Some(sig);
+                // Already gone is fine: waitpid reports it next.
+                let _ = signal::kill(child, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Pid 1: becomes the container and execs its command; returns only on
+/// failure, with the exit code to use.
+fn pid1(spec: &ProcessSpec) -> Result<std::convert::Infallible, (i32, InitError)> {
+    let setup = |e: InitError| (EXIT_SETUP, e);
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(sys("prctl PDEATHSIG"))
+        .map_err(setup)?;
+    reset_signals().map_err(setup)?;
+    rootfs::enter(spec).map_err(|e| setup(e.into()))?;
+    unistd::sethostname(&spec.hostname)
+        .map_err(sys("sethostname"))
+        .map_err(setup)?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let who = user::resolve(&spec.user, &passwd, &groups).map_err(|e| setup(e.into()))?;
+    enter_workdir(&spec.workdir).map_err(setup)?;
+    let env = container_env(spec, &who.home);
+    let program = find_program(&spec.args, &env).map_err(|e| (EXIT_NOT_FOUND, e))?;
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(sys("no_new_privs"))
+        .map_err(setup)?;
+    caps::restrict_to_default().map_err(|e| setup(e.into()))?;
+    become_user(&who).map_err(setup)?;
+    let argv: Vec<CString> = spec.args.iter().map(|a| cstring(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|e| cstring(e)).collect();
+    let errno = match unistd::execve(&program, &argv, &envp) {
+        Ok(never) => match never {},
+        Err(errno) => errno,
+    };
+    let code = if errno == Errno::ENOENT {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXEC
+    };
+    Err((
+        code,
+        InitError::Sys {
+            what: "exec",
+            errno,
+        },
+    ))
+}
+
+/// Strings from JSON cannot hold NUL; cut at one if it does.
+fn cstring(s: &str) -> CString {
+    let bytes: Vec<u8> = s.bytes().take_while(|b| *b != 0).collect();
+    CString::new(bytes).unwrap_or_default()
+}
+
+/// Signal state is inherited across exec: give the command a clean one
+/// (Rust ignores SIGPIPE, strata blocked the forwarded signals).
+fn reset_signals() -> Result<(), InitError> {
+    signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys("unblocking signals"))?;
+    for sig in FORWARDED.into_iter().chain([Signal::SIGPIPE, Signal::SIGCHLD]) {
+        // SAFETY: SIG_DFL installs no handler code.
+        unsafe { signal::signal(sig, SigHandler::SigDfl) }.map_err(sys("resetting signals"))?;
+    }
+    Ok(())
+}
+
+fn enter_workdir(workdir: &str) -> Result<(), InitError> {
+    // An fd inherited from strata would let `WORKDIR /proc/self/fd/N` reach
+    // the host: none may survive into the container (CVE-2024-21626).
+    // SAFETY: close_range only closes descriptors; nothing in this process
+    // uses one above stderr from here on.
+    let closed = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if closed != 0 {
+        return Err(sys("close_range")(Errno::last()));
+    }
+    let dir = if workdir.is_empty() { "/" } else { workdir };
+    std::fs::create_dir_all(dir).map_err(|e| InitError::Workdir(dir.into(), e))?;
+    std::env::set_current_dir(dir).map_err(|e| InitError::Workdir(dir.into(), e))?;
+    // getcwd fails (or says "(unreachable)") when the cwd is outside the root.
+    match std::env::current_dir() {
+        Ok(cwd) if cwd.is_absolute() => Ok(()),
+        _ => Err(InitError::Workdir(
+            dir.into(),
+            std::io::Error::other("is outside the container"),
+        )),
+    }
+}
+
+fn container_env(spec: &ProcessSpec, home: &str) -> Vec<String> {
+    let mut env = spec.env.clone();
+    for (key, value) in [("PATH", DEFAULT_PATH), ("HOSTNAME", &spec.hostname), ("HOME", home)] {
+        if spec.env_get(key).is_none() {
+            env.push(format!("{key}={value}"));
+        }
+    }
+    env
+}
+
+/// args[0] as a path, or looked up in the container's PATH.
+fn find_program(args: &[String], env: &[String]) -> Result<CString, InitError> {
+    let Some(name) = args.first() else {
+        return Err(InitError::Spec("no command given".into()));
+    };
+    if name.contains('/') {
+        return Ok(cstring(name));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|dir| format!("{}/{name}", if dir.is_empty() { "." } else { dir }))
+        .find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|m| m.is_file())
+        })
+        .map(|p| cstring(&p))
+        .ok_or_else(|| {
+            InitError::Spec(format!(
+                "exec: \"{name}\": executable file not found in $PATH"
+            ))
+        })
+}
+
+fn become_user(who: &user::ExecUser) -> Result<(), InitError> {
+    let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    if let Err(errno) = unistd::setgroups(&groups) {
+        // With a single-id map the kernel denies setgroups outright; the
+        // process then keeps the one group it has, which is all there is.
+        let denied = std::fs::read_to_string("/proc/self/setgroups")
+            .is_ok_and(|s| s.trim() == "deny");
+        if !(errno == Errno::EPERM && denied) {
+            return Err(InitError::Sys {
+                what: "setgroups",
+                errno,
+            });
+        }
+    }
+    let gid = Gid::from_raw(who.gid);
+    unistd::setresgid(gid, gid, gid).map_err(sys("setgid (is the gid mapped? see strata info)"))?;
+    let uid = Uid::from_raw(who.uid);
+    unistd::setresuid(uid, uid, uid).map_err(sys("setuid (is the uid mapped? see strata info)"))?;
+    Ok(())
+}

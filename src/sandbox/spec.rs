@@ -1,0 +1,58 @@
+//! What a container process is to be: handed from strata to the
+//! `container-init` process as JSON over a pipe.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's PATH when the image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The host's network (Docker's `--network host`)
+    #[default]
+    Host,
+    /// A private network namespace with only a loopback interface
+    None,
+}
+
+/// A host path bound into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// The merged root file system, already mounted.
+    pub rootfs: PathBuf,
+    /// argv; args[0] is looked up in the container's PATH.
+    pub args: Vec<String>,
+    /// `K=V` pairs.
+    pub env: Vec<String>,
+    /// As USER / `run -u`; empty for root.
+    pub user: String,
+    /// Absolute; created if missing.
+    pub workdir: String,
+    pub hostname: String,
+    pub network: Network,
+    /// Bound in order: /etc/hosts, /etc/resolv.conf copies, then `-v` binds.
+    pub binds: Vec<Bind>,
+    /// Give the process a new pseudo-terminal as its stdio.
+    pub tty: bool,
+}
+
+impl ProcessSpec {
+    /// The value of `key` in the environment, if set.
+    pub fn env_get(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+}
