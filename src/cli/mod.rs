@@ -2,7 +2,14 @@
 //! command. Handlers are thin: they turn arguments into library calls and
 //! print results. `main` prints the whole error chain and picks the exit code.
 
+mod history;
+mod images;
+mod import;
 mod info;
+mod inspect;
+mod rmi;
+mod system;
+mod tag;
 pub mod settings;
 mod unshare;
 
@@ -60,6 +67,20 @@ pub enum LogLevel {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List images
+    Images(images::ImagesArgs),
+    /// Import a rootfs tarball as a one-layer image
+    Import(import::ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Remove one or more images
+    Rmi(rmi::RmiArgs),
+    /// Display detailed information on one or more images
+    Inspect(inspect::InspectArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Manage the store: df, prune, check
+    System(system::SystemArgs),
     /// Show how strata sees this machine, with a fix for every failed probe
     Info(info::InfoArgs),
     /// Run a command inside strata's user namespace (as `buildah unshare`)
@@ -71,6 +92,13 @@ impl Command {
     /// owns the store (everything that reads or writes layers does).
     fn needs_userns(&self) -> bool {
         match self {
+            Command::Images(_)
+            | Command::Import(_)
+            | Command::Tag(_)
+            | Command::Rmi(_)
+            | Command::Inspect(_)
+            | Command::History(_)
+            | Command::System(_) => true,
             Command::Info(_) => false,
             Command::Unshare(_) => true,
         }
@@ -119,6 +147,13 @@ pub fn main() -> ExitCode {
 
 fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Images(args) => images::run(settings, &args),
+        Command::Import(args) => import::run(settings, &args),
+        Command::Tag(args) => tag::run(settings, &args),
+        Command::Rmi(args) => rmi::run(settings, &args),
+        Command::Inspect(args) => inspect::run(settings, &args),
+        Command::History(args) => history::run(settings, &args),
+        Command::System(args) => system::run(settings, &args),
         Command::Info(args) => info::run(settings, &args),
         Command::Unshare(args) => unshare::run(settings, &args),
     }

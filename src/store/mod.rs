@@ -50,7 +50,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use check::{CheckReport, DiskUsage, PruneReport};
+pub use check::{CheckReport, DiskUsage, PruneReport, UsageRow};
 pub use config::{ImageConfig, RunConfig};
 pub use fsutil::{FileLock, Staging};
 pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
@@ -157,18 +157,6 @@ impl Store {
         }
         let root = fs::canonicalize(root).map_err(io_err("resolve", root))?;
         Ok(Store { root })
-    }
-
-    /// `$XDG_DATA_HOME/strata`, `~/.local/share/strata`, or `/var/lib/strata`
-    /// for real root outside a user namespace.
-    pub fn default_root() -> PathBuf {
-        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-            return PathBuf::from(x).join("strata");
-        }
-        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            Some(home) if !is_real_root() => PathBuf::from(home).join(".local/share/strata"),
-            _ => PathBuf::from("/var/lib/strata"),
-        }
     }
 
     pub fn root(&self) -> &Path {
@@ -351,21 +339,6 @@ impl Store {
         self.write_index(&lock, &staging, &index)?;
         Ok(out)
     }
-}
-
-/// Root of the initial user namespace (not root inside strata's own
-/// namespace, where an ordinary user is uid 0 too).
-fn is_real_root() -> bool {
-    rustix::process::geteuid().is_root()
-        && fs::read_to_string("/proc/self/uid_map")
-            .map(|m| is_identity_map(&m))
-            .unwrap_or(false)
-}
-
-/// Whether a uid_map is the initial namespace's `0 0 4294967295`.
-fn is_identity_map(map: &str) -> bool {
-    let fields: Vec<&str> = map.split_whitespace().collect();
-    fields == ["0", "0", "4294967295"]
 }
 
 /// The current time as RFC 3339 with seconds, as configs store it.

@@ -164,10 +164,3 @@ fn tar_with_wrong_diff_id_leaves_nothing() {
     assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
     assert_eq!(fs::read_dir(s.root().join("layers")).unwrap().count(), 0);
 }
-
-#[test]
-fn identity_map_table() {
-    assert!(is_identity_map("         0          0 4294967295\n"));
-    assert!(!is_identity_map("         0       1000          1\n"));
-    assert!(!is_identity_map(""));
-}

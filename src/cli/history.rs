@@ -1,0 +1,119 @@
+//! `strata history [--no-trunc] [-q] IMAGE`: IMAGE CREATED CREATED BY SIZE
+//! COMMENT, newest first, `<missing>` for steps not built here.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Result;
+
+use super::images::{ago, human_size, open_store, show_id, write_table};
+use super::settings::Settings;
+use crate::digest::ImageId;
+use crate::store::Store;
+
+/// Docker truncates CREATED BY to this many characters.
+const CREATED_BY_WIDTH: usize = 45;
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Image (name, id or id prefix)
+    #[arg(value_name = "IMAGE")]
+    image: String,
+}
+
+pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<ExitCode> {
+    let store = open_store(settings)?;
+    let id = store.resolve(&args.image)?;
+    let config = store.config(&id)?;
+    let ids = step_ids(&store, &id, config.history.len())?;
+    // Sizes: each non-empty history entry owns the next layer.
+    let mut sizes = Vec::new();
+    let mut layers = config.rootfs.diff_ids.iter();
+    for h in &config.history {
+        let size = match (h.empty_layer, layers.next()) {
+            (false, Some(d)) => store.layer_record(d)?.map_or(0, |r| r.size),
+            _ => 0,
+        };
+        sizes.push(size);
+    }
+    let now = SystemTime::now();
+    let mut rows = Vec::new();
+    for (i, h) in config.history.iter().enumerate().rev() {
+        let image = ids[i]
+            .as_ref()
+            .map_or("<missing>".into(), |id| show_id(id, args.no_trunc));
+        let created_by = h.created_by.clone().unwrap_or_default();
+        rows.push(vec![
+            image,
+            h.created.as_deref().map_or("N/A".into(), |c| ago(c, now)),
+            if args.no_trunc {
+                created_by
+            } else {
+                truncate(&created_by, CREATED_BY_WIDTH)
+            },
+            human_size(sizes[i]),
+            h.comment.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r[0])?;
+        }
+    } else {
+        write_table(
+            &mut out,
+            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+            &rows,
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The image id of each history entry that is the top of an image in this
+/// store: the image itself, then its recorded parents.
+fn step_ids(store: &Store, id: &ImageId, len: usize) -> Result<Vec<Option<ImageId>>> {
+    let mut ids = vec![None; len];
+    let index = store.index()?;
+    let mut cur = Some(id.clone());
+    let mut guard = 0;
+    while let Some(img) = cur {
+        let n = store.config(&img)?.history.len();
+        if n == 0 || n > len || guard > len {
+            break;
+        }
+        ids[n - 1] = Some(img.clone());
+        cur = index.images.get(&img).and_then(|r| r.parent.clone());
+        guard += 1;
+    }
+    if len > 0 && ids[len - 1].is_none() {
+        ids[len - 1] = Some(id.clone());
+    }
+    Ok(ids)
+}
+
+/// Cut to `width` characters with an ellipsis, as Docker's table does.
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(width - 1).collect();
+    t.push('…');
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncate_table() {
+        assert_eq!(super::truncate("abc", 5), "abc");
+        assert_eq!(super::truncate("abcdef", 5), "abcd…");
+    }
+}
