@@ -27,7 +27,7 @@ pub struct Span {
 /// Why parsing failed, and where. `Display` gives `line:col: message`;
 /// [`ParseError::render`] adds the source line and a caret.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{line}:{col}: {kind}")]
+#[error("{line}:{col}: {}", clip(&kind.to_string()))]
 pub struct ParseError {
     /// 1-based line.
     pub line: usize,
@@ -74,6 +74,22 @@ impl ParseError {
     pub fn render(&self, source: &str) -> String {
         render_at(self.line, self.col, &self.to_string(), source)
     }
+}
+
+/// Longest message shown in full; messages quote user text, which may be a
+/// whole 1 MiB line.
+const MAX_MESSAGE: usize = 400;
+
+/// Shortens `text` past [`MAX_MESSAGE`] characters, keeping its start and
+/// its end (where messages say what was expected).
+pub(crate) fn clip(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= MAX_MESSAGE {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(MAX_MESSAGE / 2).collect();
+    let tail: String = text.chars().skip(count - MAX_MESSAGE / 4).collect();
+    format!("{head} … {tail}")
 }
 
 /// Renders `message` followed by line `line` of `source` and a caret at `col`.
@@ -158,7 +174,8 @@ impl fmt::Display for Warning {
         match &self.kind {
             WarningKind::EmptyContinuationLine { instruction } => write!(
                 f,
-                "empty continuation line in: {instruction} (empty continuation lines will become errors in a future release)"
+                "empty continuation line in: {} (empty continuation lines will become errors in a future release)",
+                clip(instruction)
             ),
             WarningKind::MaintainerDeprecated => write!(
                 f,

@@ -6,6 +6,8 @@
 //! `RUN --mount=from=...`) resolve to earlier stages only; a literal reference
 //! to the current or a later stage is an error.
 
+use std::collections::HashMap;
+
 use thiserror::Error;
 
 use crate::directives::Directives;
@@ -127,6 +129,8 @@ pub struct Parsed {
     pub stages: Vec<Stage>,
     /// Warnings from both parsing stages.
     pub warnings: Vec<Warning>,
+    /// Stage index by lower-case name, so lookups stay O(1) with many stages.
+    names: HashMap<String, usize>,
 }
 
 impl Parsed {
@@ -137,16 +141,15 @@ impl Parsed {
 
     /// The stage named `name` (any case).
     pub fn stage(&self, name: &str) -> Option<&Stage> {
-        let name = name.to_lowercase();
-        self.stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(name.as_str()))
+        self.names
+            .get(&name.to_lowercase())
+            .and_then(|&i| self.stages.get(i))
     }
 
     /// What a (final, expanded) FROM image of stage `current` refers to: an
     /// earlier stage with that name, or an image.
     pub fn resolve_from(&self, image: &str, current: usize) -> StageRef {
-        resolve_name(&self.stages, image, current)
+        resolve_name(&self.names, image, current)
             .unwrap_or_else(|| StageRef::Image(image.to_string()))
     }
 
@@ -157,33 +160,27 @@ impl Parsed {
         reference: &str,
         current: usize,
     ) -> Result<StageRef, StageError> {
-        resolve_reference(&self.stages, reference, current)
+        resolve_reference(&self.names, reference, current)
     }
 }
 
-fn resolve_name(stages: &[Stage], name: &str, current: usize) -> Option<StageRef> {
-    let lower = name.to_lowercase();
-    stages[..current.min(stages.len())]
-        .iter()
-        .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        .map(StageRef::Stage)
+fn resolve_name(names: &HashMap<String, usize>, name: &str, current: usize) -> Option<StageRef> {
+    names
+        .get(&name.to_lowercase())
+        .filter(|&&i| i < current)
+        .map(|&i| StageRef::Stage(i))
 }
 
 fn resolve_reference(
-    stages: &[Stage],
+    names: &HashMap<String, usize>,
     reference: &str,
     current: usize,
 ) -> Result<StageRef, StageError> {
-    if let Some(found) = resolve_name(stages, reference, current) {
-        return Ok(found);
-    }
     let lower = reference.to_lowercase();
-    if stages
-        .iter()
-        .skip(current)
-        .any(|s| s.name.as_deref() == Some(lower.as_str()))
-    {
-        return Err(StageError::ForwardReference { name: lower });
+    match names.get(&lower) {
+        Some(&i) if i < current => return Ok(StageRef::Stage(i)),
+        Some(_) => return Err(StageError::ForwardReference { name: lower }),
+        None => {}
     }
     if !reference.is_empty() && reference.chars().all(|c| c.is_ascii_digit()) {
         return match reference.parse::<usize>() {
@@ -218,6 +215,7 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
     let mut warnings = tree.warnings.clone();
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
     for raw in tree.instructions() {
         let line = raw.span.start_line;
         let err = |kind: crate::error::ParseErrorKind| ParseError::new(line, raw.col, kind);
@@ -246,19 +244,23 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
         {
             let index = stages.len();
             if let Some(name) = name {
-                if let Some(first) = stages.iter().find(|s| s.name.as_ref() == Some(name)) {
+                if let Some(&first) = names.get(name) {
                     return Err(err(StageError::DuplicateName {
                         name: name.clone(),
-                        first_line: first.from.raw.span.start_line,
+                        first_line: stages[first].from.raw.span.start_line,
                     }
                     .into()));
                 }
             }
+            let base = resolve_name(&names, image, index)
+                .unwrap_or_else(|| StageRef::Image(image.clone()));
+            if let Some(name) = name {
+                names.insert(name.clone(), index);
+            }
             stages.push(Stage {
                 index,
                 name: name.clone(),
-                base: resolve_name(&stages, image, index)
-                    .unwrap_or_else(|| StageRef::Image(image.clone())),
+                base,
                 platform: platform.clone(),
                 from: step,
                 steps: Vec::new(),
@@ -276,17 +278,22 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
             }
         }
     }
-    check_references(&stages, text)?;
+    check_references(&stages, &names, text)?;
     Ok(Parsed {
         directives: tree.directives,
         global_args,
         stages,
         warnings,
+        names,
     })
 }
 
 /// Checks the literal (variable-free) `--from` references of each stage.
-fn check_references(stages: &[Stage], text: &str) -> Result<(), ParseError> {
+fn check_references(
+    stages: &[Stage],
+    names: &HashMap<String, usize>,
+    text: &str,
+) -> Result<(), ParseError> {
     for stage in stages {
         for step in &stage.steps {
             let (needle, refs): (&str, Vec<&str>) = match &step.instruction {
@@ -307,7 +314,7 @@ fn check_references(stages: &[Stage], text: &str) -> Result<(), ParseError> {
             };
             let line = step.raw.span.start_line;
             for reference in refs.into_iter().filter(|r| !r.contains('$')) {
-                resolve_reference(stages, reference, stage.index).map_err(|e| {
+                resolve_reference(names, reference, stage.index).map_err(|e| {
                     ParseError::new(line, column_of(text, line, needle, false, step.raw.col), e)
                 })?;
             }

@@ -13,6 +13,11 @@ use super::{Env, ExpandError, ExpandErrorKind};
 /// thread's stack limit.
 pub const MAX_NESTING: usize = 128;
 
+/// Longest text one expansion may produce. Substitution can multiply the
+/// input (`$A$A$A...` with a long `A`); 16 MiB is far beyond any real
+/// Dockerfile value and keeps memory bounded.
+pub const MAX_EXPANDED_LEN: usize = 16 << 20;
+
 /// Lexer switches used by the heredoc detector, which needs the words of a
 /// line with quotes, escapes and unknown variables left in place.
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,6 +120,15 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    fn check_len(&self, len: usize) -> Result<(), ExpandError> {
+        if len > MAX_EXPANDED_LEN {
+            return Err(self.err(ExpandErrorKind::TooLong {
+                limit: MAX_EXPANDED_LEN,
+            }));
+        }
+        Ok(())
+    }
+
     /// Processes until `stop` (consumed) or the end of input.
     fn until(&mut self, stop: Option<char>, raw_escapes: bool) -> Out {
         self.depth += 1;
@@ -147,6 +161,7 @@ impl<'a> Lexer<'a> {
                 }
                 '$' => {
                     let s = self.dollar()?;
+                    self.check_len(result.len() + s.len())?;
                     result.push_str(&s);
                     words.add_string(&s);
                 }
@@ -215,6 +230,7 @@ impl<'a> Lexer<'a> {
                 }
                 Some('$') => {
                     let s = self.dollar()?;
+                    self.check_len(out.len() + s.len())?;
                     out.push_str(&s);
                 }
                 Some(mut c) => {
@@ -414,7 +430,7 @@ impl<'a> Lexer<'a> {
             return Ok(String::new());
         };
         let pattern = Pattern::new(&pat, self.escape);
-        pattern::replace(&value, &pattern, &replacement, all)
+        pattern::replace(&value, &pattern, &replacement, all, MAX_EXPANDED_LEN)
             .map_err(|_| self.err(ExpandErrorKind::TooExpensive))
     }
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 
 pub(crate) use lexer::Options;
-pub use lexer::MAX_NESTING;
+pub use lexer::{MAX_EXPANDED_LEN, MAX_NESTING};
 
 /// Where variable values come from.
 pub trait Env {
@@ -66,7 +66,7 @@ impl Env for EmptyEnv {
 
 /// Why an expansion failed and at which character of the word.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("column {column}: {kind}")]
+#[error("column {column}: {}", crate::error::clip(&kind.to_string()))]
 pub struct ExpandError {
     /// 1-based character column within the expanded word.
     pub column: usize,
@@ -115,6 +115,12 @@ pub enum ExpandErrorKind {
     /// A `#`, `%` or `/` pattern needed too much work to match.
     #[error("pattern matching in substitution is too expensive")]
     TooExpensive,
+    /// The result grew past [`MAX_EXPANDED_LEN`] bytes.
+    #[error("expanded text longer than {limit} bytes")]
+    TooLong {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Expands `word` into one string with escape character `escape`.
@@ -149,8 +155,9 @@ pub fn expand_words(word: &str, env: &dyn Env, escape: char) -> Result<Vec<Strin
 }
 
 /// Splits `line` into words with quotes, escapes and unset variables kept as
-/// written; used to find heredoc markers. Errors give no words.
-pub(crate) fn raw_words(line: &str) -> Vec<String> {
+/// written; used to find heredoc markers. `None` when the line does not lex
+/// (an unclosed quote, substitutions nested too deep).
+pub(crate) fn raw_words(line: &str) -> Option<Vec<String>> {
     let opts = Options {
         raw_quotes: true,
         raw_escapes: true,
@@ -158,8 +165,8 @@ pub(crate) fn raw_words(line: &str) -> Vec<String> {
     };
     lexer::Lexer::new(line, &EmptyEnv, '\\', opts)
         .run()
+        .ok()
         .map(|(_, words)| words)
-        .unwrap_or_default()
 }
 
 /// Expands `word` with quote removal only (no variables known, unset ones

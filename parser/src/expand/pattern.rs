@@ -255,12 +255,14 @@ pub(crate) fn trim_suffix(
 }
 
 /// `${V/p/r}` and `${V//p/r}`: replaces the first (or every) longest,
-/// non-empty match of `pattern` with `replacement`.
+/// non-empty match of `pattern` with `replacement`. A result longer than
+/// `max_len` bytes is refused too.
 pub(crate) fn replace(
     value: &str,
     pattern: &Pattern,
     replacement: &str,
     all: bool,
+    max_len: usize,
 ) -> Result<String, TooExpensive> {
     if pattern.is_empty() {
         return Ok(value.to_string());
@@ -277,6 +279,9 @@ pub(crate) fn replace(
         let longest = prefix_matches(pattern, chars[start..].iter().copied(), true, &mut budget)?;
         match longest {
             Some(len) if len > 0 => {
+                if out.len() + replacement.len() > max_len {
+                    return Err(TooExpensive);
+                }
                 out.push_str(replacement);
                 start += len;
                 replaced = true;
@@ -339,7 +344,10 @@ mod tests {
             ("a.b.c", "[.]", "/", true, "a/b/c"),
         ];
         for (value, pat, rep, all, want) in cases {
-            assert_eq!(replace(value, &p(pat), rep, all), Ok(want.to_string()));
+            assert_eq!(
+                replace(value, &p(pat), rep, all, usize::MAX),
+                Ok(want.to_string())
+            );
         }
     }
 
@@ -352,6 +360,19 @@ mod tests {
     fn budget_stops_pathological_replace() {
         let value = "a".repeat(20_000);
         let pattern = p(&format!("{}b", "*a".repeat(50)));
-        assert_eq!(replace(&value, &pattern, "x", true), Err(TooExpensive));
+        assert_eq!(
+            replace(&value, &pattern, "x", true, usize::MAX),
+            Err(TooExpensive)
+        );
+    }
+
+    #[test]
+    fn replace_output_is_capped() {
+        let value = "a".repeat(1000);
+        let pattern = Pattern::new("a", '\\');
+        assert_eq!(
+            replace(&value, &pattern, "bbbb", true, 1000),
+            Err(TooExpensive)
+        );
     }
 }

@@ -133,7 +133,8 @@ fn env_implementations_agree() {
 #[test]
 fn raw_words_keep_quotes_escapes_and_unset_variables() {
     assert_eq!(
-        raw_words("RUN <<'E' \\x $U ${U:-d}"),
+        raw_words("RUN <<'E' \\x $U ${U:-d}").unwrap(),
         ["RUN", "<<'E'", "\\x", "$U", "${U:-d}"]
     );
+    assert_eq!(raw_words("RUN 'open"), None);
 }

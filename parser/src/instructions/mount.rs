@@ -198,6 +198,8 @@ impl Mount {
     /// Parses one `--mount` value.
     pub(crate) fn parse(value: &str) -> Result<Self, InstructionError> {
         let mut pairs = Vec::new();
+        // A set, so a hostile value with many distinct keys stays linear.
+        let mut seen = std::collections::HashSet::new();
         for field in fields(value) {
             let field = field.trim();
             if field.is_empty() {
@@ -207,7 +209,7 @@ impl Mount {
                 Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
                 None => (field.to_ascii_lowercase(), None),
             };
-            if pairs.iter().any(|(k, _)| *k == key) {
+            if !seen.insert(key.clone()) {
                 return Err(bad(format!("key {key:?} given more than once")));
             }
             pairs.push((key, val));

@@ -78,7 +78,10 @@ pub(crate) fn markers(line: &str) -> Result<Vec<Heredoc>, RawError> {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for word in raw_words(line) {
+    // Docker finds no markers on a line its lexer rejects; plain word
+    // splitting still finds them when only the nesting cap was hit.
+    let words = raw_words(line).unwrap_or_else(|| super::args::parse_words(line, '\\'));
+    for word in words {
         if let Some(doc) = marker(&word)? {
             out.push(doc);
         }
