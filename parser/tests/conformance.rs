@@ -35,6 +35,44 @@ fn buildkit_dir() -> Option<PathBuf> {
     None
 }
 
+/// Counts cases, collects failures, and reports `NAME: N passed, M failed`.
+#[derive(Default)]
+struct Tally {
+    run: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, ok: bool, failure: impl FnOnce() -> String) {
+        self.run += 1;
+        if !ok {
+            self.failures.push(failure());
+        }
+    }
+
+    /// Checks an expansion result against an expected value (`None`: an error).
+    fn expect<T: PartialEq + std::fmt::Debug, E: std::fmt::Debug>(
+        &mut self,
+        input: &str,
+        got: Result<T, E>,
+        want: Option<T>,
+    ) {
+        let ok = match (&got, &want) {
+            (Ok(g), Some(w)) => g == w,
+            (Err(_), None) => true,
+            _ => false,
+        };
+        self.record(ok, || format!("{input:?}: want {want:?}, got {got:?}"));
+    }
+
+    fn finish(self, name: &str, at_least: usize) {
+        let failed = self.failures.len();
+        eprintln!("{name}: {} passed, {failed} failed", self.run - failed);
+        assert!(self.run >= at_least, "{name}: only {} cases read", self.run);
+        assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
+    }
+}
+
 fn case_dirs(dir: PathBuf) -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = fs::read_dir(dir)
         .expect("read case folder")
@@ -50,29 +88,18 @@ fn testfiles_dump_matches_result() {
     let Some(dir) = buildkit_dir() else { return };
     let cases = case_dirs(dir.join("testfiles"));
     assert!(!cases.is_empty(), "no testfiles cases found");
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for case in &cases {
         let text = fs::read_to_string(case.join("Dockerfile")).expect("Dockerfile");
         let want = fs::read_to_string(case.join("result")).expect("result");
-        match parse_raw(&text) {
-            Ok(tree) => {
-                let got = dump(&tree);
-                if got != want {
-                    failures.push(format!(
-                        "{}:\n--- want\n{want}--- got\n{got}",
-                        case.display()
-                    ));
-                }
-            }
-            Err(e) => failures.push(format!("{}: error {e}", case.display())),
-        }
+        let got = parse_raw(&text)
+            .map(|tree| dump(&tree))
+            .map_err(|e| e.to_string());
+        tally.record(got.as_ref() == Ok(&want), || {
+            format!("{}:\n--- want\n{want}--- got\n{got:?}", case.display())
+        });
     }
-    eprintln!(
-        "testfiles: {} passed, {} failed",
-        cases.len() - failures.len(),
-        failures.len()
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    tally.finish("testfiles", cases.len());
 }
 
 #[test]
@@ -80,19 +107,15 @@ fn testfiles_negative_are_errors() {
     let Some(dir) = buildkit_dir() else { return };
     let cases = case_dirs(dir.join("testfiles-negative"));
     assert!(!cases.is_empty(), "no negative cases found");
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for case in &cases {
         let text = fs::read_to_string(case.join("Dockerfile")).expect("Dockerfile");
-        if parse(&text).is_ok() || parse_raw(&text).is_ok() {
-            failures.push(case.display().to_string());
-        }
+        let rejected = parse(&text).is_err() && parse_raw(&text).is_err();
+        tally.record(rejected, || {
+            format!("{}: parsed without error", case.display())
+        });
     }
-    eprintln!(
-        "testfiles-negative: {} passed, {} failed",
-        cases.len() - failures.len(),
-        failures.len()
-    );
-    assert!(failures.is_empty(), "parsed without error: {failures:?}");
+    tally.finish("testfiles-negative", cases.len());
 }
 
 #[test]
@@ -108,7 +131,7 @@ fn env_var_test_lines() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let (mut run, mut failures) = (0, Vec::new());
+    let mut tally = Tally::default();
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -120,23 +143,10 @@ fn env_var_test_lines() {
         if platform == "W" {
             continue;
         }
-        run += 1;
-        let got = expand_word(input, &env, '\\');
-        let ok = match &got {
-            Ok(s) => want != "error" && s == want,
-            Err(_) => want == "error",
-        };
-        if !ok {
-            failures.push(format!("{input:?}: want {want:?}, got {got:?}"));
-        }
+        let want = (want != "error").then(|| want.to_string());
+        tally.expect(input, expand_word(input, &env, '\\'), want);
     }
-    eprintln!(
-        "envVarTest: {} passed, {} failed",
-        run - failures.len(),
-        failures.len()
-    );
-    assert!(run > 100, "too few cases read: {run}");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    tally.finish("envVarTest", 100);
 }
 
 #[test]
@@ -144,7 +154,7 @@ fn words_test_lines() {
     let Some(dir) = buildkit_dir() else { return };
     let text = fs::read_to_string(dir.join("wordsTest")).expect("wordsTest");
     let mut env: Vec<(String, String)> = Vec::new();
-    let (mut run, mut failures) = (0, Vec::new());
+    let mut tally = Tally::default();
     for line in text.lines() {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
@@ -158,21 +168,9 @@ fn words_test_lines() {
         let (input, want) = line.split_once('|').expect("input | words");
         let input = input.trim();
         let want: Vec<&str> = want.trim_start().split(',').collect();
-        run += 1;
-        let got = expand_words(input, &env, '\\');
-        let ok = match &got {
-            Ok(words) => want != ["error"] && *words == want,
-            Err(_) => want == ["error"],
-        };
-        if !ok {
-            failures.push(format!("{input:?}: want {want:?}, got {got:?}"));
-        }
+        let want =
+            (want != ["error"]).then(|| want.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        tally.expect(input, expand_words(input, &env, '\\'), want);
     }
-    eprintln!(
-        "wordsTest: {} passed, {} failed",
-        run - failures.len(),
-        failures.len()
-    );
-    assert!(run > 20, "too few cases read: {run}");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    tally.finish("wordsTest", 20);
 }

@@ -189,20 +189,23 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Quote characters stay in the result only in raw-quotes mode.
+    fn keep_quote(&self, out: &mut String, quote: char) {
+        if self.opts.raw_quotes {
+            out.push(quote);
+        }
+    }
+
     /// `'...'`: everything literal, no escapes.
     fn single_quote(&mut self) -> Result<String, ExpandError> {
         self.pos += 1;
         let mut out = String::new();
-        if self.opts.raw_quotes {
-            out.push('\'');
-        }
+        self.keep_quote(&mut out, '\'');
         loop {
             match self.next() {
                 None => return Err(self.err(ExpandErrorKind::Unterminated { expected: '\'' })),
                 Some('\'') => {
-                    if self.opts.raw_quotes {
-                        out.push('\'');
-                    }
+                    self.keep_quote(&mut out, '\'');
                     return Ok(out);
                 }
                 Some(c) => out.push(c),
@@ -215,17 +218,13 @@ impl<'a> Lexer<'a> {
     fn double_quote(&mut self) -> Result<String, ExpandError> {
         self.pos += 1;
         let mut out = String::new();
-        if self.opts.raw_quotes {
-            out.push('"');
-        }
+        self.keep_quote(&mut out, '"');
         loop {
             match self.peek() {
                 None => return Err(self.err(ExpandErrorKind::Unterminated { expected: '"' })),
                 Some('"') => {
                     self.pos += 1;
-                    if self.opts.raw_quotes {
-                        out.push('"');
-                    }
+                    self.keep_quote(&mut out, '"');
                     return Ok(out);
                 }
                 Some('$') => {
