@@ -4,19 +4,65 @@
 //! Two stages, like BuildKit's frontend:
 //! 1. [`parse_raw`] builds the raw syntax tree ([`RawTree`]): directives,
 //!    comments, blank lines, and instructions with their `--flags`, shaped
-//!    arguments, heredocs and line spans. [`dump`] prints it in the
+//!    arguments, heredocs and line spans. [`dump()`] prints it in the
 //!    conformance format.
 //! 2. [`parse`] types every instruction ([`Instruction`]), validates flags,
 //!    and splits the file into [`Stage`]s with global ARGs ([`Parsed`]).
 //!
+//! Errors are values ([`ParseError`]: `line:col: message`, and
+//! [`ParseError::render`] adds the source line and a caret); warnings come
+//! back in [`Parsed::warnings`]. Nothing is printed.
+//!
 //! Variable expansion ([`expand_word`], [`expand_words`]) runs over an
-//! [`Env`] the caller passes in. The executor calls [`Step::expanded`] on
-//! each step with the stage's current environment to get final values.
+//! [`Env`] the caller passes in. Typed instructions hold text as written; the
+//! executor calls [`Step::expanded`] with the stage's current environment to
+//! get final values (it expands exactly what Docker expands and types the
+//! result again).
 //!
 //! ```
-//! let parsed = strata_parser::parse("FROM alpine AS base\nRUN echo hi\n").unwrap();
-//! assert_eq!(parsed.stages[0].name.as_deref(), Some("base"));
-//! assert_eq!(parsed.stages[0].steps[0].instruction.keyword(), "RUN");
+//! use std::collections::HashMap;
+//! use strata_parser::{parse, Instruction, StageRef};
+//!
+//! let text = "ARG BASE=alpine\n\
+//!             FROM ${BASE}:3 AS build\n\
+//!             ENV DIR=/src\n\
+//!             WORKDIR $DIR/app\n\
+//!             RUN make\n\
+//!             FROM scratch\n\
+//!             COPY --from=build /src/app/out /\n";
+//! let parsed = parse(text).unwrap();
+//! let escape = parsed.escape();
+//!
+//! // Global ARG defaults form the environment of FROM lines.
+//! let mut globals: HashMap<String, String> = HashMap::new();
+//! for step in &parsed.global_args {
+//!     if let Instruction::Arg(decls) = step.expanded(&globals, escape).unwrap() {
+//!         for d in decls {
+//!             globals.insert(d.name, d.default.unwrap_or_default());
+//!         }
+//!     }
+//! }
+//! let Instruction::From { image, .. } = parsed.stages[0].from.expanded(&globals, escape).unwrap() else {
+//!     unreachable!()
+//! };
+//! assert_eq!(image, "alpine:3");
+//!
+//! // Each stage's ENV/ARG build up the environment for later steps.
+//! let mut env: HashMap<String, String> = HashMap::new();
+//! let mut workdir = String::new();
+//! for step in &parsed.stages[0].steps {
+//!     match step.expanded(&env, escape).unwrap() {
+//!         Instruction::Env(pairs) => env.extend(pairs.into_iter().map(|kv| (kv.key, kv.value))),
+//!         Instruction::Workdir(dir) => workdir = dir,
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(workdir, "/src/app");
+//!
+//! // `--from` names an earlier stage (by name or index) or an image.
+//! let Instruction::Copy(copy) = &parsed.stages[1].steps[0].instruction else { unreachable!() };
+//! let from = copy.from.as_deref().unwrap();
+//! assert_eq!(parsed.resolve_copy_from(from, 1), Ok(StageRef::Stage(0)));
 //! ```
 
 pub mod directives;

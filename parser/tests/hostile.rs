@@ -9,7 +9,7 @@ use strata_parser::{
 };
 
 const ONE_MIB: usize = 1 << 20;
-const LIMIT: Duration = Duration::from_secs(20);
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();

@@ -6,7 +6,7 @@
 //! character at the end of a line continues the instruction, even across
 //! comment and blank lines; leading whitespace is stripped from the first
 //! line only; `--flags` are split off; the arguments are shaped per
-//! instruction (see [`args`]); RUN, COPY and ADD (also under ONBUILD) read
+//! instruction (see the `args` module); RUN, COPY and ADD (also under ONBUILD) read
 //! heredoc bodies after their line.
 
 mod args;
