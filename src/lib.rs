@@ -8,5 +8,6 @@ pub mod cli;
 pub mod digest;
 pub mod layer;
 pub mod reference;
+pub mod registry;
 pub mod sandbox;
 pub mod store;
