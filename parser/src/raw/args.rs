@@ -148,9 +148,17 @@ fn maybe_json(rest: &str, keyword: &str, list: bool) -> Result<Shaped, RawError>
                 whole(rest)
             },
             json: false,
-            json_fallback: rest.starts_with('['),
+            json_fallback: looks_like_json(rest),
         }),
     }
+}
+
+/// Whether shell-form text was probably meant as JSON: `[` followed by a
+/// quote or `]`. A shell test such as `[ -f x ] && y` is not.
+fn looks_like_json(rest: &str) -> bool {
+    rest.strip_prefix('[')
+        .map(|r| r.trim_start())
+        .is_some_and(|r| r.is_empty() || r.starts_with(['"', '\'', ']']))
 }
 
 /// `HEALTHCHECK TYPE command...`: the first word, then the command in JSON
@@ -299,6 +307,20 @@ mod tests {
             ["a", "\"b c\"", "d\\ e", "'f\\'"]
         );
         assert_eq!(parse_words("\"\" x", '\\'), ["\"\"", "x"]);
+    }
+
+    #[test]
+    fn json_fallback_heuristic() {
+        for (text, want) in [
+            ("['a']", true),
+            ("[\"a\"", true),
+            ("[ ]x", true),
+            ("[", true),
+            ("[ -f x ] && y", false),
+            ("echo [x]", false),
+        ] {
+            assert_eq!(looks_like_json(text), want, "{text}");
+        }
     }
 
     #[test]
