@@ -136,7 +136,7 @@ fn steps_expand_to_final_values() {
 
 #[test]
 fn warnings_are_values() {
-    let parsed = parse("FROM a\nMAINTAINER me\nRUN a \\\n\n b\nCMD [oops]\n").unwrap();
+    let parsed = parse("FROM a\nMAINTAINER me\nRUN a \\\n\n b\nCMD [\"oops\"\n").unwrap();
     let kinds: Vec<&WarningKind> = parsed.warnings.iter().map(|w| &w.kind).collect();
     assert_eq!(kinds.len(), 3);
     assert!(kinds.contains(&&WarningKind::MaintainerDeprecated));
