@@ -1,3 +1,6 @@
+//! Table tests for the expander: every operator, every error, word
+//! splitting, the nesting cap and the `Env` implementations.
+
 use super::*;
 
 fn env() -> HashMap<String, String> {

@@ -1,3 +1,6 @@
+//! Table tests for typed instructions: each instruction and flag, and a
+//! snapshot of every error message.
+
 use std::time::Duration;
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Table tests for the raw tree: directives, comments, continuations,
+//! spans, warnings, flags and forms, heredocs, and raw-stage errors.
+
 use super::*;
 use crate::dump::dump;
 
