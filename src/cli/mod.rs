@@ -7,7 +7,11 @@ mod images;
 mod import;
 mod info;
 mod inspect;
+mod load;
+mod pull;
+mod push;
 mod rmi;
+mod save;
 mod system;
 mod tag;
 pub mod settings;
@@ -81,6 +85,14 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Manage the store: df, prune, check
     System(system::SystemArgs),
+    /// Save images to a tar archive (docker-archive or oci-archive)
+    Save(save::SaveArgs),
+    /// Load images from a tar archive or standard input
+    Load(load::LoadArgs),
+    /// Copy an image to oci:DIR, oci-archive:FILE or docker-archive:FILE
+    Push(push::PushArgs),
+    /// Copy an image from oci:DIR, oci-archive:FILE or docker-archive:FILE
+    Pull(pull::PullArgs),
     /// Show how strata sees this machine, with a fix for every failed probe
     Info(info::InfoArgs),
     /// Run a command inside strata's user namespace (as `buildah unshare`)
@@ -98,7 +110,11 @@ impl Command {
             | Command::Rmi(_)
             | Command::Inspect(_)
             | Command::History(_)
-            | Command::System(_) => true,
+            | Command::System(_)
+            | Command::Save(_)
+            | Command::Load(_)
+            | Command::Push(_)
+            | Command::Pull(_) => true,
             Command::Info(_) => false,
             Command::Unshare(_) => true,
         }
@@ -154,6 +170,10 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(settings, &args),
         Command::History(args) => history::run(settings, &args),
         Command::System(args) => system::run(settings, &args),
+        Command::Save(args) => save::run(settings, &args),
+        Command::Load(args) => load::run(settings, &args),
+        Command::Push(args) => push::run(settings, &args),
+        Command::Pull(args) => pull::run(settings, &args),
         Command::Info(args) => info::run(settings, &args),
         Command::Unshare(args) => unshare::run(settings, &args),
     }

@@ -347,4 +347,4 @@ pub fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,0 +1,66 @@
+//! `strata push IMAGE DEST`: an image to `oci:DIR[:TAG]`,
+//! `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:REF]`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::images::open_store;
+use super::save::{name_images, write_file};
+use super::settings::Settings;
+use crate::reference::Reference;
+use crate::store::transport::{export, export_oci_dir, ExportFormat, Named, Transport};
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// Image (name, id or id prefix)
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]
+    #[arg(value_name = "DESTINATION")]
+    destination: String,
+}
+
+pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
+    let store = open_store(settings)?;
+    let transport = Transport::parse(&args.destination)?;
+    let mut named = name_images(&store, std::slice::from_ref(&args.image))?;
+    let Some(mut image) = named.pop() else {
+        anyhow::bail!("no such image: {}", args.image);
+    };
+    let digest = match transport {
+        Transport::Oci { dir, tag } => export_oci_dir(&store, &image.id, tag.as_deref(), &dir)?,
+        Transport::OciArchive { file, tag } => {
+            image.names = match (tag, image.names.first()) {
+                (Some(t), Some(r)) => vec![r.with_tag(&t)?],
+                (Some(t), None) => vec![Reference::parse(&format!("localhost/image:{t}"))?],
+                (None, _) => Vec::new(),
+            };
+            write_archive(&store, &file, image, ExportFormat::OciArchive)?
+        }
+        Transport::DockerArchive { file, reference } => {
+            if let Some(r) = reference {
+                image.names = vec![Reference::parse(&r)?];
+            }
+            write_archive(&store, &file, image, ExportFormat::DockerArchive)?
+        }
+    };
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_archive(
+    store: &crate::store::Store,
+    file: &Path,
+    image: Named,
+    format: ExportFormat,
+) -> Result<crate::digest::Digest> {
+    let mut digest = None;
+    write_file(file, |out| {
+        let (d, out) = export(store, &[image], format, out)?;
+        digest = d.into_iter().next();
+        Ok(out)
+    })?;
+    digest.ok_or_else(|| anyhow::anyhow!("nothing was exported"))
+}

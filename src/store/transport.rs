@@ -1,1 +1,0 @@
-//! Image transports: docker-archive, oci layout, oci-archive.

@@ -1,0 +1,298 @@
+//! Images out of the store: docker-archive and OCI (archive or directory).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+use super::super::config::{
+    Descriptor, Index, Manifest, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG,
+    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+};
+use super::super::fsutil::io_err;
+use super::super::{Store, StoreError};
+use super::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
+use crate::digest::{Digest, ImageId};
+use crate::layer::compress::Compression;
+use crate::reference::Reference;
+
+/// Which archive to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    DockerArchive,
+    OciArchive,
+}
+
+/// One image to export and the names it goes out under.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub id: ImageId,
+    pub names: Vec<Reference>,
+}
+
+/// What an image needs in an export: its blobs and its manifest.
+struct Plan {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    manifest: Vec<u8>,
+    manifest_digest: Digest,
+}
+
+fn plan(store: &Store, id: &ImageId, oci: bool, compression: Compression) -> Result<Plan, StoreError> {
+    let config_bytes = store.config_bytes(id)?;
+    let config = store.config(id)?;
+    let config_type = if oci { MEDIA_OCI_CONFIG } else { MEDIA_DOCKER_CONFIG };
+    let mut layers = Vec::new();
+    for diff_id in &config.rootfs.diff_ids {
+        let blob = store.layer_blob(diff_id, compression)?;
+        let media = if oci {
+            compression.oci_media_type()
+        } else {
+            compression.docker_media_type()
+        };
+        layers.push(Descriptor::new(media, blob.digest, blob.size));
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(if oci { MEDIA_OCI_MANIFEST } else { MEDIA_DOCKER_MANIFEST }.into()),
+        config: Descriptor::new(config_type, id.0.clone(), config_bytes.len() as u64),
+        layers: layers.clone(),
+        annotations: None,
+        extra: BTreeMap::new(),
+    };
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid {
+        what: format!("manifest of {id}"),
+        reason: e.to_string(),
+    })?;
+    Ok(Plan {
+        config: manifest.config,
+        layers,
+        manifest_digest: Digest::of(&bytes),
+        manifest: bytes,
+    })
+}
+
+/// Deterministic tar writing: mode 0644 (0755 for directories), owner 0,
+/// mtime 0, no user names.
+struct ArchiveWriter<W: Write> {
+    tar: tar::Builder<W>,
+    written: BTreeSet<String>,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    fn new(out: W) -> ArchiveWriter<W> {
+        ArchiveWriter {
+            tar: tar::Builder::new(out),
+            written: BTreeSet::new(),
+        }
+    }
+
+    fn header(kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(size);
+        h
+    }
+
+    fn dir(&mut self, name: &str) -> io::Result<()> {
+        if self.written.insert(name.to_string()) {
+            let mut h = Self::header(tar::EntryType::Directory, 0);
+            self.tar.append_data(&mut h, name, io::empty())?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        if self.written.insert(name.to_string()) {
+            let mut h = Self::header(tar::EntryType::Regular, data.len() as u64);
+            self.tar.append_data(&mut h, name, data)?;
+        }
+        Ok(())
+    }
+
+    fn blob(&mut self, store: &Store, name: &str, digest: &Digest, size: u64) -> Result<(), StoreError> {
+        if !self.written.insert(name.to_string()) {
+            return Ok(());
+        }
+        let path = store.blob_path(digest);
+        let f = File::open(&path).map_err(io_err("open", &path))?;
+        let mut h = Self::header(tar::EntryType::Regular, size);
+        self.tar
+            .append_data(&mut h, name, io::Read::take(f, size))
+            .map_err(io_err("write archive from", &path))
+    }
+
+    fn finish(self) -> io::Result<W> {
+        self.tar.into_inner()
+    }
+}
+
+/// Write `images` as a docker-archive or an OCI archive to `out`; returns
+/// each image's manifest digest.
+pub fn export<W: Write>(
+    store: &Store,
+    images: &[Named],
+    format: ExportFormat,
+    out: W,
+) -> Result<(Vec<Digest>, W), StoreError> {
+    let werr = |e: io::Error| io_err("write archive", "-")(e);
+    let mut w = ArchiveWriter::new(out);
+    let mut digests = Vec::new();
+    match format {
+        ExportFormat::DockerArchive => {
+            let mut manifest = Vec::new();
+            let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for img in images {
+                let p = plan(store, &img.id, false, Compression::None)?;
+                let config_name = format!("{}.json", img.id.hex());
+                w.blob(store, &config_name, &p.config.digest, p.config.size)?;
+                let mut layer_names = Vec::new();
+                for l in &p.layers {
+                    let name = format!("{}.tar", l.digest.hex());
+                    w.blob(store, &name, &l.digest, l.size)?;
+                    layer_names.push(name);
+                }
+                let tags: Vec<String> = img.names.iter().filter(|r| r.tag().is_some()).map(Reference::familiar).collect();
+                for r in img.names.iter() {
+                    if let (Some(tag), Some(top)) = (r.tag(), p.layers.last()) {
+                        repositories
+                            .entry(r.familiar_repository())
+                            .or_default()
+                            .insert(tag.to_string(), top.digest.hex().to_string());
+                    }
+                }
+                manifest.push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
+                digests.push(p.manifest_digest);
+            }
+            w.bytes("manifest.json", &json_bytes(&manifest)?).map_err(werr)?;
+            w.bytes("repositories", &json_bytes(&repositories)?).map_err(werr)?;
+        }
+        ExportFormat::OciArchive => {
+            w.bytes("oci-layout", OCI_LAYOUT).map_err(werr)?;
+            w.dir("blobs/").map_err(werr)?;
+            w.dir("blobs/sha256/").map_err(werr)?;
+            let mut index = Vec::new();
+            for img in images {
+                let p = plan(store, &img.id, true, Compression::Gzip)?;
+                w.blob(store, &blob_name(&p.config.digest), &p.config.digest, p.config.size)?;
+                for l in &p.layers {
+                    w.blob(store, &blob_name(&l.digest), &l.digest, l.size)?;
+                }
+                w.bytes(&blob_name(&p.manifest_digest), &p.manifest).map_err(werr)?;
+                let names: Vec<Option<&Reference>> =
+                    if img.names.is_empty() { vec![None] } else { img.names.iter().map(Some).collect() };
+                for name in names {
+                    let mut d = Descriptor::new(MEDIA_OCI_MANIFEST, p.manifest_digest.clone(), p.manifest.len() as u64);
+                    if let Some(r) = name {
+                        d.annotations = Some(save_annotations(r));
+                    }
+                    index.push(d);
+                }
+                digests.push(p.manifest_digest);
+            }
+            w.bytes("index.json", &index_bytes(index)?).map_err(werr)?;
+        }
+    }
+    let out = w.finish().map_err(werr)?;
+    Ok((digests, out))
+}
+
+/// Push one image into an OCI layout directory, merging with its
+/// index.json (an entry with the same ref name is replaced).
+pub fn export_oci_dir(store: &Store, id: &ImageId, tag: Option<&str>, dir: &Path) -> Result<Digest, StoreError> {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
+    let layout = dir.join("oci-layout");
+    if !layout.exists() {
+        write_replace(&layout, OCI_LAYOUT)?;
+    }
+    let p = plan(store, id, true, Compression::Gzip)?;
+    let copy = |digest: &Digest| -> Result<(), StoreError> {
+        let dest = blobs.join(digest.hex());
+        if !dest.exists() {
+            let data = store.read_blob(digest)?;
+            write_replace(&dest, &data)?;
+        }
+        Ok(())
+    };
+    copy(&p.config.digest)?;
+    for l in &p.layers {
+        copy(&l.digest)?;
+    }
+    let mdest = blobs.join(p.manifest_digest.hex());
+    if !mdest.exists() {
+        write_replace(&mdest, &p.manifest)?;
+    }
+    let index_path = dir.join("index.json");
+    let mut manifests = match fs::read(&index_path) {
+        Ok(b) => serde_json::from_slice::<Index>(&b)
+            .map_err(|source| StoreError::Json {
+                path: index_path.clone(),
+                source,
+            })?
+            .manifests,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err("read", &index_path)(e)),
+    };
+    let mut d = Descriptor::new(MEDIA_OCI_MANIFEST, p.manifest_digest.clone(), p.manifest.len() as u64);
+    if let Some(tag) = tag {
+        manifests.retain(|m| {
+            m.annotations
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME_ANNOTATION))
+                .map_or(true, |t| t != tag)
+        });
+        d.annotations = Some(BTreeMap::from([(REF_NAME_ANNOTATION.to_string(), tag.to_string())]));
+    }
+    manifests.push(d);
+    write_replace(&index_path, &index_bytes(manifests)?)?;
+    Ok(p.manifest_digest)
+}
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+fn blob_name(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// Annotations `docker save` writes for a named image in an OCI index.
+fn save_annotations(r: &Reference) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::from([(IMAGE_NAME_ANNOTATION.to_string(), r.to_string())]);
+    if let Some(tag) = r.tag() {
+        a.insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+    }
+    a
+}
+
+fn index_bytes(manifests: Vec<Descriptor>) -> Result<Vec<u8>, StoreError> {
+    json_bytes(&Index {
+        schema_version: 2,
+        media_type: Some(MEDIA_OCI_INDEX.into()),
+        manifests,
+        annotations: None,
+        extra: BTreeMap::new(),
+    })
+}
+
+fn json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Invalid {
+        what: "archive metadata".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Write a file next to `dest`, fsync, rename over it.
+fn write_replace(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io_err("create temporary file in", parent))?;
+    tmp.write_all(data).map_err(io_err("write", dest))?;
+    tmp.as_file().sync_all().map_err(io_err("fsync", dest))?;
+    tmp.persist(dest).map_err(|e| io_err("rename into place", dest)(e.error))?;
+    Ok(())
+}
