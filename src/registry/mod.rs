@@ -13,6 +13,106 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod manifest;
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+
+pub use client::{Options, Registry};
+
+/// Everything that can go wrong talking to a registry. Messages name the
+/// request (method and URL without its query), the reference or the
+/// digest, and the expected and found values; none holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{method} {url}: {source}")]
+    Transport {
+        method: String,
+        url: String,
+        source: reqwest::Error,
+    },
+    #[error("{method} {url}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{method} {url}: giving up after {tries} tries: {last}")]
+    GaveUp {
+        method: String,
+        url: String,
+        tries: u32,
+        last: String,
+    },
+    #[error("{url}: reading the response: {source}")]
+    Body { url: String, source: std::io::Error },
+    #[error("{url}: the response is larger than the {limit}-byte limit")]
+    TooLarge { url: String, limit: u64 },
+    #[error("bad URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("{url}: redirect {reason}")]
+    Redirect { url: String, reason: String },
+    #[error("{registry}: {reason}")]
+    Auth { registry: String, reason: String },
+    #[error("{registry}: {source}")]
+    Challenge {
+        registry: String,
+        source: auth::ChallengeError,
+    },
+    #[error("cannot reach registry {registry}: {reason}")]
+    Unreachable { registry: String, reason: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: bad certificate or key: {source}")]
+    Certificate {
+        path: PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{url}: the registry sent an invalid digest: {source}")]
+    BadDigest {
+        url: String,
+        source: crate::digest::DigestError,
+    },
+    #[error("{reference}: {source}")]
+    Manifest {
+        reference: String,
+        source: manifest::ManifestError,
+    },
+    #[error("{reference}: {what} is not valid: {source}")]
+    Json {
+        reference: String,
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("{reference}: no image for platform {wanted} (the index has {available})")]
+    NoPlatform {
+        reference: String,
+        wanted: String,
+        available: String,
+    },
+    #[error("{reference}: {reason}")]
+    Invalid { reference: String, reason: String },
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialError),
+}

@@ -1,0 +1,865 @@
+//! One registry's HTTP client: transport choice (https, or http where the
+//! rules allow it), authentication (Basic, or Bearer tokens cached per
+//! scope set), retries with backoff, and redirects that never carry the
+//! `Authorization` header to another origin.
+//!
+//! Redirects are followed here rather than by reqwest so the rule is in
+//! one visible place: credentials go only to the registry's own
+//! scheme/host/port, never to where a blob GET is redirected (a CDN or an
+//! object store authenticates with the signed URL itself).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Body, Client, Response};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+
+use super::auth::{parse_challenge, parse_token_response, scope_key, Challenge, Scope, Secret};
+use super::backoff::{jitter_sample, retryable_status, Backoff};
+use super::credentials::Credential;
+use super::endpoint::{api_host, canonical_registry, cert_dirs, ping_path, security, Security};
+use super::manifest::{SMALL_BODY_MAX_BYTES, TOKEN_MAX_BYTES};
+use super::RegistryError;
+
+/// How long connecting may take before the try counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Whole-request limit for small requests (ping, manifests, tokens, HEAD).
+const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Redirects followed for one request; registries use one, CDNs two.
+const MAX_REDIRECTS: usize = 10;
+
+/// How to reach registries: the command line's and config file's choices.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--tls-verify`: `Some(false)` allows unverified https and plain http.
+    pub tls_verify: Option<bool>,
+    /// `--cert-dir`: CA files (`*.crt`) and client certs for the registry.
+    pub cert_dir: Option<PathBuf>,
+    /// Registries (`host` or `host:port`) allowed without verified TLS.
+    pub insecure: Vec<String>,
+    pub backoff: Backoff,
+}
+
+/// What the body of a request is; kept re-creatable so a retry can send
+/// it again.
+#[derive(Debug, Clone)]
+pub enum ReqBody {
+    Empty,
+    Bytes(Vec<u8>),
+    /// `len` bytes of a file from `offset`.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// One request, described so it can be sent again.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: Method,
+    /// A path on the registry (`/v2/...`) or an absolute URL (an upload
+    /// location the registry gave).
+    pub target: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: ReqBody,
+    /// Statuses the caller handles itself besides 2xx (404 for a HEAD).
+    pub accept_status: Vec<u16>,
+    /// Whether the request may be sent again after a failure (PATCH of an
+    /// upload chunk may not: the server may have applied it).
+    pub retry: bool,
+    /// Whole-request limit; `None` for blob transfers of any size.
+    pub timeout: Option<Duration>,
+}
+
+impl Req {
+    pub fn new(method: Method, target: impl Into<String>) -> Req {
+        Req {
+            method,
+            target: target.into(),
+            headers: Vec::new(),
+            body: ReqBody::Empty,
+            accept_status: Vec::new(),
+            retry: true,
+            timeout: Some(SMALL_REQUEST_TIMEOUT),
+        }
+    }
+
+    pub fn get(target: impl Into<String>) -> Req {
+        Req::new(Method::GET, target)
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Req {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: ReqBody) -> Req {
+        self.body = body;
+        self
+    }
+
+    pub fn accept(mut self, status: u16) -> Req {
+        self.accept_status.push(status);
+        self
+    }
+
+    pub fn no_retry(mut self) -> Req {
+        self.retry = false;
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Req {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// The cached auth state of one registry.
+#[derive(Default)]
+struct AuthState {
+    challenge: Option<Challenge>,
+    tokens: HashMap<String, (Secret, Instant)>,
+}
+
+/// A client for one registry.
+pub struct Registry {
+    /// The canonical registry name (`docker.io`, `localhost:5000`).
+    name: String,
+    security: Security,
+    client: Client,
+    /// Base URL (`https://host`) chosen by [`Registry::connect`].
+    base: Url,
+    credential: Option<Credential>,
+    auth: Mutex<AuthState>,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("name", &self.name)
+            .field("base", &self.base.as_str())
+            .field("security", &self.security)
+            .field("credential", &self.credential.as_ref().map(|c| &c.username))
+            .finish()
+    }
+}
+
+/// One try's failure: worth another try or not.
+enum Failure {
+    Retry(RegistryError),
+    Fatal(RegistryError),
+}
+
+impl Registry {
+    /// Reach `domain`'s registry: choose https (or http where allowed and
+    /// https is not spoken) by asking `/v2/`, and remember how it wants to
+    /// be authenticated.
+    pub fn connect(
+        domain: &str,
+        credential: Option<Credential>,
+        opts: &Options,
+    ) -> Result<Registry, RegistryError> {
+        let name = canonical_registry(domain).to_string();
+        let host = api_host(domain).to_string();
+        let security = security(&name, opts.tls_verify, &opts.insecure);
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        let client = build_client(
+            &host,
+            security,
+            opts.cert_dir.as_deref(),
+            config_home.as_deref(),
+        )?;
+        let https = base_url("https", &host)?;
+        let mut reg = Registry {
+            name,
+            security,
+            client,
+            base: https,
+            credential,
+            auth: Mutex::new(AuthState::default()),
+            backoff: opts.backoff,
+        };
+        let https_err = match reg.ping() {
+            Ok(()) => return Ok(reg),
+            Err(e) if !security.allows_plain_http() || !is_transport(&e) => return Err(e),
+            Err(e) => e,
+        };
+        reg.base = base_url("http", &host)?;
+        reg.ping().map_err(|http_err| RegistryError::Unreachable {
+            registry: reg.name.clone(),
+            reason: format!("https: {}; http: {}", chain(&https_err), chain(&http_err)),
+        })?;
+        Ok(reg)
+    }
+
+    /// The canonical registry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `https://host` or `http://host`.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET /v2/`: 200 (open), or 401 with the challenge to remember.
+    fn ping(&self) -> Result<(), RegistryError> {
+        let url = self.url(ping_path())?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self
+                .client
+                .get(url.clone())
+                .timeout(SMALL_REQUEST_TIMEOUT)
+                .send();
+            let failure = match result {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    let challenge = challenge_of(&self.name, resp.headers())?;
+                    self.lock_auth().challenge = Some(challenge);
+                    return Ok(());
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let err = status_error(&Method::GET, &url, resp);
+                    if retryable_status(status) {
+                        Failure::Retry(err)
+                    } else {
+                        Failure::Fatal(err)
+                    }
+                }
+                Err(source) => Failure::Retry(transport(&Method::GET, &url, source)),
+            };
+            match failure {
+                Failure::Fatal(e) => return Err(e),
+                // A TLS handshake against a plain-http server fails at
+                // once; retrying it only delays the http fallback.
+                Failure::Retry(e) if is_transport(&e) && self.security.allows_plain_http() => {
+                    return Err(e)
+                }
+                Failure::Retry(e) => self.wait_or_give_up(tries, &Method::GET, &url, e)?,
+            }
+        }
+    }
+
+    fn url(&self, target: &str) -> Result<Url, RegistryError> {
+        if target.starts_with("http://") || target.starts_with("https://") {
+            Url::parse(target)
+        } else {
+            self.base.join(target)
+        }
+        .map_err(|e| RegistryError::BadUrl {
+            url: target.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        // A panic elsewhere while holding the lock leaves a cache that is
+        // still valid: take it back.
+        self.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleep before the next try, or return the error when no try is left.
+    fn wait_or_give_up(
+        &self,
+        tries: u32,
+        method: &Method,
+        url: &Url,
+        err: RegistryError,
+    ) -> Result<(), RegistryError> {
+        match self.backoff.delay(tries + 1, jitter_sample()) {
+            Some(d) => {
+                std::thread::sleep(d);
+                Ok(())
+            }
+            None if tries <= 1 => Err(err),
+            None => Err(RegistryError::GaveUp {
+                method: method.to_string(),
+                url: url.to_string(),
+                tries,
+                last: chain(&err),
+            }),
+        }
+    }
+
+    /// Send `req` with the credentials `scopes` need: retried on 5xx,
+    /// 429 and transport errors (if `req.retry`), re-authenticated once on
+    /// 401, redirects followed. A status other than 2xx and
+    /// `req.accept_status` is an error with the registry's message.
+    pub fn send(&self, req: &Req, scopes: &[Scope]) -> Result<Response, RegistryError> {
+        let url = self.url(&req.target)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_once(req, &url, scopes) {
+                Ok(resp) => return Ok(resp),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Retry(e)) if !req.retry => return Err(e),
+                Err(Failure::Retry(e)) => self.wait_or_give_up(tries, &req.method, &url, e)?,
+            }
+        }
+    }
+
+    fn try_once(&self, req: &Req, start: &Url, scopes: &[Scope]) -> Result<Response, Failure> {
+        let mut url = start.clone();
+        let mut method = req.method.clone();
+        let mut reauthenticated = false;
+        let mut redirects = 0;
+        loop {
+            let own_origin = same_origin(&url, &self.base);
+            let mut builder = self.client.request(method.clone(), url.clone());
+            if let Some(t) = req.timeout {
+                builder = builder.timeout(t);
+            }
+            for (name, value) in &req.headers {
+                builder = builder.header(*name, value);
+            }
+            if own_origin {
+                if let Some(auth) = self.authorization(scopes) {
+                    builder = builder.header(AUTHORIZATION, auth);
+                }
+            }
+            if method != Method::GET && method != Method::HEAD {
+                builder = builder.body(body_of(&req.body).map_err(Failure::Fatal)?);
+            }
+            let resp = builder
+                .send()
+                .map_err(|source| Failure::Retry(transport(&method, &url, source)))?;
+            let status = resp.status();
+            if status.is_success() || req.accept_status.contains(&status.as_u16()) {
+                return Ok(resp);
+            }
+            if status.is_redirection() {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(Failure::Fatal(RegistryError::Redirect {
+                        url: url.to_string(),
+                        reason: format!("more than {MAX_REDIRECTS} redirects"),
+                    }));
+                }
+                url = redirect_target(&url, resp.headers()).map_err(Failure::Fatal)?;
+                if status == StatusCode::SEE_OTHER && method != Method::HEAD {
+                    method = Method::GET;
+                }
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED && own_origin && !reauthenticated {
+                reauthenticated = true;
+                let challenge = challenge_of(&self.name, resp.headers()).map_err(Failure::Fatal)?;
+                self.authenticate(challenge, scopes)?;
+                continue;
+            }
+            let err = status_error(&method, &url, resp);
+            return Err(if retryable_status(status.as_u16()) {
+                Failure::Retry(err)
+            } else {
+                Failure::Fatal(err)
+            });
+        }
+    }
+
+    /// The `Authorization` value for `scopes`, if one is known.
+    fn authorization(&self, scopes: &[Scope]) -> Option<HeaderValue> {
+        let state = self.lock_auth();
+        let value = match state.challenge.as_ref()? {
+            Challenge::Basic { .. } => {
+                let c = self.credential.as_ref()?;
+                basic_value(c)
+            }
+            Challenge::Bearer { .. } => {
+                let (token, expiry) = state.tokens.get(&scope_key(scopes))?;
+                if Instant::now() >= *expiry {
+                    return None;
+                }
+                format!("Bearer {}", token.expose())
+            }
+        };
+        let mut v = HeaderValue::from_str(&value).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+
+    /// Answer a challenge: remember it, and for Bearer fetch a token.
+    fn authenticate(&self, challenge: Challenge, scopes: &[Scope]) -> Result<(), Failure> {
+        self.lock_auth().challenge = Some(challenge.clone());
+        match challenge {
+            Challenge::Basic { .. } if self.credential.is_none() => {
+                Err(Failure::Fatal(RegistryError::Auth {
+                    registry: self.name.clone(),
+                    reason: "unauthorized: authentication required (run strata login)".into(),
+                }))
+            }
+            Challenge::Basic { .. } => Ok(()),
+            Challenge::Bearer { realm, service, .. } => {
+                let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), scopes)?;
+                self.lock_auth()
+                    .tokens
+                    .insert(scope_key(scopes), (token, Instant::now() + lifetime));
+                Ok(())
+            }
+        }
+    }
+
+    /// Ask the token server for a token for `scopes`.
+    fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[Scope],
+    ) -> Result<(Secret, Duration), Failure> {
+        let fatal = |reason: String| {
+            Failure::Fatal(RegistryError::Auth {
+                registry: self.name.clone(),
+                reason,
+            })
+        };
+        let mut url =
+            Url::parse(realm).map_err(|e| fatal(format!("bad token realm {realm:?}: {e}")))?;
+        let plain_ok = self.security.allows_plain_http();
+        if url.scheme() != "https" && !(url.scheme() == "http" && plain_ok) {
+            return Err(fatal(format!("refusing token realm {realm:?}: not https")));
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scopes {
+                q.append_pair("scope", &s.to_string());
+            }
+        }
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut b = self.client.get(url.clone()).timeout(SMALL_REQUEST_TIMEOUT);
+            if let Some(c) = &self.credential {
+                b = b.header(AUTHORIZATION, basic_value(c));
+            }
+            let failure = match b.send() {
+                Ok(resp) if resp.status().is_success() => {
+                    let body = read_capped(resp, TOKEN_MAX_BYTES, &url).map_err(Failure::Fatal)?;
+                    let token = parse_token_response(&body).map_err(|why| {
+                        fatal(format!("token server {}: {why}", url_without_query(&url)))
+                    })?;
+                    return Ok((token.secret, token.lifetime));
+                }
+                Ok(resp) if matches!(resp.status().as_u16(), 401 | 403) => {
+                    let what = if self.credential.is_some() {
+                        "unauthorized: incorrect username or password"
+                    } else {
+                        "unauthorized: authentication required (run strata login)"
+                    };
+                    return Err(fatal(what.into()));
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let err = status_error(&Method::GET, &url_without_query(&url), resp);
+                    if retryable_status(status) {
+                        err
+                    } else {
+                        return Err(Failure::Fatal(err));
+                    }
+                }
+                Err(source) => transport(&Method::GET, &url_without_query(&url), source),
+            };
+            self.wait_or_give_up(tries, &Method::GET, &url_without_query(&url), failure)
+                .map_err(Failure::Fatal)?;
+        }
+    }
+
+    /// Check that the credentials work: a token for `scopes` (or the
+    /// catalog), or `/v2/` accepted with Basic credentials.
+    pub fn check_login(&self) -> Result<(), RegistryError> {
+        let challenge = self.lock_auth().challenge.clone();
+        match challenge {
+            None => Ok(()),
+            Some(Challenge::Bearer { realm, service, .. }) => self
+                .fetch_token(&realm, service.as_deref(), &[])
+                .map(|_| ())
+                .map_err(Failure::into_error),
+            Some(Challenge::Basic { .. }) => {
+                let resp =
+                    self.send(&Req::get(ping_path()).accept(401), &[])
+                        .map_err(|e| match e {
+                            RegistryError::Status { status: 401, .. } => RegistryError::Auth {
+                                registry: self.name.clone(),
+                                reason: "unauthorized: incorrect username or password".into(),
+                            },
+                            e => e,
+                        })?;
+                if resp.status() == StatusCode::UNAUTHORIZED {
+                    return Err(RegistryError::Auth {
+                        registry: self.name.clone(),
+                        reason: "unauthorized: incorrect username or password".into(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Failure {
+    fn into_error(self) -> RegistryError {
+        match self {
+            Failure::Retry(e) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
+fn base_url(scheme: &str, host: &str) -> Result<Url, RegistryError> {
+    let s = format!("{scheme}://{host}/");
+    Url::parse(&s).map_err(|e| RegistryError::BadUrl {
+        url: s,
+        reason: e.to_string(),
+    })
+}
+
+fn basic_value(c: &Credential) -> String {
+    use base64::Engine as _;
+    let raw = format!("{}:{}", c.username, c.secret.expose());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// The URL without its query, for messages (token URLs carry scopes only,
+/// but a signed redirect URL may carry a signature).
+pub fn url_without_query(url: &Url) -> Url {
+    let mut u = url.clone();
+    u.set_query(None);
+    u
+}
+
+/// Same scheme, host and port.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Where a redirect points, resolved against the current URL.
+pub fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, RegistryError> {
+    let bad = |reason: &str| RegistryError::Redirect {
+        url: url_without_query(current).to_string(),
+        reason: reason.into(),
+    };
+    let location = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad("without a Location header"))?;
+    let target = current
+        .join(location)
+        .map_err(|_| bad("to an invalid Location"))?;
+    match target.scheme() {
+        "https" => Ok(target),
+        // Never downgrade from https to plain http.
+        "http" if current.scheme() == "http" => Ok(target),
+        _ => Err(bad("to a less secure scheme")),
+    }
+}
+
+fn challenge_of(registry: &str, headers: &HeaderMap) -> Result<Challenge, RegistryError> {
+    let header = headers
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Auth {
+            registry: registry.into(),
+            reason: "401 Unauthorized without a WWW-Authenticate header".into(),
+        })?;
+    parse_challenge(header).map_err(|source| RegistryError::Challenge {
+        registry: registry.into(),
+        source,
+    })
+}
+
+fn body_of(body: &ReqBody) -> Result<Body, RegistryError> {
+    Ok(match body {
+        ReqBody::Empty => Body::from(Vec::new()),
+        ReqBody::Bytes(b) => Body::from(b.clone()),
+        ReqBody::File { path, offset, len } => {
+            use std::io::{Seek, SeekFrom};
+            let io = |op| {
+                let path = path.clone();
+                move |source| RegistryError::Io { op, path, source }
+            };
+            let mut f = fs::File::open(path).map_err(io("open"))?;
+            f.seek(SeekFrom::Start(*offset)).map_err(io("seek"))?;
+            Body::sized(f.take(*len), *len)
+        }
+    })
+}
+
+/// Read a whole body, refusing more than `limit` bytes.
+pub fn read_capped(resp: Response, limit: u64, url: &Url) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::TooLarge {
+        url: url_without_query(url).to_string(),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::new();
+    resp.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|source| RegistryError::Body {
+            url: url_without_query(url).to_string(),
+            source,
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
+}
+
+fn transport(method: &Method, url: &Url, source: reqwest::Error) -> RegistryError {
+    RegistryError::Transport {
+        method: method.to_string(),
+        url: url_without_query(url).to_string(),
+        source: source.without_url(),
+    }
+}
+
+fn is_transport(e: &RegistryError) -> bool {
+    matches!(e, RegistryError::Transport { .. })
+}
+
+/// An error's message with its causes, for embedding in another message.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The registry's error document (distribution spec).
+#[derive(Deserialize)]
+struct ErrorDoc {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// The message for a failed status: the registry's own errors as Docker
+/// shows them (`denied: requested access to the resource is denied`),
+/// else the status line.
+pub fn describe_status(status: u16, body: &[u8]) -> String {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let doc: Option<ErrorDoc> = serde_json::from_slice(body).ok();
+    let entries: Vec<String> = doc
+        .map(|d| d.errors)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.code.is_empty() || !e.message.is_empty())
+        .map(|e| {
+            let code = e.code.to_ascii_lowercase().replace('_', " ");
+            if e.message.is_empty() || e.message.eq_ignore_ascii_case(&code) {
+                code
+            } else if code.is_empty() {
+                e.message
+            } else {
+                format!("{code}: {}", e.message)
+            }
+        })
+        .collect();
+    if entries.is_empty() {
+        format!("{status} {reason}").trim_end().to_string()
+    } else {
+        entries.join("; ")
+    }
+}
+
+fn status_error(method: &Method, url: &Url, resp: Response) -> RegistryError {
+    let status = resp.status().as_u16();
+    // The body is only for the message; an unreadable one leaves the
+    // status line, which is still the error.
+    let body = read_capped(resp, SMALL_BODY_MAX_BYTES, url).unwrap_or_default();
+    RegistryError::Status {
+        method: method.to_string(),
+        url: url_without_query(url).to_string(),
+        status,
+        message: describe_status(status, &body),
+    }
+}
+
+/// A reqwest client for `host` with its CA files and client certificate,
+/// verifying certificates unless the registry is insecure.
+fn build_client(
+    host: &str,
+    security: Security,
+    cert_dir: Option<&Path>,
+    config_home: Option<&Path>,
+) -> Result<Client, RegistryError> {
+    let mut b = Client::builder()
+        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Blob transfers set their own limits per request.
+        .timeout(None::<Duration>);
+    if security == Security::Insecure {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    for dir in cert_dirs(host, cert_dir, config_home) {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            // A certs.d directory that does not exist is the usual case.
+            continue;
+        };
+        let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        names.sort();
+        for path in &names {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let read = |p: &Path| {
+                fs::read(p).map_err(|source| RegistryError::Io {
+                    op: "read",
+                    path: p.into(),
+                    source,
+                })
+            };
+            let cert_err = |p: &Path| {
+                let path = p.to_path_buf();
+                move |source| RegistryError::Certificate { path, source }
+            };
+            match ext {
+                "crt" => {
+                    let pem = read(path)?;
+                    for cert in
+                        reqwest::Certificate::from_pem_bundle(&pem).map_err(cert_err(path))?
+                    {
+                        b = b.add_root_certificate(cert);
+                    }
+                }
+                "cert" => {
+                    let key = path.with_extension("key");
+                    let mut pem = read(path)?;
+                    pem.extend(read(&key)?);
+                    b = b.identity(reqwest::Identity::from_pem(&pem).map_err(cert_err(path))?);
+                }
+                _ => {}
+            }
+        }
+    }
+    b.build().map_err(|source| RegistryError::Transport {
+        method: "setup".into(),
+        url: host.into(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_status_table() {
+        let cases: &[(u16, &str, &str)] = &[
+            (
+                403,
+                r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+                "denied: requested access to the resource is denied",
+            ),
+            (
+                404,
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#,
+                "manifest unknown",
+            ),
+            (
+                401,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                "unauthorized: authentication required",
+            ),
+            (
+                400,
+                r#"{"errors":[{"code":"A"},{"code":"B_C","message":"m"}]}"#,
+                "a; b c: m",
+            ),
+            (500, "", "500 Internal Server Error"),
+            (503, "<html>busy</html>", "503 Service Unavailable"),
+            (404, r#"{"errors":[]}"#, "404 Not Found"),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(
+                describe_status(*status, body.as_bytes()),
+                *want,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn origin_table() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        for (a, b, want) in [
+            ("https://r.io/v2/", "https://r.io/x", true),
+            ("https://r.io:443/v2/", "https://r.io/", true),
+            ("http://r.io/", "https://r.io/", false),
+            ("https://r.io:5000/", "https://r.io/", false),
+            ("https://cdn.r.io/", "https://r.io/", false),
+            ("http://127.0.0.1:5000/", "http://127.0.0.1:5000/v2/", true),
+        ] {
+            assert_eq!(same_origin(&u(a), &u(b)), want, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn redirect_table() {
+        let cur = Url::parse("https://r.io/v2/a/blobs/x").unwrap();
+        let plain = Url::parse("http://r.io/v2/a/blobs/x").unwrap();
+        let h = |loc: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(LOCATION, HeaderValue::from_str(loc).unwrap());
+            m
+        };
+        assert_eq!(
+            redirect_target(&cur, &h("https://cdn.io/b?sig=1"))
+                .unwrap()
+                .as_str(),
+            "https://cdn.io/b?sig=1"
+        );
+        assert_eq!(
+            redirect_target(&cur, &h("/v2/b")).unwrap().as_str(),
+            "https://r.io/v2/b"
+        );
+        assert!(redirect_target(&cur, &h("http://cdn.io/b")).is_err());
+        assert!(redirect_target(&cur, &h("ftp://cdn.io/b")).is_err());
+        assert!(redirect_target(&cur, &HeaderMap::new()).is_err());
+        assert_eq!(
+            redirect_target(&plain, &h("http://other:1/b"))
+                .unwrap()
+                .as_str(),
+            "http://other:1/b"
+        );
+    }
+
+    #[test]
+    fn query_is_dropped_from_messages() {
+        let u = Url::parse("https://cdn.io/blob?X-Amz-Signature=abc").unwrap();
+        assert_eq!(url_without_query(&u).as_str(), "https://cdn.io/blob");
+    }
+}
