@@ -12,9 +12,9 @@ mod pull;
 mod push;
 mod rmi;
 mod save;
+pub mod settings;
 mod system;
 mod tag;
-pub mod settings;
 mod unshare;
 
 use std::path::PathBuf;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fsutil::{self, io_err, FileLock, Staging};
 use super::{Store, StoreError};
-use crate::digest::{DiffId, Digest};
+use crate::digest::{DiffId, Digest, HashingReader};
 use crate::layer::apply::{apply, remove_tree, ApplyStats};
 use crate::layer::compress::{compress, decompressed, tar_compressed, Compression};
 use crate::layer::diff;
@@ -96,6 +96,53 @@ impl Store {
             dir: None,
             blobs: Vec::new(),
         }))
+    }
+
+    /// Keep another blob of a layer the store already has (a pulled layer
+    /// compressed differently), so it can be pushed again with its digest:
+    /// the blob is copied to staging while its decompressed stream is
+    /// checked against the diff id; nothing is unpacked.
+    pub fn prepare_extra_blob<R: Read>(
+        &self,
+        staging: &Staging,
+        input: R,
+        existing: PreparedLayer,
+    ) -> Result<PreparedLayer, StoreError> {
+        let path = staging.file("blob");
+        let f = File::create(&path).map_err(io_err("create", &path))?;
+        let mut tee = Tee {
+            inner: HashingReader::new(input),
+            copy: io::BufWriter::new(f),
+        };
+        let (compression, mut raw) =
+            decompressed(BufReader::new(&mut tee)).map_err(io_err("read layer", &path))?;
+        let mut hashed = HashingReader::new(&mut raw);
+        io::copy(&mut hashed, &mut io::sink()).map_err(io_err("read layer", &path))?;
+        let (diff, _) = hashed.finish();
+        drop(raw);
+        io::copy(&mut tee, &mut io::sink()).map_err(io_err("read layer", &path))?;
+        let diff_id = existing.record.diff_id.clone();
+        if &diff != diff_id.digest() {
+            return Err(StoreError::DigestMismatch {
+                what: "layer".into(),
+                expected: diff_id.0,
+                found: diff,
+            });
+        }
+        let f = tee
+            .copy
+            .into_inner()
+            .map_err(|e| io_err("write", &path)(e.into_error()))?;
+        f.sync_all().map_err(io_err("fsync", &path))?;
+        let (digest, size) = tee.inner.finish();
+        let mut layer = existing;
+        layer.record.blobs = vec![BlobRecord {
+            digest: digest.clone(),
+            size,
+            compression,
+        }];
+        layer.blobs = vec![(path, digest)];
+        Ok(layer)
     }
 
     /// A layer from a directory in overlay-native form on the store's file

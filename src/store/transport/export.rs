@@ -40,10 +40,19 @@ struct Plan {
     manifest_digest: Digest,
 }
 
-fn plan(store: &Store, id: &ImageId, oci: bool, compression: Compression) -> Result<Plan, StoreError> {
+fn plan(
+    store: &Store,
+    id: &ImageId,
+    oci: bool,
+    compression: Compression,
+) -> Result<Plan, StoreError> {
     let config_bytes = store.config_bytes(id)?;
     let config = store.config(id)?;
-    let config_type = if oci { MEDIA_OCI_CONFIG } else { MEDIA_DOCKER_CONFIG };
+    let config_type = if oci {
+        MEDIA_OCI_CONFIG
+    } else {
+        MEDIA_DOCKER_CONFIG
+    };
     let mut layers = Vec::new();
     for diff_id in &config.rootfs.diff_ids {
         let blob = store.layer_blob(diff_id, compression)?;
@@ -56,7 +65,14 @@ fn plan(store: &Store, id: &ImageId, oci: bool, compression: Compression) -> Res
     }
     let manifest = Manifest {
         schema_version: 2,
-        media_type: Some(if oci { MEDIA_OCI_MANIFEST } else { MEDIA_DOCKER_MANIFEST }.into()),
+        media_type: Some(
+            if oci {
+                MEDIA_OCI_MANIFEST
+            } else {
+                MEDIA_DOCKER_MANIFEST
+            }
+            .into(),
+        ),
         config: Descriptor::new(config_type, id.0.clone(), config_bytes.len() as u64),
         layers: layers.clone(),
         annotations: None,
@@ -92,7 +108,11 @@ impl<W: Write> ArchiveWriter<W> {
     fn header(kind: tar::EntryType, size: u64) -> tar::Header {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
-        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(0);
@@ -116,7 +136,13 @@ impl<W: Write> ArchiveWriter<W> {
         Ok(())
     }
 
-    fn blob(&mut self, store: &Store, name: &str, digest: &Digest, size: u64) -> Result<(), StoreError> {
+    fn blob(
+        &mut self,
+        store: &Store,
+        name: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
         if !self.written.insert(name.to_string()) {
             return Ok(());
         }
@@ -158,7 +184,12 @@ pub fn export<W: Write>(
                     w.blob(store, &name, &l.digest, l.size)?;
                     layer_names.push(name);
                 }
-                let tags: Vec<String> = img.names.iter().filter(|r| r.tag().is_some()).map(Reference::familiar).collect();
+                let tags: Vec<String> = img
+                    .names
+                    .iter()
+                    .filter(|r| r.tag().is_some())
+                    .map(Reference::familiar)
+                    .collect();
                 for r in img.names.iter() {
                     if let (Some(tag), Some(top)) = (r.tag(), p.layers.last()) {
                         repositories
@@ -167,11 +198,14 @@ pub fn export<W: Write>(
                             .insert(tag.to_string(), top.digest.hex().to_string());
                     }
                 }
-                manifest.push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
+                manifest
+                    .push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
                 digests.push(p.manifest_digest);
             }
-            w.bytes("manifest.json", &json_bytes(&manifest)?).map_err(werr)?;
-            w.bytes("repositories", &json_bytes(&repositories)?).map_err(werr)?;
+            w.bytes("manifest.json", &json_bytes(&manifest)?)
+                .map_err(werr)?;
+            w.bytes("repositories", &json_bytes(&repositories)?)
+                .map_err(werr)?;
         }
         ExportFormat::OciArchive => {
             w.bytes("oci-layout", OCI_LAYOUT).map_err(werr)?;
@@ -180,15 +214,28 @@ pub fn export<W: Write>(
             let mut index = Vec::new();
             for img in images {
                 let p = plan(store, &img.id, true, Compression::Gzip)?;
-                w.blob(store, &blob_name(&p.config.digest), &p.config.digest, p.config.size)?;
+                w.blob(
+                    store,
+                    &blob_name(&p.config.digest),
+                    &p.config.digest,
+                    p.config.size,
+                )?;
                 for l in &p.layers {
                     w.blob(store, &blob_name(&l.digest), &l.digest, l.size)?;
                 }
-                w.bytes(&blob_name(&p.manifest_digest), &p.manifest).map_err(werr)?;
-                let names: Vec<Option<&Reference>> =
-                    if img.names.is_empty() { vec![None] } else { img.names.iter().map(Some).collect() };
+                w.bytes(&blob_name(&p.manifest_digest), &p.manifest)
+                    .map_err(werr)?;
+                let names: Vec<Option<&Reference>> = if img.names.is_empty() {
+                    vec![None]
+                } else {
+                    img.names.iter().map(Some).collect()
+                };
                 for name in names {
-                    let mut d = Descriptor::new(MEDIA_OCI_MANIFEST, p.manifest_digest.clone(), p.manifest.len() as u64);
+                    let mut d = Descriptor::new(
+                        MEDIA_OCI_MANIFEST,
+                        p.manifest_digest.clone(),
+                        p.manifest.len() as u64,
+                    );
                     if let Some(r) = name {
                         d.annotations = Some(save_annotations(r));
                     }
@@ -205,7 +252,12 @@ pub fn export<W: Write>(
 
 /// Push one image into an OCI layout directory, merging with its
 /// index.json (an entry with the same ref name is replaced).
-pub fn export_oci_dir(store: &Store, id: &ImageId, tag: Option<&str>, dir: &Path) -> Result<Digest, StoreError> {
+pub fn export_oci_dir(
+    store: &Store,
+    id: &ImageId,
+    tag: Option<&str>,
+    dir: &Path,
+) -> Result<Digest, StoreError> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
     let layout = dir.join("oci-layout");
@@ -231,16 +283,22 @@ pub fn export_oci_dir(store: &Store, id: &ImageId, tag: Option<&str>, dir: &Path
     }
     let index_path = dir.join("index.json");
     let mut manifests = match fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice::<Index>(&b)
-            .map_err(|source| StoreError::Json {
-                path: index_path.clone(),
-                source,
-            })?
-            .manifests,
+        Ok(b) => {
+            serde_json::from_slice::<Index>(&b)
+                .map_err(|source| StoreError::Json {
+                    path: index_path.clone(),
+                    source,
+                })?
+                .manifests
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err("read", &index_path)(e)),
     };
-    let mut d = Descriptor::new(MEDIA_OCI_MANIFEST, p.manifest_digest.clone(), p.manifest.len() as u64);
+    let mut d = Descriptor::new(
+        MEDIA_OCI_MANIFEST,
+        p.manifest_digest.clone(),
+        p.manifest.len() as u64,
+    );
     if let Some(tag) = tag {
         manifests.retain(|m| {
             m.annotations
@@ -248,7 +306,10 @@ pub fn export_oci_dir(store: &Store, id: &ImageId, tag: Option<&str>, dir: &Path
                 .and_then(|a| a.get(REF_NAME_ANNOTATION))
                 .map_or(true, |t| t != tag)
         });
-        d.annotations = Some(BTreeMap::from([(REF_NAME_ANNOTATION.to_string(), tag.to_string())]));
+        d.annotations = Some(BTreeMap::from([(
+            REF_NAME_ANNOTATION.to_string(),
+            tag.to_string(),
+        )]));
     }
     manifests.push(d);
     write_replace(&index_path, &index_bytes(manifests)?)?;
@@ -290,9 +351,11 @@ fn json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
 /// Write a file next to `dest`, fsync, rename over it.
 fn write_replace(dest: &Path, data: &[u8]) -> Result<(), StoreError> {
     let parent = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io_err("create temporary file in", parent))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .map_err(io_err("create temporary file in", parent))?;
     tmp.write_all(data).map_err(io_err("write", dest))?;
     tmp.as_file().sync_all().map_err(io_err("fsync", dest))?;
-    tmp.persist(dest).map_err(|e| io_err("rename into place", dest)(e.error))?;
+    tmp.persist(dest)
+        .map_err(|e| io_err("rename into place", dest)(e.error))?;
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::super::config::{Descriptor, ImageConfig, Index, Manifest, MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX};
+use super::super::config::{
+    Descriptor, ImageConfig, Index, Manifest, MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX,
+};
 use super::super::layers::PreparedLayer;
 use super::super::{Store, StoreError};
 use super::source::Source;
@@ -108,7 +110,9 @@ pub fn import(
         }
         return Ok(out);
     }
-    Err(invalid("neither a docker-archive (manifest.json) nor an OCI layout (index.json)".into()))
+    Err(invalid(
+        "neither a docker-archive (manifest.json) nor an OCI layout (index.json)".into(),
+    ))
 }
 
 fn json<T: serde::de::DeserializeOwned>(src: &Source, name: &str) -> Result<T, StoreError> {
@@ -181,12 +185,18 @@ fn import_docker_entry(
     tags: Vec<Reference>,
 ) -> Result<Imported, StoreError> {
     let config_bytes = src.read(&e.config)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| StoreError::Json {
-        path: src.location().join(&e.config),
-        source,
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| StoreError::Json {
+            path: src.location().join(&e.config),
+            source,
+        })?;
     // A config named by its digest must match it.
-    if let Some(hex) = e.config.rsplit('/').next().and_then(|n| n.strip_suffix(".json")) {
+    if let Some(hex) = e
+        .config
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.strip_suffix(".json"))
+    {
         if let Ok(want) = Digest::from_hex(hex) {
             let found = Digest::of(&config_bytes);
             if want != found {
@@ -226,21 +236,35 @@ fn import_docker_entry(
     Ok(Imported { id, tags, applied })
 }
 
+/// A layer blob read from an archive must have its descriptor's digest.
+fn check_blob(found: &Digest, desc: &Descriptor) -> Result<(), StoreError> {
+    if found != &desc.digest {
+        return Err(StoreError::DigestMismatch {
+            what: format!("layer blob {}", desc.digest),
+            expected: desc.digest.clone(),
+            found: found.clone(),
+        });
+    }
+    Ok(())
+}
+
 fn import_oci_manifest(
     store: &Store,
     src: &Source,
     manifest_bytes: &[u8],
     tags: Vec<Reference>,
 ) -> Result<Imported, StoreError> {
-    let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(|source| StoreError::Json {
-        path: src.location().to_path_buf(),
-        source,
-    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(manifest_bytes).map_err(|source| StoreError::Json {
+            path: src.location().to_path_buf(),
+            source,
+        })?;
     let config_bytes = read_blob(src, &manifest.config)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| StoreError::Json {
-        path: src.location().join(blob_name(&manifest.config.digest)),
-        source,
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| StoreError::Json {
+            path: src.location().join(blob_name(&manifest.config.digest)),
+            source,
+        })?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(StoreError::Invalid {
             what: format!("manifest {}", Digest::of(manifest_bytes)),
@@ -256,18 +280,20 @@ fn import_oci_manifest(
     let mut applied = Vec::new();
     for (diff_id, desc) in config.rootfs.diff_ids.iter().zip(&manifest.layers) {
         if let Some(p) = store.prepare_existing(diff_id)? {
-            layers.push(p);
+            let known = p.record.blobs.iter().any(|b| b.digest == desc.digest);
+            if known || !src.exists(&blob_name(&desc.digest)) {
+                layers.push(p);
+            } else {
+                let (reader, _) = src.open(&blob_name(&desc.digest))?;
+                let p = store.prepare_extra_blob(&staging, reader, p)?;
+                check_blob(&p.record.blobs[0].digest, desc)?;
+                layers.push(p);
+            }
             continue;
         }
         let (reader, _) = src.open(&blob_name(&desc.digest))?;
         let (p, stats) = store.prepare_layer_tar(&staging, reader, Some(diff_id))?;
-        if stats.blob.digest != desc.digest {
-            return Err(StoreError::DigestMismatch {
-                what: format!("layer blob in {}", src.location().display()),
-                expected: desc.digest.clone(),
-                found: stats.blob.digest,
-            });
-        }
+        check_blob(&stats.blob.digest, desc)?;
         layers.push(p);
         applied.push(stats);
     }

@@ -37,7 +37,10 @@ pub enum Transport {
     /// `oci-archive:FILE[:TAG]`.
     OciArchive { file: PathBuf, tag: Option<String> },
     /// `docker-archive:FILE[:REF]`.
-    DockerArchive { file: PathBuf, reference: Option<String> },
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
 }
 
 impl Transport {
@@ -48,9 +51,9 @@ impl Transport {
             what: format!("transport {s:?}"),
             reason: reason.into(),
         };
-        let (name, rest) = s
-            .split_once(':')
-            .ok_or_else(|| invalid("expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]"))?;
+        let (name, rest) = s.split_once(':').ok_or_else(|| {
+            invalid("expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]")
+        })?;
         let (path, extra) = match rest.split_once(':') {
             Some((p, e)) => (p, Some(e.to_string()).filter(|e| !e.is_empty())),
             None => (rest, None),
@@ -60,14 +63,22 @@ impl Transport {
         }
         let path = PathBuf::from(path);
         match name {
-            "oci" => Ok(Transport::Oci { dir: path, tag: extra }),
-            "oci-archive" => Ok(Transport::OciArchive { file: path, tag: extra }),
+            "oci" => Ok(Transport::Oci {
+                dir: path,
+                tag: extra,
+            }),
+            "oci-archive" => Ok(Transport::OciArchive {
+                file: path,
+                tag: extra,
+            }),
             "docker-archive" => Ok(Transport::DockerArchive {
                 file: path,
                 reference: extra,
             }),
             "docker" => Err(invalid("the registry transport is not supported yet")),
-            _ => Err(invalid("unknown transport (oci, oci-archive, docker-archive)")),
+            _ => Err(invalid(
+                "unknown transport (oci, oci-archive, docker-archive)",
+            )),
         }
     }
 }

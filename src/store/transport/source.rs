@@ -51,7 +51,11 @@ impl Source {
                     tar::EntryType::Symlink | tar::EntryType::Link => {
                         if let Some(target) = entry.link_name_bytes() {
                             let target = String::from_utf8_lossy(&target).into_owned();
-                            links.push((name, target, entry.header().entry_type() == tar::EntryType::Symlink));
+                            links.push((
+                                name,
+                                target,
+                                entry.header().entry_type() == tar::EntryType::Symlink,
+                            ));
                         }
                     }
                     _ => {}
@@ -90,7 +94,9 @@ impl Source {
 
     fn dir_path(root: &Path, name: &str) -> Result<PathBuf, StoreError> {
         let p = Path::new(name);
-        if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        if p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
             return Err(StoreError::Invalid {
                 what: format!("{} in {}", name, root.display()),
                 reason: "path leaves the image directory".into(),
@@ -115,11 +121,18 @@ impl Source {
                 let size = f.metadata().map_err(io_err("stat", &path))?.len();
                 Ok((Box::new(io::BufReader::new(f)), size))
             }
-            Source::Tar { path, file, members } => {
-                let &(offset, size) = members.get(&clean(name)).ok_or_else(|| StoreError::Invalid {
-                    what: path.display().to_string(),
-                    reason: format!("archive has no member {name:?}"),
-                })?;
+            Source::Tar {
+                path,
+                file,
+                members,
+            } => {
+                let &(offset, size) =
+                    members
+                        .get(&clean(name))
+                        .ok_or_else(|| StoreError::Invalid {
+                            what: path.display().to_string(),
+                            reason: format!("archive has no member {name:?}"),
+                        })?;
                 let section = Section {
                     file,
                     pos: offset,
@@ -184,7 +197,10 @@ impl Read for Section<'_> {
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let got = self.file.read_at(&mut buf[..n], self.pos)?;
         if got == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive member is truncated"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive member is truncated",
+            ));
         }
         self.pos += got as u64;
         Ok(got)
@@ -198,7 +214,10 @@ mod tests {
     #[test]
     fn names_table() {
         assert_eq!(clean("./a//b/"), "a/b");
-        assert_eq!(resolve_relative(Path::new("x"), "../y/layer.tar"), "y/layer.tar");
+        assert_eq!(
+            resolve_relative(Path::new("x"), "../y/layer.tar"),
+            "y/layer.tar"
+        );
         assert_eq!(resolve_relative(Path::new(""), "a"), "a");
     }
 }

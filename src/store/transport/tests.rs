@@ -46,7 +46,11 @@ fn two_stores() -> (tempfile::TempDir, Store, Store) {
 #[test]
 fn archives_round_trip_and_are_deterministic() {
     let (t, a, b) = two_stores();
-    let id = import_files(&a, &[("bin/sh", "shell"), ("etc/os-release", "strata")], "app:1");
+    let id = import_files(
+        &a,
+        &[("bin/sh", "shell"), ("etc/os-release", "strata")],
+        "app:1",
+    );
     let named = vec![Named {
         id: id.clone(),
         names: vec![Reference::parse("app:1").unwrap()],
@@ -96,7 +100,9 @@ fn corrupt_blob_is_refused_and_leaves_nothing() {
     let dir = t.path().join("layout");
     export_oci_dir(&a, &id, Some("x"), &dir).unwrap();
     let layer = a.config(&id).unwrap().rootfs.diff_ids[0].clone();
-    let blob = a.layer_blob(&layer, crate::layer::compress::Compression::Gzip).unwrap();
+    let blob = a
+        .layer_blob(&layer, crate::layer::compress::Compression::Gzip)
+        .unwrap();
     let path = dir.join("blobs/sha256").join(blob.digest.hex());
     let mut bytes = fs::read(&path).unwrap();
     let n = bytes.len();

@@ -1,0 +1,286 @@
+//! The store against real tools (interop tier): skopeo- and umoci-made
+//! images load into strata, and what strata exports skopeo and umoci read,
+//! byte-identical from one export to the next.
+
+// A test crate: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Strata;
+
+/// The busybox rootfs tarball of scripts/busybox-rootfs.sh.
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let out = dir.join("busybox.tar");
+    let script = common::project_dir().join("scripts/busybox-rootfs.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .expect("running busybox-rootfs.sh");
+    assert!(status.success(), "busybox-rootfs.sh failed");
+    out
+}
+
+/// Run a tool and panic with its output unless it succeeds.
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// path, type, permission bits, link target and size of every entry, sorted:
+/// what "the same tree" means across tools (owners differ by design:
+/// umoci --rootless unpacks as the caller).
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let link = fs::read_link(&p)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            use std::os::unix::fs::PermissionsExt;
+            let kind = if m.is_dir() {
+                "d"
+            } else if m.is_symlink() {
+                "l"
+            } else {
+                "f"
+            };
+            let size = if m.is_file() { m.len() } else { 0 };
+            out.push(format!(
+                "{rel} {kind} {:o} {link} {size}",
+                m.permissions().mode() & 0o7777
+            ));
+            if m.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn image_id(strata: &Strata, name: &str) -> String {
+    let out = strata.run(&["inspect", name]).success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+fn layer_dir(strata: &Strata, name: &str) -> PathBuf {
+    let out = strata.run(&["inspect", name]).success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let diff = v[0]["RootFS"]["Layers"][0].as_str().unwrap();
+    strata
+        .root
+        .path()
+        .join("layers")
+        .join(diff.trim_start_matches("sha256:"))
+}
+
+#[test]
+fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let strata = Strata::new();
+    let bb = busybox_tar(w);
+    strata
+        .run(&[
+            "import",
+            "-c",
+            r#"CMD ["/bin/sh"]"#,
+            s(&bb),
+            "busybox:latest",
+        ])
+        .success();
+
+    // save, twice: the same bytes.
+    let (a, b) = (w.join("a.tar"), w.join("b.tar"));
+    strata.run(&["save", "-o", s(&a), "busybox"]).success();
+    strata.run(&["save", "-o", s(&b), "busybox"]).success();
+    assert!(
+        fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+        "two saves differ"
+    );
+    let inspect = tool("skopeo", &["inspect", &format!("docker-archive:{}", s(&a))]);
+    assert!(inspect.contains("\"Architecture\""), "{inspect}");
+
+    // push to every local transport; skopeo reads and copies each.
+    let oci = w.join("oci");
+    let d1 = strata
+        .run(&["push", "busybox", &format!("oci:{}:latest", s(&oci))])
+        .success()
+        .stdout;
+    let d2 = strata
+        .run(&["push", "busybox", &format!("oci:{}:latest", s(&oci))])
+        .success()
+        .stdout;
+    assert_eq!(
+        d1, d2,
+        "the same image pushed twice has one manifest digest"
+    );
+    let oa = w.join("oci.tar");
+    let da = w.join("docker.tar");
+    strata
+        .run(&["push", "busybox", &format!("oci-archive:{}:latest", s(&oa))])
+        .success();
+    strata
+        .run(&[
+            "push",
+            "busybox",
+            &format!("docker-archive:{}:busybox:latest", s(&da)),
+        ])
+        .success();
+    for src in [
+        format!("oci:{}:latest", s(&oci)),
+        format!("oci-archive:{}:latest", s(&oa)),
+        format!("docker-archive:{}", s(&da)),
+    ] {
+        let out = tool("skopeo", &["inspect", &src]);
+        assert!(out.contains("\"Layers\""), "{src}: {out}");
+        let copy = w.join(format!("copy-{}", src.split(':').next().unwrap()));
+        tool("skopeo", &["copy", &src, &format!("oci:{}:x", s(&copy))]);
+    }
+    let raw = tool(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:latest", s(&oci))],
+    );
+    let digest = format!("sha256:{}", sha256_hex(raw.as_bytes()));
+    assert_eq!(
+        digest,
+        d1.trim(),
+        "skopeo sees the manifest strata reported"
+    );
+
+    // umoci unpacks the same tree strata unpacked.
+    let bundle = w.join("bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:latest", s(&oci)),
+            s(&bundle),
+        ],
+    );
+    assert_eq!(
+        tree(&bundle.join("rootfs")),
+        tree(&layer_dir(&strata, "busybox"))
+    );
+}
+
+#[test]
+fn interop_skopeo_made_archives_load_into_strata() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bb = busybox_tar(w);
+    // An image made by umoci from the busybox rootfs, then copied by skopeo.
+    let layout = w.join("umoci");
+    let bundle = w.join("bundle");
+    tool("umoci", &["init", "--layout", s(&layout)]);
+    tool("umoci", &["new", "--image", &format!("{}:bb", s(&layout))]);
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:bb", s(&layout)),
+            s(&bundle),
+        ],
+    );
+    let mut archive = tar::Archive::new(fs::File::open(&bb).unwrap());
+    archive.set_preserve_permissions(true);
+    archive.unpack(bundle.join("rootfs")).unwrap();
+    tool(
+        "umoci",
+        &[
+            "repack",
+            "--image",
+            &format!("{}:bb", s(&layout)),
+            s(&bundle),
+        ],
+    );
+    let docker_archive = w.join("skopeo-docker.tar");
+    let oci = w.join("skopeo-oci");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci:{}:bb", s(&layout)),
+            &format!("docker-archive:{}:busybox:latest", s(&docker_archive)),
+        ],
+    );
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci:{}:bb", s(&layout)),
+            &format!("oci:{}:bb", s(&oci)),
+        ],
+    );
+
+    let strata = Strata::new();
+    let loaded = strata.run(&["load", "-i", s(&docker_archive)]).success();
+    assert!(
+        loaded.stdout.contains("Loaded image: busybox:latest"),
+        "{loaded:?}"
+    );
+    strata
+        .run(&[
+            "pull",
+            "--name",
+            "busybox:oci",
+            &format!("oci:{}:bb", s(&oci)),
+        ])
+        .success();
+    assert_eq!(
+        image_id(&strata, "busybox:latest"),
+        image_id(&strata, "busybox:oci")
+    );
+    assert_eq!(
+        tree(&layer_dir(&strata, "busybox:latest")),
+        tree(&bundle.join("rootfs"))
+    );
+    let check = strata.run(&["system", "check"]).success();
+    assert!(
+        check.stdout.starts_with("ok:") || check.stdout.contains("\nok:"),
+        "{check:?}"
+    );
+
+    // The loaded image goes back out with the digests it came in with.
+    let back = w.join("back");
+    strata
+        .run(&["push", "busybox:oci", &format!("oci:{}:bb", s(&back))])
+        .success();
+    let theirs = tool("skopeo", &["inspect", &format!("oci:{}:bb", s(&oci))]);
+    let ours = tool("skopeo", &["inspect", &format!("oci:{}:bb", s(&back))]);
+    let layers = |j: &str| serde_json::from_str::<serde_json::Value>(j).unwrap()["Layers"].clone();
+    assert_eq!(layers(&theirs), layers(&ours));
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
