@@ -1,0 +1,188 @@
+//! The store under concurrent strata processes and under SIGKILL (rootless
+//! tier): whatever happens, `system check` finds no damage and the images
+//! that were there stay intact.
+
+// A test crate: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Strata;
+
+/// A rootfs tarball of `files` files of `size` bytes, content seeded by `seed`.
+fn rootfs(path: &Path, files: usize, size: usize, seed: u64) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut x = seed | 1;
+    for i in 0..files {
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                // xorshift: incompressible enough to make gzip work.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut h = tar::Header::new_ustar();
+        h.set_path(format!("data/d{}/f{i}", i % 10)).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap();
+}
+
+fn assert_clean(strata: &Strata, context: &str) {
+    let check = strata.run(&["system", "check"]);
+    assert_eq!(
+        check.code,
+        Some(0),
+        "{context}: system check found damage: {check:#?}"
+    );
+}
+
+#[test]
+fn rootless_store_concurrent_import_tag_rmi_prune() {
+    const WORKERS: usize = 4;
+    const ROUNDS: usize = 6;
+    let work = tempfile::tempdir().unwrap();
+    let strata = Strata::new();
+    let keep = work.path().join("keep.tar");
+    rootfs(&keep, 5, 1000, 99);
+    strata
+        .run(&["import", keep.to_str().unwrap(), "keep:1"])
+        .success();
+    // Workers share layer content round by round, so deduplication and
+    // garbage collection race on the same layers.
+    for round in 0..ROUNDS {
+        rootfs(
+            &work.path().join(format!("r{round}.tar")),
+            20,
+            2000,
+            round as u64 + 1,
+        );
+    }
+    std::thread::scope(|s| {
+        for w in 0..WORKERS {
+            let strata = &strata;
+            let dir = work.path();
+            s.spawn(move || {
+                for round in 0..ROUNDS {
+                    let tar = dir.join(format!("r{round}.tar"));
+                    let name = format!("w{w}:{round}");
+                    strata
+                        .run(&["import", tar.to_str().unwrap(), &name])
+                        .success();
+                    strata
+                        .run(&["tag", &name, &format!("w{w}:latest")])
+                        .success();
+                    strata.run(&["rmi", &name]).success();
+                    if (round + w) % 2 == 0 {
+                        strata.run(&["system", "prune"]).success();
+                    }
+                }
+            });
+        }
+    });
+    assert_clean(&strata, "after the workers");
+    for w in 0..WORKERS {
+        strata.run(&["inspect", &format!("w{w}:latest")]).success();
+    }
+    strata.run(&["inspect", "keep:1"]).success();
+    strata.run(&["system", "prune"]).success();
+    assert_clean(&strata, "after a final prune");
+}
+
+/// Start strata in its own process group, so the whole tree (it re-executes
+/// itself inside a user namespace) can be killed at once.
+fn spawn_killable(strata: &Strata, args: &[&str]) -> std::process::Child {
+    strata
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+fn kill_group(child: &mut std::process::Child) {
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // The group may already be gone if the command finished first.
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+}
+
+#[test]
+fn rootless_store_survives_sigkill_during_import_and_load() {
+    const KILLS: u64 = 20;
+    let work = tempfile::tempdir().unwrap();
+    let strata = Strata::new();
+    let base = work.path().join("base.tar");
+    rootfs(&base, 10, 1000, 7);
+    strata
+        .run(&["import", base.to_str().unwrap(), "base:1"])
+        .success();
+    let before = strata.run(&["inspect", "base:1"]).success().stdout;
+
+    let big = work.path().join("big.tar");
+    rootfs(&big, 300, 20_000, 11);
+    // A docker-archive to load, made by a second store.
+    let other = Strata::new();
+    other
+        .run(&["import", big.to_str().unwrap(), "big:1"])
+        .success();
+    let archive = work.path().join("big-archive.tar");
+    other
+        .run(&["save", "-o", archive.to_str().unwrap(), "big:1"])
+        .success();
+
+    let import_args = ["import", big.to_str().unwrap(), "big:1"];
+    let load_args = ["load", "-i", archive.to_str().unwrap()];
+    let timed = |args: &[&str]| {
+        let t = Instant::now();
+        let scratch = Strata::new();
+        scratch.run(args).success();
+        t.elapsed()
+    };
+    let spans = [timed(&import_args), timed(&load_args)];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..KILLS {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let which = (i % 2) as usize;
+        let span = spans[which].as_micros() as u64 + 1;
+        let at = Duration::from_micros((seed >> 33) % span);
+        let args: &[&str] = if which == 0 { &import_args } else { &load_args };
+        let mut child = spawn_killable(&strata, args);
+        std::thread::sleep(at);
+        kill_group(&mut child);
+        assert_clean(&strata, &format!("kill {i} of {args:?} after {at:?}"));
+        let now = strata.run(&["inspect", "base:1"]).success().stdout;
+        assert_eq!(now, before, "the earlier image changed");
+    }
+    // The store goes on working, and prune removes what the kills left.
+    strata.run(&["system", "prune"]).success();
+    let check = strata.run(&["system", "check"]).success();
+    assert!(
+        !check.stdout.contains("note:"),
+        "garbage left after prune: {check:#?}"
+    );
+    strata
+        .run(&["import", big.to_str().unwrap(), "big:2"])
+        .success();
+    strata
+        .run(&["load", "-i", archive.to_str().unwrap()])
+        .success();
+    assert_clean(&strata, "after the kills");
+}
