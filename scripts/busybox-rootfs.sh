@@ -17,6 +17,24 @@ for applet in $("$busybox" --list-full); do
   mkdir -p "$root/$(dirname "$applet")"
   ln -sfn /bin/busybox "$root/$applet"
 done
+# Debian's busybox leaves out the adduser applet; a small stand-in does
+# `adduser [-D] [-u UID] NAME`, which the tests use.
+cat >"$root/usr/sbin/adduser" <<'SH'
+#!/bin/sh
+uid=
+while [ $# -gt 1 ]; do
+  case "$1" in -D) ;; -u) shift; uid=$1 ;; *) echo "adduser: unsupported option $1" >&2; exit 1 ;; esac
+  shift
+done
+name=$1
+[ -n "$name" ] || { echo "usage: adduser [-D] [-u UID] NAME" >&2; exit 1; }
+grep -q "^$name:" /etc/passwd && { echo "adduser: user '$name' in use" >&2; exit 1; }
+[ -n "$uid" ] || uid=$(awk -F: 'BEGIN { m = 999 } $3 > m && $3 < 60000 { m = $3 } END { print m + 1 }' /etc/passwd)
+echo "$name:x:$uid:$uid:Linux User,,,:/home/$name:/bin/sh" >>/etc/passwd
+echo "$name:x:$uid:" >>/etc/group
+mkdir -p "/home/$name" && chown "$uid:$uid" "/home/$name"
+SH
+chmod 0755 "$root/usr/sbin/adduser"
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' \
   >"$root/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"

@@ -5,6 +5,7 @@
 //! `cli` -> (`sandbox`, `layer`, `store`).
 
 pub mod cli;
+pub mod container;
 pub mod digest;
 pub mod layer;
 pub mod reference;

@@ -2,15 +2,21 @@
 //! command. Handlers are thin: they turn arguments into library calls and
 //! print results. `main` prints the whole error chain and picks the exit code.
 
+mod commit;
+mod diff;
+mod export;
 mod history;
 mod images;
 mod import;
 mod info;
 mod inspect;
 mod load;
+mod ps;
 mod pull;
 mod push;
+mod rm;
 mod rmi;
+mod run;
 mod save;
 pub mod settings;
 mod system;
@@ -97,6 +103,21 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Run a command inside strata's user namespace (as `buildah unshare`)
     Unshare(unshare::UnshareArgs),
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(diff::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
+    /// Remove one or more containers
+    Rm(rm::RmArgs),
+    /// The process strata re-executes to become a container (internal)
+    #[command(hide = true)]
+    ContainerInit,
 }
 
 impl Command {
@@ -115,7 +136,14 @@ impl Command {
             | Command::Load(_)
             | Command::Push(_)
             | Command::Pull(_) => true,
-            Command::Info(_) => false,
+            Command::Run(_)
+            | Command::Ps(_)
+            | Command::Commit(_)
+            | Command::Diff(_)
+            | Command::Export(_)
+            | Command::Rm(_) => true,
+            // Already inside: strata started it there.
+            Command::Info(_) | Command::ContainerInit => false,
             Command::Unshare(_) => true,
         }
     }
@@ -176,6 +204,15 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => pull::run(settings, &args),
         Command::Info(args) => info::run(settings, &args),
         Command::Unshare(args) => unshare::run(settings, &args),
+        Command::Run(args) => run::run(settings, &args),
+        Command::Ps(args) => ps::run(settings, &args),
+        Command::Commit(args) => commit::run(settings, &args),
+        Command::Diff(args) => diff::run(settings, &args),
+        Command::Export(args) => export::run(settings, &args),
+        Command::Rm(args) => rm::run(settings, &args),
+        Command::ContainerInit => Ok(ExitCode::from(
+            u8::try_from(crate::sandbox::init::main()).unwrap_or(u8::MAX),
+        )),
     }
 }
 

@@ -1,9 +1,9 @@
 //! The storage drivers a container's root file system can be made with.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Overlay drivers in the order strata tries them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DriverKind {
     /// Kernel overlayfs inside the user namespace (`userxattr`, Linux 5.11+)
@@ -140,7 +140,9 @@ fn mount_overlay(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountEr
         for path in lowers {
             let fd = rustix::fs::open(
                 path,
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
             )
             .map_err(|e| MountError::Lower {
@@ -210,7 +212,9 @@ fn mount_fuse(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountError
             let mut err = String::new();
             use std::io::{Read, Seek};
             // Best effort: the status alone still says it failed.
-            let _ = errors.rewind().and_then(|()| errors.read_to_string(&mut err));
+            let _ = errors
+                .rewind()
+                .and_then(|()| errors.read_to_string(&mut err));
             return Err(fail(format!("exited with {status}: {}", err.trim())));
         }
         if std::time::Instant::now() > deadline {

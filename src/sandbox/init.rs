@@ -34,7 +34,12 @@ pub const EXIT_SETUP: i32 = 125;
 pub const EXIT_CANNOT_EXEC: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -132,12 +137,22 @@ fn wait_for(child: Pid, signals: &SignalFd) -> Result<i32, InitError> {
                 return Ok(128 + sig as i32);
             }
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => return Err(InitError::Sys { what: "waitpid", errno }),
+            Err(errno) => {
+                return Err(InitError::Sys {
+                    what: "waitpid",
+                    errno,
+                })
+            }
         }
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,
             Ok(None) | Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(InitError::Sys { what: "reading signals", errno }),
+            Err(errno) => {
+                return Err(InitError::Sys {
+                    what: "reading signals",
+                    errno,
+                })
+            }
         };
         if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
             if FORWARDED.contains(&sig) {
@@ -203,7 +218,10 @@ fn cstring(s: &str) -> CString {
 fn reset_signals() -> Result<(), InitError> {
     signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(sys("unblocking signals"))?;
-    for sig in FORWARDED.into_iter().chain([Signal::SIGPIPE, Signal::SIGCHLD]) {
+    for sig in FORWARDED
+        .into_iter()
+        .chain([Signal::SIGPIPE, Signal::SIGCHLD])
+    {
         // SAFETY: SIG_DFL installs no handler code.
         unsafe { signal::signal(sig, SigHandler::SigDfl) }.map_err(sys("resetting signals"))?;
     }
@@ -234,7 +252,11 @@ fn enter_workdir(workdir: &str) -> Result<(), InitError> {
 
 fn container_env(spec: &ProcessSpec, home: &str) -> Vec<String> {
     let mut env = spec.env.clone();
-    for (key, value) in [("PATH", DEFAULT_PATH), ("HOSTNAME", &spec.hostname), ("HOME", home)] {
+    for (key, value) in [
+        ("PATH", DEFAULT_PATH),
+        ("HOSTNAME", &spec.hostname),
+        ("HOME", home),
+    ] {
         if spec.env_get(key).is_none() {
             env.push(format!("{key}={value}"));
         }
@@ -257,9 +279,7 @@ fn find_program(args: &[String], env: &[String]) -> Result<CString, InitError> {
         .unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|dir| format!("{}/{name}", if dir.is_empty() { "." } else { dir }))
-        .find(|candidate| {
-            std::fs::metadata(candidate).is_ok_and(|m| m.is_file())
-        })
+        .find(|candidate| std::fs::metadata(candidate).is_ok_and(|m| m.is_file()))
         .map(|p| cstring(&p))
         .ok_or_else(|| {
             InitError::Spec(format!(
@@ -273,8 +293,8 @@ fn become_user(who: &user::ExecUser) -> Result<(), InitError> {
     if let Err(errno) = unistd::setgroups(&groups) {
         // With a single-id map the kernel denies setgroups outright; the
         // process then keeps the one group it has, which is all there is.
-        let denied = std::fs::read_to_string("/proc/self/setgroups")
-            .is_ok_and(|s| s.trim() == "deny");
+        let denied =
+            std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
         if !(errno == Errno::EPERM && denied) {
             return Err(InitError::Sys {
                 what: "setgroups",

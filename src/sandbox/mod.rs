@@ -14,6 +14,7 @@ pub mod init;
 pub mod net;
 pub mod probe;
 pub mod rootfs;
+pub mod spawn;
 pub mod spec;
 pub mod subid;
 pub mod user;

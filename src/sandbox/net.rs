@@ -10,8 +10,13 @@ pub struct NetError(#[source] Errno);
 pub fn loopback_up() -> Result<(), NetError> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     use std::os::fd::AsRawFd;
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(NetError)?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(NetError)?;
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: nix::libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {

@@ -100,7 +100,8 @@ fn mount(
     data: Option<&str>,
     label: &str,
 ) -> Result<(), RootfsError> {
-    nix::mount::mount(source, target, fstype, flags, data).map_err(|e| io("mounting", label)(nix_errno(e)))
+    nix::mount::mount(source, target, fstype, flags, data)
+        .map_err(|e| io("mounting", label)(nix_errno(e)))
 }
 
 /// Sets up the mounts and pivots into `spec.rootfs`. Runs in pid 1's own
@@ -109,13 +110,31 @@ pub fn enter(spec: &ProcessSpec) -> Result<(), RootfsError> {
     let rootfs = spec.rootfs.as_path();
     let label = rootfs.display().to_string();
     // pivot_root needs a mount point; a vfs rootfs is a plain directory.
-    mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &label)?;
-    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io("opening", label.clone())(errno(e)))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        &label,
+    )?;
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("opening", label.clone())(errno(e)))?;
 
     let proc_dir = mount_dir(&root, "/proc")?;
     let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some(Path::new("proc")), &fd_path(&proc_dir), Some("proc"), noexec, None, "/proc")?;
+    mount(
+        Some(Path::new("proc")),
+        &fd_path(&proc_dir),
+        Some("proc"),
+        noexec,
+        None,
+        "/proc",
+    )?;
     setup_dev(&root)?;
     for bind in &spec.binds {
         bind_mount(&root, bind)?;
@@ -125,24 +144,45 @@ pub fn enter(spec: &ProcessSpec) -> Result<(), RootfsError> {
     rustix::process::pivot_root(".", ".").map_err(|e| io("pivot_root", label.clone())(errno(e)))?;
     // The old root is stacked under the new one at "."; detach it so
     // nothing of the host stays reachable.
-    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|e| io("detaching the host root", "/")(nix_errno(e)))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| io("detaching the host root", "/")(nix_errno(e)))?;
     std::env::set_current_dir("/").map_err(io("chdir", "/"))
 }
 
 fn setup_dev(root: &OwnedFd) -> Result<(), RootfsError> {
     let dev = mount_dir(root, "/dev")?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-    mount(Some(Path::new("tmpfs")), &fd_path(&dev), Some("tmpfs"), flags, Some(&format!("mode=755,{DEV_TMPFS}")), "/dev")?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &fd_path(&dev),
+        Some("tmpfs"),
+        flags,
+        Some(&format!("mode=755,{DEV_TMPFS}")),
+        "/dev",
+    )?;
     // Reopen: the old fd still points below the new tmpfs.
     let dev = mount_dir(root, "/dev")?;
     for name in DEVICES {
-        let node = rustix::fs::openat(&dev, name, OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::from_raw_mode(0o666))
-            .map_err(|e| io("creating", format!("/dev/{name}"))(errno(e)))?;
+        let node = rustix::fs::openat(
+            &dev,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o666),
+        )
+        .map_err(|e| io("creating", format!("/dev/{name}"))(errno(e)))?;
         let host = PathBuf::from(format!("/dev/{name}"));
-        mount(Some(&host), &fd_path(&node), None, MsFlags::MS_BIND, None, &format!("/dev/{name}"))?;
+        mount(
+            Some(&host),
+            &fd_path(&node),
+            None,
+            MsFlags::MS_BIND,
+            None,
+            &format!("/dev/{name}"),
+        )?;
     }
     let mkdir = |name: &str, mode: u32| {
-        rustix::fs::mkdirat(&dev, name, Mode::from_raw_mode(mode)).map_err(|e| io("creating", format!("/dev/{name}"))(errno(e)))
+        rustix::fs::mkdirat(&dev, name, Mode::from_raw_mode(mode))
+            .map_err(|e| io("creating", format!("/dev/{name}"))(errno(e)))
     };
     mkdir("pts", 0o755)?;
     let pts = open_in(&dev, "pts", true)?;
@@ -150,13 +190,34 @@ fn setup_dev(root: &OwnedFd) -> Result<(), RootfsError> {
     if gid_is_mapped(TTY_GID) {
         pts_opts.push_str(&format!(",gid={TTY_GID}"));
     }
-    mount(Some(Path::new("devpts")), &fd_path(&pts), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(&pts_opts), "/dev/pts")?;
+    mount(
+        Some(Path::new("devpts")),
+        &fd_path(&pts),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(&pts_opts),
+        "/dev/pts",
+    )?;
     mkdir("shm", 0o1777)?;
     let shm = open_in(&dev, "shm", true)?;
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some(Path::new("shm")), &fd_path(&shm), Some("tmpfs"), shm_flags, Some(&format!("mode=1777,{DEV_TMPFS}")), "/dev/shm")?;
-    for (target, name) in [("pts/ptmx", "ptmx"), ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")] {
-        rustix::fs::symlinkat(target, &dev, name).map_err(|e| io("creating", format!("/dev/{name}"))(errno(e)))?;
+    mount(
+        Some(Path::new("shm")),
+        &fd_path(&shm),
+        Some("tmpfs"),
+        shm_flags,
+        Some(&format!("mode=1777,{DEV_TMPFS}")),
+        "/dev/shm",
+    )?;
+    for (target, name) in [
+        ("pts/ptmx", "ptmx"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        rustix::fs::symlinkat(target, &dev, name)
+            .map_err(|e| io("creating", format!("/dev/{name}"))(errno(e)))?;
     }
     Ok(())
 }
@@ -164,7 +225,10 @@ fn setup_dev(root: &OwnedFd) -> Result<(), RootfsError> {
 fn gid_is_mapped(gid: u32) -> bool {
     let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
     map.lines().any(|l| {
-        let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         f.len() == 3 && f[0] <= u64::from(gid) && u64::from(gid) < f[0] + f[2]
     })
 }
@@ -180,9 +244,12 @@ fn kind(is_dir: bool) -> &'static str {
 fn bind_mount(root: &OwnedFd, bind: &Bind) -> Result<(), RootfsError> {
     // Symlinks inside the image may be followed, but only within it.
     let target = open_in(root, &bind.target, false)?;
-    let source_dir = std::fs::metadata(&bind.source).map_err(io("reading", bind.source.display().to_string()))?.is_dir();
+    let source_dir = std::fs::metadata(&bind.source)
+        .map_err(io("reading", bind.source.display().to_string()))?
+        .is_dir();
     let stat = rustix::fs::fstat(&target).map_err(|e| io("stat", bind.target.clone())(errno(e)))?;
-    let target_dir = rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory;
+    let target_dir =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory;
     if source_dir != target_dir {
         return Err(RootfsError::BindType {
             target: bind.target.clone(),
@@ -191,7 +258,14 @@ fn bind_mount(root: &OwnedFd, bind: &Bind) -> Result<(), RootfsError> {
             found: kind(target_dir),
         });
     }
-    mount(Some(&bind.source), &fd_path(&target), None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &bind.target)?;
+    mount(
+        Some(&bind.source),
+        &fd_path(&target),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        &bind.target,
+    )?;
     if bind.readonly {
         let mounted = open_in(root, &bind.target, false)?;
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;

@@ -25,6 +25,10 @@ pub struct Bind {
     /// Absolute path inside the container.
     pub target: String,
     pub readonly: bool,
+    /// Left out (rather than failing the run) when the image has no place
+    /// for it, e.g. /etc/resolv.conf as a dangling symlink.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -50,8 +50,10 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, UserEr
     });
     let (uid, mut gid, name, home) = match (entry, numeric) {
         (Some(f), _) => (
-            f[2].parse().map_err(|_| UserError::NoUser(user_part.into()))?,
-            f[3].parse().map_err(|_| UserError::NoUser(user_part.into()))?,
+            f[2].parse()
+                .map_err(|_| UserError::NoUser(user_part.into()))?,
+            f[3].parse()
+                .map_err(|_| UserError::NoUser(user_part.into()))?,
             Some(f[0]),
             f[5].to_string(),
         ),
@@ -116,7 +118,10 @@ mod tests {
         let cases = [
             ("", Ok(user(0, 0, &[0], "/root"))),
             ("root", Ok(user(0, 0, &[0], "/root"))),
-            ("admin", Ok(user(1000, 1000, &[1000, 10, 50], "/home/admin"))),
+            (
+                "admin",
+                Ok(user(1000, 1000, &[1000, 10, 50], "/home/admin")),
+            ),
             ("1000", Ok(user(1000, 1000, &[1000, 10, 50], "/home/admin"))),
             ("admin:staff", Ok(user(1000, 50, &[50], "/home/admin"))),
             ("admin:7", Ok(user(1000, 7, &[7], "/home/admin"))),
@@ -135,6 +140,9 @@ mod tests {
     #[test]
     fn missing_files_allow_numeric_ids_only() {
         assert_eq!(resolve("5:6", "", ""), Ok(user(5, 6, &[6], "/")));
-        assert_eq!(resolve("root", "", ""), Err(UserError::NoUser("root".into())));
+        assert_eq!(
+            resolve("root", "", ""),
+            Err(UserError::NoUser("root".into()))
+        );
     }
 }

@@ -1,0 +1,231 @@
+//! `strata run`: a new container over an image, in the foreground.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use super::images::open_store;
+use super::settings::Settings;
+use crate::container::{self, run::RunOptions, NewContainer};
+use crate::sandbox::driver::DriverKind;
+use crate::sandbox::spawn::Input;
+use crate::sandbox::spec::{Bind, Network};
+use crate::store::{RunConfig, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Keep STDIN open
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to pass the host's)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Network: the host's, or none (loopback only)
+    #[arg(long, value_enum, default_value_t = Network::Host)]
+    network: Network,
+    /// Bind mount a volume (HOST:CONTAINER[:ro])
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volume: Vec<String>,
+    /// The image to run
+    image: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
+    if args.tty {
+        bail!("-t (a pseudo-terminal) is not supported yet; run without -t");
+    }
+    let store = open_store(settings)?;
+    let image = store.resolve(&args.image)?;
+    let config = store.config(&image)?.config.unwrap_or_default();
+    let argv = command_line(&config, args.entrypoint.as_deref(), &args.command)?;
+    let binds = args
+        .volume
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    let mut env = config.env.clone().unwrap_or_default();
+    for e in &args.env {
+        match e.split_once('=') {
+            Some(_) => env.push(e.clone()),
+            // `-e KEY` passes the host's value, and nothing if unset.
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    env.push(format!("{e}={v}"));
+                }
+            }
+        }
+    }
+    let options = RunOptions {
+        args: argv.clone(),
+        env,
+        user: args
+            .user
+            .clone()
+            .or(config.user.clone())
+            .unwrap_or_default(),
+        workdir: args
+            .workdir
+            .clone()
+            .or(config.working_dir.clone())
+            .unwrap_or_default(),
+        network: args.network,
+        binds,
+        tty: args.tty,
+        input: if args.interactive {
+            Input::Inherit
+        } else {
+            Input::Null
+        },
+    };
+    let code = run_in_new_container(
+        &store,
+        settings,
+        &image,
+        &args.image,
+        args.name.as_deref(),
+        options,
+        args.rm,
+    )?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
+}
+
+/// Creates a container and runs `options` in it, falling back from kernel
+/// overlay to fuse-overlayfs when the former cannot mount and no driver was
+/// asked for.
+pub(super) fn run_in_new_container(
+    store: &Store,
+    settings: &Settings,
+    image: &crate::digest::ImageId,
+    image_name: &str,
+    name: Option<&str>,
+    options: RunOptions,
+    remove: bool,
+) -> Result<i32> {
+    let driver = settings.storage_driver.unwrap_or(DriverKind::Overlay);
+    let mut c = container::create(
+        store,
+        NewContainer {
+            image: image.clone(),
+            image_name,
+            name,
+            command: options.args.clone(),
+            driver,
+        },
+    )?;
+    let mut outcome = container::run::run(store, &mut c, options.clone());
+    if settings.storage_driver.is_none()
+        && matches!(outcome, Err(container::run::RunError::Mount(_)))
+    {
+        c.state.driver = DriverKind::FuseOverlayfs;
+        c.save()?;
+        outcome = container::run::run(store, &mut c, options);
+    }
+    if remove {
+        container::remove(store, &c.state.id, true).context("removing the container (--rm)")?;
+    }
+    Ok(outcome?)
+}
+
+/// ENTRYPOINT + CMD as Docker composes them: `--entrypoint` replaces the
+/// image's entrypoint (and drops its CMD); arguments replace CMD.
+fn command_line(
+    config: &RunConfig,
+    entrypoint: Option<&str>,
+    command: &[String],
+) -> Result<Vec<String>> {
+    let (entry, default_cmd) = match entrypoint {
+        Some("") => (Vec::new(), Vec::new()),
+        Some(e) => (vec![e.to_string()], Vec::new()),
+        None => (
+            config.entrypoint.clone().unwrap_or_default(),
+            config.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let cmd = if command.is_empty() {
+        default_cmd
+    } else {
+        command.to_vec()
+    };
+    let argv: Vec<String> = entry.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        bail!("no command specified: the image has no CMD or ENTRYPOINT, and none was given");
+    }
+    Ok(argv)
+}
+
+fn parse_volume(spec: &str) -> Result<Bind> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, readonly) = match parts.as_slice() {
+        [h, t] => (*h, *t, false),
+        [h, t, "ro"] => (*h, *t, true),
+        [h, t, "rw"] => (*h, *t, false),
+        _ => bail!("invalid volume {spec:?}: expected HOST:CONTAINER[:ro]"),
+    };
+    if !target.starts_with('/') {
+        bail!("invalid volume {spec:?}: the container path must be absolute");
+    }
+    let source = std::fs::canonicalize(host).with_context(|| format!("volume source {host}"))?;
+    Ok(Bind {
+        source,
+        target: target.to_string(),
+        readonly,
+        optional: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entrypoint_and_cmd_compose_like_docker() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let config = RunConfig {
+            entrypoint: Some(s(&["/entry"])),
+            cmd: Some(s(&["default"])),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            command_line(&config, None, &[]).unwrap(),
+            s(&["/entry", "default"])
+        );
+        assert_eq!(
+            command_line(&config, None, &s(&["x"])).unwrap(),
+            s(&["/entry", "x"])
+        );
+        assert_eq!(command_line(&config, Some("sh"), &[]).unwrap(), s(&["sh"]));
+        assert_eq!(
+            command_line(&config, Some(""), &s(&["id"])).unwrap(),
+            s(&["id"])
+        );
+        assert!(command_line(&RunConfig::default(), None, &[]).is_err());
+    }
+
+    #[test]
+    fn volumes_parse() {
+        assert!(parse_volume("/tmp:/data:ro").unwrap().readonly);
+        assert!(parse_volume("/tmp:data").is_err());
+        assert!(parse_volume("/tmp:/d:xx").is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! A container's init layer: the mount points its image lacks (/proc,
+//! /dev, /etc/hosts, a `-v` target), as a lower layer of its own above the
+//! image's, the way Docker's `-init` layer works. Nothing the sandbox needs
+//! to create then ever lands in the writable layer, so it never shows up in
+//! `diff` or a commit.
+//!
+//! Parent directories that exist in the image are mirrored with their
+//! mode, owner and times, so the merged view of them is unchanged.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::lowers::lookup;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct InitLayerError {
+    op: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+fn err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> InitLayerError + 'a {
+    move |source| InitLayerError {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A mount point the sandbox needs: an absolute path, and whether it is a
+/// directory (else an empty file).
+pub struct MountPoint<'a> {
+    pub path: &'a str,
+    pub is_dir: bool,
+}
+
+/// Rebuilds `init` for `points` over `lowers` (top-most first).
+pub fn build(init: &Path, lowers: &[PathBuf], points: &[MountPoint]) -> Result<(), InitLayerError> {
+    if init.exists() {
+        crate::layer::apply::remove_tree(init).map_err(err("remove", init))?;
+    }
+    fs::create_dir(init).map_err(err("create", init))?;
+    let mut mirrored: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+    'points: for point in points {
+        let parts: Vec<&std::ffi::OsStr> = Path::new(point.path)
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let mut rel = PathBuf::new();
+        for (i, part) in parts.iter().enumerate() {
+            rel.push(part);
+            let last = i + 1 == parts.len();
+            let here = init.join(&rel);
+            match lookup(lowers, &rel) {
+                // The image has it already; nothing to add.
+                Some(_) if last => continue 'points,
+                Some((_, meta)) if meta.is_dir() => {
+                    if !here.exists() {
+                        mkdir(&here, meta.mode() & 0o7777)?;
+                        rustix::fs::chown(
+                            &here,
+                            Some(rustix::fs::Uid::from_raw(meta.uid())),
+                            Some(rustix::fs::Gid::from_raw(meta.gid())),
+                        )
+                        .map_err(|e| {
+                            err("chown", &here)(io::Error::from_raw_os_error(e.raw_os_error()))
+                        })?;
+                        mirrored.push((here, meta));
+                    }
+                }
+                // A symlink or file in the way: the sandbox resolves (or
+                // skips) this mount point inside the image itself.
+                Some(_) => continue 'points,
+                None if last && !point.is_dir => {
+                    fs::write(&here, b"").map_err(err("create", &here))?;
+                }
+                None => {
+                    if !here.exists() {
+                        mkdir(&here, 0o755)?;
+                    }
+                }
+            }
+        }
+    }
+    // Times last, deepest first: creating children changed them.
+    mirrored.sort_by(|a, b| b.0.cmp(&a.0));
+    for (path, meta) in mirrored {
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: meta.atime(),
+                tv_nsec: meta.atime_nsec(),
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: meta.mtime(),
+                tv_nsec: meta.mtime_nsec(),
+            },
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &path,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| err("set times of", &path)(io::Error::from_raw_os_error(e.raw_os_error())))?;
+    }
+    Ok(())
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<(), InitLayerError> {
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(path)
+        .map_err(err("create", path))?;
+    // The umask may have cut bits the image's directory has.
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err("chmod", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_only_what_is_missing_and_mirrors_parents() {
+        let t = tempfile::tempdir().unwrap();
+        let image = t.path().join("image");
+        fs::create_dir_all(image.join("etc")).unwrap();
+        fs::create_dir_all(image.join("proc")).unwrap();
+        fs::set_permissions(image.join("etc"), fs::Permissions::from_mode(0o751)).unwrap();
+        let init = t.path().join("init");
+        let points = [
+            MountPoint {
+                path: "/proc",
+                is_dir: true,
+            },
+            MountPoint {
+                path: "/dev",
+                is_dir: true,
+            },
+            MountPoint {
+                path: "/etc/hosts",
+                is_dir: false,
+            },
+            MountPoint {
+                path: "/data/deep",
+                is_dir: true,
+            },
+        ];
+        build(&init, std::slice::from_ref(&image), &points).unwrap();
+        assert!(!init.join("proc").exists(), "the image has /proc");
+        assert!(init.join("dev").is_dir());
+        assert!(init.join("etc/hosts").is_file());
+        assert_eq!(
+            fs::metadata(init.join("etc")).unwrap().mode() & 0o7777,
+            0o751
+        );
+        assert_eq!(
+            fs::metadata(init.join("etc")).unwrap().mtime(),
+            fs::metadata(image.join("etc")).unwrap().mtime()
+        );
+        assert!(init.join("data/deep").is_dir());
+        // Rebuilding starts clean.
+        build(&init, &[image], &points[..1]).unwrap();
+        assert!(!init.join("dev").exists());
+    }
+}

@@ -1,0 +1,133 @@
+//! Running a process in a container: mount its root file system with its
+//! driver, bind the host's name files, run, record how it ended.
+
+use std::path::PathBuf;
+
+use super::initlayer::{self, MountPoint};
+use super::{Container, ContainerError, Status};
+use crate::sandbox::driver::{self, Layout, MountError};
+use crate::sandbox::spawn::{self, Input, SpawnError};
+use crate::sandbox::spec::{Bind, Network, ProcessSpec};
+use crate::store::{FileLock, Store};
+
+/// The host files a container sees its own copies of (Docker does the same:
+/// a process writing them must not change the host's).
+const NAME_FILES: [(&str, &str); 2] =
+    [("/etc/hosts", "hosts"), ("/etc/resolv.conf", "resolv.conf")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    InitLayer(#[from] initlayer::InitLayerError),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+}
+
+/// How to run the process; the image's config has been applied already.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    pub network: Network,
+    pub binds: Vec<Bind>,
+    pub tty: bool,
+    pub input: Input,
+}
+
+/// Runs `opts` in `container` and returns the exit code.
+pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result<i32, RunError> {
+    let lock_path = container.dir.join("running.lock");
+    let _running = FileLock::try_exclusive(&lock_path)
+        .map_err(ContainerError::from)?
+        .ok_or_else(|| RunError::AlreadyRunning(container.state.name.clone()))?;
+    let image_lowers = store
+        .lowerdirs(&container.state.image)
+        .map_err(ContainerError::from)?;
+    let mut binds = name_file_binds(container)?;
+    binds.extend(opts.binds);
+    let init = container.dir.join("init");
+    let mut points = vec![
+        MountPoint {
+            path: "/proc",
+            is_dir: true,
+        },
+        MountPoint {
+            path: "/dev",
+            is_dir: true,
+        },
+    ];
+    points.extend(binds.iter().map(|b| MountPoint {
+        path: &b.target,
+        is_dir: b.source.is_dir(),
+    }));
+    initlayer::build(&init, &image_lowers, &points)?;
+    let lowers: Vec<PathBuf> = std::iter::once(init.clone()).chain(image_lowers).collect();
+    let (upper, work, empty, merged) = (
+        container.upper(),
+        container.work(),
+        container.empty(),
+        container.merged(),
+    );
+    let mounted = driver::mount(
+        container.state.driver,
+        &Layout {
+            lowers: &lowers,
+            upper: &upper,
+            work: &work,
+            empty: &empty,
+            target: &merged,
+        },
+    )?;
+    let spec = ProcessSpec {
+        rootfs: mounted.path().to_path_buf(),
+        args: opts.args,
+        env: opts.env,
+        user: opts.user,
+        workdir: opts.workdir,
+        hostname: container.short_id().to_string(),
+        network: opts.network,
+        binds,
+        tty: opts.tty,
+    };
+    container.state.status = Status::Running {
+        started: crate::store::now_rfc3339(),
+    };
+    container.save()?;
+    let outcome = spawn::run(&spec, opts.input);
+    drop(mounted);
+    let code = outcome?;
+    container.state.status = Status::Exited {
+        code,
+        finished: crate::store::now_rfc3339(),
+    };
+    container.save()?;
+    Ok(code)
+}
+
+/// Copies of the host's /etc/hosts and /etc/resolv.conf, for binding.
+fn name_file_binds(container: &Container) -> Result<Vec<Bind>, ContainerError> {
+    let mut binds = Vec::new();
+    for (host, name) in NAME_FILES {
+        let copy: PathBuf = container.dir.join(name);
+        match std::fs::read(host) {
+            Ok(bytes) => std::fs::write(&copy, bytes).map_err(super::io_err("write", &copy))?,
+            // A host without the file gives the container none either.
+            Err(_) => continue,
+        }
+        binds.push(Bind {
+            source: copy,
+            target: host.to_string(),
+            readonly: false,
+            optional: true,
+        });
+    }
+    Ok(binds)
+}
