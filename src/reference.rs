@@ -43,7 +43,7 @@ pub enum ReferenceError {
     },
     #[error("invalid reference format: repository name {input:?} is longer than {NAME_MAX_LEN} characters")]
     TooLong { input: String },
-    #[error("invalid reference format: {input:?}: {source}")]
+    #[error("invalid reference format: {input:?}")]
     Digest { input: String, source: DigestError },
 }
 

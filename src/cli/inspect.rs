@@ -25,7 +25,7 @@ pub fn run(settings: &Settings, args: &InspectArgs) -> Result<ExitCode> {
             Ok(v) => found.push(v),
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}", crate::store::error_chain(&e));
             }
         }
     }

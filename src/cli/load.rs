@@ -33,13 +33,15 @@ pub fn run(settings: &Settings, args: &LoadArgs) -> Result<ExitCode> {
             let spool = staging.file("load");
             let (input, len) = open_input("-")?;
             let bar = progress(len, "Reading");
-            let mut f = File::create(&spool).with_context(|| format!("creating {}", spool.display()))?;
+            let mut f =
+                File::create(&spool).with_context(|| format!("creating {}", spool.display()))?;
             io::copy(&mut bar.wrap_read(input), &mut f).context("reading standard input")?;
             bar.finish_and_clear();
             spool
         }
     };
-    let loaded = import(&store, &path, None, None).with_context(|| format!("loading {}", path.display()))?;
+    let loaded =
+        import(&store, &path, None, None).with_context(|| format!("loading {}", path.display()))?;
     if !args.quiet {
         report(&loaded);
     }

@@ -36,7 +36,7 @@ pub fn run(settings: &Settings, args: &RmiArgs) -> Result<ExitCode> {
             }
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}", crate::store::error_chain(&e));
             }
         }
     }

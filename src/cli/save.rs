@@ -46,7 +46,15 @@ pub fn run(settings: &Settings, args: &SaveArgs) -> Result<ExitCode> {
     match &args.output {
         Some(file) => write_file(Path::new(file), |out| {
             let bar = progress(None, "Saving");
-            let (_, out) = export(&store, &named, format, BarWriter { inner: out, bar: &bar })?;
+            let (_, out) = export(
+                &store,
+                &named,
+                format,
+                BarWriter {
+                    inner: out,
+                    bar: &bar,
+                },
+            )?;
             bar.finish_and_clear();
             Ok(out.inner)
         })?,
@@ -54,7 +62,12 @@ pub fn run(settings: &Settings, args: &SaveArgs) -> Result<ExitCode> {
             if io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            let (_, mut out) = export(&store, &named, format, io::BufWriter::new(io::stdout().lock()))?;
+            let (_, mut out) = export(
+                &store,
+                &named,
+                format,
+                io::BufWriter::new(io::stdout().lock()),
+            )?;
             out.flush()?;
         }
     }
@@ -112,12 +125,19 @@ pub(super) fn write_file(
     path: &Path,
     write: impl FnOnce(io::BufWriter<std::fs::File>) -> Result<io::BufWriter<std::fs::File>>,
 ) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
     let (file, tmp_path) = tmp.into_parts();
-    let out = write(io::BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))?;
+    let out =
+        write(io::BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    tmp_path.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    tmp_path
+        .persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }

@@ -91,7 +91,7 @@ pub fn apply<R: Read>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
         for entry in entries {
             let mut entry = entry.map_err(|e| LayerError::Tar {
                 entry: format!("after {last}"),
-                source: e,
+                source: readable(e),
             })?;
             last = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             unpacker.entry(&mut entry)?;
@@ -121,6 +121,23 @@ pub fn apply<R: Read>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
         unmapped_owners: unpacker.stats.unmapped_owners,
         skipped_xattrs: unpacker.stats.skipped_xattrs,
     })
+}
+
+/// The tar reader quotes the bytes of a bad header in its message; from a
+/// corrupt stream that is binary noise, so say what it means instead.
+fn readable(e: io::Error) -> io::Error {
+    let msg = e.to_string();
+    if msg
+        .chars()
+        .any(|c| (c.is_control() && c != '\n') || c == char::REPLACEMENT_CHARACTER)
+    {
+        io::Error::new(
+            e.kind(),
+            "corrupt tar header (the stream is damaged or not a tar)",
+        )
+    } else {
+        e
+    }
 }
 
 /// Read what is left of the raw input so its digest covers all of it

@@ -390,10 +390,10 @@ fn corrupt_streams_fail_cleanly() {
     let input = tar_of(&[E::File("a", &"x".repeat(100_000))]);
     let (_, _, gz) = compress(&input[..], Compression::Gzip, Vec::new()).unwrap();
     let err = apply(&gz[..gz.len() / 2], &f.layer).unwrap_err();
+    let chain = crate::store::error_chain(&err);
     assert!(
-        err.to_string()
-            .contains("gzip stream is corrupt or truncated"),
-        "{err}"
+        chain.contains("gzip stream is corrupt or truncated"),
+        "{chain}"
     );
     let err = apply(&input[..1000], &f.layer).unwrap_err();
     assert!(matches!(err, LayerError::Tar { .. }), "{err}");

@@ -25,13 +25,13 @@ use crate::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("reading layer tar at entry {entry:?}: {source}")]
+    #[error("reading layer tar at entry {entry:?}")]
     Tar {
         entry: String,
         source: std::io::Error,
@@ -46,11 +46,6 @@ pub enum LayerError {
     },
     #[error("layer content digest mismatch: expected {expected}, found {found}")]
     DigestMismatch { expected: Digest, found: Digest },
-    #[error("{what} stream is corrupt or truncated: {source}")]
-    Decompress {
-        what: &'static str,
-        source: std::io::Error,
-    },
 }
 
 impl LayerError {

@@ -14,7 +14,7 @@ use std::path::Path;
 use super::config::Manifest;
 use super::fsutil::{io_err, prune_staging, tree_size, FileLock, STAGING_LOCK_SUFFIX};
 use super::images::ImageIndex;
-use super::{Store, StoreError};
+use super::{error_chain, Store, StoreError};
 use crate::digest::{DiffId, Digest, HashingReader, ImageId};
 use crate::layer::apply::remove_tree;
 use crate::layer::diff;
@@ -245,7 +245,8 @@ impl Store {
         let index = match self.index() {
             Ok(i) => i,
             Err(e) => {
-                rep.problems.push(format!("image index: {e}"));
+                rep.problems
+                    .push(format!("image index: {}", error_chain(&e)));
                 return Ok(rep);
             }
         };
@@ -291,7 +292,7 @@ impl Store {
                 Ok(c) => c,
                 Err(e) => {
                     rep.problems
-                        .push(format!("image {}: config: {e}", id.short()));
+                        .push(format!("image {}: config: {}", id.short(), error_chain(&e)));
                     continue;
                 }
             };
@@ -301,7 +302,9 @@ impl Store {
                     continue;
                 };
                 match serde_json::from_slice::<Manifest>(&bytes) {
-                    Err(e) => rep.problems.push(format!("manifest {m}: {e}")),
+                    Err(e) => rep
+                        .problems
+                        .push(format!("manifest {m}: {}", error_chain(&e))),
                     Ok(man) if man.config.digest != id.0 => rep.problems.push(format!(
                         "manifest {m}: config is {}, expected {id}",
                         man.config.digest
@@ -372,7 +375,7 @@ impl Store {
                 return Ok(());
             }
             Err(e) => {
-                rep.problems.push(format!("layer {d}: {e}"));
+                rep.problems.push(format!("layer {d}: {}", error_chain(&e)));
                 return Ok(());
             }
         };
@@ -390,7 +393,7 @@ impl Store {
                     s.diff_id
                 )),
                 Ok(_) => {}
-                Err(e) => rep.problems.push(format!("layer {d}: {e}")),
+                Err(e) => rep.problems.push(format!("layer {d}: {}", error_chain(&e))),
             }
         }
         Ok(())

@@ -63,13 +63,13 @@ use fsutil::{io_err, mkdirs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
         source: io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("parsing {path}")]
     Json {
         path: PathBuf,
         source: serde_json::Error,
@@ -339,6 +339,18 @@ impl Store {
         self.write_index(&lock, &staging, &index)?;
         Ok(out)
     }
+}
+
+/// An error with its causes, `a: b: c`, for reports that list errors.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// The current time as RFC 3339 with seconds, as configs store it.

@@ -1,0 +1,232 @@
+//! Bad input and a full disk (rootless tier): each ends with a clear error,
+//! no partial layer, blob or temp file, earlier images intact, and the next
+//! command works.
+
+// A test crate: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use common::Strata;
+
+fn rootfs_tar(files: usize, size: usize, seed: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut x = seed | 1;
+    for i in 0..files {
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut h = tar::Header::new_ustar();
+        h.set_path(format!("f{i}")).unwrap();
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Names under a store directory, sorted.
+fn names(root: &Path, dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(root.join(dir))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn rootless_store_bad_streams_leave_nothing_behind() {
+    let work = tempfile::tempdir().unwrap();
+    let strata = Strata::new();
+    let good = work.path().join("good.tar");
+    fs::write(&good, rootfs_tar(3, 100, 1)).unwrap();
+    strata
+        .run(&["import", good.to_str().unwrap(), "good:1"])
+        .success();
+    let layers_before = names(strata.root.path(), "layers");
+    let blobs_before = names(strata.root.path(), "blobs/sha256");
+
+    let tar = rootfs_tar(50, 20_000, 2);
+    let gz = gzip(&tar);
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let flip = |mut v: Vec<u8>| {
+        let mid = v.len() / 2;
+        for b in &mut v[mid..mid + 64] {
+            *b ^= 0x5a;
+        }
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "gzip-truncated",
+            gz[..gz.len() / 2].to_vec(),
+            "gzip stream is corrupt or truncated",
+        ),
+        ("gzip-corrupt", flip(gz.clone()), "corrupt"),
+        (
+            "zstd-truncated",
+            zst[..zst.len() / 2].to_vec(),
+            "zstd stream is corrupt or truncated",
+        ),
+        ("zstd-corrupt", flip(zst.clone()), "corrupt"),
+        (
+            "tar-truncated",
+            tar[..tar.len() / 2 + 100].to_vec(),
+            "reading layer tar",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let file = work.path().join(name);
+        fs::write(&file, bytes).unwrap();
+        let run = strata.run(&["import", file.to_str().unwrap(), "bad:1"]);
+        assert_ne!(run.code, Some(0), "{name}: {run:#?}");
+        assert!(run.stderr.contains(want), "{name}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains(char::REPLACEMENT_CHARACTER),
+            "{name}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            names(strata.root.path(), "tmp"),
+            Vec::<String>::new(),
+            "{name}: temp files left"
+        );
+        assert_eq!(
+            names(strata.root.path(), "layers"),
+            layers_before,
+            "{name}: layer left"
+        );
+        assert_eq!(
+            names(strata.root.path(), "blobs/sha256"),
+            blobs_before,
+            "{name}: blob left"
+        );
+    }
+    // A docker-archive whose layer is not what its config says.
+    let other = Strata::new();
+    other
+        .run(&["import", good.to_str().unwrap(), "good:1"])
+        .success();
+    let archive = work.path().join("archive.tar");
+    other
+        .run(&["save", "-o", archive.to_str().unwrap(), "good:1"])
+        .success();
+    let mut bytes = fs::read(&archive).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"f0\0\0").unwrap() + 512 + 10;
+    bytes[at] ^= 0xff;
+    let tampered = work.path().join("tampered.tar");
+    fs::write(&tampered, &bytes).unwrap();
+    let fresh = Strata::new();
+    let run = fresh.run(&["load", "-i", tampered.to_str().unwrap()]);
+    assert_ne!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.contains("digest mismatch"), "{}", run.stderr);
+    assert_eq!(names(fresh.root.path(), "layers"), Vec::<String>::new());
+    // Garbage is neither format.
+    let garbage = work.path().join("garbage");
+    fs::write(&garbage, b"this is not an archive at all").unwrap();
+    assert_ne!(
+        fresh.run(&["load", "-i", garbage.to_str().unwrap()]).code,
+        Some(0)
+    );
+
+    strata.run(&["inspect", "good:1"]).success();
+    let check = strata.run(&["system", "check"]).success();
+    assert!(!check.stdout.contains("note:"), "{check:#?}");
+    let ok = work.path().join("ok.tar.gz");
+    fs::write(&ok, &gz).unwrap();
+    strata
+        .run(&["import", ok.to_str().unwrap(), "ok:1"])
+        .success();
+}
+
+#[test]
+fn rootless_store_full_disk_says_no_space_and_recovers() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let small = w.join("small.tar");
+    let big = w.join("big.tar");
+    fs::write(&small, rootfs_tar(2, 1000, 3)).unwrap();
+    fs::write(&big, rootfs_tar(100, 40_000, 4)).unwrap();
+    let mnt = w.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let bin = common::strata_bin();
+    // An 8 MiB tmpfs, mounted in strata's own mount namespace (so an
+    // unprivileged user can make one), holds the store; a filler file
+    // leaves it too little room for the big import.
+    let script = r#"
+set -u
+mount -t tmpfs -o size=8m tmpfs "$MNT" || exit 3
+export STRATA_ROOT="$MNT/root"
+"$BIN" import "$SMALL" small:1 >/dev/null || exit 4
+head -c 5000000 /dev/zero > "$MNT/filler"
+"$BIN" import "$BIG" big:1 2>"$W/err"
+echo $? > "$W/rc"
+ls -A "$MNT/root/tmp" > "$W/tmp-left"
+ls -A "$MNT/root/layers" > "$W/layers-left"
+rm "$MNT/filler"
+"$BIN" system check > "$W/check" || exit 5
+"$BIN" import "$BIG" big:1 > /dev/null || exit 6
+"$BIN" inspect small:1 > /dev/null || exit 7
+"$BIN" system check >> "$W/check" || exit 8
+"#;
+    let strata = Strata::new();
+    let out = strata
+        .cmd()
+        .args(["unshare", "--", "sh", "-c", script])
+        .env("MNT", &mnt)
+        .env("BIN", &bin)
+        .env("SMALL", &small)
+        .env("BIG", &big)
+        .env("W", w)
+        .output()
+        .unwrap();
+    let run = common::Run::of(out);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let err = fs::read_to_string(w.join("err")).unwrap();
+    assert_ne!(
+        fs::read_to_string(w.join("rc")).unwrap().trim(),
+        "0",
+        "the big import fit: {err}"
+    );
+    assert!(
+        err.to_lowercase().contains("no space left on device"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(w.join("tmp-left")).unwrap(),
+        "",
+        "temp files left"
+    );
+    // Only the small image's layer (directory and record) remains.
+    assert_eq!(
+        fs::read_to_string(w.join("layers-left"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    let check = fs::read_to_string(w.join("check")).unwrap();
+    assert_eq!(check.matches("ok:").count(), 2, "{check}");
+}
