@@ -11,6 +11,8 @@ mod import;
 mod info;
 mod inspect;
 mod load;
+mod login;
+mod logout;
 mod ps;
 mod pull;
 mod push;
@@ -18,6 +20,7 @@ mod rm;
 mod rmi;
 mod run;
 mod save;
+mod search;
 pub mod settings;
 mod system;
 mod tag;
@@ -99,6 +102,12 @@ pub enum Command {
     Push(push::PushArgs),
     /// Copy an image from oci:DIR, oci-archive:FILE or docker-archive:FILE
     Pull(pull::PullArgs),
+    /// Log in to a registry (checks the credentials, then stores them)
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(logout::LogoutArgs),
+    /// Search Docker Hub, or a registry's catalog, for images
+    Search(search::SearchArgs),
     /// Show how strata sees this machine, with a fix for every failed probe
     Info(info::InfoArgs),
     /// Run a command inside strata's user namespace (as `buildah unshare`)
@@ -143,6 +152,8 @@ impl Command {
             | Command::Export(_)
             | Command::Rm(_) => true,
             // Already inside: strata started it there.
+            // Credentials and registries only; no store.
+            Command::Login(_) | Command::Logout(_) | Command::Search(_) => false,
             Command::Info(_) | Command::ContainerInit => false,
             Command::Unshare(_) => true,
         }
@@ -202,6 +213,9 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(settings, &args),
         Command::Push(args) => push::run(settings, &args),
         Command::Pull(args) => pull::run(settings, &args),
+        Command::Login(args) => login::run(settings, &args),
+        Command::Logout(args) => logout::run(settings, &args),
+        Command::Search(args) => search::run(settings, &args),
         Command::Info(args) => info::run(settings, &args),
         Command::Unshare(args) => unshare::run(settings, &args),
         Command::Run(args) => run::run(settings, &args),

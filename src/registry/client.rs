@@ -207,6 +207,11 @@ impl Registry {
         &self.name
     }
 
+    /// The retry schedule, for transfers that retry on their own.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
     /// `https://host` or `http://host`.
     pub fn base(&self) -> &Url {
         &self.base

@@ -16,7 +16,11 @@ pub mod backoff;
 pub mod client;
 pub mod credentials;
 pub mod endpoint;
+pub mod flags;
+pub mod login;
 pub mod manifest;
+pub mod search;
+pub mod transfer;
 
 use std::path::PathBuf;
 

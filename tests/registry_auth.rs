@@ -1,0 +1,136 @@
+//! `login` / `logout` against real registries: the suite's plain one, one
+//! with htpasswd Basic auth, and one with TLS from a CA made by the test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod registry_support;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{Run, Strata};
+use registry_support::{TestCa, TestRegistry};
+
+const USER: &str = "tester";
+const PASSWORD: &str = "s3cret-Pa55";
+
+/// `strata login` with the password on stdin and the auth file at `auth`.
+fn login(s: &Strata, auth: &Path, extra: &[&str], password: &str) -> Run {
+    let mut cmd = s.cmd();
+    cmd.env("REGISTRY_AUTH_FILE", auth)
+        .arg("login")
+        .args(["-u", USER, "--password-stdin"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    Run::of(child.wait_with_output().unwrap())
+}
+
+fn logout(s: &Strata, auth: &Path, registry: &str) -> Run {
+    Run::of(
+        s.cmd()
+            .env("REGISTRY_AUTH_FILE", auth)
+            .args(["logout", registry])
+            .output()
+            .unwrap(),
+    )
+}
+
+fn assert_no_secret(run: &Run) {
+    for out in [&run.stdout, &run.stderr] {
+        assert!(!out.contains(PASSWORD), "password printed: {run:#?}");
+        assert!(
+            !out.contains("wrong-password"),
+            "password printed: {run:#?}"
+        );
+    }
+}
+
+/// Bad password refused with nothing written; good one written 0600 in
+/// Docker's format; logout removes it.
+fn login_cycle(registry: &str, extra: &[&str]) {
+    let s = Strata::new();
+    let auth = s.root.path().join("auth.json");
+    let mut args = extra.to_vec();
+    args.push(registry);
+
+    let bad = login(&s, &auth, &args, "wrong-password");
+    assert_eq!(bad.code, Some(125), "{bad:#?}");
+    assert!(
+        bad.stderr.contains("incorrect username or password"),
+        "{bad:#?}"
+    );
+    assert!(!auth.exists(), "a refused login wrote {}", auth.display());
+    assert_no_secret(&bad);
+
+    let good = login(&s, &auth, &args, PASSWORD).success();
+    assert!(good.stdout.contains("Login Succeeded"), "{good:#?}");
+    assert_no_secret(&good);
+    let mode = fs::metadata(&auth).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&auth).unwrap()).unwrap();
+    use base64::Engine as _;
+    let want = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    assert_eq!(doc["auths"][registry]["auth"], want.as_str(), "{doc}");
+
+    let out = logout(&s, &auth, registry).success();
+    assert!(
+        out.stdout
+            .contains(&format!("Removing login credentials for {registry}")),
+        "{out:#?}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&auth).unwrap()).unwrap();
+    assert!(doc["auths"].get(registry).is_none(), "{doc}");
+    let again = logout(&s, &auth, registry).success();
+    assert!(again.stdout.contains("Not logged in"), "{again:#?}");
+}
+
+#[test]
+fn registry_login_htpasswd() {
+    let reg = TestRegistry::start(Some((USER, PASSWORD)), None);
+    login_cycle(&reg.addr, &[]);
+}
+
+#[test]
+fn registry_login_tls_with_cert_dir() {
+    let ca = TestCa::new();
+    let reg = TestRegistry::start(Some((USER, PASSWORD)), Some(&ca));
+    let certs = ca.cert_dir(reg.dir.path());
+    login_cycle(&reg.addr, &["--cert-dir", certs.to_str().unwrap()]);
+}
+
+#[test]
+fn registry_login_tls_without_the_ca_is_refused() {
+    let ca = TestCa::new();
+    let reg = TestRegistry::start(Some((USER, PASSWORD)), Some(&ca));
+    let s = Strata::new();
+    let auth = s.root.path().join("auth.json");
+    let run = login(&s, &auth, &[&reg.addr], PASSWORD);
+    assert_eq!(run.code, Some(125), "{run:#?}");
+    assert!(run.stderr.contains("certificate"), "{run:#?}");
+    assert!(!auth.exists());
+    // --tls-verify=false accepts the unknown CA.
+    let run = login(&s, &auth, &["--tls-verify=false", &reg.addr], PASSWORD).success();
+    assert!(run.stdout.contains("Login Succeeded"), "{run:#?}");
+}
+
+#[test]
+fn registry_login_plain_registry_without_auth() {
+    let addr = common::registry_addr();
+    let s = Strata::new();
+    let auth = s.root.path().join("auth.json");
+    let run = login(&s, &auth, &[&addr], PASSWORD).success();
+    assert!(run.stdout.contains("Login Succeeded"), "{run:#?}");
+    logout(&s, &auth, &addr).success();
+}
