@@ -232,7 +232,32 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
 
 /// Print the error with its whole chain of causes, as `strata: a: b: c`.
 fn report(err: &anyhow::Error) -> ExitCode {
-    let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-    eprintln!("strata: {}", chain.join(": "));
+    eprintln!("strata: {}", chain_text(err.chain().map(|c| c.to_string())));
     ExitCode::from(EXIT_STRATA_ERROR)
+}
+
+/// Joins an error chain with ": ", leaving out a cause whose text the
+/// message before it already ends with (errors that print their source).
+fn chain_text(chain: impl Iterator<Item = String>) -> String {
+    let mut out = String::new();
+    for text in chain {
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chain_text_skips_repeated_causes() {
+        let chain = |v: &[&str]| super::chain_text(v.iter().map(|s| s.to_string()));
+        assert_eq!(chain(&["a", "b: c", "c"]), "a: b: c");
+        assert_eq!(chain(&["open /x: denied", "denied"]), "open /x: denied");
+        assert_eq!(chain(&["one"]), "one");
+    }
 }

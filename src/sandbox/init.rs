@@ -55,6 +55,8 @@ pub enum InitError {
     Caps(#[from] caps::CapsError),
     #[error(transparent)]
     Net(#[from] net::NetError),
+    #[error("exec: \"{0}\": executable file not found in $PATH")]
+    NotFound(String),
     #[error("working directory {0}: {1}")]
     Workdir(String, std::io::Error),
 }
@@ -281,11 +283,7 @@ fn find_program(args: &[String], env: &[String]) -> Result<CString, InitError> {
         .map(|dir| format!("{}/{name}", if dir.is_empty() { "." } else { dir }))
         .find(|candidate| std::fs::metadata(candidate).is_ok_and(|m| m.is_file()))
         .map(|p| cstring(&p))
-        .ok_or_else(|| {
-            InitError::Spec(format!(
-                "exec: \"{name}\": executable file not found in $PATH"
-            ))
-        })
+        .ok_or_else(|| InitError::NotFound(name.clone()))
 }
 
 fn become_user(who: &user::ExecUser) -> Result<(), InitError> {

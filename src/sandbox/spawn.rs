@@ -56,8 +56,10 @@ fn prepare(
     spec: &ProcessSpec,
     created: &mut Vec<(String, bool)>,
 ) -> Result<ProcessSpec, SpawnError> {
-    ensure(&spec.rootfs, "/proc", true, created)?;
-    ensure(&spec.rootfs, "/dev", true, created)?;
+    for dir in ["/proc", "/dev"] {
+        refuse_symlink(&spec.rootfs, dir)?;
+        ensure(&spec.rootfs, dir, true, created)?;
+    }
     let mut out = spec.clone();
     out.binds.clear();
     for bind in &spec.binds {
@@ -73,6 +75,32 @@ fn prepare(
 
 fn errno(e: rustix::io::Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// /proc and /dev get file systems mounted over them: a symlink there is
+/// refused (the mount would land wherever it points).
+fn refuse_symlink(rootfs: &Path, path: &str) -> Result<(), SpawnError> {
+    let fail = |source: std::io::Error| SpawnError::MountPoint {
+        path: path.to_string(),
+        source,
+    };
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail(errno(e)))?;
+    let rel = path.trim_start_matches('/');
+    match rustix::fs::statat(&root, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink =>
+        {
+            Err(fail(std::io::Error::other(
+                "the image has a symlink there: refusing to mount over it",
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Opens `path` inside the rootfs without leaving it; `Ok(None)` if missing.

@@ -110,3 +110,33 @@ pub fn subid_ranges(file: &str, user: &str, uid: u32) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+/// The busybox rootfs tarball of scripts/busybox-rootfs.sh, made once per
+/// test process.
+pub fn busybox_tar() -> PathBuf {
+    static TAR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-busybox-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let out = dir.join("busybox.tar");
+        let status = Command::new("bash")
+            .arg(project_dir().join("scripts/busybox-rootfs.sh"))
+            .arg(&out)
+            .status()
+            .expect("running busybox-rootfs.sh");
+        assert!(status.success(), "busybox-rootfs.sh failed");
+        out
+    })
+    .clone()
+}
+
+impl Strata {
+    /// Imports the busybox rootfs as `name`.
+    pub fn import_busybox(&self, name: &str) {
+        let tar = busybox_tar();
+        self.run(&["import", tar.to_str().unwrap(), name]).success();
+    }
+}

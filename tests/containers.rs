@@ -1,0 +1,469 @@
+//! Containers without a daemon, as an unprivileged user: the seeds' flow,
+//! the view from inside, exit codes, changes, and images that try to reach
+//! outside their root file system.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{busybox_tar, Strata};
+
+/// busybox's rootfs with entries dropped and others added, as a new tarball.
+fn busybox_variant(
+    dir: &Path,
+    drop: &[&str],
+    add: impl FnOnce(&mut tar::Builder<std::fs::File>),
+) -> std::path::PathBuf {
+    let out = dir.join("variant.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut archive = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if drop
+            .iter()
+            .any(|d| path.trim_start_matches("./").trim_end_matches('/') == *d)
+        {
+            continue;
+        }
+        let header = entry.header().clone();
+        builder.append(&header, &mut entry).unwrap();
+    }
+    add(&mut builder);
+    builder.finish().unwrap();
+    out
+}
+
+fn symlink_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, target: &str) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    builder.append_link(&mut h, path, target).unwrap();
+}
+
+#[test]
+fn rootless_container_seed_flow() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    s.run(&[
+        "run",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "adduser -D admin && echo hi > /hello",
+    ])
+    .success();
+    let id = s
+        .run(&[
+            "commit",
+            "-m",
+            "with a user named admin",
+            "-a",
+            "me",
+            "c1",
+            "busybox:v1",
+        ])
+        .success();
+    assert!(id.stdout.trim().starts_with("sha256:"), "{}", id.stdout);
+    let who = s
+        .run(&["run", "--rm", "busybox:v1", "id", "admin"])
+        .success();
+    assert!(
+        who.stdout.starts_with("uid=1000(admin) gid=1000(admin)"),
+        "{}",
+        who.stdout
+    );
+    let history = s.run(&["history", "busybox:v1"]).success().stdout;
+    let top = history.lines().nth(1).unwrap();
+    assert!(
+        top.contains("with a user named admin") && top.contains("adduser -D admin"),
+        "{history}"
+    );
+    assert!(!top.contains(" 0B "), "the new layer has a size: {top}");
+    let refused = s.run(&["rmi", "busybox"]);
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "rmi must refuse while c1 uses busybox"
+    );
+    assert!(refused.stderr.contains("container"), "{}", refused.stderr);
+    assert_eq!(s.run(&["rm", "c1"]).success().stdout.trim(), "c1");
+    s.run(&["rmi", "busybox"]).success();
+    // The committed image still runs without its base's tag.
+    assert_eq!(
+        s.run(&["run", "--rm", "busybox:v1", "cat", "/hello"])
+            .success()
+            .stdout,
+        "hi\n"
+    );
+    s.run(&["system", "check"]).success();
+}
+
+#[test]
+fn rootless_container_inside_view() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let out = s
+        .run(&["run", "--rm", "busybox", "sh", "-c", "id -u; grep CapEff /proc/self/status; ps -o pid | tail -n +2; chown 1000:1000 /tmp && stat -c %u:%g /tmp"])
+        .success()
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1], "CapEff:\t00000000a80425fb",
+        "Docker's default capability set"
+    );
+    let pids: Vec<u32> = lines[2..lines.len() - 1]
+        .iter()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&1) && pids.iter().all(|p| *p < 10),
+        "only the container's processes: {pids:?}"
+    );
+    assert_eq!(
+        *lines.last().unwrap(),
+        "1000:1000",
+        "chown to a subordinate id works"
+    );
+    let net = s
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o link | cut -d: -f2; ip route",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(
+        net.trim(),
+        "lo",
+        "--network none has only loopback and no route: {net}"
+    );
+    let host_net = s
+        .run(&["run", "--rm", "busybox", "ip", "-o", "link"])
+        .success()
+        .stdout;
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(
+        host_net.lines().count(),
+        host_links,
+        "the host's network by default"
+    );
+}
+
+#[test]
+fn rootless_container_exit_codes_and_options() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    assert_eq!(
+        s.run(&["run", "--rm", "busybox", "sh", "-c", "exit 3"])
+            .code,
+        Some(3)
+    );
+    let missing = s.run(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(missing.code, Some(127));
+    assert!(
+        missing.stderr.contains("no-such-command"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "busybox", "/etc/passwd"]).code,
+        Some(126)
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "no-such-image", "true"]).code,
+        Some(125)
+    );
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "-e",
+            "GREETING=hello",
+            "-w",
+            "/made/here",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $GREETING; pwd; id -u",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(out, "hello\n/made/here\n65534\n");
+    let unknown = s.run(&["run", "--rm", "-u", "ghost", "busybox", "true"]);
+    assert_eq!(unknown.code, Some(125));
+    assert!(unknown.stderr.contains("ghost"), "{}", unknown.stderr);
+    let host = tempfile::tempdir().unwrap();
+    let v = format!("{}:/data", host.path().display());
+    s.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &v,
+        "busybox",
+        "sh",
+        "-c",
+        "echo out > /data/f",
+    ])
+    .success();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        "out\n"
+    );
+    let ro = format!("{}:/data:ro", host.path().display());
+    assert_ne!(
+        s.run(&[
+            "run",
+            "--rm",
+            "-v",
+            &ro,
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /data/g"
+        ])
+        .code,
+        Some(0)
+    );
+    assert!(!host.path().join("g").exists());
+    assert_eq!(
+        s.run(&["ps", "-aq"]).success().stdout,
+        "",
+        "--rm removed every container"
+    );
+}
+
+#[test]
+fn rootless_container_changes_leave_out_mount_points() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let host = tempfile::tempdir().unwrap();
+    let v = format!("{}:/new/mount/point", host.path().display());
+    s.run(&["run", "--name", "quiet", "-v", &v, "busybox", "true"])
+        .success();
+    assert_eq!(
+        s.run(&["diff", "quiet"]).success().stdout,
+        "",
+        "mount points are not changes"
+    );
+    s.run(&[
+        "run",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /etc/added; rm /etc/group; mkdir /d",
+    ])
+    .success();
+    assert_eq!(
+        s.run(&["diff", "busy"]).success().stdout,
+        "A /d\nC /etc\nA /etc/added\nD /etc/group\n"
+    );
+    let tar = tempfile::tempdir().unwrap();
+    let out = tar.path().join("rootfs.tar");
+    s.run(&["export", "-o", out.to_str().unwrap(), "busy"])
+        .success();
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&out).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_end_matches('/').ends_with("etc/added")),
+        "export has the new file"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with("etc/group")),
+        "export lacks the deleted file"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("bin/busybox")),
+        "export has the image's files"
+    );
+}
+
+#[test]
+fn rootless_container_fuse_overlayfs_driver() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    s.run(&[
+        "--storage-driver",
+        "fuse-overlayfs",
+        "run",
+        "--name",
+        "f",
+        "busybox",
+        "sh",
+        "-c",
+        "rm -r /home; mkdir /home; echo y > /home/new",
+    ])
+    .success();
+    let diff = s.run(&["diff", "f"]).success().stdout;
+    assert_eq!(
+        diff, "C /home\nA /home/new\n",
+        "an opaque dir from fuse-overlayfs reads like overlay's"
+    );
+    s.run(&["commit", "f", "fused"]).success();
+    assert_eq!(
+        s.run(&["run", "--rm", "fused", "ls", "/home"])
+            .success()
+            .stdout,
+        "new\n"
+    );
+}
+
+#[test]
+fn rootless_malicious_images_cannot_reach_the_host() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let canary_dir = dir.path().join("canary");
+    std::fs::create_dir(&canary_dir).unwrap();
+    std::fs::write(canary_dir.join("file"), "untouched").unwrap();
+    let canary = canary_dir.to_str().unwrap().to_string();
+    for (name, target) in [
+        ("proc", canary.clone()),
+        ("dev", canary.clone()),
+        ("dev", "../../..".to_string()),
+    ] {
+        let tar = busybox_variant(dir.path(), &[name], |b| symlink_entry(b, name, &target));
+        let image = format!("evil-{name}");
+        s.run(&["import", tar.to_str().unwrap(), &image]).success();
+        let run = s.run(&["run", "--rm", &image, "true"]);
+        assert_eq!(run.code, Some(125), "{name} -> {target}: {run:?}");
+        assert!(
+            run.stderr.contains("symlink") || run.stderr.contains("not a plain directory"),
+            "{}",
+            run.stderr
+        );
+    }
+    // /etc/resolv.conf pointing at a host path: followed only inside the rootfs.
+    let file = format!("{canary}/file");
+    let tar = busybox_variant(dir.path(), &[], |b| {
+        symlink_entry(b, "etc/resolv.conf", &file)
+    });
+    s.run(&["import", tar.to_str().unwrap(), "evil-resolv"])
+        .success();
+    s.run(&[
+        "run",
+        "--rm",
+        "evil-resolv",
+        "sh",
+        "-c",
+        "echo pwned > /etc/resolv.conf; true",
+    ])
+    .success();
+    // WORKDIR through an inherited descriptor (CVE-2024-21626).
+    s.import_busybox("busybox");
+    for fd in 3..8 {
+        let w = format!("/proc/self/fd/{fd}");
+        let run = s.run(&[
+            "run",
+            "--rm",
+            "-w",
+            &w,
+            "busybox",
+            "sh",
+            "-c",
+            "echo pwned > escaped; ls ..",
+        ]);
+        assert_eq!(run.code, Some(125), "workdir {w}: {run:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(canary_dir.join("file")).unwrap(),
+        "untouched"
+    );
+    assert_eq!(
+        std::fs::read_dir(&canary_dir).unwrap().count(),
+        1,
+        "nothing was created in the canary dir"
+    );
+}
+
+fn processes_with_arg(arg: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn rootless_container_kill_9_leaves_nothing_behind() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let marker = format!("{}", 4000 + std::process::id() % 1000);
+    let mut child = s
+        .cmd()
+        .args(["run", "--name", "victim", "busybox", "sleep", &marker])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with_arg(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with_arg(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived strata: {:?}",
+            processes_with_arg(&marker)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ps = s.run(&["ps", "-a"]).success().stdout;
+    assert!(ps.contains("victim") && ps.contains("Exited"), "{ps}");
+    assert_eq!(
+        s.run(&["ps", "-q"]).success().stdout,
+        "",
+        "nothing is running"
+    );
+    s.run(&["system", "check"]).success();
+    s.run(&["rm", "victim"]).success();
+}
+
+#[test]
+fn rootless_nosubid_container_runs_with_one_id() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let run = s.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; chown 1000 /tmp",
+    ]);
+    assert_eq!(run.stdout.lines().next(), Some("0"));
+    assert_ne!(run.code, Some(0), "chown to an unmapped id must fail");
+    assert!(
+        run.stderr.contains("warning: no subordinate uid range"),
+        "{}",
+        run.stderr
+    );
+}
