@@ -19,8 +19,12 @@ pub mod endpoint;
 pub mod flags;
 pub mod login;
 pub mod manifest;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod search;
 pub mod transfer;
+pub mod transport;
 
 use std::path::PathBuf;
 
@@ -119,4 +123,6 @@ pub enum RegistryError {
     Invalid { reference: String, reason: String },
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

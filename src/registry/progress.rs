@@ -1,0 +1,125 @@
+//! What `pull` and `push` show while they work, the way Docker shows it: a
+//! line per layer (`a1b2c3d4e5f6: Downloading`, `Pull complete`, `Layer
+//! already exists`) with an indicatif bar for transfers on a terminal, and
+//! plain lines (each status once, no bars) otherwise, so logs stay short.
+//! The one printer for these commands; safe to use from worker threads.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How output is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A terminal: one live line per layer, with bars.
+    Tty,
+    /// Not a terminal: plain status lines.
+    Plain,
+    /// Nothing but what the caller prints itself.
+    Quiet,
+}
+
+/// The per-layer display of one pull or push.
+pub struct Progress {
+    mode: Mode,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Progress {
+    /// Bars if stdout is a terminal, plain lines otherwise, nothing if quiet.
+    pub fn new(quiet: bool) -> Progress {
+        let mode = if quiet {
+            Mode::Quiet
+        } else if std::io::stdout().is_terminal() {
+            Mode::Tty
+        } else {
+            Mode::Plain
+        };
+        Progress::with_mode(mode)
+    }
+
+    pub fn with_mode(mode: Mode) -> Progress {
+        let target = match mode {
+            Mode::Tty => ProgressDrawTarget::stdout(),
+            Mode::Plain | Mode::Quiet => ProgressDrawTarget::hidden(),
+        };
+        Progress {
+            mode,
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        // The map only holds bars; a panic elsewhere leaves it usable.
+        self.bars.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A line of its own (`latest: Pulling from library/busybox`).
+    pub fn line(&self, text: &str) {
+        match self.mode {
+            Mode::Tty => {
+                // If the terminal went away there is nobody to tell.
+                let _ = self.multi.println(text);
+            }
+            Mode::Plain => println!("{text}"),
+            Mode::Quiet => {}
+        }
+    }
+
+    /// Set the status of layer `id` (a short digest).
+    pub fn status(&self, id: &str, status: &str) {
+        match self.mode {
+            Mode::Tty => {
+                let mut bars = self.lock();
+                let bar = bars
+                    .entry(id.to_string())
+                    .or_insert_with(|| self.multi.add(ProgressBar::new_spinner()));
+                bar.set_style(message_style());
+                bar.set_message(format!("{id}: {status}"));
+                bar.tick();
+            }
+            Mode::Plain => println!("{id}: {status}"),
+            Mode::Quiet => {}
+        }
+    }
+
+    /// Show `done` of `total` bytes of layer `id` being moved (`verb` is
+    /// `Downloading` or `Pushing`). Plain mode prints nothing here: its
+    /// status line was printed when the transfer started.
+    pub fn bytes(&self, id: &str, verb: &str, done: u64, total: u64) {
+        if self.mode != Mode::Tty {
+            return;
+        }
+        let mut bars = self.lock();
+        let bar = bars
+            .entry(id.to_string())
+            .or_insert_with(|| self.multi.add(ProgressBar::new(total)));
+        if bar.length() != Some(total) {
+            bar.set_length(total);
+            bar.set_style(bar_style());
+            bar.set_message(format!("{id}: {verb}"));
+        }
+        bar.set_position(done);
+    }
+
+    /// Freeze every line as it is (the command is done or failed).
+    pub fn finish(&self) {
+        for bar in self.lock().values() {
+            bar.abandon();
+        }
+    }
+}
+
+fn message_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}

@@ -1,0 +1,380 @@
+//! Pulling an image from a registry into the store: resolve the tag (an
+//! index picks the platform, host by default), fetch and check the config,
+//! skip layers the store has (`Already exists`), download the rest a few at
+//! a time (digest and size verified while streaming), unpack each checking
+//! its diff id, then publish the image, its tag and its manifest at once.
+//!
+//! [`pull_image`] is what `build` and `run` call for a base image that is
+//! not in the store.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Mutex;
+
+use super::client::Registry;
+use super::flags::RegistryFlags;
+use super::manifest::{Kind, Platform, CONFIG_MAX_BYTES};
+use super::progress::Progress;
+use super::transfer::FetchedManifest;
+use super::RegistryError;
+use crate::digest::{DiffId, Digest, ImageId};
+use crate::layer::compress::Compression;
+use crate::reference::Reference;
+use crate::store::config::{Descriptor, ImageConfig, Index, Manifest};
+use crate::store::{PreparedLayer, Store};
+
+/// Blobs fetched at once by default (Docker's `max-concurrent-downloads`).
+pub const DEFAULT_JOBS: usize = 3;
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to take from an index [default: this machine's].
+    pub platform: Option<Platform>,
+    /// Parallel blob downloads.
+    pub jobs: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> PullOptions {
+        PullOptions {
+            platform: None,
+            jobs: DEFAULT_JOBS,
+        }
+    }
+}
+
+/// One image pulled.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub reference: Reference,
+    pub id: ImageId,
+    /// The digest of the manifest the reference resolved to (the index's
+    /// when it named one).
+    pub digest: Digest,
+    /// The store had this image under this name already.
+    pub up_to_date: bool,
+}
+
+/// The short id Docker shows for a layer: 12 hex characters of its blob.
+fn short(d: &Digest) -> &str {
+    d.short()
+}
+
+/// Pull `reference` (with Docker's output through `progress`), connecting
+/// with the credentials and options of `flags`.
+pub fn pull_image(
+    store: &Store,
+    reference: &Reference,
+    flags: &RegistryFlags,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Pulled, RegistryError> {
+    let client = connect(reference, flags)?;
+    let result = pull_with(&client, store, reference, opts, progress);
+    progress.finish();
+    let pulled = result?;
+    progress.line(&format!("Digest: {}", pulled.digest));
+    let status = if pulled.up_to_date {
+        format!("Status: Image is up to date for {}", reference.familiar())
+    } else {
+        format!(
+            "Status: Downloaded newer image for {}",
+            reference.familiar()
+        )
+    };
+    progress.line(&status);
+    Ok(pulled)
+}
+
+/// Every tag of `reference`'s repository (`pull -a`).
+pub fn pull_all_tags(
+    store: &Store,
+    reference: &Reference,
+    flags: &RegistryFlags,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Vec<Pulled>, RegistryError> {
+    let client = connect(reference, flags)?;
+    let mut tags = client.list_tags(reference.path())?;
+    tags.sort();
+    let mut out = Vec::new();
+    for tag in tags {
+        let r = reference
+            .with_tag(&tag)
+            .map_err(|e| RegistryError::Invalid {
+                reference: reference.repository(),
+                reason: format!("the registry lists a bad tag: {e}"),
+            })?;
+        let pulled = pull_with(&client, store, &r, opts, progress)?;
+        progress.line(&format!("Digest: {}", pulled.digest));
+        out.push(pulled);
+    }
+    progress.finish();
+    progress.line(&format!(
+        "Status: Downloaded images for {}",
+        reference.familiar_repository()
+    ));
+    Ok(out)
+}
+
+/// A client for `reference`'s registry with the stored credentials.
+pub fn connect(reference: &Reference, flags: &RegistryFlags) -> Result<Registry, RegistryError> {
+    let cred = flags.credential(reference.domain())?;
+    Registry::connect(reference.domain(), cred, &flags.options()?)
+}
+
+fn json<T: serde::de::DeserializeOwned>(
+    reference: &Reference,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|source| RegistryError::Json {
+        reference: reference.to_string(),
+        what,
+        source,
+    })
+}
+
+/// Resolve an index to the manifest for `wanted`.
+fn resolve_platform(
+    client: &Registry,
+    reference: &Reference,
+    top: FetchedManifest,
+    wanted: &Platform,
+) -> Result<FetchedManifest, RegistryError> {
+    if top.kind == Kind::Image {
+        return Ok(top);
+    }
+    let index: Index = json(reference, "image index", &top.bytes)?;
+    let platforms: Vec<Option<Platform>> = index
+        .manifests
+        .iter()
+        .map(|d| d.platform.as_ref().and_then(Platform::from_json))
+        .collect();
+    let Some(i) = super::manifest::choose_platform(wanted, &platforms) else {
+        let available: Vec<String> = platforms
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        return Err(RegistryError::NoPlatform {
+            reference: reference.familiar(),
+            wanted: wanted.to_string(),
+            available: if available.is_empty() {
+                "no platforms".into()
+            } else {
+                available.join(", ")
+            },
+        });
+    };
+    let child = client.get_manifest(reference.path(), &index.manifests[i].digest.to_string())?;
+    if child.kind != Kind::Image {
+        return Err(RegistryError::Invalid {
+            reference: reference.familiar(),
+            reason: format!(
+                "index entry {} is not an image manifest",
+                index.manifests[i].digest
+            ),
+        });
+    }
+    Ok(child)
+}
+
+fn pull_with(
+    client: &Registry,
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Pulled, RegistryError> {
+    let repo = reference.path();
+    let wanted_ref = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => crate::reference::DEFAULT_TAG.to_string(),
+    };
+    progress.line(&format!(
+        "{wanted_ref}: Pulling from {}",
+        reference.familiar_repository()
+    ));
+    let top = client.get_manifest(repo, &wanted_ref)?;
+    let top_digest = top.digest.clone();
+    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+    let image = resolve_platform(client, reference, top, &wanted)?;
+    let manifest: Manifest = json(reference, "image manifest", &image.bytes)?;
+    for layer in &manifest.layers {
+        if Compression::from_media_type(&layer.media_type).is_none() {
+            return Err(RegistryError::Invalid {
+                reference: reference.familiar(),
+                reason: format!(
+                    "layer {} has unsupported media type {:?}",
+                    layer.digest, layer.media_type
+                ),
+            });
+        }
+    }
+    let config_bytes = if store.has_blob(&manifest.config.digest) {
+        store.read_blob(&manifest.config.digest)?
+    } else {
+        client.get_small_blob(repo, &manifest.config.digest, CONFIG_MAX_BYTES)?
+    };
+    check_size("config", &manifest.config, config_bytes.len() as u64)?;
+    let config: ImageConfig = json(reference, "image config", &config_bytes)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(RegistryError::Invalid {
+            reference: reference.familiar(),
+            reason: format!(
+                "the manifest has {} layers, its config {} diff ids",
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    let id = ImageId(manifest.config.digest.clone());
+    let tags: Vec<Reference> = if reference.digest().is_none() {
+        vec![reference.clone()]
+    } else {
+        Vec::new()
+    };
+    let already = store.index()?.lookup(reference) == Some(&id)
+        && config.rootfs.diff_ids.iter().all(|d| store.has_layer(d));
+
+    let staging = store.staging()?;
+    let mut prepared: Vec<Option<PreparedLayer>> = Vec::new();
+    let mut queue = VecDeque::new();
+    for (i, (diff_id, desc)) in config
+        .rootfs
+        .diff_ids
+        .iter()
+        .zip(&manifest.layers)
+        .enumerate()
+    {
+        match store.prepare_existing(diff_id)? {
+            Some(p) => {
+                progress.status(short(&desc.digest), "Already exists");
+                prepared.push(Some(p));
+            }
+            None => {
+                progress.status(short(&desc.digest), "Pulling fs layer");
+                prepared.push(None);
+                queue.push_back((i, diff_id.clone(), desc.clone()));
+            }
+        }
+    }
+    let results = download_layers(client, store, &staging, repo, queue, opts.jobs, progress)?;
+    for (i, layer) in results {
+        prepared[i] = Some(layer);
+    }
+    let layers: Vec<PreparedLayer> = prepared.into_iter().flatten().collect();
+    let id_stored = store.commit_image(layers, &config_bytes, &tags, None)?;
+    if id_stored != id {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("config of {}", reference.familiar()),
+            expected: id.0,
+            found: id_stored.0,
+        });
+    }
+    store.add_manifest(&id, &image.bytes, Some(reference))?;
+    Ok(Pulled {
+        reference: reference.clone(),
+        id,
+        digest: top_digest,
+        up_to_date: already,
+    })
+}
+
+fn check_size(what: &str, desc: &Descriptor, found: u64) -> Result<(), RegistryError> {
+    if desc.size != found {
+        return Err(RegistryError::SizeMismatch {
+            what: format!("{what} {}", desc.digest),
+            expected: desc.size,
+            found,
+        });
+    }
+    Ok(())
+}
+
+type Job = (usize, DiffId, Descriptor);
+
+/// Download and unpack the queued layers on `jobs` threads; the first
+/// error stops the others from taking new work.
+fn download_layers(
+    client: &Registry,
+    store: &Store,
+    staging: &crate::store::Staging,
+    repo: &str,
+    queue: VecDeque<Job>,
+    jobs: usize,
+    progress: &Progress,
+) -> Result<Vec<(usize, PreparedLayer)>, RegistryError> {
+    let queue = Mutex::new(queue);
+    let done: Mutex<Vec<(usize, PreparedLayer)>> = Mutex::new(Vec::new());
+    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let next = || -> Option<Job> {
+        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            return None;
+        }
+        queue.lock().ok()?.pop_front()
+    };
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                while let Some((i, diff_id, desc)) = next() {
+                    match fetch_layer(client, store, staging, repo, &diff_id, &desc, progress) {
+                        Ok(layer) => {
+                            if let Ok(mut d) = done.lock() {
+                                d.push((i, layer));
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failed.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(done.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn fetch_layer(
+    client: &Registry,
+    store: &Store,
+    staging: &crate::store::Staging,
+    repo: &str,
+    diff_id: &DiffId,
+    desc: &Descriptor,
+    progress: &Progress,
+) -> Result<PreparedLayer, RegistryError> {
+    let id = short(&desc.digest);
+    let path = staging.file("download");
+    progress.status(id, "Downloading");
+    client.download_blob(repo, &desc.digest, desc.size, &path, &mut |n| {
+        progress.bytes(id, "Downloading", n, desc.size)
+    })?;
+    progress.status(id, "Download complete");
+    progress.status(id, "Extracting");
+    let f = File::open(&path).map_err(|source| RegistryError::Io {
+        op: "open",
+        path: path.clone(),
+        source,
+    })?;
+    let (layer, _stats) = store.prepare_layer_tar(staging, BufReader::new(f), Some(diff_id))?;
+    // The store kept its own copy of the blob; this one is done with.
+    let _ = std::fs::remove_file(&path);
+    if !layer.record.blobs.iter().any(|b| b.digest == desc.digest) {
+        return Err(RegistryError::Invalid {
+            reference: repo.to_string(),
+            reason: format!("layer blob {} was not kept under its digest", desc.digest),
+        });
+    }
+    progress.status(id, "Pull complete");
+    Ok(layer)
+}

@@ -1,0 +1,389 @@
+//! Pushing an image from the store to a registry: each layer blob (made
+//! once, compressed, and kept by the store) is checked with HEAD first
+//! (`Layer already exists`), mounted from another repository of the same
+//! registry the image came from (`Mounted from ...`), or uploaded
+//! (`Pushed`); then the config, then the manifest with its media type.
+//! A manifest the store kept for the same blobs and format is pushed as it
+//! is, so pushing a pulled image again keeps its digest.
+
+use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use super::client::Registry;
+use super::flags::RegistryFlags;
+use super::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
+use super::progress::Progress;
+use super::pull::{connect, DEFAULT_JOBS};
+use super::transfer::{LocalBlob, MountResult, UploadMode};
+use super::RegistryError;
+use crate::digest::{Digest, ImageId};
+use crate::layer::compress::Compression;
+use crate::reference::{Reference, DEFAULT_TAG};
+use crate::store::config::{
+    to_canonical_json, Descriptor, ImageConfig, Manifest, MEDIA_DOCKER_CONFIG, MEDIA_OCI_CONFIG,
+};
+use crate::store::Store;
+
+/// Blobs up to this size go up in one PUT; larger ones in chunks, so a
+/// failure costs one chunk's worth of progress, not the whole blob.
+const MONOLITHIC_MAX: u64 = 32 << 20;
+/// The chunk size of chunked uploads.
+const CHUNK_SIZE: u64 = 16 << 20;
+
+/// Which manifest type to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ManifestFormat {
+    /// application/vnd.oci.image.manifest.v1+json
+    Oci,
+    /// application/vnd.docker.distribution.manifest.v2+json
+    Docker,
+}
+
+impl ManifestFormat {
+    pub fn manifest_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => OCI_MANIFEST,
+            ManifestFormat::Docker => DOCKER_MANIFEST,
+        }
+    }
+
+    fn config_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => MEDIA_OCI_CONFIG,
+            ManifestFormat::Docker => MEDIA_DOCKER_CONFIG,
+        }
+    }
+
+    fn layer_type(self, c: Compression) -> &'static str {
+        match self {
+            ManifestFormat::Oci => c.oci_media_type(),
+            ManifestFormat::Docker => c.docker_media_type(),
+        }
+    }
+}
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    pub format: ManifestFormat,
+    pub compression: Compression,
+    /// Parallel blob uploads.
+    pub jobs: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> PushOptions {
+        PushOptions {
+            format: ManifestFormat::Oci,
+            compression: Compression::Gzip,
+            jobs: DEFAULT_JOBS,
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: usize,
+    pub tag: String,
+}
+
+/// Build the manifest for a config and layer blobs (canonical JSON, so the
+/// same image gives the same digest every time).
+pub fn build_manifest(
+    format: ManifestFormat,
+    config: &Descriptor,
+    layers: &[(Digest, u64, Compression)],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let m = Manifest {
+        schema_version: 2,
+        media_type: Some(format.manifest_type().into()),
+        config: Descriptor::new(format.config_type(), config.digest.clone(), config.size),
+        layers: layers
+            .iter()
+            .map(|(d, size, c)| Descriptor::new(format.layer_type(*c), d.clone(), *size))
+            .collect(),
+        annotations: None,
+        extra: Default::default(),
+    };
+    to_canonical_json(&m)
+}
+
+/// Push `image` (a name or id in the store) as `dest`.
+pub fn push_image(
+    store: &Store,
+    image: &str,
+    dest: &Reference,
+    flags: &RegistryFlags,
+    opts: &PushOptions,
+    progress: &Progress,
+) -> Result<Pushed, RegistryError> {
+    let id = store.resolve(image)?;
+    progress.line(&format!(
+        "The push refers to repository [{}]",
+        dest.familiar_repository()
+    ));
+    let client = connect(dest, flags)?;
+    let result = push_with(&client, store, &id, dest, opts, progress);
+    progress.finish();
+    let pushed = result?;
+    progress.line(&format!(
+        "{}: digest: {} size: {}",
+        pushed.tag, pushed.digest, pushed.size
+    ));
+    Ok(pushed)
+}
+
+/// Repositories of `dest`'s registry the image was pulled from or pushed
+/// to, other than `dest` itself: where a blob may be mounted from.
+fn mount_sources(
+    store: &Store,
+    id: &ImageId,
+    dest: &Reference,
+) -> Result<Vec<String>, RegistryError> {
+    let index = store.index()?;
+    let mut out = BTreeSet::new();
+    let named = index
+        .images
+        .get(id)
+        .map(|r| r.repo_digests.iter().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(
+            index
+                .tags
+                .iter()
+                .filter(|(_, v)| *v == id)
+                .map(|(k, _)| k.clone()),
+        );
+    for name in named {
+        if let Ok(r) = Reference::parse(&name) {
+            if r.domain() == dest.domain() && r.path() != dest.path() {
+                out.insert(r.path().to_string());
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// A manifest kept in the store for this image whose blobs and format are
+/// exactly these: pushing its bytes keeps its digest.
+fn kept_manifest(store: &Store, id: &ImageId, wanted: &[u8]) -> Option<Vec<u8>> {
+    let want: Manifest = serde_json::from_slice(wanted).ok()?;
+    let record = store.index().ok()?.images.get(id)?.clone();
+    record.manifests.iter().find_map(|d| {
+        let bytes = store.read_blob(d).ok()?;
+        let m: Manifest = serde_json::from_slice(&bytes).ok()?;
+        let same = m.media_type == want.media_type
+            && m.config.digest == want.config.digest
+            && m.layers.len() == want.layers.len()
+            && m.layers
+                .iter()
+                .zip(&want.layers)
+                .all(|(a, b)| a.digest == b.digest && a.media_type == b.media_type);
+        same.then_some(bytes)
+    })
+}
+
+struct Blob {
+    digest: Digest,
+    size: u64,
+    path: std::path::PathBuf,
+}
+
+fn push_with(
+    client: &Registry,
+    store: &Store,
+    id: &ImageId,
+    dest: &Reference,
+    opts: &PushOptions,
+    progress: &Progress,
+) -> Result<Pushed, RegistryError> {
+    let config_bytes = store.config_bytes(id)?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| RegistryError::Json {
+            reference: id.to_string(),
+            what: "image config",
+            source,
+        })?;
+    let mut layers = Vec::new();
+    let mut blobs = VecDeque::new();
+    // Docker lists the top layer first.
+    for diff_id in config.rootfs.diff_ids.iter().rev() {
+        progress.status(diff_id.short(), "Preparing");
+    }
+    for diff_id in &config.rootfs.diff_ids {
+        let b = store.layer_blob(diff_id, opts.compression)?;
+        layers.push((b.digest.clone(), b.size, b.compression));
+        blobs.push_back((
+            diff_id.short().to_string(),
+            Blob {
+                path: store.blob_path(&b.digest),
+                digest: b.digest,
+                size: b.size,
+            },
+        ));
+    }
+    let sources = mount_sources(store, id, dest)?;
+    upload_all(client, dest.path(), blobs, &sources, opts.jobs, progress)?;
+    let config_desc = Descriptor::new(
+        opts.format.config_type(),
+        id.digest().clone(),
+        config_bytes.len() as u64,
+    );
+    if client.blob_exists(dest.path(), id.digest())?.is_none() {
+        let loc = client.start_upload(dest.path())?;
+        let blob = LocalBlob {
+            digest: id.digest(),
+            path: &store.blob_path(id.digest()),
+            size: config_bytes.len() as u64,
+        };
+        client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})?;
+    }
+    let built = build_manifest(opts.format, &config_desc, &layers).map_err(|source| {
+        RegistryError::Json {
+            reference: dest.to_string(),
+            what: "manifest",
+            source,
+        }
+    })?;
+    let manifest = kept_manifest(store, id, &built).unwrap_or(built);
+    let tag = match (dest.tag(), dest.digest()) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => DEFAULT_TAG.to_string(),
+    };
+    let digest = client.put_manifest(dest.path(), &tag, opts.format.manifest_type(), &manifest)?;
+    store.add_manifest(id, &manifest, Some(dest))?;
+    Ok(Pushed {
+        digest,
+        size: manifest.len(),
+        tag,
+    })
+}
+
+/// Push each blob on `jobs` threads, stopping at the first error.
+fn upload_all(
+    client: &Registry,
+    repo: &str,
+    blobs: VecDeque<(String, Blob)>,
+    sources: &[String],
+    jobs: usize,
+    progress: &Progress,
+) -> Result<(), RegistryError> {
+    let queue = Mutex::new(blobs);
+    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let next = || {
+        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            return None;
+        }
+        queue.lock().ok()?.pop_front()
+    };
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                while let Some((id, blob)) = next() {
+                    if let Err(e) = push_blob(client, repo, &id, &blob, sources, progress) {
+                        if let Ok(mut f) = failed.lock() {
+                            f.get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn push_blob(
+    client: &Registry,
+    repo: &str,
+    id: &str,
+    blob: &Blob,
+    sources: &[String],
+    progress: &Progress,
+) -> Result<(), RegistryError> {
+    if client.blob_exists(repo, &blob.digest)?.is_some() {
+        progress.status(id, "Layer already exists");
+        return Ok(());
+    }
+    // A failed mount opens an upload session, so only one source is
+    // asked; the image's own repository on this registry comes first.
+    let mut session = None;
+    if let Some(from) = sources.first() {
+        match client.mount_blob(repo, &blob.digest, from)? {
+            MountResult::Mounted => {
+                progress.status(id, &format!("Mounted from {from}"));
+                return Ok(());
+            }
+            MountResult::Upload(loc) => session = Some(loc),
+        }
+    }
+    let location = match session {
+        Some(l) => l,
+        None => client.start_upload(repo)?,
+    };
+    progress.status(id, "Pushing");
+    let mode = if blob.size <= MONOLITHIC_MAX {
+        UploadMode::Monolithic
+    } else {
+        UploadMode::Chunked(CHUNK_SIZE)
+    };
+    let local = LocalBlob {
+        digest: &blob.digest,
+        path: &blob.path,
+        size: blob.size,
+    };
+    client.upload_blob(repo, &local, location, mode, &mut |n| {
+        progress.bytes(id, "Pushing", n, blob.size)
+    })?;
+    progress.status(id, "Pushed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_types_follow_the_format() {
+        let cfg = Descriptor::new(MEDIA_OCI_CONFIG, Digest::of(b"c"), 1);
+        let layers = vec![
+            (Digest::of(b"l"), 2, Compression::Gzip),
+            (Digest::of(b"z"), 3, Compression::Zstd),
+        ];
+        let oci: Manifest =
+            serde_json::from_slice(&build_manifest(ManifestFormat::Oci, &cfg, &layers).unwrap())
+                .unwrap();
+        assert_eq!(oci.media_type.as_deref(), Some(OCI_MANIFEST));
+        assert_eq!(oci.config.media_type, MEDIA_OCI_CONFIG);
+        assert_eq!(
+            oci.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(
+            oci.layers[1].media_type,
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        let docker: Manifest =
+            serde_json::from_slice(&build_manifest(ManifestFormat::Docker, &cfg, &layers).unwrap())
+                .unwrap();
+        assert_eq!(docker.media_type.as_deref(), Some(DOCKER_MANIFEST));
+        assert_eq!(docker.config.media_type, MEDIA_DOCKER_CONFIG);
+        assert_eq!(
+            docker.layers[0].media_type,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+        assert_eq!(docker.layers[1].size, 3);
+        // Same input, same bytes.
+        assert_eq!(
+            build_manifest(ManifestFormat::Oci, &cfg, &layers).unwrap(),
+            build_manifest(ManifestFormat::Oci, &cfg, &layers).unwrap()
+        );
+    }
+}

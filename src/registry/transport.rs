@@ -1,0 +1,160 @@
+//! The registry transport of `strata pull` and `strata push`, beside the
+//! store's local ones (`oci:`, `oci-archive:`, `docker-archive:`): a plain
+//! reference (`busybox`, `localhost:5000/app:1`) or `docker://REF`.
+//!
+//! The command handlers flatten [`PullFlags`] / [`PushFlags`] into their
+//! arguments and call [`registry_reference`] to tell the transports apart,
+//! then [`run_pull`] / [`run_push`].
+
+use super::flags::RegistryFlags;
+use super::manifest::Platform;
+use super::progress::Progress;
+use super::pull::{pull_all_tags, pull_image, PullOptions, Pulled, DEFAULT_JOBS};
+use super::push::{push_image, ManifestFormat, PushOptions, Pushed};
+use super::RegistryError;
+use crate::layer::compress::Compression;
+use crate::reference::Reference;
+use crate::store::Store;
+
+/// The prefixes of the store's local transports.
+const LOCAL_TRANSPORTS: [&str; 3] = ["oci:", "oci-archive:", "docker-archive:"];
+/// The registry transport's explicit prefix.
+const DOCKER_TRANSPORT: &str = "docker://";
+
+/// Options of `pull` for the registry transport.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PullFlags {
+    /// Pull the image for this platform from a multi-platform index
+    /// [default: this machine's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+    /// Pull every tag of the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// Layer compression of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CompressionFormat {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+/// Options of `push` for the registry transport.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PushFlags {
+    /// Manifest type to push
+    #[arg(long, value_enum, default_value = "oci")]
+    pub format: Option<ManifestFormat>,
+    /// Compression of layers that have no blob yet
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression_format: Option<CompressionFormat>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// `Some(reference)` when `s` names a registry image (`docker://REF` or a
+/// plain reference), `None` for a local transport.
+pub fn registry_reference(s: &str) -> Option<Result<Reference, RegistryError>> {
+    if LOCAL_TRANSPORTS.iter().any(|p| s.starts_with(p)) {
+        return None;
+    }
+    let name = s.strip_prefix(DOCKER_TRANSPORT).unwrap_or(s);
+    Some(Reference::parse(name).map_err(|e| RegistryError::Invalid {
+        reference: s.into(),
+        reason: e.to_string(),
+    }))
+}
+
+/// `strata pull REF`: Docker's output, then the full reference pulled
+/// (as `docker pull` ends). `quiet` prints only that last line.
+pub fn run_pull(
+    store: &Store,
+    reference: &Reference,
+    flags: &PullFlags,
+    quiet: bool,
+) -> Result<Vec<Pulled>, RegistryError> {
+    let progress = Progress::new(quiet);
+    let opts = PullOptions {
+        platform: flags.platform.clone(),
+        jobs: DEFAULT_JOBS,
+    };
+    let pulled = if flags.all_tags {
+        pull_all_tags(store, reference, &flags.registry, &opts, &progress)?
+    } else {
+        vec![pull_image(
+            store,
+            reference,
+            &flags.registry,
+            &opts,
+            &progress,
+        )?]
+    };
+    if !flags.all_tags {
+        println!("{reference}");
+    }
+    Ok(pulled)
+}
+
+/// `strata push IMAGE [REF]`: push the store's `image` as `dest` (or as
+/// itself when `dest` is `None`).
+pub fn run_push(
+    store: &Store,
+    image: &str,
+    dest: Option<&Reference>,
+    flags: &PushFlags,
+    quiet: bool,
+) -> Result<Pushed, RegistryError> {
+    let dest = match dest {
+        Some(d) => d.clone(),
+        None => Reference::parse(image).map_err(|e| RegistryError::Invalid {
+            reference: image.into(),
+            reason: format!("{e}: name a destination"),
+        })?,
+    };
+    let compression = match flags.compression_format.unwrap_or_default() {
+        CompressionFormat::Gzip => Compression::Gzip,
+        CompressionFormat::Zstd => Compression::Zstd,
+    };
+    let opts = PushOptions {
+        format: flags.format.unwrap_or(ManifestFormat::Oci),
+        compression,
+        jobs: DEFAULT_JOBS,
+    };
+    push_image(
+        store,
+        image,
+        &dest,
+        &flags.registry,
+        &opts,
+        &Progress::new(quiet),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_table() {
+        for (input, want) in [
+            ("busybox", Some("docker.io/library/busybox:latest")),
+            ("docker://busybox:1", Some("docker.io/library/busybox:1")),
+            (
+                "docker://localhost:5000/a/b",
+                Some("localhost:5000/a/b:latest"),
+            ),
+            ("127.0.0.1:5000/app:v1", Some("127.0.0.1:5000/app:v1")),
+            ("oci:/tmp/x", None),
+            ("oci-archive:/tmp/x.tar:tag", None),
+            ("docker-archive:/tmp/x.tar", None),
+        ] {
+            let got = registry_reference(input).map(|r| r.unwrap().to_string());
+            assert_eq!(got.as_deref(), want, "{input}");
+        }
+        assert!(registry_reference("docker://Bad").unwrap().is_err());
+    }
+}
