@@ -19,6 +19,7 @@ pub mod endpoint;
 pub mod flags;
 pub mod login;
 pub mod manifest;
+mod pool;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -10,7 +10,6 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufReader;
-use std::sync::Mutex;
 
 use super::client::Registry;
 use super::flags::RegistryFlags;
@@ -298,8 +297,7 @@ fn check_size(what: &str, desc: &Descriptor, found: u64) -> Result<(), RegistryE
 
 type Job = (usize, DiffId, Descriptor);
 
-/// Download and unpack the queued layers on `jobs` threads; the first
-/// error stops the others from taking new work.
+/// Download and unpack the queued layers on `jobs` threads.
 fn download_layers(
     client: &Registry,
     store: &Store,
@@ -309,39 +307,9 @@ fn download_layers(
     jobs: usize,
     progress: &Progress,
 ) -> Result<Vec<(usize, PreparedLayer)>, RegistryError> {
-    let queue = Mutex::new(queue);
-    let done: Mutex<Vec<(usize, PreparedLayer)>> = Mutex::new(Vec::new());
-    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let next = || -> Option<Job> {
-        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-            return None;
-        }
-        queue.lock().ok()?.pop_front()
-    };
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                while let Some((i, diff_id, desc)) = next() {
-                    match fetch_layer(client, store, staging, repo, &diff_id, &desc, progress) {
-                        Ok(layer) => {
-                            if let Ok(mut d) = done.lock() {
-                                d.push((i, layer));
-                            }
-                        }
-                        Err(e) => {
-                            if let Ok(mut f) = failed.lock() {
-                                f.get_or_insert(e);
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    Ok(done.into_inner().unwrap_or_else(|e| e.into_inner()))
+    super::pool::run(queue, jobs, |(i, diff_id, desc)| {
+        fetch_layer(client, store, staging, repo, &diff_id, &desc, progress).map(|l| (i, l))
+    })
 }
 
 fn fetch_layer(

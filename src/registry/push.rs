@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 use super::client::Registry;
 use super::flags::RegistryFlags;
@@ -273,31 +272,10 @@ fn upload_all(
     jobs: usize,
     progress: &Progress,
 ) -> Result<(), RegistryError> {
-    let queue = Mutex::new(blobs);
-    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let next = || {
-        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-            return None;
-        }
-        queue.lock().ok()?.pop_front()
-    };
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                while let Some((id, blob)) = next() {
-                    if let Err(e) = push_blob(client, repo, &id, &blob, sources, progress) {
-                        if let Ok(mut f) = failed.lock() {
-                            f.get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    super::pool::run(blobs, jobs, |(id, blob)| {
+        push_blob(client, repo, &id, &blob, sources, progress)
+    })
+    .map(|_| ())
 }
 
 fn push_blob(
