@@ -161,9 +161,9 @@ impl Store {
     /// `system prune [-a]`: dangling images (all unused ones with `all`),
     /// unreachable layers and blobs, staging left by dead processes.
     pub fn prune(&self, all: bool) -> Result<PruneReport, StoreError> {
-        let containers = self.containers_by_image()?;
         let mut report = PruneReport::default();
         self.update_index(|lock, _, index| {
+            let containers = self.containers_by_image()?;
             let parents: BTreeSet<ImageId> = index
                 .images
                 .values()
@@ -241,6 +241,8 @@ impl Store {
     /// `system check`: every blob's digest, every link from the index to
     /// configs, manifests, layers and their blobs, every layer directory.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
+        // Held throughout, so a concurrent removal is not taken for damage.
+        let _lock = self.lock()?;
         let mut rep = CheckReport::default();
         let index = match self.index() {
             Ok(i) => i,

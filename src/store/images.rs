@@ -204,8 +204,9 @@ impl Store {
     /// then the layers and blobs nothing else uses.
     pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
         let by_ref = Reference::parse(name).ok();
-        let containers = self.containers_by_image()?;
         self.update_index(|lock, _staging, index| {
+            // Read under the lock: containers are created under it too.
+            let containers = self.containers_by_image()?;
             let mut events = Vec::new();
             let tagged = by_ref
                 .as_ref()
