@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::images::open_store;
-use super::save::{name_images, write_file};
+use super::save::{name_images, write_file, LayerCompression};
 use super::settings::Settings;
 use crate::reference::Reference;
 use crate::store::transport::{export, export_oci_dir, ExportFormat, Named, Transport};
@@ -20,6 +20,10 @@ pub struct PushArgs {
     /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]
     #[arg(value_name = "DESTINATION")]
     destination: String,
+    /// Layer compression for oci: and oci-archive: (docker-archive layers
+    /// are uncompressed)
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    compression_format: LayerCompression,
 }
 
 pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
@@ -30,14 +34,21 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
         anyhow::bail!("no such image: {}", args.image);
     };
     let digest = match transport {
-        Transport::Oci { dir, tag } => export_oci_dir(&store, &image.id, tag.as_deref(), &dir)?,
+        Transport::Oci { dir, tag } => export_oci_dir(
+            &store,
+            &image.id,
+            tag.as_deref(),
+            &dir,
+            args.compression_format.get(),
+        )?,
         Transport::OciArchive { file, tag } => {
             image.names = match (tag, image.names.first()) {
                 (Some(t), Some(r)) => vec![r.with_tag(&t)?],
                 (Some(t), None) => vec![Reference::parse(&format!("localhost/image:{t}"))?],
                 (None, _) => Vec::new(),
             };
-            write_archive(&store, &file, image, ExportFormat::OciArchive)?
+            let format = ExportFormat::OciArchive(args.compression_format.get());
+            write_archive(&store, &file, image, format)?
         }
         Transport::DockerArchive { file, reference } => {
             if let Some(r) = reference {

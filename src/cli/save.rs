@@ -13,6 +13,7 @@ use super::images::open_store;
 use super::import::progress;
 use super::settings::Settings;
 use crate::digest::ImageId;
+use crate::layer::compress::Compression;
 use crate::reference::Reference;
 use crate::store::transport::{export, ExportFormat, Named};
 use crate::store::Store;
@@ -25,9 +26,29 @@ pub struct SaveArgs {
     /// Archive format
     #[arg(long, value_enum, default_value_t = Format::DockerArchive)]
     format: Format,
+    /// Layer compression of an oci-archive (docker-archive layers are
+    /// uncompressed)
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    compression_format: LayerCompression,
     /// Images (name, id or id prefix)
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
+}
+
+/// `--compression-format`, as podman spells it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum LayerCompression {
+    Gzip,
+    Zstd,
+}
+
+impl LayerCompression {
+    pub(super) fn get(self) -> Compression {
+        match self {
+            LayerCompression::Gzip => Compression::Gzip,
+            LayerCompression::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -41,7 +62,7 @@ pub fn run(settings: &Settings, args: &SaveArgs) -> Result<ExitCode> {
     let named = name_images(&store, &args.images)?;
     let format = match args.format {
         Format::DockerArchive => ExportFormat::DockerArchive,
-        Format::OciArchive => ExportFormat::OciArchive,
+        Format::OciArchive => ExportFormat::OciArchive(args.compression_format.get()),
     };
     match &args.output {
         Some(file) => write_file(Path::new(file), |out| {

@@ -21,8 +21,10 @@ use crate::reference::Reference;
 /// Which archive to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
+    /// Uncompressed layer tars, as `docker save` writes them.
     DockerArchive,
-    OciArchive,
+    /// An OCI layout in a tar, layers compressed so (gzip unless asked).
+    OciArchive(Compression),
 }
 
 /// One image to export and the names it goes out under.
@@ -207,13 +209,13 @@ pub fn export<W: Write>(
             w.bytes("repositories", &json_bytes(&repositories)?)
                 .map_err(werr)?;
         }
-        ExportFormat::OciArchive => {
+        ExportFormat::OciArchive(compression) => {
             w.bytes("oci-layout", OCI_LAYOUT).map_err(werr)?;
             w.dir("blobs/").map_err(werr)?;
             w.dir("blobs/sha256/").map_err(werr)?;
             let mut index = Vec::new();
             for img in images {
-                let p = plan(store, &img.id, true, Compression::Gzip)?;
+                let p = plan(store, &img.id, true, compression)?;
                 w.blob(
                     store,
                     &blob_name(&p.config.digest),
@@ -251,12 +253,14 @@ pub fn export<W: Write>(
 }
 
 /// Push one image into an OCI layout directory, merging with its
-/// index.json (an entry with the same ref name is replaced).
+/// index.json (an entry with the same ref name is replaced); layers
+/// compressed with `compression` (made once and kept).
 pub fn export_oci_dir(
     store: &Store,
     id: &ImageId,
     tag: Option<&str>,
     dir: &Path,
+    compression: Compression,
 ) -> Result<Digest, StoreError> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
@@ -264,7 +268,7 @@ pub fn export_oci_dir(
     if !layout.exists() {
         write_replace(&layout, OCI_LAYOUT)?;
     }
-    let p = plan(store, id, true, Compression::Gzip)?;
+    let p = plan(store, id, true, compression)?;
     let copy = |digest: &Digest| -> Result<(), StoreError> {
         let dest = blobs.join(digest.hex());
         if !dest.exists() {

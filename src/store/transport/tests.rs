@@ -3,6 +3,7 @@
 use std::fs;
 
 use super::*;
+use crate::layer::compress::Compression;
 use crate::reference::Reference;
 use crate::store::tests::import as import_files;
 use crate::store::Store;
@@ -55,7 +56,11 @@ fn archives_round_trip_and_are_deterministic() {
         id: id.clone(),
         names: vec![Reference::parse("app:1").unwrap()],
     }];
-    for format in [ExportFormat::DockerArchive, ExportFormat::OciArchive] {
+    for format in [
+        ExportFormat::DockerArchive,
+        ExportFormat::OciArchive(Compression::Gzip),
+        ExportFormat::OciArchive(Compression::Zstd),
+    ] {
         let (d1, bytes1) = export(&a, &named, format, Vec::new()).unwrap();
         let (d2, bytes2) = export(&a, &named, format, Vec::new()).unwrap();
         assert_eq!(d1, d2);
@@ -81,10 +86,13 @@ fn oci_dir_round_trip_and_select() {
     let x = import_files(&a, &[("x", "1")], "x");
     let y = import_files(&a, &[("y", "2")], "y");
     let dir = t.path().join("layout");
-    let dx = export_oci_dir(&a, &x, Some("x"), &dir).unwrap();
-    export_oci_dir(&a, &y, Some("y"), &dir).unwrap();
+    let dx = export_oci_dir(&a, &x, Some("x"), &dir, Compression::Gzip).unwrap();
+    export_oci_dir(&a, &y, Some("y"), &dir, Compression::Gzip).unwrap();
     // Same tag again replaces, not duplicates.
-    assert_eq!(export_oci_dir(&a, &x, Some("x"), &dir).unwrap(), dx);
+    assert_eq!(
+        export_oci_dir(&a, &x, Some("x"), &dir, Compression::Gzip).unwrap(),
+        dx
+    );
     let name = Reference::parse("pulled:y").unwrap();
     let got = import(&b, &dir, Some("y"), Some(&name)).unwrap();
     assert_eq!(got.len(), 1);
@@ -98,11 +106,9 @@ fn corrupt_blob_is_refused_and_leaves_nothing() {
     let (t, a, b) = two_stores();
     let id = import_files(&a, &[("x", &"data".repeat(1000))], "x");
     let dir = t.path().join("layout");
-    export_oci_dir(&a, &id, Some("x"), &dir).unwrap();
+    export_oci_dir(&a, &id, Some("x"), &dir, Compression::Gzip).unwrap();
     let layer = a.config(&id).unwrap().rootfs.diff_ids[0].clone();
-    let blob = a
-        .layer_blob(&layer, crate::layer::compress::Compression::Gzip)
-        .unwrap();
+    let blob = a.layer_blob(&layer, Compression::Gzip).unwrap();
     let path = dir.join("blobs/sha256").join(blob.digest.hex());
     let mut bytes = fs::read(&path).unwrap();
     let n = bytes.len();
