@@ -467,3 +467,74 @@ fn rootless_nosubid_container_runs_with_one_id() {
         run.stderr
     );
 }
+
+/// Runs `strata run -it` in a detached tmux session, types `keys`, and
+/// returns the screen once `done` shows on it.
+fn under_tmux(s: &Strata, keys: &[&str], done: &str) -> String {
+    let socket = format!("strata-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cmd = format!(
+        "STRATA_ROOT={} {} run -it --rm busybox sh; echo EXITED=$?; sleep 60",
+        s.root.path().display(),
+        common::strata_bin().display()
+    );
+    assert!(tmux(&["new-session", "-d", "-x", "100", "-y", "30", &cmd])
+        .status
+        .success());
+    let screen = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = screen();
+            if shown.contains(text) {
+                return shown;
+            }
+            assert!(Instant::now() < deadline, "{text:?} never showed:\n{shown}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("/ #");
+    for key in keys {
+        tmux(&["send-keys", key]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let shown = wait_for(done);
+    tmux(&["kill-server"]);
+    shown
+}
+
+#[test]
+fn rootless_container_interactive_terminal_under_tmux() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let screen = under_tmux(
+        &s,
+        &[
+            "echo $((6*7)); stty size; [ -t 0 ] && echo on-a-tty",
+            "Enter",
+            "sleep 100",
+            "Enter",
+            "C-c",
+            "exit 5",
+            "Enter",
+        ],
+        "EXITED=",
+    );
+    assert!(screen.contains("\n42\n"), "{screen}");
+    assert!(
+        screen.contains("30 100"),
+        "the window size is passed on: {screen}"
+    );
+    assert!(screen.contains("on-a-tty"), "{screen}");
+    assert!(
+        screen.contains("EXITED=5"),
+        "^C went to the program, exit 5 came back: {screen}"
+    );
+}

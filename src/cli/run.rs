@@ -52,9 +52,6 @@ pub struct RunArgs {
 }
 
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
-    if args.tty {
-        bail!("-t (a pseudo-terminal) is not supported yet; run without -t");
-    }
     let store = open_store(settings)?;
     let image = store.resolve(&args.image)?;
     let config = store.config(&image)?.config.unwrap_or_default();

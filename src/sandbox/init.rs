@@ -23,7 +23,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Gid, Pid, Uid};
 
 use super::spec::{Network, ProcessSpec, DEFAULT_PATH};
-use super::{caps, net, rootfs, user};
+use super::{caps, net, rootfs, tty, user};
 
 /// The environment variable naming the fd the spec is read from.
 pub const SPEC_FD_ENV: &str = "_STRATA_INIT_SPEC_FD";
@@ -92,8 +92,17 @@ fn read_spec() -> Result<ProcessSpec, InitError> {
 fn outer() -> Result<i32, InitError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl PDEATHSIG"))?;
     let spec = read_spec()?;
+    // Opened on the host's devpts, before the namespaces change.
+    let pty = if spec.tty {
+        Some(tty::open().map_err(sys("opening a pseudo-terminal"))?)
+    } else {
+        None
+    };
     let mut mask = SigSet::empty();
-    for sig in FORWARDED.into_iter().chain([Signal::SIGCHLD]) {
+    for sig in FORWARDED
+        .into_iter()
+        .chain([Signal::SIGCHLD, Signal::SIGWINCH])
+    {
         mask.add(sig);
     }
     mask.thread_block().map_err(sys("blocking signals"))?;
@@ -113,7 +122,7 @@ fn outer() -> Result<i32, InitError> {
     let child = match unsafe { unistd::fork() }.map_err(sys("fork"))? {
         ForkResult::Child => {
             drop(signals);
-            let code = match pid1(&spec) {
+            let code = match pid1(&spec, pty) {
                 Ok(never) => match never {},
                 Err((code, err)) => {
                     eprintln!("strata: {err}");
@@ -125,26 +134,89 @@ fn outer() -> Result<i32, InitError> {
         }
         ForkResult::Parent { child } => child,
     };
-    wait_for(child, &signals)
+    wait_for(child, &signals, pty.map(|p| p.master))
 }
 
-/// Waits for pid 1; a forwarded signal kills it (and so its namespace).
-fn wait_for(child: Pid, signals: &SignalFd) -> Result<i32, InitError> {
+/// Waits for pid 1, relaying its terminal if it has one; a forwarded
+/// signal kills it (and so its whole pid namespace).
+fn wait_for(child: Pid, signals: &SignalFd, master: Option<OwnedFd>) -> Result<i32, InitError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let _raw = master.as_ref().map(|_| tty::RawMode::enter());
+    let stdin = std::io::stdin();
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
+    let mut to_pty = match &master {
+        Some(m) => Some(File::from(
+            m.try_clone().map_err(|e| InitError::Spec(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let mut stdout = std::io::stdout();
     let mut killed_by: Option<Signal> = None;
     loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                let sig = killed_by.unwrap_or(sig);
-                return Ok(128 + sig as i32);
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
+        let status = match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Some(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Some(128 + killed_by.unwrap_or(sig) as i32),
+            Ok(_) | Err(Errno::EINTR) => None,
             Err(errno) => {
                 return Err(InitError::Sys {
                     what: "waitpid",
                     errno,
                 })
             }
+        };
+        if let Some(code) = status {
+            // What the program wrote just before exiting is still queued.
+            while let Some(m) = master.as_ref().filter(|_| master_open) {
+                let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+                if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0
+                    || !tty::pump(m.as_fd(), &mut stdout)
+                {
+                    break;
+                }
+            }
+            return Ok(code);
+        }
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let (Some(m), true) = (&master, master_open) {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => {
+                return Err(InitError::Sys {
+                    what: "poll",
+                    errno,
+                })
+            }
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (sig_ready, master_ready, stdin_ready) = (
+            ready(0),
+            master_open && ready(1),
+            stdin_open && ready(if master_open { 2 } else { 1 }),
+        );
+        drop(fds);
+        if master_ready {
+            if let Some(m) = &master {
+                master_open = tty::pump(m.as_fd(), &mut stdout);
+            }
+        }
+        if stdin_ready {
+            if let Some(w) = to_pty.as_mut() {
+                stdin_open = tty::pump(stdin.as_fd(), w);
+            }
+        }
+        if !sig_ready {
+            continue;
         }
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,
@@ -156,24 +228,39 @@ fn wait_for(child: Pid, signals: &SignalFd) -> Result<i32, InitError> {
                 })
             }
         };
-        if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-            if FORWARDED.contains(&sig) {
+        match Signal::try_from(info.ssi_signo as i32) {
+            Ok(Signal::SIGWINCH) => {
+                if let Some(m) = &master {
+                    tty::copy_window_size(m);
+                }
+            }
+            Ok(sig) if FORWARDED.contains(&sig) => {
                 killed_by = Some(sig);
                 // Already gone is fine: waitpid reports it next.
                 let _ = signal::kill(child, Signal::SIGKILL);
             }
+            _ => {}
         }
     }
 }
 
 /// Pid 1: becomes the container and execs its command; returns only on
 /// failure, with the exit code to use.
-fn pid1(spec: &ProcessSpec) -> Result<std::convert::Infallible, (i32, InitError)> {
+fn pid1(
+    spec: &ProcessSpec,
+    pty: Option<tty::Pty>,
+) -> Result<std::convert::Infallible, (i32, InitError)> {
     let setup = |e: InitError| (EXIT_SETUP, e);
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(sys("prctl PDEATHSIG"))
         .map_err(setup)?;
     reset_signals().map_err(setup)?;
+    if let Some(pty) = pty {
+        drop(pty.master);
+        tty::attach(&pty.slave)
+            .map_err(sys("attaching the terminal"))
+            .map_err(setup)?;
+    }
     rootfs::enter(spec).map_err(|e| setup(e.into()))?;
     unistd::sethostname(&spec.hostname)
         .map_err(sys("sethostname"))

@@ -17,5 +17,6 @@ pub mod rootfs;
 pub mod spawn;
 pub mod spec;
 pub mod subid;
+pub mod tty;
 pub mod user;
 pub mod userns;

@@ -1,0 +1,106 @@
+//! `run -t`: the container's stdio on a pseudo-terminal, relayed to and
+//! from strata's own, with the caller's terminal in raw mode so keys
+//! (^C included) reach the container's program, and window size changes
+//! passed on.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::pty::{openpty, Winsize};
+use nix::sys::termios::{self, SetArg, Termios};
+
+/// The two ends of a new pseudo-terminal.
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+/// The caller's terminal size, if stdin is one.
+fn window_size(fd: BorrowedFd) -> Option<Winsize> {
+    let mut ws = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one Winsize into the pointer we pass.
+    let r = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some(ws)
+}
+
+pub fn open() -> Result<Pty, Errno> {
+    let size = window_size(std::io::stdin().as_fd());
+    let pty = openpty(size.as_ref(), None)?;
+    Ok(Pty {
+        master: pty.master,
+        slave: pty.slave,
+    })
+}
+
+/// Makes `slave` the controlling terminal and stdio of this process (pid 1
+/// of the container, before exec).
+pub fn attach(slave: &OwnedFd) -> Result<(), Errno> {
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY takes an integer argument; the fd is open.
+    if unsafe { nix::libc::ioctl(slave.as_raw_fd(), nix::libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Errno::last());
+    }
+    for target in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors, which this process
+        // owns; the slave fd stays valid.
+        if unsafe { nix::libc::dup2(slave.as_raw_fd(), target) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Passes the caller's window size on to the pty.
+pub fn copy_window_size(master: &OwnedFd) {
+    if let Some(ws) = window_size(std::io::stdin().as_fd()) {
+        // SAFETY: TIOCSWINSZ reads one Winsize from the pointer.
+        unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// Raw mode on stdin while alive; the old settings come back on drop.
+pub struct RawMode(Option<Termios>);
+
+impl RawMode {
+    pub fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let Ok(old) = termios::tcgetattr(stdin.as_fd()) else {
+            // Not a terminal: nothing to switch.
+            return RawMode(None);
+        };
+        let mut raw = old.clone();
+        termios::cfmakeraw(&mut raw);
+        // Best effort: a terminal that refuses raw mode still relays.
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        RawMode(Some(old))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // Restoring can only fail if stdin is gone, and then nobody sees it.
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, old);
+        }
+    }
+}
+
+/// Copies what is readable on `from` to `to`; `false` once `from` is done
+/// (EOF, or EIO from a pty whose other side closed).
+pub fn pump(from: BorrowedFd, to: &mut impl Write) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut file = std::fs::File::from(match from.try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(_) => return false,
+    });
+    match file.read(&mut buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => to.write_all(&buf[..n]).and_then(|()| to.flush()).is_ok(),
+    }
+}
