@@ -3,6 +3,8 @@
 //! htpasswd Basic auth and/or TLS from a CA made here, killed on drop.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,293 @@
+//! The registry client under injected faults, through a proxy in front of a
+//! real `docker-registry`: transient 503s, a registry that only fails, a
+//! blob cut short, a flipped byte, a manifest that does not match its
+//! digest, and a redirect to another host (which must not receive the
+//! credentials).
+#![allow(clippy::unwrap_used)]
+
+mod registry_support;
+
+use std::fs;
+use std::time::Instant;
+
+use registry_support::proxy::{Action, Proxy, Seen};
+use registry_support::TestRegistry;
+use strata::digest::Digest;
+use strata::registry::auth::Secret;
+use strata::registry::credentials::Credential;
+use strata::registry::transfer::{LocalBlob, UploadMode};
+use strata::registry::{Options, Registry, RegistryError};
+
+/// Size of the test blob: several read buffers, so a cut lands mid-stream.
+const BLOB_SIZE: usize = 3 << 20;
+
+/// Deterministic bytes that do not compress (a simple LCG).
+fn blob_bytes(seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..BLOB_SIZE)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// What a test pushed: a blob and a manifest naming it.
+struct Seeded {
+    repo: String,
+    blob: Vec<u8>,
+    blob_digest: Digest,
+    manifest_digest: Digest,
+}
+
+/// Push a blob, a config and a manifest into `repo` directly (no proxy).
+fn seed(addr: &str, repo: &str, cred: Option<Credential>) -> Seeded {
+    let reg = Registry::connect(addr, cred, &Options::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let blob = blob_bytes(repo.len() as u64);
+    let blob_digest = Digest::of(&blob);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = Digest::of(config);
+    for (bytes, digest) in [(&blob[..], &blob_digest), (&config[..], &config_digest)] {
+        let path = dir.path().join(digest.hex());
+        fs::write(&path, bytes).unwrap();
+        let loc = reg.start_upload(repo).unwrap();
+        let local = LocalBlob {
+            digest,
+            path: &path,
+            size: bytes.len() as u64,
+        };
+        reg.upload_blob(repo, &local, loc, UploadMode::Chunked(1 << 20), &mut |_| {})
+            .unwrap();
+    }
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{blob_digest}","size":{}}}]}}"#,
+        config.len(),
+        blob.len()
+    );
+    let manifest_digest = reg
+        .put_manifest(
+            repo,
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.as_bytes(),
+        )
+        .unwrap();
+    Seeded {
+        repo: repo.into(),
+        blob,
+        blob_digest,
+        manifest_digest,
+    }
+}
+
+fn is_blob_get(s: &Seen, digest: &Digest) -> bool {
+    s.method == "GET" && s.path.ends_with(&format!("/blobs/{digest}"))
+}
+
+fn download(
+    reg: &Registry,
+    s: &Seeded,
+) -> (
+    Result<(), RegistryError>,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob");
+    let r = reg.download_blob(
+        &s.repo,
+        &s.blob_digest,
+        s.blob.len() as u64,
+        &dest,
+        &mut |_| {},
+    );
+    (r, dest, dir)
+}
+
+#[test]
+fn registry_fault_503_twice_then_success() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/retry", None);
+    let d = s.blob_digest.clone();
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, move |seen, n| {
+        if is_blob_get(seen, &d) && n < 2 {
+            Action::Status(503)
+        } else {
+            Action::Forward
+        }
+    });
+    let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
+    let (r, dest, _dir) = download(&reg, &s);
+    r.unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), s.blob);
+    let gets = proxy
+        .seen()
+        .iter()
+        .filter(|x| is_blob_get(x, &s.blob_digest))
+        .count();
+    assert_eq!(gets, 3);
+}
+
+#[test]
+fn registry_fault_500_forever_fails_in_bounded_time() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/dead", None);
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, |seen, _| {
+        if seen.path.contains("/manifests/") {
+            Action::Status(500)
+        } else {
+            Action::Forward
+        }
+    });
+    let opts = Options::default();
+    let reg = Registry::connect(&proxy.addr, None, &opts).unwrap();
+    let start = Instant::now();
+    let err = reg.get_manifest(&s.repo, "v1").unwrap_err().to_string();
+    let took = start.elapsed();
+    assert!(err.contains("500"), "{err}");
+    assert!(err.contains("giving up after 5 tries"), "{err}");
+    // The whole schedule, plus generous time for five local round trips.
+    assert!(
+        took < opts.backoff.worst_case() + std::time::Duration::from_secs(10),
+        "{took:?}"
+    );
+    let tries = proxy
+        .seen()
+        .iter()
+        .filter(|x| x.path.contains("/manifests/"))
+        .count();
+    assert_eq!(tries, 5);
+}
+
+#[test]
+fn registry_fault_truncated_blob_is_resumed() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/cut", None);
+    let d = s.blob_digest.clone();
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, move |seen, n| {
+        if is_blob_get(seen, &d) && n == 0 {
+            Action::Truncate(0.6)
+        } else {
+            Action::Forward
+        }
+    });
+    let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
+    let (r, dest, _dir) = download(&reg, &s);
+    r.unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), s.blob);
+    let gets: Vec<Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|x| is_blob_get(x, &s.blob_digest))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    let range = gets[1].header("range").unwrap_or_default().to_string();
+    let start: u64 = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(start > 0, "the second GET did not resume: {range:?}");
+}
+
+#[test]
+fn registry_fault_flipped_byte_is_refused_and_nothing_kept() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/flip", None);
+    let d = s.blob_digest.clone();
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, move |seen, _| {
+        if is_blob_get(seen, &d) {
+            Action::FlipByte
+        } else {
+            Action::Forward
+        }
+    });
+    let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
+    let (r, dest, _dir) = download(&reg, &s);
+    let err = r.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == s.blob_digest),
+        "{err}"
+    );
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    assert!(
+        !dest.exists(),
+        "the bad blob was left at {}",
+        dest.display()
+    );
+}
+
+#[test]
+fn registry_fault_manifest_not_matching_its_digest_is_refused() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/manifest", None);
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, |seen, _| {
+        if seen.path.contains("/manifests/") {
+            Action::AppendByte
+        } else {
+            Action::Forward
+        }
+    });
+    let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
+    let err = reg
+        .get_manifest(&s.repo, &s.manifest_digest.to_string())
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == s.manifest_digest),
+        "{err}"
+    );
+    // Untouched, the same manifest is accepted.
+    let direct = Registry::connect(&upstream.addr, None, &Options::default()).unwrap();
+    let m = direct
+        .get_manifest(&s.repo, &s.manifest_digest.to_string())
+        .unwrap();
+    assert_eq!(m.digest, s.manifest_digest);
+}
+
+#[test]
+fn registry_fault_redirect_to_another_host_drops_authorization() {
+    let upstream = TestRegistry::start(Some(("tester", "pw")), None);
+    let cred = || Credential {
+        username: "tester".into(),
+        secret: Secret::new("pw"),
+    };
+    let s = seed(&upstream.addr, "faults/redirect", Some(cred()));
+    // The other host: another loopback address, forwarding what it gets.
+    let other = Proxy::start("127.0.0.2:0", &upstream.addr, |_, _| Action::Forward);
+    let other_base = format!("http://{}", other.addr);
+    let d = s.blob_digest.clone();
+    let front = Proxy::start("127.0.0.1:0", &upstream.addr, move |seen, _| {
+        if is_blob_get(seen, &d) {
+            Action::RedirectTo(other_base.clone())
+        } else {
+            Action::Forward
+        }
+    });
+    let reg = Registry::connect(&front.addr, Some(cred()), &Options::default()).unwrap();
+    let (r, _dest, _dir) = download(&reg, &s);
+    // The other host forwards without credentials, so the registry
+    // refuses it: the result does not matter, what that host was sent does.
+    drop(r);
+    let to_front: Vec<Seen> = front
+        .seen()
+        .into_iter()
+        .filter(|x| is_blob_get(x, &s.blob_digest))
+        .collect();
+    assert!(
+        to_front.iter().any(|x| x.header("authorization").is_some()),
+        "the registry itself got no credentials: {to_front:#?}"
+    );
+    let to_other = other.seen();
+    assert!(!to_other.is_empty(), "the redirect was not followed");
+    for x in &to_other {
+        assert!(
+            x.header("authorization").is_none(),
+            "Authorization was sent to {}: {x:#?}",
+            other.addr
+        );
+    }
+}
