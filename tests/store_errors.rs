@@ -230,3 +230,104 @@ rm "$MNT/filler"
     let check = fs::read_to_string(w.join("check")).unwrap();
     assert_eq!(check.matches("ok:").count(), 2, "{check}");
 }
+
+/// A raw tar entry: the name and link bytes go in as given (no `..` check).
+fn raw_entry(
+    b: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    name: &str,
+    link: &str,
+    data: &[u8],
+) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64);
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o777
+    });
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+#[test]
+fn rootless_store_malicious_imports_stay_inside_the_layer() {
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    let work = tempfile::tempdir().unwrap();
+    let outside = work.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let canary = outside.join("canary");
+    fs::write(&canary, "canary").unwrap();
+    let out = outside.to_str().unwrap();
+    let can = canary.to_str().unwrap();
+    let through_root = format!("r{can}");
+    type Entry<'a> = (tar::EntryType, &'a str, &'a str, &'a [u8]);
+    let cases: Vec<(&str, Vec<Entry<'_>>)> = vec![
+        (
+            "dotdot",
+            vec![(Regular, "../../../../../../../../x", "", b"pwned")],
+        ),
+        (
+            "symlink dir escape",
+            vec![
+                (Symlink, "esc", out, b""),
+                (Regular, "esc/canary", "", b"pwned"),
+            ],
+        ),
+        (
+            "symlink to /",
+            vec![
+                (Symlink, "r", "/", b""),
+                (Regular, &through_root, "", b"pwned"),
+            ],
+        ),
+        (
+            "symlink up",
+            vec![
+                (Symlink, "up", "../../../../..", b""),
+                (Regular, "up/canary", "", b"inside"),
+            ],
+        ),
+        ("hardlink out", vec![(Link, "h", can, b"")]),
+        (
+            "chmod via symlink",
+            vec![(Symlink, "c", can, b""), (Directory, "c", "", b"")],
+        ),
+        (
+            "write via symlink",
+            vec![(Symlink, "w", can, b""), (Regular, "w", "", b"pwned")],
+        ),
+    ];
+    let strata = Strata::new();
+    for (name, entries) in cases {
+        let mut b = tar::Builder::new(Vec::new());
+        for (kind, path, link, data) in entries {
+            raw_entry(&mut b, kind, path, link, data);
+        }
+        let file = work.path().join("evil.tar");
+        fs::write(&file, b.into_inner().unwrap()).unwrap();
+        let run = strata.run(&["import", file.to_str().unwrap(), "evil:1"]);
+        assert_eq!(
+            fs::read_to_string(&canary).unwrap(),
+            "canary",
+            "{name}: {run:#?}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&canary).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{name}: canary mode changed");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            1,
+            "{name}: a file appeared outside"
+        );
+        assert!(!work.path().join("x").exists(), "{name}");
+    }
+    let check = strata.run(&["system", "check"]).success();
+    assert!(!check.stdout.contains("damaged"), "{check:#?}");
+}
