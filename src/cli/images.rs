@@ -95,7 +95,7 @@ pub fn run(settings: &Settings, args: &ImagesArgs) -> Result<ExitCode> {
                 digest,
                 id: show_id(&img.id, args.no_trunc),
                 created_since: img.created.as_deref().map_or("N/A".into(), |c| ago(c, now)),
-                created_at: img.created.clone().unwrap_or_default(),
+                created_at: img.created.as_deref().map(docker_time).unwrap_or_default(),
                 size: human_size(img.size),
             });
         }
@@ -248,6 +248,20 @@ pub(super) fn ago(rfc3339: &str, now: SystemTime) -> String {
     }
 }
 
+/// Docker's CreatedAt: `2024-01-01 00:00:00 +0000 UTC` for a UTC RFC 3339
+/// time; anything else is shown as it is.
+fn docker_time(rfc3339: &str) -> String {
+    match rfc3339
+        .strip_suffix('Z')
+        .map(|t| t.split('.').next().unwrap_or(t))
+    {
+        Some(t) if t.len() == 19 && t.as_bytes()[10] == b'T' => {
+            format!("{} {} +0000 UTC", &t[..10], &t[11..])
+        }
+        _ => rfc3339.to_string(),
+    }
+}
+
 /// go-units' HumanDuration.
 pub(super) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
@@ -314,6 +328,22 @@ mod tests {
         assert_eq!(ago("2024-01-01T00:00:00Z", now), "2 hours ago");
         assert_eq!(ago("2024-01-01T00:00:00.123456789Z", now), "2 hours ago");
         assert_eq!(ago("garbage", now), "N/A");
+    }
+
+    #[test]
+    fn created_at_like_docker() {
+        assert_eq!(
+            docker_time("2024-01-02T03:04:05Z"),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            docker_time("2024-01-02T03:04:05.123Z"),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            docker_time("2024-01-02T03:04:05+02:00"),
+            "2024-01-02T03:04:05+02:00"
+        );
     }
 
     #[test]

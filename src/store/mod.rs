@@ -38,6 +38,17 @@
 //!   directory. Its `.lock` twin is flock'ed for its lifetime; the kernel
 //!   drops the lock when the process dies, which is how `system prune` tells
 //!   a crashed operation's leftovers from a live one.
+//!
+//! Entry points for the rest of strata: [`Store::open`]; [`Store::resolve`]
+//! (name, id or prefix to [`ImageId`]), [`Store::config`] /
+//! [`Store::config_bytes`], [`Store::index`]; [`Store::lowerdirs`] (an
+//! image's layer directories, top first, ready for overlay) and
+//! [`Store::short_link`]; a new image from a directory in overlay-native
+//! form (a container's upper dir, moved in by rename) with
+//! [`Store::prepare_layer_dir`] then [`Store::commit_image`], which
+//! publishes layers, config, record and tags under one lock; from a tar with
+//! [`Store::prepare_layer_tar`]; [`Store::layer_blob`] for a compressed blob
+//! of a layer (made once, kept); [`transport`] for archives and layouts.
 
 mod check;
 pub mod config;

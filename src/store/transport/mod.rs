@@ -5,13 +5,13 @@
 //! files).
 //!
 //! Export is deterministic: layer blobs are the kept blobs of
-//! [`Store::layer_blob`] (made once, then reused), configs are the stored
+//! [`Store::layer_blob`](super::Store::layer_blob) (made once, then reused), configs are the stored
 //! bytes, manifests and archive headers are derived from those alone
 //! (sorted, mtime 0, owner 0), so exporting twice gives the same bytes and
 //! the same manifest digest. Import reads either format from a directory or
 //! a tar (spooled to staging first when it is a pipe, since manifest.json
 //! may come last), verifies every digest on the way and publishes through
-//! [`Store::commit_image`].
+//! [`Store::commit_image`](super::Store::commit_image).
 
 mod export;
 mod import;
