@@ -92,6 +92,41 @@ pub(crate) fn clip(text: &str) -> String {
     format!("{head} … {tail}")
 }
 
+/// The 1-based column of `needle` on line `line` of `text`, or `fallback`
+/// when it is not on that line. An occurrence standing as its own word
+/// (blank or line start before it; blank, `=` or line end after it) is
+/// preferred over one inside a longer word; `last` picks the last one.
+pub(crate) fn column_of(
+    text: &str,
+    line: usize,
+    needle: &str,
+    last: bool,
+    fallback: usize,
+) -> usize {
+    let Some(src) = line.checked_sub(1).and_then(|i| text.split('\n').nth(i)) else {
+        return fallback;
+    };
+    if needle.is_empty() {
+        return fallback;
+    }
+    let standalone = |&(at, _): &(usize, &str)| {
+        let before = src[..at].chars().next_back();
+        let after = src[at + needle.len()..].chars().next();
+        // `map_or(true, ..)` rather than `is_none_or`: the workspace MSRV is 1.80.
+        before.map_or(true, char::is_whitespace)
+            && after.map_or(true, |c| c.is_whitespace() || c == '=')
+    };
+    let mut hits = src.match_indices(needle);
+    let found = if last {
+        src.rmatch_indices(needle)
+            .find(standalone)
+            .or_else(|| src.rmatch_indices(needle).next())
+    } else {
+        hits.clone().find(standalone).or_else(|| hits.next())
+    };
+    found.map_or(fallback, |(at, _)| src[..at].chars().count() + 1)
+}
+
 /// Renders `message` followed by line `line` of `source` and a caret at `col`.
 /// Shared by errors and warnings so both look the same.
 pub(crate) fn render_at(line: usize, col: usize, message: &str, source: &str) -> String {

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use crate::directives::Directives;
-use crate::error::{ParseError, Span, Warning, WarningKind};
+use crate::error::{column_of, ParseError, Span, Warning, WarningKind};
 use crate::expand::Env;
 use crate::instructions::{expand_raw, Instruction, Mount};
-use crate::raw::{RawInstruction, RawTree};
+use crate::raw::{RawInstruction, RawNode, RawTree};
 
 /// Errors in the stage structure.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -195,34 +195,28 @@ fn resolve_reference(
     Ok(StageRef::Image(reference.to_string()))
 }
 
-/// The 1-based column of `needle` on line `line` of `text` (its last
-/// occurrence when `last`), or `fallback` when it is not on that line.
-fn column_of(text: &str, line: usize, needle: &str, last: bool, fallback: usize) -> usize {
-    let Some(src) = line.checked_sub(1).and_then(|i| text.split('\n').nth(i)) else {
-        return fallback;
-    };
-    let found = if last {
-        src.rfind(needle)
-    } else {
-        src.find(needle)
-    };
-    found.map_or(fallback, |at| src[..at].chars().count() + 1)
-}
-
 /// Types every instruction of `tree` and groups them into stages. `text` is
 /// the source, used to point errors at the flag they are about.
 pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
-    let mut warnings = tree.warnings.clone();
+    let RawTree {
+        directives,
+        nodes,
+        mut warnings,
+    } = tree;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
-    for raw in tree.instructions() {
+    for node in nodes {
+        let RawNode::Instruction(raw) = node else {
+            continue;
+        };
         let line = raw.span.start_line;
-        let err = |kind: crate::error::ParseErrorKind| ParseError::new(line, raw.col, kind);
-        let instruction = Instruction::from_raw(raw).map_err(|e| {
-            let col = match e.flag() {
-                Some((flag, last)) => column_of(text, line, flag, last, raw.col),
-                None => raw.col,
+        let col = raw.col;
+        let err = |kind: crate::error::ParseErrorKind| ParseError::new(line, col, kind);
+        let instruction = Instruction::from_raw(&raw).map_err(|e| {
+            let col = match e.culprit() {
+                Some((text_at_fault, last)) => column_of(text, line, text_at_fault, last, col),
+                None => col,
             };
             ParseError::new(line, col, e)
         })?;
@@ -232,10 +226,7 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
                 kind: WarningKind::MaintainerDeprecated,
             });
         }
-        let step = Step {
-            instruction,
-            raw: raw.clone(),
-        };
+        let step = Step { instruction, raw };
         if let Instruction::From {
             image,
             platform,
@@ -280,7 +271,7 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
     }
     check_references(&stages, &names, text)?;
     Ok(Parsed {
-        directives: tree.directives,
+        directives,
         global_args,
         stages,
         warnings,

@@ -169,6 +169,12 @@ fn rendered_errors() {
         "FROM a\nCMD [\"a\", 1]\n",
         "FROM a\nONBUILD FROM b\n",
         "FROM a\nRUN --mount=type=cache,dst=/c,sharing=sometimes make\n",
+        "FROM a\nEXPOSE 80 8o/tcp\n",
+        "FROM a AS Stage_1 AS\n",
+        "FROM a AS 1st\n",
+        "FROM a\nHEALTHCHECK --interval=5s PING x\n",
+        "FROM a\nLABEL version=1 beta\n",
+        "FROM a\nCOPY --link --link x y\n",
         "",
     ];
     let mut out = String::new();

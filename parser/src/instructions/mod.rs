@@ -106,6 +106,8 @@ pub enum InstructionError {
         instruction: String,
         /// What is wrong.
         message: String,
+        /// The argument at fault, when one is, so the error can point at it.
+        word: Option<String>,
     },
     /// A malformed `--mount`.
     #[error("invalid --mount: {message}")]
@@ -125,10 +127,14 @@ pub enum InstructionError {
 }
 
 impl InstructionError {
-    /// The flag the error is about, as written in the source (`--from`), so
-    /// the error can point at it; and whether its last occurrence is meant.
-    pub(crate) fn flag(&self) -> Option<(&str, bool)> {
+    /// The text the error is about as written in the source (a flag such as
+    /// `--from`, or an argument), so the error can point at it; and whether
+    /// its last occurrence on the line is meant.
+    pub(crate) fn culprit(&self) -> Option<(&str, bool)> {
         match self {
+            InstructionError::BadArgument {
+                word: Some(word), ..
+            } => Some((word, false)),
             InstructionError::UnknownFlag { flag, .. }
             | InstructionError::FlagNeedsValue { flag, .. }
             | InstructionError::BadFlagValue { flag, .. } => Some((flag, false)),

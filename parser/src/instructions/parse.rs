@@ -79,6 +79,16 @@ impl Req<'_> {
         InstructionError::BadArgument {
             instruction: self.name.clone(),
             message,
+            word: None,
+        }
+    }
+
+    /// A bad argument `word`, which the error will point at.
+    fn bad_word(&self, word: &str, message: String) -> InstructionError {
+        InstructionError::BadArgument {
+            instruction: self.name.clone(),
+            message,
+            word: Some(word.to_string()),
         }
     }
 
@@ -182,10 +192,10 @@ fn from(req: &Req) -> Result<Instruction, InstructionError> {
     let flags = req.flags(FROM_FLAGS)?;
     let (image, name) = match req.raw.args.as_slice() {
         [image] => (image.clone(), None),
-        [image, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => {
-            let name = name.to_lowercase();
+        [image, as_kw, written] if as_kw.eq_ignore_ascii_case("as") => {
+            let name = written.to_lowercase();
             if !valid_stage_name(&name) {
-                return Err(req.bad_arg(format!(
+                return Err(req.bad_word(written, format!(
                     "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
                 )));
             }
@@ -237,7 +247,7 @@ fn expose(req: &Req) -> Result<Instruction, InstructionError> {
     let ports = req
         .at_least_one()?
         .iter()
-        .map(|p| Deferred::parse(p, PortRange::parse).map_err(|e| req.bad_arg(e)))
+        .map(|p| Deferred::parse(p, PortRange::parse).map_err(|e| req.bad_word(p, e)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Instruction::Expose(ports))
 }
@@ -379,6 +389,9 @@ fn healthcheck(req: &Req) -> Result<Instruction, InstructionError> {
                 retries,
             }))
         }
-        other => Err(req.bad_arg(format!("unknown type {other:?} (expected CMD or NONE)"))),
+        other => Err(req.bad_word(
+            &args[0],
+            format!("unknown type {other:?} (expected CMD or NONE)"),
+        )),
     }
 }

@@ -16,7 +16,7 @@ mod json;
 use thiserror::Error;
 
 use crate::directives::{Directive, DirectiveError, Directives};
-use crate::error::{ParseError, Span, Warning, WarningKind};
+use crate::error::{column_of, ParseError, Span, Warning, WarningKind};
 use crate::expand::ExpandError;
 
 pub use heredoc::Heredoc;
@@ -192,6 +192,7 @@ pub fn parse_raw(text: &str) -> Result<RawTree, ParseError> {
 }
 
 struct Builder<'t> {
+    text: &'t str,
     lines: std::iter::Peekable<std::str::SplitInclusive<'t, char>>,
     line_no: usize,
     directives: Directives,
@@ -203,6 +204,7 @@ impl<'t> Builder<'t> {
     fn new(text: &'t str) -> Self {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         Self {
+            text,
             lines: text.split_inclusive('\n').peekable(),
             line_no: 0,
             directives: Directives::default(),
@@ -270,7 +272,17 @@ impl<'t> Builder<'t> {
                     },
                 });
             }
-            let at = |kind: RawError| ParseError::new(start, col, kind);
+            let text = self.text;
+            let at = |kind: RawError| {
+                // Point at the word without `=` when that is the problem.
+                let col = match &kind {
+                    RawError::MissingEquals { word, .. } => {
+                        column_of(text, start, word, false, col)
+                    }
+                    _ => col,
+                };
+                ParseError::new(start, col, kind)
+            };
             let mut inst = node_from_line(&line, escape, 0).map_err(at)?;
             inst.col = col;
             if inst.json_fallback_any() {

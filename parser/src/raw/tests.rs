@@ -165,8 +165,8 @@ fn negative_table() {
         ("# only\n\n", "2:1: file with no instructions"),
         ("FROM a\nENV A", "2:1: ENV must have two arguments"),
         (
-            "FROM a\nLABEL a=1 b",
-            "2:1: Syntax error - can't find = in \"b\". Must be of the form: name=value",
+            "FROM a\nLABEL ab=1 b",
+            "2:12: Syntax error - can't find = in \"b\". Must be of the form: name=value",
         ),
         ("FROM a\nENV =x", "2:1: ENV names can not be blank"),
     ];
