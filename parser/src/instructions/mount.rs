@@ -222,12 +222,19 @@ impl Mount {
             .string(&["type"])?
             .unwrap_or_else(|| "bind".to_string());
         let mount = match opts.kind.as_str() {
-            "bind" => Mount::Bind {
-                target: opts.required_target()?,
-                source: opts.string(&["source", "src"])?,
-                from: opts.string(&["from"])?,
-                readwrite: opts.boolean(&["readwrite", "rw"])?,
-            },
+            "bind" => {
+                let readwrite = opts.boolean(&["readwrite", "rw"])?;
+                // `ro` is the default for bind mounts; Docker accepts it spelled out.
+                if opts.boolean(&["readonly", "ro"])? && readwrite {
+                    return Err(bad("ro and rw given together".to_string()));
+                }
+                Mount::Bind {
+                    target: opts.required_target()?,
+                    source: opts.string(&["source", "src"])?,
+                    from: opts.string(&["from"])?,
+                    readwrite,
+                }
+            }
             "cache" => Mount::Cache {
                 target: opts.required_target()?,
                 id: opts.string(&["id"])?,
@@ -243,7 +250,14 @@ impl Mount {
                 },
                 from: opts.string(&["from"])?,
                 source: opts.string(&["source", "src"])?,
-                readonly: opts.boolean(&["readonly", "ro"])?,
+                readonly: {
+                    let readonly = opts.boolean(&["readonly", "ro"])?;
+                    // `rw` is the default for caches; Docker accepts it spelled out.
+                    if opts.boolean(&["readwrite", "rw"])? && readonly {
+                        return Err(bad("ro and rw given together".to_string()));
+                    }
+                    readonly
+                },
                 ownership: opts.ownership()?,
             },
             "tmpfs" => Mount::Tmpfs {
@@ -333,6 +347,20 @@ mod tests {
             Mount::Ssh { id: None, .. }
         ));
         assert!(matches!(
+            Mount::parse("type=bind,target=/x,ro").unwrap(),
+            Mount::Bind {
+                readwrite: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Mount::parse("type=cache,target=/x,rw=true").unwrap(),
+            Mount::Cache {
+                readonly: false,
+                ..
+            }
+        ));
+        assert!(matches!(
             Mount::parse("type=bind,\"target=/a,b\"").unwrap(),
             Mount::Bind { target, .. } if target == "/a,b"
         ));
@@ -350,6 +378,7 @@ mod tests {
             ("target=/a,target=/b", "invalid --mount: key \"target\" given more than once"),
             ("type=ssh,required=maybe", "invalid --mount: invalid value \"maybe\" for required: expected true or false"),
             ("type=bind,target", "invalid --mount: target needs a value (target=...)"),
+            ("type=bind,target=/x,ro,rw", "invalid --mount: ro and rw given together"),
         ];
         for (value, want) in cases {
             assert_eq!(
