@@ -81,7 +81,7 @@ fn steps_expand_to_final_values() {
         ("G", "staff"),
         ("M", "0750"),
         ("D", "/srv dir"),
-        ("P", "53/udp"),
+        ("P", "53/udp 80"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -105,11 +105,18 @@ fn steps_expand_to_final_values() {
     assert_eq!(copy.dest, "/srv dir");
     assert_eq!(
         expanded[1],
-        Instruction::Expose(vec![Deferred::Value(PortRange {
-            start: 53,
-            end: 53,
-            protocol: Protocol::Udp
-        })])
+        Instruction::Expose(vec![
+            Deferred::Value(PortRange {
+                start: 53,
+                end: 53,
+                protocol: Protocol::Udp
+            }),
+            Deferred::Value(PortRange {
+                start: 80,
+                end: 80,
+                protocol: Protocol::Tcp
+            }),
+        ])
     );
     let Instruction::Env(pairs) = &expanded[2] else {
         panic!("not ENV")

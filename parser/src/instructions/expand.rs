@@ -1,12 +1,12 @@
 //! Expands the variables Docker expands in one raw instruction, so it can be
 //! typed again with final values. Which words and flags are expanded follows
 //! Docker: the arguments of ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER
-//! VOLUME WORKDIR, ARG defaults, and the `--platform`, `--from`, `--chown`,
+//! VOLUME WORKDIR (EXPOSE split into words afterwards), ARG defaults, and the `--platform`, `--from`, `--chown`,
 //! `--chmod`, `--checksum`, `--exclude` and `--mount` flag values. RUN, CMD,
 //! ENTRYPOINT and SHELL arguments are left to the shell, and ONBUILD triggers
 //! are left for the child build they fire in.
 
-use crate::expand::{expand_word, Env, ExpandError};
+use crate::expand::{expand_word, expand_words, Env, ExpandError};
 use crate::raw::{is_heredoc_marker, RawInstruction};
 
 /// The flags whose values are expanded, per instruction (lower case).
@@ -67,7 +67,16 @@ pub fn expand_raw(
                 }
             }
         }
-        "expose" | "volume" | "user" | "workdir" | "stopsignal" => {
+        "expose" => {
+            // Ports split into words after expansion, so one variable can
+            // hold several (`EXPOSE $PORTS`), as in Docker.
+            let mut ports = Vec::new();
+            for arg in &out.args {
+                ports.extend(expand_words(arg, env, escape)?);
+            }
+            out.args = ports;
+        }
+        "volume" | "user" | "workdir" | "stopsignal" => {
             for arg in &mut out.args {
                 *arg = word(arg)?;
             }
