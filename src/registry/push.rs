@@ -6,7 +6,7 @@
 //! A manifest the store kept for the same blobs and format is pushed as it
 //! is, so pushing a pulled image again keeps its digest.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
 use super::client::Registry;
@@ -16,7 +16,7 @@ use super::progress::Progress;
 use super::pull::{connect, DEFAULT_JOBS};
 use super::transfer::{LocalBlob, MountResult, UploadMode};
 use super::RegistryError;
-use crate::digest::{Digest, ImageId};
+use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::compress::Compression;
 use crate::reference::{Reference, DEFAULT_TAG};
 use crate::store::config::{
@@ -135,36 +135,40 @@ pub fn push_image(
     Ok(pushed)
 }
 
-/// Repositories of `dest`'s registry the image was pulled from or pushed
-/// to, other than `dest` itself: where a blob may be mounted from.
+/// For each layer, a repository of `dest`'s registry (other than `dest`)
+/// that an image holding it was pulled from or pushed to: where its blob
+/// may be mounted from, as Docker remembers per layer.
 fn mount_sources(
     store: &Store,
-    id: &ImageId,
     dest: &Reference,
-) -> Result<Vec<String>, RegistryError> {
+) -> Result<BTreeMap<DiffId, String>, RegistryError> {
     let index = store.index()?;
-    let mut out = BTreeSet::new();
-    let named = index
-        .images
-        .get(id)
-        .map(|r| r.repo_digests.iter().cloned().collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(
+    let mut out = BTreeMap::new();
+    for (image, record) in &index.images {
+        let names = record.repo_digests.iter().chain(
             index
                 .tags
                 .iter()
-                .filter(|(_, v)| *v == id)
-                .map(|(k, _)| k.clone()),
+                .filter(|(_, v)| *v == image)
+                .map(|(k, _)| k),
         );
-    for name in named {
-        if let Ok(r) = Reference::parse(&name) {
-            if r.domain() == dest.domain() && r.path() != dest.path() {
-                out.insert(r.path().to_string());
-            }
+        let Some(repo) = names
+            .filter_map(|n| Reference::parse(n).ok())
+            .find(|r| r.domain() == dest.domain() && r.path() != dest.path())
+        else {
+            continue;
+        };
+        // An image whose config cannot be read offers no mount source;
+        // the blob is uploaded instead.
+        let Ok(config) = store.config(image) else {
+            continue;
+        };
+        for diff_id in config.rootfs.diff_ids {
+            out.entry(diff_id)
+                .or_insert_with(|| repo.path().to_string());
         }
     }
-    Ok(out.into_iter().collect())
+    Ok(out)
 }
 
 /// A manifest kept in the store for this image whose blobs and format are
@@ -190,6 +194,8 @@ struct Blob {
     digest: Digest,
     size: u64,
     path: std::path::PathBuf,
+    /// A repository of the same registry to mount it from.
+    mount_from: Option<String>,
 }
 
 fn push_with(
@@ -213,6 +219,7 @@ fn push_with(
     for diff_id in config.rootfs.diff_ids.iter().rev() {
         progress.status(diff_id.short(), "Preparing");
     }
+    let sources = mount_sources(store, dest)?;
     for diff_id in &config.rootfs.diff_ids {
         let b = store.layer_blob(diff_id, opts.compression)?;
         layers.push((b.digest.clone(), b.size, b.compression));
@@ -222,11 +229,11 @@ fn push_with(
                 path: store.blob_path(&b.digest),
                 digest: b.digest,
                 size: b.size,
+                mount_from: sources.get(diff_id).cloned(),
             },
         ));
     }
-    let sources = mount_sources(store, id, dest)?;
-    upload_all(client, dest.path(), blobs, &sources, opts.jobs, progress)?;
+    upload_all(client, dest.path(), blobs, opts.jobs, progress)?;
     let config_desc = Descriptor::new(
         opts.format.config_type(),
         id.digest().clone(),
@@ -268,12 +275,11 @@ fn upload_all(
     client: &Registry,
     repo: &str,
     blobs: VecDeque<(String, Blob)>,
-    sources: &[String],
     jobs: usize,
     progress: &Progress,
 ) -> Result<(), RegistryError> {
     super::pool::run(blobs, jobs, |(id, blob)| {
-        push_blob(client, repo, &id, &blob, sources, progress)
+        push_blob(client, repo, &id, &blob, progress)
     })
     .map(|_| ())
 }
@@ -283,17 +289,15 @@ fn push_blob(
     repo: &str,
     id: &str,
     blob: &Blob,
-    sources: &[String],
     progress: &Progress,
 ) -> Result<(), RegistryError> {
     if client.blob_exists(repo, &blob.digest)?.is_some() {
         progress.status(id, "Layer already exists");
         return Ok(());
     }
-    // A failed mount opens an upload session, so only one source is
-    // asked; the image's own repository on this registry comes first.
+    // A failed mount opens an upload session, so only one source is asked.
     let mut session = None;
-    if let Some(from) = sources.first() {
+    if let Some(from) = &blob.mount_from {
         match client.mount_blob(repo, &blob.digest, from)? {
             MountResult::Mounted => {
                 progress.status(id, &format!("Mounted from {from}"));

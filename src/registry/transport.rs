@@ -35,23 +35,12 @@ pub struct PullFlags {
     pub registry: RegistryFlags,
 }
 
-/// Layer compression of a push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum CompressionFormat {
-    #[default]
-    Gzip,
-    Zstd,
-}
-
 /// Options of `push` for the registry transport.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PushFlags {
     /// Manifest type to push
     #[arg(long, value_enum, default_value = "oci")]
     pub format: Option<ManifestFormat>,
-    /// Compression of layers that have no blob yet
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression_format: Option<CompressionFormat>,
     #[command(flatten)]
     pub registry: RegistryFlags,
 }
@@ -100,12 +89,14 @@ pub fn run_pull(
 }
 
 /// `strata push IMAGE [REF]`: push the store's `image` as `dest` (or as
-/// itself when `dest` is `None`).
+/// itself when `dest` is `None`), making layer blobs that do not exist yet
+/// with `compression` (the command's `--compression-format`).
 pub fn run_push(
     store: &Store,
     image: &str,
     dest: Option<&Reference>,
     flags: &PushFlags,
+    compression: Compression,
     quiet: bool,
 ) -> Result<Pushed, RegistryError> {
     let dest = match dest {
@@ -114,10 +105,6 @@ pub fn run_push(
             reference: image.into(),
             reason: format!("{e}: name a destination"),
         })?,
-    };
-    let compression = match flags.compression_format.unwrap_or_default() {
-        CompressionFormat::Gzip => Compression::Gzip,
-        CompressionFormat::Zstd => Compression::Zstd,
     };
     let opts = PushOptions {
         format: flags.format.unwrap_or(ManifestFormat::Oci),
