@@ -394,3 +394,71 @@ fn error_messages() {
     }
     insta::assert_snapshot!(out);
 }
+
+/// What `expand_raw` touches, instruction by instruction: expanded args and
+/// flags after expansion, as (line, flags, args).
+#[test]
+fn expansion_table() {
+    let env = [("V", "v"), ("S", "a b"), ("Q", "\"q\"")];
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "FROM --platform=$V img:$V AS $V",
+            &["--platform=v"],
+            &["img:v", "AS", "$V"],
+        ),
+        (
+            "COPY --from=$V --chown=$V --chmod=$V --exclude=$V --link $V \"$S\" /$V",
+            &[
+                "--from=v",
+                "--chown=v",
+                "--chmod=v",
+                "--exclude=v",
+                "--link",
+            ],
+            &["v", "a b", "/v"],
+        ),
+        (
+            "ADD --checksum=$V --keep-git-dir $V /d",
+            &["--checksum=v", "--keep-git-dir"],
+            &["v", "/d"],
+        ),
+        ("COPY <<$V /$V\nx\n$V", &[], &["<<$V", "/v"]),
+        (
+            "ENV $V=$S K=\"x $V\"",
+            &[],
+            &["v", "a b", "=", "K", "x v", "="],
+        ),
+        ("ENV K ${S} \"$V\"", &[], &["K", "a b v", ""]),
+        ("LABEL \"$V\"=$Q", &[], &["v", "\"q\"", "="]),
+        ("ARG A=$V B", &[], &["A=v", "B"]),
+        ("EXPOSE $S", &[], &["a", "b"]),
+        ("VOLUME $S", &[], &["a b"]),
+        ("USER $V:$V", &[], &["v:v"]),
+        ("WORKDIR /$V", &[], &["/v"]),
+        ("STOPSIGNAL $V", &[], &["v"]),
+        (
+            "RUN --mount=type=bind,from=$V,target=/$V echo $V",
+            &["--mount=type=bind,from=v,target=/v"],
+            &["echo $V"],
+        ),
+        ("CMD echo $V", &[], &["echo $V"]),
+        ("ENTRYPOINT [\"$V\"]", &[], &["$V"]),
+        ("SHELL [\"$V\"]", &[], &["$V"]),
+        (
+            "HEALTHCHECK --interval=$V CMD $V",
+            &["--interval=$V"],
+            &["CMD", "$V"],
+        ),
+        ("MAINTAINER $V", &[], &["$V"]),
+    ];
+    for (line, flags, args) in cases {
+        let tree = parse_raw(line).unwrap();
+        let raw = tree.instructions().next().unwrap();
+        let out = expand_raw(raw, &env, '\\').unwrap();
+        assert_eq!(out.flags, *flags, "{line}");
+        assert_eq!(out.args, *args, "{line}");
+    }
+    let onbuild = parse_raw("ONBUILD COPY $V /").unwrap();
+    let raw = onbuild.instructions().next().unwrap();
+    assert_eq!(&expand_raw(raw, &env, '\\').unwrap(), raw);
+}
