@@ -1,0 +1,192 @@
+//! `push` to and `pull` from real registries with the whole binary: the
+//! suite's plain registry, one with htpasswd auth and one with TLS from a
+//! test CA; shared layers skipped on pull, `Layer already exists` and
+//! `Mounted from` on push, and the pulled image runs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod registry_support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Run, Strata};
+use registry_support::{TestCa, TestRegistry};
+
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let out = dir.join("busybox.tar");
+    let script = common::project_dir().join("scripts/busybox-rootfs.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "busybox-rootfs.sh failed");
+    out
+}
+
+/// A store with `base` (busybox) and `app` (base plus one layer).
+fn store_with_images(work: &Path) -> Strata {
+    let s = Strata::new();
+    let bb = busybox_tar(work);
+    s.run(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sh"]"#,
+        bb.to_str().unwrap(),
+        "base:1",
+    ])
+    .success();
+    s.run(&[
+        "run",
+        "--name",
+        "mk",
+        "base:1",
+        "sh",
+        "-c",
+        "echo app-layer > /app.txt",
+    ])
+    .success();
+    s.run(&["commit", "mk", "app:1"]).success();
+    s
+}
+
+fn image_id(s: &Strata, name: &str) -> String {
+    let out = s.run(&["inspect", name]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+fn with_auth(s: &Strata, auth: &Path, args: &[&str]) -> Run {
+    Run::of(
+        s.cmd()
+            .env("REGISTRY_AUTH_FILE", auth)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn registry_push_pull_run_with_shared_layers() {
+    let addr = common::registry_addr();
+    let work = tempfile::tempdir().unwrap();
+    let a = store_with_images(work.path());
+    // A namespace of its own, so a registry kept between runs starts empty.
+    let ns = format!(
+        "run{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let base = format!("{addr}/{ns}/base:1");
+    let app = format!("{addr}/{ns}/app:1");
+
+    let out = a.run(&["push", "base:1", &base]).success();
+    assert!(out.stdout.contains("Pushed"), "{out:#?}");
+    assert!(out.stdout.contains("1: digest: sha256:"), "{out:#?}");
+    let again = a.run(&["push", "base:1", &base]).success();
+    assert!(again.stdout.contains("Layer already exists"), "{again:#?}");
+    // The base layer is known in strata-test/base on this registry: mounted.
+    let out = a.run(&["push", "app:1", &app]).success();
+    assert!(
+        out.stdout.contains(&format!("Mounted from {ns}/base")),
+        "{out:#?}"
+    );
+
+    let b = Strata::new();
+    let out = b.run(&["pull", &base]).success();
+    assert!(out.stdout.contains("Pull complete"), "{out:#?}");
+    assert!(out.stdout.contains("Digest: sha256:"), "{out:#?}");
+    assert!(
+        out.stdout
+            .contains(&format!("Status: Downloaded newer image for {base}")),
+        "{out:#?}"
+    );
+    // The second image shares the base layer: only its own is fetched.
+    let out = b.run(&["pull", &app]).success();
+    assert_eq!(out.stdout.matches("Already exists").count(), 1, "{out:#?}");
+    assert_eq!(out.stdout.matches("Pull complete").count(), 1, "{out:#?}");
+    let out = b.run(&["pull", &app]).success();
+    assert!(out.stdout.contains("Image is up to date"), "{out:#?}");
+
+    let run = b.run(&["run", "--rm", &app, "cat", "/app.txt"]).success();
+    assert_eq!(run.stdout.trim(), "app-layer");
+    // Same image id on both sides.
+    assert_eq!(image_id(&a, "app:1"), image_id(&b, &app));
+}
+
+#[test]
+fn registry_pull_of_a_missing_tag_says_manifest_unknown() {
+    let addr = common::registry_addr();
+    let s = Strata::new();
+    let out = s.run(&["pull", &format!("{addr}/strata-test/nothing:here")]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("manifest unknown"), "{out:#?}");
+}
+
+fn login(s: &Strata, auth: &Path, extra: &[&str]) {
+    let mut child = s
+        .cmd()
+        .env("REGISTRY_AUTH_FILE", auth)
+        .args(["login", "-u", "tester", "--password-stdin"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    Run::of(child.wait_with_output().unwrap()).success();
+}
+
+/// login, push, pull into an empty store, run, logout, and refused after.
+fn auth_cycle(reg: &TestRegistry, extra: &[&str]) {
+    let work = tempfile::tempdir().unwrap();
+    let a = store_with_images(work.path());
+    let auth = work.path().join("auth.json");
+    let image = format!("{}/private/app:1", reg.addr);
+    let mut args = extra.to_vec();
+
+    let mut push: Vec<&str> = vec!["push"];
+    push.extend(&args);
+    push.extend(["app:1", image.as_str()]);
+    let denied = with_auth(&a, &auth, &push);
+    assert_eq!(denied.code, Some(125), "{denied:#?}");
+    assert!(denied.stderr.contains("unauthorized"), "{denied:#?}");
+
+    args.push(&reg.addr);
+    login(&a, &auth, &args);
+    with_auth(&a, &auth, &push).success();
+
+    let b = Strata::new();
+    let mut pull: Vec<&str> = vec!["pull"];
+    pull.extend(extra);
+    pull.push(&image);
+    with_auth(&b, &auth, &pull).success();
+    let run = b.run(&["run", "--rm", &image, "cat", "/app.txt"]).success();
+    assert_eq!(run.stdout.trim(), "app-layer");
+
+    with_auth(&b, &auth, &["logout", &reg.addr]).success();
+    let c = Strata::new();
+    let out = with_auth(&c, &auth, &pull);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("unauthorized"), "{out:#?}");
+}
+
+#[test]
+fn registry_htpasswd_login_push_pull_run_logout() {
+    let reg = TestRegistry::start(Some(("tester", "pw")), None);
+    auth_cycle(&reg, &[]);
+}
+
+#[test]
+fn registry_tls_login_push_pull_run_logout() {
+    let ca = TestCa::new();
+    let reg = TestRegistry::start(Some(("tester", "pw")), Some(&ca));
+    let certs = ca.cert_dir(reg.dir.path());
+    auth_cycle(&reg, &["--cert-dir", certs.to_str().unwrap()]);
+}
