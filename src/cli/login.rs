@@ -20,7 +20,7 @@ pub struct LoginArgs {
     username: Option<String>,
     /// Password (visible to other users of this machine: prefer --password-stdin)
     #[arg(short, long, conflicts_with = "password_stdin")]
-    password: Option<String>,
+    password: Option<Secret>,
     /// Take the password from stdin
     #[arg(long)]
     password_stdin: bool,
@@ -45,7 +45,7 @@ pub fn run(_settings: &Settings, args: &LoginArgs) -> Result<ExitCode> {
         bail!("login to {registry}: the username is empty");
     }
     let password = match (&args.password, args.password_stdin) {
-        (Some(p), _) => Secret::new(p.clone()),
+        (Some(p), _) => p.clone(),
         (None, true) => {
             let mut s = String::new();
             io::stdin()

@@ -35,6 +35,15 @@ impl Secret {
     }
 }
 
+/// Parsing never fails: any text is a secret. Lets clap hold a password
+/// argument as a [`Secret`], so the parsed command line's `Debug` hides it.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
