@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod seed;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};

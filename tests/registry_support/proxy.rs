@@ -25,6 +25,8 @@ pub enum Action {
     AppendByte,
     /// Answer 307 to this base URL plus the same path.
     RedirectTo(String),
+    /// Answer this status, extra headers and body without asking upstream.
+    Respond(u16, Vec<(String, String)>, Vec<u8>),
 }
 
 /// One request as the proxy saw it.
@@ -226,6 +228,19 @@ fn serve(
                 seen.path
             );
             conn.write_all(head.as_bytes())?;
+            return conn.shutdown(Shutdown::Both);
+        }
+        Action::Respond(code, extra, reply) => {
+            let mut head = format!("HTTP/1.1 {code} Injected\r\n");
+            for (k, v) in extra {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                reply.len()
+            ));
+            conn.write_all(head.as_bytes())?;
+            conn.write_all(reply)?;
             return conn.shutdown(Shutdown::Both);
         }
         _ => forward(upstream, &seen, &body)?,
