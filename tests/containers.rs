@@ -538,3 +538,117 @@ fn rootless_container_interactive_terminal_under_tmux() {
         "^C went to the program, exit 5 came back: {screen}"
     );
 }
+
+fn file_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, data: &[u8], mode: u32) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(if path.ends_with('/') {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_000_000_000);
+    builder.append_data(&mut h, path, data).unwrap();
+}
+
+/// File operations every driver must record the same way.
+const OPS: &str = "set -e
+echo new > /new-file
+echo more >> /etc/passwd
+rm /etc/group
+rm -r /lowerdir && mkdir /lowerdir && echo again > /lowerdir/x
+echo f > /swap && rm /swap && mkdir /swap && rmdir /swap && echo f > /swap
+rm /lowerfile && mkdir /lowerfile && rmdir /lowerfile && echo back > /lowerfile
+rm -r /gone
+ln /new-file /new-link
+touch /capfile
+mkfifo /fifo
+touch -h -d '2001-02-03 04:05:06' /new-file /etc/passwd /etc /lowerdir /lowerdir/x /swap /lowerfile /capfile /fifo";
+
+#[test]
+fn rootless_container_drivers_make_identical_layers() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    // security.capability, VFS_CAP_REVISION_2 with CAP_NET_RAW effective+permitted.
+    let mut cap = vec![0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00];
+    cap.extend([0u8; 12]);
+    let tar = busybox_variant(dir.path(), &[], |b| {
+        file_entry(b, "lowerdir/", b"", 0o755);
+        file_entry(b, "lowerdir/a", b"a", 0o644);
+        file_entry(b, "lowerfile", b"lower", 0o644);
+        file_entry(b, "gone/", b"", 0o755);
+        file_entry(b, "gone/deep", b"d", 0o644);
+        b.append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
+            .unwrap();
+        file_entry(b, "capfile", b"cap", 0o755);
+    });
+    s.run(&["import", tar.to_str().unwrap(), "base"]).success();
+    let mut layers = Vec::new();
+    for driver in ["overlay", "fuse-overlayfs", "vfs"] {
+        s.run(&[
+            "--storage-driver",
+            driver,
+            "run",
+            "--name",
+            driver,
+            "base",
+            "sh",
+            "-c",
+            OPS,
+        ])
+        .success();
+        let diff = s.run(&["diff", driver]).success().stdout;
+        s.run(&["commit", driver, &format!("made-by-{driver}")])
+            .success();
+        let inspect: serde_json::Value = serde_json::from_str(
+            &s.run(&["inspect", &format!("made-by-{driver}")])
+                .success()
+                .stdout,
+        )
+        .unwrap();
+        let top = inspect[0]["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        layers.push((driver, top, diff));
+    }
+    let (_, first_layer, first_diff) = &layers[0];
+    for (driver, layer, diff) in &layers[1..] {
+        assert_eq!(diff, first_diff, "{driver}'s diff differs from overlay's");
+        assert_eq!(
+            layer, first_layer,
+            "{driver}'s layer differs from overlay's"
+        );
+    }
+    for want in [
+        "A /new-file",
+        "C /etc/passwd",
+        "D /etc/group",
+        "C /lowerdir",
+        "A /swap",
+        "C /lowerfile",
+        "D /gone",
+        "A /new-link",
+        "C /capfile",
+        "A /fifo",
+    ] {
+        assert!(
+            first_diff.lines().any(|l| l == want),
+            "{want} missing from:\n{first_diff}"
+        );
+    }
+    // What the layer holds comes back in a container of the committed image.
+    let check = "cat /lowerdir/x; ls /lowerdir; test -p /fifo && echo fifo; stat -c %h /new-file; test -e /gone || echo no-gone";
+    let out = s
+        .run(&["run", "--rm", "made-by-vfs", "sh", "-c", check])
+        .success()
+        .stdout;
+    assert_eq!(out, "again\nx\nfifo\n2\nno-gone\n");
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use super::images::open_store;
 use super::import::apply_change;
 use super::settings::Settings;
-use crate::container::{self, changes};
+use crate::container;
 use crate::reference::Reference;
 use crate::store::config::{to_canonical_json, History};
 use crate::store::now_rfc3339;
@@ -37,8 +37,7 @@ pub fn run(settings: &Settings, args: &CommitArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let c = container::find(&store, &args.container)?;
-    let upper = c.upper();
-    changes::normalise(&upper)?;
+    let upper = c.sync_upper(&store)?;
     let staging = store.staging()?;
     // The container lives on, so its upper dir is copied, through the
     // same deterministic tar a push would make.

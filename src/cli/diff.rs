@@ -17,7 +17,7 @@ pub struct DiffArgs {
 pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     let store = open_store(settings)?;
     let c = container::find(&store, &args.container)?;
-    changes::normalise(&c.upper())?;
+    c.sync_upper(&store)?;
     let lowers = store.lowerdirs(&c.state.image)?;
     for change in changes::list(&c.upper(), &lowers)? {
         println!("{} {}", change.kind.letter(), change.path);

@@ -32,6 +32,12 @@ pub fn run(settings: &Settings, args: &ExportArgs) -> Result<ExitCode> {
         }
         None => Box::new(std::io::stdout().lock()),
     };
+    if c.state.driver == crate::sandbox::driver::DriverKind::Vfs {
+        let mut out = std::io::BufWriter::new(out);
+        crate::layer::diff::write_tar(&c.rootfs(), &mut out).context("writing the tar")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let lowers = store.lowerdirs(&c.state.image)?;
     let (upper, work, empty, merged) = (c.upper(), c.work(), c.empty(), c.merged());
     let mounted = driver::mount(

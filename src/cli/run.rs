@@ -131,12 +131,16 @@ pub(super) fn run_in_new_container(
         },
     )?;
     let mut outcome = container::run::run(store, &mut c, options.clone());
-    if settings.storage_driver.is_none()
-        && matches!(outcome, Err(container::run::RunError::Mount(_)))
-    {
-        c.state.driver = DriverKind::FuseOverlayfs;
+    // Not forced: the next driver in line when one cannot mount here.
+    for fallback in [DriverKind::FuseOverlayfs, DriverKind::Vfs] {
+        if settings.storage_driver.is_some()
+            || !matches!(outcome, Err(container::run::RunError::Mount(_)))
+        {
+            break;
+        }
+        c.state.driver = fallback;
         c.save()?;
-        outcome = container::run::run(store, &mut c, options);
+        outcome = container::run::run(store, &mut c, options.clone());
     }
     if remove {
         container::remove(store, &c.state.id, true).context("removing the container (--rm)")?;

@@ -56,6 +56,9 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
     let mut stack = vec![upper.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let mut opaque = false;
+        // Removing a driver's marker must not change the directory's times.
+        let before = fs::symlink_metadata(&dir).map_err(err("stat", &dir))?;
+        let mut touched = false;
         let entries = fs::read_dir(&dir).map_err(err("read directory", &dir))?;
         for entry in entries {
             let entry = entry.map_err(err("read directory", &dir))?;
@@ -65,6 +68,7 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
             if name == OPAQUE_MARKER || (name == FUSE_OPAQUE_DEVICE && is_whiteout(&meta)) {
                 fs::remove_file(&path).map_err(err("remove", &path))?;
                 opaque = true;
+                touched = true;
                 continue;
             }
             if let Some(target) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
@@ -74,10 +78,13 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
                     fs::remove_file(&path).map_err(err("remove", &path))?;
                     let real = dir.join(OsStr::from_bytes(target));
                     make_whiteout(&real)?;
+                    touched = true;
                     continue;
                 }
             }
-            if !meta.file_type().is_symlink() {
+            if is_whiteout(&meta) {
+                settle_whiteout(&path, &meta)?;
+            } else if !meta.file_type().is_symlink() {
                 strip_driver_xattrs(&path, meta.is_dir(), &mut stack)?;
             }
         }
@@ -91,8 +98,66 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
             )
             .map_err(|e| err("set opaque xattr on", &dir)(rustix_err(e)))?;
         }
+        if touched {
+            restore_times(&dir, &before)?;
+        }
     }
     Ok(())
+}
+
+fn restore_times(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError> {
+    use std::os::unix::fs::MetadataExt;
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err("set times of", path)(rustix_err(e)))
+}
+
+/// Drivers make whiteouts with different modes, owners and times; they
+/// mean only "deleted", so all get the same: mode 0, root, time 0.
+fn settle_whiteout(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if meta.mode() & 0o7777 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o0)).map_err(err("chmod", path))?;
+    }
+    if meta.uid() != 0 || meta.gid() != 0 {
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            path,
+            Some(rustix::fs::Uid::ROOT),
+            Some(rustix::fs::Gid::ROOT),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| err("chown", path)(rustix_err(e)))?;
+    }
+    let zero = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: zero,
+        last_modification: zero,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err("set times of", path)(rustix_err(e)))
 }
 
 fn make_whiteout(path: &Path) -> Result<(), ChangesError> {
@@ -110,7 +175,9 @@ fn make_whiteout(path: &Path) -> Result<(), ChangesError> {
         rustix::fs::Mode::empty(),
         0,
     )
-    .map_err(|e| err("create whiteout", path)(rustix_err(e)))
+    .map_err(|e| err("create whiteout", path)(rustix_err(e)))?;
+    let meta = fs::symlink_metadata(path).map_err(err("stat", path))?;
+    settle_whiteout(path, &meta)
 }
 
 fn strip_driver_xattrs(
@@ -144,7 +211,7 @@ fn strip_driver_xattrs_of(path: &Path) -> Result<bool, ChangesError> {
     Ok(opaque)
 }
 
-fn list_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, ChangesError> {
+pub(crate) fn list_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, ChangesError> {
     let mut names = vec![0u8; 4096];
     let len = loop {
         match rustix::fs::llistxattr(path, &mut names[..]) {

@@ -8,6 +8,8 @@
 //! ├── upper/        the writable layer, in overlay-native form
 //! ├── work/         overlayfs' work dir
 //! ├── merged/       mount point of the root file system while in use
+//! ├── rootfs/       the vfs driver's copy of the image (vfs only), with
+//! │                 vfs-dirs.json, what the copy was made as
 //! ├── empty/        the lower dir of an image with no layers
 //! ├── init/         mount points the image lacks, a lower layer of its own
 //! └── hosts, resolv.conf   the copies bound at /etc/hosts, /etc/resolv.conf
@@ -20,6 +22,7 @@ pub mod initlayer;
 pub mod lowers;
 pub mod names;
 pub mod run;
+pub mod vfs;
 
 use std::fs;
 use std::io;
@@ -117,6 +120,38 @@ impl Container {
 
     pub fn empty(&self) -> PathBuf {
         self.dir.join("empty")
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    pub fn init(&self) -> PathBuf {
+        self.dir.join("init")
+    }
+
+    /// Brings the upper dir up to date with the container's changes, in the
+    /// store's overlay-native form, whatever the driver.
+    pub fn sync_upper(&self, store: &Store) -> Result<PathBuf, ContainerError> {
+        let upper = self.upper();
+        if self.state.driver == DriverKind::Vfs {
+            let lowers = store.lowerdirs(&self.state.image)?;
+            crate::layer::apply::remove_tree(&upper).map_err(io_err("remove", &upper))?;
+            fs::create_dir(&upper).map_err(io_err("create", &upper))?;
+            vfs::diff(&self.dir, &self.rootfs(), &lowers, &self.init(), &upper).map_err(|e| {
+                ContainerError::Io {
+                    op: "compare",
+                    path: self.rootfs(),
+                    source: io::Error::other(e.to_string()),
+                }
+            })?;
+        }
+        changes::normalise(&upper).map_err(|e| ContainerError::Io {
+            op: "normalise",
+            path: upper.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        Ok(upper)
     }
 
     /// Whether a strata process is running it now.

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use super::initlayer::{self, MountPoint};
+use super::vfs;
 use super::{Container, ContainerError, Status};
+use crate::sandbox::driver::DriverKind;
 use crate::sandbox::driver::{self, Layout, MountError};
 use crate::sandbox::spawn::{self, Input, SpawnError};
 use crate::sandbox::spec::{Bind, Network, ProcessSpec};
@@ -25,6 +27,8 @@ pub enum RunError {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     InitLayer(#[from] initlayer::InitLayerError),
+    #[error(transparent)]
+    Vfs(#[from] super::vfs::VfsError),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
 }
@@ -76,18 +80,25 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
         container.empty(),
         container.merged(),
     );
-    let mounted = driver::mount(
-        container.state.driver,
-        &Layout {
-            lowers: &lowers,
-            upper: &upper,
-            work: &work,
-            empty: &empty,
-            target: &merged,
-        },
-    )?;
+    let (root, mounted) = if container.state.driver == DriverKind::Vfs {
+        let rootfs = container.rootfs();
+        vfs::populate(&container.dir, &rootfs, &lowers[1..], &init)?;
+        (rootfs, None)
+    } else {
+        let m = driver::mount(
+            container.state.driver,
+            &Layout {
+                lowers: &lowers,
+                upper: &upper,
+                work: &work,
+                empty: &empty,
+                target: &merged,
+            },
+        )?;
+        (m.path().to_path_buf(), Some(m))
+    };
     let spec = ProcessSpec {
-        rootfs: mounted.path().to_path_buf(),
+        rootfs: root,
         args: opts.args,
         env: opts.env,
         user: opts.user,
