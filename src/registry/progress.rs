@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -26,6 +27,9 @@ pub struct Progress {
     mode: Mode,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Bars are frozen: later lines are printed below them, not through
+    /// indicatif (which would redraw the frozen bars after each line).
+    finished: AtomicBool,
 }
 
 impl Progress {
@@ -50,6 +54,7 @@ impl Progress {
             mode,
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -61,11 +66,11 @@ impl Progress {
     /// A line of its own (`latest: Pulling from library/busybox`).
     pub fn line(&self, text: &str) {
         match self.mode {
-            Mode::Tty => {
+            Mode::Tty if !self.finished.load(Ordering::Relaxed) => {
                 // If the terminal went away there is nobody to tell.
                 let _ = self.multi.println(text);
             }
-            Mode::Plain => println!("{text}"),
+            Mode::Tty | Mode::Plain => println!("{text}"),
             Mode::Quiet => {}
         }
     }
@@ -110,6 +115,14 @@ impl Progress {
     pub fn finish(&self) {
         for bar in self.lock().values() {
             bar.abandon();
+        }
+        if self.mode == Mode::Tty && !self.finished.swap(true, Ordering::Relaxed) {
+            // Stop drawing; what is on the screen stays, and the cursor,
+            // left at the end of the last bar, moves to a line of its own.
+            self.multi.set_draw_target(ProgressDrawTarget::hidden());
+            if !self.lock().is_empty() {
+                println!();
+            }
         }
     }
 }

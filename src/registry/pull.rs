@@ -87,6 +87,25 @@ pub fn pull_image(
     Ok(pulled)
 }
 
+/// The image `reference` names, pulled first when the store does not
+/// have it, as `docker run` and a Dockerfile's `FROM` do (with Docker's
+/// `Unable to find image ... locally` on stderr).
+pub fn ensure_image(
+    store: &Store,
+    reference: &Reference,
+    flags: &RegistryFlags,
+    quiet: bool,
+) -> Result<ImageId, RegistryError> {
+    if let Some(id) = store.index()?.lookup(reference) {
+        return Ok(id.clone());
+    }
+    if !quiet {
+        eprintln!("Unable to find image '{}' locally", reference.familiar());
+    }
+    let progress = Progress::new(quiet);
+    Ok(pull_image(store, reference, flags, &PullOptions::default(), &progress)?.id)
+}
+
 /// Every tag of `reference`'s repository (`pull -a`).
 pub fn pull_all_tags(
     store: &Store,
