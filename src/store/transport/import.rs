@@ -71,7 +71,9 @@ pub fn import(
                 continue;
             }
             let tags = name.map_or(tags, |n| vec![n.clone()]);
-            out.push(import_docker_entry(store, &src, &e, tags)?);
+            out.push(retry_if_collected(|| {
+                import_docker_entry(store, &src, &e, tags.clone())
+            })?);
         }
         if out.is_empty() {
             return Err(invalid(match select {
@@ -100,7 +102,9 @@ pub fn import(
                     .collect(),
             };
             let manifest = resolve_manifest(&src, d)?;
-            out.push(import_oci_manifest(store, &src, &manifest, tags)?);
+            out.push(retry_if_collected(|| {
+                import_oci_manifest(store, &src, &manifest, tags.clone())
+            })?);
         }
         if out.is_empty() {
             return Err(invalid(match select {
@@ -113,6 +117,18 @@ pub fn import(
     Err(invalid(
         "neither a docker-archive (manifest.json) nor an OCI layout (index.json)".into(),
     ))
+}
+
+/// Run an image import again once if a layer it found in the store was
+/// garbage-collected before the commit (a concurrent `rmi` or `prune`):
+/// the second run unpacks that layer itself.
+fn retry_if_collected(
+    mut f: impl FnMut() -> Result<Imported, StoreError>,
+) -> Result<Imported, StoreError> {
+    match f() {
+        Err(StoreError::LayerMissing { .. }) => f(),
+        r => r,
+    }
 }
 
 fn json<T: serde::de::DeserializeOwned>(src: &Source, name: &str) -> Result<T, StoreError> {
