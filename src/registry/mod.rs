@@ -127,3 +127,15 @@ pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
+
+impl RegistryError {
+    /// Whether trying the same operation again may succeed: a server
+    /// error, a network failure, a body cut short.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RegistryError::Transport { .. } | RegistryError::Body { .. } => true,
+            RegistryError::Status { status, .. } => backoff::retryable_status(*status),
+            _ => false,
+        }
+    }
+}

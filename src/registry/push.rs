@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
+use super::backoff::jitter_sample;
 use super::client::Registry;
 use super::flags::RegistryFlags;
 use super::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
@@ -306,10 +307,6 @@ fn push_blob(
             MountResult::Upload(loc) => session = Some(loc),
         }
     }
-    let location = match session {
-        Some(l) => l,
-        None => client.start_upload(repo)?,
-    };
     progress.status(id, "Pushing");
     let mode = if blob.size <= MONOLITHIC_MAX {
         UploadMode::Monolithic
@@ -321,9 +318,28 @@ fn push_blob(
         path: &blob.path,
         size: blob.size,
     };
-    client.upload_blob(repo, &local, location, mode, &mut |n| {
-        progress.bytes(id, "Pushing", n, blob.size)
-    })?;
+    // The upload's PATCH and PUT are not retried one by one (the server
+    // may have applied them); a failed upload starts over in a new session.
+    let backoff = client.backoff();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let location = match session.take() {
+            Some(l) => l,
+            None => client.start_upload(repo)?,
+        };
+        let result = client.upload_blob(repo, &local, location, mode, &mut |n| {
+            progress.bytes(id, "Pushing", n, blob.size)
+        });
+        match result {
+            Ok(()) => break,
+            Err(e) if e.is_retryable() => match backoff.delay(tries + 1, jitter_sample()) {
+                Some(d) => std::thread::sleep(d),
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
     progress.status(id, "Pushed");
     Ok(())
 }
