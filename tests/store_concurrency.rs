@@ -71,7 +71,31 @@ fn rootless_store_concurrent_import_tag_rmi_prune() {
             round as u64 + 1,
         );
     }
+    // A docker-archive with layers of its own, loaded and removed in a loop
+    // beside the imports.
+    let shared = work.path().join("shared.tar");
+    let maker = Strata::new();
+    maker
+        .run(&[
+            "import",
+            work.path().join("r0.tar").to_str().unwrap(),
+            "shared:1",
+        ])
+        .success();
+    maker
+        .run(&["save", "-o", shared.to_str().unwrap(), "shared:1"])
+        .success();
     std::thread::scope(|s| {
+        let strata_ref = &strata;
+        let shared = &shared;
+        s.spawn(move || {
+            for _ in 0..ROUNDS {
+                strata_ref
+                    .run(&["load", "-i", shared.to_str().unwrap()])
+                    .success();
+                strata_ref.run(&["rmi", "shared:1"]).success();
+            }
+        });
         for w in 0..WORKERS {
             let strata = &strata;
             let dir = work.path();
