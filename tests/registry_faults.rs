@@ -225,3 +225,46 @@ fn registry_fault_redirect_to_another_host_drops_authorization() {
         );
     }
 }
+
+#[test]
+fn registry_fault_cut_blob_restarts_when_range_is_ignored() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/restart", None);
+    let d = s.blob_digest.clone();
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, move |seen, n| {
+        match (is_blob_get(seen, &d), n) {
+            (true, 0) => Action::Truncate(0.6),
+            (true, _) => Action::IgnoreRange,
+            _ => Action::Forward,
+        }
+    });
+    let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
+    let (r, dest, _dir) = download(&reg, &s);
+    r.unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), s.blob);
+}
+
+#[test]
+fn registry_schema1_manifest_is_refused_clearly() {
+    let upstream = TestRegistry::start(None, None);
+    let s = seed(&upstream.addr, "faults/schema1", None);
+    let proxy = Proxy::start("127.0.0.1:0", &upstream.addr, |seen, _| {
+        if seen.path.contains("/manifests/") {
+            let body = br#"{"schemaVersion":1,"name":"faults/schema1","tag":"v1","fsLayers":[]}"#;
+            Action::Respond(
+                200,
+                vec![(
+                    "Content-Type".into(),
+                    "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+                )],
+                body.to_vec(),
+            )
+        } else {
+            Action::Forward
+        }
+    });
+    let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
+    let err = reg.get_manifest(&s.repo, "v1").unwrap_err().to_string();
+    assert!(err.contains("schema 1"), "{err}");
+    assert!(err.contains("faults/schema1"), "{err}");
+}

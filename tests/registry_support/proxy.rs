@@ -25,6 +25,8 @@ pub enum Action {
     AppendByte,
     /// Answer 307 to this base URL plus the same path.
     RedirectTo(String),
+    /// Forward without the `Range` header, as a server that ignores it.
+    IgnoreRange,
     /// Answer this status, extra headers and body without asking upstream.
     Respond(u16, Vec<(String, String)>, Vec<u8>),
 }
@@ -242,6 +244,13 @@ fn serve(
             conn.write_all(head.as_bytes())?;
             conn.write_all(reply)?;
             return conn.shutdown(Shutdown::Both);
+        }
+        Action::IgnoreRange => {
+            let mut plain = seen.clone();
+            plain
+                .headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("range"));
+            forward(upstream, &plain, &body)?
         }
         _ => forward(upstream, &seen, &body)?,
     };
