@@ -14,7 +14,7 @@ use super::super::config::{
 use super::super::fsutil::io_err;
 use super::super::{Store, StoreError};
 use super::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
-use crate::digest::{Digest, ImageId};
+use crate::digest::{Digest, HashingWriter, ImageId};
 use crate::layer::compress::Compression;
 use crate::reference::Reference;
 
@@ -272,8 +272,7 @@ pub fn export_oci_dir(
     let copy = |digest: &Digest| -> Result<(), StoreError> {
         let dest = blobs.join(digest.hex());
         if !dest.exists() {
-            let data = store.read_blob(digest)?;
-            write_replace(&dest, &data)?;
+            copy_blob(store, digest, &dest)?;
         }
         Ok(())
     };
@@ -350,6 +349,33 @@ fn json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
         what: "archive metadata".into(),
         reason: e.to_string(),
     })
+}
+
+/// Stream a store blob to `dest` (via a temporary file beside it), checking
+/// its digest on the way: constant memory whatever the layer size.
+fn copy_blob(store: &Store, digest: &Digest, dest: &Path) -> Result<(), StoreError> {
+    let src = store.blob_path(digest);
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(parent)
+        .map_err(io_err("create temporary file in", parent))?;
+    let mut reader = File::open(&src).map_err(io_err("open", &src))?;
+    let mut w = HashingWriter::new(io::BufWriter::new(tmp));
+    io::copy(&mut reader, &mut w).map_err(io_err("copy", &src))?;
+    let (found, _, buf) = w.finish();
+    if &found != digest {
+        return Err(StoreError::DigestMismatch {
+            what: src.display().to_string(),
+            expected: digest.clone(),
+            found,
+        });
+    }
+    let tmp = buf
+        .into_inner()
+        .map_err(|e| io_err("write", dest)(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(io_err("fsync", dest))?;
+    tmp.persist(dest)
+        .map_err(|e| io_err("rename into place", dest)(e.error))?;
+    Ok(())
 }
 
 /// Write a file next to `dest`, fsync, rename over it.
