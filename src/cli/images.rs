@@ -149,10 +149,22 @@ pub fn run(settings: &Settings, args: &ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// (repository, tag) pairs of an image; `<none>` for a dangling one.
+/// (repository, tag) pairs of an image: its tags; the repositories of its
+/// digests with tag `<none>` when it has only those; `<none> <none>` for a
+/// dangling one.
 fn names(img: &ImageSummary) -> Vec<(String, String)> {
     if img.tags.is_empty() {
-        return vec![("<none>".into(), "<none>".into())];
+        let mut repos: Vec<(String, String)> = img
+            .repo_digests
+            .iter()
+            .filter_map(|d| Reference::parse(d).ok())
+            .map(|r| (r.familiar_repository(), "<none>".to_string()))
+            .collect();
+        repos.dedup();
+        if repos.is_empty() {
+            repos.push(("<none>".into(), "<none>".into()));
+        }
+        return repos;
     }
     img.tags
         .iter()
