@@ -155,10 +155,11 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
         format!("oci:{}:latest", s(&oci)),
         format!("oci-archive:{}:latest", s(&oa)),
         format!("docker-archive:{}", s(&da)),
+        format!("docker-archive:{}", s(&a)),
     ] {
         let out = tool("skopeo", &["inspect", &src]);
         assert!(out.contains("\"Layers\""), "{src}: {out}");
-        let copy = w.join(format!("copy-{}", src.split(':').next().unwrap()));
+        let copy = w.join(format!("copy-{}", sha256_hex(src.as_bytes())));
         tool("skopeo", &["copy", &src, &format!("oci:{}:x", s(&copy))]);
     }
     let raw = tool(
