@@ -4,6 +4,7 @@
 //! here so whole-binary tests and unit tests can reach it. Data flows one way:
 //! `cli` -> (`sandbox`, `layer`, `store`).
 
+pub mod build;
 pub mod cli;
 pub mod container;
 pub mod digest;

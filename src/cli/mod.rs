@@ -2,6 +2,7 @@
 //! command. Handlers are thin: they turn arguments into library calls and
 //! print results. `main` prints the whole error chain and picks the exit code.
 
+mod build;
 mod commit;
 mod diff;
 mod export;
@@ -112,6 +113,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Run a command inside strata's user namespace (as `buildah unshare`)
     Unshare(unshare::UnshareArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Create and run a new container from an image
     Run(run::RunArgs),
     /// List containers
@@ -145,7 +148,8 @@ impl Command {
             | Command::Load(_)
             | Command::Push(_)
             | Command::Pull(_) => true,
-            Command::Run(_)
+            Command::Build(_)
+            | Command::Run(_)
             | Command::Ps(_)
             | Command::Commit(_)
             | Command::Diff(_)
@@ -218,6 +222,7 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search::run(settings, &args),
         Command::Info(args) => info::run(settings, &args),
         Command::Unshare(args) => unshare::run(settings, &args),
+        Command::Build(args) => build::run(settings, &args),
         Command::Run(args) => run::run(settings, &args),
         Command::Ps(args) => ps::run(settings, &args),
         Command::Commit(args) => commit::run(settings, &args),

@@ -8,7 +8,7 @@ use super::images::open_store;
 use super::settings::Settings;
 use crate::container::{self, run::RunOptions, NewContainer};
 use crate::sandbox::driver::DriverKind;
-use crate::sandbox::spawn::Input;
+use crate::sandbox::spawn::{Input, Output};
 use crate::sandbox::spec::{Bind, Network};
 use crate::store::{RunConfig, Store};
 
@@ -94,6 +94,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
         } else {
             Input::Null
         },
+        output: Output::Inherit,
     };
     let code = run_in_new_container(
         &store,

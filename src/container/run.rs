@@ -1,14 +1,14 @@
 //! Running a process in a container: mount its root file system with its
 //! driver, bind the host's name files, run, record how it ended.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::initlayer::{self, MountPoint};
 use super::vfs;
 use super::{Container, ContainerError, Status};
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::driver::{self, Layout, MountError};
-use crate::sandbox::spawn::{self, Input, SpawnError};
+use crate::sandbox::spawn::{self, Input, Output, SpawnError};
 use crate::sandbox::spec::{Bind, Network, ProcessSpec};
 use crate::store::{FileLock, Store};
 
@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub binds: Vec<Bind>,
     pub tty: bool,
     pub input: Input,
+    /// Where the process's stdout and stderr go.
+    pub output: Output,
 }
 
 /// Runs `opts` in `container` and returns the exit code.
@@ -74,29 +76,7 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
     }));
     initlayer::build(&init, &image_lowers, &points)?;
     let lowers: Vec<PathBuf> = std::iter::once(init.clone()).chain(image_lowers).collect();
-    let (upper, work, empty, merged) = (
-        container.upper(),
-        container.work(),
-        container.empty(),
-        container.merged(),
-    );
-    let (root, mounted) = if container.state.driver == DriverKind::Vfs {
-        let rootfs = container.rootfs();
-        vfs::populate(&container.dir, &rootfs, &lowers[1..], &init)?;
-        (rootfs, None)
-    } else {
-        let m = driver::mount(
-            container.state.driver,
-            &Layout {
-                lowers: &lowers,
-                upper: &upper,
-                work: &work,
-                empty: &empty,
-                target: &merged,
-            },
-        )?;
-        (m.path().to_path_buf(), Some(m))
-    };
+    let (root, mounted) = mount_root(container, &lowers, &init)?;
     let spec = ProcessSpec {
         rootfs: root,
         args: opts.args,
@@ -112,7 +92,7 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
         started: crate::store::now_rfc3339(),
     };
     container.save()?;
-    let outcome = spawn::run(&spec, opts.input);
+    let outcome = spawn::run(&spec, opts.input, opts.output);
     drop(mounted);
     let code = outcome?;
     container.state.status = Status::Exited {
@@ -121,6 +101,56 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
     };
     container.save()?;
     Ok(code)
+}
+
+/// Mounts the root file system over `lowers` (`init` first) with the
+/// container's driver; returns where it is and the mount to drop.
+fn mount_root(
+    container: &Container,
+    lowers: &[PathBuf],
+    init: &Path,
+) -> Result<(PathBuf, Option<driver::Mounted>), RunError> {
+    if container.state.driver == DriverKind::Vfs {
+        let rootfs = container.rootfs();
+        vfs::populate(&container.dir, &rootfs, &lowers[1..], init)?;
+        return Ok((rootfs, None));
+    }
+    let (upper, work, empty, merged) = (
+        container.upper(),
+        container.work(),
+        container.empty(),
+        container.merged(),
+    );
+    let m = driver::mount(
+        container.state.driver,
+        &Layout {
+            lowers,
+            upper: &upper,
+            work: &work,
+            empty: &empty,
+            target: &merged,
+        },
+    )?;
+    Ok((m.path().to_path_buf(), Some(m)))
+}
+
+/// Mounts the container's root file system, runs `f` on it (strata itself
+/// working in it, e.g. COPY), and unmounts.
+pub fn with_rootfs<T>(
+    store: &Store,
+    container: &Container,
+    f: impl FnOnce(&Path) -> T,
+) -> Result<T, RunError> {
+    let image_lowers = store
+        .lowerdirs(&container.state.image)
+        .map_err(ContainerError::from)?;
+    let init = container.init();
+    initlayer::build(&init, &image_lowers, &[])?;
+    let lowers: Vec<PathBuf> = std::iter::once(init.clone()).chain(image_lowers).collect();
+    let (root, mounted) = mount_root(container, &lowers, &init)?;
+    let out = f(&root);
+    drop(mounted);
+    Ok(out)
 }
 
 /// Copies of the host's /etc/hosts and /etc/resolv.conf, for binding.

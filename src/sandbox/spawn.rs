@@ -38,11 +38,19 @@ pub enum Input {
     Null,
 }
 
+/// Where a container process's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Inherit,
+    /// `build -q`: the process's output is not shown.
+    Null,
+}
+
 /// Runs the process `spec` describes in its rootfs (already mounted) and
 /// returns its exit code, as Docker reports it (128+N for a signal).
-pub fn run(spec: &ProcessSpec, input: Input) -> Result<i32, SpawnError> {
+pub fn run(spec: &ProcessSpec, input: Input, output: Output) -> Result<i32, SpawnError> {
     let mut created = Vec::new();
-    let result = prepare(spec, &mut created).and_then(|spec| start_and_wait(&spec, input));
+    let result = prepare(spec, &mut created).and_then(|spec| start_and_wait(&spec, input, output));
     // Deepest first; a mount point the process filled is left as it is.
     for (path, is_dir) in created.iter().rev() {
         remove_created(&spec.rootfs, path, *is_dir);
@@ -216,7 +224,7 @@ fn remove_created(rootfs: &Path, path: &str, is_dir: bool) {
     let _ = rustix::fs::unlinkat(&dir, name, flags);
 }
 
-fn start_and_wait(spec: &ProcessSpec, input: Input) -> Result<i32, SpawnError> {
+fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i32, SpawnError> {
     let json = serde_json::to_vec(spec).map_err(|e| SpawnError::Spec(e.to_string()))?;
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SpawnError::Start(e.into()))?;
@@ -228,6 +236,9 @@ fn start_and_wait(spec: &ProcessSpec, input: Input) -> Result<i32, SpawnError> {
             Input::Inherit => Stdio::inherit(),
             Input::Null => Stdio::null(),
         });
+    if output == Output::Null {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
     // SAFETY: fcntl is async-signal-safe; it lets the read end (and only
     // it) survive the exec.
     unsafe {

@@ -1,0 +1,9 @@
+//! `strata build`: the Dockerfile executor and what it needs.
+//!
+//! - [`executor`] runs the stages and steps of a parsed Dockerfile.
+//! - [`cache`] maps a step's key to the image it made.
+//! - [`config_steps`] applies the metadata instructions to an image config.
+
+pub mod cache;
+pub mod config_steps;
+pub mod executor;

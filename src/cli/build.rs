@@ -1,0 +1,134 @@
+//! `strata build`: a Dockerfile into an image.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use super::images::open_store;
+use super::settings::Settings;
+use crate::build::executor::{BuildOptions, Executor};
+use crate::reference::Reference;
+use crate::sandbox::spec::Network;
+
+/// Docker's exit code for a failed build.
+const EXIT_BUILD_FAILED: u8 = 1;
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (name:tag)
+    #[arg(short, long = "tag", value_name = "NAME[:TAG]")]
+    tag: Vec<String>,
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    build_arg: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Set metadata for the image (KEY=VALUE)
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Network for RUN instructions: the host's, or none
+    #[arg(long, value_enum, default_value_t = Network::Host)]
+    network: Network,
+    /// The build context directory, or - for a Dockerfile on stdin and no context
+    #[arg(value_name = "CONTEXT")]
+    context: String,
+}
+
+pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
+    let stdin_dockerfile =
+        args.context == "-" || args.file.as_deref() == Some(std::path::Path::new("-"));
+    let context = (args.context != "-").then(|| PathBuf::from(&args.context));
+    if let Some(dir) = &context {
+        if !dir.is_dir() {
+            bail!(
+                "unable to prepare context: path {:?} not found",
+                dir.display().to_string()
+            );
+        }
+    }
+    let (dockerfile_path, bytes) = if stdin_dockerfile {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading the Dockerfile from stdin")?;
+        (None, bytes)
+    } else {
+        let path = match (&args.file, &context) {
+            (Some(f), _) => f.clone(),
+            (None, Some(dir)) => dir.join("Dockerfile"),
+            (None, None) => bail!("no Dockerfile: give -f FILE or a context directory"),
+        };
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        (Some(path), bytes)
+    };
+    let file_name = dockerfile_path
+        .as_ref()
+        .map_or_else(|| "Dockerfile".into(), |p| p.display().to_string());
+    let dockerfile = match strata_parser::decode(&bytes) {
+        Ok(text) => text.to_string(),
+        Err(e) => bail!("{file_name}:{e}"),
+    };
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_arg {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), Some(v.to_string())),
+            None => build_args.insert(a.clone(), None),
+        };
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let tags = args
+        .tag
+        .iter()
+        .map(|t| Reference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = open_store(settings)?;
+    let options = BuildOptions {
+        context,
+        dockerfile_path,
+        dockerfile,
+        tags,
+        build_args,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        labels,
+        quiet: args.quiet,
+        network: args.network,
+        driver: settings.storage_driver,
+    };
+    let outcome = Executor::new(&store, options).and_then(|e| e.run());
+    let id = match outcome {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            return Ok(ExitCode::from(EXIT_BUILD_FAILED));
+        }
+    };
+    if args.quiet {
+        println!("{id}");
+    }
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, id.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
