@@ -1,0 +1,289 @@
+//! `strata build` as an unprivileged user: steps, output, cache, failures.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::path::Path;
+
+use common::{Run, Strata};
+
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+fn build(s: &Strata, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["build"];
+    args.extend(extra);
+    args.push(dir.to_str().unwrap());
+    s.run(&args)
+}
+
+fn inspect(s: &Strata, image: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(&s.run(&["inspect", image]).success().stdout).unwrap()
+        [0]
+    .clone()
+}
+
+const DOCKERFILE: &str = "ARG BASE=busybox
+FROM ${BASE} AS base
+ARG GREETING=hello
+ENV WHO=world
+RUN echo \"$GREETING $WHO\" > /greeting
+WORKDIR /app
+RUN pwd > where
+LABEL version=1
+EXPOSE 8080 53/udp
+VOLUME /data
+USER nobody
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s CMD true
+SHELL [\"/bin/sh\", \"-ec\"]
+ONBUILD RUN echo triggered
+CMD [\"cat\", \"/greeting\"]
+
+FROM base AS final
+ENTRYPOINT [\"/bin/sh\", \"-c\"]
+";
+
+#[test]
+fn rootless_build_runs_every_step_and_sets_the_config() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[("Dockerfile", DOCKERFILE)]);
+    let out = build(&s, ctx.path(), &["-t", "app", "--build-arg", "GREETING=hi"])
+        .success()
+        .stdout;
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("Step ")).collect();
+    assert_eq!(steps.len(), 17, "{out}");
+    assert_eq!(steps[0], "Step 1/17 : FROM ${BASE} AS base");
+    assert!(out.contains(" ---> Running in "), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("Successfully built ")),
+        "{out}"
+    );
+    assert!(out.ends_with("Successfully tagged app:latest\n"), "{out}");
+    assert!(
+        out.contains("# Executing 1 build trigger") && out.contains("\ntriggered\n"),
+        "FROM base runs base's ONBUILD: {out}"
+    );
+    let config = inspect(&s, "app")["Config"].clone();
+    assert_eq!(
+        config["Env"].as_array().unwrap().last().unwrap(),
+        "WHO=world"
+    );
+    assert_eq!(config["WorkingDir"], "/app");
+    assert_eq!(config["User"], "nobody");
+    assert_eq!(config["Labels"]["version"], "1");
+    assert!(
+        config["ExposedPorts"].get("53/udp").is_some()
+            && config["ExposedPorts"].get("8080/tcp").is_some()
+    );
+    assert!(config["Volumes"].get("/data").is_some());
+    assert_eq!(config["StopSignal"], "SIGTERM");
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::Value::Null,
+        "triggers do not pass on"
+    );
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(
+        config["Cmd"],
+        serde_json::Value::Null,
+        "ENTRYPOINT resets the inherited CMD"
+    );
+    let ran = s
+        .run(&[
+            "run",
+            "--rm",
+            "-u",
+            "root",
+            "app",
+            "cat /greeting /app/where",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(ran, "hi world\n/app\n");
+    // The base stage keeps its trigger, which fires in a child build.
+    build(&s, ctx.path(), &["--target", "base", "-t", "base-img"]).success();
+    assert_eq!(
+        inspect(&s, "base-img")["Config"]["OnBuild"],
+        serde_json::json!(["RUN echo triggered"])
+    );
+    let child = context(&[("Dockerfile", "FROM base-img\nRUN test -d /app\n")]);
+    let out = build(&s, child.path(), &["-t", "child"]).success().stdout;
+    assert!(
+        out.contains("# Executing 1 build trigger") && out.contains("triggered"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rootless_build_cache_hits_and_misses() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\nRUN echo start\nARG V=1\nRUN echo v=$V > /v\nENV X=1\nRUN echo end\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let first = build(&s, ctx.path(), &["-t", "c"]).success().stdout;
+    assert_eq!(first.matches("Using cache").count(), 0, "{first}");
+    let again = build(&s, ctx.path(), &["-t", "c"]).success().stdout;
+    assert_eq!(
+        again.matches("Using cache").count(),
+        4,
+        "every step after FROM and ARG hits: {again}"
+    );
+    assert_eq!(again.lines().last(), first.lines().last());
+    let changed = build(&s, ctx.path(), &["-t", "c", "--build-arg", "V=2"])
+        .success()
+        .stdout;
+    // As Docker: every RUN after the ARG sees V in its environment.
+    assert_eq!(
+        changed.matches("Using cache").count(),
+        1,
+        "only the step before the ARG hits: {changed}"
+    );
+    let no_cache = build(&s, ctx.path(), &["-t", "c", "--no-cache"])
+        .success()
+        .stdout;
+    assert_eq!(no_cache.matches("Using cache").count(), 0, "{no_cache}");
+    assert_eq!(no_cache.matches("Running in").count(), 3, "{no_cache}");
+    assert_eq!(
+        s.run(&["run", "--rm", "c", "cat", "/v"]).success().stdout,
+        "v=1\n"
+    );
+}
+
+#[test]
+fn rootless_build_failures_say_where() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nRUN exit 3\nRUN echo never\n",
+    )]);
+    let run = build(&s, ctx.path(), &["-t", "broken"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("Step 3/4 : RUN exit 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("returned a non-zero code: 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("line 3"), "{}", run.stderr);
+    let last_good = run
+        .stderr
+        .split("strata run -it ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.run(&["run", "--rm", &last_good, "sh", "-c", "echo $A"])
+            .success()
+            .stdout,
+        "1\n",
+        "the last good step's image is usable"
+    );
+    assert!(
+        s.run(&["inspect", "broken"]).code != Some(0),
+        "nothing half-built is tagged"
+    );
+    assert_eq!(
+        s.run(&["ps", "-aq"]).success().stdout,
+        "",
+        "no build container is left"
+    );
+
+    let bad = context(&[("Dockerfile", "FROM busybox\nCOPPY a b\n")]);
+    let run = build(&s, bad.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    let file = bad.path().join("Dockerfile");
+    assert!(
+        run.stderr.contains(&format!("{}:2:1:", file.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("did you mean COPY?"), "{}", run.stderr);
+
+    let mounts = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+    )]);
+    let run = build(&s, mounts.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("not supported yet") && run.stderr.contains("line 2"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn rootless_build_target_quiet_iidfile_and_stdin() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS one\nRUN echo one > /one\nFROM busybox AS two\nRUN echo two > /two\nFROM one\nRUN cat /one\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let out = build(&s, ctx.path(), &["--target", "two", "-t", "t2"])
+        .success()
+        .stdout;
+    assert!(
+        out.contains("Step 1/2 : FROM busybox AS two"),
+        "only stage two is built: {out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let iid = dir.path().join("iid");
+    let quiet = build(&s, ctx.path(), &["-q", "--iidfile", iid.to_str().unwrap()])
+        .success()
+        .stdout;
+    assert!(
+        quiet.trim().starts_with("sha256:") && quiet.lines().count() == 1,
+        "{quiet}"
+    );
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), quiet.trim());
+    let mut child = s
+        .cmd()
+        .args(["build", "-t", "from-stdin", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox\nRUN echo piped > /p\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        s.run(&["run", "--rm", "from-stdin", "cat", "/p"])
+            .success()
+            .stdout,
+        "piped\n"
+    );
+    let unknown = build(&s, ctx.path(), &["--target", "nope"]);
+    assert_eq!(unknown.code, Some(1));
+    let unused = build(&s, ctx.path(), &["--build-arg", "UNUSED=1", "-q"]);
+    assert!(
+        unused.stderr.contains("[UNUSED] were not consumed"),
+        "{}",
+        unused.stderr
+    );
+}
