@@ -37,9 +37,11 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<ExitCode> {
     let mut sizes = Vec::new();
     let mut layers = config.rootfs.diff_ids.iter();
     for h in &config.history {
-        let size = match (h.empty_layer, layers.next()) {
-            (false, Some(d)) => store.layer_record(d)?.map_or(0, |r| r.size),
-            _ => 0,
+        // Only an entry that made a layer takes one from the list.
+        let layer = if h.empty_layer { None } else { layers.next() };
+        let size = match layer {
+            Some(d) => store.layer_record(d)?.map_or(0, |r| r.size),
+            None => 0,
         };
         sizes.push(size);
     }
