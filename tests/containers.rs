@@ -652,3 +652,56 @@ fn rootless_container_drivers_make_identical_layers() {
         .stdout;
     assert_eq!(out, "again\nx\nfifo\n2\nno-gone\n");
 }
+
+#[test]
+fn rootless_container_sigint_kills_the_whole_pid_namespace() {
+    use std::os::unix::process::CommandExt;
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let marker = format!("{}", 5000 + std::process::id() % 1000);
+    let script = format!("sleep {marker} & sleep {marker}");
+    let mut child = s
+        .cmd()
+        .args([
+            "run",
+            "--name",
+            "interrupted",
+            "busybox",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with_arg(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let running = s.run(&["ps"]).success().stdout;
+    assert!(
+        running.contains("interrupted") && running.contains("Up "),
+        "{running}"
+    );
+    let refused = s.run(&["commit", "interrupted", "nope"]);
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "a running container is not committed"
+    );
+    // ^C at a terminal: SIGINT to the whole foreground process group.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    assert!(
+        processes_with_arg(&marker).is_empty(),
+        "a background process survived"
+    );
+    let ps = s.run(&["ps", "-a"]).success().stdout;
+    assert!(ps.contains("Exited (130)"), "{ps}");
+}

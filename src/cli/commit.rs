@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::images::open_store;
 use super::import::apply_change;
@@ -37,6 +37,15 @@ pub fn run(settings: &Settings, args: &CommitArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let c = container::find(&store, &args.container)?;
+    // Docker pauses a running container to commit it; strata has no freezer,
+    // and a live process could swap a file for a symlink while the layer is
+    // read, so it waits for the container to stop.
+    if c.is_running() {
+        bail!(
+            "container {} is running: wait for it to exit before committing",
+            c.state.name
+        );
+    }
     let upper = c.sync_upper(&store)?;
     let staging = store.staging()?;
     // The container lives on, so its upper dir is copied, through the
