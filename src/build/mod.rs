@@ -3,7 +3,9 @@
 //! - [`executor`] runs the stages and steps of a parsed Dockerfile.
 //! - [`cache`] maps a step's key to the image it made.
 //! - [`config_steps`] applies the metadata instructions to an image config.
+//! - [`dockerignore`] is Docker's `.dockerignore` / COPY glob matching (pure).
 
 pub mod cache;
 pub mod config_steps;
+pub mod dockerignore;
 pub mod executor;
