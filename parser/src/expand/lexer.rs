@@ -28,6 +28,9 @@ pub(crate) struct Options {
     pub raw_escapes: bool,
     /// Leave references to unset variables as written.
     pub skip_unset: bool,
+    /// Heredoc bodies: quotes are plain text, and the escape character only
+    /// escapes `$` and itself (as in a shell heredoc).
+    pub heredoc: bool,
 }
 
 /// Accumulates the word list: unquoted whitespace that came from the source
@@ -149,12 +152,12 @@ impl<'a> Lexer<'a> {
                 return Ok((result, words.finish()));
             }
             match c {
-                '\'' => {
+                '\'' if !self.opts.heredoc => {
                     let s = self.single_quote()?;
                     result.push_str(&s);
                     words.add_raw_string(&s);
                 }
-                '"' => {
+                '"' if !self.opts.heredoc => {
                     let s = self.double_quote()?;
                     result.push_str(&s);
                     words.add_raw_string(&s);
@@ -167,7 +170,12 @@ impl<'a> Lexer<'a> {
                 }
                 _ => {
                     self.pos += 1;
-                    if c == self.escape {
+                    let escapes_next = self.peek().is_some_and(|n| n == '$' || n == self.escape);
+                    if c == self.escape && self.opts.heredoc && !escapes_next {
+                        // Kept literally before anything but `$` and itself.
+                        words.add_raw_char(c);
+                        result.push(c);
+                    } else if c == self.escape {
                         if raw_escapes {
                             words.add_raw_char(c);
                             result.push(c);

@@ -155,18 +155,34 @@ pub fn expand_words(word: &str, env: &dyn Env, escape: char) -> Result<Vec<Strin
 }
 
 /// Splits `line` into words with quotes, escapes and unset variables kept as
-/// written; used to find heredoc markers. `None` when the line does not lex
+/// written; used to find heredoc markers. Fails when the line does not lex
 /// (an unclosed quote, substitutions nested too deep).
-pub(crate) fn raw_words(line: &str) -> Option<Vec<String>> {
+pub(crate) fn raw_words(line: &str) -> Result<Vec<String>, ExpandError> {
     let opts = Options {
         raw_quotes: true,
         raw_escapes: true,
         skip_unset: true,
+        heredoc: false,
     };
     lexer::Lexer::new(line, &EmptyEnv, '\\', opts)
         .run()
-        .ok()
         .map(|(_, words)| words)
+}
+
+/// Substitutes variables in a heredoc body: quotes stay as they are, and the
+/// escape character only escapes `$` and itself.
+pub(crate) fn expand_heredoc(
+    body: &str,
+    env: &dyn Env,
+    escape: char,
+) -> Result<String, ExpandError> {
+    let opts = Options {
+        heredoc: true,
+        ..Options::default()
+    };
+    lexer::Lexer::new(body, env, escape, opts)
+        .run()
+        .map(|(text, _)| text)
 }
 
 /// Expands `word` with quote removal only (no variables known, unset ones
@@ -176,6 +192,7 @@ pub(crate) fn unquote_words(word: &str, raw_quotes: bool) -> Result<Vec<String>,
         raw_quotes,
         raw_escapes: false,
         skip_unset: true,
+        heredoc: false,
     };
     lexer::Lexer::new(word, &EmptyEnv, '\\', opts)
         .run()

@@ -139,5 +139,5 @@ fn raw_words_keep_quotes_escapes_and_unset_variables() {
         raw_words("RUN <<'E' \\x $U ${U:-d}").unwrap(),
         ["RUN", "<<'E'", "\\x", "$U", "${U:-d}"]
     );
-    assert_eq!(raw_words("RUN 'open"), None);
+    assert!(raw_words("RUN 'open").is_err());
 }

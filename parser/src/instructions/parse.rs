@@ -11,7 +11,7 @@ use super::{
     ArgDecl, Command, FileCopy, Healthcheck, Instruction, InstructionError, KeyValue, Network,
     Security, Source,
 };
-use crate::raw::{is_heredoc_marker, RawInstruction};
+use crate::raw::{is_heredoc_marker, join_split_markers, RawInstruction};
 
 const FROM_FLAGS: &[Spec] = &[("platform", Kind::Value)];
 const RUN_FLAGS: &[Spec] = &[
@@ -277,6 +277,14 @@ fn file_copy(req: &Req, specs: &[Spec]) -> Result<FileCopy, InstructionError> {
         return Err(req.count_error("at least two arguments (sources and a destination)"));
     };
     let mut heredocs = req.raw.heredocs.iter();
+    // `<< EOF` arrives as two words; rejoin them as the raw parser did.
+    let joined;
+    let sources = if req.raw.heredocs.is_empty() || req.raw.json {
+        sources
+    } else {
+        joined = join_split_markers(sources);
+        joined.as_slice()
+    };
     let sources = sources
         .iter()
         .map(|s| {

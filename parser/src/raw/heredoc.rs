@@ -6,7 +6,7 @@
 //! with quotes and escapes kept, and each word shaped `N<<-?NAME` (with no
 //! further `<`) is a marker. The bodies are read by the raw-tree builder.
 
-use crate::expand::{raw_words, unquote_words};
+use crate::expand::{expand_heredoc, raw_words, unquote_words, Env, ExpandError, ExpandErrorKind};
 
 use super::RawError;
 
@@ -35,6 +35,20 @@ impl Heredoc {
             .split_inclusive('\n')
             .map(|line| line.trim_start_matches('\t'))
             .collect()
+    }
+}
+
+impl Heredoc {
+    /// The body as a COPY/ADD source gets it: chomped, and with variables
+    /// substituted from `env` when the delimiter was unquoted. As in Docker,
+    /// quotes in the body are left alone (it is file content, not Dockerfile
+    /// syntax). RUN heredocs are handed to the shell, which expands them.
+    pub fn expanded_body(&self, env: &dyn Env, escape: char) -> Result<String, ExpandError> {
+        let body = self.body();
+        if !self.expand {
+            return Ok(body);
+        }
+        expand_heredoc(&body, env, escape)
     }
 }
 
@@ -72,16 +86,46 @@ pub(crate) fn marker(word: &str) -> Result<Option<Heredoc>, RawError> {
     }))
 }
 
+/// Docker reads `<< EOF` (blanks after the operator) as one marker: joins an
+/// operator word (`<<`, `<<-`, `3<<`) with the word after it when the two
+/// make a marker.
+pub(crate) fn join_split_markers(words: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(words.len());
+    let mut iter = words.iter().peekable();
+    while let Some(word) = iter.next() {
+        let op = word.trim_start_matches(|c: char| c.is_ascii_digit());
+        if op == "<<" || op == "<<-" {
+            if let Some(next) = iter.peek() {
+                let joined = format!("{word} {next}");
+                if matches!(marker(&joined), Ok(Some(_))) {
+                    iter.next();
+                    out.push(joined);
+                    continue;
+                }
+            }
+        }
+        out.push(word.clone());
+    }
+    out
+}
+
 /// All heredoc markers on a logical line, in order, with empty bodies.
 pub(crate) fn markers(line: &str) -> Result<Vec<Heredoc>, RawError> {
     if !line.contains("<<") {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    // Docker finds no markers on a line its lexer rejects; plain word
-    // splitting still finds them when only the nesting cap was hit.
-    let words = raw_words(line).unwrap_or_else(|| super::args::parse_words(line, '\\'));
-    for word in words {
+    // Docker finds no markers on a line its lexer rejects. Plain word
+    // splitting still finds them when only our nesting cap was hit, which
+    // Docker does not have.
+    let words = match raw_words(line) {
+        Ok(words) => words,
+        Err(e) if matches!(e.kind, ExpandErrorKind::TooDeep { .. }) => {
+            super::args::parse_words(line, '\\')
+        }
+        Err(_) => return Ok(Vec::new()),
+    };
+    for word in join_split_markers(&words) {
         if let Some(doc) = marker(&word)? {
             out.push(doc);
         }
@@ -117,8 +161,50 @@ mod tests {
             [s("A", 0, true, false), s("B", 0, true, true)]
         );
         assert!(names("RUN echo '<<EOF'").is_empty());
-        assert!(names("RUN a << b").is_empty());
+        assert!(names("RUN \"<<EOF\"").is_empty());
+        assert_eq!(names("RUN a << b"), [s("b", 0, true, false)]);
+        assert_eq!(names("RUN <<  EOF  > foo"), [s("EOF", 0, true, false)]);
+        assert_eq!(names("RUN << -EOF"), [s("-EOF", 0, true, false)]);
+        assert_eq!(names("RUN <<- 'EOF'"), [s("EOF", 0, false, true)]);
+        assert_eq!(names("RUN <<eo'f'"), [s("eof", 0, false, false)]);
+        assert_eq!(names("RUN <<eo\\'f"), [s("eo'f", 0, true, false)]);
+        assert_eq!(names("RUN <<'e'o\\'f"), [s("eo'f", 0, false, false)]);
+        assert_eq!(names("RUN <<'one two'"), [s("one two", 0, false, false)]);
+        assert_eq!(names("RUN <<$EOF"), [s("$EOF", 0, true, false)]);
+        assert!(names("RUN <<").is_empty());
+        assert!(names("RUN <<EOF'").is_empty());
         assert!(names("RUN a <<<b").is_empty());
+    }
+
+    #[test]
+    fn expanded_bodies() {
+        let env = [("NAME", "me")];
+        let doc = |content: &str, expand, chomp| Heredoc {
+            name: "E".into(),
+            fd: 0,
+            expand,
+            chomp,
+            content: content.into(),
+        };
+        let cases = [
+            (doc("hi $NAME\n", true, false), "hi me\n"),
+            (doc("'$NAME' \"${NAME}\"\n", true, false), "'me' \"me\"\n"),
+            (doc("\\$NAME \\n \\\\\n", true, false), "$NAME \\n \\\n"),
+            (doc("\t$NAME\n", true, true), "me\n"),
+            (doc("$NAME\n", false, false), "$NAME\n"),
+            (doc("${UNSET:-x}'\n", true, false), "x'\n"),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(
+                doc.expanded_body(&env, '\\').unwrap(),
+                want,
+                "{:?}",
+                doc.content
+            );
+        }
+        assert!(doc("${NAME", true, false)
+            .expanded_body(&env, '\\')
+            .is_err());
     }
 
     #[test]

@@ -181,6 +181,8 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     (before, false)
 }
 
+pub(crate) use heredoc::join_split_markers;
+
 /// Whether `word` is a heredoc marker such as `<<EOF` or `<<-"EOF"`.
 pub(crate) fn is_heredoc_marker(word: &str) -> bool {
     matches!(heredoc::marker(word), Ok(Some(_)))
