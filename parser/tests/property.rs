@@ -110,6 +110,9 @@ fn exercise(text: &str) {
             for stage in &parsed.stages {
                 for step in std::iter::once(&stage.from).chain(&stage.steps) {
                     let _ = step.expanded(&env, parsed.escape());
+                    for doc in &step.raw.heredocs {
+                        let _ = doc.expanded_body(&env, parsed.escape());
+                    }
                     let _ = step.instruction.takes_expansion();
                 }
                 let _ = parsed.resolve_copy_from("0", stage.index);

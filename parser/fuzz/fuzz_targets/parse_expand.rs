@@ -1,5 +1,6 @@
 //! Fuzzes the whole parser (bytes in: UTF-8 check, raw tree, typed
-//! instructions, stages, dump, error rendering, per-step expansion) and the
+//! instructions, stages, dump, error rendering, per-step and heredoc-body
+//! expansion) and the
 //! expander on the same input. The only rule: errors are fine, panics are
 //! bugs.
 #![no_main]
@@ -14,6 +15,9 @@ fuzz_target!(|data: &[u8]| {
             for stage in &parsed.stages {
                 for step in std::iter::once(&stage.from).chain(&stage.steps) {
                     let _ = step.expanded(&env, parsed.escape());
+                    for doc in &step.raw.heredocs {
+                        let _ = doc.expanded_body(&env, parsed.escape());
+                    }
                 }
             }
             let _ = format!("{parsed:?}");

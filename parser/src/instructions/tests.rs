@@ -215,6 +215,9 @@ fn copy_and_add_flags() {
         copy("COPY --chmod=$M a b").chmod,
         Some(Deferred::Unexpanded(s("$M")))
     );
+    let spaced = copy("COPY << 'EOF' /dst\n$x\nEOF");
+    assert!(matches!(&spaced.sources[..], [Source::Heredoc(d)] if d.name == "EOF" && !d.expand));
+    assert_eq!(spaced.dest, "/dst");
 }
 
 #[test]
