@@ -106,24 +106,7 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
 }
 
 fn restore_times(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError> {
-    use std::os::unix::fs::MetadataExt;
-    let times = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: meta.atime(),
-            tv_nsec: meta.atime_nsec(),
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec(),
-        },
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| err("set times of", path)(rustix_err(e)))
+    super::times::copy_times(path, meta).map_err(err("set times of", path))
 }
 
 /// Drivers make whiteouts with different modes, owners and times; they
@@ -143,21 +126,7 @@ fn settle_whiteout(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError>
         )
         .map_err(|e| err("chown", path)(rustix_err(e)))?;
     }
-    let zero = rustix::fs::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: zero,
-        last_modification: zero,
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| err("set times of", path)(rustix_err(e)))
+    super::times::zero_times(path).map_err(err("set times of", path))
 }
 
 fn make_whiteout(path: &Path) -> Result<(), ChangesError> {

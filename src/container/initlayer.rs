@@ -91,23 +91,7 @@ pub fn build(init: &Path, lowers: &[PathBuf], points: &[MountPoint]) -> Result<(
     // Times last, deepest first: creating children changed them.
     mirrored.sort_by(|a, b| b.0.cmp(&a.0));
     for (path, meta) in mirrored {
-        let times = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: meta.atime(),
-                tv_nsec: meta.atime_nsec(),
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: meta.mtime(),
-                tv_nsec: meta.mtime_nsec(),
-            },
-        };
-        rustix::fs::utimensat(
-            rustix::fs::CWD,
-            &path,
-            &times,
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| err("set times of", &path)(io::Error::from_raw_os_error(e.raw_os_error())))?;
+        super::times::copy_times(&path, &meta).map_err(err("set times of", &path))?;
     }
     Ok(())
 }

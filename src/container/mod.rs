@@ -22,6 +22,7 @@ pub mod initlayer;
 pub mod lowers;
 pub mod names;
 pub mod run;
+pub mod times;
 pub mod vfs;
 
 use std::fs;

@@ -291,23 +291,7 @@ fn copy_meta(from: &Path, to: &Path, meta: &Metadata) -> Result<(), VfsError> {
 }
 
 fn set_times(path: &Path, meta: &Metadata) -> Result<(), VfsError> {
-    let times = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: meta.atime(),
-            tv_nsec: meta.atime_nsec(),
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec(),
-        },
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(rerr("set times of", path))
+    super::times::copy_times(path, meta).map_err(err("set times of", path))
 }
 
 fn xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, VfsError> {
