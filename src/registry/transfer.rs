@@ -104,6 +104,18 @@ pub fn with_digest_param(location: &Url, digest: &Digest) -> Url {
     u
 }
 
+/// `found` must be `expected`.
+fn check_digest(what: String, expected: &Digest, found: &Digest) -> Result<(), RegistryError> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(RegistryError::DigestMismatch {
+        what,
+        expected: expected.clone(),
+        found: found.clone(),
+    })
+}
+
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError {
     let path = path.to_path_buf();
     move |source| RegistryError::Io { op, path, source }
@@ -128,13 +140,7 @@ impl Registry {
         let digest = Digest::of(&bytes);
         let what = format!("manifest {}/{tag_or_digest}", self.name_and(repository));
         if let Ok(expected) = tag_or_digest.parse::<Digest>() {
-            if expected != digest {
-                return Err(RegistryError::DigestMismatch {
-                    what,
-                    expected,
-                    found: digest,
-                });
-            }
+            check_digest(what.clone(), &expected, &digest)?;
         }
         if let Some(announced) = announced {
             let expected: Digest =
@@ -144,13 +150,11 @@ impl Registry {
                         url: url_without_query(&url).to_string(),
                         source,
                     })?;
-            if expected != digest {
-                return Err(RegistryError::DigestMismatch {
-                    what: format!("{what} (Docker-Content-Digest)"),
-                    expected,
-                    found: digest,
-                });
-            }
+            check_digest(
+                format!("{what} (Docker-Content-Digest)"),
+                &expected,
+                &digest,
+            )?;
         }
         let kind = classify(content_type.as_deref(), &bytes).map_err(|source| {
             RegistryError::Manifest {
@@ -236,13 +240,11 @@ impl Registry {
         let url = resp.url().clone();
         let bytes = read_capped(resp, limit, &url)?;
         let found = Digest::of(&bytes);
-        if &found != digest {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("blob {digest} of {}", self.name_and(repository)),
-                expected: digest.clone(),
-                found,
-            });
-        }
+        check_digest(
+            format!("blob {digest} of {}", self.name_and(repository)),
+            digest,
+            &found,
+        )?;
         Ok(bytes)
     }
 
@@ -369,13 +371,7 @@ impl Registry {
                 source,
             }
         })?;
-        if &found != digest {
-            return Err(RegistryError::DigestMismatch {
-                what: what(),
-                expected: digest.clone(),
-                found,
-            });
-        }
+        check_digest(what(), digest, &found)?;
         Ok(())
     }
 
