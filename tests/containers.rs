@@ -705,3 +705,180 @@ fn rootless_container_sigint_kills_the_whole_pid_namespace() {
     let ps = s.run(&["ps", "-a"]).success().stdout;
     assert!(ps.contains("Exited (130)"), "{ps}");
 }
+
+/// A docker-archive of busybox plus `extra` one-file layers, made here.
+fn many_layer_archive(dir: &Path, extra: usize) -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let mut files: Vec<(String, Vec<u8>)> =
+        vec![("base.tar".into(), std::fs::read(busybox_tar()).unwrap())];
+    for i in 0..extra {
+        let mut b = tar::Builder::new(Vec::new());
+        let data = format!("layer {i}\n");
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, format!("layers/f{i:03}"), data.as_bytes())
+            .unwrap();
+        files.push((format!("l{i}.tar"), b.into_inner().unwrap()));
+    }
+    let diff_ids: Vec<String> = files
+        .iter()
+        .map(|(_, d)| format!("sha256:{}", hex::encode(Sha256::digest(d))))
+        .collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": diff_ids.iter().map(|_| serde_json::json!({"created_by": "test"})).collect::<Vec<_>>(),
+    });
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", hex::encode(Sha256::digest(&config_bytes)));
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["tall:latest"],
+        "Layers": files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+    }]);
+    let out = dir.join("tall.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(&config_name, &config_bytes);
+    for (name, data) in &files {
+        add(name, data);
+    }
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.finish().unwrap();
+    out
+}
+
+#[test]
+fn rootless_container_image_with_120_layers_mounts() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = many_layer_archive(dir.path(), 120);
+    s.run(&["load", "-i", archive.to_str().unwrap()]).success();
+    for driver in ["overlay", "fuse-overlayfs"] {
+        let out = s
+            .run(&[
+                "--storage-driver",
+                driver,
+                "run",
+                "--rm",
+                "tall",
+                "sh",
+                "-c",
+                "ls /layers | wc -l; cat /layers/f000 /layers/f119",
+            ])
+            .success()
+            .stdout;
+        assert_eq!(out, "120\nlayer 0\nlayer 119\n", "{driver}");
+    }
+}
+
+#[test]
+fn rootless_malicious_dev_null_and_background_flipper() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("canary");
+    std::fs::write(&canary, "untouched").unwrap();
+    let target = canary.to_str().unwrap().to_string();
+    let tar = busybox_variant(dir.path(), &[], |b| symlink_entry(b, "dev/null", &target));
+    s.run(&["import", tar.to_str().unwrap(), "evil-null"])
+        .success();
+    s.run(&[
+        "run",
+        "--rm",
+        "evil-null",
+        "sh",
+        "-c",
+        "echo pwned > /dev/null; cat /dev/null",
+    ])
+    .success();
+    // A process left behind flips /flip between a directory and a symlink to
+    // the host file while the layer is taken.
+    let flipper = format!(
+        "(while true; do rm -rf /flip; ln -s {target} /flip; rm -f /flip; mkdir /flip; done) >/dev/null 2>&1 & sleep 0.3; exit 0"
+    );
+    s.run(&[
+        "run",
+        "--name",
+        "flipper",
+        "evil-null",
+        "sh",
+        "-c",
+        &flipper,
+    ])
+    .success();
+    s.run(&["commit", "flipper", "flipped"]).success();
+    let marker_gone = s
+        .run(&[
+            "run",
+            "--rm",
+            "flipped",
+            "sh",
+            "-c",
+            "cat /flip 2>/dev/null; true",
+        ])
+        .success();
+    assert!(
+        !marker_gone.stdout.contains("untouched"),
+        "the host file was read into the layer"
+    );
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched");
+    assert_eq!(
+        s.run(&["ps", "-q"]).success().stdout,
+        "",
+        "the flipper did not outlive its container"
+    );
+    s.run(&["system", "check"]).success();
+}
+
+#[test]
+fn rootless_container_kill_9_during_commit() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    s.run(&[
+        "run",
+        "--name",
+        "big",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 100); do head -c 100000 /dev/urandom > /f$i; done",
+    ])
+    .success();
+    let before = s.run(&["images", "-q"]).success().stdout;
+    let start = Instant::now();
+    s.run(&["commit", "big", "probe"]).success();
+    let span = start.elapsed().as_micros() as u64 + 1;
+    s.run(&["rmi", "probe"]).success();
+    for i in 0..8u64 {
+        let mut child = s.cmd().args(["commit", "big", "killed"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_micros((span * (i + 1)) / 9));
+        let _ = child.kill();
+        child.wait().unwrap();
+        s.run(&["system", "check"]).success();
+        let _ = s.run(&["rmi", "killed"]);
+    }
+    assert_eq!(
+        s.run(&["images", "-q"]).success().stdout,
+        before,
+        "earlier images intact"
+    );
+    assert!(s.run(&["ps", "-a"]).success().stdout.contains("big"));
+    s.run(&["commit", "big", "after"]).success();
+    assert_eq!(
+        s.run(&["run", "--rm", "after", "sh", "-c", "ls / | grep -c '^f'"])
+            .success()
+            .stdout,
+        "100\n"
+    );
+}
