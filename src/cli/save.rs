@@ -156,9 +156,20 @@ pub(super) fn write_file(
     let out =
         write(io::BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
+    // A temporary file is private (0600); the archive gets the mode a
+    // plain create would give it.
+    let mode = 0o666 & !current_umask();
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     file.sync_all()?;
     tmp_path
         .persist(path)
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
+}
+
+/// The process umask (read by setting and restoring it).
+fn current_umask() -> u32 {
+    let old = rustix::process::umask(rustix::fs::Mode::empty());
+    rustix::process::umask(old);
+    old.bits()
 }
