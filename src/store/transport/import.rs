@@ -206,12 +206,13 @@ fn import_docker_entry(
             path: src.location().join(&e.config),
             source,
         })?;
-    // A config named by its digest must match it.
+    // A config named by its digest (`<hex>.json`, or `blobs/sha256/<hex>`
+    // in newer docker saves) must match it.
     if let Some(hex) = e
         .config
         .rsplit('/')
         .next()
-        .and_then(|n| n.strip_suffix(".json"))
+        .map(|n| n.strip_suffix(".json").unwrap_or(n))
     {
         if let Ok(want) = Digest::from_hex(hex) {
             let found = Digest::of(&config_bytes);
