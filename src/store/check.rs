@@ -385,6 +385,18 @@ impl Store {
             rep.problems
                 .push(format!("layer {d}: record names {}", rec.diff_id));
         }
+        let link = self.root.join(self.short_link(d));
+        match fs::read_link(&link) {
+            Ok(target) if target == Path::new("../layers").join(d.hex()) => {}
+            Ok(target) => rep.problems.push(format!(
+                "layer {d}: {} points to {}",
+                link.display(),
+                target.display()
+            )),
+            Err(e) => rep
+                .problems
+                .push(format!("layer {d}: short link {}: {e}", link.display())),
+        }
         for b in &rec.blobs {
             blob_ok(&b.digest, Some(b.size), &format!("layer {d}"), rep);
         }

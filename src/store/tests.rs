@@ -164,3 +164,36 @@ fn tar_with_wrong_diff_id_leaves_nothing() {
     assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
     assert_eq!(fs::read_dir(s.root().join("layers")).unwrap().count(), 0);
 }
+
+#[test]
+fn prune_removes_what_dead_processes_left_and_check_sees_links() {
+    let (_t, s) = store();
+    let a = import(&s, &[("x", "1")], "x");
+    let tmp = s.root().join("tmp");
+    // A dead process's staging: a lock file nobody holds, and its directory.
+    fs::write(tmp.join("999-dead.lock"), "").unwrap();
+    fs::create_dir_all(tmp.join("999-dead/layer/sub")).unwrap();
+    fs::write(tmp.join("999-dead/layer/sub/f"), "partial").unwrap();
+    // A directory whose lock file is gone.
+    fs::create_dir(tmp.join("998-orphan")).unwrap();
+    // A live staging stays.
+    let live = s.staging().unwrap();
+    let rep = s.check().unwrap();
+    assert!(rep.problems.is_empty(), "{rep:?}");
+    assert_eq!(rep.garbage.len(), 1, "{rep:?}");
+    let pr = s.prune(false).unwrap();
+    assert_eq!(pr.temp_entries, 2);
+    let mut left: Vec<String> = fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(live.path().exists());
+    // A broken short link is damage: overlay mounts go through it.
+    let d = s.config(&a).unwrap().rootfs.diff_ids[0].clone();
+    let link = s.root().join(s.short_link(&d));
+    fs::remove_file(&link).unwrap();
+    let rep = s.check().unwrap();
+    assert_eq!(rep.problems.len(), 1, "{rep:?}");
+}
