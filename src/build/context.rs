@@ -1,0 +1,659 @@
+//! The build context: the directory `strata build` was given (or another
+//! stage's root file system for `COPY --from`), walked once, and the choice
+//! of what one COPY/ADD takes from it.
+//!
+//! [`Context::open`] reads the ignore file (`<Dockerfile>.dockerignore`
+//! beside the Dockerfile, else `<dir>/.dockerignore`) and walks the tree
+//! once, in sorted order, never following a symlink. Ignored paths are
+//! dropped as Docker drops them before sending a context: they do not
+//! exist for COPY. A directory that is itself ignored but holds a path an
+//! exception (`!`) brings back stays, as the parent of that path. Fifos,
+//! sockets and devices are skipped with a warning; a directory that cannot
+//! be listed is remembered and is an error only if a COPY selects it.
+//!
+//! [`Context::select`] turns COPY sources into [`Source`]s: wildcards as Go's
+//! `filepath.Match` per path component, a symlink named as a source (or
+//! met on the way to one) resolved inside the context root as BuildKit does,
+//! `..` out of the context refused, `--exclude` patterns applied.
+//!
+//! Ownership: files from the local context are copied as 0:0 (Docker's
+//! client resets owners when it sends a context); files from a root file
+//! system keep their owners. `--chown` overrides both.
+//!
+//! [`digest_sources`] (in [`digest`]) is the cache-key input of a COPY.
+
+pub(crate) mod digest;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use super::dockerignore::{self, Glob, IgnoreError, Matcher};
+
+pub use digest::digest_sources;
+
+/// Name of the ignore file at the context root.
+const IGNORE_FILE: &str = ".dockerignore";
+/// Symlinks followed while resolving one source path before giving up
+/// (Linux's own limit for a path lookup).
+const MAX_SYMLINKS: usize = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("unable to prepare context: {path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("reading {path}")]
+    IgnoreFile { path: PathBuf, source: IgnoreError },
+    /// A wildcard that matched nothing (Docker's wording).
+    #[error("no source files were specified")]
+    NoSourceFiles { pattern: String },
+    /// A plain source that is not in the context (Docker's wording).
+    #[error("file not found in build context or excluded by .dockerignore: stat {path}: file does not exist")]
+    NotFound { path: String },
+    #[error("forbidden path outside the build context: {path}")]
+    OutsideContext { path: String },
+    #[error("bad wildcard in COPY source {pattern:?}: {reason}")]
+    BadGlob {
+        pattern: String,
+        reason: &'static str,
+    },
+    #[error("bad --exclude pattern")]
+    BadExclude { source: IgnoreError },
+    #[error("too many levels of symbolic links resolving {path} in the build context")]
+    SymlinkLoop { path: String },
+    #[error("cannot read {path} in the build context")]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("{path} changed while reading the build context: expected {expected}, found {found}")]
+    Changed {
+        path: PathBuf,
+        expected: &'static str,
+        found: &'static str,
+    },
+}
+
+impl ContextError {
+    fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ContextError {
+        let path = path.into();
+        move |source| ContextError::Io { op, path, source }
+    }
+}
+
+/// What a context entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink(PathBuf),
+}
+
+/// One path of the context, as `lstat` saw it during the walk.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: EntryKind,
+    /// Permission bits with setuid/setgid/sticky (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: i64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: i64,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    /// A directory that could not be listed: why.
+    unreadable: Option<String>,
+}
+
+impl Entry {
+    fn from_meta(kind: EntryKind, m: &std::fs::Metadata) -> Entry {
+        Entry {
+            kind,
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            size: m.size(),
+            mtime_sec: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ctime_sec: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+            unreadable: None,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+}
+
+/// Where a context's files come from; decides owners and ignore rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKind {
+    /// The directory given to `strata build`.
+    Local,
+    /// A root file system used by `COPY --from`.
+    Rootfs,
+    /// No context (Dockerfile from stdin).
+    Empty,
+}
+
+/// A build context, walked once.
+#[derive(Debug)]
+pub struct Context {
+    root: PathBuf,
+    kind: ContextKind,
+    /// Relative path (the root is the empty path) -> entry, in component
+    /// order, so a directory's content follows it contiguously.
+    entries: BTreeMap<PathBuf, Entry>,
+    warnings: Vec<String>,
+}
+
+/// What one COPY source matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The path as matched, relative to the context root (empty for the
+    /// root itself): names the copy at the destination, and is what
+    /// `--parents` keeps.
+    pub path: PathBuf,
+    /// Where the content is: `path` with a symlink at the source resolved
+    /// inside the context root; equal to `path` otherwise.
+    pub target: PathBuf,
+    pub is_dir: bool,
+    /// For a directory, everything under it after ignores and excludes,
+    /// relative to `target`, sorted so a directory precedes its content.
+    /// Empty for a file.
+    pub entries: Vec<PathBuf>,
+}
+
+impl Source {
+    /// The context-relative path of one of `entries` (or of the source).
+    pub fn context_path(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.target.clone()
+        } else {
+            self.target.join(rel)
+        }
+    }
+}
+
+impl Context {
+    /// Open a context directory: read its ignore file and walk it once.
+    pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
+        let root = std::fs::canonicalize(dir).map_err(ContextError::io("open context", dir))?;
+        let ignore = read_ignore_file(&root, dockerfile)?;
+        Context::walk(root, ContextKind::Local, ignore.as_ref())
+    }
+
+    /// A context with nothing in it (`strata build -`).
+    pub fn empty() -> Context {
+        Context {
+            root: PathBuf::new(),
+            kind: ContextKind::Empty,
+            entries: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A root file system used as a `COPY --from` source: no ignore file.
+    pub fn rootfs(dir: &Path) -> Result<Context, ContextError> {
+        let root = std::fs::canonicalize(dir).map_err(ContextError::io("open", dir))?;
+        Context::walk(root, ContextKind::Rootfs, None)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn kind(&self) -> ContextKind {
+        self.kind
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The entry at a context-relative path (the empty path is the root).
+    pub fn entry(&self, rel: &Path) -> Option<&Entry> {
+        self.entries.get(rel)
+    }
+
+    /// Every entry, in walk order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Path, &Entry)> {
+        self.entries.iter().map(|(p, e)| (p.as_path(), e))
+    }
+
+    fn walk(
+        root: PathBuf,
+        kind: ContextKind,
+        ignore: Option<&Matcher>,
+    ) -> Result<Context, ContextError> {
+        let meta = std::fs::symlink_metadata(&root).map_err(ContextError::io("stat", &root))?;
+        if !meta.is_dir() {
+            return Err(ContextError::NotADirectory { path: root });
+        }
+        let mut ctx = Context {
+            root,
+            kind,
+            entries: BTreeMap::new(),
+            warnings: Vec::new(),
+        };
+        let root_entry = Entry::from_meta(EntryKind::Dir, &meta);
+        ctx.entries.insert(PathBuf::new(), root_entry);
+        // The root must be listable now; a directory below only matters
+        // if a COPY selects it.
+        if let Err(source) = std::fs::read_dir(&ctx.root) {
+            return Err(ContextError::Unreadable {
+                path: ctx.root.clone(),
+                source,
+            });
+        }
+        let walker = Walker {
+            ignore: ignore.filter(|m| !m.is_empty()),
+        };
+        walker.dir(&mut ctx, Path::new(""))?;
+        Ok(ctx)
+    }
+
+    /// Open the context root for reading files below it.
+    pub(crate) fn open_root(&self) -> Result<OwnedFd, ContextError> {
+        rustix::fs::open(
+            &self.root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ContextError::io("open context", &self.root)(e.into()))
+    }
+
+    /// Open a regular file of the context for reading. The path is the
+    /// walk's own (no symlink in it), so any symlink met now means the tree
+    /// changed under us: refuse it rather than follow it.
+    pub(crate) fn open_file(
+        &self,
+        root: &OwnedFd,
+        rel: &Path,
+    ) -> Result<std::fs::File, ContextError> {
+        let fd = rustix::fs::openat2(
+            root,
+            rel,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| ContextError::Unreadable {
+            path: self.root.join(rel),
+            source: e.into(),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| ContextError::Unreadable {
+            path: self.root.join(rel),
+            source: e.into(),
+        })?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(ContextError::Changed {
+                path: self.root.join(rel),
+                expected: "a regular file",
+                found: "another file type",
+            });
+        }
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// The sources of one COPY/ADD.
+    pub fn select(
+        &self,
+        sources: &[String],
+        excludes: &[String],
+    ) -> Result<Vec<Source>, ContextError> {
+        let excludes =
+            Matcher::new(excludes).map_err(|source| ContextError::BadExclude { source })?;
+        let mut out = Vec::new();
+        for src in sources {
+            let rel = self.clean_source(src)?;
+            let matched: Vec<PathBuf> = if dockerignore::has_meta(&rel) {
+                let found = self.glob(&rel)?;
+                if found.is_empty() {
+                    return Err(ContextError::NoSourceFiles {
+                        pattern: src.clone(),
+                    });
+                }
+                found
+            } else {
+                vec![PathBuf::from(if rel == "." { "" } else { rel.as_str() })]
+            };
+            for path in matched {
+                let target = match self.resolve(&path, src)? {
+                    Some(t) => t,
+                    None => {
+                        return Err(ContextError::NotFound {
+                            path: src.trim_start_matches('/').to_string(),
+                        })
+                    }
+                };
+                if !excludes.is_empty() && excluded_top(&excludes, &path) {
+                    continue;
+                }
+                out.push(self.source(path, target, &excludes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A source string as a clean context-relative path; `..` out of the
+    /// context is refused.
+    fn clean_source(&self, src: &str) -> Result<String, ContextError> {
+        let cleaned = dockerignore::clean(src.trim_start_matches('/'));
+        if cleaned == ".." || cleaned.starts_with("../") {
+            return Err(ContextError::OutsideContext {
+                path: src.to_string(),
+            });
+        }
+        Ok(cleaned)
+    }
+
+    /// Paths matching a wildcard source, component by component.
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, ContextError> {
+        let globs = pattern
+            .split('/')
+            .map(|c| {
+                Glob::new(c).map_err(|reason| ContextError::BadGlob {
+                    pattern: pattern.to_string(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for path in self.entries.keys() {
+            let comps: Vec<&std::ffi::OsStr> = path.iter().collect();
+            if comps.len() != globs.len() {
+                continue;
+            }
+            if comps
+                .iter()
+                .zip(&globs)
+                .all(|(c, g)| c.to_str().is_some_and(|c| g.matches(c)))
+            {
+                out.push(path.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolve `path` inside the context, following symlinks (the last
+    /// component too) as if the root were `/`. `None` if it does not exist.
+    fn resolve(&self, path: &Path, shown: &str) -> Result<Option<PathBuf>, ContextError> {
+        let mut pending: Vec<PathBuf> = path.iter().rev().map(PathBuf::from).collect();
+        let mut done = PathBuf::new();
+        let mut links = 0;
+        while let Some(comp) = pending.pop() {
+            let comp = comp.as_path();
+            if comp == Path::new("..") {
+                done.pop();
+                continue;
+            }
+            if comp == Path::new(".") || comp.as_os_str().is_empty() {
+                continue;
+            }
+            let next = done.join(comp);
+            let Some(entry) = self.entries.get(&next) else {
+                return Ok(None);
+            };
+            match &entry.kind {
+                EntryKind::Symlink(target) => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(ContextError::SymlinkLoop {
+                            path: shown.to_string(),
+                        });
+                    }
+                    if target.is_absolute() {
+                        done = PathBuf::new();
+                    }
+                    for c in target.components().rev() {
+                        match c {
+                            Component::Normal(n) => pending.push(PathBuf::from(n)),
+                            Component::ParentDir => pending.push(PathBuf::from("..")),
+                            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                        }
+                    }
+                }
+                _ => done = next,
+            }
+        }
+        Ok(Some(done))
+    }
+
+    /// Build the [`Source`] for one matched path.
+    fn source(
+        &self,
+        path: PathBuf,
+        target: PathBuf,
+        excludes: &Matcher,
+    ) -> Result<Source, ContextError> {
+        let Some(entry) = self.entries.get(&target) else {
+            return Err(ContextError::NotFound {
+                path: path.display().to_string(),
+            });
+        };
+        self.check_readable(&target, entry)?;
+        if !entry.is_dir() {
+            return Ok(Source {
+                path,
+                target,
+                is_dir: false,
+                entries: Vec::new(),
+            });
+        }
+        let mut entries = Vec::new();
+        for (p, e) in self.entries.range(target.clone()..) {
+            let Ok(rel) = p.strip_prefix(&target) else {
+                break;
+            };
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            if !excludes.is_empty() && excludes.is_excluded(&rel.to_string_lossy()) {
+                continue;
+            }
+            self.check_readable(p, e)?;
+            entries.push(rel.to_path_buf());
+        }
+        Ok(Source {
+            path,
+            target,
+            is_dir: true,
+            entries,
+        })
+    }
+
+    fn check_readable(&self, rel: &Path, entry: &Entry) -> Result<(), ContextError> {
+        let full = self.root.join(rel);
+        if let Some(why) = &entry.unreadable {
+            return Err(ContextError::Unreadable {
+                path: full,
+                source: io::Error::other(why.clone()),
+            });
+        }
+        if entry.kind == EntryKind::File {
+            // Cheap (no open), and names the file now rather than halfway
+            // through the copy.
+            rustix::fs::access(&full, rustix::fs::Access::READ_OK).map_err(|e| {
+                ContextError::Unreadable {
+                    path: full.clone(),
+                    source: e.into(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Is a matched source itself excluded? Tested as its context path and as
+/// its name, so `--exclude=*.txt` drops `dir/a.txt` matched by `dir/*`.
+fn excluded_top(excludes: &Matcher, path: &Path) -> bool {
+    // The context root itself is never dropped whole (`--exclude=*` on `.`
+    // excludes its content, not the copy).
+    if path.as_os_str().is_empty() {
+        return false;
+    }
+    let full = path.to_string_lossy();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    excludes.is_excluded(&full) || excludes.is_excluded(&name)
+}
+
+/// The ignore rules for a context: `<Dockerfile>.dockerignore` beside the
+/// Dockerfile wins over `<root>/.dockerignore`.
+fn read_ignore_file(
+    root: &Path,
+    dockerfile: Option<&Path>,
+) -> Result<Option<Matcher>, ContextError> {
+    let mut candidates = Vec::new();
+    if let Some(df) = dockerfile {
+        let mut name = df.as_os_str().to_os_string();
+        name.push(IGNORE_FILE);
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(root.join(IGNORE_FILE));
+    for path in candidates {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let m = Matcher::parse(&text)
+                    .map_err(|source| ContextError::IgnoreFile { path, source })?;
+                return Ok(Some(m));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ContextError::io("read", path)(e)),
+        }
+    }
+    Ok(None)
+}
+
+struct Walker<'a> {
+    ignore: Option<&'a Matcher>,
+}
+
+impl Walker<'_> {
+    /// Walk the directory `rel`; returns whether anything below it is kept.
+    fn dir(&self, ctx: &mut Context, rel: &Path) -> Result<bool, ContextError> {
+        let full = ctx.root.join(rel);
+        let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(&full) {
+            Ok(rd) => {
+                let mut names = Vec::new();
+                for ent in rd {
+                    let ent = ent.map_err(ContextError::io("list", &full))?;
+                    names.push(ent.file_name());
+                }
+                names
+            }
+            Err(e) => {
+                // Not an error yet: only if a COPY selects it.
+                if let Some(entry) = ctx.entries.get_mut(rel) {
+                    entry.unreadable = Some(e.to_string());
+                }
+                return Ok(true);
+            }
+        };
+        names.sort();
+        let mut kept_any = false;
+        for name in names {
+            let child = rel.join(&name);
+            let child_full = ctx.root.join(&child);
+            let meta = match std::fs::symlink_metadata(&child_full) {
+                Ok(m) => m,
+                // Removed between listing and stat: as if never there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ContextError::io("stat", child_full)(e)),
+            };
+            let ignored = self
+                .ignore
+                .is_some_and(|m| m.is_excluded(&child.to_string_lossy()));
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                EntryKind::File
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&child_full)
+                    .map_err(ContextError::io("read symlink", &child_full))?;
+                EntryKind::Symlink(target)
+            } else {
+                if !ignored {
+                    ctx.warnings.push(format!(
+                        "skipping {}: {} cannot be part of a build context",
+                        child.display(),
+                        special_name(&ft)
+                    ));
+                }
+                continue;
+            };
+            let is_dir = kind == EntryKind::Dir;
+            ctx.entries
+                .insert(child.clone(), Entry::from_meta(kind, &meta));
+            if is_dir {
+                // An ignored directory is only worth walking when an
+                // exception could bring something inside it back.
+                let has_exceptions = self
+                    .ignore
+                    .is_some_and(|m| m.patterns().iter().any(|p| p.is_exclusion()));
+                let kept_inside = if !ignored || has_exceptions {
+                    self.dir(ctx, &child)?
+                } else {
+                    false
+                };
+                if ignored && !kept_inside {
+                    remove_tree(&mut ctx.entries, &child);
+                    continue;
+                }
+            } else if ignored {
+                ctx.entries.remove(&child);
+                continue;
+            }
+            kept_any = true;
+        }
+        Ok(kept_any)
+    }
+}
+
+/// Drop `dir` and everything under it from the map.
+fn remove_tree(entries: &mut BTreeMap<PathBuf, Entry>, dir: &Path) {
+    let doomed: Vec<PathBuf> = entries
+        .range(dir.to_path_buf()..)
+        .take_while(|(p, _)| p.starts_with(dir))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for p in doomed {
+        entries.remove(&p);
+    }
+}
+
+fn special_name(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a fifo"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "this file type"
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

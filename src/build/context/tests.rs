@@ -1,0 +1,355 @@
+use std::os::unix::fs::{symlink, PermissionsExt};
+
+use sha2::Digest as _;
+
+use super::*;
+use crate::build::copy::CopyOptions;
+
+/// Build a tree from lines: `f PATH [CONTENT]`, `d PATH`, `l PATH TARGET`,
+/// `x PATH MODE` (chmod, octal), `p PATH` (a fifo).
+pub(crate) fn make_tree(root: &Path, spec: &str) {
+    for line in spec.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut parts = line.splitn(3, ' ');
+        let (kind, path) = (parts.next().expect("kind"), parts.next().expect("path"));
+        let rest = parts.next().unwrap_or("");
+        let full = root.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).expect("parent");
+        }
+        match kind {
+            "f" => std::fs::write(&full, rest).expect("write"),
+            "d" => std::fs::create_dir_all(&full).expect("mkdir"),
+            "l" => symlink(rest, &full).expect("symlink"),
+            "x" => std::fs::set_permissions(
+                &full,
+                std::fs::Permissions::from_mode(u32::from_str_radix(rest, 8).expect("mode")),
+            )
+            .expect("chmod"),
+            "p" => nix::unistd::mkfifo(&full, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                .expect("mkfifo"),
+            other => panic!("bad spec kind {other}"),
+        }
+    }
+}
+
+fn paths(ctx: &Context) -> Vec<String> {
+    ctx.entries()
+        .map(|(p, _)| p.display().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn names(sources: &[Source]) -> Vec<(String, String, bool, Vec<String>)> {
+    sources
+        .iter()
+        .map(|s| {
+            (
+                s.path.display().to_string(),
+                s.target.display().to_string(),
+                s.is_dir,
+                s.entries.iter().map(|e| e.display().to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+const TREE: &str = "
+    f Dockerfile FROM x
+    f a.txt A
+    f b.txt B
+    f src/main.rs fn main
+    f src/lib/util.rs util
+    f docs/guide.md guide
+    f docs/keep.md keep
+    f target/debug/bin binary
+    f node_modules/x/index.js js
+    l link.txt a.txt
+    l srclink src
+    l loop1 loop2
+    l loop2 loop1
+    l escape ../../../../etc
+";
+
+#[test]
+fn walk_is_sorted_and_applies_ignores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(dir.path(), TREE);
+    make_tree(dir.path(), "p fifo");
+    std::fs::write(
+        dir.path().join(".dockerignore"),
+        "# build output\ntarget\n**/node_modules\ndocs\n!docs/keep.md\n",
+    )
+    .expect("write");
+    let ctx = Context::open(dir.path(), None).expect("open");
+    assert_eq!(
+        paths(&ctx),
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "a.txt",
+            "b.txt",
+            "docs",
+            "docs/keep.md",
+            "escape",
+            "link.txt",
+            "loop1",
+            "loop2",
+            "src",
+            "src/lib",
+            "src/lib/util.rs",
+            "src/main.rs",
+            "srclink",
+        ]
+    );
+    assert_eq!(
+        ctx.warnings(),
+        ["skipping fifo: a fifo cannot be part of a build context"]
+    );
+    assert_eq!(ctx.kind(), ContextKind::Local);
+}
+
+#[test]
+fn dockerfile_specific_ignore_file_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(
+        dir.path(),
+        "f a.txt A\nf b.txt B\nf .dockerignore a.txt\nf build/app.Dockerfile FROM x\nf build/app.Dockerfile.dockerignore b.txt",
+    );
+    let df = dir.path().join("build/app.Dockerfile");
+    let ctx = Context::open(dir.path(), Some(&df)).expect("open");
+    assert!(ctx.entry(Path::new("a.txt")).is_some());
+    assert!(ctx.entry(Path::new("b.txt")).is_none());
+    let ctx = Context::open(dir.path(), None).expect("open");
+    assert!(ctx.entry(Path::new("a.txt")).is_none());
+    assert!(ctx.entry(Path::new("b.txt")).is_some());
+}
+
+#[test]
+fn bad_ignore_file_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".dockerignore"), "ok\n[\n").expect("write");
+    let err = Context::open(dir.path(), None).expect_err("bad pattern");
+    let ContextError::IgnoreFile { path, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(path.ends_with(".dockerignore"));
+    assert_eq!(
+        source.to_string(),
+        "line 2: syntax error in pattern \"[\": unclosed character class"
+    );
+}
+
+#[test]
+fn select_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(dir.path(), TREE);
+    let ctx = Context::open(dir.path(), None).expect("open");
+    type Want = &'static [(&'static str, &'static str, bool, &'static [&'static str])];
+    let cases: &[(&[&str], &[&str], Want)] = &[
+        (&["a.txt"], &[], &[("a.txt", "a.txt", false, &[])]),
+        (&["/a.txt"], &[], &[("a.txt", "a.txt", false, &[])]),
+        (&["./src/../a.txt"], &[], &[("a.txt", "a.txt", false, &[])]),
+        (
+            &["*.txt"],
+            &[],
+            &[
+                ("a.txt", "a.txt", false, &[]),
+                ("b.txt", "b.txt", false, &[]),
+                ("link.txt", "a.txt", false, &[]),
+            ],
+        ),
+        (&["[ab].txt"], &["b.txt"], &[("a.txt", "a.txt", false, &[])]),
+        (
+            &["src"],
+            &[],
+            &[("src", "src", true, &["lib", "lib/util.rs", "main.rs"])],
+        ),
+        (&["src"], &["lib"], &[("src", "src", true, &["main.rs"])]),
+        (
+            &["src"],
+            &["*.rs"],
+            &[("src", "src", true, &["lib", "lib/util.rs"])],
+        ),
+        (
+            &["srclink"],
+            &[],
+            &[("srclink", "src", true, &["lib", "lib/util.rs", "main.rs"])],
+        ),
+        (
+            &["srclink/main.rs"],
+            &[],
+            &[("srclink/main.rs", "src/main.rs", false, &[])],
+        ),
+        (
+            &["src/*/*.rs"],
+            &[],
+            &[("src/lib/util.rs", "src/lib/util.rs", false, &[])],
+        ),
+        (
+            &["a.txt", "b.txt"],
+            &[],
+            &[
+                ("a.txt", "a.txt", false, &[]),
+                ("b.txt", "b.txt", false, &[]),
+            ],
+        ),
+    ];
+    for (sources, excludes, want) in cases {
+        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        let excludes: Vec<String> = excludes.iter().map(|s| s.to_string()).collect();
+        let got = ctx.select(&sources, &excludes).expect("select");
+        let want: Vec<(String, String, bool, Vec<String>)> = want
+            .iter()
+            .map(|(p, t, d, e)| {
+                (
+                    p.to_string(),
+                    t.to_string(),
+                    *d,
+                    e.iter().map(|s| s.to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(names(&got), want, "{sources:?} --exclude {excludes:?}");
+    }
+    // The whole context: the root, everything under it.
+    let all = ctx.select(&[".".into()], &[]).expect("select .");
+    assert_eq!(all.len(), 1);
+    assert!(all[0].is_dir && all[0].path.as_os_str().is_empty());
+    assert_eq!(all[0].entries.len(), paths(&ctx).len());
+}
+
+#[test]
+fn select_errors_in_dockers_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(dir.path(), TREE);
+    make_tree(dir.path(), "f .dockerignore b.txt");
+    let ctx = Context::open(dir.path(), None).expect("open");
+    let cases = [
+        ("missing.txt", "file not found in build context or excluded by .dockerignore: stat missing.txt: file does not exist"),
+        ("b.txt", "file not found in build context or excluded by .dockerignore: stat b.txt: file does not exist"),
+        ("/nope/x", "file not found in build context or excluded by .dockerignore: stat nope/x: file does not exist"),
+        ("*.none", "no source files were specified"),
+        ("../x", "forbidden path outside the build context: ../x"),
+        ("src/../../x", "forbidden path outside the build context: src/../../x"),
+        ("loop1", "too many levels of symbolic links resolving loop1 in the build context"),
+        ("[", "bad wildcard in COPY source \"[\": unclosed character class"),
+    ];
+    for (src, want) in cases {
+        let err = ctx.select(&[src.to_string()], &[]).expect_err(src);
+        assert_eq!(err.to_string(), want, "{src}");
+    }
+    // A symlink pointing out of the context resolves inside it: /etc in
+    // the context does not exist.
+    let err = ctx.select(&["escape".into()], &[]).expect_err("escape");
+    assert!(matches!(err, ContextError::NotFound { .. }), "{err:?}");
+    assert!(Context::empty().select(&["a".into()], &[]).is_err());
+}
+
+#[test]
+fn rootfs_resolves_absolute_symlinks_inside_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(
+        dir.path(),
+        "f bin/busybox BB\nd usr\nl usr/bin /bin\nl sbin/tool ../bin/busybox\nf .dockerignore bin",
+    );
+    let ctx = Context::rootfs(dir.path()).expect("rootfs");
+    let got = ctx
+        .select(&["/usr/bin/busybox".into(), "/sbin/tool".into()], &[])
+        .expect("select");
+    assert_eq!(
+        names(&got),
+        [
+            (
+                "usr/bin/busybox".into(),
+                "bin/busybox".into(),
+                false,
+                vec![]
+            ),
+            ("sbin/tool".into(), "bin/busybox".into(), false, vec![]),
+        ]
+    );
+}
+
+#[test]
+fn digest_tracks_content_mode_owner_but_not_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("cache");
+    make_tree(
+        dir.path(),
+        "f app/a.txt hello\nf app/b.txt world\nl app/l a.txt",
+    );
+    let digest = |opts: &CopyOptions| {
+        let ctx = Context::open(dir.path(), None).expect("open");
+        let sel = ctx.select(&["app".into()], &[]).expect("select");
+        digest_sources(&ctx, &sel, opts, Some(cache.path())).expect("digest")
+    };
+    let plain = CopyOptions::default();
+    let d0 = digest(&plain);
+    assert_eq!(digest(&plain), d0, "stable");
+    assert!(cache.path().join("files.json").exists());
+
+    // Times alone do not matter.
+    let a = dir.path().join("app/a.txt");
+    let f = std::fs::File::options().write(true).open(&a).expect("open");
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH)
+        .expect("touch");
+    drop(f);
+    assert_eq!(digest(&plain), d0, "mtime only");
+
+    // Same size, same mtime, new content: ctime gives it away.
+    let meta = std::fs::metadata(&a).expect("stat");
+    std::fs::write(&a, "HELLO").expect("rewrite");
+    let f = std::fs::File::options().write(true).open(&a).expect("open");
+    f.set_modified(meta.modified().expect("mtime"))
+        .expect("restore mtime");
+    drop(f);
+    let d1 = digest(&plain);
+    assert_ne!(d1, d0, "content change behind a restored mtime");
+
+    let chown = CopyOptions {
+        chown: Some((1000, 1000)),
+        ..Default::default()
+    };
+    assert_ne!(digest(&chown), d1, "owner");
+    let chmod = CopyOptions {
+        chmod: Some(0o600),
+        ..Default::default()
+    };
+    assert_ne!(digest(&chmod), d1, "mode");
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_ne!(digest(&plain), d1, "mode of one file");
+
+    // Another selection of the same files differs too.
+    let ctx = Context::open(dir.path(), None).expect("open");
+    let sel = ctx.select(&["app/*".into()], &[]).expect("select");
+    assert_ne!(
+        digest_sources(&ctx, &sel, &plain, None).expect("digest"),
+        digest(&plain)
+    );
+}
+
+#[test]
+fn digest_cache_spares_reading_unchanged_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("cache");
+    make_tree(dir.path(), "f a.txt hello");
+    let ctx = Context::open(dir.path(), None).expect("open");
+    let sel = ctx.select(&["a.txt".into()], &[]).expect("select");
+    let d0 =
+        digest_sources(&ctx, &sel, &CopyOptions::default(), Some(cache.path())).expect("digest");
+    // Plant a wrong hash under the right metadata: a cache hit must use it,
+    // which proves the file was not read again.
+    let path = cache.path().join("files.json");
+    let text = std::fs::read_to_string(&path).expect("cache file");
+    let real = hex::encode(sha2::Sha256::digest(b"hello"));
+    assert!(text.contains(&real), "{text}");
+    std::fs::write(&path, text.replace(&real, &"0".repeat(64))).expect("tamper");
+    let d1 =
+        digest_sources(&ctx, &sel, &CopyOptions::default(), Some(cache.path())).expect("digest");
+    assert_ne!(d0, d1, "served from the cache");
+    // A corrupt cache is an empty one.
+    std::fs::write(&path, "{not json").expect("corrupt");
+    let d2 =
+        digest_sources(&ctx, &sel, &CopyOptions::default(), Some(cache.path())).expect("digest");
+    assert_eq!(d0, d2);
+}

@@ -1,0 +1,298 @@
+//! COPY and ADD: writing selected context sources into a container's root
+//! file system (the merged overlay view), with Docker's semantics.
+//!
+//! - A directory source copies its content, not itself; a file lands inside
+//!   the destination when that is a directory (named with a trailing `/`,
+//!   given several sources, or existing), else at the destination path.
+//! - Missing directories on the way are created with mode 0755, owned by
+//!   the `--chown` owner (root without one), as Docker's `MkdirAll` does.
+//! - Symlinks are copied as symlinks, hard links between copied files stay
+//!   hard links; modes and mtimes are kept. Owners are 0:0 from a local
+//!   context and kept from a root file system (`COPY --from`), unless
+//!   `--chown`; `--chmod` replaces the mode of files and directories.
+//! - `--parents` keeps each source's context-relative path under the
+//!   destination. `--link` changes nothing here: how the layer is made is
+//!   the executor's business.
+//! - An existing destination directory keeps its own metadata; the
+//!   directories inside a copied tree get their source's.
+//!
+//! The root file system belongs to an untrusted image: all writes go
+//! through [`tree`], which never resolves a path outside it.
+
+mod archive;
+mod tree;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::context::{Context, ContextError, Entry, EntryKind, Source};
+use tree::{Meta, Tree};
+
+pub use archive::add_sources;
+
+/// The flags of one COPY/ADD, resolved (a `--chown` user name is looked up
+/// in the image's /etc/passwd by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    pub chown: Option<(u32, u32)>,
+    /// Permission bits (`--chmod=755` is 0o755).
+    pub chmod: Option<u32>,
+    pub parents: bool,
+    pub link: bool,
+}
+
+/// What a copy wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Entries an ADDed archive held that cannot be made here (devices,
+    /// fifos), skipped.
+    pub skipped: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("chown {path} to {uid}:{gid} (an id outside this user namespace's map needs a subuid/subgid range)")]
+    Chown {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("archive {archive}: entry {entry:?} is unsafe: {reason}")]
+    UnsafeEntry {
+        archive: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("reading archive {archive} at entry {entry:?}")]
+    Archive {
+        archive: PathBuf,
+        entry: String,
+        source: io::Error,
+    },
+}
+
+impl CopyError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> CopyError {
+        let path = path.into();
+        move |source| CopyError::Io { op, path, source }
+    }
+}
+
+/// Is `dest` (as written in the Dockerfile) a directory by its spelling?
+fn names_dir(dest: &str) -> bool {
+    dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty()
+}
+
+/// `dest` as a clean absolute container path.
+fn clean_dest(dest: &str) -> PathBuf {
+    PathBuf::from(super::dockerignore::clean(&format!("/{dest}")))
+}
+
+/// Copy `sources` to `dest` inside `rootfs`.
+pub fn copy_sources(
+    ctx: &Context,
+    sources: &[Source],
+    rootfs: &Path,
+    dest: &str,
+    opts: &CopyOptions,
+) -> Result<CopyStats, CopyError> {
+    copy_or_add(ctx, sources, rootfs, dest, opts, false)
+}
+
+/// COPY, or with `add` ADD (local archives unpacked, the rest copied).
+fn copy_or_add(
+    ctx: &Context,
+    sources: &[Source],
+    rootfs: &Path,
+    dest: &str,
+    opts: &CopyOptions,
+    add: bool,
+) -> Result<CopyStats, CopyError> {
+    let mut copier = Copier::new(ctx, rootfs, opts)?;
+    let dest_is_dir = names_dir(dest) || sources.len() > 1 || opts.parents;
+    let dest = clean_dest(dest);
+    for source in sources {
+        if add && !source.is_dir && archive::try_extract(&mut copier, source, &dest)? {
+            continue;
+        }
+        copier.source(source, &dest, dest_is_dir)?;
+    }
+    copier.finish()
+}
+
+/// One copy in progress.
+pub(crate) struct Copier<'a> {
+    ctx: &'a Context,
+    opts: &'a CopyOptions,
+    tree: Tree,
+    src_root: Option<std::os::fd::OwnedFd>,
+    /// Source (dev, inode) of a multiply linked file -> where it was written.
+    links: HashMap<(u64, u64), PathBuf>,
+    stats: CopyStats,
+}
+
+impl<'a> Copier<'a> {
+    pub(crate) fn new(
+        ctx: &'a Context,
+        rootfs: &Path,
+        opts: &'a CopyOptions,
+    ) -> Result<Copier<'a>, CopyError> {
+        let src_root = match ctx.kind() {
+            super::context::ContextKind::Empty => None,
+            _ => Some(ctx.open_root()?),
+        };
+        Ok(Copier {
+            ctx,
+            opts,
+            tree: Tree::open(rootfs)?,
+            src_root,
+            links: HashMap::new(),
+            stats: CopyStats::default(),
+        })
+    }
+
+    /// Owner for created directories.
+    fn created_owner(&self) -> (u32, u32) {
+        self.opts.chown.unwrap_or((0, 0))
+    }
+
+    fn meta(&self, entry: &Entry) -> Meta {
+        let (uid, gid) = super::context::digest::owner(self.ctx, entry, self.opts);
+        Meta {
+            uid,
+            gid,
+            mode: self.opts.chmod.unwrap_or(entry.mode),
+            mtime_sec: entry.mtime_sec,
+            mtime_nsec: entry.mtime_nsec,
+        }
+    }
+
+    fn entry(&self, cpath: &Path) -> Result<&'a Entry, CopyError> {
+        self.ctx.entry(cpath).ok_or_else(|| {
+            CopyError::Context(ContextError::NotFound {
+                path: cpath.display().to_string(),
+            })
+        })
+    }
+
+    pub(crate) fn source(
+        &mut self,
+        source: &Source,
+        dest: &Path,
+        dest_is_dir: bool,
+    ) -> Result<(), CopyError> {
+        if source.is_dir {
+            let target = if self.opts.parents {
+                dest.join(&source.path)
+            } else {
+                dest.to_path_buf()
+            };
+            return self.dir(source, &target);
+        }
+        let name = source.path.file_name().unwrap_or(OsStr::new(""));
+        let at = if self.opts.parents {
+            dest.join(&source.path)
+        } else if dest_is_dir || self.tree.is_dir(dest) {
+            dest.join(name)
+        } else {
+            dest.to_path_buf()
+        };
+        let entry = self.entry(&source.target)?;
+        self.put(&source.target, entry, &at)
+    }
+
+    /// Copy a directory source's content into `target`.
+    fn dir(&mut self, source: &Source, target: &Path) -> Result<(), CopyError> {
+        let top = self.entry(&source.target)?;
+        if let (Some(parent), Some(name)) = (target.parent(), target.file_name()) {
+            let owner = self.created_owner();
+            let pfd = self.tree.open_dir(parent, owner)?;
+            // An existing destination keeps its metadata; one made here
+            // takes the source directory's.
+            if !self.tree.is_dir(target) {
+                let meta = self.meta(top);
+                self.tree.put_dir(&pfd, name, target, Some(meta))?;
+                self.stats.dirs += 1;
+            }
+        }
+        for rel in &source.entries {
+            let cpath = source.context_path(rel);
+            let entry = self.entry(&cpath)?;
+            self.put(&cpath, entry, &target.join(rel))?;
+        }
+        Ok(())
+    }
+
+    /// Write one context entry at container path `at`.
+    fn put(&mut self, cpath: &Path, entry: &Entry, at: &Path) -> Result<(), CopyError> {
+        let (Some(parent), Some(name)) = (at.parent(), at.file_name()) else {
+            // Only a directory can be "/"; its content is copied by `dir`.
+            return Ok(());
+        };
+        let owner = self.created_owner();
+        let pfd = self.tree.open_dir(parent, owner)?;
+        let meta = self.meta(entry);
+        match &entry.kind {
+            EntryKind::Dir => {
+                self.tree.put_dir(&pfd, name, at, Some(meta))?;
+                self.stats.dirs += 1;
+            }
+            EntryKind::Symlink(target) => {
+                self.tree.put_symlink(&pfd, name, at, target, meta)?;
+                self.stats.symlinks += 1;
+            }
+            EntryKind::File => {
+                let key = (entry.dev, entry.ino);
+                if entry.nlink > 1 {
+                    if let Some(first) = self.links.get(&key) {
+                        let first = first.clone();
+                        self.tree.put_hardlink(&pfd, name, at, &first)?;
+                        self.stats.hardlinks += 1;
+                        return Ok(());
+                    }
+                }
+                let Some(src_root) = &self.src_root else {
+                    return Err(CopyError::Context(ContextError::NotFound {
+                        path: cpath.display().to_string(),
+                    }));
+                };
+                let mut file = self.ctx.open_file(src_root, cpath)?;
+                let n = self.tree.put_file(&pfd, name, at, &mut file, meta)?;
+                self.stats.files += 1;
+                self.stats.bytes += n;
+                if entry.nlink > 1 {
+                    self.links.insert(key, at.to_path_buf());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<CopyStats, CopyError> {
+        self.tree.finish()?;
+        Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests;

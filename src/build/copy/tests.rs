@@ -1,0 +1,408 @@
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use super::*;
+use crate::build::context::tests::make_tree;
+
+/// A listing of a tree: `PATH TYPE MODE UID:GID [-> TARGET | CONTENT]`,
+/// sorted, the root left out.
+fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            let p = dir.join(&n);
+            let m = std::fs::symlink_metadata(&p).expect("lstat");
+            let rel = p.strip_prefix(root).expect("rel").display().to_string();
+            let head = format!("{rel} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid());
+            if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).expect("readlink");
+                out.push(format!("{rel} -> {}", t.display()));
+            } else if m.is_dir() {
+                out.push(format!("{head} dir"));
+                walk(root, &p, out);
+            } else {
+                let c = std::fs::read_to_string(&p).expect("read");
+                out.push(format!("{head} {c:?}"));
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+fn copy(
+    ctx_spec: &str,
+    root_spec: &str,
+    sources: &[&str],
+    dest: &str,
+    opts: &CopyOptions,
+) -> (tempfile::TempDir, Result<CopyStats, CopyError>) {
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    make_tree(ctx_dir.path(), ctx_spec);
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    make_tree(rootfs.path(), root_spec);
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+    let sel = ctx.select(&sources, &[]).expect("select");
+    let r = copy_sources(&ctx, &sel, rootfs.path(), dest, opts);
+    (rootfs, r)
+}
+
+const CTX: &str = "
+    f a.txt A
+    x a.txt 640
+    f b.txt B
+    f dir/x/y.txt Y
+    x dir/x 700
+    l dir/link ../a.txt
+";
+
+#[test]
+fn docker_copy_semantics_table() {
+    let plain = CopyOptions::default();
+    let cases: &[(&[&str], &str, &str, &[&str])] = &[
+        // A file to a new path is that path.
+        (&["a.txt"], "/new.txt", "", &["new.txt 640 0:0 \"A\""]),
+        // A file to an existing directory lands inside it.
+        (
+            &["a.txt"],
+            "/etc",
+            "d etc",
+            &["etc 755 0:0 dir", "etc/a.txt 640 0:0 \"A\""],
+        ),
+        // A trailing slash makes a directory, parents are created.
+        (
+            &["a.txt"],
+            "/opt/app/",
+            "",
+            &[
+                "opt 755 0:0 dir",
+                "opt/app 755 0:0 dir",
+                "opt/app/a.txt 640 0:0 \"A\"",
+            ],
+        ),
+        // Several sources mean a directory.
+        (
+            &["a.txt", "b.txt"],
+            "/d",
+            "",
+            &[
+                "d 755 0:0 dir",
+                "d/a.txt 640 0:0 \"A\"",
+                "d/b.txt 644 0:0 \"B\"",
+            ],
+        ),
+        // A directory copies its content, symlinks stay symlinks.
+        (
+            &["dir"],
+            "/app",
+            "",
+            &[
+                "app 755 0:0 dir",
+                "app/link -> ../a.txt",
+                "app/x 700 0:0 dir",
+                "app/x/y.txt 644 0:0 \"Y\"",
+            ],
+        ),
+        // A relative destination is from the root (WORKDIR is joined by
+        // the caller), and an existing file is replaced.
+        (&["b.txt"], "a.txt", "f a.txt old", &["a.txt 644 0:0 \"B\""]),
+        // A symlink at the destination is followed inside the root.
+        (
+            &["a.txt"],
+            "/app/",
+            "d usr/src/app\nl app /usr/src/app",
+            &[
+                "app -> /usr/src/app",
+                "usr 755 0:0 dir",
+                "usr/src 755 0:0 dir",
+                "usr/src/app 755 0:0 dir",
+                "usr/src/app/a.txt 640 0:0 \"A\"",
+            ],
+        ),
+        // A symlink at a file's own place is replaced, never written through.
+        (
+            &["b.txt"],
+            "/etc/passwd",
+            "f etc/shadow secret\nl etc/passwd shadow",
+            &[
+                "etc 755 0:0 dir",
+                "etc/passwd 644 0:0 \"B\"",
+                "etc/shadow 644 0:0 \"secret\"",
+            ],
+        ),
+    ];
+    for (sources, dest, root_spec, want) in cases {
+        let (rootfs, r) = copy(CTX, root_spec, sources, dest, &plain);
+        r.unwrap_or_else(|e| panic!("{sources:?} -> {dest}: {e:?}"));
+        assert_eq!(
+            listing(rootfs.path()),
+            *want,
+            "{sources:?} -> {dest} over {root_spec:?}"
+        );
+    }
+}
+
+#[test]
+fn escaping_symlinks_in_the_image_stay_inside() {
+    let outside = tempfile::tempdir().expect("outside");
+    let spec = format!(
+        "l app /../../../../{}\nl abs {}\nd etc",
+        outside.path().display(),
+        outside.path().display()
+    );
+    for dest in ["/app/", "/abs/", "/etc/../../../../x/"] {
+        let (rootfs, r) = copy(CTX, &spec, &["a.txt"], dest, &CopyOptions::default());
+        r.unwrap_or_else(|e| panic!("{dest}: {e:?}"));
+        assert_eq!(
+            std::fs::read_dir(outside.path()).expect("outside").count(),
+            0,
+            "{dest} wrote outside the root"
+        );
+        assert!(
+            listing(rootfs.path())
+                .iter()
+                .any(|l| l.ends_with("a.txt 640 0:0 \"A\"")),
+            "{dest}"
+        );
+    }
+}
+
+#[test]
+fn chown_chmod_parents_and_times() {
+    let opts = CopyOptions {
+        chown: Some((1000, 1001)),
+        chmod: Some(0o750),
+        ..Default::default()
+    };
+    let (rootfs, r) = copy(CTX, "d srv", &["dir"], "/srv/new/deep", &opts);
+    r.expect("copy");
+    assert_eq!(
+        listing(rootfs.path()),
+        [
+            "srv 755 0:0 dir",
+            "srv/new 755 1000:1001 dir",
+            "srv/new/deep 750 1000:1001 dir",
+            "srv/new/deep/link -> ../a.txt",
+            "srv/new/deep/x 750 1000:1001 dir",
+            "srv/new/deep/x/y.txt 750 1000:1001 \"Y\"",
+        ]
+    );
+    let link = std::fs::symlink_metadata(rootfs.path().join("srv/new/deep/link")).expect("lstat");
+    assert_eq!((link.uid(), link.gid()), (1000, 1001));
+
+    let parents = CopyOptions {
+        parents: true,
+        ..Default::default()
+    };
+    let (rootfs, r) = copy(CTX, "", &["dir/x/y.txt", "a.txt"], "/p", &parents);
+    r.expect("copy");
+    assert_eq!(
+        listing(rootfs.path()),
+        [
+            "p 755 0:0 dir",
+            "p/a.txt 640 0:0 \"A\"",
+            "p/dir 755 0:0 dir",
+            "p/dir/x 755 0:0 dir",
+            "p/dir/x/y.txt 644 0:0 \"Y\"",
+        ]
+    );
+
+    // Modification times are kept, directories' too.
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    make_tree(ctx_dir.path(), "f d/sub/f.txt x");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    for p in ["d/sub/f.txt", "d/sub"] {
+        std::fs::File::open(ctx_dir.path().join(p))
+            .expect("open")
+            .set_modified(old)
+            .expect("set mtime");
+    }
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let sel = ctx.select(&["d".into()], &[]).expect("select");
+    copy_sources(&ctx, &sel, rootfs.path(), "/out", &CopyOptions::default()).expect("copy");
+    for p in ["out/sub/f.txt", "out/sub"] {
+        let m = std::fs::metadata(rootfs.path().join(p)).expect("stat");
+        assert_eq!(m.mtime(), 1_000_000, "{p}");
+    }
+}
+
+#[test]
+fn hard_links_are_kept() {
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    make_tree(ctx_dir.path(), "f d/one data");
+    std::fs::hard_link(ctx_dir.path().join("d/one"), ctx_dir.path().join("d/two")).expect("link");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let sel = ctx.select(&["d".into()], &[]).expect("select");
+    let stats =
+        copy_sources(&ctx, &sel, rootfs.path(), "/d", &CopyOptions::default()).expect("copy");
+    assert_eq!((stats.files, stats.hardlinks), (1, 1));
+    let a = std::fs::metadata(rootfs.path().join("d/one")).expect("one");
+    let b = std::fs::metadata(rootfs.path().join("d/two")).expect("two");
+    assert_eq!(a.ino(), b.ino());
+}
+
+#[test]
+fn rootfs_sources_keep_owners() {
+    let src = tempfile::tempdir().expect("src");
+    make_tree(src.path(), "f app/bin X");
+    std::os::unix::fs::lchown(src.path().join("app/bin"), Some(7), Some(8)).expect("chown");
+    std::fs::set_permissions(
+        src.path().join("app/bin"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .expect("chmod");
+    let ctx = Context::rootfs(src.path()).expect("rootfs");
+    let sel = ctx.select(&["/app/bin".into()], &[]).expect("select");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    copy_sources(
+        &ctx,
+        &sel,
+        rootfs.path(),
+        "/usr/local/bin/",
+        &CopyOptions::default(),
+    )
+    .expect("copy");
+    let m = std::fs::metadata(rootfs.path().join("usr/local/bin/bin")).expect("stat");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (7, 8, 0o4755));
+}
+
+/// A tar built by test code from (path, kind, content) triples.
+fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(if *kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(5);
+        h.set_gid(6);
+        h.set_mtime(1_000);
+        match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                h.set_size(0);
+                b.append_link(&mut h, path, data).expect("link");
+            }
+            _ => {
+                h.set_size(data.len() as u64);
+                // Bypass the builder's own path checks, to test ours.
+                let name = h.as_old_mut();
+                name.name[..path.len()].copy_from_slice(path.as_bytes());
+                h.set_cksum();
+                b.append(&h, data.as_bytes()).expect("append");
+            }
+        }
+    }
+    b.into_inner().expect("finish")
+}
+
+#[test]
+fn add_unpacks_archives_of_every_compression() {
+    use tar::EntryType as E;
+    let tar = tar_of(&[
+        ("top/", E::Directory, ""),
+        ("top/f.txt", E::Regular, "hi"),
+        ("top/.wh.secret", E::Regular, "plain"),
+        ("top/l", E::Symlink, "f.txt"),
+        ("top/h", E::Link, "top/f.txt"),
+    ]);
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, &tar).expect("gz");
+        e.finish().expect("gz")
+    };
+    let zst = zstd::encode_all(&tar[..], 0).expect("zstd");
+    let bz = {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        std::io::Write::write_all(&mut e, &tar).expect("bz");
+        e.finish().expect("bz")
+    };
+    let xz = {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut &tar[..], &mut out).expect("xz");
+        out
+    };
+    for (name, bytes) in [
+        ("a.tar", &tar),
+        ("a.tgz", &gz),
+        ("a.zst", &zst),
+        ("a.bz2", &bz),
+        ("a.xz", &xz),
+    ] {
+        let ctx_dir = tempfile::tempdir().expect("ctx");
+        std::fs::write(ctx_dir.path().join(name), bytes).expect("write");
+        let ctx = Context::open(ctx_dir.path(), None).expect("open");
+        let sel = ctx.select(&[name.into()], &[]).expect("select");
+        let rootfs = tempfile::tempdir().expect("rootfs");
+        let stats = add_sources(&ctx, &sel, rootfs.path(), "/x", &CopyOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(
+            (stats.files, stats.hardlinks, stats.symlinks),
+            (2, 1, 1),
+            "{name}"
+        );
+        assert_eq!(
+            listing(rootfs.path()),
+            [
+                "x 755 0:0 dir",
+                "x/top 755 5:6 dir",
+                "x/top/.wh.secret 644 5:6 \"plain\"",
+                "x/top/f.txt 644 5:6 \"hi\"",
+                "x/top/h 644 5:6 \"hi\"",
+                "x/top/l -> f.txt",
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn add_copies_non_archives_and_refuses_unsafe_entries() {
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    make_tree(ctx_dir.path(), "f notes.gz not really gzip");
+    let bad = tar_of(&[("../../evil", tar::EntryType::Regular, "x")]);
+    std::fs::write(ctx_dir.path().join("bad.tar"), bad).expect("write");
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    let sel = ctx.select(&["notes.gz".into()], &[]).expect("select");
+    add_sources(&ctx, &sel, rootfs.path(), "/n.gz", &CopyOptions::default()).expect("add");
+    assert_eq!(listing(rootfs.path()), ["n.gz 644 0:0 \"not really gzip\""]);
+    let sel = ctx.select(&["bad.tar".into()], &[]).expect("select");
+    let err =
+        add_sources(&ctx, &sel, rootfs.path(), "/b/", &CopyOptions::default()).expect_err("unsafe");
+    assert!(matches!(err, CopyError::UnsafeEntry { .. }), "{err:?}");
+}
+
+#[test]
+fn tar_header_detection() {
+    let tar = tar_of(&[("f", tar::EntryType::Regular, "x")]);
+    assert!(archive::is_tar_header(&tar[..512]));
+    let mut v7 = tar[..512].to_vec();
+    v7[257..265].fill(0);
+    // Recompute the checksum of the old-style header.
+    let sum: u32 = v7
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    v7[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    assert!(archive::is_tar_header(&v7));
+    assert!(!archive::is_tar_header(&[0u8; 512]));
+    assert!(!archive::is_tar_header(b"short"));
+    assert!(!archive::is_tar_header(&[b'a'; 512]));
+}
