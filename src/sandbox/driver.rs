@@ -110,13 +110,26 @@ pub fn mount(kind: DriverKind, layout: &Layout) -> Result<Mounted, MountError> {
     let lowers: Vec<PathBuf> = if layout.lowers.is_empty() {
         vec![layout.empty.to_path_buf()]
     } else {
-        layout.lowers.to_vec()
+        dedupe_lowers(layout.lowers)
     };
     match kind {
         DriverKind::Overlay => mount_overlay(&lowers, layout),
         DriverKind::FuseOverlayfs => mount_fuse(&lowers, layout),
         DriverKind::Vfs => Err(MountError::VfsUnsupported),
     }
+}
+
+/// The same layer twice in an image (two steps that changed nothing, say)
+/// is refused by overlayfs as overlapping (ELOOP). Every path a lower copy
+/// of a layer has, its upper copy has too, above it: dropping the lower one
+/// changes nothing in the merged view.
+fn dedupe_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    lowers
+        .iter()
+        .filter(|p| seen.insert(p.as_path()))
+        .cloned()
+        .collect()
 }
 
 fn options(lowers: &[String], layout: &Layout) -> String {
@@ -230,4 +243,18 @@ fn mount_fuse(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountError
 fn dev_of(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.dev())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_layer_keeps_its_top_place() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            dedupe_lowers(&[p("/c"), p("/a"), p("/b"), p("/a")]),
+            vec![p("/c"), p("/a"), p("/b")]
+        );
+    }
 }
