@@ -13,7 +13,8 @@
 //! `(dev, inode, size, mtime ns, ctime ns)` and the content sha256. ctime is
 //! in the key because the kernel sets it on every change and no one can set
 //! it back: a file rewritten with the same size and its mtime restored by
-//! `touch -d` still misses. Only local contexts use it; a root file system
+//! `touch -d` still misses. A file changed in the last second is not
+//! remembered (see [`RACY_WINDOW_NS`]). Only local contexts use it; a root file system
 //! is a fresh mount each time, so its paths would never hit. The file is
 //! replaced by rename, so a concurrent build reads the old or the new one;
 //! at worst one build's additions are lost, which costs a re-read.
@@ -66,6 +67,19 @@ impl Cached {
     fn matches(&self, e: &Entry) -> bool {
         (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns) == Cached::key_of(e)
     }
+}
+
+/// A file changed this recently may change again within the same
+/// timestamp tick (the kernel stamps files from a coarse clock, a few
+/// milliseconds wide) without its metadata showing it: git's "racy clean"
+/// problem. Such a file is hashed but not remembered.
+const RACY_WINDOW_NS: i64 = 1_000_000_000;
+
+fn is_racy(ctime_ns: i64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    now.saturating_sub(ctime_ns) < RACY_WINDOW_NS
 }
 
 fn ns(sec: i64, nsec: i64) -> i64 {
@@ -247,9 +261,10 @@ fn file_sha256(
         path: ctx.root.join(rel),
         source: e.into(),
     })?;
-    let unchanged = now.st_size as u64 == entry.size
-        && ns(now.st_ctime, now.st_ctime_nsec as i64) == ns(entry.ctime_sec, entry.ctime_nsec);
-    if let (Some(k), true) = (key, unchanged) {
+    let ctime = ns(now.st_ctime, now.st_ctime_nsec as i64);
+    let unchanged =
+        now.st_size as u64 == entry.size && ctime == ns(entry.ctime_sec, entry.ctime_nsec);
+    if let (Some(k), true, false) = (key, unchanged, is_racy(ctime)) {
         let (dev, ino, size, mtime_ns, ctime_ns) = Cached::key_of(entry);
         cache.file.files.insert(
             k,

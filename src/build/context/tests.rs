@@ -286,7 +286,6 @@ fn digest_tracks_content_mode_owner_but_not_time() {
     let plain = CopyOptions::default();
     let d0 = digest(&plain);
     assert_eq!(digest(&plain), d0, "stable");
-    assert!(cache.path().join("files.json").exists());
 
     // Times alone do not matter.
     let a = dir.path().join("app/a.txt");
@@ -332,7 +331,10 @@ fn digest_tracks_content_mode_owner_but_not_time() {
 fn digest_cache_spares_reading_unchanged_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = tempfile::tempdir().expect("cache");
-    make_tree(dir.path(), "f a.txt hello");
+    make_tree(dir.path(), "f a.txt hello\nf new.txt fresh");
+    // Out of the racy window, so the cache may remember a.txt.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(dir.path().join("new.txt"), "fresh!").expect("rewrite");
     let ctx = Context::open(dir.path(), None).expect("open");
     let sel = ctx.select(&["a.txt".into()], &[]).expect("select");
     let d0 =
@@ -343,13 +345,35 @@ fn digest_cache_spares_reading_unchanged_files() {
     let text = std::fs::read_to_string(&path).expect("cache file");
     let real = hex::encode(sha2::Sha256::digest(b"hello"));
     assert!(text.contains(&real), "{text}");
+    // A file changed a moment ago is hashed but not remembered.
+    let fresh = ctx.select(&["new.txt".into()], &[]).expect("select");
+    digest_sources(&ctx, &fresh, &CopyOptions::default(), Some(cache.path())).expect("digest");
+    let text = std::fs::read_to_string(&path).expect("cache file");
+    assert!(!text.contains("new.txt"), "{text}");
     std::fs::write(&path, text.replace(&real, &"0".repeat(64))).expect("tamper");
     let d1 =
         digest_sources(&ctx, &sel, &CopyOptions::default(), Some(cache.path())).expect("digest");
     assert_ne!(d0, d1, "served from the cache");
+    // Same size, mtime restored: the new ctime still misses the cache.
+    let a = dir.path().join("a.txt");
+    let mtime = std::fs::metadata(&a)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    std::fs::write(&a, "HELLO").expect("rewrite");
+    let f = std::fs::File::options().write(true).open(&a).expect("open");
+    f.set_modified(mtime).expect("restore mtime");
+    drop(f);
+    let ctx2 = Context::open(dir.path(), None).expect("open");
+    let sel2 = ctx2.select(&["a.txt".into()], &[]).expect("select");
+    let changed = digest_sources(&ctx2, &sel2, &CopyOptions::default(), None).expect("digest");
+    let cached =
+        digest_sources(&ctx2, &sel2, &CopyOptions::default(), Some(cache.path())).expect("digest");
+    assert_eq!(cached, changed, "ctime change not seen");
+    assert_ne!(changed, d0);
     // A corrupt cache is an empty one.
     std::fs::write(&path, "{not json").expect("corrupt");
     let d2 =
-        digest_sources(&ctx, &sel, &CopyOptions::default(), Some(cache.path())).expect("digest");
-    assert_eq!(d0, d2);
+        digest_sources(&ctx2, &sel2, &CopyOptions::default(), Some(cache.path())).expect("digest");
+    assert_eq!(d2, changed);
 }
