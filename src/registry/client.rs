@@ -645,10 +645,16 @@ fn is_transport(e: &RegistryError) -> bool {
 /// An error's message with its causes, for embedding in another message.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
+    let mut last = s.clone();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // reqwest nests errors that say the same thing; say it once.
+        let text = c.to_string();
+        if text != last && !last.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        last = text;
         cur = c.source();
     }
     s
@@ -860,6 +866,30 @@ mod tests {
                 .as_str(),
             "http://other:1/b"
         );
+    }
+
+    #[test]
+    fn chain_says_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "GET u: sending",
+            Some(Box::new(E(
+                "sending",
+                Some(Box::new(E("sending", Some(Box::new(E("refused", None)))))),
+            ))),
+        );
+        assert_eq!(chain(&e), "GET u: sending: refused");
     }
 
     #[test]
