@@ -44,16 +44,16 @@ const MAX_SYMLINKS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("{op} {path}")]
+    #[error("{op} {path}: {cause}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("unable to prepare context: {path} is not a directory")]
     NotADirectory { path: PathBuf },
-    #[error("reading {path}")]
-    IgnoreFile { path: PathBuf, source: IgnoreError },
+    #[error("reading {path}: {cause}")]
+    IgnoreFile { path: PathBuf, cause: IgnoreError },
     /// A wildcard that matched nothing (Docker's wording).
     #[error("no source files were specified")]
     NoSourceFiles { pattern: String },
@@ -67,12 +67,12 @@ pub enum ContextError {
         pattern: String,
         reason: &'static str,
     },
-    #[error("bad --exclude pattern")]
-    BadExclude { source: IgnoreError },
+    #[error("bad --exclude pattern: {cause}")]
+    BadExclude { cause: IgnoreError },
     #[error("too many levels of symbolic links resolving {path} in the build context")]
     SymlinkLoop { path: String },
-    #[error("cannot read {path} in the build context")]
-    Unreadable { path: PathBuf, source: io::Error },
+    #[error("cannot read {path} in the build context: {cause}")]
+    Unreadable { path: PathBuf, cause: io::Error },
     #[error("{path} changed while reading the build context: expected {expected}, found {found}")]
     Changed {
         path: PathBuf,
@@ -84,7 +84,7 @@ pub enum ContextError {
 impl ContextError {
     fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ContextError {
         let path = path.into();
-        move |source| ContextError::Io { op, path, source }
+        move |cause| ContextError::Io { op, path, cause }
     }
 }
 
@@ -255,10 +255,10 @@ impl Context {
         ctx.entries.insert(PathBuf::new(), root_entry);
         // The root must be listable now; a directory below only matters
         // if a COPY selects it.
-        if let Err(source) = std::fs::read_dir(&ctx.root) {
+        if let Err(cause) = std::fs::read_dir(&ctx.root) {
             return Err(ContextError::Unreadable {
                 path: ctx.root.clone(),
-                source,
+                cause,
             });
         }
         let walker = Walker {
@@ -295,11 +295,11 @@ impl Context {
         )
         .map_err(|e| ContextError::Unreadable {
             path: self.root.join(rel),
-            source: e.into(),
+            cause: e.into(),
         })?;
         let st = rustix::fs::fstat(&fd).map_err(|e| ContextError::Unreadable {
             path: self.root.join(rel),
-            source: e.into(),
+            cause: e.into(),
         })?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(ContextError::Changed {
@@ -318,7 +318,7 @@ impl Context {
         excludes: &[String],
     ) -> Result<Vec<Source>, ContextError> {
         let excludes =
-            Matcher::new(excludes).map_err(|source| ContextError::BadExclude { source })?;
+            Matcher::new(excludes).map_err(|cause| ContextError::BadExclude { cause })?;
         let mut out = Vec::new();
         for src in sources {
             let rel = self.clean_source(src)?;
@@ -483,7 +483,7 @@ impl Context {
         if let Some(why) = &entry.unreadable {
             return Err(ContextError::Unreadable {
                 path: full,
-                source: io::Error::other(why.clone()),
+                cause: io::Error::other(why.clone()),
             });
         }
         if entry.kind == EntryKind::File {
@@ -492,7 +492,7 @@ impl Context {
             rustix::fs::access(&full, rustix::fs::Access::READ_OK).map_err(|e| {
                 ContextError::Unreadable {
                     path: full.clone(),
-                    source: e.into(),
+                    cause: e.into(),
                 }
             })?;
         }
@@ -534,7 +534,7 @@ fn read_ignore_file(
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 let m = Matcher::parse(&text)
-                    .map_err(|source| ContextError::IgnoreFile { path, source })?;
+                    .map_err(|cause| ContextError::IgnoreFile { path, cause })?;
                 return Ok(Some(m));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

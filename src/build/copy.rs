@@ -59,18 +59,18 @@ pub struct CopyStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("{op} {path}")]
+    #[error("{op} {path}: {cause}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
-    #[error("chown {path} to {uid}:{gid} (an id outside this user namespace's map needs a subuid/subgid range)")]
+    #[error("chown {path} to {uid}:{gid}: {cause}")]
     Chown {
         path: PathBuf,
         uid: u32,
         gid: u32,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error(transparent)]
     Context(#[from] ContextError),
@@ -80,11 +80,11 @@ pub enum CopyError {
         entry: String,
         reason: &'static str,
     },
-    #[error("reading archive {archive} at entry {entry:?}")]
+    #[error("reading archive {archive} at entry {entry:?}: {cause}")]
     Archive {
         archive: PathBuf,
         entry: String,
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -94,7 +94,7 @@ impl CopyError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> CopyError {
         let path = path.into();
-        move |source| CopyError::Io { op, path, source }
+        move |cause| CopyError::Io { op, path, cause }
     }
 }
 

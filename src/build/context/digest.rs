@@ -247,7 +247,7 @@ fn file_sha256(
     loop {
         let n = file.read(&mut buf).map_err(|e| ContextError::Unreadable {
             path: ctx.root.join(rel),
-            source: e,
+            cause: e,
         })?;
         if n == 0 {
             break;
@@ -259,7 +259,7 @@ fn file_sha256(
     // it is read must not be remembered under its old metadata.
     let now = rustix::fs::fstat(&file).map_err(|e| ContextError::Unreadable {
         path: ctx.root.join(rel),
-        source: e.into(),
+        cause: e.into(),
     })?;
     let ctime = ns(now.st_ctime, now.st_ctime_nsec as i64);
     let unchanged =

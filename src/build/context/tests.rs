@@ -129,12 +129,12 @@ fn bad_ignore_file_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".dockerignore"), "ok\n[\n").expect("write");
     let err = Context::open(dir.path(), None).expect_err("bad pattern");
-    let ContextError::IgnoreFile { path, source } = &err else {
+    let ContextError::IgnoreFile { path, cause } = &err else {
         panic!("{err:?}")
     };
     assert!(path.ends_with(".dockerignore"));
     assert_eq!(
-        source.to_string(),
+        cause.to_string(),
         "line 2: syntax error in pattern \"[\": unclosed character class"
     );
 }

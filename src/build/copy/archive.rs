@@ -228,14 +228,14 @@ fn extract(
     let entries = archive.entries().map_err(|e| CopyError::Archive {
         archive: archive_path.clone(),
         entry: String::new(),
-        source: e,
+        cause: e,
     })?;
     let mut last = String::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| CopyError::Archive {
             archive: archive_path.clone(),
             entry: format!("after {last}"),
-            source: e,
+            cause: e,
         })?;
         last = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         extract_entry(copier, &mut entry, &archive_path, &last, dest)?;
@@ -258,7 +258,7 @@ fn extract_entry<R: Read>(
     let bad_header = |e| CopyError::Archive {
         archive: archive.to_path_buf(),
         entry: shown.to_string(),
-        source: e,
+        cause: e,
     };
     let raw = entry.path_bytes().into_owned();
     let comps = clean_components(&raw).map_err(unsafe_entry)?;

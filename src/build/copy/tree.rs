@@ -211,11 +211,19 @@ impl Tree {
     }
 
     fn chown_err(&self, e: Errno, uid: u32, gid: u32, path: &Path) -> CopyError {
+        let cause = if e == Errno::INVAL {
+            // What EINVAL from chown means in a user namespace.
+            io::Error::other(
+                "the id is not mapped in this user namespace (the user needs a subuid/subgid range)",
+            )
+        } else {
+            e.into()
+        };
         CopyError::Chown {
             path: self.shown(path),
             uid,
             gid,
-            source: e.into(),
+            cause,
         }
     }
 
