@@ -363,32 +363,55 @@ impl Context {
         Ok(cleaned)
     }
 
-    /// Paths matching a wildcard source, component by component.
+    /// Paths matching a wildcard source, component by component, sorted.
+    /// Directories on the way are reached through symlinks as a plain
+    /// source would be (`/lib/*.so` where `/lib -> usr/lib`); the paths
+    /// returned are spelled as matched.
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, ContextError> {
-        let globs = pattern
-            .split('/')
-            .map(|c| {
-                Glob::new(c).map_err(|reason| ContextError::BadGlob {
-                    pattern: pattern.to_string(),
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::new();
-        for path in self.entries.keys() {
-            let comps: Vec<&std::ffi::OsStr> = path.iter().collect();
-            if comps.len() != globs.len() {
+        let mut named: Vec<PathBuf> = vec![PathBuf::new()];
+        for comp in pattern.split('/') {
+            let mut next = Vec::new();
+            if !dockerignore::has_meta(comp) {
+                next.extend(named.iter().map(|n| n.join(comp)));
+                named = next;
                 continue;
             }
-            if comps
-                .iter()
-                .zip(&globs)
-                .all(|(c, g)| c.to_str().is_some_and(|c| g.matches(c)))
-            {
-                out.push(path.clone());
+            let glob = Glob::new(comp).map_err(|reason| ContextError::BadGlob {
+                pattern: pattern.to_string(),
+                reason,
+            })?;
+            for n in &named {
+                let Some(dir) = self.resolve(n, pattern)? else {
+                    continue;
+                };
+                for child in self.children(&dir) {
+                    let Some(name) = child.file_name() else {
+                        continue;
+                    };
+                    if name.to_str().is_some_and(|c| glob.matches(c)) {
+                        next.push(n.join(name));
+                    }
+                }
+            }
+            named = next;
+        }
+        // A literal component after a wildcard may name nothing.
+        let mut out = Vec::new();
+        for n in named {
+            if self.resolve(&n, pattern)?.is_some() {
+                out.push(n);
             }
         }
         Ok(out)
+    }
+
+    /// The entries directly inside the directory `dir`, in order.
+    fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        self.entries
+            .range(dir.to_path_buf()..)
+            .take_while(move |(p, _)| p.starts_with(dir))
+            .map(|(p, _)| p)
+            .filter(move |p| p.parent() == Some(dir))
     }
 
     /// Resolve `path` inside the context, following symlinks (the last

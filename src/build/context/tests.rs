@@ -252,7 +252,27 @@ fn rootfs_resolves_absolute_symlinks_inside_the_root() {
         dir.path(),
         "f bin/busybox BB\nd usr\nl usr/bin /bin\nl sbin/tool ../bin/busybox\nf .dockerignore bin",
     );
+    make_tree(
+        dir.path(),
+        "f usr/lib/a.so A\nf usr/lib/b.so B\nf usr/lib/c.txt C\nl lib usr/lib\nl etc/alt /usr",
+    );
     let ctx = Context::rootfs(dir.path()).expect("rootfs");
+    let got = ctx
+        .select(&["/lib/*.so".into(), "/etc/alt/l?b/c.*".into()], &[])
+        .expect("glob through symlinks");
+    assert_eq!(
+        names(&got),
+        [
+            ("lib/a.so".into(), "usr/lib/a.so".into(), false, vec![]),
+            ("lib/b.so".into(), "usr/lib/b.so".into(), false, vec![]),
+            (
+                "etc/alt/lib/c.txt".into(),
+                "usr/lib/c.txt".into(),
+                false,
+                vec![]
+            ),
+        ]
+    );
     let got = ctx
         .select(&["/usr/bin/busybox".into(), "/sbin/tool".into()], &[])
         .expect("select");
