@@ -166,9 +166,12 @@ pub struct Context {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     /// The path as matched, relative to the context root (empty for the
-    /// root itself): names the copy at the destination, and is what
-    /// `--parents` keeps.
+    /// root itself): names the copy at the destination.
     pub path: PathBuf,
+    /// What `--parents` keeps of `path`: all of it, or the part after a
+    /// `/./` pivot in the source (`COPY --parents a/./b/c /d/` makes
+    /// `/d/b/c`).
+    pub parents_path: PathBuf,
     /// Where the content is: `path` with a symlink at the source resolved
     /// inside the context root; equal to `path` otherwise.
     pub target: PathBuf,
@@ -322,6 +325,18 @@ impl Context {
         let mut out = Vec::new();
         for src in sources {
             let rel = self.clean_source(src)?;
+            // Components before a `/./` pivot are dropped by --parents.
+            let pivot_depth = src
+                .trim_start_matches('/')
+                .find("/./")
+                .map(|at| {
+                    let before = dockerignore::clean(&src.trim_start_matches('/')[..at]);
+                    Path::new(&before)
+                        .components()
+                        .filter(|c| matches!(c, Component::Normal(_)))
+                        .count()
+                })
+                .unwrap_or(0);
             let matched: Vec<PathBuf> = if dockerignore::has_meta(&rel) {
                 let found = self.glob(&rel)?;
                 if found.is_empty() {
@@ -345,7 +360,10 @@ impl Context {
                 if !excludes.is_empty() && excluded_top(&excludes, &path) {
                     continue;
                 }
-                out.push(self.source(path, target, &excludes)?);
+                let parents_path: PathBuf = path.iter().skip(pivot_depth).collect();
+                let mut source = self.source(path, target, &excludes)?;
+                source.parents_path = parents_path;
+                out.push(source);
             }
         }
         Ok(out)
@@ -473,6 +491,7 @@ impl Context {
         self.check_readable(&target, entry)?;
         if !entry.is_dir() {
             return Ok(Source {
+                parents_path: path.clone(),
                 path,
                 target,
                 is_dir: false,
@@ -494,6 +513,7 @@ impl Context {
             entries.push(rel.to_path_buf());
         }
         Ok(Source {
+            parents_path: path.clone(),
             path,
             target,
             is_dir: true,

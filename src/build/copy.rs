@@ -11,7 +11,7 @@
 //!   context and kept from a root file system (`COPY --from`), unless
 //!   `--chown`; `--chmod` replaces the mode of files and directories.
 //! - `--parents` keeps each source's context-relative path under the
-//!   destination. `--link` changes nothing here: how the layer is made is
+//!   destination (from a `/./` pivot on, if the source has one). `--link` changes nothing here: how the layer is made is
 //!   the executor's business.
 //! - An existing destination directory keeps its own metadata; the
 //!   directories inside a copied tree get their source's.
@@ -203,7 +203,7 @@ impl<'a> Copier<'a> {
     ) -> Result<(), CopyError> {
         if source.is_dir {
             let target = if self.opts.parents {
-                dest.join(&source.path)
+                dest.join(&source.parents_path)
             } else {
                 dest.to_path_buf()
             };
@@ -211,7 +211,7 @@ impl<'a> Copier<'a> {
         }
         let name = source.path.file_name().unwrap_or(OsStr::new(""));
         let at = if self.opts.parents {
-            dest.join(&source.path)
+            dest.join(&source.parents_path)
         } else if dest_is_dir || self.tree.is_dir(dest) {
             dest.join(name)
         } else {

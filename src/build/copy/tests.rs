@@ -199,7 +199,13 @@ fn chown_chmod_parents_and_times() {
         parents: true,
         ..Default::default()
     };
-    let (rootfs, r) = copy(CTX, "", &["dir/x/y.txt", "a.txt"], "/p", &parents);
+    let (rootfs, r) = copy(
+        CTX,
+        "",
+        &["dir/x/y.txt", "a.txt", "dir/./x"],
+        "/p",
+        &parents,
+    );
     r.expect("copy");
     assert_eq!(
         listing(rootfs.path()),
@@ -209,6 +215,8 @@ fn chown_chmod_parents_and_times() {
             "p/dir 755 0:0 dir",
             "p/dir/x 755 0:0 dir",
             "p/dir/x/y.txt 644 0:0 \"Y\"",
+            "p/x 700 0:0 dir",
+            "p/x/y.txt 644 0:0 \"Y\"",
         ]
     );
 
