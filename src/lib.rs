@@ -9,6 +9,7 @@ pub mod cli;
 pub mod container;
 pub mod digest;
 pub mod layer;
+pub mod log;
 pub mod reference;
 pub mod registry;
 pub mod sandbox;

@@ -287,3 +287,129 @@ fn rootless_build_target_quiet_iidfile_and_stdin() {
         unused.stderr
     );
 }
+
+#[test]
+fn rootless_build_copy_from_the_context() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox
+COPY a.txt /one/
+COPY dir /two
+COPY *.md /docs/
+COPY --chown=nobody:nogroup --chmod=0600 a.txt /owned
+COPY --chown=1234 a.txt /numeric
+COPY link /link
+WORKDIR /w
+COPY a.txt rel
+";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("a.txt", "a"),
+        ("dir/sub/b.txt", "b"),
+        ("x.md", "x"),
+        ("y.md", "y"),
+        ("secret.md", "s"),
+        ("ignored/f", "i"),
+        (".dockerignore", "secret.md\nignored\n"),
+    ]);
+    // Named as a source, a symlink is followed (inside the context), as in
+    // Docker; inside a copied directory it stays a symlink.
+    std::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("sub/b.txt", ctx.path().join("dir/l")).unwrap();
+    build(&s, ctx.path(), &["-t", "copied"]).success();
+    let check = "cat /one/a.txt /two/sub/b.txt; echo; ls /docs; stat -c '%u:%g %a' /owned /numeric; cat /link; echo; readlink /two/l; cat /w/rel";
+    let out = s
+        .run(&["run", "--rm", "copied", "sh", "-c", check])
+        .success()
+        .stdout;
+    assert_eq!(
+        out,
+        "ab\nx.md\ny.md\n65534:65534 600\n1234:1234 644\na\nsub/b.txt\na"
+    );
+    let escape = context(&[("Dockerfile", "FROM busybox\nCOPY ../x /x\n")]);
+    let run = build(&s, escape.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("COPY"), "{}", run.stderr);
+    let ignored = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY secret.md /\n"),
+        ("secret.md", "s"),
+        (".dockerignore", "secret.md\n"),
+    ]);
+    let run = build(&s, ignored.path(), &[]);
+    assert_eq!(run.code, Some(1), "an ignored file cannot be copied");
+}
+
+#[test]
+fn rootless_build_copy_from_stages_and_images() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS make
+RUN mkdir /out && echo made > /out/thing
+FROM busybox
+COPY --from=make /out/thing /by-name
+COPY --from=0 /out/ /by-index/
+COPY --from=busybox /etc/passwd /from-image
+";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, ctx.path(), &["-t", "staged"]).success();
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "staged",
+            "sh",
+            "-c",
+            "cat /by-name /by-index/thing; head -1 /from-image",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(out, "made\nmade\nroot:x:0:0:root:/root:/bin/sh\n");
+}
+
+#[test]
+fn rootless_build_copy_cache_sees_every_change() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\nRUN echo before\nCOPY one /one\nRUN echo middle\nCOPY two /two\nRUN echo after\n";
+    let ctx = context(&[("Dockerfile", df), ("one", "1111"), ("two", "2222")]);
+    let hits = |extra: &[&str]| {
+        build(&s, ctx.path(), extra)
+            .success()
+            .stdout
+            .matches("Using cache")
+            .count()
+    };
+    assert_eq!(hits(&["-t", "k"]), 0);
+    assert_eq!(
+        hits(&["-t", "k"]),
+        5,
+        "an unchanged rebuild hits every step"
+    );
+    // Same size and mtime, other content: still a change.
+    let two = ctx.path().join("two");
+    let mtime = std::fs::metadata(&two).unwrap().modified().unwrap();
+    std::fs::write(&two, "2229").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&two)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(
+        hits(&["-t", "k"]),
+        3,
+        "steps before COPY two hit, the rest rebuild"
+    );
+    // The mode alone: a change.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        ctx.path().join("one"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert_eq!(hits(&["-t", "k"]), 1, "only the step before COPY one hits");
+    assert_eq!(
+        s.run(&["run", "--rm", "k", "cat", "/two"]).success().stdout,
+        "2229"
+    );
+}

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use strata_parser::{Instruction, Parsed, StageRef, Step};
 
+mod copy_step;
+
 use super::cache::{self, CacheKey};
 use super::config_steps::{self, argv};
 use crate::container::{self, run::RunOptions, Container, NewContainer};
@@ -138,6 +140,8 @@ pub struct Executor<'a> {
     last_good: Option<ImageId>,
     /// Set while a step runs: `Step 3/7 : RUN make` and its line.
     current: (String, usize),
+    /// The build context, opened on the first COPY/ADD that needs it.
+    context: Option<crate::build::context::Context>,
 }
 
 fn short(id: &ImageId) -> String {
@@ -165,6 +169,7 @@ impl<'a> Executor<'a> {
             driver,
             last_good: None,
             current: (String::new(), 0),
+            context: None,
         })
     }
 
@@ -353,7 +358,7 @@ impl<'a> Executor<'a> {
         self.onbuild_triggers(&mut state)?;
         for step in &stage.steps {
             self.begin(step);
-            self.step(&mut state, step, &global_values, index)?;
+            self.step(&mut state, step, &global_values, index, done)?;
         }
         Ok(StageResult {
             image: state.parent,
@@ -380,7 +385,7 @@ impl<'a> Executor<'a> {
         let parsed =
             strata_parser::parse(&text).map_err(|e| self.fail(format!("ONBUILD trigger: {e}")))?;
         for step in &parsed.stages[0].steps {
-            self.step(state, step, &HashMap::new(), 0)?;
+            self.step(state, step, &HashMap::new(), 0, &BTreeMap::new())?;
         }
         Ok(())
     }
@@ -391,6 +396,7 @@ impl<'a> Executor<'a> {
         step: &Step,
         globals: &HashMap<String, String>,
         stage: usize,
+        done: &BTreeMap<usize, StageResult>,
     ) -> Result<(), BuildError> {
         let escape = self.parsed.escape();
         let env = state.env();
@@ -441,10 +447,8 @@ impl<'a> Executor<'a> {
                 };
                 self.run_step(state, step, args, net)
             }
-            Instruction::Copy(_) | Instruction::Add(_) => {
-                let _ = stage;
-                Err(self.fail("COPY and ADD are not supported yet"))
-            }
+            Instruction::Copy(fc) => self.copy_step(state, step, fc, false, stage, done),
+            Instruction::Add(fc) => self.copy_step(state, step, fc, true, stage, done),
             Instruction::Onbuild(_) => {
                 let trigger = step
                     .raw
@@ -509,7 +513,13 @@ impl<'a> Executor<'a> {
         if self.opts.no_cache {
             return None;
         }
-        let id = cache::lookup(self.store, key)?;
+        let id = cache::lookup(self.store, key);
+        crate::log::debug(&format!(
+            "cache key {}: {}",
+            key.hex(),
+            id.as_ref().map_or("miss".into(), |i| i.to_string())
+        ));
+        let id = id?;
         self.out.say(" ---> Using cache");
         Some(id)
     }
@@ -567,7 +577,6 @@ impl<'a> Executor<'a> {
         args: Vec<String>,
         network: Network,
     ) -> Result<(), BuildError> {
-        let env = state.env();
         let mut visible_args: Vec<String> =
             state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         visible_args.sort();
@@ -591,7 +600,6 @@ impl<'a> Executor<'a> {
                 run_env.push(format!("{k}={v}"));
             }
         }
-        let _ = env;
         let mut c = self.container(state, args.clone())?;
         self.out.say(&format!(" ---> Running in {}", c.short_id()));
         let options = RunOptions {
@@ -616,6 +624,10 @@ impl<'a> Executor<'a> {
             {
                 break;
             }
+            crate::log::info(&format!(
+                "{} could not mount here; trying {fallback}",
+                self.driver
+            ));
             self.driver = fallback;
             c.state.driver = fallback;
             c.save().map_err(|e| self.fail(e))?;

@@ -181,6 +181,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    crate::log::set_level(match cli.global.log_level {
+        LogLevel::Error => crate::log::Level::Error,
+        LogLevel::Warn => crate::log::Level::Warn,
+        LogLevel::Info => crate::log::Level::Info,
+        LogLevel::Debug => crate::log::Level::Debug,
+    });
     // Resolved before entering the namespace, where the uid reads 0.
     let settings = match Settings::resolve(&cli.global) {
         Ok(settings) => settings,

@@ -139,6 +139,10 @@ pub(super) fn run_in_new_container(
         {
             break;
         }
+        crate::log::info(&format!(
+            "{} could not mount here; trying {fallback}",
+            c.state.driver
+        ));
         c.state.driver = fallback;
         c.save()?;
         outcome = container::run::run(store, &mut c, options.clone());

@@ -110,6 +110,12 @@ fn mount_root(
     lowers: &[PathBuf],
     init: &Path,
 ) -> Result<(PathBuf, Option<driver::Mounted>), RunError> {
+    crate::log::debug(&format!(
+        "mounting {} with {} over {} layer(s)",
+        container.short_id(),
+        container.state.driver,
+        lowers.len()
+    ));
     if container.state.driver == DriverKind::Vfs {
         let rootfs = container.rootfs();
         vfs::populate(&container.dir, &rootfs, &lowers[1..], init)?;

@@ -83,6 +83,16 @@ pub fn ensure(warn: &dyn Fn(&str)) -> Result<Entered, UsernsError> {
     } else {
         Mapping::Single
     };
+    crate::log::info(&format!(
+        "entering a user namespace with the {} map (uid {} -> 0, subuid ranges {:?})",
+        if want == Mapping::Full {
+            "full"
+        } else {
+            "single-id"
+        },
+        plan.caller.uid,
+        plan.uid_ranges
+    ));
     match fork_into(&plan, want, warn)? {
         None => Ok(Entered::Inside),
         Some(child) => Ok(Entered::Waited(wait_passing_signals(child)?)),

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "@GREETING@, @NAME@! (built by $GREETER, running as $(id -un) in $(pwd))"

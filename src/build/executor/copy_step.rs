@@ -1,0 +1,303 @@
+//! COPY and ADD steps: select the sources (build context, another stage,
+//! or an image), key the step by their digest, and write them into a fresh
+//! container's root file system, whose upper dir becomes the layer.
+
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use strata_parser::instructions::{Deferred, FileCopy, Source as ParsedSource, UserGroup};
+use strata_parser::{StageRef, Step};
+
+use super::{BuildError, Executor, StageState};
+use crate::build::cache::CacheKey;
+use crate::build::config_steps::join_workdir;
+use crate::build::context::{self, Context};
+use crate::build::copy::{self, CopyOptions};
+use crate::container::{self, NewContainer};
+use crate::digest::ImageId;
+
+/// Reads a file of the image through the mounted rootfs without leaving it
+/// (an image's /etc/passwd may be a symlink to anywhere).
+fn read_in_root(root: &Path, path: &str) -> String {
+    let Ok(dir) = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return String::new();
+    };
+    let fd = rustix::fs::openat2(
+        &dir,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    );
+    let Ok(fd) = fd else { return String::new() };
+    let mut text = String::new();
+    // A file that cannot be read counts as missing: numeric ids still work.
+    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
+    text
+}
+
+/// `--chown=user[:group]` to ids, names looked up in the image; a user with
+/// no group takes the same number as its gid (Docker's rule).
+fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<(u32, u32), String> {
+    let passwd = read_in_root(root, "/etc/passwd");
+    let groups = read_in_root(root, "/etc/group");
+    let uid = match ug.user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            crate::sandbox::user::resolve(&ug.user, &passwd, &groups)
+                .map_err(|e| e.to_string())?
+                .uid
+        }
+    };
+    let gid = match &ug.group {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                crate::sandbox::user::resolve(&format!("0:{g}"), &passwd, &groups)
+                    .map_err(|e| e.to_string())?
+                    .gid
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+impl Executor<'_> {
+    fn build_context(&mut self) -> Result<&Context, BuildError> {
+        if self.context.is_none() {
+            let ctx = match &self.opts.context {
+                Some(dir) => Context::open(dir, self.opts.dockerfile_path.as_deref())
+                    .map_err(|e| self.fail(e))?,
+                None => Context::empty(),
+            };
+            for w in ctx.warnings() {
+                eprintln!("strata: warning: {w}");
+            }
+            self.context = Some(ctx);
+        }
+        match &self.context {
+            Some(ctx) => Ok(ctx),
+            None => Err(self.fail("no build context")),
+        }
+    }
+
+    /// The image a `--from` names: an earlier stage's result or an image.
+    fn image_of_from(
+        &self,
+        from: &str,
+        stage: usize,
+        done: &std::collections::BTreeMap<usize, super::StageResult>,
+    ) -> Result<Option<ImageId>, BuildError> {
+        match self
+            .parsed
+            .resolve_copy_from(from, stage)
+            .map_err(|e| self.fail(e))?
+        {
+            StageRef::Stage(i) => Ok(done.get(&i).and_then(|r| r.image.clone())),
+            StageRef::Image(name) => self
+                .store
+                .resolve(&name)
+                .map(Some)
+                .map_err(|e| self.fail(e)),
+        }
+    }
+
+    pub(super) fn copy_step(
+        &mut self,
+        state: &mut StageState,
+        step: &Step,
+        fc: &FileCopy,
+        is_add: bool,
+        stage: usize,
+        done: &std::collections::BTreeMap<usize, super::StageResult>,
+    ) -> Result<(), BuildError> {
+        let keyword = if is_add { "ADD" } else { "COPY" };
+        let mut sources = Vec::new();
+        for s in &fc.sources {
+            match s {
+                ParsedSource::Path(p)
+                    if is_add
+                        && (p.starts_with("http://")
+                            || p.starts_with("https://")
+                            || p.starts_with("git@")) =>
+                {
+                    return Err(self.fail("ADD of a URL or git source is not supported yet"));
+                }
+                ParsedSource::Path(p) => sources.push(p.clone()),
+                ParsedSource::Heredoc(_) => {
+                    return Err(self.fail(format!(
+                        "{keyword} with a heredoc source is not supported yet"
+                    )))
+                }
+            }
+        }
+        let workdir = state
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_else(|| "/".into());
+        let mut dest = if fc.dest.starts_with('/') {
+            fc.dest.clone()
+        } else {
+            join_workdir(&workdir, &fc.dest)
+        };
+        if fc.dest.ends_with('/') && !dest.ends_with('/') {
+            dest.push('/');
+        }
+        let chmod = match &fc.chmod {
+            None => None,
+            Some(Deferred::Value(m)) => Some(*m),
+            Some(Deferred::Unexpanded(t)) => {
+                return Err(self.fail(format!("--chmod {t}: not an octal mode")))
+            }
+        };
+        let from_image = match &fc.from {
+            Some(f) => Some(self.image_of_from(f, stage, done)?),
+            None => None,
+        };
+        let dest_container = self.container(state, vec![keyword.to_string()])?;
+        let store = self.store;
+        let cache_dir = store.root().join("cache");
+        let outcome = (|| -> Result<ImageId, BuildError> {
+            // Source context: the build context, or another image mounted.
+            let source_container = match &from_image {
+                Some(Some(id)) => Some(
+                    container::create(
+                        store,
+                        NewContainer {
+                            image: id.clone(),
+                            image_name: "strata-build",
+                            name: None,
+                            command: vec![],
+                            driver: self.driver,
+                        },
+                    )
+                    .map_err(|e| self.fail(e))?,
+                ),
+                Some(None) => {
+                    return Err(self.fail(
+                        "--from names a stage with no image (FROM scratch and nothing else)",
+                    ))
+                }
+                None => None,
+            };
+            let result = match &source_container {
+                Some(sc) => container::run::with_rootfs(store, sc, |src_root| {
+                    let ctx = Context::rootfs(src_root).map_err(|e| self.fail(e))?;
+                    self.copy_into(
+                        state,
+                        step,
+                        &ctx,
+                        &sources,
+                        fc,
+                        &dest,
+                        chmod,
+                        keyword,
+                        &dest_container,
+                        &cache_dir,
+                        from_image.as_ref().and_then(|i| i.as_ref()),
+                    )
+                })
+                .map_err(|e| self.fail(e))
+                .and_then(|r| r),
+                None => {
+                    self.build_context()?;
+                    let ctx = self
+                        .context
+                        .take()
+                        .ok_or_else(|| self.fail("no build context"))?;
+                    let r = self.copy_into(
+                        state,
+                        step,
+                        &ctx,
+                        &sources,
+                        fc,
+                        &dest,
+                        chmod,
+                        keyword,
+                        &dest_container,
+                        &cache_dir,
+                        None,
+                    );
+                    self.context = Some(ctx);
+                    r
+                }
+            };
+            if let Some(sc) = &source_container {
+                self.discard(sc);
+            }
+            result
+        })();
+        self.discard(&dest_container);
+        let id = outcome?;
+        self.advance(state, id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_into(
+        &self,
+        state: &StageState,
+        step: &Step,
+        ctx: &Context,
+        sources: &[String],
+        fc: &FileCopy,
+        dest: &str,
+        chmod: Option<u32>,
+        keyword: &str,
+        c: &container::Container,
+        cache_dir: &Path,
+        from: Option<&ImageId>,
+    ) -> Result<ImageId, BuildError> {
+        let selected = ctx
+            .select(sources, &fc.exclude)
+            .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
+        // Names in --chown are looked up in the destination image.
+        let chown = match &fc.chown {
+            None => None,
+            Some(ug) => Some(
+                container::run::with_rootfs(self.store, c, |root| resolve_chown(root, ug))
+                    .map_err(|e| self.fail(e))?
+                    .map_err(|e| self.fail(format!("--chown: {e}")))?,
+            ),
+        };
+        let opts = CopyOptions {
+            chown,
+            chmod,
+            parents: fc.parents,
+            link: fc.link,
+        };
+        let digest = context::digest_sources(ctx, &selected, &opts, Some(cache_dir))
+            .map_err(|e| self.fail(e))?;
+        let params = serde_json::json!({
+            "dest": dest, "chown": chown, "chmod": chmod, "parents": fc.parents,
+            "from": from.map(|i| i.to_string()), "exclude": fc.exclude,
+        });
+        let key = CacheKey::new(
+            state.parent.as_ref(),
+            &[keyword, &params.to_string(), &digest.to_string()],
+        );
+        if let Some(id) = self.cached(&key) {
+            return Ok(id);
+        }
+        let add = keyword == "ADD";
+        container::run::with_rootfs(self.store, c, |root| {
+            if add {
+                copy::add_sources(ctx, &selected, root, dest, &opts).map(|_| ())
+            } else {
+                copy::copy_sources(ctx, &selected, root, dest, &opts).map(|_| ())
+            }
+        })
+        .map_err(|e| self.fail(e))?
+        .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
+        let text = step.raw.original.trim();
+        let id = self.commit_layer(state, c, format!("/bin/sh -c #(nop) {text}"))?;
+        self.remember(&key, &id);
+        Ok(id)
+    }
+}
