@@ -7,7 +7,7 @@
 //! - Missing directories on the way are created with mode 0755, owned by
 //!   the `--chown` owner (root without one), as Docker's `MkdirAll` does.
 //! - Symlinks are copied as symlinks, hard links between copied files stay
-//!   hard links; modes and mtimes are kept. Owners are 0:0 from a local
+//!   hard links; modes, mtimes and files' xattrs (capabilities) are kept. Owners are 0:0 from a local
 //!   context and kept from a root file system (`COPY --from`), unless
 //!   `--chown`; `--chmod` replaces the mode of files and directories.
 //! - `--parents` keeps each source's context-relative path under the
@@ -55,6 +55,9 @@ pub struct CopyStats {
     /// Entries an ADDed archive held that cannot be made here (devices,
     /// fifos), skipped.
     pub skipped: Vec<PathBuf>,
+    /// Extended attributes of copied files the kernel refused here
+    /// (`trusted.*` in a user namespace), skipped: (container path, name).
+    pub skipped_xattrs: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +280,18 @@ impl<'a> Copier<'a> {
                     }));
                 };
                 let mut file = self.ctx.open_file(src_root, cpath)?;
-                let n = self.tree.put_file(&pfd, name, at, &mut file, meta)?;
+                let full = self.ctx.root().join(cpath);
+                let xattrs = crate::layer::diff::read_xattrs(&full).map_err(|e| CopyError::Io {
+                    op: "read xattrs of",
+                    path: full.clone(),
+                    cause: match e {
+                        crate::layer::LayerError::Io { source, .. } => source,
+                        other => io::Error::other(other.to_string()),
+                    },
+                })?;
+                let n = self
+                    .tree
+                    .put_file(&pfd, name, at, &mut file, meta, &xattrs)?;
                 self.stats.files += 1;
                 self.stats.bytes += n;
                 if entry.nlink > 1 {
@@ -288,7 +302,8 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> Result<CopyStats, CopyError> {
+    pub(crate) fn finish(mut self) -> Result<CopyStats, CopyError> {
+        self.stats.skipped_xattrs = std::mem::take(&mut self.tree.skipped_xattrs);
         self.tree.finish()?;
         Ok(self.stats)
     }

@@ -305,7 +305,7 @@ fn extract_entry<R: Read>(
             copier.stats.dirs += 1;
         }
         EntryType::Regular | EntryType::Continuous => {
-            let n = copier.tree.put_file(&pfd, name, &at, entry, meta)?;
+            let n = copier.tree.put_file(&pfd, name, &at, entry, meta, &[])?;
             copier.stats.files += 1;
             copier.stats.bytes += n;
         }

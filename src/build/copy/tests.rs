@@ -414,3 +414,27 @@ fn tar_header_detection() {
     assert!(!archive::is_tar_header(b"short"));
     assert!(!archive::is_tar_header(&[b'a'; 512]));
 }
+
+#[test]
+fn file_xattrs_are_copied_but_not_overlay_ones() {
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    make_tree(ctx_dir.path(), "f bin/tool x");
+    let tool = ctx_dir.path().join("bin/tool");
+    let flags = rustix::fs::XattrFlags::empty();
+    if let Err(e) = rustix::fs::setxattr(&tool, "user.strata.test", b"v", flags) {
+        panic!("this test needs user xattrs on the temp dir's file system: {e}");
+    }
+    rustix::fs::setxattr(&tool, "user.overlay.opaque", b"y", flags).expect("overlay xattr");
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let sel = ctx.select(&["bin/tool".into()], &[]).expect("select");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    copy_sources(&ctx, &sel, rootfs.path(), "/t", &CopyOptions::default()).expect("copy");
+    let copied = rootfs.path().join("t");
+    let mut v = [0u8; 8];
+    let n = rustix::fs::getxattr(&copied, "user.strata.test", &mut v[..]).expect("copied xattr");
+    assert_eq!(&v[..n], b"v");
+    assert_eq!(
+        rustix::fs::getxattr(&copied, "user.overlay.opaque", &mut v[..]),
+        Err(rustix::io::Errno::NODATA)
+    );
+}

@@ -22,6 +22,7 @@ use rustix::io::Errno;
 
 use super::CopyError;
 use crate::layer::apply::remove_existing;
+use crate::layer::whiteout::is_overlay_xattr;
 
 /// Mode of a directory created because a path needs it (Docker's).
 pub(crate) const CREATED_DIR_MODE: u32 = 0o755;
@@ -54,6 +55,8 @@ pub(crate) struct Tree {
     dir_times: BTreeMap<PathBuf, (i64, i64)>,
     /// The last directory opened, since sorted entries share parents.
     last: Option<(PathBuf, OwnedFd)>,
+    /// xattrs the kernel refused (e.g. `trusted.*` in a user namespace).
+    pub(crate) skipped_xattrs: Vec<(PathBuf, String)>,
 }
 
 impl Tree {
@@ -69,6 +72,7 @@ impl Tree {
             rootfs: rootfs.to_path_buf(),
             dir_times: BTreeMap::new(),
             last: None,
+            skipped_xattrs: Vec::new(),
         })
     }
 
@@ -286,6 +290,7 @@ impl Tree {
         path: &Path,
         content: &mut dyn io::Read,
         meta: Meta,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<u64, CopyError> {
         remove_existing(parent, name.as_bytes()).map_err(self.err("replace", path))?;
         if let Some((p, _)) = &self.last {
@@ -304,12 +309,42 @@ impl Tree {
         let n = io::copy(content, &mut file)
             .map_err(|e| CopyError::io("write", self.shown(path))(e))?;
         self.chown(&file, (meta.uid, meta.gid), path)?;
+        // After chown, which drops file capabilities.
+        self.set_xattrs(&file, xattrs, path)?;
         // After chown, which clears setuid/setgid.
         rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode))
             .map_err(self.err("chmod", path))?;
         rustix::fs::futimens(&file, &timestamps(meta.mtime_sec, meta.mtime_nsec))
             .map_err(self.err("set times of", path))?;
         Ok(n)
+    }
+
+    /// Set extended attributes (file capabilities, ACLs, SELinux labels)
+    /// except overlay ones, which only strata itself may write; those the
+    /// kernel refuses here are listed rather than fatal.
+    fn set_xattrs<Fd: AsFd>(
+        &mut self,
+        fd: Fd,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+        path: &Path,
+    ) -> Result<(), CopyError> {
+        for (name, value) in xattrs {
+            if is_overlay_xattr(name) || name.is_empty() {
+                continue;
+            }
+            let flags = rustix::fs::XattrFlags::empty();
+            match rustix::fs::fsetxattr(fd.as_fd(), OsStr::from_bytes(name), value, flags) {
+                Ok(()) => {}
+                Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS | Errno::INVAL) => {
+                    self.skipped_xattrs.push((
+                        path.to_path_buf(),
+                        String::from_utf8_lossy(name).into_owned(),
+                    ))
+                }
+                Err(e) => return Err(self.err("set xattr on", path)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Create a symlink at `parent/name`, replacing whatever is there.
