@@ -27,6 +27,9 @@ pub struct Progress {
     mode: Mode,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Output goes to stderr (automatic pulls of `run` and `build`, whose
+    /// stdout belongs to the container or the build).
+    stderr: bool,
     /// Bars are frozen: later lines are printed below them, not through
     /// indicatif (which would redraw the frozen bars after each line).
     finished: AtomicBool,
@@ -35,26 +38,37 @@ pub struct Progress {
 impl Progress {
     /// Bars if stdout is a terminal, plain lines otherwise, nothing if quiet.
     pub fn new(quiet: bool) -> Progress {
-        let mode = if quiet {
-            Mode::Quiet
-        } else if std::io::stdout().is_terminal() {
-            Mode::Tty
-        } else {
-            Mode::Plain
-        };
-        Progress::with_mode(mode)
+        let tty = std::io::stdout().is_terminal();
+        Progress::with_mode(mode_for(quiet, tty), false)
     }
 
-    pub fn with_mode(mode: Mode) -> Progress {
-        let target = match mode {
-            Mode::Tty => ProgressDrawTarget::stdout(),
-            Mode::Plain | Mode::Quiet => ProgressDrawTarget::hidden(),
+    /// The same on stderr.
+    pub fn on_stderr(quiet: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        Progress::with_mode(mode_for(quiet, tty), true)
+    }
+
+    pub fn with_mode(mode: Mode, stderr: bool) -> Progress {
+        let target = match (mode, stderr) {
+            (Mode::Tty, false) => ProgressDrawTarget::stdout(),
+            (Mode::Tty, true) => ProgressDrawTarget::stderr(),
+            (Mode::Plain | Mode::Quiet, _) => ProgressDrawTarget::hidden(),
         };
         Progress {
             mode,
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
+            stderr,
             finished: AtomicBool::new(false),
+        }
+    }
+
+    /// A whole line on this printer's stream.
+    fn print(&self, text: &str) {
+        if self.stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
         }
     }
 
@@ -70,7 +84,7 @@ impl Progress {
                 // If the terminal went away there is nobody to tell.
                 let _ = self.multi.println(text);
             }
-            Mode::Tty | Mode::Plain => println!("{text}"),
+            Mode::Tty | Mode::Plain => self.print(text),
             Mode::Quiet => {}
         }
     }
@@ -87,7 +101,7 @@ impl Progress {
                 bar.set_message(format!("{id}: {status}"));
                 bar.tick();
             }
-            Mode::Plain => println!("{id}: {status}"),
+            Mode::Plain => self.print(&format!("{id}: {status}")),
             Mode::Quiet => {}
         }
     }
@@ -121,9 +135,17 @@ impl Progress {
             // left at the end of the last bar, moves to a line of its own.
             self.multi.set_draw_target(ProgressDrawTarget::hidden());
             if !self.lock().is_empty() {
-                println!();
+                self.print("");
             }
         }
+    }
+}
+
+fn mode_for(quiet: bool, tty: bool) -> Mode {
+    match (quiet, tty) {
+        (true, _) => Mode::Quiet,
+        (false, true) => Mode::Tty,
+        (false, false) => Mode::Plain,
     }
 }
 

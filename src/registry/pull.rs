@@ -102,8 +102,27 @@ pub fn ensure_image(
     if !quiet {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
-    let progress = Progress::new(quiet);
+    let progress = Progress::on_stderr(quiet);
     Ok(pull_image(store, reference, flags, &PullOptions::default(), &progress)?.id)
+}
+
+/// What `run IMAGE` and `FROM IMAGE` need: the image `name` (reference,
+/// id or id prefix) from the store, or pulled first when it is a
+/// reference the store does not have.
+pub fn resolve_or_pull(
+    store: &Store,
+    name: &str,
+    flags: &RegistryFlags,
+    quiet: bool,
+) -> Result<ImageId, RegistryError> {
+    match store.resolve(name) {
+        Ok(id) => Ok(id),
+        Err(crate::store::StoreError::ImageNotFound { .. }) => match Reference::parse(name) {
+            Ok(reference) => ensure_image(store, &reference, flags, quiet),
+            Err(_) => Err(crate::store::StoreError::ImageNotFound { name: name.into() }.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Every tag of `reference`'s repository (`pull -a`).

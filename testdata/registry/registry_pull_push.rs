@@ -190,3 +190,18 @@ fn registry_tls_login_push_pull_run_logout() {
     let certs = ca.cert_dir(reg.dir.path());
     auth_cycle(&reg, &["--cert-dir", certs.to_str().unwrap()]);
 }
+
+/// Needs wire-run.patch too.
+#[test]
+fn registry_run_pulls_an_image_the_store_lacks() {
+    let addr = common::registry_addr();
+    let work = tempfile::tempdir().unwrap();
+    let a = store_with_images(work.path());
+    let image = format!("{addr}/autopull{}/base:1", std::process::id());
+    a.run(&["push", "base:1", &image]).success();
+    let b = Strata::new();
+    let run = b.run(&["run", "--rm", &image, "echo", "auto"]).success();
+    assert_eq!(run.stdout, "auto\n", "{run:#?}");
+    assert!(run.stderr.contains("Unable to find image"), "{run:#?}");
+    assert!(run.stderr.contains("Pull complete"), "{run:#?}");
+}
