@@ -651,10 +651,10 @@ impl Walker<'_> {
             if is_dir {
                 // An ignored directory is only worth walking when an
                 // exception could bring something inside it back.
-                let has_exceptions = self
+                let reachable = self
                     .ignore
-                    .is_some_and(|m| m.patterns().iter().any(|p| p.is_exclusion()));
-                let kept_inside = if !ignored || has_exceptions {
+                    .is_some_and(|m| m.may_reinclude_under(&child.to_string_lossy()));
+                let kept_inside = if !ignored || reachable {
                     self.dir(ctx, &child)?
                 } else {
                     false

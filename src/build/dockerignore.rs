@@ -192,6 +192,29 @@ impl Pattern {
         self.exclusion
     }
 
+    /// Could the pattern match a path strictly below the directory `dir`?
+    /// Conservative: `**` or an odd pattern says yes. Used to skip walking
+    /// an ignored directory that no exception can reach into.
+    pub fn could_match_under(&self, dir: &str) -> bool {
+        if self
+            .toks
+            .iter()
+            .any(|t| matches!(t, Tok::AnyDirs | Tok::AnyTail))
+            || matches!(self.kind, Kind::Prefix | Kind::Suffix)
+        {
+            return true;
+        }
+        let pattern_comps: Vec<&str> = self.text.split('/').collect();
+        let dir_comps: Vec<&str> = dir.split('/').collect();
+        if pattern_comps.len() <= dir_comps.len() {
+            return false;
+        }
+        pattern_comps
+            .iter()
+            .zip(&dir_comps)
+            .all(|(p, d)| Glob::new(p).map_or(true, |g| g.matches(d)))
+    }
+
     /// Does the pattern match exactly this path (no parent rule)?
     pub fn matches(&self, path: &str) -> bool {
         match self.kind {
@@ -405,6 +428,13 @@ impl Matcher {
         &self.patterns
     }
 
+    /// Could an exception (`!`) bring back something below `dir`?
+    pub fn may_reinclude_under(&self, dir: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| p.exclusion && p.could_match_under(dir))
+    }
+
     /// Is `path` (relative, `/`-separated, clean) excluded? The last
     /// pattern matching the path or one of its parents decides.
     pub fn is_excluded(&self, path: &str) -> bool {
@@ -614,6 +644,25 @@ mod tests {
                 *want,
                 "patterns {patterns:?} on {path:?}"
             );
+        }
+    }
+
+    #[test]
+    fn exceptions_reaching_into_directories() {
+        let cases = [
+            ("!docs/keep.md", "docs", true),
+            ("!docs/keep.md", "node_modules", false),
+            ("!docs/keep.md", "docs/sub", false),
+            ("!*/keep.md", "anything", true),
+            ("!README.md", "node_modules", false),
+            ("!**/keep", "node_modules/x", true),
+            ("!a/b/c", "a/b", true),
+            ("!a/[bc]/d", "a/x", false),
+            ("ignored", "ignored", false),
+        ];
+        for (pattern, dir, want) in cases {
+            let m = Matcher::parse(&format!("*\n{pattern}")).expect("valid");
+            assert_eq!(m.may_reinclude_under(dir), want, "{pattern} under {dir}");
         }
     }
 
