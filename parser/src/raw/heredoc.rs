@@ -4,7 +4,8 @@
 //!
 //! Markers are found the way Docker finds them: the line is split into words
 //! with quotes and escapes kept, and each word shaped `N<<-?NAME` (with no
-//! further `<`) is a marker. The bodies are read by the raw-tree builder.
+//! further `<`; blanks after the operator allowed, `<< EOF`) is a marker.
+//! The bodies are read by the raw-tree builder.
 
 use crate::expand::{expand_heredoc, raw_words, unquote_words, Env, ExpandError, ExpandErrorKind};
 
@@ -36,9 +37,7 @@ impl Heredoc {
             .map(|line| line.trim_start_matches('\t'))
             .collect()
     }
-}
 
-impl Heredoc {
     /// The body as a COPY/ADD source gets it: chomped, and with variables
     /// substituted from `env` when the delimiter was unquoted. As in Docker,
     /// quotes in the body are left alone (it is file content, not Dockerfile
