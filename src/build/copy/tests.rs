@@ -438,3 +438,45 @@ fn file_xattrs_are_copied_but_not_overlay_ones() {
         Err(rustix::io::Errno::NODATA)
     );
 }
+
+#[test]
+fn symlinks_inside_copied_trees_and_archives_stay_inside() {
+    let outside = tempfile::tempdir().expect("outside");
+    let out = outside.path().display().to_string();
+    // The image has /app/x pointing out of the root; the context has x/.
+    let (rootfs, r) = copy(
+        CTX,
+        &format!("d app\nl app/x /../../..{out}"),
+        &["dir"],
+        "/app",
+        &CopyOptions::default(),
+    );
+    r.expect("copy");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).expect("outside").count(),
+        0
+    );
+    assert!(rootfs.path().join("app/x/y.txt").exists());
+
+    // A tar that plants a symlink, then writes through it.
+    use tar::EntryType as E;
+    let tar = tar_of(&[
+        ("l", E::Symlink, out.as_str()),
+        ("l/evil", E::Regular, "pwned"),
+        ("h", E::Link, "../../../../etc/passwd"),
+    ]);
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    std::fs::write(ctx_dir.path().join("t.tar"), &tar[..]).expect("write");
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let sel = ctx.select(&["t.tar".into()], &[]).expect("select");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    let err = add_sources(&ctx, &sel, rootfs.path(), "/", &CopyOptions::default())
+        .expect_err("hard link with ..");
+    assert!(matches!(err, CopyError::UnsafeEntry { .. }), "{err:?}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).expect("outside").count(),
+        0
+    );
+    let planted = rootfs.path().join(out.trim_start_matches('/')).join("evil");
+    assert_eq!(std::fs::read_to_string(planted).expect("inside"), "pwned");
+}
