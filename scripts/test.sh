@@ -28,8 +28,8 @@ step() {
 
 step cargo fmt --all -- --check
 step cargo clippy --workspace --all-targets -- -D warnings
-step cargo test --workspace --lib --bins
-step cargo test -p strata-parser --tests
+step cargo test -p strata --lib --bins
+step cargo test -p strata-parser
 
 # Whole-binary tests run from a world-readable copy: the checkout may sit in
 # a home directory the test users cannot enter.

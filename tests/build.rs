@@ -413,3 +413,103 @@ fn rootless_build_copy_cache_sees_every_change() {
         "2229"
     );
 }
+
+#[test]
+fn rootless_build_add_extracts_local_archives() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nADD bundle.tar.gz /opt/\nADD plain.txt /opt/plain.txt\n",
+        ),
+        ("plain.txt", "plain"),
+    ]);
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [("app/run.sh", "#!/bin/sh\necho packed\n")] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, name, data.as_bytes()).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+    std::fs::write(ctx.path().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();
+    build(&s, ctx.path(), &["-t", "added"]).success();
+    let out = s
+        .run(&[
+            "run",
+            "--rm",
+            "added",
+            "sh",
+            "-c",
+            "/opt/app/run.sh; cat /opt/plain.txt; echo; ls /opt",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(out, "packed\nplain\napp\nplain.txt\n");
+}
+
+#[test]
+fn interop_built_image_is_read_by_skopeo_and_umoci() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY f /f\nRUN echo ran > /ran\nCMD [\"cat\", \"/f\"]\n",
+        ),
+        ("f", "content\n"),
+    ]);
+    build(&s, ctx.path(), &["-t", "built"]).success();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    let dest = format!("oci:{}:v1", layout.display());
+    s.run(&["push", "built", &dest]).success();
+    let inspect = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", &format!("oci:{}:v1", layout.display())])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        3,
+        "busybox + COPY + RUN: {manifest:#}"
+    );
+    let bundle = out.path().join("bundle");
+    let unpack = std::process::Command::new("umoci")
+        .args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:v1", layout.display()),
+            bundle.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        unpack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/f")).unwrap(),
+        "content\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/ran")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(
+        s.run(&["run", "--rm", "built"]).success().stdout,
+        "content\n"
+    );
+}
