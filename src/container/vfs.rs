@@ -54,6 +54,23 @@ struct Record {
     finished_ns: i128,
 }
 
+/// When `path` was created, where the file system records it (statx
+/// btime). A directory removed and made again can reuse the old inode
+/// number, but not the old birth time.
+fn btime_ns(path: &Path) -> Option<i128> {
+    let stx = rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        rustix::fs::StatxFlags::BTIME,
+    )
+    .ok()?;
+    if stx.stx_mask & rustix::fs::StatxFlags::BTIME.bits() == 0 {
+        return None;
+    }
+    Some(i128::from(stx.stx_btime.tv_sec) * 1_000_000_000 + i128::from(stx.stx_btime.tv_nsec))
+}
+
 fn ctime_ns(m: &Metadata) -> i128 {
     i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
 }
@@ -414,8 +431,9 @@ impl Differ<'_> {
         let src = self.rootfs.join(rel);
         if meta.is_dir() {
             let recorded = self.rec.dirs.get(&*rel.to_string_lossy()).copied();
+            let born_since = btime_ns(&src).is_some_and(|b| b > self.rec.finished_ns);
             let replaced = match lower {
-                Some((_, lm)) => !lm.is_dir() || recorded != Some(meta.ino()),
+                Some((_, lm)) => !lm.is_dir() || recorded != Some(meta.ino()) || born_since,
                 None => false,
             };
             let added = lower.is_none() || replaced;
