@@ -13,8 +13,9 @@
 //! - `--parents` keeps each source's context-relative path under the
 //!   destination (from a `/./` pivot on, if the source has one). `--link` changes nothing here: how the layer is made is
 //!   the executor's business.
-//! - An existing destination directory keeps its own metadata; the
-//!   directories inside a copied tree get their source's.
+//! - The destination of a directory source is made like any missing
+//!   directory (0755, the `--chown` owner) or, if it exists, left as it is;
+//!   the directories inside a copied tree get their source's metadata.
 //!
 //! The root file system belongs to an untrusted image: all writes go
 //! through [`tree`], which never resolves a path outside it.
@@ -226,17 +227,13 @@ impl<'a> Copier<'a> {
 
     /// Copy a directory source's content into `target`.
     fn dir(&mut self, source: &Source, target: &Path) -> Result<(), CopyError> {
-        let top = self.entry(&source.target)?;
-        if let (Some(parent), Some(name)) = (target.parent(), target.file_name()) {
+        // Only a directory source's content is copied (BuildKit's
+        // CopyDirContentsOnly): the destination is made like any missing
+        // directory, or left as it is.
+        if !self.tree.is_dir(target) {
             let owner = self.created_owner();
-            let pfd = self.tree.open_dir(parent, owner)?;
-            // An existing destination keeps its metadata; one made here
-            // takes the source directory's.
-            if !self.tree.is_dir(target) {
-                let meta = self.meta(top);
-                self.tree.put_dir(&pfd, name, target, Some(meta))?;
-                self.stats.dirs += 1;
-            }
+            self.tree.open_dir(target, owner)?;
+            self.stats.dirs += 1;
         }
         for rel in &source.entries {
             let cpath = source.context_path(rel);

@@ -186,7 +186,7 @@ fn chown_chmod_parents_and_times() {
         [
             "srv 755 0:0 dir",
             "srv/new 755 1000:1001 dir",
-            "srv/new/deep 750 1000:1001 dir",
+            "srv/new/deep 755 1000:1001 dir",
             "srv/new/deep/link -> ../a.txt",
             "srv/new/deep/x 750 1000:1001 dir",
             "srv/new/deep/x/y.txt 750 1000:1001 \"Y\"",
@@ -215,7 +215,7 @@ fn chown_chmod_parents_and_times() {
             "p/dir 755 0:0 dir",
             "p/dir/x 755 0:0 dir",
             "p/dir/x/y.txt 644 0:0 \"Y\"",
-            "p/x 700 0:0 dir",
+            "p/x 755 0:0 dir",
             "p/x/y.txt 644 0:0 \"Y\"",
         ]
     );
