@@ -426,15 +426,14 @@ fn rootless_build_add_extracts_local_archives() {
         ("plain.txt", "plain"),
     ]);
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, data) in [("app/run.sh", "#!/bin/sh\necho packed\n")] {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o755);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        tar.append_data(&mut h, name, data.as_bytes()).unwrap();
-    }
+    let (name, data) = ("app/run.sh", "#!/bin/sh\necho packed\n");
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    tar.append_data(&mut h, name, data.as_bytes()).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
     std::fs::write(ctx.path().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();

@@ -332,11 +332,16 @@ impl<'a> Executor<'a> {
         let parent = match self.parsed.resolve_from(&image, index) {
             StageRef::Stage(i) => done.get(&i).and_then(|r| r.image.clone()),
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => None,
-            StageRef::Image(name) => Some(self.store.resolve(&name).map_err(|e| {
-                self.fail(format!(
-                    "{e} (pull it first, e.g. with strata pull or strata load)"
-                ))
-            })?),
+            // Not in the store: pulled from its registry, as Docker does.
+            StageRef::Image(name) => Some(
+                crate::registry::pull::resolve_or_pull(
+                    self.store,
+                    &name,
+                    &crate::registry::flags::RegistryFlags::default(),
+                    self.opts.quiet,
+                )
+                .map_err(|e| self.fail(e))?,
+            ),
         };
         let config = match &parent {
             Some(id) => self.store.config(id).map_err(|e| self.fail(e))?,

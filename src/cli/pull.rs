@@ -22,10 +22,17 @@ pub struct PullArgs {
     /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]
     #[arg(value_name = "SOURCE")]
     source: String,
+    #[command(flatten)]
+    registry: crate::registry::transport::PullFlags,
 }
 
 pub fn run(settings: &Settings, args: &PullArgs) -> Result<ExitCode> {
     let store = open_store(settings)?;
+    if let Some(reference) = crate::registry::transport::registry_reference(&args.source) {
+        crate::registry::transport::run_pull(&store, &reference?, &args.registry, args.quiet)
+            .with_context(|| format!("pulling {}", args.source))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let name = args.name.as_deref().map(Reference::parse).transpose()?;
     let (path, select) = match Transport::parse(&args.source)? {
         Transport::Oci { dir, tag } => (dir, tag),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::images::open_store;
 use super::save::{name_images, write_file, LayerCompression};
@@ -19,7 +19,9 @@ pub struct PushArgs {
     image: String,
     /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]
     #[arg(value_name = "DESTINATION")]
-    destination: String,
+    destination: Option<String>,
+    #[command(flatten)]
+    registry: crate::registry::transport::PushFlags,
     /// Layer compression for oci: and oci-archive: (docker-archive layers
     /// are uncompressed)
     #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
@@ -28,7 +30,23 @@ pub struct PushArgs {
 
 pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
     let store = open_store(settings)?;
-    let transport = Transport::parse(&args.destination)?;
+    let dest = args.destination.as_deref();
+    if let Some(reference) = dest.map_or(Some(None), |d| {
+        crate::registry::transport::registry_reference(d).map(Some)
+    }) {
+        let reference = reference.transpose()?;
+        crate::registry::transport::run_push(
+            &store,
+            &args.image,
+            reference.as_ref(),
+            &args.registry,
+            args.compression_format.get(),
+            false,
+        )
+        .with_context(|| format!("pushing {}", args.image))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let transport = Transport::parse(dest.unwrap_or_default())?;
     let mut named = name_images(&store, std::slice::from_ref(&args.image))?;
     let Some(mut image) = named.pop() else {
         anyhow::bail!("no such image: {}", args.image);

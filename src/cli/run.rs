@@ -53,7 +53,13 @@ pub struct RunArgs {
 
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
     let store = open_store(settings)?;
-    let image = store.resolve(&args.image)?;
+    // A reference the store lacks is pulled first, as `docker run` does.
+    let image = crate::registry::pull::resolve_or_pull(
+        &store,
+        &args.image,
+        &crate::registry::flags::RegistryFlags::default(),
+        false,
+    )?;
     let config = store.config(&image)?.config.unwrap_or_default();
     let argv = command_line(&config, args.entrypoint.as_deref(), &args.command)?;
     let binds = args

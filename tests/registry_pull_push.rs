@@ -205,3 +205,29 @@ fn registry_run_pulls_an_image_the_store_lacks() {
     assert!(run.stderr.contains("Unable to find image"), "{run:#?}");
     assert!(run.stderr.contains("Pull complete"), "{run:#?}");
 }
+
+#[test]
+fn registry_build_pulls_a_from_image_it_lacks() {
+    let addr = common::registry_addr();
+    let work = tempfile::tempdir().unwrap();
+    let a = store_with_images(work.path());
+    let image = format!("{addr}/buildpull{}/base:1", std::process::id());
+    a.run(&["push", "base:1", &image]).success();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo built > /b\n"),
+    )
+    .unwrap();
+    let b = Strata::new();
+    let build = b
+        .run(&["build", "-t", "from-registry", ctx.path().to_str().unwrap()])
+        .success();
+    assert!(build.stderr.contains("Pull complete"), "{build:#?}");
+    assert_eq!(
+        b.run(&["run", "--rm", "from-registry", "cat", "/b"])
+            .success()
+            .stdout,
+        "built\n"
+    );
+}
