@@ -99,9 +99,9 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Load images from a tar archive or standard input
     Load(load::LoadArgs),
-    /// Copy an image to oci:DIR, oci-archive:FILE or docker-archive:FILE
+    /// Push an image to a registry, or copy it to oci:DIR, oci-archive:FILE, docker-archive:FILE
     Push(push::PushArgs),
-    /// Copy an image from oci:DIR, oci-archive:FILE or docker-archive:FILE
+    /// Pull an image from a registry, or copy it from oci:DIR, oci-archive:FILE, docker-archive:FILE
     Pull(pull::PullArgs),
     /// Log in to a registry (checks the credentials, then stores them)
     Login(login::LoginArgs),
