@@ -338,7 +338,12 @@ impl Context {
                 })
                 .unwrap_or(0);
             let matched: Vec<PathBuf> = if dockerignore::has_meta(&rel) {
-                let found = self.glob(&rel)?;
+                let mut found = self.glob(&rel)?;
+                // A name that only looks like a pattern (`file[1].txt`)
+                // and exists as written is taken as written.
+                if found.is_empty() && self.resolve(Path::new(&rel), src)?.is_some() {
+                    found.push(PathBuf::from(&rel));
+                }
                 if found.is_empty() {
                     return Err(ContextError::NoSourceFiles {
                         pattern: src.clone(),

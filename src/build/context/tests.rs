@@ -55,6 +55,7 @@ fn names(sources: &[Source]) -> Vec<(String, String, bool, Vec<String>)> {
 
 const TREE: &str = "
     f Dockerfile FROM x
+    f odd[1].dat odd
     f a.txt A
     f b.txt B
     f src/main.rs fn main
@@ -94,6 +95,7 @@ fn walk_is_sorted_and_applies_ignores() {
             "link.txt",
             "loop1",
             "loop2",
+            "odd[1].dat",
             "src",
             "src/lib",
             "src/lib/util.rs",
@@ -147,6 +149,11 @@ fn select_table() {
     type Want = &'static [(&'static str, &'static str, bool, &'static [&'static str])];
     let cases: &[(&[&str], &[&str], Want)] = &[
         (&["a.txt"], &[], &[("a.txt", "a.txt", false, &[])]),
+        (
+            &["odd[1].dat"],
+            &[],
+            &[("odd[1].dat", "odd[1].dat", false, &[])],
+        ),
         (&["/a.txt"], &[], &[("a.txt", "a.txt", false, &[])]),
         (&["./src/../a.txt"], &[], &[("a.txt", "a.txt", false, &[])]),
         (
