@@ -512,3 +512,26 @@ fn interop_built_image_is_read_by_skopeo_and_umoci() {
         "content\n"
     );
 }
+
+#[test]
+fn rootless_build_heredocs() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\nENV NAME=heredoc\nCOPY <<EOF /etc/greeting\nhello from $NAME\nEOF\nRUN <<EOF\necho ran > /ran\nEOF\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, ctx.path(), &["-t", "hd"]).success();
+    assert_eq!(
+        s.run(&["run", "--rm", "hd", "cat", "/etc/greeting", "/ran"])
+            .success()
+            .stdout,
+        "hello from heredoc\nran\n"
+    );
+    assert_eq!(
+        build(&s, ctx.path(), &["-t", "hd"])
+            .success()
+            .stdout
+            .matches("Using cache")
+            .count(),
+        3
+    );
+}

@@ -118,6 +118,8 @@ impl Executor<'_> {
     ) -> Result<(), BuildError> {
         let keyword = if is_add { "ADD" } else { "COPY" };
         let mut sources = Vec::new();
+        // Inline files (`COPY <<EOF /dst`) become a small context of their own.
+        let mut inline: Option<tempfile::TempDir> = None;
         for s in &fc.sources {
             match s {
                 ParsedSource::Path(p)
@@ -129,10 +131,31 @@ impl Executor<'_> {
                     return Err(self.fail("ADD of a URL or git source is not supported yet"));
                 }
                 ParsedSource::Path(p) => sources.push(p.clone()),
-                ParsedSource::Heredoc(_) => {
-                    return Err(self.fail(format!(
-                        "{keyword} with a heredoc source is not supported yet"
-                    )))
+                ParsedSource::Heredoc(h) => {
+                    if inline.is_none() {
+                        inline = Some(
+                            tempfile::Builder::new()
+                                .prefix("strata-heredoc-")
+                                .tempdir_in(self.store.root().join("tmp"))
+                                .map_err(|e| self.fail(e))?,
+                        );
+                    }
+                    let dir = inline
+                        .as_ref()
+                        .map(|d| d.path().to_path_buf())
+                        .unwrap_or_default();
+                    let body = h
+                        .expanded_body(&state.env(), self.parsed.escape())
+                        .map_err(|e| self.fail(e))?;
+                    let file = dir.join(&h.name);
+                    std::fs::write(&file, body).map_err(|e| self.fail(e))?;
+                    // A fixed time: the same text gives the same layer.
+                    let epoch = std::fs::File::options()
+                        .write(true)
+                        .open(&file)
+                        .and_then(|f| f.set_modified(std::time::UNIX_EPOCH));
+                    epoch.map_err(|e| self.fail(e))?;
+                    sources.push(h.name.clone());
                 }
             }
         }
@@ -206,6 +229,26 @@ impl Executor<'_> {
                 })
                 .map_err(|e| self.fail(e))
                 .and_then(|r| r),
+                None if inline.is_some() => {
+                    let dir = inline
+                        .as_ref()
+                        .map(|d| d.path().to_path_buf())
+                        .unwrap_or_default();
+                    let ctx = Context::open(&dir, None).map_err(|e| self.fail(e))?;
+                    self.copy_into(
+                        state,
+                        step,
+                        &ctx,
+                        &sources,
+                        fc,
+                        &dest,
+                        chmod,
+                        keyword,
+                        &dest_container,
+                        &cache_dir,
+                        None,
+                    )
+                }
                 None => {
                     self.build_context()?;
                     let ctx = self
