@@ -231,3 +231,34 @@ fn registry_build_pulls_a_from_image_it_lacks() {
         "built\n"
     );
 }
+
+#[test]
+fn registry_build_pull_policies() {
+    let addr = common::registry_addr();
+    let work = tempfile::tempdir().unwrap();
+    let a = store_with_images(work.path());
+    let image = format!("{addr}/pullpolicy{}/base:1", std::process::id());
+    a.run(&["push", "base:1", &image]).success();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN true\n"),
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let b = Strata::new();
+    let never = b.run(&["build", "--pull=never", dir]);
+    assert_eq!(never.code, Some(1), "{never:#?}");
+    assert!(!never.stderr.contains("Pull complete"), "{never:#?}");
+    b.run(&["build", dir]).success();
+    let always = b.run(&["build", "--pull", dir]).success();
+    assert!(
+        always.stderr.contains("Image is up to date"),
+        "--pull asks the registry again: {always:#?}"
+    );
+    let missing = b.run(&["build", dir]).success();
+    assert!(
+        !missing.stderr.contains("Digest:"),
+        "present: not pulled again: {missing:#?}"
+    );
+}

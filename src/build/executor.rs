@@ -70,6 +70,19 @@ pub struct BuildOptions {
     pub network: Network,
     /// Forced with --storage-driver, else chosen by trying.
     pub driver: Option<DriverKind>,
+    /// When FROM images are pulled.
+    pub pull: PullPolicy,
+}
+
+/// `--pull`: when a FROM image is fetched from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Only when the store does not have it
+    Missing,
+    /// Every time, to get the newest
+    Always,
+    /// Never: the image must be in the store
+    Never,
 }
 
 /// The result of a stage: its image (None: scratch with no step).
@@ -332,16 +345,7 @@ impl<'a> Executor<'a> {
         let parent = match self.parsed.resolve_from(&image, index) {
             StageRef::Stage(i) => done.get(&i).and_then(|r| r.image.clone()),
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => None,
-            // Not in the store: pulled from its registry, as Docker does.
-            StageRef::Image(name) => Some(
-                crate::registry::pull::resolve_or_pull(
-                    self.store,
-                    &name,
-                    &crate::registry::flags::RegistryFlags::default(),
-                    self.opts.quiet,
-                )
-                .map_err(|e| self.fail(e))?,
-            ),
+            StageRef::Image(name) => Some(self.base_image(&name)?),
         };
         let config = match &parent {
             Some(id) => self.store.config(id).map_err(|e| self.fail(e))?,
@@ -368,6 +372,31 @@ impl<'a> Executor<'a> {
         Ok(StageResult {
             image: state.parent,
         })
+    }
+
+    /// A FROM image, from the store or its registry as `--pull` says.
+    fn base_image(&self, name: &str) -> Result<ImageId, BuildError> {
+        let flags = crate::registry::flags::RegistryFlags::default();
+        match self.opts.pull {
+            PullPolicy::Never => self
+                .store
+                .resolve(name)
+                .map_err(|e| self.fail(format!("{e} (and --pull=never)"))),
+            PullPolicy::Missing => {
+                crate::registry::pull::resolve_or_pull(self.store, name, &flags, self.opts.quiet)
+                    .map_err(|e| self.fail(e))
+            }
+            PullPolicy::Always => {
+                let reference = Reference::parse(name).map_err(|e| self.fail(e))?;
+                let progress = crate::registry::progress::Progress::on_stderr(self.opts.quiet);
+                let options = crate::registry::pull::PullOptions::default();
+                crate::registry::pull::pull_image(
+                    self.store, &reference, &flags, &options, &progress,
+                )
+                .map(|pulled| pulled.id)
+                .map_err(|e| self.fail(e))
+            }
+        }
     }
 
     /// ONBUILD triggers of the base image run first, then are dropped.

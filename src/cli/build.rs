@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::images::open_store;
 use super::settings::Settings;
-use crate::build::executor::{BuildOptions, Executor};
+use crate::build::executor::{BuildOptions, Executor, PullPolicy};
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
 
@@ -42,6 +42,9 @@ pub struct BuildArgs {
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     quiet: bool,
+    /// Pull FROM images: missing (default), always, never; --pull alone is always
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, num_args = 0..=1, default_missing_value = "always", require_equals = true)]
+    pull: PullPolicy,
     /// Network for RUN instructions: the host's, or none
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
@@ -114,6 +117,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         quiet: args.quiet,
         network: args.network,
         driver: settings.storage_driver,
+        pull: args.pull,
     };
     let outcome = Executor::new(&store, options).and_then(|e| e.run());
     let id = match outcome {
