@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# strata vs rootless buildah (--layers, --isolation chroot), same machine,
+# same local busybox base, runs alternating; prints medians and ratios.
+# Run as an unprivileged user with subuid ranges. BENCH_SCALE=0.1 for a
+# quick run (sizes scale, file counts too); BENCH_RUNS runs per case.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
+strata=${STRATA:-$PWD/target/release/strata}
+w=$(mktemp -d); trap 'rm -rf "$w"; buildah rm -a >/dev/null 2>&1; buildah rmi -a -f >/dev/null 2>&1' EXIT
+export STRATA_ROOT=$w/store
+n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
+bash scripts/busybox-rootfs.sh "$w/bb.tar"
+"$strata" import "$w/bb.tar" busybox >/dev/null
+"$strata" save -o "$w/bb-save.tar" busybox
+buildah pull -q "docker-archive:$w/bb-save.tar" >/dev/null
+
+mk() { mkdir -p "$w/$1"; printf '%b' "$2" >"$w/$1/Dockerfile"; }
+mk a "FROM busybox\nRUN head -c $(n 200000000) /dev/urandom > /data\n"
+mk b "FROM busybox\nCOPY . /ctx/\n"
+mkdir -p "$w/b/files"
+for i in $(seq "$(n 20000)"); do head -c 25000 /dev/urandom >"$w/b/files/$i"; done
+f="FROM busybox\n"
+for i in $(seq 10); do f+="RUN echo $i > /r$i\nENV V$i=$i\nCOPY Dockerfile /c$i\n"; done
+mk f "$f"
+
+time_of() {
+  local t0; t0=$(date +%s.%N)
+  "$@" >"$w/out" 2>&1 || { echo "bench: failed: $*" >&2; cat "$w/out" >&2; exit 1; }
+  echo "$(date +%s.%N) - $t0" | bc
+}
+s_build() { "$strata" build "$@"; }
+b_build() { buildah bud --layers --isolation chroot "$@"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+declare -A T
+case_run() { # name, setup (run before each timing), build args...
+  local name=$1 setup=$2; shift 2
+  for _ in $(seq "$runs"); do
+    for tool in s b; do eval "$setup"; T[$name.$tool]+="$(time_of "${tool}_build" "$@") "; done
+  done
+}
+b_build -t warm-b "$w/b" >/dev/null 2>&1; s_build -t warm-b "$w/b" >/dev/null 2>&1
+case_run "a cold RUN $(n 200)MB" : --no-cache -t a "$w/a"
+case_run "b COPY $(n 20000) files" : --no-cache -t b "$w/b"
+case_run "c cached rebuild of b" : -t b "$w/b"
+case_run "d b after one file changes" 'echo x >>"$w/b/files/1"' -t b "$w/b"
+case_run "e --no-cache rebuild of b" : --no-cache -t b "$w/b"
+case_run "f 30 small steps" : --no-cache -t f "$w/f"
+printf '%-30s %10s %10s %8s\n' case strata_s buildah_s ratio
+for k in "a cold RUN $(n 200)MB" "b COPY $(n 20000) files" "c cached rebuild of b" "d b after one file changes" "e --no-cache rebuild of b" "f 30 small steps"; do
+  s=$(tr ' ' '\n' <<<"${T[$k.s]}" | grep . | median); b=$(tr ' ' '\n' <<<"${T[$k.b]}" | grep . | median)
+  printf '%-30s %10.2f %10.2f %8.2f\n' "$k" "$s" "$b" "$(echo "$s / $b" | bc -l)"
+done
