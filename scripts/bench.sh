@@ -24,10 +24,13 @@ f="FROM busybox\n"
 for i in $(seq 10); do f+="RUN echo $i > /r$i\nENV V$i=$i\nCOPY Dockerfile /c$i\n"; done
 mk f "$f"
 
-time_of() {
-  local t0; t0=$(date +%s.%N)
-  "$@" >"$w/out" 2>&1 || { echo "bench: failed: $*" >&2; cat "$w/out" >&2; exit 1; }
-  echo "$(date +%s.%N) - $t0" | bc
+time_of() { # one retry: buildah's chroot RUN fails now and then (memfd sealing)
+  local t0
+  for _ in 1 2; do
+    t0=$(date +%s.%N)
+    "$@" >"$w/out" 2>&1 && { echo "$(date +%s.%N) - $t0" | bc; return; }
+  done
+  echo "bench: failed: $*" >&2; cat "$w/out" >&2; exit 1
 }
 s_build() { "$strata" build "$@"; }
 b_build() { buildah bud --layers --isolation chroot "$@"; }
