@@ -30,11 +30,22 @@ pub fn argv(command: &Command, shell: &[String]) -> Vec<String> {
     }
 }
 
-/// Sets `key=value` in an env list, replacing an earlier value.
+/// Sets `key=value` in an env list; an existing key keeps its place, as
+/// Docker replaces it in place.
 pub fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
     let prefix = format!("{key}=");
-    env.retain(|kv| !kv.starts_with(&prefix));
-    env.push(format!("{key}={value}"));
+    match env.iter_mut().find(|kv| kv.starts_with(&prefix)) {
+        Some(kv) => *kv = format!("{key}={value}"),
+        None => env.push(format!("{key}={value}")),
+    }
+}
+
+/// Docker and buildah give a stage whose base sets no PATH the default one.
+pub fn ensure_path(config: &mut ImageConfig) {
+    let env = config.run_config_mut().env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|kv| kv.starts_with("PATH=")) {
+        env.push(format!("PATH={}", crate::sandbox::spec::DEFAULT_PATH));
+    }
 }
 
 fn port_key(start: u16, protocol: Protocol) -> String {
@@ -193,7 +204,11 @@ mod tests {
              HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/\nMAINTAINER me",
         );
         let rc = c.config.clone().unwrap();
-        assert_eq!(rc.env.unwrap(), vec!["B=2", "A=3"]);
+        assert_eq!(
+            rc.env.unwrap(),
+            vec!["A=3", "B=2"],
+            "a replaced key keeps its place"
+        );
         assert_eq!(rc.labels.unwrap()["x"], "y");
         let ports: Vec<String> = rc.exposed_ports.unwrap().keys().cloned().collect();
         assert_eq!(ports, vec!["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]);

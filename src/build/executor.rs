@@ -347,10 +347,11 @@ impl<'a> Executor<'a> {
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => None,
             StageRef::Image(name) => Some(self.base_image(&name)?),
         };
-        let config = match &parent {
+        let mut config = match &parent {
             Some(id) => self.store.config(id).map_err(|e| self.fail(e))?,
             None => ImageConfig::new(now_rfc3339()),
         };
+        config_steps::ensure_path(&mut config);
         self.out.say(&format!(
             " ---> {}",
             parent.as_ref().map_or_else(|| "scratch".into(), short)
