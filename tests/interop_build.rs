@@ -62,6 +62,14 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
             let m = std::fs::symlink_metadata(&p).unwrap();
+            let mode = m.permissions().mode() & 0o7777;
+            // An image's mode (e.g. COPY --chmod 0640 on a directory) may
+            // lock out the unpacking user, who owns everything here.
+            if !m.file_type().is_symlink() {
+                let needed = if m.is_dir() { 0o700 } else { 0o400 };
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode | needed))
+                    .unwrap();
+            }
             let what = if m.file_type().is_symlink() {
                 format!("link {}", std::fs::read_link(&p).unwrap().display())
             } else if m.is_dir() {
@@ -123,6 +131,21 @@ fn config(layout: &Path) -> serde_json::Value {
         "OnBuild",
         "Shell",
     ];
+    // buildah keeps `EXPOSE 8000-8002` as one range key; Docker (and
+    // strata) list each port.
+    if let Some(ports) = cfg.get_mut("ExposedPorts").and_then(|p| p.as_object_mut()) {
+        let keys: Vec<String> = ports.keys().cloned().collect();
+        for key in keys {
+            let (range, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            if let Some((a, b)) = range.split_once('-') {
+                let (a, b): (u16, u16) = (a.parse().unwrap(), b.parse().unwrap());
+                ports.remove(&key);
+                for port in a..=b {
+                    ports.insert(format!("{port}/{proto}"), serde_json::json!({}));
+                }
+            }
+        }
+    }
     let mut out = serde_json::Map::new();
     for k in keep {
         out.insert(

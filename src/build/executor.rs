@@ -446,15 +446,10 @@ impl<'a> Executor<'a> {
                         .unwrap_or_default();
                     state.args.insert(d.name.clone(), value);
                 }
-                // ARG changes no config; the image stays the same.
-                self.out.say(&format!(
-                    " ---> {}",
-                    state
-                        .parent
-                        .as_ref()
-                        .map_or_else(|| "scratch".into(), short)
-                ));
-                Ok(())
+                // No config change, but a history entry, as Docker's classic
+                // builder and buildah record ARG.
+                let config = state.config.clone();
+                self.metadata_step(state, step, config)
             }
             Instruction::Run {
                 command,
