@@ -140,3 +140,69 @@ impl Strata {
         self.run(&["import", tar.to_str().unwrap(), name]).success();
     }
 }
+
+// Image fixtures and process checks shared by the container tests.
+
+/// busybox's rootfs with entries dropped and others added, as a new tarball.
+pub fn busybox_variant(
+    dir: &std::path::Path,
+    drop: &[&str],
+    add: impl FnOnce(&mut tar::Builder<std::fs::File>),
+) -> PathBuf {
+    let out = dir.join("variant.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut archive = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if drop
+            .iter()
+            .any(|d| path.trim_start_matches("./").trim_end_matches('/') == *d)
+        {
+            continue;
+        }
+        let header = entry.header().clone();
+        builder.append(&header, &mut entry).unwrap();
+    }
+    add(&mut builder);
+    builder.finish().unwrap();
+    out
+}
+
+pub fn symlink_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, target: &str) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    builder.append_link(&mut h, path, target).unwrap();
+}
+
+pub fn processes_with_arg(arg: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+pub fn file_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, data: &[u8], mode: u32) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(if path.ends_with('/') {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_000_000_000);
+    builder.append_data(&mut h, path, data).unwrap();
+}

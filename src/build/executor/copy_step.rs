@@ -67,6 +67,19 @@ fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
+/// One COPY/ADD step's settled inputs, whatever the source context.
+#[derive(Clone, Copy)]
+struct CopyJob<'a> {
+    step: &'a Step,
+    sources: &'a [String],
+    fc: &'a FileCopy,
+    dest: &'a str,
+    chmod: Option<u32>,
+    keyword: &'a str,
+    container: &'a container::Container,
+    cache_dir: &'a Path,
+}
+
 impl Executor<'_> {
     fn build_context(&mut self) -> Result<&Context, BuildError> {
         if self.context.is_none() {
@@ -187,6 +200,16 @@ impl Executor<'_> {
         let dest_container = self.container(state, vec![keyword.to_string()])?;
         let store = self.store;
         let cache_dir = store.root().join("cache");
+        let job = CopyJob {
+            step,
+            sources: &sources,
+            fc,
+            dest: &dest,
+            chmod,
+            keyword,
+            container: &dest_container,
+            cache_dir: &cache_dir,
+        };
         let outcome = (|| -> Result<ImageId, BuildError> {
             // Source context: the build context, or another image mounted.
             let source_container = match &from_image {
@@ -215,15 +238,8 @@ impl Executor<'_> {
                     let ctx = Context::rootfs(src_root).map_err(|e| self.fail(e))?;
                     self.copy_into(
                         state,
-                        step,
+                        &job,
                         &ctx,
-                        &sources,
-                        fc,
-                        &dest,
-                        chmod,
-                        keyword,
-                        &dest_container,
-                        &cache_dir,
                         from_image.as_ref().and_then(|i| i.as_ref()),
                     )
                 })
@@ -235,19 +251,7 @@ impl Executor<'_> {
                         .map(|d| d.path().to_path_buf())
                         .unwrap_or_default();
                     let ctx = Context::open(&dir, None).map_err(|e| self.fail(e))?;
-                    self.copy_into(
-                        state,
-                        step,
-                        &ctx,
-                        &sources,
-                        fc,
-                        &dest,
-                        chmod,
-                        keyword,
-                        &dest_container,
-                        &cache_dir,
-                        None,
-                    )
+                    self.copy_into(state, &job, &ctx, None)
                 }
                 None => {
                     self.build_context()?;
@@ -255,19 +259,7 @@ impl Executor<'_> {
                         .context
                         .take()
                         .ok_or_else(|| self.fail("no build context"))?;
-                    let r = self.copy_into(
-                        state,
-                        step,
-                        &ctx,
-                        &sources,
-                        fc,
-                        &dest,
-                        chmod,
-                        keyword,
-                        &dest_container,
-                        &cache_dir,
-                        None,
-                    );
+                    let r = self.copy_into(state, &job, &ctx, None);
                     self.context = Some(ctx);
                     r
                 }
@@ -282,21 +274,23 @@ impl Executor<'_> {
         self.advance(state, id)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn copy_into(
         &self,
         state: &StageState,
-        step: &Step,
+        job: &CopyJob,
         ctx: &Context,
-        sources: &[String],
-        fc: &FileCopy,
-        dest: &str,
-        chmod: Option<u32>,
-        keyword: &str,
-        c: &container::Container,
-        cache_dir: &Path,
         from: Option<&ImageId>,
     ) -> Result<ImageId, BuildError> {
+        let CopyJob {
+            step,
+            sources,
+            fc,
+            dest,
+            chmod,
+            keyword,
+            container: c,
+            cache_dir,
+        } = *job;
         let selected = ctx
             .select(sources, &fc.exclude)
             .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
