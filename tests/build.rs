@@ -535,3 +535,35 @@ fn rootless_build_heredocs() {
         3
     );
 }
+
+#[test]
+fn rootless_build_platform_args_and_from_platform() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let df = "FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nARG TARGETPLATFORM\nRUN echo \"$TARGETPLATFORM $TARGETARCH\" > /p\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, ctx.path(), &["-t", "plat"]).success();
+    let out = s
+        .run(&["run", "--rm", "plat", "cat", "/p"])
+        .success()
+        .stdout;
+    assert_eq!(out, format!("linux/{arch} {arch}\n"));
+    let other = if arch == "s390x" {
+        "linux/arm64"
+    } else {
+        "linux/s390x"
+    };
+    let foreign = context(&[("Dockerfile", &*format!("FROM --platform={other} busybox\n"))]);
+    let run = build(&s, foreign.path(), &[]);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("only the host platform"),
+        "{}",
+        run.stderr
+    );
+}

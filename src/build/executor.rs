@@ -157,6 +157,24 @@ pub struct Executor<'a> {
     context: Option<crate::build::context::Context>,
 }
 
+/// `linux/<arch>` of this machine.
+fn host_platform() -> String {
+    format!("linux/{}", crate::store::config::go_arch())
+}
+
+/// TARGETPLATFORM, BUILDOS, ...: the build and target platform are the host.
+fn platform_args() -> Vec<(String, String)> {
+    let arch = crate::store::config::go_arch();
+    let mut out = Vec::new();
+    for side in ["TARGET", "BUILD"] {
+        out.push((format!("{side}PLATFORM"), host_platform()));
+        out.push((format!("{side}OS"), "linux".to_string()));
+        out.push((format!("{side}ARCH"), arch.to_string()));
+        out.push((format!("{side}VARIANT"), String::new()));
+    }
+    out
+}
+
 fn short(id: &ImageId) -> String {
     id.short().to_string()
 }
@@ -300,7 +318,8 @@ impl<'a> Executor<'a> {
     }
 
     fn global_args(&mut self) -> Result<HashMap<String, String>, BuildError> {
-        let mut globals = HashMap::new();
+        // BuildKit's automatic platform args, usable in FROM without ARG.
+        let mut globals: HashMap<String, String> = platform_args().into_iter().collect();
         let escape = self.parsed.escape();
         for step in self.parsed.global_args.clone() {
             let expanded = step
@@ -339,9 +358,18 @@ impl<'a> Executor<'a> {
             .from
             .expanded(globals, escape)
             .map_err(|e| self.fail(e))?;
-        let Instruction::From { image, .. } = from else {
+        let Instruction::From {
+            image, platform, ..
+        } = from
+        else {
             return Err(self.fail("not a FROM instruction"));
         };
+        if let Some(p) = platform.filter(|p| !p.is_empty() && *p != host_platform()) {
+            return Err(self.fail(format!(
+                "FROM --platform={p}: only the host platform ({}) can be built",
+                host_platform()
+            )));
+        }
         let parent = match self.parsed.resolve_from(&image, index) {
             StageRef::Stage(i) => done.get(&i).and_then(|r| r.image.clone()),
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => None,
@@ -439,10 +467,17 @@ impl<'a> Executor<'a> {
         match &instruction {
             Instruction::Arg(decls) => {
                 for d in decls {
+                    // A platform arg declared without a value gets the host's.
                     let value = self
                         .build_arg(&d.name)
                         .or_else(|| d.default.clone())
                         .or_else(|| globals.get(&d.name).cloned())
+                        .or_else(|| {
+                            platform_args()
+                                .into_iter()
+                                .find(|(k, _)| *k == d.name)
+                                .map(|(_, v)| v)
+                        })
                         .unwrap_or_default();
                     state.args.insert(d.name.clone(), value);
                 }
