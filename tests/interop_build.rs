@@ -16,16 +16,6 @@ use common::Strata;
 /// mount points for the name files and /run.
 const BUILDAH_ARTIFACTS: [&str; 4] = ["etc/hostname", "etc/hosts", "etc/resolv.conf", "run"];
 
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The owner umoci --rootless recorded (user.rootlesscontainers: protobuf
 /// fields 1 uid, 2 gid), or root when none was needed.
 fn owner(path: &Path) -> (u64, u64) {
@@ -99,7 +89,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 }
 
 fn config(layout: &Path) -> serde_json::Value {
-    let text = tool(
+    let text = common::tool(
         "skopeo",
         &[
             "inspect",
@@ -166,7 +156,7 @@ fn interop_build_matches_buildah() {
     let archive = w.join("busybox.tar");
     s.run(&["save", "-o", archive.to_str().unwrap(), "busybox"])
         .success();
-    tool(
+    common::tool(
         "buildah",
         &[
             "pull",
@@ -200,7 +190,7 @@ fn interop_build_matches_buildah() {
         ])
         .success();
         let tag = format!("strata-interop-{name}-{}", std::process::id());
-        tool(
+        common::tool(
             "buildah",
             &[
                 "bud",
@@ -215,7 +205,7 @@ fn interop_build_matches_buildah() {
                 ctx.to_str().unwrap(),
             ],
         );
-        tool(
+        common::tool(
             "buildah",
             &["push", "-q", &tag, &format!("oci:{}:latest", bl.display())],
         );
@@ -224,7 +214,7 @@ fn interop_build_matches_buildah() {
             (&sl, w.join(format!("{name}-su"))),
             (&bl, w.join(format!("{name}-bu"))),
         ] {
-            tool(
+            common::tool(
                 "umoci",
                 &[
                     "unpack",

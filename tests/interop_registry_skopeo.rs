@@ -8,33 +8,10 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::Strata;
 use sha2::{Digest as _, Sha256};
-
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let out = dir.join("busybox.tar");
-    let script = common::project_dir().join("scripts/busybox-rootfs.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "busybox-rootfs.sh failed");
-    out
-}
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn sha(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
@@ -54,7 +31,7 @@ fn interop_registry_strata_push_skopeo_copy_keeps_the_digest() {
     let addr = common::registry_addr();
     let work = tempfile::tempdir().unwrap();
     let s = Strata::new();
-    let bb = busybox_tar(work.path());
+    let bb = common::busybox_tar();
     s.run(&["import", bb.to_str().unwrap(), "base:1"]).success();
     s.run(&["run", "--name", "c", "base:1", "sh", "-c", "echo 2 > /two"])
         .success();
@@ -70,7 +47,7 @@ fn interop_registry_strata_push_skopeo_copy_keeps_the_digest() {
         .to_string();
 
     let layout = work.path().join("layout");
-    tool(
+    common::tool(
         "skopeo",
         &[
             "copy",
@@ -94,8 +71,8 @@ fn interop_registry_strata_push_skopeo_copy_keeps_the_digest() {
 
 /// An OCI layout holding an index of the same rootfs for amd64 and arm64;
 /// returns the config digest per architecture.
-fn two_platform_layout(work: &Path, layout: &Path) -> Vec<(&'static str, String)> {
-    let tar = fs::read(busybox_tar(work)).unwrap();
+fn two_platform_layout(layout: &Path) -> Vec<(&'static str, String)> {
+    let tar = fs::read(common::busybox_tar()).unwrap();
     let diff_id = sha(&tar);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
@@ -164,9 +141,9 @@ fn interop_registry_skopeo_index_is_pulled_for_the_host_platform() {
     let addr = common::registry_addr();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
-    let configs = two_platform_layout(work.path(), &layout);
+    let configs = two_platform_layout(&layout);
     let image = format!("{addr}/{}/multi:1", namespace());
-    tool(
+    common::tool(
         "skopeo",
         &[
             "copy",

@@ -8,28 +8,16 @@ mod common;
 mod registry_support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use common::{Run, Strata};
 use registry_support::{TestCa, TestRegistry};
 
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let out = dir.join("busybox.tar");
-    let script = common::project_dir().join("scripts/busybox-rootfs.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "busybox-rootfs.sh failed");
-    out
-}
-
 /// A store with `base` (busybox) and `app` (base plus one layer).
-fn store_with_images(work: &Path) -> Strata {
+fn store_with_images() -> Strata {
     let s = Strata::new();
-    let bb = busybox_tar(work);
+    let bb = common::busybox_tar();
     s.run(&[
         "import",
         "-c",
@@ -71,8 +59,7 @@ fn with_auth(s: &Strata, auth: &Path, args: &[&str]) -> Run {
 #[test]
 fn registry_push_pull_run_with_shared_layers() {
     let addr = common::registry_addr();
-    let work = tempfile::tempdir().unwrap();
-    let a = store_with_images(work.path());
+    let a = store_with_images();
     // A namespace of its own, so a registry kept between runs starts empty.
     let ns = format!(
         "run{}x{}",
@@ -146,7 +133,7 @@ fn login(s: &Strata, auth: &Path, extra: &[&str]) {
 /// login, push, pull into an empty store, run, logout, and refused after.
 fn auth_cycle(reg: &TestRegistry, extra: &[&str]) {
     let work = tempfile::tempdir().unwrap();
-    let a = store_with_images(work.path());
+    let a = store_with_images();
     let auth = work.path().join("auth.json");
     let image = format!("{}/private/app:1", reg.addr);
     let mut args = extra.to_vec();
@@ -195,8 +182,7 @@ fn registry_tls_login_push_pull_run_logout() {
 #[test]
 fn registry_run_pulls_an_image_the_store_lacks() {
     let addr = common::registry_addr();
-    let work = tempfile::tempdir().unwrap();
-    let a = store_with_images(work.path());
+    let a = store_with_images();
     let image = format!("{addr}/autopull{}/base:1", std::process::id());
     a.run(&["push", "base:1", &image]).success();
     let b = Strata::new();
@@ -209,8 +195,7 @@ fn registry_run_pulls_an_image_the_store_lacks() {
 #[test]
 fn registry_build_pulls_a_from_image_it_lacks() {
     let addr = common::registry_addr();
-    let work = tempfile::tempdir().unwrap();
-    let a = store_with_images(work.path());
+    let a = store_with_images();
     let image = format!("{addr}/buildpull{}/base:1", std::process::id());
     a.run(&["push", "base:1", &image]).success();
     let ctx = tempfile::tempdir().unwrap();
@@ -235,8 +220,7 @@ fn registry_build_pulls_a_from_image_it_lacks() {
 #[test]
 fn registry_build_pull_policies() {
     let addr = common::registry_addr();
-    let work = tempfile::tempdir().unwrap();
-    let a = store_with_images(work.path());
+    let a = store_with_images();
     let image = format!("{addr}/pullpolicy{}/base:1", std::process::id());
     a.run(&["push", "base:1", &image]).success();
     let ctx = tempfile::tempdir().unwrap();

@@ -9,37 +9,8 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::Strata;
-
-/// The busybox rootfs tarball of scripts/busybox-rootfs.sh.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let out = dir.join("busybox.tar");
-    let script = common::project_dir().join("scripts/busybox-rootfs.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .expect("running busybox-rootfs.sh");
-    assert!(status.success(), "busybox-rootfs.sh failed");
-    out
-}
-
-/// Run a tool and panic with its output unless it succeeds.
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -103,7 +74,7 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let strata = Strata::new();
-    let bb = busybox_tar(w);
+    let bb = common::busybox_tar();
     strata
         .run(&[
             "import",
@@ -122,7 +93,7 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
         fs::read(&a).unwrap() == fs::read(&b).unwrap(),
         "two saves differ"
     );
-    let inspect = tool("skopeo", &["inspect", &format!("docker-archive:{}", s(&a))]);
+    let inspect = common::tool("skopeo", &["inspect", &format!("docker-archive:{}", s(&a))]);
     assert!(inspect.contains("\"Architecture\""), "{inspect}");
 
     // push to every local transport; skopeo reads and copies each.
@@ -157,12 +128,12 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
         format!("docker-archive:{}", s(&da)),
         format!("docker-archive:{}", s(&a)),
     ] {
-        let out = tool("skopeo", &["inspect", &src]);
+        let out = common::tool("skopeo", &["inspect", &src]);
         assert!(out.contains("\"Layers\""), "{src}: {out}");
         let copy = w.join(format!("copy-{}", sha256_hex(src.as_bytes())));
-        tool("skopeo", &["copy", &src, &format!("oci:{}:x", s(&copy))]);
+        common::tool("skopeo", &["copy", &src, &format!("oci:{}:x", s(&copy))]);
     }
-    let raw = tool(
+    let raw = common::tool(
         "skopeo",
         &["inspect", "--raw", &format!("oci:{}:latest", s(&oci))],
     );
@@ -175,7 +146,7 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
 
     // umoci unpacks the same tree strata unpacked.
     let bundle = w.join("bundle");
-    tool(
+    common::tool(
         "umoci",
         &[
             "unpack",
@@ -195,13 +166,13 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
 fn interop_skopeo_made_archives_load_into_strata() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let bb = busybox_tar(w);
+    let bb = common::busybox_tar();
     // An image made by umoci from the busybox rootfs, then copied by skopeo.
     let layout = w.join("umoci");
     let bundle = w.join("bundle");
-    tool("umoci", &["init", "--layout", s(&layout)]);
-    tool("umoci", &["new", "--image", &format!("{}:bb", s(&layout))]);
-    tool(
+    common::tool("umoci", &["init", "--layout", s(&layout)]);
+    common::tool("umoci", &["new", "--image", &format!("{}:bb", s(&layout))]);
+    common::tool(
         "umoci",
         &[
             "unpack",
@@ -214,7 +185,7 @@ fn interop_skopeo_made_archives_load_into_strata() {
     let mut archive = tar::Archive::new(fs::File::open(&bb).unwrap());
     archive.set_preserve_permissions(true);
     archive.unpack(bundle.join("rootfs")).unwrap();
-    tool(
+    common::tool(
         "umoci",
         &[
             "repack",
@@ -225,7 +196,7 @@ fn interop_skopeo_made_archives_load_into_strata() {
     );
     let docker_archive = w.join("skopeo-docker.tar");
     let oci = w.join("skopeo-oci");
-    tool(
+    common::tool(
         "skopeo",
         &[
             "copy",
@@ -233,7 +204,7 @@ fn interop_skopeo_made_archives_load_into_strata() {
             &format!("docker-archive:{}:busybox:latest", s(&docker_archive)),
         ],
     );
-    tool(
+    common::tool(
         "skopeo",
         &[
             "copy",
@@ -275,8 +246,8 @@ fn interop_skopeo_made_archives_load_into_strata() {
     strata
         .run(&["push", "busybox:oci", &format!("oci:{}:bb", s(&back))])
         .success();
-    let theirs = tool("skopeo", &["inspect", &format!("oci:{}:bb", s(&oci))]);
-    let ours = tool("skopeo", &["inspect", &format!("oci:{}:bb", s(&back))]);
+    let theirs = common::tool("skopeo", &["inspect", &format!("oci:{}:bb", s(&oci))]);
+    let ours = common::tool("skopeo", &["inspect", &format!("oci:{}:bb", s(&back))]);
     let layers = |j: &str| serde_json::from_str::<serde_json::Value>(j).unwrap()["Layers"].clone();
     assert_eq!(layers(&theirs), layers(&ours));
 }

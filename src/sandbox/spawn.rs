@@ -92,12 +92,7 @@ fn refuse_symlink(rootfs: &Path, path: &str) -> Result<(), SpawnError> {
         path: path.to_string(),
         source,
     };
-    let root = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail(errno(e)))?;
+    let root = open_root(rootfs).map_err(fail)?;
     let rel = path.trim_start_matches('/');
     match rustix::fs::statat(&root, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st)
@@ -109,6 +104,16 @@ fn refuse_symlink(rootfs: &Path, path: &str) -> Result<(), SpawnError> {
         }
         _ => Ok(()),
     }
+}
+
+/// The rootfs as an O_PATH descriptor, the base of every lookup in it.
+fn open_root(rootfs: &Path) -> Result<OwnedFd, std::io::Error> {
+    rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)
 }
 
 /// Opens `path` inside the rootfs without leaving it; `Ok(None)` if missing.
@@ -139,12 +144,7 @@ fn ensure(
         path: path.to_string(),
         source,
     };
-    let root = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail(errno(e)))?;
+    let root = open_root(rootfs).map_err(fail)?;
     let parts: Vec<&str> = path
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
@@ -192,11 +192,7 @@ fn ensure(
 }
 
 fn remove_created(rootfs: &Path, path: &str, is_dir: bool) {
-    let Ok(root) = rustix::fs::open(
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(root) = open_root(rootfs) else {
         return;
     };
     let (parent, name) = match path.rsplit_once('/') {

@@ -73,6 +73,22 @@ impl Run {
     }
 }
 
+/// Runs a tool (skopeo, umoci, buildah) and returns its stdout; panics with
+/// its output unless it succeeds.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The address of the registry scripts/test.sh started for the registry tier.
 pub fn registry_addr() -> String {
     match std::env::var("STRATA_TEST_REGISTRY") {
