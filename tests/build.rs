@@ -567,3 +567,67 @@ fn rootless_build_platform_args_and_from_platform() {
         run.stderr
     );
 }
+
+/// What `strata ARGS` read, in bytes: a shell runs it and then reads its
+/// own /proc/PID/io, whose counters include the children it has reaped.
+fn bytes_read_by(s: &Strata, args: &[&str]) -> u64 {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" "$@" >/dev/null && grep '^rchar:' /proc/$$/io"#)
+        .arg(common::strata_bin())
+        .args(args)
+        .env("STRATA_ROOT", s.root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim()
+        .trim_start_matches("rchar:")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn rootless_build_copy_reads_each_source_file_once() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    const SIZE: usize = 32 << 20;
+    // Incompressible and unlike anything else in the store.
+    let mut data = vec![0u8; SIZE];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let df = "FROM busybox AS one\nCOPY big /big\nFROM busybox\nCOPY --from=one /big /again\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    std::fs::write(ctx.path().join("big"), &data).unwrap();
+    // A file changed within the last second is never remembered by the
+    // metadata cache (it could change again unseen in the same tick).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let dir = ctx.path().to_str().unwrap();
+    // Each COPY reads its source once, and making its layer's digest reads
+    // the layer once: four times the file, where hashing the sources before
+    // copying them would read it six times.
+    let cold = bytes_read_by(&s, &["build", "-q", "-t", "once", dir]);
+    assert!(
+        cold < 5 * SIZE as u64,
+        "a cold build read {cold} bytes for two copies of {SIZE}"
+    );
+    // A rebuild finds both steps in the cache without reading the file:
+    // the local one by the metadata cache, the --from one by the image id.
+    let warm = bytes_read_by(&s, &["build", "-q", "-t", "once", dir]);
+    assert!(warm < SIZE as u64 / 4, "a cached rebuild read {warm} bytes");
+    assert_eq!(
+        s.run(&["run", "--rm", "once", "sha256sum", "/again"])
+            .success()
+            .stdout
+            .split_whitespace()
+            .next()
+            .unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data))
+    );
+}

@@ -28,6 +28,9 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use sha2::Digest as _;
+
+use super::context::digest::{KnownSum, KnownSums};
 use super::context::{Context, ContextError, Entry, EntryKind, Source};
 use tree::{Meta, Tree};
 
@@ -42,6 +45,9 @@ pub struct CopyOptions {
     pub chmod: Option<u32>,
     pub parents: bool,
     pub link: bool,
+    /// Take each copied file's sha256 while reading it (into
+    /// [`CopyStats::sums`]), so the cache key needs no second read.
+    pub hash_contents: bool,
 }
 
 /// What a copy wrote.
@@ -59,6 +65,9 @@ pub struct CopyStats {
     /// Extended attributes of copied files the kernel refused here
     /// (`trusted.*` in a user namespace), skipped: (container path, name).
     pub skipped_xattrs: Vec<(PathBuf, String)>,
+    /// With [`CopyOptions::hash_contents`], the sums of the files copied
+    /// (not of ADDed archives, which are unpacked rather than copied).
+    pub sums: KnownSums,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -286,9 +295,20 @@ impl<'a> Copier<'a> {
                         other => io::Error::other(other.to_string()),
                     },
                 })?;
-                let n = self
-                    .tree
-                    .put_file(&pfd, name, at, &mut file, meta, &xattrs)?;
+                let n = if self.opts.hash_contents {
+                    let mut reader = HashingReader::new(&mut file);
+                    let n = self
+                        .tree
+                        .put_file(&pfd, name, at, &mut reader, meta, &xattrs)?;
+                    let sha256 = hex::encode(reader.hasher.finalize());
+                    let sum = KnownSum::after_reading(sha256, &file)
+                        .map_err(CopyError::io("stat", &full))?;
+                    self.stats.sums.insert(key, sum);
+                    n
+                } else {
+                    self.tree
+                        .put_file(&pfd, name, at, &mut file, meta, &xattrs)?
+                };
                 self.stats.files += 1;
                 self.stats.bytes += n;
                 if entry.nlink > 1 {
@@ -303,6 +323,29 @@ impl<'a> Copier<'a> {
         self.stats.skipped_xattrs = std::mem::take(&mut self.tree.skipped_xattrs);
         self.tree.finish()?;
         Ok(self.stats)
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: io::Read> HashingReader<R> {
+    fn new(inner: R) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+        }
+    }
+}
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 

@@ -18,8 +18,13 @@
 //! is a fresh mount each time, so its paths would never hit. The file is
 //! replaced by rename, so a concurrent build reads the old or the new one;
 //! at worst one build's additions are lost, which costs a re-read.
+//!
+//! So that a COPY reads each file once, the sums may also come from the
+//! copy itself ([`KnownSums`], taken by `copy` while it wrote the files):
+//! [`unread_bytes`] tells the executor how much would have to be read to
+//! make the key first, and [`digest_with_sums`] makes it after the copy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -68,6 +73,32 @@ impl Cached {
         (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns) == Cached::key_of(e)
     }
 }
+
+/// A file's content sum taken while it was copied, with what fstat said
+/// of the file after the last read: the sum is remembered in the metadata
+/// cache only if the file still looked as the walk saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownSum {
+    pub sha256: String,
+    pub size_after: u64,
+    pub ctime_ns_after: i64,
+}
+
+impl KnownSum {
+    /// The sum of `file`, just read to its end, with its metadata now.
+    pub fn after_reading(sha256: String, file: &std::fs::File) -> io::Result<KnownSum> {
+        let now = rustix::fs::fstat(file)?;
+        Ok(KnownSum {
+            sha256,
+            size_after: now.st_size as u64,
+            ctime_ns_after: ns(now.st_ctime, now.st_ctime_nsec as i64),
+        })
+    }
+}
+
+/// Sums taken during a copy, by source (device, inode): hard links share
+/// one.
+pub type KnownSums = HashMap<(u64, u64), KnownSum>;
 
 /// A file changed this recently may change again within the same
 /// timestamp tick (the kernel stamps files from a coarse clock, a few
@@ -131,6 +162,44 @@ impl MetaCache {
         self.dirty |= self.file.files.len() != before;
     }
 
+    fn key(ctx: &Context, rel: &Path) -> Option<String> {
+        ctx.root.join(rel).to_str().map(str::to_owned)
+    }
+
+    /// The remembered sum of a file whose metadata is unchanged.
+    fn lookup(&self, ctx: &Context, rel: &Path, entry: &Entry) -> Option<&str> {
+        let hit = self.file.files.get(&MetaCache::key(ctx, rel)?)?;
+        hit.matches(entry).then_some(hit.sha256.as_str())
+    }
+
+    /// Remember a sum, but only of a file that still looked as the walk saw
+    /// it after it was read (one changing meanwhile must not be remembered
+    /// under its old metadata) and is not racy.
+    fn remember(&mut self, ctx: &Context, rel: &Path, entry: &Entry, sum: &KnownSum) {
+        let unchanged = sum.size_after == entry.size
+            && sum.ctime_ns_after == ns(entry.ctime_sec, entry.ctime_nsec);
+        let (Some(k), true, false) = (
+            MetaCache::key(ctx, rel),
+            unchanged,
+            is_racy(sum.ctime_ns_after),
+        ) else {
+            return;
+        };
+        let (dev, ino, size, mtime_ns, ctime_ns) = Cached::key_of(entry);
+        self.file.files.insert(
+            k,
+            Cached {
+                dev,
+                ino,
+                size,
+                mtime_ns,
+                ctime_ns,
+                sha256: sum.sha256.clone(),
+            },
+        );
+        self.dirty = true;
+    }
+
     fn save(&self) -> Result<(), ContextError> {
         let (Some(path), true) = (&self.path, self.dirty) else {
             return Ok(());
@@ -149,12 +218,26 @@ impl MetaCache {
     }
 }
 
-/// A digest of the selected sources for the build cache key.
+/// A digest of the selected sources for the build cache key, reading every
+/// file whose sum the metadata cache lacks.
 pub fn digest_sources(
     ctx: &Context,
     sources: &[Source],
     opts: &CopyOptions,
     cache_dir: Option<&Path>,
+) -> Result<Digest, ContextError> {
+    digest_with_sums(ctx, sources, opts, cache_dir, &KnownSums::new())
+}
+
+/// [`digest_sources`] with the sums a copy took: only files neither the
+/// metadata cache nor `known` has are read. Stable known sums are added
+/// to the metadata cache.
+pub fn digest_with_sums(
+    ctx: &Context,
+    sources: &[Source],
+    opts: &CopyOptions,
+    cache_dir: Option<&Path>,
+    known: &KnownSums,
 ) -> Result<Digest, ContextError> {
     let use_cache = ctx.kind == ContextKind::Local;
     let mut cache = MetaCache::load(if use_cache { cache_dir } else { None });
@@ -168,15 +251,8 @@ pub fn digest_sources(
         field(&mut h, b"source");
         field(&mut h, source.path.as_os_str().as_encoded_bytes());
         field(&mut h, if source.is_dir { b"dir" } else { b"file" });
-        let items =
-            std::iter::once(Path::new("")).chain(source.entries.iter().map(PathBuf::as_path));
-        for rel in items {
-            let cpath = source.context_path(rel);
-            let Some(entry) = ctx.entry(&cpath) else {
-                return Err(ContextError::NotFound {
-                    path: cpath.display().to_string(),
-                });
-            };
+        for (rel, cpath) in items(source) {
+            let entry = entry_of(ctx, &cpath)?;
             field(&mut h, rel.as_os_str().as_encoded_bytes());
             let (uid, gid) = owner(ctx, entry, opts);
             let mode = match (&entry.kind, opts.chmod) {
@@ -198,7 +274,13 @@ pub fn digest_sources(
                             path: cpath.display().to_string(),
                         });
                     };
-                    let sum = file_sha256(ctx, root_fd, &cpath, entry, &mut cache)?;
+                    let sum = match known.get(&(entry.dev, entry.ino)) {
+                        Some(k) => {
+                            cache.remember(ctx, &cpath, entry, k);
+                            k.sha256.clone()
+                        }
+                        None => file_sha256(ctx, root_fd, &cpath, entry, &mut cache)?,
+                    };
                     field(&mut h, sum.as_bytes());
                 }
             }
@@ -209,6 +291,43 @@ pub fn digest_sources(
         cache.save()?;
     }
     Ok(Digest::of(&h.finalize()))
+}
+
+/// Bytes of file content [`digest_sources`] would have to read (what the
+/// metadata cache does not know), and the bytes of all selected files.
+pub fn unread_bytes(ctx: &Context, sources: &[Source], cache_dir: Option<&Path>) -> (u64, u64) {
+    let use_cache = ctx.kind == ContextKind::Local;
+    let cache = MetaCache::load(if use_cache { cache_dir } else { None });
+    let (mut unread, mut total) = (0u64, 0u64);
+    for source in sources {
+        for (_, cpath) in items(source) {
+            let Some(entry) = ctx.entry(&cpath) else {
+                continue;
+            };
+            if entry.kind != EntryKind::File {
+                continue;
+            }
+            total = total.saturating_add(entry.size);
+            if cache.lookup(ctx, &cpath, entry).is_none() {
+                unread = unread.saturating_add(entry.size);
+            }
+        }
+    }
+    (unread, total)
+}
+
+/// A source itself, then each entry under it: (path relative to the
+/// source, path in the context).
+fn items(source: &Source) -> impl Iterator<Item = (&Path, PathBuf)> {
+    std::iter::once(Path::new(""))
+        .chain(source.entries.iter().map(PathBuf::as_path))
+        .map(|rel| (rel, source.context_path(rel)))
+}
+
+fn entry_of<'c>(ctx: &'c Context, cpath: &Path) -> Result<&'c Entry, ContextError> {
+    ctx.entry(cpath).ok_or_else(|| ContextError::NotFound {
+        path: cpath.display().to_string(),
+    })
 }
 
 /// The owner a copied entry gets.
@@ -235,11 +354,8 @@ fn file_sha256(
     entry: &Entry,
     cache: &mut MetaCache,
 ) -> Result<String, ContextError> {
-    let key = ctx.root.join(rel).to_str().map(str::to_owned);
-    if let Some(hit) = key.as_ref().and_then(|k| cache.file.files.get(k)) {
-        if hit.matches(entry) {
-            return Ok(hit.sha256.clone());
-        }
+    if let Some(hit) = cache.lookup(ctx, rel, entry) {
+        return Ok(hit.to_string());
     }
     let mut file = ctx.open_file(root_fd, rel)?;
     let mut hasher = Sha256::new();
@@ -254,30 +370,12 @@ fn file_sha256(
         }
         hasher.update(&buf[..n]);
     }
-    let sum = hex::encode(hasher.finalize());
-    // Cache only what still looks as the walk saw it: a file changing while
-    // it is read must not be remembered under its old metadata.
-    let now = rustix::fs::fstat(&file).map_err(|e| ContextError::Unreadable {
-        path: ctx.root.join(rel),
-        cause: e.into(),
+    let sum = KnownSum::after_reading(hex::encode(hasher.finalize()), &file).map_err(|e| {
+        ContextError::Unreadable {
+            path: ctx.root.join(rel),
+            cause: e,
+        }
     })?;
-    let ctime = ns(now.st_ctime, now.st_ctime_nsec as i64);
-    let unchanged =
-        now.st_size as u64 == entry.size && ctime == ns(entry.ctime_sec, entry.ctime_nsec);
-    if let (Some(k), true, false) = (key, unchanged, is_racy(ctime)) {
-        let (dev, ino, size, mtime_ns, ctime_ns) = Cached::key_of(entry);
-        cache.file.files.insert(
-            k,
-            Cached {
-                dev,
-                ino,
-                size,
-                mtime_ns,
-                ctime_ns,
-                sha256: sum.clone(),
-            },
-        );
-        cache.dirty = true;
-    }
-    Ok(sum)
+    cache.remember(ctx, rel, entry, &sum);
+    Ok(sum.sha256)
 }

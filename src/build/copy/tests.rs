@@ -480,3 +480,32 @@ fn symlinks_inside_copied_trees_and_archives_stay_inside() {
     let planted = rootfs.path().join(out.trim_start_matches('/')).join("evil");
     assert_eq!(std::fs::read_to_string(planted).expect("inside"), "pwned");
 }
+
+#[test]
+fn sums_taken_while_copying_make_the_key_without_reading_again() {
+    let ctx_dir = tempfile::tempdir().expect("ctx");
+    make_tree(
+        ctx_dir.path(),
+        "f d/one first\nf d/sub/three third\nl d/l one",
+    );
+    std::fs::hard_link(ctx_dir.path().join("d/one"), ctx_dir.path().join("d/two")).expect("link");
+    let ctx = Context::open(ctx_dir.path(), None).expect("open");
+    let sel = ctx.select(&["d".into()], &[]).expect("select");
+    let opts = CopyOptions {
+        hash_contents: true,
+        ..Default::default()
+    };
+    let expected = crate::build::context::digest_sources(&ctx, &sel, &opts, None).expect("digest");
+    let rootfs = tempfile::tempdir().expect("rootfs");
+    let stats = copy_sources(&ctx, &sel, rootfs.path(), "/d", &opts).expect("copy");
+    // One sum per inode: the hard link shares the first name's.
+    assert_eq!(stats.sums.len(), 2);
+    // The file changes after the copy, in place: a key made by reading it
+    // again would differ from what was copied.
+    std::fs::write(ctx_dir.path().join("d/one"), "FIRST").expect("rewrite");
+    let got =
+        crate::build::context::digest_with_sums(&ctx, &sel, &opts, None, &stats.sums).expect("key");
+    assert_eq!(got, expected);
+    let without = crate::build::context::digest_sources(&ctx, &sel, &opts, None).expect("digest");
+    assert_ne!(without, expected, "the test must see the rewrite");
+}

@@ -303,38 +303,85 @@ impl Executor<'_> {
                     .map_err(|e| self.fail(format!("--chown: {e}")))?,
             ),
         };
-        let opts = CopyOptions {
+        let mut opts = CopyOptions {
             chown,
             chmod,
             parents: fc.parents,
             link: fc.link,
+            hash_contents: false,
         };
-        let digest = context::digest_sources(ctx, &selected, &opts, Some(cache_dir))
-            .map_err(|e| self.fail(e))?;
         let params = serde_json::json!({
             "dest": dest, "chown": chown, "chmod": chmod, "parents": fc.parents,
             "from": from.map(|i| i.to_string()), "exclude": fc.exclude,
         });
-        let key = CacheKey::new(
-            state.parent.as_ref(),
-            &[keyword, &params.to_string(), &digest.to_string()],
-        );
-        if let Some(id) = self.cached(&key) {
-            return Ok(id);
+        let params = params.to_string();
+        let key_of = |digest: &crate::digest::Digest| {
+            CacheKey::new(
+                state.parent.as_ref(),
+                &[keyword, &params, &digest.to_string()],
+            )
+        };
+        // So that each source file is read once: when most of the content
+        // is unknown to the metadata cache (a first build, or any COPY
+        // --from), the copy takes the sums as it reads and the key comes
+        // after it; when little is unknown (a rebuild), reading that little
+        // first can spare the copy.
+        let (unread, total) = context::unread_bytes(ctx, &selected, Some(cache_dir));
+        let key_first = unread == 0 || unread.saturating_mul(2) < total;
+        // An image's content is fixed by its id: a copy from the same image
+        // needs no reading to hit.
+        let image_key = from.map(|id| {
+            CacheKey::new(
+                state.parent.as_ref(),
+                &[keyword, &params, &format!("image {id}")],
+            )
+        });
+        let early_key = if key_first {
+            let digest = context::digest_sources(ctx, &selected, &opts, Some(cache_dir))
+                .map_err(|e| self.fail(e))?;
+            Some(key_of(&digest))
+        } else {
+            None
+        };
+        for key in early_key.iter().chain(image_key.iter()) {
+            if let Some(id) = self.cached(key) {
+                return Ok(id);
+            }
         }
+        opts.hash_contents = early_key.is_none();
         let add = keyword == "ADD";
-        container::run::with_rootfs(self.store, c, |root| {
+        let stats = container::run::with_rootfs(self.store, c, |root| {
             if add {
-                copy::add_sources(ctx, &selected, root, dest, &opts).map(|_| ())
+                copy::add_sources(ctx, &selected, root, dest, &opts)
             } else {
-                copy::copy_sources(ctx, &selected, root, dest, &opts).map(|_| ())
+                copy::copy_sources(ctx, &selected, root, dest, &opts)
             }
         })
         .map_err(|e| self.fail(e))?
         .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
+        let key = match early_key {
+            Some(key) => key,
+            None => {
+                let digest =
+                    context::digest_with_sums(ctx, &selected, &opts, Some(cache_dir), &stats.sums)
+                        .map_err(|e| self.fail(e))?;
+                let key = key_of(&digest);
+                // The same content was copied before (from another image,
+                // or a context whose metadata cache was lost): that layer.
+                if let Some(id) = self.cached(&key) {
+                    if let Some(k) = &image_key {
+                        self.remember(k, &id);
+                    }
+                    return Ok(id);
+                }
+                key
+            }
+        };
         let text = step.raw.original.trim();
         let id = self.commit_layer(state, c, format!("/bin/sh -c #(nop) {text}"))?;
-        self.remember(&key, &id);
+        for key in std::iter::once(&key).chain(image_key.iter()) {
+            self.remember(key, &id);
+        }
         Ok(id)
     }
 }
