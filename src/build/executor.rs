@@ -24,7 +24,7 @@ use crate::reference::Reference;
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::spawn::{Input, Output};
 use crate::sandbox::spec::Network;
-use crate::store::config::{to_canonical_json, History};
+use crate::store::config::{to_canonical_json, History, ManifestFormat};
 use crate::store::{now_rfc3339, ImageConfig, Store};
 
 /// Build args Docker predefines: usable with --build-arg without an ARG.
@@ -72,6 +72,8 @@ pub struct BuildOptions {
     pub driver: Option<DriverKind>,
     /// When FROM images are pulled.
     pub pull: PullPolicy,
+    /// Recorded with the final image, for `push`.
+    pub format: ManifestFormat,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -260,14 +262,12 @@ impl<'a> Executor<'a> {
                 names.join(" ")
             );
         }
-        for tag in &self.opts.tags {
-            self.store
-                .tag(&image.to_string(), tag)
-                .map_err(|e| BuildError::Step {
-                    step: "tagging".into(),
-                    message: e.to_string(),
-                })?;
-        }
+        self.store
+            .finish_image(&image, self.opts.format, &self.opts.tags)
+            .map_err(|e| BuildError::Step {
+                step: "tagging".into(),
+                message: e.to_string(),
+            })?;
         self.out
             .say(&format!("Successfully built {}", short(&image)));
         for tag in &self.opts.tags {

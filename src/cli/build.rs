@@ -12,6 +12,7 @@ use super::settings::Settings;
 use crate::build::executor::{BuildOptions, Executor, PullPolicy};
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
+use crate::store::config::ManifestFormat;
 
 /// Docker's exit code for a failed build.
 const EXIT_BUILD_FAILED: u8 = 1;
@@ -48,6 +49,10 @@ pub struct BuildArgs {
     /// Network for RUN instructions: the host's, or none
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
+    /// Manifest type the image is pushed as (recorded with it; `push
+    /// --format` overrides). BUILDAH_FORMAT is buildah's variable for it.
+    #[arg(long, value_enum, env = "BUILDAH_FORMAT", default_value_t = ManifestFormat::Oci)]
+    format: ManifestFormat,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -118,6 +123,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         network: args.network,
         driver: settings.storage_driver,
         pull: args.pull,
+        format: args.format,
     };
     let outcome = Executor::new(&store, options).and_then(|e| e.run());
     let id = match outcome {

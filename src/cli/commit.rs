@@ -1,5 +1,6 @@
-//! `strata commit [-m MSG] [-a AUTHOR] [-c CHANGE]... CONTAINER [REF]`: the
-//! container's changes become one new layer on its image.
+//! `strata commit [-m MSG] [-a AUTHOR] [-c CHANGE]... [-f oci|docker]
+//! CONTAINER [REF]`: the container's changes become one new layer on its
+//! image.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use super::import::apply_change;
 use super::settings::Settings;
 use crate::container;
 use crate::reference::Reference;
-use crate::store::config::{to_canonical_json, History};
+use crate::store::config::{to_canonical_json, History, ManifestFormat};
 use crate::store::now_rfc3339;
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +25,10 @@ pub struct CommitArgs {
     /// Apply a Dockerfile instruction to the image (CMD, ENV, ...)
     #[arg(short, long = "change", value_name = "INSTRUCTION")]
     change: Vec<String>,
+    /// Manifest type the image is pushed as, as podman's and buildah's
+    /// commit (recorded with it; `push --format` overrides)
+    #[arg(short, long, value_enum, env = "BUILDAH_FORMAT", default_value_t = ManifestFormat::Oci)]
+    format: ManifestFormat,
     /// The container (name, id or id prefix)
     container: String,
     /// Name the new image REPOSITORY[:TAG]
@@ -81,7 +86,8 @@ pub fn run(settings: &Settings, args: &CommitArgs) -> Result<ExitCode> {
         ..History::default()
     });
     let bytes = to_canonical_json(&config)?;
-    let id = store.commit_image(vec![layer], &bytes, &tags, Some(c.state.image.clone()))?;
+    let id = store.commit_image(vec![layer], &bytes, &[], Some(c.state.image.clone()))?;
+    store.finish_image(&id, args.format, &tags)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

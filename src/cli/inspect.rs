@@ -1,4 +1,6 @@
-//! `strata inspect IMAGE...`: JSON like `docker image inspect`.
+//! `strata inspect IMAGE...`: JSON like `docker image inspect`, plus
+//! podman's `ManifestType`: the manifest type a push without `--format`
+//! writes (what `build`/`commit --format` recorded, else OCI).
 
 use std::process::ExitCode;
 
@@ -58,6 +60,7 @@ fn inspect(store: &Store, name: &str) -> Result<Value, StoreError> {
         .iter()
         .map(|d| crate::reference::Reference::parse(d).map_or(d.clone(), |r| r.familiar()))
         .collect();
+    let manifest_type = record.manifest_format().manifest_type();
     Ok(json!({
         "Id": id.to_string(),
         "RepoTags": tags,
@@ -77,5 +80,6 @@ fn inspect(store: &Store, name: &str) -> Result<Value, StoreError> {
             "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         },
         "Metadata": { "LastTagTime": record.added },
+        "ManifestType": manifest_type,
     }))
 }

@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::images::open_store;
 use super::save::{name_images, write_file, LayerCompression};
 use super::settings::Settings;
 use crate::reference::Reference;
+use crate::store::config::ManifestFormat;
 use crate::store::transport::{export, export_oci_dir, ExportFormat, Named, Transport};
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +48,7 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let transport = Transport::parse(dest.unwrap_or_default())?;
+    check_format(&transport, args.registry.format)?;
     let mut named = name_images(&store, std::slice::from_ref(&args.image))?;
     let Some(mut image) = named.pop() else {
         anyhow::bail!("no such image: {}", args.image);
@@ -77,6 +79,23 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
     };
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A local transport has one manifest format (see `store::transport`), so
+/// an explicit `--format` naming the other is refused rather than ignored.
+fn check_format(transport: &Transport, format: Option<ManifestFormat>) -> Result<()> {
+    let (native, names) = match transport {
+        Transport::Oci { .. } | Transport::OciArchive { .. } => {
+            (ManifestFormat::Oci, "oci: and oci-archive:")
+        }
+        Transport::DockerArchive { .. } => (ManifestFormat::Docker, "docker-archive:"),
+    };
+    match format {
+        Some(f) if f != native => {
+            bail!("--format {f}: {names} images are always in {native} format; push to a registry for {f} manifests")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn write_archive(

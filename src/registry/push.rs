@@ -3,8 +3,10 @@
 //! (`Layer already exists`), mounted from another repository of the same
 //! registry the image came from (`Mounted from ...`), or uploaded
 //! (`Pushed`); then the config, then the manifest with its media type.
-//! A manifest the store kept for the same blobs and format is pushed as it
-//! is, so pushing a pulled image again keeps its digest.
+//! The manifest type is `--format`, else the one `build`/`commit --format`
+//! recorded for the image, else OCI. A manifest the store kept for the same
+//! blobs and format is pushed as it is, so pushing a pulled image again in
+//! its own format keeps its digest.
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
@@ -12,7 +14,6 @@ use std::collections::VecDeque;
 use super::backoff::jitter_sample;
 use super::client::Registry;
 use super::flags::RegistryFlags;
-use super::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
 use super::progress::Progress;
 use super::pull::{connect, DEFAULT_JOBS};
 use super::transfer::{LocalBlob, MountResult, UploadMode};
@@ -20,9 +21,8 @@ use super::RegistryError;
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::compress::Compression;
 use crate::reference::{Reference, DEFAULT_TAG};
-use crate::store::config::{
-    to_canonical_json, Descriptor, ImageConfig, Manifest, MEDIA_DOCKER_CONFIG, MEDIA_OCI_CONFIG,
-};
+pub use crate::store::config::ManifestFormat;
+use crate::store::config::{to_canonical_json, Descriptor, ImageConfig, Manifest};
 use crate::store::Store;
 
 /// Blobs up to this size go up in one PUT; larger ones in chunks, so a
@@ -31,42 +31,11 @@ const MONOLITHIC_MAX: u64 = 32 << 20;
 /// The chunk size of chunked uploads.
 const CHUNK_SIZE: u64 = 16 << 20;
 
-/// Which manifest type to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ManifestFormat {
-    /// application/vnd.oci.image.manifest.v1+json
-    Oci,
-    /// application/vnd.docker.distribution.manifest.v2+json
-    Docker,
-}
-
-impl ManifestFormat {
-    pub fn manifest_type(self) -> &'static str {
-        match self {
-            ManifestFormat::Oci => OCI_MANIFEST,
-            ManifestFormat::Docker => DOCKER_MANIFEST,
-        }
-    }
-
-    fn config_type(self) -> &'static str {
-        match self {
-            ManifestFormat::Oci => MEDIA_OCI_CONFIG,
-            ManifestFormat::Docker => MEDIA_DOCKER_CONFIG,
-        }
-    }
-
-    fn layer_type(self, c: Compression) -> &'static str {
-        match self {
-            ManifestFormat::Oci => c.oci_media_type(),
-            ManifestFormat::Docker => c.docker_media_type(),
-        }
-    }
-}
-
 /// How to push.
 #[derive(Debug, Clone)]
 pub struct PushOptions {
-    pub format: ManifestFormat,
+    /// `None`: the format the store recorded for the image (OCI when none).
+    pub format: Option<ManifestFormat>,
     pub compression: Compression,
     /// Parallel blob uploads.
     pub jobs: usize,
@@ -75,7 +44,7 @@ pub struct PushOptions {
 impl Default for PushOptions {
     fn default() -> PushOptions {
         PushOptions {
-            format: ManifestFormat::Oci,
+            format: None,
             compression: Compression::Gzip,
             jobs: DEFAULT_JOBS,
         }
@@ -207,6 +176,15 @@ fn push_with(
     opts: &PushOptions,
     progress: &Progress,
 ) -> Result<Pushed, RegistryError> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => store
+            .index()?
+            .images
+            .get(id)
+            .map(|r| r.manifest_format())
+            .unwrap_or_default(),
+    };
     let config_bytes = store.config_bytes(id)?;
     let config: ImageConfig =
         serde_json::from_slice(&config_bytes).map_err(|source| RegistryError::Json {
@@ -236,7 +214,7 @@ fn push_with(
     }
     upload_all(client, dest.path(), blobs, opts.jobs, progress)?;
     let config_desc = Descriptor::new(
-        opts.format.config_type(),
+        format.config_type(),
         id.digest().clone(),
         config_bytes.len() as u64,
     );
@@ -249,20 +227,19 @@ fn push_with(
         };
         client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})?;
     }
-    let built = build_manifest(opts.format, &config_desc, &layers).map_err(|source| {
-        RegistryError::Json {
+    let built =
+        build_manifest(format, &config_desc, &layers).map_err(|source| RegistryError::Json {
             reference: dest.to_string(),
             what: "manifest",
             source,
-        }
-    })?;
+        })?;
     let manifest = kept_manifest(store, id, &built).unwrap_or(built);
     let tag = match (dest.tag(), dest.digest()) {
         (Some(t), _) => t.to_string(),
         (None, Some(d)) => d.to_string(),
         (None, None) => DEFAULT_TAG.to_string(),
     };
-    let digest = client.put_manifest(dest.path(), &tag, opts.format.manifest_type(), &manifest)?;
+    let digest = client.put_manifest(dest.path(), &tag, format.manifest_type(), &manifest)?;
     store.add_manifest(id, &manifest, Some(dest))?;
     Ok(Pushed {
         digest,
@@ -347,6 +324,8 @@ fn push_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
+    use crate::store::config::{MEDIA_DOCKER_CONFIG, MEDIA_OCI_CONFIG};
 
     #[test]
     fn manifest_types_follow_the_format() {

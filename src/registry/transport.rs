@@ -38,8 +38,9 @@ pub struct PullFlags {
 /// Options of `push` for the registry transport.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PushFlags {
-    /// Manifest type to push
-    #[arg(long, value_enum, default_value = "oci")]
+    /// Manifest type to push [default: the image's, as `build` or `commit`
+    /// --format recorded it; else oci]
+    #[arg(long, value_enum)]
     pub format: Option<ManifestFormat>,
     #[command(flatten)]
     pub registry: RegistryFlags,
@@ -107,7 +108,7 @@ pub fn run_push(
         })?,
     };
     let opts = PushOptions {
-        format: flags.format.unwrap_or(ManifestFormat::Oci),
+        format: flags.format,
         compression,
         jobs: DEFAULT_JOBS,
     };

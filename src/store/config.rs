@@ -7,6 +7,11 @@
 //! already). A stored config is never re-serialised: its bytes are the blob,
 //! its digest the image id; [`to_canonical_json`] is used only for configs
 //! strata creates, so equal configs give equal ids.
+//!
+//! [`ManifestFormat`] is the other half of an image's identity on the wire:
+//! the config bytes are the same in both formats (Healthcheck, OnBuild and
+//! Shell included, unlike buildah's OCI output); only the media types of
+//! the manifest, config and layer descriptors differ.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest::{DiffId, Digest};
+use crate::layer::compress::Compression;
 
 pub const MEDIA_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -21,6 +27,54 @@ pub const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Which manifest type an image goes out as: `--format` of build, commit
+/// and push, and what the store records for an image (lower case in JSON,
+/// as buildah spells the values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ManifestFormat {
+    /// application/vnd.oci.image.manifest.v1+json
+    // buildah's default, and what strata pushed before images recorded a
+    // format, so an image without a record keeps going out as it did.
+    #[default]
+    Oci,
+    /// application/vnd.docker.distribution.manifest.v2+json
+    Docker,
+}
+
+impl ManifestFormat {
+    pub fn manifest_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => MEDIA_OCI_MANIFEST,
+            ManifestFormat::Docker => MEDIA_DOCKER_MANIFEST,
+        }
+    }
+
+    pub fn config_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => MEDIA_OCI_CONFIG,
+            ManifestFormat::Docker => MEDIA_DOCKER_CONFIG,
+        }
+    }
+
+    pub fn layer_type(self, c: Compression) -> &'static str {
+        match self {
+            ManifestFormat::Oci => c.oci_media_type(),
+            ManifestFormat::Docker => c.docker_media_type(),
+        }
+    }
+}
+
+/// The `--format` value.
+impl std::fmt::Display for ManifestFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ManifestFormat::Oci => "oci",
+            ManifestFormat::Docker => "docker",
+        })
+    }
+}
 
 /// `config` of the image config: how a container of the image runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use super::check::Collected;
+use super::config::ManifestFormat;
 use super::fsutil::io_err;
 use super::layers::PreparedLayer;
 use super::{now_rfc3339, ImageConfig, Store, StoreError};
@@ -38,6 +39,18 @@ pub struct ImageRecord {
     /// Manifest blobs kept for this image.
     #[serde(default)]
     pub manifests: BTreeSet<Digest>,
+    /// The manifest type chosen by the last build or commit that made this
+    /// image (`--format`), used by a push without `--format`. Absent in
+    /// records older than the field and for pulled or loaded images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ManifestFormat>,
+}
+
+impl ImageRecord {
+    /// The manifest type a push without `--format` writes.
+    pub fn manifest_format(&self) -> ManifestFormat {
+        self.format.unwrap_or_default()
+    }
 }
 
 impl ImageIndex {
@@ -54,6 +67,15 @@ impl ImageIndex {
                 .map(|(id, _)| id);
         }
         self.tags.get(&reference.to_string())
+    }
+
+    /// The record of an image, to change it.
+    fn record_mut(&mut self, id: &ImageId) -> Result<&mut ImageRecord, StoreError> {
+        self.images
+            .get_mut(id)
+            .ok_or_else(|| StoreError::ImageNotFound {
+                name: id.to_string(),
+            })
     }
 
     /// The tags of an image, sorted.
@@ -142,12 +164,7 @@ impl Store {
     ) -> Result<Digest, StoreError> {
         self.update_index(|lock, staging, index| {
             let digest = self.put_blob(lock, staging, manifest)?;
-            let record = index
-                .images
-                .get_mut(id)
-                .ok_or_else(|| StoreError::ImageNotFound {
-                    name: id.to_string(),
-                })?;
+            let record = index.record_mut(id)?;
             record.manifests.insert(digest.clone());
             if let Some(repo) = repo {
                 record
@@ -155,6 +172,26 @@ impl Store {
                     .insert(repo.with_digest(digest.clone()).to_string());
             }
             Ok(digest)
+        })
+    }
+
+    /// Record the manifest format a build or commit chose for `id` and set
+    /// its `tags`, under one lock, so no tag ever names the image before its
+    /// format is recorded. The image id is the config digest, equal in both
+    /// formats, so the last build or commit of an image decides.
+    pub fn finish_image(
+        &self,
+        id: &ImageId,
+        format: ManifestFormat,
+        tags: &[Reference],
+    ) -> Result<(), StoreError> {
+        self.update_index(|_, _, index| {
+            let record = index.record_mut(id)?;
+            record.format = Some(format);
+            for tag in tags {
+                index.tags.insert(tag.to_string(), id.clone());
+            }
+            Ok(())
         })
     }
 

@@ -4,7 +4,8 @@
 //! $STRATA_ROOT  (default $XDG_DATA_HOME/strata, /var/lib/strata for real root)
 //! ├── lock                    flock(2) taken for every change of what is published
 //! ├── images/index.json       tags -> image id; per image: when added, parent,
-//! │                           RepoDigests, manifests kept for it
+//! │                           RepoDigests, manifests kept for it, the
+//! │                           manifest format of its build or commit
 //! ├── blobs/sha256/<hex>      configs (the image id is the config digest),
 //! │                           manifests, layer blobs (compressed or not) once
 //! │                           they exist: pulled, loaded, or made for a save

@@ -197,3 +197,32 @@ fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     let rep = s.check().unwrap();
     assert_eq!(rep.problems.len(), 1, "{rep:?}");
 }
+
+#[test]
+fn finish_image_records_the_format_and_old_records_default_to_oci() {
+    use config::ManifestFormat;
+    let (_t, s) = store();
+    let a = import(&s, &[("f", "x")], "");
+    let record = |s: &Store| s.index().unwrap().images[&a].clone();
+    assert_eq!(record(&s).format, None);
+    assert_eq!(record(&s).manifest_format(), ManifestFormat::Oci);
+    let tag = Reference::parse("app:2").unwrap();
+    s.finish_image(&a, ManifestFormat::Docker, std::slice::from_ref(&tag))
+        .unwrap();
+    assert_eq!(s.resolve("app:2").unwrap(), a);
+    assert_eq!(record(&s).manifest_format(), ManifestFormat::Docker);
+    let json = fs::read_to_string(s.root().join("images/index.json")).unwrap();
+    assert!(json.contains(r#""format": "docker""#), "{json}");
+    // The last build or commit of the same image id decides.
+    s.finish_image(&a, ManifestFormat::Oci, &[]).unwrap();
+    assert_eq!(record(&s).format, Some(ManifestFormat::Oci));
+    // A record written before the field existed still reads.
+    let old: ImageRecord =
+        serde_json::from_str(r#"{"added":"2024-01-01T00:00:00Z","repo_digests":[]}"#).unwrap();
+    assert_eq!(old.format, None);
+    let missing = ImageId(crate::digest::Digest::of(b"none"));
+    assert!(matches!(
+        s.finish_image(&missing, ManifestFormat::Oci, &[]),
+        Err(StoreError::ImageNotFound { .. })
+    ));
+}

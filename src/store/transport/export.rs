@@ -8,8 +8,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::super::config::{
-    Descriptor, Index, Manifest, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG,
-    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    Descriptor, Index, Manifest, ManifestFormat, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 use super::super::fsutil::io_err;
 use super::super::{Store, StoreError};
@@ -45,37 +44,28 @@ struct Plan {
 fn plan(
     store: &Store,
     id: &ImageId,
-    oci: bool,
+    format: ManifestFormat,
     compression: Compression,
 ) -> Result<Plan, StoreError> {
     let config_bytes = store.config_bytes(id)?;
     let config = store.config(id)?;
-    let config_type = if oci {
-        MEDIA_OCI_CONFIG
-    } else {
-        MEDIA_DOCKER_CONFIG
-    };
     let mut layers = Vec::new();
     for diff_id in &config.rootfs.diff_ids {
         let blob = store.layer_blob(diff_id, compression)?;
-        let media = if oci {
-            compression.oci_media_type()
-        } else {
-            compression.docker_media_type()
-        };
-        layers.push(Descriptor::new(media, blob.digest, blob.size));
+        layers.push(Descriptor::new(
+            format.layer_type(compression),
+            blob.digest,
+            blob.size,
+        ));
     }
     let manifest = Manifest {
         schema_version: 2,
-        media_type: Some(
-            if oci {
-                MEDIA_OCI_MANIFEST
-            } else {
-                MEDIA_DOCKER_MANIFEST
-            }
-            .into(),
+        media_type: Some(format.manifest_type().into()),
+        config: Descriptor::new(
+            format.config_type(),
+            id.0.clone(),
+            config_bytes.len() as u64,
         ),
-        config: Descriptor::new(config_type, id.0.clone(), config_bytes.len() as u64),
         layers: layers.clone(),
         annotations: None,
         extra: BTreeMap::new(),
@@ -177,7 +167,7 @@ pub fn export<W: Write>(
             let mut manifest = Vec::new();
             let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
             for img in images {
-                let p = plan(store, &img.id, false, Compression::None)?;
+                let p = plan(store, &img.id, ManifestFormat::Docker, Compression::None)?;
                 let config_name = format!("{}.json", img.id.hex());
                 w.blob(store, &config_name, &p.config.digest, p.config.size)?;
                 let mut layer_names = Vec::new();
@@ -215,7 +205,7 @@ pub fn export<W: Write>(
             w.dir("blobs/sha256/").map_err(werr)?;
             let mut index = Vec::new();
             for img in images {
-                let p = plan(store, &img.id, true, compression)?;
+                let p = plan(store, &img.id, ManifestFormat::Oci, compression)?;
                 w.blob(
                     store,
                     &blob_name(&p.config.digest),
@@ -268,7 +258,7 @@ pub fn export_oci_dir(
     if !layout.exists() {
         write_replace(&layout, OCI_LAYOUT)?;
     }
-    let p = plan(store, id, true, compression)?;
+    let p = plan(store, id, ManifestFormat::Oci, compression)?;
     let copy = |digest: &Digest| -> Result<(), StoreError> {
         let dest = blobs.join(digest.hex());
         if !dest.exists() {

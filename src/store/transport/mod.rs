@@ -12,6 +12,12 @@
 //! a tar (spooled to staging first when it is a pipe, since manifest.json
 //! may come last), verifies every digest on the way and publishes through
 //! [`Store::commit_image`](super::Store::commit_image).
+//!
+//! Each transport has one manifest format whatever an image's recorded
+//! `--format`: an OCI layout holds OCI manifests and a docker-archive is
+//! Docker's, as buildah writes them (it converts a Docker-format image to
+//! OCI for `oci:`, and skopeo's and umoci's layout readers look for OCI
+//! manifests only).
 
 mod export;
 mod import;
