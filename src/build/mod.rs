@@ -6,6 +6,7 @@
 //! - [`context`] is the build context and the sources one COPY selects.
 //! - [`copy`] writes them into a container's root (COPY, ADD of archives).
 //! - [`dockerignore`] is Docker's `.dockerignore` / COPY glob matching (pure).
+//! - [`fetch`] downloads the URLs an ADD names.
 
 pub mod cache;
 pub mod config_steps;
@@ -13,3 +14,4 @@ pub mod context;
 pub mod copy;
 pub mod dockerignore;
 pub mod executor;
+pub mod fetch;

@@ -6,6 +6,8 @@
 //! STRATA_PROJECT_DIR; a plain `cargo test` falls back to the build tree.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

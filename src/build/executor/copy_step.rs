@@ -13,8 +13,9 @@ use crate::build::cache::CacheKey;
 use crate::build::config_steps::join_workdir;
 use crate::build::context::{self, Context};
 use crate::build::copy::{self, CopyOptions};
+use crate::build::fetch;
 use crate::container::{self, NewContainer};
-use crate::digest::ImageId;
+use crate::digest::{Digest, ImageId};
 
 /// Reads a file of the image through the mounted rootfs without leaving it
 /// (an image's /etc/passwd may be a symlink to anywhere).
@@ -76,6 +77,8 @@ struct CopyJob<'a> {
     dest: &'a str,
     chmod: Option<u32>,
     keyword: &'a str,
+    /// What an ADD of URLs fetched (never unpacked, Docker's rule).
+    downloads: &'a [fetch::Download],
     container: &'a container::Container,
     cache_dir: &'a Path,
 }
@@ -120,6 +123,60 @@ impl Executor<'_> {
         }
     }
 
+    /// A temporary context for inline files and downloads, made on first use.
+    fn temp_context(
+        &self,
+        slot: &mut Option<tempfile::TempDir>,
+    ) -> Result<std::path::PathBuf, BuildError> {
+        if slot.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("strata-inline-")
+                .tempdir_in(self.store.root().join("tmp"))
+                .map_err(|e| self.fail(e))?;
+            *slot = Some(dir);
+        }
+        Ok(slot
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default())
+    }
+
+    /// For an ADD of URLs: the client to fetch them and the `--checksum`
+    /// they must match. Refuses what BuildKit refuses (a checksum for
+    /// several or local sources) and URLs mixed with other sources, which
+    /// would need two source contexts in one step.
+    fn url_sources(
+        &self,
+        fc: &FileCopy,
+        is_add: bool,
+    ) -> Result<(Option<fetch::Fetcher>, Option<Digest>), BuildError> {
+        let is_url = |s: &ParsedSource| matches!(s, ParsedSource::Path(p) if fetch::is_url(p));
+        let urls = fc.sources.iter().filter(|s| is_url(s)).count();
+        let checksum = match &fc.checksum {
+            None => None,
+            Some(_) if fc.sources.len() != 1 => {
+                return Err(self.fail("checksum can't be specified for multiple sources"))
+            }
+            Some(_) if urls == 0 => {
+                return Err(self.fail("checksum can't be specified for non-HTTP(S) sources"))
+            }
+            Some(c) => Some(
+                c.parse::<Digest>()
+                    .map_err(|e| self.fail(format!("--checksum: {e}")))?,
+            ),
+        };
+        if !is_add || urls == 0 {
+            return Ok((None, checksum));
+        }
+        if urls != fc.sources.len() {
+            return Err(
+                self.fail("ADD of URLs together with local or inline sources is not supported yet")
+            );
+        }
+        let fetcher = fetch::Fetcher::new().map_err(|e| self.fail(e))?;
+        Ok((Some(fetcher), checksum))
+    }
+
     pub(super) fn copy_step(
         &mut self,
         state: &mut StageState,
@@ -131,32 +188,30 @@ impl Executor<'_> {
     ) -> Result<(), BuildError> {
         let keyword = if is_add { "ADD" } else { "COPY" };
         let mut sources = Vec::new();
-        // Inline files (`COPY <<EOF /dst`) become a small context of their own.
+        // Inline files (`COPY <<EOF /dst`) and downloads (`ADD <url> /dst`)
+        // become a small context of their own.
         let mut inline: Option<tempfile::TempDir> = None;
-        for s in &fc.sources {
+        let (fetcher, checksum) = self.url_sources(fc, is_add)?;
+        let mut downloads = Vec::new();
+        for (index, s) in fc.sources.iter().enumerate() {
             match s {
-                ParsedSource::Path(p)
-                    if is_add
-                        && (p.starts_with("http://")
-                            || p.starts_with("https://")
-                            || p.starts_with("git@")) =>
-                {
-                    return Err(self.fail("ADD of a URL or git source is not supported yet"));
+                ParsedSource::Path(p) if is_add && fetch::is_git(p) => {
+                    return Err(self.fail("ADD of a git source is not supported yet"));
+                }
+                ParsedSource::Path(p) if is_add && fetch::is_url(p) => {
+                    let dir = self.temp_context(&mut inline)?;
+                    let to_dir = fc.dest.ends_with('/');
+                    let download = fetcher
+                        .as_ref()
+                        .ok_or_else(|| self.fail("no HTTP client"))?
+                        .fetch(p, &dir, index, to_dir, checksum.as_ref())
+                        .map_err(|e| self.fail(format!("ADD failed: {e}")))?;
+                    sources.push(download.path.to_string_lossy().into_owned());
+                    downloads.push(download);
                 }
                 ParsedSource::Path(p) => sources.push(p.clone()),
                 ParsedSource::Heredoc(h) => {
-                    if inline.is_none() {
-                        inline = Some(
-                            tempfile::Builder::new()
-                                .prefix("strata-heredoc-")
-                                .tempdir_in(self.store.root().join("tmp"))
-                                .map_err(|e| self.fail(e))?,
-                        );
-                    }
-                    let dir = inline
-                        .as_ref()
-                        .map(|d| d.path().to_path_buf())
-                        .unwrap_or_default();
+                    let dir = self.temp_context(&mut inline)?;
                     let body = h
                         .expanded_body(&state.env(), self.parsed.escape())
                         .map_err(|e| self.fail(e))?;
@@ -207,6 +262,7 @@ impl Executor<'_> {
             dest: &dest,
             chmod,
             keyword,
+            downloads: &downloads,
             container: &dest_container,
             cache_dir: &cache_dir,
         };
@@ -288,6 +344,7 @@ impl Executor<'_> {
             dest,
             chmod,
             keyword,
+            downloads,
             container: c,
             cache_dir,
         } = *job;
@@ -313,6 +370,7 @@ impl Executor<'_> {
         let params = serde_json::json!({
             "dest": dest, "chown": chown, "chmod": chmod, "parents": fc.parents,
             "from": from.map(|i| i.to_string()), "exclude": fc.exclude,
+            "downloads": downloads,
         });
         let params = params.to_string();
         let key_of = |digest: &crate::digest::Digest| {
@@ -349,7 +407,7 @@ impl Executor<'_> {
             }
         }
         opts.hash_contents = early_key.is_none();
-        let add = keyword == "ADD";
+        let add = keyword == "ADD" && downloads.is_empty();
         let stats = container::run::with_rootfs(self.store, c, |root| {
             if add {
                 copy::add_sources(ctx, &selected, root, dest, &opts)
