@@ -631,3 +631,69 @@ fn rootless_build_copy_reads_each_source_file_once() {
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data))
     );
 }
+
+/// Starts a build of `ctx` whose RUN sleeps, waits until the sleep runs and
+/// sends `sig` (to the process group, as a terminal's ^C, or to strata
+/// alone, as `kill`); returns what strata did.
+fn interrupted_build(s: &Strata, sig: nix::sys::signal::Signal, group: bool) -> Run {
+    use std::os::unix::process::CommandExt;
+    let marker = format!("{}{}", 7_000_000 + std::process::id(), group as u8);
+    let df = format!("FROM busybox\nRUN echo first > /first\nRUN [\"sleep\", \"{marker}\"]\n");
+    let ctx = context(&[("Dockerfile", &df)]);
+    let child = s
+        .cmd()
+        .args(["build", "-t", "stopped", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let started = std::time::Instant::now();
+    while common::processes_with_arg(&marker).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the RUN never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let target = if group {
+        nix::unistd::Pid::from_raw(-pid.as_raw())
+    } else {
+        pid
+    };
+    nix::sys::signal::kill(target, sig).unwrap();
+    // Not a timing assertion: only a guard against hanging the suite.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("strata did not stop after the signal")
+        .unwrap();
+    assert!(
+        common::processes_with_arg(&marker).is_empty(),
+        "the RUN's process outlived the build"
+    );
+    Run::of(out)
+}
+
+#[test]
+fn rootless_build_stops_cleanly_on_ctrl_c_and_sigterm() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    for (sig, group) in [
+        (nix::sys::signal::Signal::SIGINT, true),
+        (nix::sys::signal::Signal::SIGTERM, false),
+    ] {
+        let run = interrupted_build(&s, sig, group);
+        assert_eq!(run.code, Some(130), "{sig}: {run:?}");
+        assert!(run.stderr.contains("build interrupted"), "{sig}: {run:?}");
+        let images = s.run(&["images"]).success().stdout;
+        assert!(!images.contains("stopped"), "{sig}: tagged: {images}");
+        let containers = s.run(&["ps", "-a", "-q"]).success().stdout;
+        assert_eq!(containers.trim(), "", "{sig}: working containers left");
+        s.run(&["system", "check"]).success();
+    }
+}

@@ -49,6 +49,9 @@ pub enum BuildError {
     /// A step failed.
     #[error("{step}: {message}")]
     Step { step: String, message: String },
+    /// ^C or SIGTERM: stopped between steps, nothing tagged.
+    #[error("build interrupted; nothing was tagged")]
+    Interrupted,
 }
 
 /// What to build and how.
@@ -177,6 +180,14 @@ fn platform_args() -> Vec<(String, String)> {
     out
 }
 
+/// Err once ^C (or SIGTERM) has asked the build to stop.
+fn interrupted() -> Result<(), BuildError> {
+    match crate::sandbox::interrupt::requested() {
+        true => Err(BuildError::Interrupted),
+        false => Ok(()),
+    }
+}
+
 fn short(id: &ImageId) -> String {
     id.short().to_string()
 }
@@ -222,6 +233,10 @@ impl<'a> Executor<'a> {
 
     /// Runs the build; returns the final image.
     pub fn run(mut self) -> Result<ImageId, BuildError> {
+        if let Err(e) = crate::sandbox::interrupt::catch() {
+            // Without it ^C still stops the build, only less tidily.
+            eprintln!("strata: warning: catching ^C: {e}");
+        }
         let target = match &self.opts.target {
             Some(name) => self
                 .parsed
@@ -262,6 +277,7 @@ impl<'a> Executor<'a> {
                 names.join(" ")
             );
         }
+        interrupted()?;
         self.store
             .finish_image(&image, self.opts.format, &self.opts.tags)
             .map_err(|e| BuildError::Step {
@@ -395,8 +411,13 @@ impl<'a> Executor<'a> {
         let global_values = globals.clone();
         self.onbuild_triggers(&mut state)?;
         for step in &stage.steps {
+            interrupted()?;
             self.begin(step);
-            self.step(&mut state, step, &global_values, index, done)?;
+            let outcome = self.step(&mut state, step, &global_values, index, done);
+            // A RUN stopped by the same ^C fails with 130: an interruption,
+            // not a failing command.
+            interrupted()?;
+            outcome?;
         }
         Ok(StageResult {
             image: state.parent,

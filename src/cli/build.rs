@@ -9,13 +9,15 @@ use anyhow::{bail, Context, Result};
 
 use super::images::open_store;
 use super::settings::Settings;
-use crate::build::executor::{BuildOptions, Executor, PullPolicy};
+use crate::build::executor::{BuildError, BuildOptions, Executor, PullPolicy};
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
 use crate::store::config::ManifestFormat;
 
 /// Docker's exit code for a failed build.
 const EXIT_BUILD_FAILED: u8 = 1;
+/// A build stopped by ^C or SIGTERM, as a shell reports SIGINT (128 + 2).
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -130,7 +132,10 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         Ok(id) => id,
         Err(e) => {
             eprintln!("strata: {e}");
-            return Ok(ExitCode::from(EXIT_BUILD_FAILED));
+            return Ok(ExitCode::from(match e {
+                BuildError::Interrupted => EXIT_INTERRUPTED,
+                _ => EXIT_BUILD_FAILED,
+            }));
         }
     };
     if args.quiet {

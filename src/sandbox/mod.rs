@@ -11,6 +11,7 @@ pub mod caps;
 pub mod driver;
 pub mod idmap;
 pub mod init;
+pub mod interrupt;
 pub mod net;
 pub mod probe;
 pub mod rootfs;

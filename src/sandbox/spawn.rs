@@ -246,18 +246,27 @@ fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i3
         });
     }
     // ^C and ^\ reach the whole process group: container-init kills the
-    // container for them, and strata must outlive it to clean up.
-    let previous: Vec<_> = [Signal::SIGINT, Signal::SIGQUIT]
-        .into_iter()
+    // container for them, and strata must outlive it to clean up (a build
+    // that catches them already does, and wants to hear of ^C).
+    let shielded: &[Signal] = if super::interrupt::caught() {
+        &[Signal::SIGQUIT]
+    } else {
+        &[Signal::SIGINT, Signal::SIGQUIT]
+    };
+    let previous: Vec<_> = shielded
+        .iter()
         // SAFETY: SIG_IGN installs no handler code.
-        .map(|sig| (sig, unsafe { signal::signal(sig, SigHandler::SigIgn) }))
+        .map(|&sig| (sig, unsafe { signal::signal(sig, SigHandler::SigIgn) }))
         .collect();
     let outcome = (|| {
         let mut child = cmd.spawn().map_err(SpawnError::Start)?;
         drop(read);
+        super::interrupt::running(Some(child.id()));
         // A child that died early closes the pipe; its exit code says why.
         let _ = File::from(write).write_all(&json);
-        child.wait().map_err(SpawnError::Start)
+        let status = child.wait().map_err(SpawnError::Start);
+        super::interrupt::running(None);
+        status
     })();
     for (sig, old) in previous {
         if let Ok(handler) = old {

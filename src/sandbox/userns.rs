@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -299,6 +300,17 @@ fn wait(child: Pid) -> Result<WaitStatus, UsernsError> {
     }
 }
 
+/// The child [`forward`] passes signals to.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: nix::libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { nix::libc::kill(pid, sig) };
+    }
+}
+
 /// Waits for the child running the command and turns its end into an exit
 /// code the way a shell does (128 + signal).
 fn wait_passing_signals(child: Pid) -> Result<u8, UsernsError> {
@@ -307,6 +319,14 @@ fn wait_passing_signals(child: Pid) -> Result<u8, UsernsError> {
     for sig in [Signal::SIGINT, Signal::SIGQUIT] {
         // SAFETY: SIG_IGN installs no handler code.
         let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
+    }
+    // `kill PID` and a closing terminal reach only this process: pass them
+    // on, so the child can stop cleanly rather than die with us.
+    FORWARD_TO.store(child.as_raw(), Ordering::SeqCst);
+    for sig in [Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only calls kill(2), which is
+        // async-signal-safe, with an atomic it reads.
+        let _ = unsafe { signal::signal(sig, SigHandler::Handler(forward)) };
     }
     Ok(match wait(child)? {
         WaitStatus::Exited(_, code) => u8::try_from(code).unwrap_or(u8::MAX),
