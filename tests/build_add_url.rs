@@ -1,6 +1,7 @@
 //! `ADD <http URL>` in `strata build`, against a static server on
 //! 127.0.0.1: naming, mode, owner and time of the download, `--checksum`,
-//! HTTP failures, and the cache.
+//! HTTP failures, the cache, and URLs and inline files mixed with context
+//! files in one step.
 #![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
 
 mod common;
@@ -72,13 +73,24 @@ ADD {url}/redirect/hello.txt /moved/
 ADD {url}/undated.txt /undated.txt
 ADD --checksum={sum} {url}/hello.txt /checked.txt
 ADD {url}/hello.txt {url}/undated.txt /both/
+ADD {url}/hello.txt local.tar /mixed/
+COPY <<note.txt local.tar /inline/
+noted
+note.txt
 "
     );
-    build(&s, &dockerfile, &[], &["-t", "fetched"]).success();
+    let local_tar = String::from_utf8(tar_bytes()).unwrap();
+    build(
+        &s,
+        &dockerfile,
+        &[("local.tar", &local_tar)],
+        &["-t", "fetched"],
+    )
+    .success();
     let script = "for f in /dl/hello.txt /renamed.txt /owned.txt /opt/bundle.tar \
                   /moved/hello.txt /undated.txt /checked.txt /both/hello.txt /both/undated.txt; \
                   do echo \"$f $(stat -c '%F %a %u:%g %Y' $f)\"; done; \
-                  cat /dl/hello.txt; ls /opt";
+                  cat /dl/hello.txt; ls /opt; ls /mixed /inline; cat /inline/note.txt";
     let out = s
         .run(&["run", "--rm", "fetched", "sh", "-c", script])
         .success()
@@ -98,6 +110,14 @@ ADD {url}/hello.txt {url}/undated.txt /both/
 /both/undated.txt regular file 600 0:0 0
 hello
 bundle.tar
+/inline:
+local.tar
+note.txt
+
+/mixed:
+hello.txt
+inside.txt
+noted
 "
         )
     );
@@ -154,10 +174,6 @@ fn rootless_build_add_url_failures_say_what_and_where() {
         (
             format!("ADD {url}/ /d/"),
             vec![format!("cannot determine a file name for {url}/")],
-        ),
-        (
-            format!("ADD {url}/hello.txt local.txt /d/"),
-            vec!["not supported yet".into()],
         ),
         (
             "ADD https://example.invalid/repo.git /src".into(),

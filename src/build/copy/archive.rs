@@ -273,20 +273,23 @@ fn extract_entry<R: Read>(
         at.push(std::ffi::OsStr::from_bytes(c));
     }
     let header = entry.header();
+    let old = header.as_old();
     let (uid, gid) = match copier.opts.chown {
         Some(ids) => ids,
         None => (
-            u32::try_from(header.uid().map_err(bad_header)?)
+            u32::try_from(number(header.uid(), &old.uid).map_err(bad_header)?)
                 .map_err(|_| unsafe_entry("uid out of range"))?,
-            u32::try_from(header.gid().map_err(bad_header)?)
+            u32::try_from(number(header.gid(), &old.gid).map_err(bad_header)?)
                 .map_err(|_| unsafe_entry("gid out of range"))?,
         ),
     };
     let mode = match copier.opts.chmod {
         Some(m) => m,
-        None => header.mode().map_err(bad_header)? & 0o7777,
+        None => {
+            number(header.mode().map(u64::from), &old.mode).map_err(bad_header)? as u32 & 0o7777
+        }
     };
-    let mtime = header.mtime().map_err(bad_header)?;
+    let mtime = number(header.mtime(), &old.mtime).map_err(bad_header)?;
     let meta = Meta {
         uid,
         gid,
@@ -339,4 +342,13 @@ fn extract_entry<R: Read>(
         _ => copier.stats.skipped.push(at),
     }
     Ok(())
+}
+
+/// A numeric header field; an empty one (all NULs or spaces, as some tar
+/// writers leave uid and gid) is 0, as Go's archive/tar reads it for Docker.
+fn number(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match raw.iter().all(|&b| b == 0 || b == b' ') {
+        true => Ok(0),
+        false => parsed,
+    }
 }

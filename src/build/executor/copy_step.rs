@@ -68,11 +68,10 @@ fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-/// One COPY/ADD step's settled inputs, whatever the source context.
+/// One COPY/ADD step's settled inputs, whatever the source contexts.
 #[derive(Clone, Copy)]
 struct CopyJob<'a> {
     step: &'a Step,
-    sources: &'a [String],
     fc: &'a FileCopy,
     dest: &'a str,
     chmod: Option<u32>,
@@ -81,6 +80,35 @@ struct CopyJob<'a> {
     downloads: &'a [fetch::Download],
     container: &'a container::Container,
     cache_dir: &'a Path,
+}
+
+/// Where a source is read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The build context, or with `--from` an image's root file system.
+    Context,
+    /// The step's own temporary context: inline files and downloads.
+    Inline,
+}
+
+/// Consecutive sources that share a context, in the Dockerfile's order.
+struct Group<'c> {
+    ctx: &'c Context,
+    sources: Vec<String>,
+    /// ADD unpacks local archives, never inline files or downloads.
+    unpack: bool,
+}
+
+/// `sources` cut into runs of the same origin.
+fn runs(sources: &[(Origin, String)]) -> Vec<(Origin, Vec<String>)> {
+    let mut out: Vec<(Origin, Vec<String>)> = Vec::new();
+    for (origin, s) in sources {
+        match out.last_mut() {
+            Some((o, list)) if o == origin => list.push(s.clone()),
+            _ => out.push((*origin, vec![s.clone()])),
+        }
+    }
+    out
 }
 
 impl Executor<'_> {
@@ -143,8 +171,7 @@ impl Executor<'_> {
 
     /// For an ADD of URLs: the client to fetch them and the `--checksum`
     /// they must match. Refuses what BuildKit refuses (a checksum for
-    /// several or local sources) and URLs mixed with other sources, which
-    /// would need two source contexts in one step.
+    /// several or local sources).
     fn url_sources(
         &self,
         fc: &FileCopy,
@@ -167,11 +194,6 @@ impl Executor<'_> {
         };
         if !is_add || urls == 0 {
             return Ok((None, checksum));
-        }
-        if urls != fc.sources.len() {
-            return Err(
-                self.fail("ADD of URLs together with local or inline sources is not supported yet")
-            );
         }
         let fetcher = fetch::Fetcher::new().map_err(|e| self.fail(e))?;
         Ok((Some(fetcher), checksum))
@@ -206,10 +228,11 @@ impl Executor<'_> {
                         .ok_or_else(|| self.fail("no HTTP client"))?
                         .fetch(p, &dir, index, to_dir, checksum.as_ref())
                         .map_err(|e| self.fail(format!("ADD failed: {e}")))?;
-                    sources.push(download.path.to_string_lossy().into_owned());
+                    let path = download.path.to_string_lossy().into_owned();
+                    sources.push((Origin::Inline, path));
                     downloads.push(download);
                 }
-                ParsedSource::Path(p) => sources.push(p.clone()),
+                ParsedSource::Path(p) => sources.push((Origin::Context, p.clone())),
                 ParsedSource::Heredoc(h) => {
                     let dir = self.temp_context(&mut inline)?;
                     let body = h
@@ -223,7 +246,7 @@ impl Executor<'_> {
                         .open(&file)
                         .and_then(|f| f.set_modified(std::time::UNIX_EPOCH));
                     epoch.map_err(|e| self.fail(e))?;
-                    sources.push(h.name.clone());
+                    sources.push((Origin::Inline, h.name.clone()));
                 }
             }
         }
@@ -238,7 +261,9 @@ impl Executor<'_> {
         } else {
             join_workdir(&workdir, &fc.dest)
         };
-        if fc.dest.ends_with('/') && !dest.ends_with('/') {
+        // Several sources always go into a directory, whichever contexts
+        // they come from.
+        if (fc.dest.ends_with('/') || sources.len() > 1) && !dest.ends_with('/') {
             dest.push('/');
         }
         let chmod = match &fc.chmod {
@@ -257,7 +282,6 @@ impl Executor<'_> {
         let cache_dir = store.root().join("cache");
         let job = CopyJob {
             step,
-            sources: &sources,
             fc,
             dest: &dest,
             chmod,
@@ -292,32 +316,43 @@ impl Executor<'_> {
             let result = match &source_container {
                 Some(sc) => container::run::with_rootfs(store, sc, |src_root| {
                     let ctx = Context::rootfs(src_root).map_err(|e| self.fail(e))?;
+                    let group = Group {
+                        ctx: &ctx,
+                        sources: sources.iter().map(|(_, s)| s.clone()).collect(),
+                        unpack: false,
+                    };
                     self.copy_into(
                         state,
                         &job,
-                        &ctx,
+                        &[group],
                         from_image.as_ref().and_then(|i| i.as_ref()),
                     )
                 })
                 .map_err(|e| self.fail(e))
                 .and_then(|r| r),
-                None if inline.is_some() => {
-                    let dir = inline
-                        .as_ref()
-                        .map(|d| d.path().to_path_buf())
-                        .unwrap_or_default();
-                    let ctx = Context::open(&dir, None).map_err(|e| self.fail(e))?;
-                    self.copy_into(state, &job, &ctx, None)
-                }
                 None => {
-                    self.build_context()?;
-                    let ctx = self
-                        .context
-                        .take()
-                        .ok_or_else(|| self.fail("no build context"))?;
-                    let r = self.copy_into(state, &job, &ctx, None);
-                    self.context = Some(ctx);
-                    r
+                    let inline_ctx = match &inline {
+                        Some(dir) => {
+                            Some(Context::open(dir.path(), None).map_err(|e| self.fail(e))?)
+                        }
+                        None => None,
+                    };
+                    if sources.iter().any(|(o, _)| *o == Origin::Context) {
+                        self.build_context()?;
+                    }
+                    let mut groups = Vec::new();
+                    for (origin, list) in runs(&sources) {
+                        let ctx = match origin {
+                            Origin::Context => self.context.as_ref(),
+                            Origin::Inline => inline_ctx.as_ref(),
+                        };
+                        groups.push(Group {
+                            ctx: ctx.ok_or_else(|| self.fail("no build context"))?,
+                            sources: list,
+                            unpack: is_add && origin == Origin::Context,
+                        });
+                    }
+                    self.copy_into(state, &job, &groups, None)
                 }
             };
             if let Some(sc) = &source_container {
@@ -334,12 +369,11 @@ impl Executor<'_> {
         &self,
         state: &StageState,
         job: &CopyJob,
-        ctx: &Context,
+        groups: &[Group],
         from: Option<&ImageId>,
     ) -> Result<ImageId, BuildError> {
         let CopyJob {
             step,
-            sources,
             fc,
             dest,
             chmod,
@@ -348,9 +382,14 @@ impl Executor<'_> {
             container: c,
             cache_dir,
         } = *job;
-        let selected = ctx
-            .select(sources, &fc.exclude)
-            .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
+        let mut selected = Vec::new();
+        for g in groups {
+            let sel = g
+                .ctx
+                .select(&g.sources, &fc.exclude)
+                .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
+            selected.push(sel);
+        }
         // Names in --chown are looked up in the destination image.
         let chown = match &fc.chown {
             None => None,
@@ -373,18 +412,26 @@ impl Executor<'_> {
             "downloads": downloads,
         });
         let params = params.to_string();
-        let key_of = |digest: &crate::digest::Digest| {
-            CacheKey::new(
-                state.parent.as_ref(),
-                &[keyword, &params, &digest.to_string()],
-            )
+        let key_of = |digests: &[crate::digest::Digest]| {
+            let digests: Vec<String> = digests.iter().map(ToString::to_string).collect();
+            let parts: Vec<&str> = [keyword, params.as_str()]
+                .into_iter()
+                .chain(digests.iter().map(String::as_str))
+                .collect();
+            CacheKey::new(state.parent.as_ref(), &parts)
         };
         // So that each source file is read once: when most of the content
         // is unknown to the metadata cache (a first build, or any COPY
         // --from), the copy takes the sums as it reads and the key comes
         // after it; when little is unknown (a rebuild), reading that little
         // first can spare the copy.
-        let (unread, total) = context::unread_bytes(ctx, &selected, Some(cache_dir));
+        let (unread, total) = groups
+            .iter()
+            .zip(&selected)
+            .map(|(g, sel)| context::unread_bytes(g.ctx, sel, Some(cache_dir)))
+            .fold((0u64, 0u64), |(u, t), (gu, gt)| {
+                (u.saturating_add(gu), t.saturating_add(gt))
+            });
         let key_first = unread == 0 || unread.saturating_mul(2) < total;
         // An image's content is fixed by its id: a copy from the same image
         // needs no reading to hit.
@@ -395,9 +442,13 @@ impl Executor<'_> {
             )
         });
         let early_key = if key_first {
-            let digest = context::digest_sources(ctx, &selected, &opts, Some(cache_dir))
-                .map_err(|e| self.fail(e))?;
-            Some(key_of(&digest))
+            let mut digests = Vec::new();
+            for (g, sel) in groups.iter().zip(&selected) {
+                let d = context::digest_sources(g.ctx, sel, &opts, Some(cache_dir))
+                    .map_err(|e| self.fail(e))?;
+                digests.push(d);
+            }
+            Some(key_of(&digests))
         } else {
             None
         };
@@ -407,23 +458,31 @@ impl Executor<'_> {
             }
         }
         opts.hash_contents = early_key.is_none();
-        let add = keyword == "ADD" && downloads.is_empty();
-        let stats = container::run::with_rootfs(self.store, c, |root| {
-            if add {
-                copy::add_sources(ctx, &selected, root, dest, &opts)
-            } else {
-                copy::copy_sources(ctx, &selected, root, dest, &opts)
+        let all_stats = container::run::with_rootfs(self.store, c, |root| {
+            let mut all = Vec::new();
+            for (g, sel) in groups.iter().zip(&selected) {
+                let stats = if g.unpack {
+                    copy::add_sources(g.ctx, sel, root, dest, &opts)
+                } else {
+                    copy::copy_sources(g.ctx, sel, root, dest, &opts)
+                };
+                all.push(stats?);
             }
+            Ok::<_, copy::CopyError>(all)
         })
         .map_err(|e| self.fail(e))?
         .map_err(|e| self.fail(format!("{keyword} failed: {e}")))?;
         let key = match early_key {
             Some(key) => key,
             None => {
-                let digest =
-                    context::digest_with_sums(ctx, &selected, &opts, Some(cache_dir), &stats.sums)
-                        .map_err(|e| self.fail(e))?;
-                let key = key_of(&digest);
+                let mut digests = Vec::new();
+                for ((g, sel), stats) in groups.iter().zip(&selected).zip(&all_stats) {
+                    let d =
+                        context::digest_with_sums(g.ctx, sel, &opts, Some(cache_dir), &stats.sums)
+                            .map_err(|e| self.fail(e))?;
+                    digests.push(d);
+                }
+                let key = key_of(&digests);
                 // The same content was copied before (from another image,
                 // or a context whose metadata cache was lost): that layer.
                 if let Some(id) = self.cached(&key) {
