@@ -28,7 +28,7 @@ use crate::store::config::{to_canonical_json, History, ManifestFormat};
 use crate::store::{now_rfc3339, ImageConfig, Store};
 
 /// Build args Docker predefines: usable with --build-arg without an ARG.
-const PREDEFINED_ARGS: [&str; 8] = [
+const PREDEFINED_ARGS: [&str; 10] = [
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -37,6 +37,8 @@ const PREDEFINED_ARGS: [&str; 8] = [
     "ftp_proxy",
     "NO_PROXY",
     "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -684,6 +686,20 @@ impl<'a> Executor<'a> {
                 .any(|kv| kv.split_once('=').map(|(n, _)| n) == Some(k))
             {
                 run_env.push(format!("{k}={v}"));
+            }
+        }
+        // A predefined proxy arg given with --build-arg reaches RUN without
+        // an ARG line, as in Docker, but stays out of the cache key (a proxy
+        // does not change what a step makes) and out of the history.
+        for name in PREDEFINED_ARGS {
+            let given = self.opts.build_args.get(name).map(|v| {
+                v.clone()
+                    .or_else(|| std::env::var(name).ok())
+                    .unwrap_or_default()
+            });
+            let set = |kv: &String| kv.split_once('=').map(|(n, _)| n) == Some(name);
+            if let Some(value) = given.filter(|_| !run_env.iter().any(set)) {
+                run_env.push(format!("{name}={value}"));
             }
         }
         let mut c = self.container(state, args.clone())?;
