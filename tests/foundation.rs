@@ -330,3 +330,27 @@ fn busybox_rootfs_fixture_is_deterministic() {
         assert!(names.iter().any(|n| n == want), "{want} missing");
     }
 }
+
+#[test]
+fn rootless_output_into_a_closed_pipe_ends_quietly() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    // Far more than a pipe holds, so strata is still writing when the
+    // reader goes away.
+    let mut args = vec!["inspect"];
+    args.extend(std::iter::repeat("busybox").take(300));
+    let mut child = s
+        .cmd()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(first, *b"[");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -392,8 +392,32 @@ impl Context {
     /// returned are spelled as matched.
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, ContextError> {
         let mut named: Vec<PathBuf> = vec![PathBuf::new()];
-        for comp in pattern.split('/') {
+        let comps: Vec<&str> = pattern.split('/').collect();
+        for (i, &comp) in comps.iter().enumerate() {
             let mut next = Vec::new();
+            if comp == "**" {
+                // Any number of directories, none included (BuildKit's
+                // doublestar); last in the pattern, everything below.
+                let last = i + 1 == comps.len();
+                for n in &named {
+                    let Some(dir) = self.resolve(n, pattern)? else {
+                        continue;
+                    };
+                    next.push(n.clone());
+                    let below = self
+                        .entries
+                        .range(dir.clone()..)
+                        .take_while(|(p, _)| p.starts_with(&dir))
+                        .filter(|(p, e)| **p != dir && (last || e.kind == EntryKind::Dir));
+                    for (p, _) in below {
+                        if let Ok(rel) = p.strip_prefix(&dir) {
+                            next.push(n.join(rel));
+                        }
+                    }
+                }
+                named = next;
+                continue;
+            }
             if !dockerignore::has_meta(comp) {
                 next.extend(named.iter().map(|n| n.join(comp)));
                 named = next;
@@ -425,6 +449,9 @@ impl Context {
                 out.push(n);
             }
         }
+        // `**` can reach one path along several ways.
+        out.sort();
+        out.dedup();
         Ok(out)
     }
 

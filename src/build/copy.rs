@@ -6,8 +6,9 @@
 //!   given several sources, or existing), else at the destination path.
 //! - Missing directories on the way are created with mode 0755, owned by
 //!   the `--chown` owner (root without one), as Docker's `MkdirAll` does.
-//! - Symlinks are copied as symlinks, hard links between copied files stay
-//!   hard links; modes, mtimes and files' xattrs (capabilities) are kept. Owners are 0:0 from a local
+//! - Symlinks are copied as symlinks, hard links between the files of one
+//!   source stay hard links (never across two sources, as BuildKit copies
+//!   each on its own); modes, mtimes and files' xattrs (capabilities) are kept. Owners are 0:0 from a local
 //!   context and kept from a root file system (`COPY --from`), unless
 //!   `--chown`; `--chmod` replaces the mode of files and directories.
 //! - `--parents` keeps each source's context-relative path under the
@@ -112,7 +113,7 @@ impl CopyError {
 }
 
 /// Is `dest` (as written in the Dockerfile) a directory by its spelling?
-fn names_dir(dest: &str) -> bool {
+pub(crate) fn names_dir(dest: &str) -> bool {
     dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty()
 }
 
@@ -214,6 +215,9 @@ impl<'a> Copier<'a> {
         dest: &Path,
         dest_is_dir: bool,
     ) -> Result<(), CopyError> {
+        // BuildKit copies each source (and each wildcard match) on its own:
+        // hard links are kept within one, never made across two.
+        self.links.clear();
         if source.is_dir {
             let target = if self.opts.parents {
                 dest.join(&source.parents_path)

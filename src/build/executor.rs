@@ -709,6 +709,7 @@ impl<'a> Executor<'a> {
             env: run_env,
             user: rc.user.clone().unwrap_or_default(),
             workdir: rc.working_dir.clone().unwrap_or_default(),
+            workdir_for_user: true,
             network,
             binds: Vec::new(),
             tty: false,

@@ -1,5 +1,6 @@
 //! `strata diff CONTAINER`: A/C/D lines, as `docker diff`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -19,8 +20,9 @@ pub fn run(settings: &Settings, args: &DiffArgs) -> Result<ExitCode> {
     let c = container::find(&store, &args.container)?;
     c.sync_upper(&store)?;
     let lowers = store.lowerdirs(&c.state.image)?;
+    let mut out = std::io::stdout().lock();
     for change in changes::list(&c.upper(), &lowers)? {
-        println!("{} {}", change.kind.letter(), change.path);
+        writeln!(out, "{} {}", change.kind.letter(), change.path)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! podman's `ManifestType`: the manifest type a push without `--format`
 //! writes (what `build`/`commit --format` recorded, else OCI).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -31,7 +32,8 @@ pub fn run(settings: &Settings, args: &InspectArgs) -> Result<ExitCode> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(found))?);
+    let text = serde_json::to_string_pretty(&Value::Array(found))?;
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

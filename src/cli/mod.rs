@@ -241,8 +241,20 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// 128 + SIGPIPE.
+const EXIT_BROKEN_PIPE: u8 = 141;
+
 /// Print the error with its whole chain of causes, as `strata: a: b: c`.
 fn report(err: &anyhow::Error) -> ExitCode {
+    let broken_pipe = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        // `strata inspect x | head -1`: the reader left. Go's Docker CLI
+        // dies of SIGPIPE here, which a shell reports as 141.
+        return ExitCode::from(EXIT_BROKEN_PIPE);
+    }
     eprintln!("strata: {}", chain_text(err.chain().map(|c| c.to_string())));
     ExitCode::from(EXIT_STRATA_ERROR)
 }

@@ -92,6 +92,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
             .clone()
             .or(config.working_dir.clone())
             .unwrap_or_default(),
+        workdir_for_user: false,
         network: args.network,
         binds,
         tty: args.tty,

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub env: Vec<String>,
     pub user: String,
     pub workdir: String,
+    /// See [`ProcessSpec::workdir_for_user`].
+    pub workdir_for_user: bool,
     pub network: Network,
     pub binds: Vec<Bind>,
     pub tty: bool,
@@ -83,6 +85,7 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
         env: opts.env,
         user: opts.user,
         workdir: opts.workdir,
+        workdir_for_user: opts.workdir_for_user,
         hostname: container.short_id().to_string(),
         network: opts.network,
         binds,

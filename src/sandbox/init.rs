@@ -14,6 +14,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -268,7 +269,8 @@ fn pid1(
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let who = user::resolve(&spec.user, &passwd, &groups).map_err(|e| setup(e.into()))?;
-    enter_workdir(&spec.workdir).map_err(setup)?;
+    let owner = spec.workdir_for_user.then_some((who.uid, who.gid));
+    enter_workdir(&spec.workdir, owner).map_err(setup)?;
     let env = container_env(spec, &who.home);
     let program = find_program(&spec.args, &env).map_err(|e| (EXIT_NOT_FOUND, e))?;
     nix::sys::prctl::set_no_new_privs()
@@ -317,7 +319,7 @@ fn reset_signals() -> Result<(), InitError> {
     Ok(())
 }
 
-fn enter_workdir(workdir: &str) -> Result<(), InitError> {
+fn enter_workdir(workdir: &str, owner: Option<(u32, u32)>) -> Result<(), InitError> {
     // An fd inherited from strata would let `WORKDIR /proc/self/fd/N` reach
     // the host: none may survive into the container (CVE-2024-21626).
     // SAFETY: close_range only closes descriptors; nothing in this process
@@ -327,7 +329,7 @@ fn enter_workdir(workdir: &str) -> Result<(), InitError> {
         return Err(sys("close_range")(Errno::last()));
     }
     let dir = if workdir.is_empty() { "/" } else { workdir };
-    std::fs::create_dir_all(dir).map_err(|e| InitError::Workdir(dir.into(), e))?;
+    make_workdir(Path::new(dir), owner).map_err(|e| InitError::Workdir(dir.into(), e))?;
     std::env::set_current_dir(dir).map_err(|e| InitError::Workdir(dir.into(), e))?;
     // getcwd fails (or says "(unreachable)") when the cwd is outside the root.
     match std::env::current_dir() {
@@ -337,6 +339,26 @@ fn enter_workdir(workdir: &str) -> Result<(), InitError> {
             std::io::Error::other("is outside the container"),
         )),
     }
+}
+
+/// `mkdir -p`, each directory it makes given to `owner` when there is one.
+fn make_workdir(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = owner else {
+        return std::fs::create_dir_all(dir);
+    };
+    let mut sofar = PathBuf::new();
+    for comp in dir.components() {
+        sofar.push(comp);
+        if !matches!(comp, Component::Normal(_)) {
+            continue;
+        }
+        match std::fs::create_dir(&sofar) {
+            Ok(()) => std::os::unix::fs::chown(&sofar, Some(uid), Some(gid))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn container_env(spec: &ProcessSpec, home: &str) -> Vec<String> {

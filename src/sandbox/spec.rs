@@ -43,6 +43,10 @@ pub struct ProcessSpec {
     pub user: String,
     /// Absolute; created if missing.
     pub workdir: String,
+    /// Missing workdir directories are made owned by the user (a build's
+    /// RUN, as BuildKit and buildah do), not by root (`run -w`, as Docker).
+    #[serde(default)]
+    pub workdir_for_user: bool,
     pub hostname: String,
     pub network: Network,
     /// Bound in order: /etc/hosts, /etc/resolv.conf copies, then `-v` binds.

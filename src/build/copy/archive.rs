@@ -335,6 +335,7 @@ fn extract_entry<R: Read>(
                 existing.push(std::ffi::OsStr::from_bytes(c));
             }
             copier.tree.put_hardlink(&pfd, name, &at, &existing)?;
+            copier.tree.set_linked_meta(&pfd, name, &at, meta)?;
             copier.stats.hardlinks += 1;
         }
         // Devices need privileges a rootless build lacks, and a fifo in an

@@ -214,6 +214,24 @@ impl Tree {
             .map_err(|e| self.chown_err(e, uid, gid, path))
     }
 
+    /// chown of `parent/name` itself, a symlink not followed.
+    fn lchown_at(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        path: &Path,
+        meta: Meta,
+    ) -> Result<(), CopyError> {
+        rustix::fs::chownat(
+            parent,
+            name,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| self.chown_err(e, meta.uid, meta.gid, path))
+    }
+
     fn chown_err(&self, e: Errno, uid: u32, gid: u32, path: &Path) -> CopyError {
         let cause = if e == Errno::INVAL {
             // What EINVAL from chown means in a user namespace.
@@ -363,14 +381,7 @@ impl Tree {
             }
         }
         rustix::fs::symlinkat(target, parent, name).map_err(self.err("create symlink", path))?;
-        rustix::fs::chownat(
-            parent,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| self.chown_err(e, meta.uid, meta.gid, path))?;
+        self.lchown_at(parent, name, path, meta)?;
         rustix::fs::utimensat(
             parent,
             name,
@@ -412,6 +423,39 @@ impl Tree {
         rustix::fs::linkat(&eparent_fd, ename, parent, name, AtFlags::empty())
             .map_err(self.err("create hard link", path))?;
         Ok(())
+    }
+
+    /// Give the file a hard link entry just made (`parent/name`) the
+    /// entry's owner, mode and time, as Docker's tar extraction does after
+    /// linking; a symlink keeps its mode and time.
+    pub(crate) fn set_linked_meta(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        path: &Path,
+        meta: Meta,
+    ) -> Result<(), CopyError> {
+        let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(self.err("stat", path))?;
+        self.lchown_at(parent, name, path, meta)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+            return Ok(());
+        }
+        // After chown, which clears setuid/setgid.
+        rustix::fs::chmodat(
+            parent,
+            name,
+            Mode::from_raw_mode(meta.mode),
+            AtFlags::empty(),
+        )
+        .map_err(self.err("chmod", path))?;
+        rustix::fs::utimensat(
+            parent,
+            name,
+            &timestamps(meta.mtime_sec, meta.mtime_nsec),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(self.err("set times of", path))
     }
 
     /// Set the recorded directory times, deepest first.

@@ -263,7 +263,7 @@ impl Executor<'_> {
         };
         // Several sources always go into a directory, whichever contexts
         // they come from.
-        if (fc.dest.ends_with('/') || sources.len() > 1) && !dest.ends_with('/') {
+        if (copy::names_dir(&fc.dest) || sources.len() > 1) && !dest.ends_with('/') {
             dest.push('/');
         }
         let chmod = match &fc.chmod {
