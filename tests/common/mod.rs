@@ -78,8 +78,14 @@ impl Run {
 /// Runs a tool (skopeo, umoci, buildah) and returns its stdout; panics with
 /// its output unless it succeeds.
 pub fn tool(program: &str, args: &[&str]) -> String {
+    // Their own credentials file, never written: left to find one, they
+    // read /run/containers/$UID/auth.json, which fails outright where root
+    // has run podman or buildah (/run/containers is then root's, 0700).
+    let auth =
+        std::env::temp_dir().join(format!("strata-tests-no-auth-{}.json", std::process::id()));
     let out = Command::new(program)
         .args(args)
+        .env("REGISTRY_AUTH_FILE", auth)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
