@@ -75,17 +75,29 @@ impl Run {
     }
 }
 
+/// An empty credentials file for the tools. Left to find one, they read
+/// /run/containers/$UID/auth.json, which fails outright where root has run
+/// podman or buildah (/run/containers is then root's, mode 0700); buildah
+/// wants the file to exist.
+fn empty_auth_file() -> &'static std::path::Path {
+    static FILE: std::sync::OnceLock<tempfile::TempPath> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let mut file = tempfile::Builder::new()
+            .prefix("strata-tests-auth-")
+            .suffix(".json")
+            .tempfile()
+            .expect("temp auth file");
+        std::io::Write::write_all(&mut file, b"{\"auths\": {}}").expect("write auth file");
+        file.into_temp_path()
+    })
+}
+
 /// Runs a tool (skopeo, umoci, buildah) and returns its stdout; panics with
 /// its output unless it succeeds.
 pub fn tool(program: &str, args: &[&str]) -> String {
-    // Their own credentials file, never written: left to find one, they
-    // read /run/containers/$UID/auth.json, which fails outright where root
-    // has run podman or buildah (/run/containers is then root's, 0700).
-    let auth =
-        std::env::temp_dir().join(format!("strata-tests-no-auth-{}.json", std::process::id()));
     let out = Command::new(program)
         .args(args)
-        .env("REGISTRY_AUTH_FILE", auth)
+        .env("REGISTRY_AUTH_FILE", empty_auth_file())
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
