@@ -238,7 +238,9 @@ impl Store {
     }
 
     /// `rmi [-f] NAME`: untag, and delete the image when no tag is left,
-    /// then the layers and blobs nothing else uses.
+    /// then the layers and blobs nothing else uses. An image other images
+    /// were built on is only untagged when named by a tag, and refused when
+    /// named by id, even forced (Docker's rules).
     pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
         let by_ref = Reference::parse(name).ok();
         self.update_index(|lock, _staging, index| {
@@ -280,9 +282,22 @@ impl Store {
                         image: id.short().into(),
                     });
                 }
+                let has_children = index
+                    .images
+                    .values()
+                    .any(|r| r.parent.as_ref() == Some(&id));
+                if has_children && tagged.is_none() {
+                    return Err(StoreError::HasChildren {
+                        image: id.short().into(),
+                    });
+                }
                 for t in &tags {
                     index.tags.remove(&t.to_string());
                     events.push(RemoveEvent::Untagged(t.familiar()));
+                }
+                if has_children {
+                    // Kept, untagged, for the images built on it.
+                    return Ok(events);
                 }
                 if let Some(rec) = index.images.remove(&id) {
                     for rd in rec.repo_digests {

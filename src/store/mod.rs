@@ -117,6 +117,10 @@ pub enum StoreError {
     },
     #[error("conflict: unable to delete {image} (must be forced) - image is referenced in multiple repositories")]
     MultipleTags { image: String },
+    #[error(
+        "conflict: unable to delete {image} (cannot be forced) - image has dependent child images"
+    )]
+    HasChildren { image: String },
     #[error("layer {diff_id} has no blob and its directory does not reproduce its diff id")]
     NotRegenerable { diff_id: DiffId },
     #[error("{what}: {reason}")]

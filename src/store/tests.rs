@@ -226,3 +226,38 @@ fn finish_image_records_the_format_and_old_records_default_to_oci() {
         Err(StoreError::ImageNotFound { .. })
     ));
 }
+
+#[test]
+fn an_image_with_children_is_only_untagged() {
+    let (_t, s) = store();
+    let base = import(&s, &[("bin/sh", "shell")], "base");
+    let staging = s.staging().unwrap();
+    let (layer, _) = s
+        .prepare_layer_tar(&staging, &layer_tar(&[("app", "app")])[..], None)
+        .unwrap();
+    let mut config = s.config(&base).unwrap();
+    config.rootfs.diff_ids.push(layer.diff_id().clone());
+    let bytes = config::to_canonical_json(&config).unwrap();
+    let child = s
+        .commit_image(
+            vec![layer],
+            &bytes,
+            &[Reference::parse("child").unwrap()],
+            Some(base.clone()),
+        )
+        .unwrap();
+    // By id: refused, even forced.
+    for force in [false, true] {
+        assert!(matches!(
+            s.remove_image(base.short(), force),
+            Err(StoreError::HasChildren { .. })
+        ));
+    }
+    // By its tag: untagged, kept.
+    let ev = s.remove_image("base", false).unwrap();
+    assert_eq!(ev, vec![RemoveEvent::Untagged("base:latest".into())]);
+    assert_eq!(s.resolve(&base.to_string()).unwrap(), base);
+    assert_eq!(s.lowerdirs(&child).unwrap().len(), 2);
+    let rep = s.check().unwrap();
+    assert!(rep.problems.is_empty(), "{rep:?}");
+}
