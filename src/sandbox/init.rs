@@ -93,9 +93,16 @@ fn read_spec() -> Result<ProcessSpec, InitError> {
 fn outer() -> Result<i32, InitError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl PDEATHSIG"))?;
     let spec = read_spec()?;
-    // Opened on the host's devpts, before the namespaces change.
-    let pty = if spec.tty {
-        Some(tty::open().map_err(sys("opening a pseudo-terminal"))?)
+    // Pid 1 sends the master end of its pty back over this.
+    let pty_socket = if spec.tty {
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(sys("socketpair"))?;
+        Some((ours, theirs))
     } else {
         None
     };
@@ -123,7 +130,7 @@ fn outer() -> Result<i32, InitError> {
     let child = match unsafe { unistd::fork() }.map_err(sys("fork"))? {
         ForkResult::Child => {
             drop(signals);
-            let code = match pid1(&spec, pty) {
+            let code = match pid1(&spec, pty_socket.map(|(_, theirs)| theirs)) {
                 Ok(never) => match never {},
                 Err((code, err)) => {
                     eprintln!("strata: {err}");
@@ -135,7 +142,14 @@ fn outer() -> Result<i32, InitError> {
         }
         ForkResult::Parent { child } => child,
     };
-    wait_for(child, &signals, pty.map(|p| p.master))
+    let master = match pty_socket {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            tty::receive_master(&ours).map_err(sys("receiving the terminal"))?
+        }
+        None => None,
+    };
+    wait_for(child, &signals, master)
 }
 
 /// Waits for pid 1, relaying its terminal if it has one; a forwarded
@@ -249,20 +263,27 @@ fn wait_for(child: Pid, signals: &SignalFd, master: Option<OwnedFd>) -> Result<i
 /// failure, with the exit code to use.
 fn pid1(
     spec: &ProcessSpec,
-    pty: Option<tty::Pty>,
+    pty_socket: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, (i32, InitError)> {
     let setup = |e: InitError| (EXIT_SETUP, e);
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(sys("prctl PDEATHSIG"))
         .map_err(setup)?;
     reset_signals().map_err(setup)?;
-    if let Some(pty) = pty {
+    rootfs::enter(spec).map_err(|e| setup(e.into()))?;
+    if let Some(socket) = pty_socket {
+        // From the container's devpts, so its name exists in here.
+        let pty = tty::open()
+            .map_err(sys("opening a pseudo-terminal"))
+            .map_err(setup)?;
+        tty::send_master(&socket, &pty.master)
+            .map_err(sys("passing the terminal on"))
+            .map_err(setup)?;
         drop(pty.master);
         tty::attach(&pty.slave)
             .map_err(sys("attaching the terminal"))
             .map_err(setup)?;
     }
-    rootfs::enter(spec).map_err(|e| setup(e.into()))?;
     unistd::sethostname(&spec.hostname)
         .map_err(sys("sethostname"))
         .map_err(setup)?;

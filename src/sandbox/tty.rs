@@ -2,12 +2,21 @@
 //! from strata's own, with the caller's terminal in raw mode so keys
 //! (^C included) reach the container's program, and window size changes
 //! passed on.
+//!
+//! The pty comes from the container's own devpts (as runc's console), so
+//! its name (`/dev/pts/0`) exists inside and `tty` or `ttyname(3)` work:
+//! pid 1 opens it after entering the root file system and sends the master
+//! end to container-init over a socket, which relays it.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+
 use nix::errno::Errno;
-use nix::pty::{openpty, Winsize};
+use nix::fcntl::OFlag;
+use nix::pty::Winsize;
+use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// The two ends of a new pseudo-terminal.
@@ -29,13 +38,66 @@ fn window_size(fd: BorrowedFd) -> Option<Winsize> {
     (r == 0).then_some(ws)
 }
 
+/// A new pty from this mount namespace's /dev/ptmx, sized as the caller's
+/// terminal (still this process's stdin).
 pub fn open() -> Result<Pty, Errno> {
-    let size = window_size(std::io::stdin().as_fd());
-    let pty = openpty(size.as_ref(), None)?;
-    Ok(Pty {
-        master: pty.master,
-        slave: pty.slave,
-    })
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    // SAFETY: the fd was just opened by posix_openpt and is owned by nobody else.
+    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    if let Some(ws) = window_size(std::io::stdin().as_fd()) {
+        // SAFETY: TIOCSWINSZ reads one Winsize from the pointer.
+        unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws) };
+    }
+    Ok(Pty { master, slave })
+}
+
+/// Sends the master end over `socket` (pid 1 to container-init).
+pub fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<(), Errno> {
+    let fds = [master.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"m")];
+    socket::sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// The master end pid 1 sent, or `None` if it closed the socket first
+/// (it failed before opening the pty, and says why itself).
+pub fn receive_master(socket: &OwnedFd) -> Result<Option<OwnedFd>, Errno> {
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = loop {
+        match socket::recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Makes `slave` the controlling terminal and stdio of this process (pid 1
