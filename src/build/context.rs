@@ -34,7 +34,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::dockerignore::{self, Glob, IgnoreError, Matcher};
 
-pub use digest::{digest_sources, digest_with_sums, unread_bytes};
+pub use digest::{digest_sources, Digester};
 
 /// Name of the ignore file at the context root.
 const IGNORE_FILE: &str = ".dockerignore";

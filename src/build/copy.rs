@@ -29,10 +29,9 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::Digest as _;
-
 use super::context::digest::{KnownSum, KnownSums};
 use super::context::{Context, ContextError, Entry, EntryKind, Source};
+use crate::digest::HashingReader;
 use tree::{Meta, Tree};
 
 pub use archive::add_sources;
@@ -304,8 +303,8 @@ impl<'a> Copier<'a> {
                     let n = self
                         .tree
                         .put_file(&pfd, name, at, &mut reader, meta, &xattrs)?;
-                    let sha256 = hex::encode(reader.hasher.finalize());
-                    let sum = KnownSum::after_reading(sha256, &file)
+                    let (digest, _) = reader.finish();
+                    let sum = KnownSum::after_reading(digest.hex().to_string(), &file)
                         .map_err(CopyError::io("stat", &full))?;
                     self.stats.sums.insert(key, sum);
                     n
@@ -327,29 +326,6 @@ impl<'a> Copier<'a> {
         self.stats.skipped_xattrs = std::mem::take(&mut self.tree.skipped_xattrs);
         self.tree.finish()?;
         Ok(self.stats)
-    }
-}
-
-/// A reader that hashes what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-}
-
-impl<R: io::Read> HashingReader<R> {
-    fn new(inner: R) -> HashingReader<R> {
-        HashingReader {
-            inner,
-            hasher: sha2::Sha256::new(),
-        }
-    }
-}
-
-impl<R: io::Read> io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
     }
 }
 

@@ -216,7 +216,7 @@ impl Fetcher {
         std::fs::create_dir(&sub).map_err(io_err("create", &sub))?;
         let path = sub.join(&name);
         let file = File::create(&path).map_err(io_err("create", &path))?;
-        let actual = save(resp, file, url)?;
+        let (actual, file) = save(resp, file, url)?;
         if let Some(expected) = checksum {
             if &actual != expected {
                 return Err(FetchError::Checksum {
@@ -226,12 +226,8 @@ impl Fetcher {
                 });
             }
         }
-        std::fs::set_permissions(&path, Permissions::from_mode(DOWNLOAD_MODE))
+        file.set_permissions(Permissions::from_mode(DOWNLOAD_MODE))
             .map_err(io_err("chmod", &path))?;
-        let file = File::options()
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
         file.set_modified(mtime)
             .map_err(io_err("set time of", &path))?;
         Ok(Download {
@@ -242,15 +238,15 @@ impl Fetcher {
     }
 }
 
-/// Stream the body into `file`; the content's digest.
-fn save(mut body: impl Read, file: File, url: &str) -> Result<Digest, FetchError> {
+/// Stream the body into `file`; the content's digest, and the file.
+fn save(mut body: impl Read, file: File, url: &str) -> Result<(Digest, File), FetchError> {
     let mut out = HashingWriter::new(file);
     io::copy(&mut body, &mut out).map_err(|cause| FetchError::Body {
         url: url.to_string(),
         cause,
     })?;
-    let (digest, _, _) = out.finish();
-    Ok(digest)
+    let (digest, _, file) = out.finish();
+    Ok((digest, file))
 }
 
 #[cfg(test)]

@@ -20,12 +20,13 @@
 //! at worst one build's additions are lost, which costs a re-read.
 //!
 //! So that a COPY reads each file once, the sums may also come from the
-//! copy itself ([`KnownSums`], taken by `copy` while it wrote the files):
-//! [`unread_bytes`] tells the executor how much would have to be read to
-//! make the key first, and [`digest_with_sums`] makes it after the copy.
+//! copy itself ([`KnownSums`], taken by `copy` while it wrote the files): a
+//! [`Digester`] (the metadata cache, loaded once for a step) tells the
+//! executor how much would have to be read to make the key first
+//! ([`Digester::unread_bytes`]), and makes the key before or after the copy.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Context, ContextError, ContextKind, Entry, EntryKind, Source};
 use crate::build::copy::CopyOptions;
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader};
 
 /// File name of the metadata cache inside the cache dir.
 const CACHE_FILE: &str = "files.json";
@@ -148,6 +149,9 @@ impl MetaCache {
     /// Drop entries under `root` that the walk no longer saw, so the cache
     /// does not grow with every file ever deleted from the context.
     fn prune(&mut self, ctx: &Context) {
+        if ctx.kind != ContextKind::Local {
+            return;
+        }
         let root = ctx.root.to_string_lossy().into_owned();
         let prefix = format!("{}/", root.trim_end_matches('/'));
         let before = self.file.files.len();
@@ -162,7 +166,12 @@ impl MetaCache {
         self.dirty |= self.file.files.len() != before;
     }
 
+    /// Where a context file is remembered; only local contexts are: a root
+    /// file system is a fresh mount each time, so it would never hit.
     fn key(ctx: &Context, rel: &Path) -> Option<String> {
+        if ctx.kind != ContextKind::Local {
+            return None;
+        }
         ctx.root.join(rel).to_str().map(str::to_owned)
     }
 
@@ -226,94 +235,110 @@ pub fn digest_sources(
     opts: &CopyOptions,
     cache_dir: Option<&Path>,
 ) -> Result<Digest, ContextError> {
-    digest_with_sums(ctx, sources, opts, cache_dir, &KnownSums::new())
+    let mut digester = Digester::load(cache_dir);
+    let digest = digester.digest(ctx, sources, opts, &KnownSums::new())?;
+    digester.save()?;
+    Ok(digest)
 }
 
-/// [`digest_sources`] with the sums a copy took: only files neither the
-/// metadata cache nor `known` has are read. Stable known sums are added
-/// to the metadata cache.
-pub fn digest_with_sums(
-    ctx: &Context,
-    sources: &[Source],
-    opts: &CopyOptions,
-    cache_dir: Option<&Path>,
-    known: &KnownSums,
-) -> Result<Digest, ContextError> {
-    let use_cache = ctx.kind == ContextKind::Local;
-    let mut cache = MetaCache::load(if use_cache { cache_dir } else { None });
-    let root_fd = match ctx.kind {
-        ContextKind::Empty => None,
-        _ => Some(ctx.open_root()?),
-    };
-    let mut h = Sha256::new();
-    h.update(DIGEST_DOMAIN);
-    for source in sources {
-        field(&mut h, b"source");
-        field(&mut h, source.path.as_os_str().as_encoded_bytes());
-        field(&mut h, if source.is_dir { b"dir" } else { b"file" });
-        for (rel, cpath) in items(source) {
-            let entry = entry_of(ctx, &cpath)?;
-            field(&mut h, rel.as_os_str().as_encoded_bytes());
-            let (uid, gid) = owner(ctx, entry, opts);
-            let mode = match (&entry.kind, opts.chmod) {
-                (EntryKind::Symlink(_), _) => entry.mode,
-                (_, Some(m)) => m,
-                (_, None) => entry.mode,
-            };
-            field(&mut h, format!("{mode:o} {uid}:{gid}").as_bytes());
-            match &entry.kind {
-                EntryKind::Dir => field(&mut h, b"d"),
-                EntryKind::Symlink(target) => {
-                    field(&mut h, b"l");
-                    field(&mut h, target.as_os_str().as_encoded_bytes());
-                }
-                EntryKind::File => {
-                    field(&mut h, b"f");
-                    let Some(root_fd) = &root_fd else {
-                        return Err(ContextError::NotFound {
-                            path: cpath.display().to_string(),
-                        });
-                    };
-                    let sum = match known.get(&(entry.dev, entry.ino)) {
-                        Some(k) => {
-                            cache.remember(ctx, &cpath, entry, k);
-                            k.sha256.clone()
-                        }
-                        None => file_sha256(ctx, root_fd, &cpath, entry, &mut cache)?,
-                    };
-                    field(&mut h, sum.as_bytes());
+/// The metadata cache, read once for a step's digests and written back by
+/// [`Digester::save`].
+pub struct Digester {
+    cache: MetaCache,
+}
+
+impl Digester {
+    pub fn load(cache_dir: Option<&Path>) -> Digester {
+        Digester {
+            cache: MetaCache::load(cache_dir),
+        }
+    }
+
+    /// The digest of `sources`, with the sums a copy took: only files
+    /// neither the metadata cache nor `known` has are read. Stable sums are
+    /// remembered.
+    pub fn digest(
+        &mut self,
+        ctx: &Context,
+        sources: &[Source],
+        opts: &CopyOptions,
+        known: &KnownSums,
+    ) -> Result<Digest, ContextError> {
+        let root_fd = match ctx.kind {
+            ContextKind::Empty => None,
+            _ => Some(ctx.open_root()?),
+        };
+        let mut h = Sha256::new();
+        h.update(DIGEST_DOMAIN);
+        for source in sources {
+            field(&mut h, b"source");
+            field(&mut h, source.path.as_os_str().as_encoded_bytes());
+            field(&mut h, if source.is_dir { b"dir" } else { b"file" });
+            for (rel, cpath) in items(source) {
+                let entry = entry_of(ctx, &cpath)?;
+                field(&mut h, rel.as_os_str().as_encoded_bytes());
+                let (uid, gid) = owner(ctx, entry, opts);
+                let mode = match (&entry.kind, opts.chmod) {
+                    (EntryKind::Symlink(_), _) => entry.mode,
+                    (_, Some(m)) => m,
+                    (_, None) => entry.mode,
+                };
+                field(&mut h, format!("{mode:o} {uid}:{gid}").as_bytes());
+                match &entry.kind {
+                    EntryKind::Dir => field(&mut h, b"d"),
+                    EntryKind::Symlink(target) => {
+                        field(&mut h, b"l");
+                        field(&mut h, target.as_os_str().as_encoded_bytes());
+                    }
+                    EntryKind::File => {
+                        field(&mut h, b"f");
+                        let Some(root_fd) = &root_fd else {
+                            return Err(ContextError::NotFound {
+                                path: cpath.display().to_string(),
+                            });
+                        };
+                        let sum = match known.get(&(entry.dev, entry.ino)) {
+                            Some(k) => {
+                                self.cache.remember(ctx, &cpath, entry, k);
+                                k.sha256.clone()
+                            }
+                            None => file_sha256(ctx, root_fd, &cpath, entry, &mut self.cache)?,
+                        };
+                        field(&mut h, sum.as_bytes());
+                    }
                 }
             }
         }
+        self.cache.prune(ctx);
+        Ok(Digest::of(&h.finalize()))
     }
-    if use_cache {
-        cache.prune(ctx);
-        cache.save()?;
-    }
-    Ok(Digest::of(&h.finalize()))
-}
 
-/// Bytes of file content [`digest_sources`] would have to read (what the
-/// metadata cache does not know), and the bytes of all selected files.
-pub fn unread_bytes(ctx: &Context, sources: &[Source], cache_dir: Option<&Path>) -> (u64, u64) {
-    let use_cache = ctx.kind == ContextKind::Local;
-    let cache = MetaCache::load(if use_cache { cache_dir } else { None });
-    let (mut unread, mut total) = (0u64, 0u64);
-    for source in sources {
-        for (_, cpath) in items(source) {
-            let Some(entry) = ctx.entry(&cpath) else {
-                continue;
-            };
-            if entry.kind != EntryKind::File {
-                continue;
-            }
-            total = total.saturating_add(entry.size);
-            if cache.lookup(ctx, &cpath, entry).is_none() {
-                unread = unread.saturating_add(entry.size);
+    /// Bytes of file content [`Digester::digest`] would have to read (what
+    /// the metadata cache does not know), and the bytes of all selected
+    /// files.
+    pub fn unread_bytes(&self, ctx: &Context, sources: &[Source]) -> (u64, u64) {
+        let (mut unread, mut total) = (0u64, 0u64);
+        for source in sources {
+            for (_, cpath) in items(source) {
+                let Some(entry) = ctx.entry(&cpath) else {
+                    continue;
+                };
+                if entry.kind != EntryKind::File {
+                    continue;
+                }
+                total = total.saturating_add(entry.size);
+                if self.cache.lookup(ctx, &cpath, entry).is_none() {
+                    unread = unread.saturating_add(entry.size);
+                }
             }
         }
+        (unread, total)
     }
-    (unread, total)
+
+    /// Writes the metadata cache back if it changed.
+    pub fn save(&self) -> Result<(), ContextError> {
+        self.cache.save()
+    }
 }
 
 /// A source itself, then each entry under it: (path relative to the
@@ -357,25 +382,15 @@ fn file_sha256(
     if let Some(hit) = cache.lookup(ctx, rel, entry) {
         return Ok(hit.to_string());
     }
+    let unreadable = |cause| ContextError::Unreadable {
+        path: ctx.root.join(rel),
+        cause,
+    };
     let mut file = ctx.open_file(root_fd, rel)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| ContextError::Unreadable {
-            path: ctx.root.join(rel),
-            cause: e,
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let sum = KnownSum::after_reading(hex::encode(hasher.finalize()), &file).map_err(|e| {
-        ContextError::Unreadable {
-            path: ctx.root.join(rel),
-            cause: e,
-        }
-    })?;
+    let mut reader = HashingReader::new(&mut file);
+    io::copy(&mut reader, &mut io::sink()).map_err(unreadable)?;
+    let (digest, _) = reader.finish();
+    let sum = KnownSum::after_reading(digest.hex().to_string(), &file).map_err(unreadable)?;
     cache.remember(ctx, rel, entry, &sum);
     Ok(sum.sha256)
 }

@@ -11,6 +11,7 @@ use strata_parser::{StageRef, Step};
 use super::{BuildError, Executor, StageState};
 use crate::build::cache::CacheKey;
 use crate::build::config_steps::join_workdir;
+use crate::build::context::digest::KnownSums;
 use crate::build::context::{self, Context};
 use crate::build::copy::{self, CopyOptions};
 use crate::build::fetch;
@@ -399,7 +400,7 @@ impl Executor<'_> {
                     .map_err(|e| self.fail(format!("--chown: {e}")))?,
             ),
         };
-        let mut opts = CopyOptions {
+        let opts = CopyOptions {
             chown,
             chmod,
             parents: fc.parents,
@@ -412,7 +413,7 @@ impl Executor<'_> {
             "downloads": downloads,
         });
         let params = params.to_string();
-        let key_of = |digests: &[crate::digest::Digest]| {
+        let key_of = |digests: &[Digest]| {
             let digests: Vec<String> = digests.iter().map(ToString::to_string).collect();
             let parts: Vec<&str> = [keyword, params.as_str()]
                 .into_iter()
@@ -425,10 +426,25 @@ impl Executor<'_> {
         // --from), the copy takes the sums as it reads and the key comes
         // after it; when little is unknown (a rebuild), reading that little
         // first can spare the copy.
+        let mut digester = context::Digester::load(Some(cache_dir));
+        // Every group's digest, the metadata cache written back once.
+        let digest_groups = |digester: &mut context::Digester,
+                             sums: &[&KnownSums]|
+         -> Result<Vec<Digest>, BuildError> {
+            let mut digests = Vec::new();
+            for ((g, sel), known) in groups.iter().zip(&selected).zip(sums) {
+                let d = digester
+                    .digest(g.ctx, sel, &opts, known)
+                    .map_err(|e| self.fail(e))?;
+                digests.push(d);
+            }
+            digester.save().map_err(|e| self.fail(e))?;
+            Ok(digests)
+        };
         let (unread, total) = groups
             .iter()
             .zip(&selected)
-            .map(|(g, sel)| context::unread_bytes(g.ctx, sel, Some(cache_dir)))
+            .map(|(g, sel)| digester.unread_bytes(g.ctx, sel))
             .fold((0u64, 0u64), |(u, t), (gu, gt)| {
                 (u.saturating_add(gu), t.saturating_add(gt))
             });
@@ -442,12 +458,8 @@ impl Executor<'_> {
             )
         });
         let early_key = if key_first {
-            let mut digests = Vec::new();
-            for (g, sel) in groups.iter().zip(&selected) {
-                let d = context::digest_sources(g.ctx, sel, &opts, Some(cache_dir))
-                    .map_err(|e| self.fail(e))?;
-                digests.push(d);
-            }
+            let none = KnownSums::new();
+            let digests = digest_groups(&mut digester, &vec![&none; groups.len()])?;
             Some(key_of(&digests))
         } else {
             None
@@ -457,14 +469,17 @@ impl Executor<'_> {
                 return Ok(id);
             }
         }
-        opts.hash_contents = early_key.is_none();
+        let copy_opts = CopyOptions {
+            hash_contents: early_key.is_none(),
+            ..opts.clone()
+        };
         let all_stats = container::run::with_rootfs(self.store, c, |root| {
             let mut all = Vec::new();
             for (g, sel) in groups.iter().zip(&selected) {
                 let stats = if g.unpack {
-                    copy::add_sources(g.ctx, sel, root, dest, &opts)
+                    copy::add_sources(g.ctx, sel, root, dest, &copy_opts)
                 } else {
-                    copy::copy_sources(g.ctx, sel, root, dest, &opts)
+                    copy::copy_sources(g.ctx, sel, root, dest, &copy_opts)
                 };
                 all.push(stats?);
             }
@@ -475,14 +490,8 @@ impl Executor<'_> {
         let key = match early_key {
             Some(key) => key,
             None => {
-                let mut digests = Vec::new();
-                for ((g, sel), stats) in groups.iter().zip(&selected).zip(&all_stats) {
-                    let d =
-                        context::digest_with_sums(g.ctx, sel, &opts, Some(cache_dir), &stats.sums)
-                            .map_err(|e| self.fail(e))?;
-                    digests.push(d);
-                }
-                let key = key_of(&digests);
+                let sums: Vec<&KnownSums> = all_stats.iter().map(|s| &s.sums).collect();
+                let key = key_of(&digest_groups(&mut digester, &sums)?);
                 // The same content was copied before (from another image,
                 // or a context whose metadata cache was lost): that layer.
                 if let Some(id) = self.cached(&key) {
