@@ -14,32 +14,20 @@ use std::path::PathBuf;
 
 use strata_parser::{Instruction, Parsed, StageRef, Step};
 
+mod args;
+mod commit;
 mod copy_step;
+mod run_step;
 
 use super::cache::{self, CacheKey};
 use super::config_steps::{self, argv};
-use crate::container::{self, run::RunOptions, Container, NewContainer};
 use crate::digest::ImageId;
 use crate::reference::Reference;
 use crate::sandbox::driver::DriverKind;
-use crate::sandbox::spawn::{Input, Output};
 use crate::sandbox::spec::Network;
-use crate::store::config::{to_canonical_json, History, ManifestFormat};
+use crate::store::config::{History, ManifestFormat};
 use crate::store::{now_rfc3339, ImageConfig, Store};
-
-/// Build args Docker predefines: usable with --build-arg without an ARG.
-const PREDEFINED_ARGS: [&str; 10] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+use args::{host_platform, platform_args};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -164,24 +152,6 @@ pub struct Executor<'a> {
     context: Option<crate::build::context::Context>,
 }
 
-/// `linux/<arch>` of this machine.
-fn host_platform() -> String {
-    format!("linux/{}", crate::store::config::go_arch())
-}
-
-/// TARGETPLATFORM, BUILDOS, ...: the build and target platform are the host.
-fn platform_args() -> Vec<(String, String)> {
-    let arch = crate::store::config::go_arch();
-    let mut out = Vec::new();
-    for side in ["TARGET", "BUILD"] {
-        out.push((format!("{side}PLATFORM"), host_platform()));
-        out.push((format!("{side}OS"), "linux".to_string()));
-        out.push((format!("{side}ARCH"), arch.to_string()));
-        out.push((format!("{side}VARIANT"), String::new()));
-    }
-    out
-}
-
 /// Err once ^C (or SIGTERM) has asked the build to stop.
 fn interrupted() -> Result<(), BuildError> {
     match crate::sandbox::interrupt::requested() {
@@ -266,19 +236,7 @@ impl<'a> Executor<'a> {
             Some(id) => id,
             None => self.commit_config(None, ImageConfig::new(now_rfc3339()))?,
         };
-        let unused: Vec<&String> = self
-            .opts
-            .build_args
-            .keys()
-            .filter(|k| !self.used_args.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
-            .collect();
-        if !unused.is_empty() {
-            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-            eprintln!(
-                "[Warning] One or more build-args [{}] were not consumed",
-                names.join(" ")
-            );
-        }
+        self.warn_unused_args();
         interrupted()?;
         self.store
             .finish_image(&image, self.opts.format, &self.opts.tags)
@@ -323,34 +281,6 @@ impl<'a> Executor<'a> {
             }
         }
         needed.into_iter().collect()
-    }
-
-    fn build_arg(&mut self, name: &str) -> Option<String> {
-        let value = self.opts.build_args.get(name)?.clone();
-        self.used_args.insert(name.to_string());
-        Some(
-            value
-                .or_else(|| std::env::var(name).ok())
-                .unwrap_or_default(),
-        )
-    }
-
-    fn global_args(&mut self) -> Result<HashMap<String, String>, BuildError> {
-        // BuildKit's automatic platform args, usable in FROM without ARG.
-        let mut globals: HashMap<String, String> = platform_args().into_iter().collect();
-        let escape = self.parsed.escape();
-        for step in self.parsed.global_args.clone() {
-            let expanded = step
-                .expanded(&globals, escape)
-                .map_err(|e| BuildError::Parse(e.render(&self.opts.dockerfile)))?;
-            if let Instruction::Arg(decls) = expanded {
-                for d in decls {
-                    let value = self.build_arg(&d.name).or(d.default).unwrap_or_default();
-                    globals.insert(d.name, value);
-                }
-            }
-        }
-        Ok(globals)
     }
 
     fn begin(&mut self, step: &Step) {
@@ -595,210 +525,6 @@ impl<'a> Executor<'a> {
         let id = self.commit_config(state.parent.clone(), config)?;
         self.remember(&key, &id);
         self.advance(state, id)
-    }
-
-    fn cached(&self, key: &CacheKey) -> Option<ImageId> {
-        if self.opts.no_cache {
-            return None;
-        }
-        let id = cache::lookup(self.store, key);
-        crate::log::debug(&format!(
-            "cache key {}: {}",
-            key.hex(),
-            id.as_ref().map_or("miss".into(), |i| i.to_string())
-        ));
-        let id = id?;
-        self.out.say(" ---> Using cache");
-        Some(id)
-    }
-
-    fn remember(&self, key: &CacheKey, id: &ImageId) {
-        if let Err(e) = cache::record(self.store, key, id) {
-            // A cache that cannot be written only costs the next build time.
-            eprintln!("strata: warning: recording the build cache: {e}");
-        }
-    }
-
-    fn advance(&mut self, state: &mut StageState, id: ImageId) -> Result<(), BuildError> {
-        self.out.say(&format!(" ---> {}", short(&id)));
-        state.config = self.store.config(&id).map_err(|e| self.fail(e))?;
-        state.parent = Some(id.clone());
-        self.last_good = Some(id);
-        Ok(())
-    }
-
-    fn commit_config(
-        &self,
-        parent: Option<ImageId>,
-        config: ImageConfig,
-    ) -> Result<ImageId, BuildError> {
-        let bytes = to_canonical_json(&config).map_err(|e| self.fail(e))?;
-        self.store
-            .commit_image(Vec::new(), &bytes, &[], parent)
-            .map_err(|e| self.fail(e))
-    }
-
-    /// A fresh container on the stage's current image.
-    fn container(&self, state: &StageState, command: Vec<String>) -> Result<Container, BuildError> {
-        let image = match &state.parent {
-            Some(id) => id.clone(),
-            // FROM scratch with nothing yet: an empty image to stand on.
-            None => self.commit_config(None, state.config.clone())?,
-        };
-        container::create(
-            self.store,
-            NewContainer {
-                image,
-                image_name: "strata-build",
-                name: None,
-                command,
-                driver: self.driver,
-            },
-        )
-        .map_err(|e| self.fail(e))
-    }
-
-    fn run_step(
-        &mut self,
-        state: &mut StageState,
-        step: &Step,
-        args: Vec<String>,
-        network: Network,
-    ) -> Result<(), BuildError> {
-        let mut visible_args: Vec<String> =
-            state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        visible_args.sort();
-        let net = format!("{network:?}");
-        let argv_json = serde_json::to_string(&args).unwrap_or_default();
-        let key = CacheKey::new(
-            state.parent.as_ref(),
-            &["RUN", &argv_json, &visible_args.join("\n"), &net],
-        );
-        if let Some(id) = self.cached(&key) {
-            return self.advance(state, id);
-        }
-        let rc = state.config.config.clone().unwrap_or_default();
-        let mut run_env = rc.env.clone().unwrap_or_default();
-        // Build args are in RUN's environment unless ENV sets the name.
-        for (k, v) in &state.args {
-            if !run_env
-                .iter()
-                .any(|kv| kv.split_once('=').map(|(n, _)| n) == Some(k))
-            {
-                run_env.push(format!("{k}={v}"));
-            }
-        }
-        // A predefined proxy arg given with --build-arg reaches RUN without
-        // an ARG line, as in Docker, but stays out of the cache key (a proxy
-        // does not change what a step makes) and out of the history.
-        for name in PREDEFINED_ARGS {
-            let given = self.opts.build_args.get(name).map(|v| {
-                v.clone()
-                    .or_else(|| std::env::var(name).ok())
-                    .unwrap_or_default()
-            });
-            let set = |kv: &String| kv.split_once('=').map(|(n, _)| n) == Some(name);
-            if let Some(value) = given.filter(|_| !run_env.iter().any(set)) {
-                run_env.push(format!("{name}={value}"));
-            }
-        }
-        let mut c = self.container(state, args.clone())?;
-        self.out.say(&format!(" ---> Running in {}", c.short_id()));
-        let options = RunOptions {
-            args: args.clone(),
-            env: run_env,
-            user: rc.user.clone().unwrap_or_default(),
-            workdir: rc.working_dir.clone().unwrap_or_default(),
-            workdir_for_user: true,
-            network,
-            binds: Vec::new(),
-            tty: false,
-            input: Input::Null,
-            output: if self.opts.quiet {
-                Output::Null
-            } else {
-                Output::Inherit
-            },
-        };
-        let mut outcome = container::run::run(self.store, &mut c, options.clone());
-        for fallback in [DriverKind::FuseOverlayfs, DriverKind::Vfs] {
-            if self.opts.driver.is_some()
-                || !matches!(outcome, Err(container::run::RunError::Mount(_)))
-            {
-                break;
-            }
-            crate::log::info(&format!(
-                "{} could not mount here; trying {fallback}",
-                self.driver
-            ));
-            self.driver = fallback;
-            c.state.driver = fallback;
-            c.save().map_err(|e| self.fail(e))?;
-            outcome = container::run::run(self.store, &mut c, options.clone());
-        }
-        let code = match outcome {
-            Ok(code) => code,
-            Err(e) => {
-                self.discard(&c);
-                return Err(self.fail(e));
-            }
-        };
-        if code != 0 {
-            self.discard(&c);
-            let shown = match &step.instruction {
-                Instruction::Run {
-                    command: strata_parser::Command::Exec(v),
-                    ..
-                } => format!("{v:?}"),
-                _ => args.join(" "),
-            };
-            return Err(self.fail(format!(
-                "The command '{shown}' returned a non-zero code: {code}"
-            )));
-        }
-        let created_by = args.join(" ");
-        let id = self.commit_layer(state, &c, created_by);
-        self.discard(&c);
-        let id = id?;
-        self.remember(&key, &id);
-        self.advance(state, id)
-    }
-
-    /// The container's changes as a new layer on the stage's image.
-    fn commit_layer(
-        &self,
-        state: &StageState,
-        c: &Container,
-        created_by: String,
-    ) -> Result<ImageId, BuildError> {
-        let upper = c.sync_upper(self.store).map_err(|e| self.fail(e))?;
-        let layer = self
-            .store
-            .prepare_layer_dir(&upper)
-            .map_err(|e| self.fail(e))?;
-        let mut config = state.config.clone();
-        let now = now_rfc3339();
-        config.created = Some(now.clone());
-        config.rootfs.diff_ids.push(layer.diff_id().clone());
-        config.history.push(History {
-            created: Some(now),
-            created_by: Some(created_by),
-            ..History::default()
-        });
-        let bytes = to_canonical_json(&config).map_err(|e| self.fail(e))?;
-        self.store
-            .commit_image(vec![layer], &bytes, &[], state.parent.clone())
-            .map_err(|e| self.fail(e))
-    }
-
-    /// Removes a step's container; a leftover would only cost disk space.
-    fn discard(&self, c: &Container) {
-        if let Err(e) = container::remove(self.store, &c.state.id, true) {
-            eprintln!(
-                "strata: warning: removing build container {}: {e}",
-                c.short_id()
-            );
-        }
     }
 
     /// `--label`s on the final image.
