@@ -1,44 +1,53 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run) on a fresh Debian machine,
-# as root or as a sudo-capable user. Ends with one line `N passed, N failed`.
+# as root or as a sudo-capable user. Ends by naming each failed test, then
+# one line `N passed, N failed`; the full log stays in target/test-logs/.
 #   lint:      cargo fmt --check, cargo clippy -D warnings
 #   units:     the library's and the parser's own tests, as the caller
 #   tests/:    every whole-binary test as the unprivileged user strata-test
 #              (rootless_*, interop_*, registry_* against a real registry),
 #              and rootless_nosubid_* as strata-nosub, who has no subuid range
+# `scripts/test.sh --only FILE [FILTER]` runs just tests/FILE.rs (for
+# developers; lint and units are skipped).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+ONLY=; FILTER=
+[ "${1:-}" = --only ] && { ONLY=$2; FILTER=${3:-}; }
 bash scripts/setup-machine.sh || exit 1
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 source scripts/registry.sh
+TARGET=${CARGO_TARGET_DIR:-target}
+mkdir -p "$TARGET/test-logs"
+LOG=$(realpath "$TARGET/test-logs")/test-$(date +%Y%m%d-%H%M%S)-$$.log
 STAGE=$(mktemp -d /tmp/strata-tests.XXXXXX)
-LOG=$STAGE/log
 trap 'stop_registry; rm -rf "$STAGE"' EXIT
-broken=0  # steps that failed other than by a failing test: each counts as one
+broken=()  # steps that failed other than by a failing test
 step() {
   echo "== $*"
   "$@" 2>&1 | tee "$STAGE/out"
   local rc=${PIPESTATUS[0]}
   cat "$STAGE/out" >>"$LOG"
   if [ "$rc" -ne 0 ] && ! grep -qE '^test result: .* [1-9][0-9]* failed' "$STAGE/out"; then
-    echo "== failed: $*"; broken=$((broken + 1))
+    echo "== failed: $*"; broken+=("$*")
   fi
 }
 
-step cargo fmt --all -- --check
-step cargo clippy --workspace --all-targets -- -D warnings
-step cargo test -p strata --lib --bins
-step cargo test -p strata-parser
+if [ -z "$ONLY" ]; then
+  step cargo fmt --all -- --check
+  step cargo clippy --workspace --all-targets -- -D warnings
+  step cargo test -p strata --lib --bins
+  step cargo test -p strata-parser
+fi
 
 # Whole-binary tests run from a world-readable copy: the checkout may sit in
 # a home directory the test users cannot enter.
 chmod 755 "$STAGE"
-cargo build --bins -q && cp "${CARGO_TARGET_DIR:-target}/debug/strata" "$STAGE/" || broken=$((broken + 1))
-mapfile -t bins < <(cargo test -p strata --tests --no-run --message-format=json 2>/dev/null |
+cargo build --bins -q && cp "$TARGET/debug/strata" "$STAGE/" || broken+=("cargo build")
+mapfile -t bins < <(cargo test -p strata --tests --no-run --message-format=json ${ONLY:+--test "$ONLY"} 2>/dev/null |
   jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"]) | .executable')
 cp -r "${bins[@]}" scripts testdata "$STAGE/" 2>/dev/null
-start_registry || broken=$((broken + 1))
+start_registry || broken+=("start_registry")
 as_user() {
   local user=$1; shift
   $SUDO setpriv --reuid="$user" --regid="$user" --init-groups --reset-env -- \
@@ -47,13 +56,16 @@ as_user() {
 }
 for bin in "${bins[@]}"; do
   exe="$STAGE/$(basename "$bin")"
-  step as_user strata-test "$exe" --skip rootless_nosubid_
-  step as_user strata-nosub "$exe" rootless_nosubid_
+  step as_user strata-test "$exe" --skip rootless_nosubid_ ${FILTER:+"$FILTER"}
+  case "$FILTER" in ""|*nosubid*) step as_user strata-nosub "$exe" "${FILTER:-rootless_nosubid_}" ;; esac
 done
 
 read -r passed failed < <(grep -E '^test result: ' "$LOG" |
   sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
   awk '{p += $1; f += $2} END {print p + 0, f + 0}')
-[ "${#bins[@]}" -gt 0 ] || { echo "no whole-binary test was built"; broken=$((broken + 1)); }
-echo "$passed passed, $((failed + broken)) failed"
-[ "$failed" -eq 0 ] && [ "$broken" -eq 0 ]
+[ "${#bins[@]}" -gt 0 ] || broken+=("no whole-binary test was built")
+grep -E '^test .* \.\.\. FAILED$' "$LOG" | sed -E 's/^test (.*) \.\.\. FAILED$/failed: \1/' | sort -u
+for b in "${broken[@]}"; do echo "failed: $b"; done
+echo "full log: $LOG"
+echo "$passed passed, $((failed + ${#broken[@]})) failed"
+[ "$failed" -eq 0 ] && [ "${#broken[@]}" -eq 0 ]
