@@ -44,7 +44,7 @@ fi
 # a home directory the test users cannot enter.
 chmod 755 "$STAGE"
 cargo build --bins -q && cp "$TARGET/debug/strata" "$STAGE/" || broken+=("cargo build")
-mapfile -t bins < <(cargo test -p strata --tests --no-run --message-format=json ${ONLY:+--test "$ONLY"} 2>/dev/null |
+mapfile -t bins < <(cargo test -p strata --no-run --message-format=json ${ONLY:+--test "$ONLY"} ${ONLY:---tests} 2>/dev/null |
   jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"]) | .executable')
 cp -r "${bins[@]}" scripts testdata "$STAGE/" 2>/dev/null
 start_registry || broken+=("start_registry")
