@@ -338,7 +338,7 @@ fn rootless_output_into_a_closed_pipe_ends_quietly() {
     // Far more than a pipe holds, so strata is still writing when the
     // reader goes away.
     let mut args = vec!["inspect"];
-    args.extend(std::iter::repeat("busybox").take(300));
+    args.extend(std::iter::repeat_n("busybox", 300));
     let mut child = s
         .cmd()
         .args(&args)

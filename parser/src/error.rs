@@ -112,9 +112,8 @@ pub(crate) fn column_of(
     let standalone = |&(at, _): &(usize, &str)| {
         let before = src[..at].chars().next_back();
         let after = src[at + needle.len()..].chars().next();
-        // `map_or(true, ..)` rather than `is_none_or`: the workspace MSRV is 1.80.
-        before.map_or(true, char::is_whitespace)
-            && after.map_or(true, |c| c.is_whitespace() || c == '=')
+        before.is_none_or(char::is_whitespace)
+            && after.is_none_or(|c| c.is_whitespace() || c == '=')
     };
     let mut hits = src.match_indices(needle);
     let found = if last {

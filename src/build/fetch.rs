@@ -152,8 +152,7 @@ impl Fetcher {
 
     /// A fetcher whose server may stall for at most `stall` at a time.
     pub fn with_timeouts(connect: Duration, stall: Duration) -> Result<Fetcher, FetchError> {
-        let client = Client::builder()
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+        let client = crate::registry::http::client_builder()
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .connect_timeout(connect)
             // The blocking client applies this to the wait for the response

@@ -76,7 +76,7 @@ fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
                 b.get_mut().extend_from_slice(h.as_bytes());
                 b.get_mut().extend_from_slice(data);
                 let pad = (512 - data.len() % 512) % 512;
-                b.get_mut().extend(std::iter::repeat(0u8).take(pad));
+                b.get_mut().extend(std::iter::repeat_n(0u8, pad));
                 Ok(())
             }
         }

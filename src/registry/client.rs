@@ -581,8 +581,7 @@ fn build_client(
     cert_dir: Option<&Path>,
     config_home: Option<&Path>,
 ) -> Result<Client, RegistryError> {
-    let mut b = Client::builder()
-        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+    let mut b = super::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         // Blob transfers set their own limits per request.

@@ -13,6 +13,16 @@ use serde::Deserialize;
 use super::manifest::SMALL_BODY_MAX_BYTES;
 use super::RegistryError;
 
+/// Every HTTP client strata makes starts here: TLS through rustls with
+/// ring (installed once as the process's provider; reqwest's default,
+/// aws-lc-rs, would add a C library build for no gain here) and strata's
+/// user agent.
+pub fn client_builder() -> reqwest::blocking::ClientBuilder {
+    // Err means a provider is already installed, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+}
+
 /// The URL without its query, for messages (token URLs carry scopes only,
 /// but a signed redirect URL may carry a signature).
 pub fn url_without_query(url: &Url) -> Url {

@@ -17,7 +17,7 @@ pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod flags;
-mod http;
+pub mod http;
 pub mod login;
 pub mod manifest;
 mod pool;

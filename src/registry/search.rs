@@ -101,8 +101,7 @@ fn search_hub(term: &str, limit: usize) -> Result<Vec<SearchResult>, RegistryErr
         url: url_without_query(&url).to_string(),
         source,
     };
-    let client = reqwest::blocking::Client::builder()
-        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+    let client = super::http::client_builder()
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(transport)?;

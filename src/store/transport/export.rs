@@ -297,7 +297,7 @@ pub fn export_oci_dir(
             m.annotations
                 .as_ref()
                 .and_then(|a| a.get(REF_NAME_ANNOTATION))
-                .map_or(true, |t| t != tag)
+                .is_none_or(|t| t != tag)
         });
         d.annotations = Some(BTreeMap::from([(
             REF_NAME_ANNOTATION.to_string(),

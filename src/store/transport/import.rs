@@ -89,7 +89,7 @@ pub fn import(
         for d in &index.manifests {
             let annotations = d.annotations.clone().unwrap_or_default();
             let ref_name = annotations.get(REF_NAME_ANNOTATION);
-            if select.is_some_and(|s| ref_name.map_or(true, |r| r != s)) {
+            if select.is_some_and(|s| ref_name.is_none_or(|r| r != s)) {
                 continue;
             }
             let tags = match name {
