@@ -173,17 +173,13 @@ fn rootless_build_failures_say_where() {
     )]);
     let run = build(&s, ctx.path(), &["-t", "broken"]);
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(
-        run.stderr.contains("Step 3/4 : RUN exit 3"),
-        "{}",
-        run.stderr
+    // One line: the step, where it is, the instruction, the cause.
+    let file = ctx.path().join("Dockerfile");
+    let line = format!(
+        "strata: step 3/4 ({}:3:1) RUN exit 3: exit status 3\n",
+        file.display()
     );
-    assert!(
-        run.stderr.contains("returned a non-zero code: 3"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("line 3"), "{}", run.stderr);
+    assert!(run.stderr.contains(&line), "{}", run.stderr);
     let last_good = run
         .stderr
         .split("strata run -it ")
@@ -228,7 +224,7 @@ fn rootless_build_failures_say_where() {
     let run = build(&s, mounts.path(), &[]);
     assert_eq!(run.code, Some(1));
     assert!(
-        run.stderr.contains("not supported yet") && run.stderr.contains("line 2"),
+        run.stderr.contains("not supported yet") && run.stderr.contains("Dockerfile:2:1) RUN"),
         "{}",
         run.stderr
     );
@@ -683,12 +679,13 @@ fn interrupted_build(s: &Strata, sig: nix::sys::signal::Signal, group: bool) -> 
 fn rootless_build_stops_cleanly_on_ctrl_c_and_sigterm() {
     let s = Strata::new();
     s.import_busybox("busybox");
-    for (sig, group) in [
-        (nix::sys::signal::Signal::SIGINT, true),
-        (nix::sys::signal::Signal::SIGTERM, false),
+    // Docker's codes: 128 + the signal.
+    for (sig, group, code) in [
+        (nix::sys::signal::Signal::SIGINT, true, 130),
+        (nix::sys::signal::Signal::SIGTERM, false, 143),
     ] {
         let run = interrupted_build(&s, sig, group);
-        assert_eq!(run.code, Some(130), "{sig}: {run:?}");
+        assert_eq!(run.code, Some(code), "{sig}: {run:?}");
         assert!(run.stderr.contains("build interrupted"), "{sig}: {run:?}");
         let images = s.run(&["images"]).success().stdout;
         assert!(!images.contains("stopped"), "{sig}: tagged: {images}");

@@ -186,7 +186,7 @@ fn rootless_build_add_url_failures_say_what_and_where() {
         let dockerfile = format!("FROM busybox\nENV A=1\n{step}\n");
         let run = build(&s, &dockerfile, &[("local.txt", "x")], &[]);
         assert_eq!(run.code, Some(1), "{step}: {run:#?}");
-        for needle in needles.iter().chain([&"Dockerfile line 3".to_string()]) {
+        for needle in needles.iter().chain([&"Dockerfile:3:1) ".to_string()]) {
             assert!(run.stderr.contains(needle), "{step}: {}", run.stderr);
         }
     }

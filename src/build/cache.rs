@@ -1,75 +1,76 @@
-//! The build cache: step key -> the image that step made.
+//! The build cache: a step's key -> what that step made before.
 //!
-//! A key is sha256 over the parent image id, the instruction after
-//! variable expansion, and its inputs (the digest of COPY/ADD sources, the
-//! build args a RUN sees, its network). Entries live in
-//! `<store>/cache/steps/<key hex>`, each holding an image id, written by
-//! rename so a reader sees a whole entry or none. An entry whose image is
-//! gone (removed, pruned) is a miss.
+//! [`StepCache`] is what the engine asks; [`LocalCache`] answers from the
+//! store (the remote cache adds importers behind the same trait). Entries
+//! live in `<store>/cache/steps/<key hex>`, written by rename so a reader
+//! sees a whole entry or none. An entry names an image, or says the step is
+//! a metadata step seen before whose change lives in a later step's image
+//! ([`Entry::Step`]: metadata steps in a row make one image, not one each).
+//! An entry whose image is gone (removed, pruned) is a miss.
 
-use std::fs;
 use std::path::PathBuf;
 
-use sha2::{Digest as _, Sha256};
-
+use super::key::CacheKey;
 use crate::digest::ImageId;
 use crate::store::Store;
 
-/// A step's cache key.
+/// What a key was recorded with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheKey(String);
+pub enum Entry {
+    /// The image the step made.
+    Image(ImageId),
+    /// A metadata step, made before, that has no image of its own.
+    Step,
+}
 
-impl CacheKey {
-    /// The key of a step on `parent` (`None` for scratch): `parts` are the
-    /// expanded instruction and its inputs, each one length-prefixed so no
-    /// two different lists hash alike.
-    pub fn new(parent: Option<&ImageId>, parts: &[&str]) -> CacheKey {
-        let mut h = Sha256::new();
-        let parent = parent.map_or_else(|| "scratch".to_string(), |p| p.to_string());
-        for part in std::iter::once(parent.as_str()).chain(parts.iter().copied()) {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
+/// The marker an [`Entry::Step`] is stored as.
+const STEP_MARK: &str = "step";
+
+/// Where the engine looks steps up and records them.
+pub trait StepCache {
+    /// What `key` made, if it is still usable.
+    fn lookup(&self, key: &CacheKey) -> Option<Entry>;
+    /// Records that `key` made `entry`. A cache that cannot be written only
+    /// costs the next build time, so callers may warn and go on.
+    fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()>;
+}
+
+/// The cache in the local store.
+pub struct LocalCache<'a> {
+    store: &'a Store,
+}
+
+impl<'a> LocalCache<'a> {
+    pub fn new(store: &'a Store) -> LocalCache<'a> {
+        LocalCache { store }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.store.root().join("cache").join("steps")
+    }
+}
+
+impl StepCache for LocalCache<'_> {
+    fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        // Unreadable or damaged is a miss: the step runs again.
+        let text = std::fs::read_to_string(self.dir().join(key.hex())).ok()?;
+        let text = text.trim();
+        if text == STEP_MARK {
+            return Some(Entry::Step);
         }
-        CacheKey(hex::encode(h.finalize()))
+        let id: ImageId = text.parse().ok()?;
+        self.store.has_blob(id.digest()).then_some(Entry::Image(id))
     }
 
-    pub fn hex(&self) -> &str {
-        &self.0
-    }
-}
-
-fn dir(store: &Store) -> PathBuf {
-    store.root().join("cache").join("steps")
-}
-
-/// The image recorded for `key`, if it is still in the store.
-pub fn lookup(store: &Store, key: &CacheKey) -> Option<ImageId> {
-    let text = fs::read_to_string(dir(store).join(key.hex())).ok()?;
-    let id: ImageId = text.trim().parse().ok()?;
-    store.config_bytes(&id).is_ok().then_some(id)
-}
-
-/// Records that `key` made `id`.
-pub fn record(store: &Store, key: &CacheKey, id: &ImageId) -> std::io::Result<()> {
-    let dir = dir(store);
-    fs::create_dir_all(&dir)?;
-    let tmp: PathBuf = dir.join(format!(".{}.{}", key.hex(), std::process::id()));
-    fs::write(&tmp, id.to_string())?;
-    fs::rename(&tmp, dir.join(key.hex()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_depend_on_every_part_and_its_boundaries() {
-        let a = CacheKey::new(None, &["RUN x", "A=1"]);
-        assert_eq!(a, CacheKey::new(None, &["RUN x", "A=1"]));
-        assert_ne!(a, CacheKey::new(None, &["RUN x", "A=2"]));
-        assert_ne!(a, CacheKey::new(None, &["RUN xA=1"]));
-        assert_ne!(a, CacheKey::new(None, &["RUN x", "A", "=1"]));
-        let id: ImageId = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
-        assert_ne!(a, CacheKey::new(Some(&id), &["RUN x", "A=1"]));
+    fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()> {
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir)?;
+        let text = match entry {
+            Entry::Image(id) => id.to_string(),
+            Entry::Step => STEP_MARK.to_string(),
+        };
+        let tmp: PathBuf = dir.join(format!(".{}.{}", key.hex(), std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dir.join(key.hex()))
     }
 }

@@ -1,17 +1,54 @@
-//! What the metadata instructions (ENV, LABEL, CMD, ...) do to an image
-//! config: pure functions, no layer involved.
+//! The one config applier: what the metadata instructions (ENV, LABEL,
+//! CMD, ...) do to an image config, for Dockerfile steps and for
+//! `commit --change` / `import --change` alike, with Docker's semantics (a
+//! redefined ENV key keeps its place, EXPOSE keys are `80/tcp`, ENTRYPOINT
+//! drops a CMD the stage did not set itself, WORKDIR is relative to the
+//! current one). No layer and no I/O involved.
+//!
+//! [`ConfigEditor`] keeps an index of the env so one ENV costs O(its own
+//! change), whatever the number of variables before it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
-use strata_parser::instructions::{Healthcheck, Protocol};
-use strata_parser::{Command, Instruction};
+use strata_parser::instructions::{Deferred, Healthcheck, PortRange, Protocol};
+use strata_parser::{Command, Env, Instruction, ParseError, Step};
 
 use crate::store::config::Empty;
 use crate::store::ImageConfig;
 
 /// Docker's default SHELL.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// The instructions `commit --change` and `import --change` take (Docker's
+/// list).
+const CHANGE_KEYWORDS: [&str; 11] = [
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("EXPOSE {0}: the port still has a variable after expansion")]
+    UnexpandedPort(String),
+    #[error("{0} is not a metadata instruction")]
+    NotMetadata(&'static str),
+    #[error("{0} is not a valid change instruction (allowed: {list})", list = CHANGE_KEYWORDS.join(", "))]
+    NotAChange(String),
+    #[error("expected exactly one instruction")]
+    NotOne,
+    #[error("{}", .0)]
+    Parse(ParseError),
+}
 
 /// The shell a stage runs shell-form commands through.
 pub fn shell_of(config: &ImageConfig) -> Vec<String> {
@@ -30,133 +67,248 @@ pub fn argv(command: &Command, shell: &[String]) -> Vec<String> {
     }
 }
 
-/// Sets `key=value` in an env list; an existing key keeps its place, as
-/// Docker replaces it in place.
-pub fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
-    let prefix = format!("{key}=");
-    match env.iter_mut().find(|kv| kv.starts_with(&prefix)) {
-        Some(kv) => *kv = format!("{key}={value}"),
-        None => env.push(format!("{key}={value}")),
+/// An image config being changed one instruction at a time.
+#[derive(Debug, Clone)]
+pub struct ConfigEditor {
+    config: ImageConfig,
+    /// Env name -> its position in the config's env list.
+    env_at: HashMap<String, usize>,
+    /// Whether CMD was set through this editor (then ENTRYPOINT keeps it).
+    cmd_set: bool,
+}
+
+impl ConfigEditor {
+    pub fn new(config: ImageConfig) -> ConfigEditor {
+        let mut editor = ConfigEditor {
+            config,
+            env_at: HashMap::new(),
+            cmd_set: false,
+        };
+        editor.reindex();
+        editor
+    }
+
+    pub fn config(&self) -> &ImageConfig {
+        &self.config
+    }
+
+    /// The config, for changes outside the instructions (history, layers).
+    pub fn config_mut(&mut self) -> &mut ImageConfig {
+        &mut self.config
+    }
+
+    pub fn into_config(self) -> ImageConfig {
+        self.config
+    }
+
+    /// Takes another config (a cached step's image); what this editor has
+    /// set (CMD) stays known.
+    pub fn replace(&mut self, config: ImageConfig) {
+        self.config = config;
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.env_at.clear();
+        let env = self.config.config.as_ref().and_then(|c| c.env.as_ref());
+        for (i, kv) in env.into_iter().flatten().enumerate() {
+            let name = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            // The first wins, as Docker's lookup does.
+            self.env_at.entry(name.to_string()).or_insert(i);
+        }
+    }
+
+    /// The env list, `NAME=value`.
+    pub fn env(&self) -> &[String] {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Sets `key=value`; an existing key keeps its place, as Docker does.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        let entry = format!("{key}={value}");
+        let env = self
+            .config
+            .run_config_mut()
+            .env
+            .get_or_insert_with(Vec::new);
+        match self.env_at.get(key) {
+            Some(&i) if i < env.len() => env[i] = entry,
+            _ => {
+                self.env_at.insert(key.to_string(), env.len());
+                env.push(entry);
+            }
+        }
+    }
+
+    /// Docker and buildah give a stage whose base sets no PATH the default.
+    pub fn ensure_path(&mut self) {
+        if !self.env_at.contains_key("PATH") {
+            self.set_env("PATH", crate::sandbox::spec::DEFAULT_PATH);
+        }
+    }
+
+    /// Applies one metadata instruction, already expanded. `step` is where
+    /// it came from (ONBUILD records its trigger as written).
+    pub fn apply(&mut self, step: &Step, instruction: &Instruction) -> Result<(), ConfigError> {
+        let shell = shell_of(&self.config);
+        let rc = self.config.run_config_mut();
+        match instruction {
+            Instruction::Env(pairs) => {
+                for kv in pairs {
+                    self.set_env(&kv.key, &kv.value);
+                }
+            }
+            Instruction::Label(pairs) => {
+                let labels = rc.labels.get_or_insert_with(BTreeMap::new);
+                for kv in pairs {
+                    labels.insert(kv.key.clone(), kv.value.clone());
+                }
+            }
+            Instruction::Cmd(cmd) => {
+                rc.cmd = Some(argv(cmd, &shell));
+                self.cmd_set = true;
+            }
+            Instruction::Entrypoint(cmd) => {
+                rc.entrypoint = Some(argv(cmd, &shell));
+                // A new ENTRYPOINT drops the CMD inherited from the base.
+                if !self.cmd_set {
+                    rc.cmd = None;
+                }
+            }
+            Instruction::Expose(ports) => {
+                let exposed = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
+                for p in ports {
+                    let range = port_range(p)?;
+                    for port in range.start..=range.end {
+                        exposed.insert(port_key(port, range.protocol), Empty {});
+                    }
+                }
+            }
+            Instruction::Volume(paths) => {
+                let volumes = rc.volumes.get_or_insert_with(BTreeMap::new);
+                for p in paths {
+                    volumes.insert(p.clone(), Empty {});
+                }
+            }
+            Instruction::Workdir(dir) => {
+                let base = rc.working_dir.as_deref().unwrap_or("/");
+                rc.working_dir = Some(join_workdir(base, dir));
+            }
+            Instruction::Healthcheck(hc) => rc.healthcheck = Some(healthcheck(hc)),
+            Instruction::Onbuild(_) => rc
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(trigger_text(step)),
+            Instruction::User(ug) => rc.user = Some(ug.to_string()),
+            Instruction::Stopsignal(sig) => rc.stop_signal = Some(sig.clone()),
+            Instruction::Shell(v) => rc.shell = Some(v.clone()),
+            Instruction::Maintainer(name) => self.config.author = Some(name.clone()),
+            other => return Err(ConfigError::NotMetadata(other.keyword())),
+        }
+        Ok(())
+    }
+
+    /// Applies one `--change` of `commit` or `import`: a Dockerfile
+    /// instruction expanded over the config's env.
+    pub fn apply_change(&mut self, change: &str) -> Result<(), ConfigError> {
+        let parsed = strata_parser::parse(&format!("FROM scratch\n{change}\n"))
+            .map_err(ConfigError::Parse)?;
+        let step = match parsed.stages.first().map(|s| s.steps.as_slice()) {
+            Some([step]) => step,
+            _ => return Err(ConfigError::NotOne),
+        };
+        let keyword = step.instruction.keyword();
+        if !CHANGE_KEYWORDS.contains(&keyword) {
+            return Err(ConfigError::NotAChange(keyword.to_string()));
+        }
+        let instruction = step
+            .expanded(self, parsed.escape())
+            .map_err(ConfigError::Parse)?;
+        self.apply(step, &instruction)
     }
 }
 
-/// Docker and buildah give a stage whose base sets no PATH the default one.
-pub fn ensure_path(config: &mut ImageConfig) {
-    let env = config.run_config_mut().env.get_or_insert_with(Vec::new);
-    if !env.iter().any(|kv| kv.starts_with("PATH=")) {
-        env.push(format!("PATH={}", crate::sandbox::spec::DEFAULT_PATH));
+impl Env for ConfigEditor {
+    fn get(&self, name: &str) -> Option<&str> {
+        let kv = self.env().get(*self.env_at.get(name)?)?;
+        kv.split_once('=').map(|(_, v)| v)
     }
 }
 
-fn port_key(start: u16, protocol: Protocol) -> String {
+/// What a metadata instruction is, for its step's cache key: the expanded
+/// instruction, the trigger text of an ONBUILD, and whether the stage set
+/// CMD before (it decides what ENTRYPOINT does).
+pub fn normalised(step: &Step, instruction: &Instruction, editor: &ConfigEditor) -> String {
+    let trigger = match instruction {
+        Instruction::Onbuild(_) => trigger_text(step),
+        _ => String::new(),
+    };
+    format!("{instruction:?}\n{trigger}\n{}", editor.cmd_set)
+}
+
+/// The trigger of an ONBUILD as written, which is what Docker records.
+fn trigger_text(step: &Step) -> String {
+    step.raw
+        .onbuild
+        .as_ref()
+        .map(|r| r.original.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn port_range(p: &Deferred<PortRange>) -> Result<&PortRange, ConfigError> {
+    match p {
+        Deferred::Value(range) => Ok(range),
+        Deferred::Unexpanded(text) => Err(ConfigError::UnexpandedPort(text.clone())),
+    }
+}
+
+fn port_key(port: u16, protocol: Protocol) -> String {
     let proto = match protocol {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
         Protocol::Sctp => "sctp",
     };
-    format!("{start}/{proto}")
+    format!("{port}/{proto}")
 }
 
-fn nanos(d: Option<std::time::Duration>) -> Option<Value> {
-    d.map(|d| json!(d.as_nanos() as u64))
-}
-
-/// Applies a metadata instruction (already expanded) to `config`. Returns
-/// false for instructions that are not metadata-only. `cmd_set` says
-/// whether this stage has set CMD itself (then ENTRYPOINT keeps it).
-pub fn apply(
-    config: &mut ImageConfig,
-    instruction: &Instruction,
-    cmd_set: bool,
-) -> Result<bool, String> {
-    let shell = shell_of(config);
-    if let Instruction::Maintainer(name) = instruction {
-        config.author = Some(name.clone());
-        return Ok(true);
+/// HEALTHCHECK as the config's Healthcheck object (durations in ns).
+fn healthcheck(hc: &Healthcheck) -> Value {
+    let Healthcheck::Check {
+        test,
+        interval,
+        timeout,
+        start_period,
+        start_interval,
+        retries,
+    } = hc
+    else {
+        return json!({"Test": ["NONE"]});
+    };
+    let test: Vec<String> = match test {
+        Command::Exec(v) => std::iter::once("CMD".to_string())
+            .chain(v.iter().cloned())
+            .collect(),
+        Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+    };
+    let nanos = |d: &Option<std::time::Duration>| d.map(|d| json!(d.as_nanos() as u64));
+    let mut out = serde_json::Map::new();
+    out.insert("Test".into(), json!(test));
+    for (key, value) in [
+        ("Interval", nanos(interval)),
+        ("Timeout", nanos(timeout)),
+        ("StartPeriod", nanos(start_period)),
+        ("StartInterval", nanos(start_interval)),
+        ("Retries", retries.map(|r| json!(r))),
+    ] {
+        if let Some(v) = value {
+            out.insert(key.into(), v);
+        }
     }
-    let rc = config.run_config_mut();
-    match instruction {
-        Instruction::Env(pairs) => {
-            let env = rc.env.get_or_insert_with(Vec::new);
-            for kv in pairs {
-                set_env(env, &kv.key, &kv.value);
-            }
-        }
-        Instruction::Label(pairs) => {
-            let labels = rc.labels.get_or_insert_with(BTreeMap::new);
-            for kv in pairs {
-                labels.insert(kv.key.clone(), kv.value.clone());
-            }
-        }
-        Instruction::Cmd(cmd) => rc.cmd = Some(argv(cmd, &shell)),
-        Instruction::Entrypoint(cmd) => {
-            rc.entrypoint = Some(argv(cmd, &shell));
-            // A new ENTRYPOINT drops the CMD inherited from the base image.
-            if !cmd_set {
-                rc.cmd = None;
-            }
-        }
-        Instruction::Shell(v) => rc.shell = Some(v.clone()),
-        Instruction::Expose(ports) => {
-            let exposed = rc.exposed_ports.get_or_insert_with(BTreeMap::new);
-            for p in ports {
-                let range = p.value().ok_or("EXPOSE: port not expanded")?;
-                for port in range.start..=range.end {
-                    exposed.insert(port_key(port, range.protocol), Empty {});
-                }
-            }
-        }
-        Instruction::Volume(paths) => {
-            let volumes = rc.volumes.get_or_insert_with(BTreeMap::new);
-            for p in paths {
-                volumes.insert(p.clone(), Empty {});
-            }
-        }
-        Instruction::User(ug) => rc.user = Some(ug.to_string()),
-        Instruction::Workdir(dir) => {
-            let base = rc.working_dir.clone().unwrap_or_else(|| "/".into());
-            rc.working_dir = Some(join_workdir(&base, dir));
-        }
-        Instruction::Stopsignal(sig) => rc.stop_signal = Some(sig.clone()),
-        Instruction::Healthcheck(Healthcheck::None) => {
-            rc.healthcheck = Some(json!({"Test": ["NONE"]}))
-        }
-        Instruction::Healthcheck(Healthcheck::Check {
-            test,
-            interval,
-            timeout,
-            start_period,
-            start_interval,
-            retries,
-        }) => {
-            let test: Vec<String> = match test {
-                Command::Exec(v) => std::iter::once("CMD".to_string())
-                    .chain(v.iter().cloned())
-                    .collect(),
-                Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
-            };
-            let mut hc = serde_json::Map::new();
-            hc.insert("Test".into(), json!(test));
-            for (key, value) in [
-                ("Interval", nanos(*interval)),
-                ("Timeout", nanos(*timeout)),
-                ("StartPeriod", nanos(*start_period)),
-                ("StartInterval", nanos(*start_interval)),
-                ("Retries", retries.map(|r| json!(r))),
-            ] {
-                if let Some(v) = value {
-                    hc.insert(key.into(), v);
-                }
-            }
-            rc.healthcheck = Some(Value::Object(hc));
-        }
-        Instruction::Onbuild(_) => {
-            // The trigger text is recorded by the executor, which has the raw
-            // form; nothing to type here.
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
+    Value::Object(out)
 }
 
 /// WORKDIR `dir` relative to the current one, cleaned like Go's path.Clean.
@@ -183,32 +335,38 @@ pub fn join_workdir(current: &str, dir: &str) -> String {
 mod tests {
     use super::*;
 
-    fn config_after(lines: &str) -> ImageConfig {
+    fn empty() -> ConfigEditor {
+        ConfigEditor::new(ImageConfig::new("2024-01-01T00:00:00Z".into()))
+    }
+
+    /// The config after `lines` as Dockerfile steps.
+    fn after_steps(mut editor: ConfigEditor, lines: &str) -> ImageConfig {
         let parsed = strata_parser::parse(&format!("FROM scratch\n{lines}\n")).unwrap();
-        let mut config = ImageConfig::new("2024-01-01T00:00:00Z".into());
-        let env: std::collections::HashMap<String, String> = Default::default();
-        let mut cmd_set = false;
         for step in &parsed.stages[0].steps {
-            let i = step.expanded(&env, '\\').unwrap();
-            assert!(apply(&mut config, &i, cmd_set).unwrap(), "{i:?}");
-            cmd_set |= matches!(i, Instruction::Cmd(_));
+            let i = step.expanded(&editor, '\\').unwrap();
+            editor.apply(step, &i).unwrap();
         }
-        config
+        editor.into_config()
+    }
+
+    /// The config after `lines` as `--change`s.
+    fn after_changes(mut editor: ConfigEditor, lines: &str) -> ImageConfig {
+        for change in lines.lines() {
+            editor.apply_change(change).unwrap();
+        }
+        editor.into_config()
     }
 
     #[test]
     fn metadata_instructions_set_the_config() {
-        let c = config_after(
+        let c = after_steps(
+            empty(),
             "ENV A=1 B=2\nENV A=3\nLABEL x=y\nEXPOSE 80 53/udp 8000-8001\nVOLUME /data\nUSER app:staff\n\
              WORKDIR /a\nWORKDIR b/../c\nSTOPSIGNAL SIGTERM\nSHELL [\"/bin/bash\", \"-c\"]\nCMD echo hi\n\
              HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/\nMAINTAINER me",
         );
         let rc = c.config.clone().unwrap();
-        assert_eq!(
-            rc.env.unwrap(),
-            vec!["A=3", "B=2"],
-            "a replaced key keeps its place"
-        );
+        assert_eq!(rc.env.unwrap(), vec!["A=3", "B=2"]);
         assert_eq!(rc.labels.unwrap()["x"], "y");
         let ports: Vec<String> = rc.exposed_ports.unwrap().keys().cloned().collect();
         assert_eq!(ports, vec!["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]);
@@ -227,20 +385,68 @@ mod tests {
         assert_eq!(c.author.as_deref(), Some("me"));
     }
 
+    /// Dockerfile steps and `--change`s give the same config, table-driven.
     #[test]
-    fn entrypoint_resets_only_an_inherited_cmd() {
-        let c = config_after("CMD [\"a\"]\nENTRYPOINT [\"/e\"]");
-        let rc = c.config.unwrap();
-        assert_eq!(rc.cmd.unwrap(), vec!["a"]);
-        assert_eq!(rc.entrypoint.unwrap(), vec!["/e"]);
-        let mut inherited = config_after("CMD [\"a\"]");
-        apply(
-            &mut inherited,
-            &Instruction::Entrypoint(Command::Exec(vec!["/e".into()])),
-            false,
-        )
-        .unwrap();
-        assert_eq!(inherited.config.unwrap().cmd, None);
+    fn changes_and_steps_agree() {
+        let cases = [
+            // A redefined key keeps its first place (Docker).
+            ("ENV A=1 Z=0\nENV B=2\nENV A=3", "env"),
+            ("ENV P=/x\nENV Q=$P/y", "env"),
+            ("EXPOSE 80\nEXPOSE 53/udp 8000-8001", "ports"),
+            ("CMD [\"a\"]\nENTRYPOINT [\"/e\"]", "cmd kept"),
+            ("ENTRYPOINT /e", "cmd dropped"),
+            ("WORKDIR /a\nWORKDIR b", "workdir"),
+            (
+                "LABEL k=\"v w\"\nUSER app:app\nVOLUME /d\nSTOPSIGNAL 9",
+                "misc",
+            ),
+            ("ONBUILD RUN  echo hi", "trigger"),
+            ("HEALTHCHECK --retries=2 CMD true", "healthcheck"),
+        ];
+        let mut base = ImageConfig::new("2024-01-01T00:00:00Z".into());
+        base.run_config_mut().env = Some(vec!["PATH=/bin".into(), "A=0".into()]);
+        base.run_config_mut().cmd = Some(vec!["inherited".into()]);
+        for (lines, name) in cases {
+            let steps = after_steps(ConfigEditor::new(base.clone()), lines);
+            let changes = after_changes(ConfigEditor::new(base.clone()), lines);
+            assert_eq!(steps, changes, "{name}");
+        }
+        let env = after_changes(ConfigEditor::new(base.clone()), cases[0].0);
+        assert_eq!(
+            env.config.unwrap().env.unwrap(),
+            ["PATH=/bin", "A=3", "Z=0", "B=2"]
+        );
+        let cmd = after_changes(ConfigEditor::new(base), "ENTRYPOINT /e");
+        assert_eq!(
+            cmd.config.unwrap().cmd,
+            None,
+            "ENTRYPOINT drops an inherited CMD"
+        );
+    }
+
+    #[test]
+    fn bad_changes_are_errors() {
+        for change in [
+            "RUN true",
+            "BOGUS x",
+            "CMD a\nCMD b",
+            "SHELL [\"/bin/sh\"]",
+            "MAINTAINER me",
+        ] {
+            assert!(empty().apply_change(change).is_err(), "{change}");
+        }
+    }
+
+    #[test]
+    fn env_lookups_and_path() {
+        let mut e = empty();
+        e.ensure_path();
+        e.set_env("A", "1");
+        e.set_env("PATH", "/p");
+        assert_eq!(e.get("A"), Some("1"));
+        assert_eq!(e.env(), ["PATH=/p", "A=1"]);
+        e.ensure_path();
+        assert_eq!(e.env().len(), 2);
     }
 
     #[test]

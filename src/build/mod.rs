@@ -1,17 +1,33 @@
-//! `strata build`: the Dockerfile executor and what it needs.
+//! `strata build`: a Dockerfile into an image.
 //!
-//! - [`executor`] runs the stages and steps of a parsed Dockerfile.
-//! - [`cache`] maps a step's key to the image it made.
-//! - [`config_steps`] applies the metadata instructions to an image config.
-//! - [`context`] is the build context and the sources one COPY selects.
-//! - [`copy`] writes them into a container's root (COPY, ADD of archives).
-//! - [`dockerignore`] is Docker's `.dockerignore` / COPY glob matching (pure).
-//! - [`fetch`] downloads the URLs an ADD names.
+//! The way of a step, from the parser's output to the store:
+//! - [`plan`] (pure): the stages a target needs, as a graph, and each step
+//!   with its number, location, kind and declared inputs;
+//! - [`key`] (pure): a step's cache key from its parent and its inputs;
+//! - [`cache`]: the [`cache::StepCache`] trait a key is looked up in (the
+//!   store's, [`cache::LocalCache`]);
+//! - [`engine`]: runs the plan; one executor per kind (RUN, COPY/ADD,
+//!   config-only) on a miss;
+//! - [`commit`]: the one way changes become an image (also `strata commit`);
+//! - [`error`]: what a failed build says ([`BuildError`], [`StepError`]).
+//!
+//! And what the executors use: [`config_steps`] (the one config applier,
+//! also for `commit --change` and `import --change`), [`context`] (the
+//! build context and the sources one COPY selects), [`copy`] (writing them
+//! into a root file system), [`dockerignore`] (Docker's pattern matching),
+//! [`fetch`] (ADD's downloads).
 
 pub mod cache;
+pub mod commit;
 pub mod config_steps;
 pub mod context;
 pub mod copy;
 pub mod dockerignore;
-pub mod executor;
+pub mod engine;
+pub mod error;
 pub mod fetch;
+pub mod key;
+pub mod plan;
+
+pub use engine::{build, BuildOptions, PullPolicy};
+pub use error::{BuildError, StepError};

@@ -1,6 +1,5 @@
 //! `strata build`: a Dockerfile into an image.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,15 +8,10 @@ use anyhow::{bail, Context, Result};
 
 use super::images::open_store;
 use super::settings::Settings;
-use crate::build::executor::{BuildError, BuildOptions, Executor, PullPolicy};
+use crate::build::{BuildOptions, PullPolicy};
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
 use crate::store::config::ManifestFormat;
-
-/// Docker's exit code for a failed build.
-const EXIT_BUILD_FAILED: u8 = 1;
-/// A build stopped by ^C or SIGTERM, as a shell reports SIGINT (128 + 2).
-const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -61,8 +55,6 @@ pub struct BuildArgs {
 }
 
 pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
-    let stdin_dockerfile =
-        args.context == "-" || args.file.as_deref() == Some(std::path::Path::new("-"));
     let context = (args.context != "-").then(|| PathBuf::from(&args.context));
     if let Some(dir) = &context {
         if !dir.is_dir() {
@@ -72,72 +64,34 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
             );
         }
     }
-    let (dockerfile_path, bytes) = if stdin_dockerfile {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("reading the Dockerfile from stdin")?;
-        (None, bytes)
-    } else {
-        let path = match (&args.file, &context) {
-            (Some(f), _) => f.clone(),
-            (None, Some(dir)) => dir.join("Dockerfile"),
-            (None, None) => bail!("no Dockerfile: give -f FILE or a context directory"),
-        };
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        (Some(path), bytes)
-    };
-    let file_name = dockerfile_path
-        .as_ref()
-        .map_or_else(|| "Dockerfile".into(), |p| p.display().to_string());
-    let dockerfile = match strata_parser::decode(&bytes) {
-        Ok(text) => text.to_string(),
-        Err(e) => bail!("{file_name}:{e}"),
-    };
-    let mut build_args = BTreeMap::new();
-    for a in &args.build_arg {
-        match a.split_once('=') {
-            Some((k, v)) => build_args.insert(k.to_string(), Some(v.to_string())),
-            None => build_args.insert(a.clone(), None),
-        };
-    }
-    let mut labels = BTreeMap::new();
-    for l in &args.label {
-        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        labels.insert(k.to_string(), v.to_string());
-    }
-    let tags = args
-        .tag
-        .iter()
-        .map(|t| Reference::parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (dockerfile_path, dockerfile) = read_dockerfile(args, context.as_deref())?;
     let store = open_store(settings)?;
     let options = BuildOptions {
         context,
         dockerfile_path,
         dockerfile,
-        tags,
-        build_args,
+        tags: args
+            .tag
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<Vec<_>, _>>()?,
+        build_args: key_values(&args.build_arg)
+            .map(|(k, v)| (k, v.map(str::to_string)))
+            .collect(),
         target: args.target.clone(),
         no_cache: args.no_cache,
-        labels,
+        labels: key_values(&args.label)
+            .map(|(k, v)| (k, v.unwrap_or_default().to_string()))
+            .collect(),
         quiet: args.quiet,
         network: args.network,
         driver: settings.storage_driver,
         pull: args.pull,
         format: args.format,
     };
-    let outcome = Executor::new(&store, options).and_then(|e| e.run());
-    let id = match outcome {
-        Ok(id) => id,
-        Err(e) => {
-            eprintln!("strata: {e}");
-            return Ok(ExitCode::from(match e {
-                BuildError::Interrupted => EXIT_INTERRUPTED,
-                _ => EXIT_BUILD_FAILED,
-            }));
-        }
-    };
+    // The CLI's report path renders a build error (step, place, cause
+    // chain, the last good image) and picks its exit code.
+    let id = crate::build::build(&store, &options)?;
     if args.quiet {
         println!("{id}");
     }
@@ -146,4 +100,43 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Dockerfile's path (none for stdin) and its text.
+fn read_dockerfile(
+    args: &BuildArgs,
+    context: Option<&std::path::Path>,
+) -> Result<(Option<PathBuf>, String)> {
+    let stdin_dockerfile =
+        args.context == "-" || args.file.as_deref() == Some(std::path::Path::new("-"));
+    let (path, bytes) = if stdin_dockerfile {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading the Dockerfile from stdin")?;
+        (None, bytes)
+    } else {
+        let path = match (&args.file, context) {
+            (Some(f), _) => f.clone(),
+            (None, Some(dir)) => dir.join("Dockerfile"),
+            (None, None) => bail!("no Dockerfile: give -f FILE or a context directory"),
+        };
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        (Some(path), bytes)
+    };
+    let name = path
+        .as_ref()
+        .map_or_else(|| "Dockerfile".into(), |p| p.display().to_string());
+    match strata_parser::decode(&bytes) {
+        Ok(text) => Ok((path, text.to_string())),
+        Err(e) => bail!("{name}:{e}"),
+    }
+}
+
+/// `KEY=VALUE` (or `KEY`) pairs; a later key wins.
+fn key_values(list: &[String]) -> impl Iterator<Item = (String, Option<&str>)> {
+    list.iter().map(|kv| match kv.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v)),
+        None => (kv.clone(), None),
+    })
 }

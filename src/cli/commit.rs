@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::images::open_store;
-use super::import::apply_change;
 use super::settings::Settings;
+use crate::build::commit::{commit_container, Take};
+use crate::build::config_steps::ConfigEditor;
 use crate::container;
 use crate::reference::Reference;
-use crate::store::config::{to_canonical_json, History, ManifestFormat};
-use crate::store::now_rfc3339;
+use crate::store::config::{History, ManifestFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct CommitArgs {
@@ -51,42 +51,32 @@ pub fn run(settings: &Settings, args: &CommitArgs) -> Result<ExitCode> {
             c.state.name
         );
     }
-    let upper = c.sync_upper(&store)?;
-    let staging = store.staging()?;
-    // The container lives on, so its upper dir is copied, through the
-    // same deterministic tar a push would make.
-    let (reader, writer) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
-    let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
-    let tar_upper = upper.clone();
-    let writer_thread =
-        std::thread::spawn(move || crate::layer::diff::write_tar(&tar_upper, writer));
-    let prepared = store.prepare_layer_tar(&staging, reader, None);
-    let written = writer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the layer writer panicked"))?;
-    let (layer, _) = prepared?;
-    written.with_context(|| format!("reading the changes of {}", c.state.name))?;
-
-    let mut config = store.config(&c.state.image)?;
+    let mut editor = ConfigEditor::new(store.config(&c.state.image)?);
     for change in &args.change {
-        apply_change(&mut config, change).with_context(|| format!("--change {change:?}"))?;
+        editor
+            .apply_change(change)
+            .with_context(|| format!("--change {change:?}"))?;
     }
-    let now = now_rfc3339();
-    config.created = Some(now.clone());
+    let mut config = editor.into_config();
     if args.author.is_some() {
         config.author = args.author.clone();
     }
-    config.rootfs.diff_ids.push(layer.diff_id().clone());
-    config.history.push(History {
-        created: Some(now),
+    let history = History {
         created_by: Some(c.state.command.join(" ")),
         author: args.author.clone(),
         comment: args.message.clone(),
         ..History::default()
-    });
-    let bytes = to_canonical_json(&config)?;
-    let id = store.commit_image(vec![layer], &bytes, &[], Some(c.state.image.clone()))?;
+    };
+    // The container lives on: its changes are copied, not moved.
+    let (id, _) = commit_container(
+        &store,
+        &c,
+        Take::Copy,
+        config,
+        history,
+        Some(c.state.image.clone()),
+    )
+    .with_context(|| format!("committing {}", c.state.name))?;
     store.finish_image(&id, args.format, &tags)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)

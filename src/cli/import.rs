@@ -2,21 +2,21 @@
 //! a one-layer image, with `--change` instructions applied to its config.
 //! Also the progress-bar reader the other long copies (load, save) use.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_parser::{Command as Form, Instruction};
 
 use super::images::open_store;
 use super::settings::Settings;
+use crate::build::config_steps::ConfigEditor;
 use crate::layer::apply::ApplyStats;
 use crate::reference::Reference;
-use crate::store::config::{to_canonical_json, Empty, History};
+use crate::store::config::to_canonical_json;
+use crate::store::config::History;
 use crate::store::{now_rfc3339, ImageConfig};
 
 #[derive(Debug, clap::Args)]
@@ -42,10 +42,13 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let now = now_rfc3339();
-    let mut config = ImageConfig::new(now.clone());
+    let mut editor = ConfigEditor::new(ImageConfig::new(now.clone()));
     for change in &args.changes {
-        apply_change(&mut config, change).with_context(|| format!("--change {change:?}"))?;
+        editor
+            .apply_change(change)
+            .with_context(|| format!("--change {change:?}"))?;
     }
+    let mut config = editor.into_config();
     let store = open_store(settings)?;
     let staging = store.staging()?;
     let (input, len) = open_input(&args.file)?;
@@ -122,133 +125,5 @@ pub(super) fn warn_skipped(stats: &ApplyStats) {
             stats.skipped_xattrs.len(),
             path.display()
         );
-    }
-}
-
-/// Apply one `--change` instruction to a config, as `docker import -c`.
-pub(super) fn apply_change(config: &mut ImageConfig, change: &str) -> Result<()> {
-    let parsed = strata_parser::parse(&format!("FROM scratch\n{change}\n"))?;
-    let step = match parsed.stages.first().map(|s| s.steps.as_slice()) {
-        Some([step]) => step,
-        _ => bail!("expected exactly one instruction"),
-    };
-    let env: HashMap<String, String> = config
-        .config
-        .as_ref()
-        .and_then(|c| c.env.as_ref())
-        .map(|env| {
-            env.iter()
-                .filter_map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let instruction = step.expanded(&env, parsed.escape())?;
-    let rc = config.run_config_mut();
-    let shell_form = |s: String| vec!["/bin/sh".to_string(), "-c".to_string(), s];
-    let command = |c: Form| match c {
-        Form::Exec(v) => v,
-        Form::Shell(s) => shell_form(s),
-    };
-    match instruction {
-        Instruction::Cmd(c) => rc.cmd = Some(command(c)),
-        Instruction::Entrypoint(c) => rc.entrypoint = Some(command(c)),
-        Instruction::Env(kvs) => {
-            let env = rc.env.get_or_insert_with(Vec::new);
-            for kv in kvs {
-                let prefix = format!("{}=", kv.key);
-                env.retain(|e| !e.starts_with(&prefix));
-                env.push(format!("{}={}", kv.key, kv.value));
-            }
-        }
-        Instruction::Label(kvs) => {
-            let labels = rc.labels.get_or_insert_with(Default::default);
-            for kv in kvs {
-                labels.insert(kv.key, kv.value);
-            }
-        }
-        Instruction::Expose(ports) => {
-            let exposed = rc.exposed_ports.get_or_insert_with(Default::default);
-            for p in ports {
-                let strata_parser::instructions::Deferred::Value(p) = p else {
-                    bail!("EXPOSE: port still has a variable after expansion");
-                };
-                let proto = format!("{:?}", p.protocol).to_lowercase();
-                for port in p.start..=p.end {
-                    exposed.insert(format!("{port}/{proto}"), Empty {});
-                }
-            }
-        }
-        Instruction::User(u) => {
-            rc.user = Some(match u.group {
-                Some(g) => format!("{}:{g}", u.user),
-                None => u.user,
-            })
-        }
-        Instruction::Workdir(w) => rc.working_dir = Some(w),
-        Instruction::Volume(vs) => {
-            let vols = rc.volumes.get_or_insert_with(Default::default);
-            for v in vs {
-                vols.insert(v, Empty {});
-            }
-        }
-        Instruction::Stopsignal(s) => rc.stop_signal = Some(s),
-        Instruction::Onbuild(_) => {
-            let text = change
-                .trim_start()
-                .get("ONBUILD".len()..)
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            rc.on_build.get_or_insert_with(Vec::new).push(text);
-        }
-        other => bail!("{} is not supported by import --change", other.keyword()),
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn change_table() {
-        let mut c = ImageConfig::new("2024-01-01T00:00:00Z".into());
-        for change in [
-            r#"CMD ["/bin/sh"]"#,
-            "ENTRYPOINT echo hi",
-            "ENV A=1 B=2",
-            "ENV A=3",
-            "ENV P=$A/x",
-            r#"LABEL k="v w""#,
-            "EXPOSE 80 53/udp",
-            "USER app:app",
-            "WORKDIR /srv",
-            "VOLUME /data",
-            "STOPSIGNAL SIGTERM",
-        ] {
-            apply_change(&mut c, change).unwrap_or_else(|e| panic!("{change}: {e}"));
-        }
-        let rc = c.config.unwrap();
-        assert_eq!(rc.cmd.unwrap(), ["/bin/sh"]);
-        assert_eq!(rc.entrypoint.unwrap(), ["/bin/sh", "-c", "echo hi"]);
-        assert_eq!(rc.env.unwrap(), ["B=2", "A=3", "P=3/x"]);
-        assert_eq!(rc.labels.unwrap()["k"], "v w");
-        let ports: Vec<_> = rc.exposed_ports.unwrap().into_keys().collect();
-        assert_eq!(ports, ["53/udp", "80/tcp"]);
-        assert_eq!(rc.user.unwrap(), "app:app");
-        assert_eq!(rc.working_dir.unwrap(), "/srv");
-        assert!(rc.volumes.unwrap().contains_key("/data"));
-        assert_eq!(rc.stop_signal.unwrap(), "SIGTERM");
-    }
-
-    #[test]
-    fn bad_changes_are_errors() {
-        let mut c = ImageConfig::new("2024-01-01T00:00:00Z".into());
-        assert!(apply_change(&mut c, "RUN true").is_err());
-        assert!(apply_change(&mut c, "BOGUS x").is_err());
-        assert!(apply_change(&mut c, "CMD a\nCMD b").is_err());
     }
 }

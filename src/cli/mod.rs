@@ -256,7 +256,12 @@ fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::from(EXIT_BROKEN_PIPE);
     }
     eprintln!("strata: {}", chain_text(err.chain().map(|c| c.to_string())));
-    ExitCode::from(EXIT_STRATA_ERROR)
+    // A failed build has its own exit codes and a next step to suggest.
+    let build = err.downcast_ref::<crate::build::BuildError>();
+    if let Some(hint) = build.and_then(|e| e.hint()) {
+        eprintln!("strata: {hint}");
+    }
+    ExitCode::from(build.map_or(EXIT_STRATA_ERROR, |e| e.exit_code()))
 }
 
 /// Joins an error chain with ": ", leaving out a cause whose text the

@@ -143,13 +143,22 @@ fn mount_root(
     Ok((m.path().to_path_buf(), Some(m)))
 }
 
-/// Mounts the container's root file system, runs `f` on it (strata itself
-/// working in it, e.g. COPY), and unmounts.
-pub fn with_rootfs<T>(
-    store: &Store,
-    container: &Container,
-    f: impl FnOnce(&Path) -> T,
-) -> Result<T, RunError> {
+/// A container's root file system mounted for strata itself to work in
+/// (COPY), unmounted when dropped.
+pub struct MountedRoot {
+    root: PathBuf,
+    _mounted: Option<driver::Mounted>,
+}
+
+impl MountedRoot {
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Mounts the container's root file system (with an empty init layer) until
+/// the returned guard is dropped.
+pub fn mount_rootfs(store: &Store, container: &Container) -> Result<MountedRoot, RunError> {
     let image_lowers = store
         .lowerdirs(&container.state.image)
         .map_err(ContainerError::from)?;
@@ -157,9 +166,10 @@ pub fn with_rootfs<T>(
     initlayer::build(&init, &image_lowers, &[])?;
     let lowers: Vec<PathBuf> = std::iter::once(init.clone()).chain(image_lowers).collect();
     let (root, mounted) = mount_root(container, &lowers, &init)?;
-    let out = f(&root);
-    drop(mounted);
-    Ok(out)
+    Ok(MountedRoot {
+        root,
+        _mounted: mounted,
+    })
 }
 
 /// Copies of the host's /etc/hosts and /etc/resolv.conf, for binding.

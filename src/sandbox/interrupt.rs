@@ -10,11 +10,16 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 static CAUGHT: AtomicBool = AtomicBool::new(false);
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// The first stop signal caught, or 0.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// The container-init running now, or 0.
 static RUNNING: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn raise(_: nix::libc::c_int) {
-    // Atomics and kill(2) are async-signal-safe.
+extern "C" fn raise(signal: nix::libc::c_int) {
+    // Atomics and kill(2) are async-signal-safe. The first signal decides
+    // the exit code (a second ^C changes nothing); it is stored before the
+    // flag, so whoever sees the flag sees the signal.
+    let _ = SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     REQUESTED.store(true, Ordering::SeqCst);
     let pid = RUNNING.load(Ordering::SeqCst);
     if pid > 0 {
@@ -61,6 +66,12 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
+/// The signal that asked for the stop (SIGINT, SIGTERM, SIGHUP), once one
+/// did.
+pub fn signal() -> Option<i32> {
+    requested().then(|| SIGNAL.load(Ordering::SeqCst))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +82,6 @@ mod tests {
         assert!(caught());
         signal::raise(Signal::SIGTERM).expect("raise");
         assert!(requested());
+        assert_eq!(signal(), Some(Signal::SIGTERM as i32));
     }
 }

@@ -1,0 +1,366 @@
+//! The COPY/ADD executor: resolve the sources ([`sources`]), key the step,
+//! and only on a miss write them into a working container whose upper dir
+//! becomes the layer.
+//!
+//! Keys, in the order they are tried, none of them needing a container:
+//! - `--from` an image or stage: its id stands for its content, so a
+//!   rebuild from an unchanged stage reads nothing and mounts nothing;
+//! - the digest of the selected files, when the metadata cache knows most
+//!   of them (a rebuild): the little it lacks is read first.
+//!
+//! So that a COPY reads each source file once, when most of the content is
+//! unknown (a first build, any `COPY --from` that missed), the copy hashes
+//! the files as it reads them and the content key is made after it; a hit
+//! then still reuses the earlier layer.
+
+mod sources;
+
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use strata_parser::instructions::{Deferred, FileCopy, UserGroup};
+use strata_parser::{Instruction, Step};
+
+use super::container::WorkingContainer;
+use super::stage::StageState;
+use super::{Build, Done, Stages};
+use crate::build::cache::Entry;
+use crate::build::config_steps::join_workdir;
+use crate::build::context::digest::KnownSums;
+use crate::build::context::{self, Context, Source};
+use crate::build::copy::{self as write, CopyOptions, CopyStats};
+use crate::build::error::StepFailure;
+use crate::build::key::{self, CacheKey, Op, Sources};
+use crate::digest::{Digest, ImageId};
+use sources::{Origin, Resolved};
+
+/// One COPY/ADD's settled inputs.
+struct Job<'a> {
+    fc: &'a FileCopy,
+    keyword: &'static str,
+    /// The destination, absolute; a directory when it ends with `/`.
+    dest: String,
+    options: CopyOptions,
+    /// Destination, flags and downloads as the key holds them.
+    params: String,
+    created_by: String,
+}
+
+/// Sources read from one context.
+struct Group<'c> {
+    ctx: &'c Context,
+    selected: Vec<Source>,
+    /// ADD unpacks local archives, never inline files or downloads.
+    unpack: bool,
+}
+
+pub(super) fn execute(
+    b: &Build,
+    state: &StageState,
+    step: &Step,
+    instruction: &Instruction,
+    stage: usize,
+    done: &Stages,
+) -> Result<Done, StepFailure> {
+    let (fc, add) = match instruction {
+        Instruction::Copy(fc) => (fc, false),
+        Instruction::Add(fc) => (fc, true),
+        other => return Err(StepFailure::NotHere(other.keyword())),
+    };
+    let resolved = sources::resolve(b, state, fc, add, stage, done)?;
+    let job = Job::new(state, step, fc, add, &resolved)?;
+    match &resolved.from {
+        Some(image) => from_image(b, state, &job, &resolved, image),
+        None => from_contexts(b, state, &job, &resolved, add),
+    }
+}
+
+impl<'a> Job<'a> {
+    fn new(
+        state: &StageState,
+        step: &Step,
+        fc: &'a FileCopy,
+        add: bool,
+        resolved: &Resolved,
+    ) -> Result<Job<'a>, StepFailure> {
+        let workdir = state
+            .config()
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.as_deref())
+            .unwrap_or("/");
+        let mut dest = match fc.dest.starts_with('/') {
+            true => fc.dest.clone(),
+            false => join_workdir(workdir, &fc.dest),
+        };
+        // Several sources always go into a directory, whichever contexts
+        // they come from.
+        let count: usize = resolved.runs.iter().map(|(_, list)| list.len()).sum();
+        if (write::names_dir(&fc.dest) || count > 1) && !dest.ends_with('/') {
+            dest.push('/');
+        }
+        let chmod = match &fc.chmod {
+            None => None,
+            Some(Deferred::Value(m)) => Some(*m),
+            Some(Deferred::Unexpanded(t)) => return Err(StepFailure::Chmod(t.clone())),
+        };
+        // The key holds the --chown as written: with the parent image in
+        // the key, names resolve to the same ids, and a hit needs no look
+        // into the image's /etc/passwd.
+        let params = serde_json::json!({
+            "dest": dest, "chown": fc.chown.as_ref().map(ToString::to_string),
+            "chmod": chmod, "parents": fc.parents, "exclude": fc.exclude,
+            "downloads": resolved.downloads,
+        })
+        .to_string();
+        Ok(Job {
+            fc,
+            keyword: if add { "ADD" } else { "COPY" },
+            dest,
+            options: CopyOptions {
+                chown: None,
+                chmod,
+                parents: fc.parents,
+                link: fc.link,
+                hash_contents: false,
+            },
+            params,
+            created_by: format!("/bin/sh -c #(nop) {}", step.raw.original.trim()),
+        })
+    }
+
+    fn key(&self, state: &StageState, sources: Sources) -> CacheKey {
+        let op = Op::Copy {
+            keyword: self.keyword,
+            params: &self.params,
+            sources,
+        };
+        key::key(state.parent(), &op)
+    }
+}
+
+/// `--from`: keyed by the image first; on a miss its root file system is
+/// mounted (in a container of its own) and read like a context.
+fn from_image(
+    b: &Build,
+    state: &StageState,
+    job: &Job,
+    resolved: &Resolved,
+    image: &ImageId,
+) -> Result<Done, StepFailure> {
+    let image_key = job.key(state, Sources::Image(image));
+    if let Some(id) = b.lookup_image(&image_key) {
+        return Ok(Done::Cached(id));
+    }
+    let source = WorkingContainer::create(b.store, image.clone(), Vec::new(), b.driver())?;
+    let root = source.mount()?;
+    let ctx = Context::rootfs(root.path())?;
+    let names: Vec<String> = resolved.runs.iter().flat_map(|(_, l)| l.clone()).collect();
+    let groups = vec![group(&ctx, &names, job, false)?];
+    copy_groups(b, state, job, &groups, Some(image_key))
+}
+
+/// The build context and the step's inline files, in runs.
+fn from_contexts(
+    b: &Build,
+    state: &StageState,
+    job: &Job,
+    resolved: &Resolved,
+    add: bool,
+) -> Result<Done, StepFailure> {
+    let mut groups = Vec::new();
+    for (origin, names) in &resolved.runs {
+        let ctx = match (origin, &resolved.inline) {
+            (Origin::Context, _) => b.context()?,
+            (Origin::Inline, Some(inline)) => &inline.context,
+            (Origin::Inline, None) => return Err(StepFailure::NotHere("an inline source")),
+        };
+        let unpack = add && *origin == Origin::Context;
+        groups.push(group(ctx, names, job, unpack)?);
+    }
+    copy_groups(b, state, job, &groups, None)
+}
+
+fn group<'c>(
+    ctx: &'c Context,
+    names: &[String],
+    job: &Job,
+    unpack: bool,
+) -> Result<Group<'c>, StepFailure> {
+    Ok(Group {
+        ctx,
+        selected: ctx.select(names, &job.fc.exclude)?,
+        unpack,
+    })
+}
+
+/// Keys the groups by content (before the copy when that reads little),
+/// and on a miss copies them into a working container and commits it.
+fn copy_groups(
+    b: &Build,
+    state: &StageState,
+    job: &Job,
+    groups: &[Group],
+    image_key: Option<CacheKey>,
+) -> Result<Done, StepFailure> {
+    let mut digester = context::Digester::load(Some(&b.store.root().join("cache")));
+    let (unread, total) = groups
+        .iter()
+        .map(|g| digester.unread_bytes(g.ctx, &g.selected))
+        .fold((0u64, 0u64), |(u, t), (gu, gt)| {
+            (u.saturating_add(gu), t.saturating_add(gt))
+        });
+    let key_first = unread == 0 || unread.saturating_mul(2) < total;
+    let none = KnownSums::new();
+    let early = match key_first {
+        true => Some(content_key(
+            state,
+            job,
+            groups,
+            &mut digester,
+            &vec![&none; groups.len()],
+        )?),
+        false => None,
+    };
+    if let Some(done) = early.as_ref().and_then(|k| hit(b, k, image_key.as_ref())) {
+        return Ok(done);
+    }
+    let dest = WorkingContainer::create(
+        b.store,
+        b.stand_on(state)?,
+        vec![job.keyword.into()],
+        b.driver(),
+    )?;
+    let stats = write_groups(&dest, job, groups, !key_first)?;
+    let key = match early {
+        Some(key) => key,
+        None => {
+            let sums: Vec<&KnownSums> = stats.iter().map(|s| &s.sums).collect();
+            let key = content_key(state, job, groups, &mut digester, &sums)?;
+            // The same content was copied before (from another image, or a
+            // context whose metadata cache was lost): that layer.
+            if let Some(done) = hit(b, &key, image_key.as_ref()) {
+                return Ok(done);
+            }
+            key
+        }
+    };
+    let done = b.commit_layer(state, &dest, job.created_by.clone())?;
+    if let Done::Built { id, .. } = &done {
+        for k in std::iter::once(&key).chain(image_key.iter()) {
+            b.record(k, &Entry::Image(id.clone()));
+        }
+    }
+    Ok(done)
+}
+
+/// A content-key hit, recorded under the image key too.
+fn hit(b: &Build, key: &CacheKey, image_key: Option<&CacheKey>) -> Option<Done> {
+    let id = b.lookup_image(key)?;
+    if let Some(k) = image_key {
+        b.record(k, &Entry::Image(id.clone()));
+    }
+    Some(Done::Cached(id))
+}
+
+/// The key of the groups' content: every group's digest (files read only
+/// where neither the metadata cache nor `sums` knows them), the metadata
+/// cache written back once.
+fn content_key(
+    state: &StageState,
+    job: &Job,
+    groups: &[Group],
+    digester: &mut context::Digester,
+    sums: &[&KnownSums],
+) -> Result<CacheKey, StepFailure> {
+    let mut digests: Vec<Digest> = Vec::new();
+    for (g, known) in groups.iter().zip(sums) {
+        digests.push(digester.digest(g.ctx, &g.selected, &job.options, known)?);
+    }
+    digester.save()?;
+    Ok(job.key(state, Sources::Content(&digests)))
+}
+
+/// Writes every group into the container's root file system (mounted for
+/// the duration), with `--chown` names looked up in that image.
+fn write_groups(
+    dest: &WorkingContainer,
+    job: &Job,
+    groups: &[Group],
+    hash_contents: bool,
+) -> Result<Vec<CopyStats>, StepFailure> {
+    let root = dest.mount()?;
+    let chown = match &job.fc.chown {
+        Some(ug) => Some(resolve_chown(root.path(), ug)?),
+        None => None,
+    };
+    let options = CopyOptions {
+        chown,
+        hash_contents,
+        ..job.options.clone()
+    };
+    let mut all = Vec::new();
+    for g in groups {
+        let stats = match g.unpack {
+            true => write::add_sources(g.ctx, &g.selected, root.path(), &job.dest, &options),
+            false => write::copy_sources(g.ctx, &g.selected, root.path(), &job.dest, &options),
+        };
+        all.push(stats?);
+    }
+    Ok(all)
+}
+
+/// `--chown=user[:group]` to ids, names looked up in the image; a user
+/// with no group takes the same number as its gid (Docker's rule).
+fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<(u32, u32), StepFailure> {
+    let failed = |source| StepFailure::Chown {
+        spec: ug.to_string(),
+        source,
+    };
+    let passwd = read_in_root(root, "/etc/passwd");
+    let groups = read_in_root(root, "/etc/group");
+    let uid = match ug.user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            crate::sandbox::user::resolve(&ug.user, &passwd, &groups)
+                .map_err(failed)?
+                .uid
+        }
+    };
+    let gid = match &ug.group {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                crate::sandbox::user::resolve(&format!("0:{g}"), &passwd, &groups)
+                    .map_err(failed)?
+                    .gid
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Reads a file of the image through the mounted rootfs without leaving it
+/// (an image's /etc/passwd may be a symlink to anywhere).
+fn read_in_root(root: &Path, path: &str) -> String {
+    let Ok(dir) = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return String::new();
+    };
+    let fd = rustix::fs::openat2(
+        &dir,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    );
+    let Ok(fd) = fd else { return String::new() };
+    let mut text = String::new();
+    // A file that cannot be read counts as missing: numeric ids still work.
+    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
+    text
+}

@@ -1,0 +1,542 @@
+//! The build engine: runs a [`Plan`](super::plan::Plan), stage by stage,
+//! step by step. Each step goes
+//!
+//! ```text
+//! expand (over the stage's ARG/ENV) -> key (pure) -> lookup (StepCache)
+//!   hit  -> the recorded image: no container, no mount, no walk
+//!   miss -> execute (run.rs | copy/ | meta.rs) -> commit -> record
+//! ```
+//!
+//! A RUN, COPY or ADD makes a layer in a working container owned by a
+//! guard ([`container::WorkingContainer`]); its image is committed
+//! untagged, so the cache can point at it and a failed build names the last
+//! good one (`strata run -it <id> sh`). Metadata steps (ENV, LABEL, ARG,
+//! ...) change the stage's config in memory: a run of them in a row becomes
+//! one image where it ends, so each costs O(its own change), not a copy of
+//! the whole config. ^C, SIGTERM or SIGHUP stop the build between steps.
+
+mod args;
+mod container;
+mod copy;
+mod meta;
+mod out;
+mod run;
+mod stage;
+
+use std::cell::{Cell, OnceCell};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use strata_parser::{Parsed, StageRef, Step};
+
+use super::cache::{Entry, LocalCache, StepCache};
+use super::commit::{self, Take};
+use super::config_steps::ConfigEditor;
+use super::context::Context;
+use super::error::{shown, BuildError, Location, StepError, StepFailure};
+use super::key::{self, CacheKey, Op, Parent};
+use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
+use crate::digest::ImageId;
+use crate::reference::Reference;
+use crate::sandbox::driver::DriverKind;
+use crate::sandbox::spec::Network;
+use crate::store::config::{History, ManifestFormat};
+use crate::store::{now_rfc3339, ImageConfig, Store};
+use args::BuildArgs;
+use out::Printer;
+use stage::StageState;
+
+/// What to build and how.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory; `None` for a Dockerfile from stdin.
+    pub context: Option<PathBuf>,
+    /// The Dockerfile's path, for messages and `<Dockerfile>.dockerignore`.
+    pub dockerfile_path: Option<PathBuf>,
+    /// Its text.
+    pub dockerfile: String,
+    pub tags: Vec<Reference>,
+    /// `--build-arg K=V`, or `K` (the value from strata's environment).
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub labels: BTreeMap<String, String>,
+    pub quiet: bool,
+    pub network: Network,
+    /// Forced with --storage-driver, else chosen by trying.
+    pub driver: Option<DriverKind>,
+    /// When FROM images are pulled.
+    pub pull: PullPolicy,
+    /// Recorded with the final image, for `push`.
+    pub format: ManifestFormat,
+}
+
+/// `--pull`: when a FROM image is fetched from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Only when the store does not have it
+    Missing,
+    /// Every time, to get the newest
+    Always,
+    /// Never: the image must be in the store
+    Never,
+}
+
+/// The images of the stages built so far (`None`: scratch, no step).
+type Stages = BTreeMap<usize, Option<ImageId>>;
+
+/// How a step ended.
+enum Done {
+    /// Found in the cache.
+    Cached(ImageId),
+    /// Made now.
+    Built {
+        id: ImageId,
+        config: Box<ImageConfig>,
+    },
+    /// A metadata step, applied to the stage's config in memory.
+    Meta { cached: bool },
+}
+
+/// What every executor reads: the build's settings and shared services.
+struct Build<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    parsed: &'a Parsed,
+    cache: &'a dyn StepCache,
+    out: Printer,
+    args: BuildArgs<'a>,
+    /// The storage driver that worked (a failed mount moves it on).
+    driver: Cell<DriverKind>,
+    /// The build context, opened on the first COPY/ADD that needs it.
+    context: OnceCell<Context>,
+}
+
+/// Builds the Dockerfile of `opts`, tags the result, returns its id.
+pub fn build(store: &Store, opts: &BuildOptions) -> Result<ImageId, BuildError> {
+    let out = Printer::new(opts.quiet);
+    if let Err(e) = crate::sandbox::interrupt::catch() {
+        // Without it ^C still stops the build, only less tidily.
+        out.warn(&format!("catching ^C: {e}"));
+    }
+    let file = dockerfile_name(opts);
+    let parse_error = |error: strata_parser::ParseError| BuildError::Parse {
+        file: file.clone(),
+        rendered: error.render(&opts.dockerfile),
+        error: Box::new(error),
+    };
+    let parsed = strata_parser::parse(&opts.dockerfile).map_err(parse_error)?;
+    let cache = LocalCache::new(store);
+    let b = Build {
+        store,
+        opts,
+        parsed: &parsed,
+        cache: &cache,
+        out,
+        args: BuildArgs::new(&opts.build_args),
+        driver: Cell::new(opts.driver.unwrap_or(DriverKind::Overlay)),
+        context: OnceCell::new(),
+    };
+    let globals = b.args.globals(&parsed).map_err(parse_error)?;
+    let plan = plan::plan(&parsed, opts.target.as_deref(), &globals).map_err(|e| match e {
+        plan::PlanError::NoTarget(name) => BuildError::NoTarget(name),
+    })?;
+    let image = b.run(&plan, &globals)?;
+    if let Some(warning) = b.args.unused_warning() {
+        b.out.notice(&warning);
+    }
+    interrupted()?;
+    store
+        .finish_image(&image, opts.format, &opts.tags)
+        .map_err(|source| BuildError::Tag {
+            id: image.clone(),
+            source,
+        })?;
+    b.out.say(&format!("Successfully built {}", image.short()));
+    for tag in &opts.tags {
+        b.out
+            .say(&format!("Successfully tagged {}", tag.familiar()));
+    }
+    Ok(image)
+}
+
+fn dockerfile_name(opts: &BuildOptions) -> String {
+    opts.dockerfile_path
+        .as_ref()
+        .map_or_else(|| "Dockerfile".to_string(), |p| p.display().to_string())
+}
+
+/// Err once ^C (or SIGTERM, SIGHUP) has asked the build to stop.
+fn interrupted() -> Result<(), BuildError> {
+    match crate::sandbox::interrupt::signal() {
+        Some(signal) => Err(BuildError::Interrupted { signal }),
+        None => Ok(()),
+    }
+}
+
+impl Build<'_> {
+    /// Every stage of the plan; the target's image (with `--label`s).
+    fn run(&self, plan: &Plan, globals: &HashMap<String, String>) -> Result<ImageId, BuildError> {
+        let mut done = Stages::new();
+        for stage in &plan.stages {
+            let image = self.stage(plan, stage, globals, &done)?;
+            done.insert(stage.stage.index, image);
+        }
+        let image = done.get(&plan.target).cloned().flatten();
+        let labelled = match self.opts.labels.is_empty() {
+            true => image,
+            false => Some(self.final_labels(image)?),
+        };
+        match labelled {
+            Some(id) => Ok(id),
+            // FROM scratch and nothing else: an empty image.
+            None => self
+                .commit_config(&ImageConfig::new(now_rfc3339()), None)
+                .map_err(|cause| self.unplaced(cause)),
+        }
+    }
+
+    fn stage(
+        &self,
+        plan: &Plan,
+        sp: &StagePlan,
+        globals: &HashMap<String, String>,
+        done: &Stages,
+    ) -> Result<Option<ImageId>, BuildError> {
+        interrupted()?;
+        self.begin(plan, &sp.from);
+        let mut state = self
+            .base_step(sp, done)
+            .map_err(|cause| self.step_error(plan, &sp.from, None, cause))?;
+        let base = state
+            .image
+            .as_ref()
+            .map_or("scratch".into(), |id| id.short().to_string());
+        self.out.say(&format!(" ---> {base}"));
+        self.onbuild_triggers(&mut state)
+            .map_err(|cause| self.failed(plan, &sp.from, &mut state, cause))?;
+        for (i, planned) in sp.steps.iter().enumerate() {
+            interrupted()?;
+            self.begin(plan, planned);
+            let outcome = self.step(
+                &mut state,
+                planned.step,
+                planned.kind,
+                sp.stage.index,
+                globals,
+                done,
+            );
+            // A RUN stopped by the same ^C fails: an interruption, not a
+            // failing command.
+            interrupted()?;
+            let finished = outcome
+                .and_then(|d| self.finish(&mut state, d))
+                .and_then(|_| match sp.ends_metadata_run(i) {
+                    true => self.materialize(&mut state),
+                    false => Ok(()),
+                });
+            finished.map_err(|cause| self.failed(plan, planned, &mut state, cause))?;
+        }
+        self.materialize(&mut state)
+            .map_err(|cause| self.unplaced(cause))?;
+        Ok(state.image)
+    }
+
+    fn begin(&self, plan: &Plan, planned: &PlannedStep) {
+        let text = planned.step.raw.original.trim();
+        self.out
+            .say(&format!("Step {}/{} : {text}", planned.number, plan.total));
+    }
+
+    /// One step of a stage (or an ONBUILD trigger): expand, then the
+    /// executor of its kind.
+    fn step(
+        &self,
+        state: &mut StageState,
+        step: &Step,
+        kind: StepKind,
+        stage: usize,
+        globals: &HashMap<String, String>,
+        done: &Stages,
+    ) -> Result<Done, StepFailure> {
+        if !kind.is_metadata() {
+            // A layer goes on an image: the metadata steps before become one.
+            self.materialize(state)?;
+        }
+        let instruction = step.expanded(&*state, self.parsed.escape())?;
+        match kind {
+            StepKind::Arg => meta::arg(self, state, step, &instruction, globals),
+            StepKind::Config => meta::config(self, state, step, &instruction),
+            StepKind::Run => run::execute(self, state, &instruction),
+            StepKind::Copy | StepKind::Add => {
+                copy::execute(self, state, step, &instruction, stage, done)
+            }
+            StepKind::From => Err(StepFailure::NotHere("FROM")),
+        }
+    }
+
+    /// Takes what a step made into the stage.
+    fn finish(&self, state: &mut StageState, done: Done) -> Result<(), StepFailure> {
+        match done {
+            Done::Cached(id) => {
+                self.out.say(" ---> Using cache");
+                self.adopt(state, id)?;
+            }
+            Done::Built { id, config } => {
+                self.out.say(&format!(" ---> {}", id.short()));
+                state.at(id, *config);
+            }
+            Done::Meta { cached } => {
+                if cached {
+                    self.out.say(" ---> Using cache");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stage is now at a cached image.
+    fn adopt(&self, state: &mut StageState, id: ImageId) -> Result<(), StepFailure> {
+        let config = self.store.config(&id)?;
+        self.out.say(&format!(" ---> {}", id.short()));
+        state.at(id, config);
+        Ok(())
+    }
+
+    /// Makes the metadata steps since the stage's image one image (the one
+    /// a previous build made for the same steps, if any).
+    fn materialize(&self, state: &mut StageState) -> Result<(), StepFailure> {
+        let Some(key) = state.pending.clone() else {
+            return Ok(());
+        };
+        if let Some(id) = self.lookup_image(&key) {
+            return self.adopt(state, id);
+        }
+        let id = self.commit_config(state.config(), state.image.clone())?;
+        self.record(&key, &Entry::Image(id.clone()));
+        self.out.say(&format!(" ---> {}", id.short()));
+        state.image = Some(id);
+        state.pending = None;
+        Ok(())
+    }
+
+    /// The step error for `planned`, with the last good image: the stage's
+    /// metadata steps so far are made an image for it.
+    fn failed(
+        &self,
+        plan: &Plan,
+        planned: &PlannedStep,
+        state: &mut StageState,
+        cause: StepFailure,
+    ) -> BuildError {
+        // Best effort: without it the hint names the image before them.
+        let _ = self.materialize(state);
+        self.step_error(plan, planned, state.image.clone(), cause)
+    }
+
+    fn step_error(
+        &self,
+        plan: &Plan,
+        planned: &PlannedStep,
+        last_good: Option<ImageId>,
+        cause: StepFailure,
+    ) -> BuildError {
+        let step = planned.step;
+        BuildError::from(StepError {
+            number: planned.number,
+            total: plan.total,
+            location: Location {
+                file: dockerfile_name(self.opts),
+                line: step.span().start_line,
+                col: step.raw.col,
+            },
+            instruction: shown(&step.raw.original),
+            last_good,
+            cause,
+        })
+    }
+
+    /// A failure after the last step (committing, labels): strata's own.
+    fn unplaced(&self, cause: StepFailure) -> BuildError {
+        BuildError::Finish(Box::new(cause))
+    }
+
+    /// FROM: the stage's base image (pulled as `--pull` says), its config.
+    fn base_step(&self, sp: &StagePlan, done: &Stages) -> Result<StageState, StepFailure> {
+        let base = sp.base.clone()?;
+        let host = args::host_platform();
+        if let Some(p) = base.platform.filter(|p| !p.is_empty() && *p != host) {
+            return Err(StepFailure::Platform { given: p, host });
+        }
+        let image = match base.reference {
+            StageRef::Stage(i) => done.get(&i).cloned().flatten(),
+            StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => None,
+            StageRef::Image(name) => Some(self.base_image(&name)?),
+        };
+        let config = match &image {
+            Some(id) => self.store.config(id)?,
+            None => ImageConfig::new(now_rfc3339()),
+        };
+        let mut editor = ConfigEditor::new(config);
+        editor.ensure_path();
+        Ok(StageState::new(image, editor))
+    }
+
+    /// A FROM image, from the store or its registry as `--pull` says.
+    fn base_image(&self, name: &str) -> Result<ImageId, StepFailure> {
+        use crate::registry::pull;
+        let flags = crate::registry::flags::RegistryFlags::default();
+        let quiet = self.out.quiet();
+        Ok(match self.opts.pull {
+            PullPolicy::Never => self.store.resolve(name)?,
+            PullPolicy::Missing => pull::resolve_or_pull(self.store, name, &flags, quiet)?,
+            PullPolicy::Always => {
+                let reference = Reference::parse(name)?;
+                let progress = crate::registry::progress::Progress::on_stderr(quiet);
+                let options = pull::PullOptions::default();
+                pull::pull_image(self.store, &reference, &flags, &options, &progress)?.id
+            }
+        })
+    }
+
+    /// ONBUILD triggers of the base image run first, then are dropped.
+    fn onbuild_triggers(&self, state: &mut StageState) -> Result<(), StepFailure> {
+        let triggers = state
+            .editor
+            .config_mut()
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let s = if triggers.len() == 1 { "" } else { "s" };
+        self.out
+            .say(&format!("# Executing {} build trigger{s}", triggers.len()));
+        let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
+        let parsed = strata_parser::parse(&text).map_err(StepFailure::Trigger)?;
+        for step in &parsed.stages[0].steps {
+            let kind = StepKind::of(&step.instruction);
+            let done = self.step(state, step, kind, 0, &HashMap::new(), &Stages::new())?;
+            self.finish(state, done)?;
+        }
+        self.materialize(state)
+    }
+
+    /// `--label`s on the final image.
+    fn final_labels(&self, image: Option<ImageId>) -> Result<ImageId, BuildError> {
+        let parent = image.as_ref().map_or(Parent::Scratch, Parent::Image);
+        let key = key::key(parent, &Op::Labels(&self.opts.labels));
+        if let Some(id) = self.lookup_image(&key) {
+            return Ok(id);
+        }
+        let labelled = || -> Result<ImageId, StepFailure> {
+            let mut config = match &image {
+                Some(id) => self.store.config(id)?,
+                None => ImageConfig::new(now_rfc3339()),
+            };
+            let labels = config
+                .run_config_mut()
+                .labels
+                .get_or_insert_with(BTreeMap::new);
+            labels.extend(self.opts.labels.clone());
+            self.commit_config(&config, image.clone())
+        };
+        let id = labelled().map_err(|cause| self.unplaced(cause))?;
+        self.record(&key, &Entry::Image(id.clone()));
+        Ok(id)
+    }
+
+    /// What `key` made before, unless `--no-cache`.
+    pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let entry = self.cache.lookup(key);
+        crate::log::debug(&format!("cache key {key}: {entry:?}"));
+        entry
+    }
+
+    /// The image `key` made before, unless `--no-cache`.
+    pub fn lookup_image(&self, key: &CacheKey) -> Option<ImageId> {
+        match self.lookup(key)? {
+            Entry::Image(id) => Some(id),
+            Entry::Step => None,
+        }
+    }
+
+    pub fn record(&self, key: &CacheKey, entry: &Entry) {
+        if let Err(e) = self.cache.record(key, entry) {
+            // A cache that cannot be written only costs the next build time.
+            self.out.warn(&format!("recording the build cache: {e}"));
+        }
+    }
+
+    pub fn commit_config(
+        &self,
+        config: &ImageConfig,
+        parent: Option<ImageId>,
+    ) -> Result<ImageId, StepFailure> {
+        Ok(commit::commit_config(self.store, config, parent)?)
+    }
+
+    /// The image a step's container stands on: the stage's image, or for
+    /// FROM scratch with nothing yet an empty one.
+    pub fn stand_on(&self, state: &StageState) -> Result<ImageId, StepFailure> {
+        match &state.image {
+            Some(id) => Ok(id.clone()),
+            None => self.commit_config(state.config(), None),
+        }
+    }
+
+    /// The container's changes as the stage's next image.
+    pub fn commit_layer(
+        &self,
+        state: &StageState,
+        c: &container::WorkingContainer,
+        created_by: String,
+    ) -> Result<Done, StepFailure> {
+        let history = History {
+            created_by: Some(created_by),
+            ..History::default()
+        };
+        let config = state.config().clone();
+        let (id, config) = commit::commit_container(
+            self.store,
+            &c.c,
+            Take::Move,
+            config,
+            history,
+            state.image.clone(),
+        )?;
+        Ok(Done::Built {
+            id,
+            config: Box::new(config),
+        })
+    }
+
+    pub fn driver(&self) -> DriverKind {
+        self.driver.get()
+    }
+
+    /// A mount failed with the driver: later containers use `driver`.
+    pub fn fall_back(&self, driver: DriverKind) {
+        self.driver.set(driver);
+    }
+
+    /// The build context (walked once, on first use).
+    pub fn context(&self) -> Result<&Context, StepFailure> {
+        if let Some(ctx) = self.context.get() {
+            return Ok(ctx);
+        }
+        let ctx = match &self.opts.context {
+            Some(dir) => Context::open(dir, self.opts.dockerfile_path.as_deref())?,
+            None => Context::empty(),
+        };
+        for w in ctx.warnings() {
+            self.out.warn(w);
+        }
+        Ok(self.context.get_or_init(|| ctx))
+    }
+}
