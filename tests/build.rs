@@ -5,17 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Run, Strata};
-
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, content) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    dir
-}
+use common::{context, Run, Strata};
 
 fn build(s: &Strata, dir: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["build"];

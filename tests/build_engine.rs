@@ -8,17 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{busybox_tar, Strata};
-
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, content) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    dir
-}
+use common::{busybox_tar, context, Strata};
 
 fn config(s: &Strata, image: &str) -> serde_json::Value {
     let out = s.run(&["inspect", image]).success().stdout;

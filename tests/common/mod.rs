@@ -169,6 +169,17 @@ pub fn busybox_tar() -> PathBuf {
     .clone()
 }
 
+/// A build context directory holding `files` (path, content).
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp context");
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("context dir");
+        std::fs::write(path, content).expect("context file");
+    }
+    dir
+}
+
 impl Strata {
     /// Imports the busybox rootfs as `name`.
     pub fn import_busybox(&self, name: &str) {
