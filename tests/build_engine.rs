@@ -70,23 +70,27 @@ fn rootless_build_config_changes_agree_with_dockerfile_steps() {
     }
 }
 
-/// Files and bytes under `root`.
-fn usage(root: &Path) -> (u64, u64) {
-    let (mut files, mut bytes) = (0, 0);
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if meta.is_dir() {
-                todo.push(entry.path());
-            } else {
-                files += 1;
-                bytes += meta.len();
-            }
+/// Everything but directories under `dir` (symlinks not followed).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match std::fs::symlink_metadata(&path).unwrap().is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
         }
     }
-    (files, bytes)
+    files
+}
+
+/// Files and bytes under `root`.
+fn usage(root: &Path) -> (u64, u64) {
+    let files = walk(root);
+    let bytes = files
+        .iter()
+        .map(|f| std::fs::symlink_metadata(f).unwrap().len())
+        .sum();
+    (files.len() as u64, bytes)
 }
 
 /// What a build of `n` ENV steps adds to a store: (files, bytes).
@@ -167,6 +171,26 @@ fn rootless_build_cache_hits_make_no_container_and_mount_nothing() {
     );
     assert_eq!(containers(&again.stderr), 0, "{}", again.stderr);
     assert_eq!(mounts(&again.stderr), 0, "{}", again.stderr);
+    // A fresh checkout (new times, the same content, as a CI job sees it):
+    // the files are read to key the step, and it still hits.
+    let now = std::time::SystemTime::now();
+    for entry in walk(&ctx.path().join("tree")) {
+        std::fs::File::options()
+            .write(true)
+            .open(entry)
+            .unwrap()
+            .set_modified(now)
+            .unwrap();
+    }
+    let touched = build();
+    assert_eq!(
+        touched.stdout.matches("Using cache").count(),
+        3,
+        "{}",
+        touched.stdout
+    );
+    assert_eq!(containers(&touched.stderr), 0, "{}", touched.stderr);
+    assert_eq!(mounts(&touched.stderr), 0, "{}", touched.stderr);
     assert_eq!(
         s.run(&[
             "run",

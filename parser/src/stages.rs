@@ -227,35 +227,12 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
             });
         }
         let step = Step { instruction, raw };
-        if let Instruction::From {
-            image,
-            platform,
-            name,
-        } = &step.instruction
-        {
-            let index = stages.len();
-            if let Some(name) = name {
-                if let Some(&first) = names.get(name) {
-                    return Err(err(StageError::DuplicateName {
-                        name: name.clone(),
-                        first_line: stages[first].from.raw.span.start_line,
-                    }
-                    .into()));
-                }
+        if matches!(step.instruction, Instruction::From { .. }) {
+            let stage = new_stage(step, &stages, &names).map_err(|e| err(e.into()))?;
+            if let Some(name) = &stage.name {
+                names.insert(name.clone(), stage.index);
             }
-            let base = resolve_name(&names, image, index)
-                .unwrap_or_else(|| StageRef::Image(image.clone()));
-            if let Some(name) = name {
-                names.insert(name.clone(), index);
-            }
-            stages.push(Stage {
-                index,
-                name: name.clone(),
-                base,
-                platform: platform.clone(),
-                from: step,
-                steps: Vec::new(),
-            });
+            stages.push(stage);
             continue;
         }
         match stages.last_mut() {
@@ -276,6 +253,39 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
         stages,
         warnings,
         names,
+    })
+}
+
+/// The stage a FROM step starts, after `stages`; its name must be new.
+fn new_stage(
+    from: Step,
+    stages: &[Stage],
+    names: &HashMap<String, usize>,
+) -> Result<Stage, StageError> {
+    let index = stages.len();
+    let Instruction::From {
+        image,
+        platform,
+        name,
+    } = &from.instruction
+    else {
+        return Err(StageError::BeforeFrom {
+            instruction: from.raw.name(),
+        });
+    };
+    if let Some(&first) = name.as_ref().and_then(|n| names.get(n)) {
+        return Err(StageError::DuplicateName {
+            name: name.clone().unwrap_or_default(),
+            first_line: stages[first].from.raw.span.start_line,
+        });
+    }
+    Ok(Stage {
+        index,
+        name: name.clone(),
+        base: resolve_name(names, image, index).unwrap_or_else(|| StageRef::Image(image.clone())),
+        platform: platform.clone(),
+        steps: Vec::new(),
+        from,
     })
 }
 

@@ -6,7 +6,10 @@
 //! sees a whole entry or none. An entry names an image, or says the step is
 //! a metadata step seen before whose change lives in a later step's image
 //! ([`Entry::Step`]: metadata steps in a row make one image, not one each).
-//! An entry whose image is gone (removed, pruned) is a miss.
+//! An entry whose image is gone (removed, pruned) is a miss. A file in
+//! `cache/sites/` says a version of a COPY (same parent, destination and
+//! flags, any content) was recorded, so a COPY the cache never saw in any
+//! version skips reading its sources before it copies them.
 
 use std::path::PathBuf;
 
@@ -33,6 +36,11 @@ pub trait StepCache {
     /// Records that `key` made `entry`. A cache that cannot be written only
     /// costs the next build time, so callers may warn and go on.
     fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()>;
+    /// Whether a version of the step at `site` was recorded
+    /// ([`crate::build::key::site`]): if not, its key cannot hit.
+    fn has_site(&self, site: &CacheKey) -> bool;
+    /// Records that a version of the step at `site` was recorded.
+    fn record_site(&self, site: &CacheKey) -> std::io::Result<()>;
 }
 
 /// The cache in the local store.
@@ -47,6 +55,10 @@ impl<'a> LocalCache<'a> {
 
     fn dir(&self) -> PathBuf {
         self.store.root().join("cache").join("steps")
+    }
+
+    fn sites(&self) -> PathBuf {
+        self.store.root().join("cache").join("sites")
     }
 }
 
@@ -72,5 +84,16 @@ impl StepCache for LocalCache<'_> {
         let tmp: PathBuf = dir.join(format!(".{}.{}", key.hex(), std::process::id()));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, dir.join(key.hex()))
+    }
+
+    fn has_site(&self, site: &CacheKey) -> bool {
+        self.sites().join(site.hex()).exists()
+    }
+
+    fn record_site(&self, site: &CacheKey) -> std::io::Result<()> {
+        let dir = self.sites();
+        std::fs::create_dir_all(&dir)?;
+        // An empty file: its name says it all, and a second write is a no-op.
+        std::fs::write(dir.join(site.hex()), b"")
     }
 }

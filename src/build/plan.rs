@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use strata_parser::instructions::Source;
+use strata_parser::instructions::{Mount, Source};
 use strata_parser::{Instruction, ParseError, Parsed, Stage, StageRef, Step};
 
 use super::fetch;
@@ -102,6 +102,8 @@ pub enum Input {
     Url(String),
     /// An inline file (`COPY <<EOF`), by name.
     Heredoc(String),
+    /// A `RUN --mount` (its `from=` is declared too, as a stage or image).
+    Mount(Mount),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -246,21 +248,22 @@ fn inputs(parsed: &Parsed, stage: usize, step: &Step) -> Vec<Input> {
                 StageRef::Image(name) => Input::Image(name),
             }]
         }
+        Instruction::Run { mounts, .. } => {
+            return mounts
+                .iter()
+                .flat_map(|m| mount_inputs(parsed, stage, m))
+                .collect()
+        }
         Instruction::Copy(fc) => (fc, false),
         Instruction::Add(fc) => (fc, true),
         _ => return Vec::new(),
     };
-    let mut out = Vec::new();
-    match fc.from.as_deref() {
-        Some(f) if f.contains('$') => out.push(Input::Deferred(f.to_string())),
-        Some(f) => match parsed.resolve_copy_from(f, stage) {
-            Ok(StageRef::Stage(i)) => out.push(Input::Stage(i)),
-            Ok(StageRef::Image(name)) => out.push(Input::Image(name)),
-            // The parser refused bad literal references already.
-            Err(_) => out.push(Input::Deferred(f.to_string())),
-        },
-        None => {}
-    }
+    let mut out: Vec<Input> = fc
+        .from
+        .as_deref()
+        .map(|f| from_input(parsed, stage, f))
+        .into_iter()
+        .collect();
     let from_rootfs = fc.from.is_some();
     for source in &fc.sources {
         out.push(match source {
@@ -272,6 +275,31 @@ fn inputs(parsed: &Parsed, stage: usize, step: &Step) -> Vec<Input> {
         });
     }
     out
+}
+
+/// What a `--from` (of COPY or a mount) names.
+fn from_input(parsed: &Parsed, stage: usize, from: &str) -> Input {
+    if from.contains('$') {
+        return Input::Deferred(from.to_string());
+    }
+    match parsed.resolve_copy_from(from, stage) {
+        Ok(StageRef::Stage(i)) => Input::Stage(i),
+        Ok(StageRef::Image(name)) => Input::Image(name),
+        // The parser refused bad literal references already.
+        Err(_) => Input::Deferred(from.to_string()),
+    }
+}
+
+/// A RUN mount, and the stage or image its `from=` names.
+fn mount_inputs(parsed: &Parsed, stage: usize, mount: &Mount) -> Vec<Input> {
+    let from = match mount {
+        Mount::Bind { from, .. } | Mount::Cache { from, .. } => from.as_deref(),
+        _ => None,
+    };
+    let from = from.map(|f| from_input(parsed, stage, f));
+    from.into_iter()
+        .chain([Input::Mount(mount.clone())])
+        .collect()
 }
 
 #[cfg(test)]
@@ -322,6 +350,12 @@ mod tests {
             ),
             (
                 "FROM a AS one\nFROM b\nCOPY --from=0 /x /\n",
+                None,
+                &[0, 1],
+                3,
+            ),
+            (
+                "FROM a AS one\nFROM b\nRUN --mount=from=one,target=/x true\n",
                 None,
                 &[0, 1],
                 3,
@@ -392,6 +426,28 @@ mod tests {
                 "COPY http://h/f /d",
                 StepKind::Copy,
                 vec![Input::Context("http://h/f".into())],
+            ),
+            (
+                "RUN --mount=type=cache,target=/c --mount=from=one,target=/o true",
+                StepKind::Run,
+                vec![
+                    Input::Mount(strata_parser::instructions::Mount::Cache {
+                        target: "/c".into(),
+                        id: None,
+                        sharing: strata_parser::instructions::Sharing::Shared,
+                        from: None,
+                        source: None,
+                        readonly: false,
+                        ownership: Default::default(),
+                    }),
+                    Input::Stage(0),
+                    Input::Mount(strata_parser::instructions::Mount::Bind {
+                        target: "/o".into(),
+                        source: None,
+                        from: Some("one".into()),
+                        readwrite: false,
+                    }),
+                ],
             ),
             (
                 "COPY <<EOF /d\nhi\nEOF",

@@ -194,9 +194,9 @@ impl Options {
     }
 }
 
-impl Mount {
-    /// Parses one `--mount` value.
-    pub(crate) fn parse(value: &str) -> Result<Self, InstructionError> {
+impl Options {
+    /// The `key[=value]` fields of a `--mount` value, each key once.
+    fn of(value: &str) -> Result<Options, InstructionError> {
         let mut pairs = Vec::new();
         // A set, so a hostile value with many distinct keys stays linear.
         let mut seen = std::collections::HashSet::new();
@@ -221,56 +221,90 @@ impl Mount {
         opts.kind = opts
             .string(&["type"])?
             .unwrap_or_else(|| "bind".to_string());
+        Ok(opts)
+    }
+
+    /// `ro`/`rw`, with `default_ro` saying which is the default (spelling
+    /// the default out is accepted, as Docker does; both is an error).
+    fn readonly(&mut self, default_ro: bool) -> Result<bool, InstructionError> {
+        let readonly = self.boolean(&["readonly", "ro"])?;
+        let readwrite = self.boolean(&["readwrite", "rw"])?;
+        if readonly && readwrite {
+            return Err(bad("ro and rw given together".to_string()));
+        }
+        Ok(match default_ro {
+            true => !readwrite,
+            false => readonly,
+        })
+    }
+
+    fn sharing(&mut self) -> Result<Sharing, InstructionError> {
+        match self.string(&["sharing"])?.as_deref() {
+            None | Some("shared") => Ok(Sharing::Shared),
+            Some("private") => Ok(Sharing::Private),
+            Some("locked") => Ok(Sharing::Locked),
+            Some(other) => Err(bad(format!(
+                "unsupported sharing value {other:?} (expected shared, private or locked)"
+            ))),
+        }
+    }
+
+    fn bind(&mut self) -> Result<Mount, InstructionError> {
+        let readwrite = !self.readonly(true)?;
+        Ok(Mount::Bind {
+            target: self.required_target()?,
+            source: self.string(&["source", "src"])?,
+            from: self.string(&["from"])?,
+            readwrite,
+        })
+    }
+
+    fn cache(&mut self) -> Result<Mount, InstructionError> {
+        Ok(Mount::Cache {
+            target: self.required_target()?,
+            id: self.string(&["id"])?,
+            sharing: self.sharing()?,
+            from: self.string(&["from"])?,
+            source: self.string(&["source", "src"])?,
+            readonly: self.readonly(false)?,
+            ownership: self.ownership()?,
+        })
+    }
+
+    fn secret(&mut self) -> Result<Mount, InstructionError> {
+        let mount = Mount::Secret {
+            id: self.string(&["id"])?,
+            target: self.target()?,
+            env: self.string(&["env"])?,
+            required: self.boolean(&["required"])?,
+            ownership: self.ownership()?,
+        };
+        match mount {
+            Mount::Secret {
+                id: None,
+                target: None,
+                env: None,
+                ..
+            } => Err(bad(
+                "type=secret needs an id, a target or an env".to_string()
+            )),
+            mount => Ok(mount),
+        }
+    }
+}
+
+impl Mount {
+    /// Parses one `--mount` value.
+    pub(crate) fn parse(value: &str) -> Result<Self, InstructionError> {
+        let mut opts = Options::of(value)?;
         let mount = match opts.kind.as_str() {
-            "bind" => {
-                let readwrite = opts.boolean(&["readwrite", "rw"])?;
-                // `ro` is the default for bind mounts; Docker accepts it spelled out.
-                if opts.boolean(&["readonly", "ro"])? && readwrite {
-                    return Err(bad("ro and rw given together".to_string()));
-                }
-                Mount::Bind {
-                    target: opts.required_target()?,
-                    source: opts.string(&["source", "src"])?,
-                    from: opts.string(&["from"])?,
-                    readwrite,
-                }
-            }
-            "cache" => Mount::Cache {
-                target: opts.required_target()?,
-                id: opts.string(&["id"])?,
-                sharing: match opts.string(&["sharing"])?.as_deref() {
-                    None | Some("shared") => Sharing::Shared,
-                    Some("private") => Sharing::Private,
-                    Some("locked") => Sharing::Locked,
-                    Some(other) => {
-                        return Err(bad(format!(
-                        "unsupported sharing value {other:?} (expected shared, private or locked)"
-                    )))
-                    }
-                },
-                from: opts.string(&["from"])?,
-                source: opts.string(&["source", "src"])?,
-                readonly: {
-                    let readonly = opts.boolean(&["readonly", "ro"])?;
-                    // `rw` is the default for caches; Docker accepts it spelled out.
-                    if opts.boolean(&["readwrite", "rw"])? && readonly {
-                        return Err(bad("ro and rw given together".to_string()));
-                    }
-                    readonly
-                },
-                ownership: opts.ownership()?,
-            },
+            "bind" => opts.bind()?,
+            "cache" => opts.cache()?,
             "tmpfs" => Mount::Tmpfs {
                 target: opts.required_target()?,
                 size: opts.deferred("size", parse_number)?,
             },
-            "secret" => Mount::Secret {
-                id: opts.string(&["id"])?,
-                target: opts.target()?,
-                env: opts.string(&["env"])?,
-                required: opts.boolean(&["required"])?,
-                ownership: opts.ownership()?,
-            },
+            "secret" => opts.secret()?,
             "ssh" => Mount::Ssh {
                 id: opts.string(&["id"])?,
                 target: opts.target()?,
@@ -284,17 +318,6 @@ impl Mount {
             }
         };
         opts.finish()?;
-        if let Mount::Secret {
-            id: None,
-            target: None,
-            env: None,
-            ..
-        } = mount
-        {
-            return Err(bad(
-                "type=secret needs an id, a target or an env".to_string()
-            ));
-        }
         Ok(mount)
     }
 }

@@ -235,8 +235,7 @@ impl<'t> Builder<'t> {
             } else {
                 trimmed
             };
-            let escape = self.directives.escape;
-            let (first, mut done) = trim_continuation(content, escape);
+            let (first, done) = trim_continuation(content, self.directives.escape);
             if done && first.is_empty() {
                 self.nodes.push(match directive {
                     Some(d) => RawNode::Directive(d),
@@ -248,59 +247,8 @@ impl<'t> Builder<'t> {
                 });
                 continue;
             }
-            let mut line = first.to_string();
-            let mut empty_continuation = false;
-            while !done {
-                let Some(next) = self.lines.next() else { break };
-                let token = trim_newline(next);
-                self.directive(token, 1)?;
-                self.line_no += 1;
-                if is_comment(next) {
-                    continue;
-                }
-                if token.trim_start().is_empty() {
-                    empty_continuation = true;
-                    continue;
-                }
-                let (part, end) = trim_continuation(token, escape);
-                line.push_str(part);
-                done = end;
-            }
-            if empty_continuation {
-                self.warnings.push(Warning {
-                    line: start,
-                    kind: WarningKind::EmptyContinuationLine {
-                        instruction: line.clone(),
-                    },
-                });
-            }
-            let text = self.text;
-            let at = |kind: RawError| {
-                // Point at the word without `=` when that is the problem.
-                let col = match &kind {
-                    RawError::MissingEquals { word, .. } => {
-                        column_of(text, start, word, false, col)
-                    }
-                    _ => col,
-                };
-                ParseError::new(start, col, kind)
-            };
-            let mut inst = node_from_line(&line, escape, 0).map_err(at)?;
-            inst.col = col;
-            if inst.json_fallback_any() {
-                self.warnings.push(Warning {
-                    line: start,
-                    kind: WarningKind::JsonFallback {
-                        instruction: inst.name(),
-                    },
-                });
-            }
-            self.read_heredocs(&mut inst, &line).map_err(at)?;
-            inst.span = Span {
-                start_line: start,
-                end_line: self.line_no,
-            };
-            self.nodes.push(RawNode::Instruction(inst));
+            let line = self.continued(first, done, start)?;
+            self.instruction(&line, start, col)?;
         }
         if !self
             .nodes
@@ -318,6 +266,75 @@ impl<'t> Builder<'t> {
             nodes: self.nodes,
             warnings: self.warnings,
         })
+    }
+
+    /// The logical line starting with `first` (from line `start`): the
+    /// continuation lines joined, comments inside it dropped, and a warning
+    /// for empty continuation lines.
+    fn continued(
+        &mut self,
+        first: &str,
+        mut done: bool,
+        start: usize,
+    ) -> Result<String, ParseError> {
+        let escape = self.directives.escape;
+        let mut line = first.to_string();
+        let mut empty_continuation = false;
+        while !done {
+            let Some(next) = self.lines.next() else { break };
+            let token = trim_newline(next);
+            self.directive(token, 1)?;
+            self.line_no += 1;
+            if is_comment(next) {
+                continue;
+            }
+            if token.trim_start().is_empty() {
+                empty_continuation = true;
+                continue;
+            }
+            let (part, end) = trim_continuation(token, escape);
+            line.push_str(part);
+            done = end;
+        }
+        if empty_continuation {
+            self.warnings.push(Warning {
+                line: start,
+                kind: WarningKind::EmptyContinuationLine {
+                    instruction: line.clone(),
+                },
+            });
+        }
+        Ok(line)
+    }
+
+    /// The instruction of a logical line, with its heredocs read.
+    fn instruction(&mut self, line: &str, start: usize, col: usize) -> Result<(), ParseError> {
+        let text = self.text;
+        let at = |kind: RawError| {
+            // Point at the word without `=` when that is the problem.
+            let col = match &kind {
+                RawError::MissingEquals { word, .. } => column_of(text, start, word, false, col),
+                _ => col,
+            };
+            ParseError::new(start, col, kind)
+        };
+        let mut inst = node_from_line(line, self.directives.escape, 0).map_err(at)?;
+        inst.col = col;
+        if inst.json_fallback_any() {
+            self.warnings.push(Warning {
+                line: start,
+                kind: WarningKind::JsonFallback {
+                    instruction: inst.name(),
+                },
+            });
+        }
+        self.read_heredocs(&mut inst, line).map_err(at)?;
+        inst.span = Span {
+            start_line: start,
+            end_line: self.line_no,
+        };
+        self.nodes.push(RawNode::Instruction(inst));
+        Ok(())
     }
 
     /// Reads the bodies of the heredocs marked on `line`, if the instruction

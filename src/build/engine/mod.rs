@@ -22,6 +22,8 @@ mod meta;
 mod out;
 mod run;
 mod stage;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, HashMap};
@@ -471,6 +473,18 @@ impl Build<'_> {
             // A cache that cannot be written only costs the next build time.
             self.out.warn(&format!("recording the build cache: {e}"));
         }
+    }
+
+    /// Records that a version of the step at `site` is in the cache.
+    pub fn record_site(&self, site: &CacheKey) {
+        if let Err(e) = self.cache.record_site(site) {
+            self.out.warn(&format!("recording the build cache: {e}"));
+        }
+    }
+
+    /// Whether the step at `site` can be in the cache at all.
+    pub fn may_hit(&self, site: &CacheKey) -> bool {
+        !self.opts.no_cache && self.cache.has_site(site)
     }
 
     pub fn commit_config(

@@ -73,7 +73,12 @@ pub(super) fn execute(
 }
 
 /// The process: the image's user, workdir and env, plus the build args.
-fn options(b: &Build, state: &StageState, args: Vec<String>, network: Network) -> RunOptions {
+pub(super) fn options(
+    b: &Build,
+    state: &StageState,
+    args: Vec<String>,
+    network: Network,
+) -> RunOptions {
     let rc = state.config().config.clone().unwrap_or_default();
     let mut env = state.editor.env().to_vec();
     // Build args are in RUN's environment unless ENV sets the name.

@@ -9,9 +9,10 @@
 //!   of them (a rebuild): the little it lacks is read first.
 //!
 //! So that a COPY reads each source file once, when most of the content is
-//! unknown (a first build, any `COPY --from` that missed), the copy hashes
-//! the files as it reads them and the content key is made after it; a hit
-//! then still reuses the earlier layer.
+//! unknown and the cache never saw the step in any version (a first build,
+//! any step after a miss), the copy hashes the files as it reads them and
+//! the content key is made after it; a hit then still reuses the earlier
+//! layer.
 
 mod sources;
 
@@ -129,13 +130,21 @@ impl<'a> Job<'a> {
         })
     }
 
-    fn key(&self, state: &StageState, sources: Sources) -> CacheKey {
-        let op = Op::Copy {
+    fn op<'s>(&'s self, sources: Sources<'s>) -> Op<'s> {
+        Op::Copy {
             keyword: self.keyword,
             params: &self.params,
             sources,
-        };
-        key::key(state.parent(), &op)
+        }
+    }
+
+    fn key(&self, state: &StageState, sources: Sources) -> CacheKey {
+        key::key(state.parent(), &self.op(sources))
+    }
+
+    /// The step's key without its sources' digests.
+    fn site(&self, state: &StageState) -> CacheKey {
+        key::site(state.parent(), &self.op(Sources::Content(&[])))
     }
 }
 
@@ -210,7 +219,11 @@ fn copy_groups(
         .fold((0u64, 0u64), |(u, t), (gu, gt)| {
             (u.saturating_add(gu), t.saturating_add(gt))
         });
-    let key_first = unread == 0 || unread.saturating_mul(2) < total;
+    // Keyed first when that reads little, or when the cache may hold the
+    // step (a hit then makes no container): a step the cache never saw in
+    // any version, or under --no-cache, cannot hit.
+    let site = job.site(state);
+    let key_first = unread == 0 || unread.saturating_mul(2) < total || b.may_hit(&site);
     let none = KnownSums::new();
     let early = match key_first {
         true => Some(content_key(
@@ -247,9 +260,10 @@ fn copy_groups(
     };
     let done = b.commit_layer(state, &dest, job.created_by.clone())?;
     if let Done::Built { id, .. } = &done {
-        for k in std::iter::once(&key).chain(image_key.iter()) {
+        for k in std::iter::once(&key).chain(&image_key) {
             b.record(k, &Entry::Image(id.clone()));
         }
+        b.record_site(&site);
     }
     Ok(done)
 }
