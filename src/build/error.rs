@@ -144,7 +144,8 @@ pub enum StepFailure {
     Expand(ParseErrorKind),
     #[error(transparent)]
     Heredoc(#[from] strata_parser::ExpandError),
-    #[error("{0} is not supported yet")]
+    /// A feature strata lacks, as a sentence (`... is not supported yet`).
+    #[error("{0}")]
     Unsupported(&'static str),
     #[error("{0} is not supported here")]
     NotHere(&'static str),

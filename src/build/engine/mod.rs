@@ -282,6 +282,7 @@ impl Build<'_> {
         match done {
             Done::Cached(id) => {
                 self.out.say(" ---> Using cache");
+                self.out.say(&format!(" ---> {}", id.short()));
                 self.adopt(state, id)?;
             }
             Done::Built { id, config } => {
@@ -300,26 +301,35 @@ impl Build<'_> {
     /// The stage is now at a cached image.
     fn adopt(&self, state: &mut StageState, id: ImageId) -> Result<(), StepFailure> {
         let config = self.store.config(&id)?;
-        self.out.say(&format!(" ---> {}", id.short()));
         state.at(id, config);
         Ok(())
     }
 
-    /// Makes the metadata steps since the stage's image one image (the one
-    /// a previous build made for the same steps, if any).
+    /// Makes the metadata steps since the stage's image one image, and
+    /// says which.
     fn materialize(&self, state: &mut StageState) -> Result<(), StepFailure> {
+        if let Some(id) = self.settle_pending(state)? {
+            self.out.say(&format!(" ---> {}", id.short()));
+        }
+        Ok(())
+    }
+
+    /// The image of the metadata steps since the stage's image (the one a
+    /// previous build made for the same steps, if any); `None` if there
+    /// were none.
+    fn settle_pending(&self, state: &mut StageState) -> Result<Option<ImageId>, StepFailure> {
         let Some(key) = state.pending.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         if let Some(id) = self.lookup_image(&key) {
-            return self.adopt(state, id);
+            self.adopt(state, id.clone())?;
+            return Ok(Some(id));
         }
         let id = self.commit_config(state.config(), state.image.clone())?;
         self.record(&key, &Entry::Image(id.clone()));
-        self.out.say(&format!(" ---> {}", id.short()));
-        state.image = Some(id);
+        state.image = Some(id.clone());
         state.pending = None;
-        Ok(())
+        Ok(Some(id))
     }
 
     /// The step error for `planned`, with the last good image: the stage's
@@ -332,7 +342,7 @@ impl Build<'_> {
         cause: StepFailure,
     ) -> BuildError {
         // Best effort: without it the hint names the image before them.
-        let _ = self.materialize(state);
+        let _ = self.settle_pending(state);
         self.step_error(plan, planned, state.image.clone(), cause)
     }
 

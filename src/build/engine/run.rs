@@ -32,7 +32,9 @@ pub(super) fn execute(
         return Err(StepFailure::NotHere(instruction.keyword()));
     };
     if !mounts.is_empty() || security.is_some() {
-        return Err(StepFailure::Unsupported("RUN --mount and --security"));
+        return Err(StepFailure::Unsupported(
+            "RUN --mount and --security are not supported yet",
+        ));
     }
     let shell = shell_of(state.config());
     let args = match command {

@@ -61,7 +61,9 @@ pub(super) fn resolve(
     for (index, s) in fc.sources.iter().enumerate() {
         match s {
             ParsedSource::Path(p) if add && fetch::is_git(p) => {
-                return Err(StepFailure::Unsupported("ADD of a git source"));
+                return Err(StepFailure::Unsupported(
+                    "ADD of a git source is not supported yet",
+                ));
             }
             ParsedSource::Path(p) if add && fetch::is_url(p) => {
                 let dir = staging_dir(b, &mut staging)?;
