@@ -123,7 +123,7 @@ pub struct StepError {
 }
 
 /// The instruction text a step error shows: continuation lines joined,
-/// clipped at [`MAX_SHOWN`] characters.
+/// clipped at `MAX_SHOWN` characters.
 pub fn shown(original: &str) -> String {
     let one_line = original
         .lines()

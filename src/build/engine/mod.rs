@@ -8,7 +8,7 @@
 //! ```
 //!
 //! A RUN, COPY or ADD makes a layer in a working container owned by a
-//! guard ([`container::WorkingContainer`]); its image is committed
+//! guard (`container::WorkingContainer`); its image is committed
 //! untagged, so the cache can point at it and a failed build names the last
 //! good one (`strata run -it <id> sh`). Metadata steps (ENV, LABEL, ARG,
 //! ...) change the stage's config in memory: a run of them in a row becomes
