@@ -1,4 +1,4 @@
-//! The build engine: runs a [`Plan`](super::plan::Plan), stage by stage,
+//! The build engine: runs a [`Plan`], stage by stage,
 //! step by step. Each step goes
 //!
 //! ```text
