@@ -75,9 +75,9 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<ExitCode> {
 }
 
 /// A file, or standard input for `-`, with its length when known.
-pub(super) fn open_input(name: &str) -> Result<(Box<dyn Read>, Option<u64>)> {
+pub(super) fn open_input(name: &str) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
     if name == "-" {
-        return Ok((Box::new(io::stdin().lock()), None));
+        return Ok((Box::new(io::stdin()), None));
     }
     let f = File::open(Path::new(name)).with_context(|| format!("opening {name}"))?;
     let len = f.metadata().ok().map(|m| m.len());

@@ -7,12 +7,20 @@
 //! directory were `/`; the last component is then created or replaced
 //! relative to that descriptor, never followed (`O_NOFOLLOW`, `AT_SYMLINK_
 //! NOFOLLOW`, `O_EXCL`), and modes, owners, xattrs and times are set on
-//! descriptors or with no-follow flags. Entry names with a `..` component
-//! are refused outright; leading `/` is dropped. Hard link targets are
-//! resolved the same way and must be an existing non-directory in the layer.
+//! descriptors or with no-follow flags. Entry names and hard link targets
+//! are cleaned lexically (`t/../t/tgt` is `t/tgt`, as Docker reads it); one
+//! whose `..` would climb above the root is refused; a leading `/` is
+//! dropped. A hard link target must be an existing non-directory in the
+//! layer. The tar is read by the one reader ([`super::reader`]), which
+//! reads what GNU tar reads.
 //!
-//! Whiteouts become overlay whiteouts (char 0:0) and `.wh..wh..opq` sets
-//! `user.overlay.opaque=y` on its directory; overlay xattrs in the tar
+//! Whiteouts follow the OCI rules: they hide what the *lower* layers have,
+//! never what this layer itself holds, whatever the order of the entries.
+//! `.wh.NAME` becomes an overlay whiteout (char 0:0), or, when this layer
+//! already made NAME a directory, marks that directory opaque; an entry
+//! that lands where this layer put a whiteout replaces it, and a directory
+//! that does so is opaque (the lower one was deleted). `.wh..wh..opq` sets
+//! `user.overlay.opaque=y` on its directory. Overlay xattrs in the tar
 //! (`user.overlay.*`, `trusted.overlay.*`) are dropped. Device nodes that
 //! cannot be made (an unprivileged user namespace) are skipped and counted,
 //! as are owners outside the namespace's id map, so the caller warns once.
@@ -31,15 +39,13 @@ use rustix::fs::{
     AtFlags, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, CWD,
 };
 use rustix::io::Errno;
-use tar::EntryType;
 
-use super::compress::{decompressed, Compression, Hashed};
+use super::compress::{with_decompressed, Compression, Hashed};
+use super::reader::{Entry, Kind, TarReader};
 use super::whiteout::{classify, is_overlay_xattr, TarName, OPAQUE_VALUE, OPAQUE_XATTR};
 use super::LayerError;
 use crate::digest::{DiffId, HashingReader};
 
-/// PAX key prefix of an xattr (the GNU tar / Docker convention).
-const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
 /// Mode of a parent directory a tar implies without listing it.
 const IMPLIED_DIR_MODE: u32 = 0o755;
 
@@ -62,14 +68,8 @@ pub struct ApplyStats {
 }
 
 /// Unpack `input` into `dir` (an existing, normally empty, directory).
-pub fn apply<R: Read>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
+pub fn apply<R: Read + Send>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
     let mut blob = HashingReader::new(input);
-    let (compression, raw) =
-        decompressed(BufReader::new(&mut blob)).map_err(|e| LayerError::Tar {
-            entry: String::new(),
-            source: e,
-        })?;
-    let mut tar_stream = HashingReader::new(raw);
     let root = rustix::fs::open(
         dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -81,34 +81,21 @@ pub fn apply<R: Read>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
         dir_times: BTreeMap::new(),
         stats: Stats::default(),
     };
-    {
-        let mut archive = tar::Archive::new(&mut tar_stream);
-        let entries = archive.entries().map_err(|e| LayerError::Tar {
-            entry: String::new(),
-            source: e,
-        })?;
-        let mut last = String::new();
-        for entry in entries {
-            let mut entry = entry.map_err(|e| LayerError::Tar {
-                entry: format!("after {last}"),
-                source: readable(e),
-            })?;
-            last = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            unpacker.entry(&mut entry)?;
-        }
-    }
-    // The diff id covers the whole stream, padding after the end marker too.
-    io::copy(&mut tar_stream, &mut io::sink()).map_err(|e| LayerError::Tar {
-        entry: "end of archive".into(),
-        source: e,
-    })?;
-    let (diff, _) = tar_stream.finish();
+    let (compression, diff) = with_decompressed(BufReader::new(&mut blob), |compression, raw| {
+        let mut tar_stream = HashingReader::new(raw);
+        unpacker.unpack(&mut tar_stream)?;
+        // The diff id covers the whole stream, padding after the end
+        // marker too.
+        io::copy(&mut tar_stream, &mut io::sink()).map_err(tar_err("end of archive"))?;
+        Ok::<_, LayerError>((compression, tar_stream.finish().0))
+    })
+    .map_err(tar_err(""))??;
     unpacker.finish_dir_times()?;
-    tar_stream_drain(&mut blob).map_err(|e| LayerError::Tar {
-        entry: "end of input".into(),
-        source: e,
-    })?;
+    // Read what is left of the raw input so its digest covers all of it
+    // (bytes after a compressed stream's end are part of the blob).
+    io::copy(&mut blob, &mut io::sink()).map_err(tar_err("end of input"))?;
     let (blob_digest, blob_size) = blob.finish();
+    let stats = unpacker.stats;
     Ok(ApplyStats {
         diff_id: DiffId(diff),
         blob: Hashed {
@@ -116,34 +103,18 @@ pub fn apply<R: Read>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
             size: blob_size,
         },
         compression,
-        content_size: unpacker.stats.content_size,
-        skipped_devices: unpacker.stats.skipped_devices,
-        unmapped_owners: unpacker.stats.unmapped_owners,
-        skipped_xattrs: unpacker.stats.skipped_xattrs,
+        content_size: stats.content_size,
+        skipped_devices: stats.skipped_devices,
+        unmapped_owners: stats.unmapped_owners,
+        skipped_xattrs: stats.skipped_xattrs,
     })
 }
 
-/// The tar reader quotes the bytes of a bad header in its message; from a
-/// corrupt stream that is binary noise, so say what it means instead.
-fn readable(e: io::Error) -> io::Error {
-    let msg = e.to_string();
-    if msg
-        .chars()
-        .any(|c| (c.is_control() && c != '\n') || c == char::REPLACEMENT_CHARACTER)
-    {
-        io::Error::new(
-            e.kind(),
-            "corrupt tar header (the stream is damaged or not a tar)",
-        )
-    } else {
-        e
+fn tar_err(entry: &str) -> impl FnOnce(io::Error) -> LayerError + '_ {
+    move |source| LayerError::Tar {
+        entry: entry.to_string(),
+        source,
     }
-}
-
-/// Read what is left of the raw input so its digest covers all of it
-/// (bytes after a compressed stream's end are part of the blob).
-fn tar_stream_drain<R: Read>(r: &mut R) -> io::Result<u64> {
-    io::copy(r, &mut io::sink())
 }
 
 #[derive(Default)]
@@ -157,17 +128,21 @@ struct Stats {
 struct Unpacker {
     root: OwnedFd,
     /// Directory (components joined by '/') -> mtime, applied at the end.
-    dir_times: BTreeMap<Vec<u8>, u64>,
+    dir_times: BTreeMap<Vec<u8>, i64>,
     stats: Stats,
 }
 
-/// An entry's path split into clean components, or why it is refused.
+/// An entry's path split into lexically clean components (`.` dropped,
+/// `..` taking the previous one away), or why it is refused: a `..` that
+/// would climb above the root.
 pub fn clean_components(path: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     let mut out = Vec::new();
     for c in path.split(|&b| b == b'/') {
         match c {
             b"" | b"." => {}
-            b".." => return Err("path has a '..' component"),
+            b".." => {
+                out.pop().ok_or("path climbs above the root with '..'")?;
+            }
             c => out.push(c),
         }
     }
@@ -182,191 +157,241 @@ fn join(comps: &[&[u8]]) -> Vec<u8> {
     comps.join(&b'/')
 }
 
+/// One entry's place and metadata, as the `put_*` steps need them.
+struct Target<'a> {
+    parent: OwnedFd,
+    name: &'a [u8],
+    /// Components joined by '/', the key of `dir_times`.
+    key: Vec<u8>,
+    rel: PathBuf,
+    shown: &'a str,
+}
+
+impl Target<'_> {
+    fn errno(&self, op: &'static str) -> impl FnOnce(Errno) -> LayerError + '_ {
+        move |e| LayerError::io(op, self.rel.clone())(e.into())
+    }
+
+    fn unsafe_entry(&self, reason: &'static str) -> LayerError {
+        LayerError::Unsafe {
+            entry: self.shown.to_string(),
+            reason,
+        }
+    }
+}
+
+/// Whether `st` is an overlay whiteout (a 0:0 character device).
+fn is_whiteout(st: &rustix::fs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
 impl Unpacker {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
-        let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+    fn unpack<R: Read>(&mut self, input: R) -> Result<(), LayerError> {
+        let mut reader = TarReader::new(input);
+        let mut last = String::new();
+        loop {
+            let entry = reader.next_entry().map_err(|e| LayerError::Read {
+                after: last.clone(),
+                source: e,
+            })?;
+            let Some(entry) = entry else {
+                return Ok(());
+            };
+            last = String::from_utf8_lossy(&entry.path).into_owned();
+            self.entry(&entry, &mut reader.data(), &last)?;
+        }
+    }
+
+    fn entry(&mut self, e: &Entry, data: &mut dyn Read, shown: &str) -> Result<(), LayerError> {
         let unsafe_err = |reason| LayerError::Unsafe {
-            entry: shown.clone(),
+            entry: shown.to_string(),
             reason,
         };
-        let comps = clean_components(&raw_path).map_err(unsafe_err)?;
-        let kind = entry.header().entry_type();
+        let comps = clean_components(&e.path).map_err(unsafe_err)?;
         let Some((name, parents)) = comps.split_last() else {
             // The root itself ("./"): its metadata is not part of a layer.
             return Ok(());
         };
-        let (name, parents) = (*name, parents.to_vec());
         let rel = PathBuf::from(os(&join(&comps)));
-        let io_err = |op: &'static str| LayerError::io(op, rel.clone());
-        let errno = |op: &'static str| move |e: Errno| io_err(op)(e.into());
-        if matches!(kind, EntryType::XGlobalHeader) {
-            return Ok(());
-        }
-        let header = entry.header();
-        let mode = header.mode().map_err(io_err("read mode of"))? & 0o7777;
-        let uid = header.uid().map_err(io_err("read uid of"))?;
-        let gid = header.gid().map_err(io_err("read gid of"))?;
-        let mtime = header.mtime().map_err(io_err("read mtime of"))?;
         let owner = Owner {
-            uid: u32::try_from(uid).map_err(|_| unsafe_err("uid out of range"))?,
-            gid: u32::try_from(gid).map_err(|_| unsafe_err("gid out of range"))?,
+            uid: u32::try_from(e.uid).map_err(|_| unsafe_err("uid out of range"))?,
+            gid: u32::try_from(e.gid).map_err(|_| unsafe_err("gid out of range"))?,
         };
-
-        match classify(os(name)) {
-            TarName::Invalid => return Err(unsafe_err("malformed whiteout name")),
-            TarName::Opaque => {
-                let parent = self.open_dir(&parents, OFlags::RDONLY, &rel)?;
-                rustix::fs::fsetxattr(
-                    &parent,
-                    OPAQUE_XATTR,
-                    OPAQUE_VALUE,
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .map_err(errno("mark opaque"))?;
-                return Ok(());
-            }
-            TarName::Whiteout(target) => {
-                let parent = self.open_dir(&parents, OFlags::PATH, &rel)?;
-                remove_existing(&parent, target.as_bytes()).map_err(errno("remove whited-out"))?;
-                rustix::fs::mknodat(
-                    &parent,
-                    target,
-                    FileType::CharacterDevice,
-                    Mode::from_raw_mode(mode),
-                    0,
-                )
-                .map_err(errno("create whiteout"))?;
-                self.chown_at(&parent, target.as_bytes(), owner, &rel)?;
-                set_times_at(&parent, target.as_bytes(), mtime).map_err(errno("set times of"))?;
-                return Ok(());
-            }
-            TarName::Plain => {}
-        }
-
-        let parent = self.open_dir(&parents, OFlags::PATH, &rel)?;
-        let key = join(&comps);
+        let kind = classify(os(name));
+        let flags = match kind {
+            TarName::Opaque => OFlags::RDONLY,
+            _ => OFlags::PATH,
+        };
+        let t = Target {
+            parent: self.open_dir(parents, flags, &rel)?,
+            name,
+            key: join(&comps),
+            rel,
+            shown,
+        };
         match kind {
-            EntryType::Directory => {
-                match rustix::fs::statat(&parent, os(name), AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
-                    Ok(_) => {
-                        remove_existing(&parent, name).map_err(errno("replace"))?;
-                        rustix::fs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700))
-                            .map_err(errno("create directory"))?;
-                    }
-                    Err(Errno::NOENT) => {
-                        rustix::fs::mkdirat(&parent, os(name), Mode::from_raw_mode(0o700))
-                            .map_err(errno("create directory"))?
-                    }
-                    Err(e) => return Err(errno("stat")(e)),
-                }
-                let fd = rustix::fs::openat(
-                    &parent,
-                    os(name),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(errno("open directory"))?;
-                self.chown_fd(&fd, owner, &rel)?;
-                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(errno("chmod"))?;
-                self.set_xattrs(&fd, entry, &rel)?;
-                self.dir_times.insert(key, mtime);
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                remove_existing(&parent, name).map_err(errno("replace"))?;
-                let fd = rustix::fs::openat(
-                    &parent,
-                    os(name),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(errno("create file"))?;
-                let mut file = std::fs::File::from(fd);
-                let n = io::copy(entry, &mut file).map_err(|e| LayerError::Tar {
-                    entry: shown.clone(),
-                    source: e,
-                })?;
-                self.stats.content_size += n;
-                self.chown_fd(&file, owner, &rel)?;
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(errno("chmod"))?;
-                self.set_xattrs(&file, entry, &rel)?;
-                rustix::fs::futimens(&file, &timestamps(mtime)).map_err(errno("set times of"))?;
-                self.dir_times.remove(&key);
-            }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| unsafe_err("symlink without a target"))?
-                    .into_owned();
-                remove_existing(&parent, name).map_err(errno("replace"))?;
-                rustix::fs::symlinkat(os(&target), &parent, os(name))
-                    .map_err(errno("create symlink"))?;
-                self.chown_at(&parent, name, owner, &rel)?;
-                set_times_at(&parent, name, mtime).map_err(errno("set times of"))?;
-                self.dir_times.remove(&key);
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| unsafe_err("hard link without a target"))?
-                    .into_owned();
-                let tcomps = clean_components(&target).map_err(unsafe_err)?;
-                let Some((tname, tparents)) = tcomps.split_last() else {
-                    return Err(unsafe_err("hard link to the layer root"));
-                };
-                let tparent = self
-                    .resolve(tparents, OFlags::PATH)
-                    .map_err(errno("resolve link target"))?;
-                let tstat = rustix::fs::statat(&tparent, os(tname), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(errno("stat link target"))?;
-                if FileType::from_raw_mode(tstat.st_mode) == FileType::Directory {
-                    return Err(unsafe_err("hard link to a directory"));
-                }
-                match rustix::fs::statat(&parent, os(name), AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) if st.st_dev == tstat.st_dev && st.st_ino == tstat.st_ino => {
-                        return Ok(())
-                    }
-                    _ => remove_existing(&parent, name).map_err(errno("replace"))?,
-                }
-                rustix::fs::linkat(&tparent, os(tname), &parent, os(name), AtFlags::empty())
-                    .map_err(errno("create hard link"))?;
-                self.dir_times.remove(&key);
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let (ft, dev) = match kind {
-                    EntryType::Fifo => (FileType::Fifo, 0),
-                    _ => {
-                        let major = header.device_major().ok().flatten().unwrap_or(0);
-                        let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                        let ft = if kind == EntryType::Char {
-                            FileType::CharacterDevice
-                        } else {
-                            FileType::BlockDevice
-                        };
-                        (ft, rustix::fs::makedev(major, minor))
-                    }
-                };
-                remove_existing(&parent, name).map_err(errno("replace"))?;
-                match rustix::fs::mknodat(&parent, os(name), ft, Mode::from_raw_mode(mode), dev) {
-                    Ok(()) => {}
-                    Err(Errno::PERM | Errno::ACCESS) if ft != FileType::Fifo => {
-                        self.stats.skipped_devices.push(rel);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(errno("create device node")(e)),
-                }
-                self.chown_at(&parent, name, owner, &rel)?;
-                set_times_at(&parent, name, mtime).map_err(errno("set times of"))?;
-                self.dir_times.remove(&key);
-            }
-            _ => return Err(unsafe_err("unsupported tar entry type")),
+            TarName::Invalid => Err(unsafe_err("malformed whiteout name")),
+            TarName::Opaque => set_opaque(&t.parent).map_err(t.errno("mark opaque")),
+            TarName::Whiteout(target) => self.whiteout(&t, target.as_bytes(), e, owner),
+            TarName::Plain => self.put(&t, e, data, owner),
         }
+    }
+
+    /// `.wh.NAME`: hide the lower layers' NAME, and nothing of this layer.
+    fn whiteout(
+        &mut self,
+        t: &Target<'_>,
+        target: &[u8],
+        e: &Entry,
+        owner: Owner,
+    ) -> Result<(), LayerError> {
+        match rustix::fs::statat(&t.parent, os(target), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                let dir = open_child_dir(&t.parent, target).map_err(t.errno("open directory"))?;
+                return set_opaque(&dir).map_err(t.errno("mark opaque"));
+            }
+            // A file, link or whiteout of this layer already hides NAME.
+            Ok(_) => return Ok(()),
+            Err(Errno::NOENT) => {}
+            Err(err) => return Err(t.errno("stat")(err)),
+        }
+        rustix::fs::mknodat(
+            &t.parent,
+            os(target),
+            FileType::CharacterDevice,
+            Mode::from_raw_mode(e.mode),
+            0,
+        )
+        .map_err(t.errno("create whiteout"))?;
+        self.chown_at(&t.parent, target, owner, &t.rel)?;
+        set_times_at(&t.parent, target, e.mtime).map_err(t.errno("set times of"))
+    }
+
+    fn put(
+        &mut self,
+        t: &Target<'_>,
+        e: &Entry,
+        data: &mut dyn Read,
+        owner: Owner,
+    ) -> Result<(), LayerError> {
+        if e.kind != Kind::Dir {
+            self.dir_times.remove(&t.key);
+        }
+        match e.kind {
+            Kind::Dir => self.put_dir(t, e, owner),
+            Kind::File => self.put_file(t, e, data, owner),
+            Kind::Symlink => {
+                remove_existing(&t.parent, t.name).map_err(t.errno("replace"))?;
+                rustix::fs::symlinkat(os(&e.link), &t.parent, os(t.name))
+                    .map_err(t.errno("create symlink"))?;
+                self.chown_at(&t.parent, t.name, owner, &t.rel)?;
+                set_times_at(&t.parent, t.name, e.mtime).map_err(t.errno("set times of"))
+            }
+            Kind::HardLink => self.put_hardlink(t, e),
+            Kind::Char | Kind::Block | Kind::Fifo => self.put_node(t, e, owner),
+            Kind::Other(_) => Err(t.unsafe_entry("unsupported tar entry type")),
+        }
+    }
+
+    fn put_dir(&mut self, t: &Target<'_>, e: &Entry, owner: Owner) -> Result<(), LayerError> {
+        let (parent, name) = (&t.parent, t.name);
+        let create = || rustix::fs::mkdirat(parent, os(name), Mode::from_raw_mode(0o700));
+        let mut opaque = false;
+        match rustix::fs::statat(parent, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+            Ok(st) => {
+                // Over this layer's whiteout: the lower directory was
+                // deleted, so this one must not show its content.
+                opaque = is_whiteout(&st);
+                remove_existing(parent, name).map_err(t.errno("replace"))?;
+                create().map_err(t.errno("create directory"))?;
+            }
+            Err(Errno::NOENT) => create().map_err(t.errno("create directory"))?,
+            Err(err) => return Err(t.errno("stat")(err)),
+        }
+        let fd = open_child_dir(parent, name).map_err(t.errno("open directory"))?;
+        self.chown_fd(&fd, owner, &t.rel)?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode)).map_err(t.errno("chmod"))?;
+        self.set_xattrs(&fd, e, &t.rel)?;
+        if opaque {
+            set_opaque(&fd).map_err(t.errno("mark opaque"))?;
+        }
+        self.dir_times.insert(t.key.clone(), e.mtime);
         Ok(())
+    }
+
+    fn put_file(
+        &mut self,
+        t: &Target<'_>,
+        e: &Entry,
+        data: &mut dyn Read,
+        owner: Owner,
+    ) -> Result<(), LayerError> {
+        remove_existing(&t.parent, t.name).map_err(t.errno("replace"))?;
+        let fd = rustix::fs::openat(
+            &t.parent,
+            os(t.name),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(t.errno("create file"))?;
+        let mut file = std::fs::File::from(fd);
+        let n = io::copy(data, &mut file).map_err(|source| LayerError::Tar {
+            entry: t.shown.to_string(),
+            source,
+        })?;
+        self.stats.content_size += n;
+        self.chown_fd(&file, owner, &t.rel)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode)).map_err(t.errno("chmod"))?;
+        self.set_xattrs(&file, e, &t.rel)?;
+        rustix::fs::futimens(&file, &timestamps(e.mtime)).map_err(t.errno("set times of"))
+    }
+
+    fn put_hardlink(&mut self, t: &Target<'_>, e: &Entry) -> Result<(), LayerError> {
+        let tcomps = clean_components(&e.link).map_err(|r| t.unsafe_entry(r))?;
+        let Some((tname, tparents)) = tcomps.split_last() else {
+            return Err(t.unsafe_entry("hard link to the layer root"));
+        };
+        let tparent = self
+            .resolve(tparents, OFlags::PATH)
+            .map_err(t.errno("resolve link target"))?;
+        let tstat = rustix::fs::statat(&tparent, os(tname), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(t.errno("stat link target"))?;
+        if FileType::from_raw_mode(tstat.st_mode) == FileType::Directory {
+            return Err(t.unsafe_entry("hard link to a directory"));
+        }
+        match rustix::fs::statat(&t.parent, os(t.name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_dev == tstat.st_dev && st.st_ino == tstat.st_ino => return Ok(()),
+            _ => remove_existing(&t.parent, t.name).map_err(t.errno("replace"))?,
+        }
+        rustix::fs::linkat(&tparent, os(tname), &t.parent, os(t.name), AtFlags::empty())
+            .map_err(t.errno("create hard link"))
+    }
+
+    fn put_node(&mut self, t: &Target<'_>, e: &Entry, owner: Owner) -> Result<(), LayerError> {
+        let (ft, dev) = match e.kind {
+            Kind::Fifo => (FileType::Fifo, 0),
+            Kind::Char => (
+                FileType::CharacterDevice,
+                rustix::fs::makedev(e.dev_major, e.dev_minor),
+            ),
+            _ => (
+                FileType::BlockDevice,
+                rustix::fs::makedev(e.dev_major, e.dev_minor),
+            ),
+        };
+        remove_existing(&t.parent, t.name).map_err(t.errno("replace"))?;
+        let mode = Mode::from_raw_mode(e.mode);
+        match rustix::fs::mknodat(&t.parent, os(t.name), ft, mode, dev) {
+            Ok(()) => {}
+            Err(Errno::PERM | Errno::ACCESS) if ft != FileType::Fifo => {
+                self.stats.skipped_devices.push(t.rel.clone());
+                return Ok(());
+            }
+            Err(err) => return Err(t.errno("create device node")(err)),
+        }
+        self.chown_at(&t.parent, t.name, owner, &t.rel)?;
+        set_times_at(&t.parent, t.name, e.mtime).map_err(t.errno("set times of"))
     }
 
     /// Open `comps` (a directory path) inside the root, creating missing
@@ -377,40 +402,55 @@ impl Unpacker {
         flags: OFlags,
         rel: &Path,
     ) -> Result<OwnedFd, LayerError> {
+        let err = |op: &'static str| move |e: Errno| LayerError::io(op, rel)(e.into());
         match self.resolve(comps, flags) {
             Ok(fd) => return Ok(fd),
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(LayerError::io("open parent directory of", rel)(e.into())),
+            Err(Errno::NOENT | Errno::NOTDIR) => {}
+            Err(e) => return Err(err("open parent directory of")(e)),
         }
         for i in 1..=comps.len() {
-            match self.resolve(&comps[..i], OFlags::PATH) {
-                Ok(_) => continue,
-                Err(Errno::NOENT) => {}
-                Err(e) => return Err(LayerError::io("open parent directory of", rel)(e.into())),
-            }
-            let up = self
-                .resolve(&comps[..i - 1], OFlags::PATH)
-                .map_err(|e| LayerError::io("open parent directory of", rel)(e.into()))?;
-            let name = os(comps[i - 1]);
-            match rustix::fs::mkdirat(&up, name, Mode::from_raw_mode(IMPLIED_DIR_MODE)) {
-                // A dangling symlink in the way: resolving through it failed
-                // with ENOENT, and it is not ours to follow.
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(LayerError::io("create parent directory of", rel)(e.into())),
-            }
-            let fd = rustix::fs::openat(
-                &up,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| LayerError::io("open parent directory of", rel)(e.into()))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(IMPLIED_DIR_MODE))
-                .map_err(|e| LayerError::io("chmod parent directory of", rel)(e.into()))?;
-            self.dir_times.entry(join(&comps[..i])).or_insert(0);
+            self.imply_dir(&comps[..i])
+                .map_err(err("create parent directory of"))?;
         }
         self.resolve(comps, flags)
-            .map_err(|e| LayerError::io("open parent directory of", rel)(e.into()))
+            .map_err(err("open parent directory of"))
+    }
+
+    /// Make sure the directory `comps` exists: its last component is made
+    /// as an implied directory if missing, or in place of this layer's
+    /// whiteout or regular file (then opaque: what the lower layers had
+    /// there was deleted, as a flat unpack would have it).
+    fn imply_dir(&mut self, comps: &[&[u8]]) -> Result<(), Errno> {
+        match self.resolve(comps, OFlags::PATH) {
+            Ok(_) => return Ok(()),
+            Err(Errno::NOENT | Errno::NOTDIR) => {}
+            Err(e) => return Err(e),
+        }
+        let Some((name, parents)) = comps.split_last() else {
+            return Ok(());
+        };
+        let up = self.resolve(parents, OFlags::PATH)?;
+        let opaque = match rustix::fs::statat(&up, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if is_whiteout(&st) || FileType::from_raw_mode(st.st_mode).is_file() => {
+                rustix::fs::unlinkat(&up, os(name), AtFlags::empty())?;
+                true
+            }
+            _ => false,
+        };
+        match rustix::fs::mkdirat(&up, os(name), Mode::from_raw_mode(IMPLIED_DIR_MODE)) {
+            // EEXIST: a dangling symlink in the way: resolving through it
+            // failed with ENOENT, and it is not ours to follow (the open
+            // below refuses it).
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e),
+        }
+        let fd = open_child_dir(&up, name)?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(IMPLIED_DIR_MODE))?;
+        if opaque {
+            set_opaque(&fd)?;
+        }
+        self.dir_times.entry(join(comps)).or_insert(0);
+        Ok(())
     }
 
     /// `openat2(root, comps, RESOLVE_IN_ROOT)`: symlinks and `..` inside
@@ -468,28 +508,13 @@ impl Unpacker {
         }
     }
 
-    fn set_xattrs<Fd: AsFd, R: Read>(
-        &mut self,
-        fd: Fd,
-        entry: &mut tar::Entry<'_, R>,
-        rel: &Path,
-    ) -> Result<(), LayerError> {
-        let Some(exts) = entry
-            .pax_extensions()
-            .map_err(LayerError::io("read PAX header of", rel))?
-        else {
-            return Ok(());
-        };
-        for ext in exts {
-            let ext = ext.map_err(LayerError::io("read PAX header of", rel))?;
-            let Some(name) = ext.key_bytes().strip_prefix(PAX_XATTR_PREFIX.as_bytes()) else {
-                continue;
-            };
+    fn set_xattrs<Fd: AsFd>(&mut self, fd: Fd, e: &Entry, rel: &Path) -> Result<(), LayerError> {
+        for (name, value) in &e.xattrs {
             if is_overlay_xattr(name) || name.is_empty() {
                 continue;
             }
             let flags = rustix::fs::XattrFlags::empty();
-            match rustix::fs::fsetxattr(fd.as_fd(), os(name), ext.value_bytes(), flags) {
+            match rustix::fs::fsetxattr(fd.as_fd(), os(name), value, flags) {
                 Ok(()) => {}
                 Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) => {
                     self.stats.skipped_xattrs.push((
@@ -497,7 +522,7 @@ impl Unpacker {
                         String::from_utf8_lossy(name).into_owned(),
                     ))
                 }
-                Err(e) => return Err(LayerError::io("set xattr on", rel)(e.into())),
+                Err(err) => return Err(LayerError::io("set xattr on", rel)(err.into())),
             }
         }
         Ok(())
@@ -526,9 +551,9 @@ struct Owner {
     gid: u32,
 }
 
-fn timestamps(mtime: u64) -> Timestamps {
+fn timestamps(mtime: i64) -> Timestamps {
     let t = Timespec {
-        tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
+        tv_sec: mtime,
         tv_nsec: 0,
     };
     Timestamps {
@@ -537,12 +562,32 @@ fn timestamps(mtime: u64) -> Timestamps {
     }
 }
 
-fn set_times_at(parent: &OwnedFd, name: &[u8], mtime: u64) -> Result<(), Errno> {
+fn set_times_at(parent: &OwnedFd, name: &[u8], mtime: i64) -> Result<(), Errno> {
     rustix::fs::utimensat(
         parent,
         os(name),
         &timestamps(mtime),
         AtFlags::SYMLINK_NOFOLLOW,
+    )
+}
+
+/// Mark a directory opaque: the lower layers' content under it is hidden.
+fn set_opaque(dir: &OwnedFd) -> Result<(), Errno> {
+    rustix::fs::fsetxattr(
+        dir,
+        OPAQUE_XATTR,
+        OPAQUE_VALUE,
+        rustix::fs::XattrFlags::empty(),
+    )
+}
+
+/// Open the directory `name` in `parent`, never through a symlink.
+fn open_child_dir(parent: &OwnedFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        parent,
+        os(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
     )
 }
 

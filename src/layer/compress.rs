@@ -1,24 +1,37 @@
 //! Layer compression: gzip (flate2) and zstd (multi-threaded), streamed
-//! through sha256 on both sides in the same pass, and sniffing of incoming
-//! streams by their magic bytes.
+//! through sha256 on both sides in the same pass, and the one sniffer and
+//! decompressor of incoming streams (layers and ADDed archives alike):
+//! gzip, bzip2, xz and zstd, told by their magic bytes, never by a name.
 //!
 //! [`tar_compressed`] uses both cores for gzip too: one thread writes the
 //! layer's tar (and hashes it into the diff id) while the calling thread
 //! compresses and hashes the blob. Output is deterministic: the gzip header
 //! carries no name and mtime 0; zstd uses a fixed level and worker count.
+//! Only gzip, zstd and none are ever written; bzip2 and xz are read, as
+//! Docker reads them in `load` and ADD.
+//!
+//! Every decompressed stream is capped ([`super::limits`]): a bomb stops
+//! at the cap with an error instead of filling the disk.
 
+use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use serde::{Deserialize, Serialize};
 
 use super::diff::{write_tar, DiffStats};
+use super::limits::{self, Capped};
 use super::LayerError;
 use crate::digest::{Digest, HashingReader, HashingWriter};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const BZIP2_MAGIC: [u8; 3] = *b"BZh";
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
+/// Bytes enough to tell every supported compression (xz's magic is 6).
+pub const MAGIC_LEN: usize = 6;
 /// zstd's default level: a good ratio at several hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
 /// Size of the chunks passed between the tar thread and the compressor.
@@ -27,32 +40,44 @@ const PIPE_CHUNK: usize = 1 << 20;
 /// constant whatever the layer size.
 const PIPE_DEPTH: usize = 4;
 
-/// How a layer blob is compressed.
+/// How a layer blob or an archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
     Gzip,
     Zstd,
+    Bzip2,
+    Xz,
 }
 
 impl Compression {
-    /// Sniff a stream's first bytes (at least 4, fewer at end of stream).
+    /// Sniff a stream's first bytes (at least [`MAGIC_LEN`], fewer at end
+    /// of stream).
     pub fn detect(head: &[u8]) -> Compression {
         if head.starts_with(&GZIP_MAGIC) {
             Compression::Gzip
         } else if head.starts_with(&ZSTD_MAGIC) {
             Compression::Zstd
+        } else if head.starts_with(&BZIP2_MAGIC) {
+            Compression::Bzip2
+        } else if head.starts_with(&XZ_MAGIC) {
+            Compression::Xz
         } else {
             Compression::None
         }
     }
 
+    /// bzip2 and xz have no registered layer type; strata never writes a
+    /// layer so compressed (a blob of them is kept only under its digest),
+    /// so these names only ever appear in messages.
     pub fn oci_media_type(self) -> &'static str {
         match self {
             Compression::None => "application/vnd.oci.image.layer.v1.tar",
             Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::Bzip2 => "application/vnd.oci.image.layer.v1.tar+bzip2",
+            Compression::Xz => "application/vnd.oci.image.layer.v1.tar+xz",
         }
     }
 
@@ -61,7 +86,7 @@ impl Compression {
         match self {
             Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
             Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            other => other.oci_media_type(),
         }
     }
 
@@ -84,6 +109,8 @@ impl Compression {
             Compression::None => "none",
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
         }
     }
 }
@@ -98,6 +125,9 @@ struct Labelled<R> {
 impl<R: Read> Read for Labelled<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
+            if limits::is_limit_error(&e) {
+                return e;
+            }
             let kind = match e.kind() {
                 io::ErrorKind::UnexpectedEof => io::ErrorKind::UnexpectedEof,
                 _ => io::ErrorKind::InvalidData,
@@ -110,24 +140,150 @@ impl<R: Read> Read for Labelled<R> {
     }
 }
 
-/// Sniff `input`'s compression and return the uncompressed stream.
-pub fn decompressed<'a, R: BufRead + 'a>(
+/// Counts the compressed bytes a decoder consumes, for the ratio cap.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        self.inner.consume(n)
+    }
+}
+
+/// Sniff `input`'s compression and run `f` on the uncompressed stream,
+/// capped by the expansion limits in force. A callback rather than a
+/// returned reader because xz is decoded on a thread that must not outlive
+/// the borrowed input.
+pub fn with_decompressed<R, T>(
+    input: R,
+    f: impl FnOnce(Compression, &mut dyn Read) -> T,
+) -> io::Result<T>
+where
+    R: BufRead + Send,
+{
+    with_decompressed_limited(input, limits::get(), f)
+}
+
+/// [`with_decompressed`] under explicit limits.
+pub fn with_decompressed_limited<R, T>(
     mut input: R,
-) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    limits: limits::Limits,
+    f: impl FnOnce(Compression, &mut dyn Read) -> T,
+) -> io::Result<T>
+where
+    R: BufRead + Send,
+{
     let head = input.fill_buf()?;
     let compression = Compression::detect(head);
-    let reader: Box<dyn Read + 'a> = match compression {
-        Compression::None => Box::new(input),
-        Compression::Gzip => Box::new(Labelled {
-            inner: flate2::bufread::MultiGzDecoder::new(input),
-            what: "gzip",
-        }),
-        Compression::Zstd => Box::new(Labelled {
-            inner: zstd::stream::read::Decoder::with_buffer(input)?,
-            what: "zstd",
-        }),
+    let count = Arc::new(AtomicU64::new(0));
+    let counted = Counting {
+        inner: input,
+        count: Arc::clone(&count),
     };
-    Ok((compression, reader))
+    Ok(match compression {
+        Compression::None => {
+            let mut plain = counted.inner;
+            f(compression, &mut plain)
+        }
+        Compression::Gzip => {
+            let dec = flate2::bufread::MultiGzDecoder::new(counted);
+            let mut r = label(Box::new(dec), &count, compression, limits);
+            f(compression, &mut r)
+        }
+        Compression::Bzip2 => {
+            let dec = bzip2::bufread::MultiBzDecoder::new(counted);
+            let mut r = label(Box::new(dec), &count, compression, limits);
+            f(compression, &mut r)
+        }
+        Compression::Zstd => {
+            let dec = zstd::stream::read::Decoder::with_buffer(counted)?;
+            f(
+                compression,
+                &mut label(Box::new(dec), &count, compression, limits),
+            )
+        }
+        Compression::Xz => std::thread::scope(|scope| -> io::Result<T> {
+            let (rx, mut tx) = pipe()?;
+            let mut counted = counted;
+            let decoder = scope.spawn(move || {
+                lzma_rs::xz_decompress(&mut counted, &mut tx).map_err(|e| match e {
+                    lzma_rs::error::Error::IoError(e) => e,
+                    other => io::Error::new(io::ErrorKind::InvalidData, format!("xz: {other}")),
+                })
+            });
+            let pipe = XzPipe {
+                pipe: Some(rx),
+                decoder: Some(decoder),
+            };
+            let mut r = label(Box::new(pipe), &count, compression, limits);
+            let out = f(compression, &mut r);
+            // Closing our end first makes a still-running decoder fail
+            // with EPIPE and stop, so the scope's join cannot hang.
+            drop(r);
+            Ok(out)
+        })?,
+    })
+}
+
+/// A decoder's output, capped and named in its errors.
+fn label<'a>(
+    inner: Box<dyn Read + 'a>,
+    count: &Arc<AtomicU64>,
+    compression: Compression,
+    limits: limits::Limits,
+) -> Labelled<Capped<Box<dyn Read + 'a>>> {
+    Labelled {
+        inner: Capped::new(inner, Arc::clone(count), limits),
+        what: compression.name(),
+    }
+}
+
+fn pipe() -> io::Result<(File, File)> {
+    let (rx, tx) = nix::unistd::pipe().map_err(io::Error::from)?;
+    Ok((File::from(rx), File::from(tx)))
+}
+
+/// The read end of the xz decoder's pipe; the decoder's error surfaces at
+/// end of stream.
+struct XzPipe<'scope> {
+    pipe: Option<File>,
+    decoder: Option<std::thread::ScopedJoinHandle<'scope, io::Result<()>>>,
+}
+
+impl Read for XzPipe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(0);
+        };
+        let n = pipe.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(t) = self.decoder.take() {
+                t.join()
+                    .map_err(|_| io::Error::other("xz decoder thread panicked"))??;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for XzPipe<'_> {
+    fn drop(&mut self) {
+        drop(self.pipe.take());
+    }
 }
 
 /// A compressing writer of either kind.
@@ -151,6 +307,12 @@ impl<W: Write> Encoder<W> {
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 enc.multithread(u32::try_from(workers).unwrap_or(1))?;
                 Encoder::Zstd(enc)
+            }
+            Compression::Bzip2 | Compression::Xz => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("strata writes no {} layers", compression.name()),
+                ))
             }
         })
     }
@@ -334,11 +496,50 @@ mod tests {
             assert_eq!((&blob, &out), (&blob2, &out2), "{c:?} not deterministic");
             assert_eq!(raw.digest, Digest::of(&data));
             assert_eq!(blob.digest, Digest::of(&out));
-            let (detected, mut r) = decompressed(&out[..]).unwrap();
+            let (detected, back) = read_all(&out).unwrap();
             assert_eq!(detected, c);
-            let mut back = Vec::new();
-            r.read_to_end(&mut back).unwrap();
             assert_eq!(back, data);
+        }
+    }
+
+    fn read_all(input: &[u8]) -> io::Result<(Compression, Vec<u8>)> {
+        with_decompressed(input, |c, r| {
+            let mut back = Vec::new();
+            r.read_to_end(&mut back).map(|_| (c, back))
+        })?
+    }
+
+    #[test]
+    fn bzip2_and_xz_are_read() {
+        let data = b"hello archive".repeat(1000);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        bz.write_all(&data).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+        for (blob, c) in [(bz, Compression::Bzip2), (xz, Compression::Xz)] {
+            assert_eq!(read_all(&blob).unwrap(), (c, data.clone()));
+            let half = &blob[..blob.len() / 2];
+            let err = read_all(half).unwrap_err();
+            assert!(err.to_string().contains(c.name()), "{err}");
+        }
+    }
+
+    #[test]
+    fn bombs_stop_at_the_caps() {
+        let zeros = vec![0u8; 8 << 20];
+        let small = limits::Limits {
+            max_size: 1 << 20,
+            max_ratio: u64::MAX,
+        };
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let (_, _, blob) = compress(&zeros[..], c, Vec::new()).unwrap();
+            let err =
+                with_decompressed_limited(&blob[..], small, |_, r| io::copy(r, &mut io::sink()))
+                    .unwrap()
+                    .unwrap_err();
+            assert!(limits::is_limit_error(&err), "{c:?}: {err}");
+            assert!(err.to_string().contains("exceeds 1048576 bytes"), "{err}");
         }
     }
 
@@ -353,8 +554,7 @@ mod tests {
             corrupt[mid] ^= 0xff;
             corrupt[mid + 1] ^= 0x55;
             for bad in [truncated, &corrupt[..]] {
-                let (_, mut r) = decompressed(bad).unwrap();
-                let err = io::copy(&mut r, &mut io::sink()).unwrap_err();
+                let err = read_all(bad).unwrap_err();
                 assert!(
                     err.to_string()
                         .contains(&format!("{} stream is corrupt or truncated", c.name())),

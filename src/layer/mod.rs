@@ -17,7 +17,13 @@
 pub mod apply;
 pub mod compress;
 pub mod diff;
+pub mod limits;
+pub mod reader;
 pub mod whiteout;
+
+#[cfg(test)]
+#[path = "../../tests/common/tarspec.rs"]
+pub(crate) mod tarspec;
 
 use std::path::PathBuf;
 
@@ -35,6 +41,11 @@ pub enum LayerError {
     Tar {
         entry: String,
         source: std::io::Error,
+    },
+    #[error("reading layer tar after entry {after:?}")]
+    Read {
+        after: String,
+        source: reader::TarError,
     },
     #[error("layer tar entry {entry:?} is unsafe: {reason}")]
     Unsafe { entry: String, reason: &'static str },

@@ -12,7 +12,7 @@ use super::fsutil::{self, io_err, FileLock, Staging};
 use super::{Store, StoreError};
 use crate::digest::{DiffId, Digest, HashingReader};
 use crate::layer::apply::{apply, remove_tree, ApplyStats};
-use crate::layer::compress::{compress, decompressed, tar_compressed, Compression};
+use crate::layer::compress::{compress, tar_compressed, with_decompressed, Compression};
 use crate::layer::diff;
 
 /// A blob known to decompress to a layer's tar.
@@ -102,7 +102,7 @@ impl Store {
     /// compressed differently), so it can be pushed again with its digest:
     /// the blob is copied to staging while its decompressed stream is
     /// checked against the diff id; nothing is unpacked.
-    pub fn prepare_extra_blob<R: Read>(
+    pub fn prepare_extra_blob<R: Read + Send>(
         &self,
         staging: &Staging,
         input: R,
@@ -114,12 +114,12 @@ impl Store {
             inner: HashingReader::new(input),
             copy: io::BufWriter::new(f),
         };
-        let (compression, mut raw) =
-            decompressed(BufReader::new(&mut tee)).map_err(io_err("read layer", &path))?;
-        let mut hashed = HashingReader::new(&mut raw);
-        io::copy(&mut hashed, &mut io::sink()).map_err(io_err("read layer", &path))?;
-        let (diff, _) = hashed.finish();
-        drop(raw);
+        let (compression, diff) = with_decompressed(BufReader::new(&mut tee), |c, raw| {
+            let mut hashed = HashingReader::new(raw);
+            io::copy(&mut hashed, &mut io::sink()).map(|_| (c, hashed.finish().0))
+        })
+        .and_then(|r| r)
+        .map_err(io_err("read layer", &path))?;
         io::copy(&mut tee, &mut io::sink()).map_err(io_err("read layer", &path))?;
         let diff_id = existing.record.diff_id.clone();
         if &diff != diff_id.digest() {
@@ -168,7 +168,7 @@ impl Store {
     /// kept as a blob (what a loaded or pulled layer needs to be pushed
     /// again with the same digest). Without it (a rootfs import), the layer
     /// is identified by the deterministic tar of what was unpacked.
-    pub fn prepare_layer_tar<R: Read>(
+    pub fn prepare_layer_tar<R: Read + Send>(
         &self,
         staging: &Staging,
         input: R,
@@ -310,9 +310,11 @@ impl Store {
         let (raw_digest, blob, out) = if let Some(src) = source {
             let src_path = self.blob_path(&src.digest);
             let f = File::open(&src_path).map_err(io_err("open", &src_path))?;
-            let (_, reader) = decompressed(BufReader::new(f)).map_err(io_err("read", &src_path))?;
-            let (raw, blob, out) =
-                compress(reader, compression, out).map_err(io_err("compress", &src_path))?;
+            let (raw, blob, out) = with_decompressed(BufReader::new(f), |_, reader| {
+                compress(reader, compression, out)
+            })
+            .and_then(|r| r)
+            .map_err(io_err("compress", &src_path))?;
             (raw.digest, blob, out)
         } else if record.regenerable {
             let dir = self.layer_dir(diff_id);

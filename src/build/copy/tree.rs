@@ -76,6 +76,19 @@ impl Tree {
         })
     }
 
+    /// A tree rooted at the directory `dir` (opened `O_PATH`) at `path` in
+    /// this one: what is written through it stays inside that directory,
+    /// whose symlinks resolve as if it were `/` (ADD of an archive).
+    pub(crate) fn subtree(&self, dir: OwnedFd, path: &Path) -> Tree {
+        Tree {
+            root: dir,
+            rootfs: self.shown(path),
+            dir_times: BTreeMap::new(),
+            last: None,
+            skipped_xattrs: Vec::new(),
+        }
+    }
+
     /// Path shown in errors: the container path, with the rootfs it is in.
     fn shown(&self, path: &Path) -> PathBuf {
         let rel = path.strip_prefix("/").unwrap_or(path);
@@ -133,6 +146,27 @@ impl Tree {
             .map_err(|e| CopyError::io("open", self.shown(path))(e))?;
         self.last = Some((path.to_path_buf(), keep));
         Ok(fd)
+    }
+
+    /// Open the parent directory `path` of an archive entry as Docker's
+    /// unpacker does: one that exists, even as a dangling symlink, is used
+    /// as it is (and fails if it leads nowhere); a missing one is created.
+    pub(crate) fn open_parent(
+        &mut self,
+        path: &Path,
+        owner: (u32, u32),
+    ) -> Result<OwnedFd, CopyError> {
+        if let (Some(up), Some(name)) = (path.parent(), path.file_name()) {
+            let exists = self
+                .resolve(up, OFlags::PATH | OFlags::DIRECTORY)
+                .is_ok_and(|fd| rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok());
+            if exists {
+                return self
+                    .resolve(path, OFlags::PATH | OFlags::DIRECTORY)
+                    .map_err(self.err("open", path));
+            }
+        }
+        self.open_dir(path, owner)
     }
 
     /// Create the missing directories of `path`, one component at a time.

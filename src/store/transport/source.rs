@@ -113,7 +113,7 @@ impl Source {
     }
 
     /// Open a member for reading, with its size.
-    pub fn open(&self, name: &str) -> Result<(Box<dyn Read + '_>, u64), StoreError> {
+    pub fn open(&self, name: &str) -> Result<(Box<dyn Read + Send + '_>, u64), StoreError> {
         match self {
             Source::Dir(root) => {
                 let path = Source::dir_path(root, name)?;

@@ -1,0 +1,163 @@
+//! Tars written from a readable description, for tests. Hostile archives
+//! (PAX records repeated, header sizes that lie, links out of the root) are
+//! made here at test time, never committed as binaries. Shared by the unit
+//! tests (`src/layer`, through `#[path]`) and the whole-binary tests.
+#![allow(dead_code)]
+
+/// Size of a tar block.
+pub const BLOCK: usize = 512;
+
+/// One member (or raw block) of a test tar. Owner 0:0, mtime 1000000.
+pub enum T<'a> {
+    Dir(&'a str),
+    File(&'a str, &'a [u8]),
+    /// A regular file with a mode (setuid bits and all).
+    Mode(&'a str, u32, &'a [u8]),
+    Sym(&'a str, &'a str),
+    Hard(&'a str, &'a str),
+    Fifo(&'a str),
+    /// A local PAX header (`x`) for the next member; keys may repeat.
+    Pax(&'a [(&'a str, &'a str)]),
+    /// A global PAX header (`g`).
+    Global(&'a [(&'a str, &'a str)]),
+    /// A GNU long name (`L`) for the next member.
+    LongName(&'a str),
+    /// A header whose size field says `size` while `data` follows (padded):
+    /// how a member hides bytes from a reader that trusts the wrong size.
+    Raw {
+        name: &'a str,
+        flag: u8,
+        size: u64,
+        data: &'a [u8],
+    },
+}
+
+/// A ustar header block.
+pub fn header(name: &[u8], flag: u8, size: u64, link: &[u8], mode: u32) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    let put = |h: &mut [u8; BLOCK], at: usize, v: &[u8]| h[at..at + v.len()].copy_from_slice(v);
+    put(&mut h, 0, &name[..name.len().min(100)]);
+    put(&mut h, 100, format!("{mode:07o}\0").as_bytes());
+    put(&mut h, 108, b"0000000\0");
+    put(&mut h, 116, b"0000000\0");
+    put(&mut h, 124, format!("{size:011o}\0").as_bytes());
+    put(&mut h, 136, format!("{:011o}\0", 1_000_000).as_bytes());
+    h[156] = flag;
+    put(&mut h, 157, &link[..link.len().min(100)]);
+    put(&mut h, 257, b"ustar\x0000");
+    put(&mut h, 148, b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+fn pad(out: &mut Vec<u8>) {
+    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+}
+
+fn member(out: &mut Vec<u8>, name: &str, flag: u8, link: &str, mode: u32, data: &[u8]) {
+    out.extend_from_slice(&header(
+        name.as_bytes(),
+        flag,
+        data.len() as u64,
+        link.as_bytes(),
+        mode,
+    ));
+    out.extend_from_slice(data);
+    pad(out);
+}
+
+/// PAX records, each `LEN key=value\n`.
+pub fn pax_records(records: &[(&str, &str)]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        let body = format!("{k}={v}\n");
+        let mut len = body.len() + 2;
+        while format!("{len} {body}").len() != len {
+            len += 1;
+        }
+        data.extend_from_slice(format!("{len} {body}").as_bytes());
+    }
+    data
+}
+
+/// Append one description item.
+pub fn push(out: &mut Vec<u8>, t: &T<'_>) {
+    match *t {
+        T::Dir(p) => member(out, p, b'5', "", 0o755, b""),
+        T::File(p, data) => member(out, p, b'0', "", 0o644, data),
+        T::Mode(p, mode, data) => member(out, p, b'0', "", mode, data),
+        T::Sym(p, target) => member(out, p, b'2', target, 0o777, b""),
+        T::Hard(p, target) => member(out, p, b'1', target, 0o644, b""),
+        T::Fifo(p) => member(out, p, b'6', "", 0o644, b""),
+        T::Pax(recs) => member(out, "PaxHeaders/x", b'x', "", 0o644, &pax_records(recs)),
+        T::Global(recs) => member(out, "PaxHeaders/g", b'g', "", 0o644, &pax_records(recs)),
+        T::LongName(n) => {
+            let mut data = n.as_bytes().to_vec();
+            data.push(0);
+            member(out, "././@LongLink", b'L', "", 0o644, &data)
+        }
+        T::Raw {
+            name,
+            flag,
+            size,
+            data,
+        } => {
+            out.extend_from_slice(&header(name.as_bytes(), flag, size, b"", 0o644));
+            out.extend_from_slice(data);
+            pad(out);
+        }
+    }
+}
+
+/// The tar of `items`, with its two end blocks.
+pub fn tar(items: &[T<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in items {
+        push(&mut out, t);
+    }
+    out.extend_from_slice(&[0u8; 2 * BLOCK]);
+    out
+}
+
+/// What GNU tar lists for `bytes` (`tar tvf`): (type char, name, size)
+/// per member, or None when tar fails. The reference every reader of
+/// strata must agree with.
+pub fn gnu_tar_list(bytes: &[u8]) -> Option<Vec<(char, String, u64)>> {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().ok()?;
+    f.write_all(bytes).ok()?;
+    let out = std::process::Command::new("tar")
+        .args(["--quoting-style=literal", "-tvf"])
+        .arg(f.path())
+        .env("LC_ALL", "C")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some(text.lines().filter_map(parse_tv_line).collect())
+}
+
+/// `-rw-r--r-- 0/0   5 1970-01-12 13:46 name` -> ('-', "name", 5); a link's
+/// ` -> target` / ` link to target` tail is dropped.
+fn parse_tv_line(line: &str) -> Option<(char, String, u64)> {
+    let kind = line.chars().next()?;
+    let mut rest = line;
+    let mut fields = Vec::new();
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        let end = rest.find(' ')?;
+        fields.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    let name = rest.strip_prefix(' ')?;
+    let name = match kind {
+        'l' => name.split(" -> ").next()?,
+        'h' => name.split(" link to ").next()?,
+        _ => name,
+    };
+    let size = fields[2].parse().ok()?;
+    Some((kind, name.to_string(), size))
+}
