@@ -69,6 +69,12 @@ pub struct GlobalOptions {
     /// How much to log to stderr
     #[arg(long, global = true, env = "STRATA_LOG_LEVEL", value_enum, default_value_t = LogLevel::Warn)]
     pub log_level: LogLevel,
+    /// Largest size a compressed layer or ADDed archive may expand to (bytes; k, m, g, t suffixes)
+    #[arg(long, global = true, env = "STRATA_MAX_LAYER_SIZE", value_name = "SIZE", value_parser = crate::layer::limits::parse_size)]
+    pub max_layer_size: Option<u64>,
+    /// Largest expansion ratio of a compressed layer or archive, checked past 256 MiB
+    #[arg(long, global = true, env = "STRATA_MAX_LAYER_RATIO", value_name = "N")]
+    pub max_layer_ratio: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -186,6 +192,11 @@ pub fn main() -> ExitCode {
         LogLevel::Warn => crate::log::Level::Warn,
         LogLevel::Info => crate::log::Level::Info,
         LogLevel::Debug => crate::log::Level::Debug,
+    });
+    let defaults = crate::layer::limits::Limits::default();
+    crate::layer::limits::set(crate::layer::limits::Limits {
+        max_size: cli.global.max_layer_size.unwrap_or(defaults.max_size),
+        max_ratio: cli.global.max_layer_ratio.unwrap_or(defaults.max_ratio),
     });
     // Resolved before entering the namespace, where the uid reads 0.
     let settings = match Settings::resolve(&cli.global) {

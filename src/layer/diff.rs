@@ -78,6 +78,13 @@ pub fn content_size(dir: &Path) -> Result<u64, LayerError> {
     Ok(diff_id(dir)?.content_size)
 }
 
+/// An entry's header, PAX records and name while they are being made.
+struct Pending {
+    header: Header,
+    pax: Vec<(String, Vec<u8>)>,
+    name: Vec<u8>,
+}
+
 struct TarWriter<W: Write> {
     out: HashingWriter<W>,
     /// (dev, ino) of multiply-linked files -> their first path in the tar.
@@ -148,120 +155,121 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn entry(&mut self, abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), LayerError> {
-        let ft = meta.file_type();
-        if ft.is_socket() {
+        if meta.file_type().is_socket() {
             // Sockets cannot be archived; Docker skips them too.
             return Ok(());
         }
         let mut xattrs = read_xattrs(abs)?;
-        let opaque = ft.is_dir() && xattrs.iter().any(|(n, v)| is_opaque_xattr(n, v));
+        let opaque = meta.is_dir() && xattrs.iter().any(|(n, v)| is_opaque_xattr(n, v));
         xattrs.retain(|(n, _)| !is_overlay_xattr(n));
 
-        let mut header = Header::new_ustar();
-        header.set_mode(meta.mode() & 0o7777);
-        header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
-        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        set_id(&mut header, &mut pax, "uid", u64::from(meta.uid()));
-        set_id(&mut header, &mut pax, "gid", u64::from(meta.gid()));
-        let mut name = rel.as_os_str().as_bytes().to_vec();
-        let mut data: Option<u64> = None;
-
-        if ft.is_char_device() && meta.rdev() == 0 {
-            // An overlay whiteout: `.wh.NAME`, an empty regular file.
-            let file = rel.file_name().unwrap_or_default();
-            let parent = rel.parent().unwrap_or(Path::new(""));
-            name = parent
-                .join(OsString::from_vec(whiteout::whiteout_name(file)))
-                .into_os_string()
-                .into_vec();
-            header.set_entry_type(EntryType::Regular);
-            header.set_size(0);
-        } else if ft.is_dir() {
-            header.set_entry_type(EntryType::Directory);
-            header.set_size(0);
-            name.push(b'/');
-        } else if ft.is_symlink() {
-            header.set_entry_type(EntryType::Symlink);
-            header.set_size(0);
-            let target = fs::read_link(abs).map_err(LayerError::io("read link", abs))?;
-            set_name_field(
-                &mut header.as_old_mut().linkname,
-                &mut pax,
-                "linkpath",
-                target.as_os_str().as_bytes(),
-            );
-        } else if ft.is_file() {
-            let key = (meta.dev(), meta.ino());
-            let first = if meta.nlink() > 1 {
-                self.links.get(&key)
-            } else {
-                None
-            };
-            if let Some(first) = first {
-                header.set_entry_type(EntryType::Link);
-                header.set_size(0);
-                let first = first.clone();
-                set_name_field(
-                    &mut header.as_old_mut().linkname,
-                    &mut pax,
-                    "linkpath",
-                    &first,
-                );
-            } else {
-                if meta.nlink() > 1 {
-                    self.links.insert(key, name.clone());
-                }
-                header.set_entry_type(EntryType::Regular);
-                let size = meta.len();
-                if size > USTAR_SIZE_MAX {
-                    pax.push(("size".into(), size.to_string().into_bytes()));
-                    header.set_size(0);
-                } else {
-                    header.set_size(size);
-                }
-                self.content_size += size;
-                data = Some(size);
-            }
-        } else if ft.is_char_device() || ft.is_block_device() {
-            header.set_entry_type(if ft.is_char_device() {
-                EntryType::Char
-            } else {
-                EntryType::Block
-            });
-            header.set_size(0);
-            let rdev = meta.rdev();
-            header
-                .set_device_major(rustix::fs::major(rdev))
-                .map_err(LayerError::io("set device number of", abs))?;
-            header
-                .set_device_minor(rustix::fs::minor(rdev))
-                .map_err(LayerError::io("set device number of", abs))?;
-        } else if ft.is_fifo() {
-            header.set_entry_type(EntryType::Fifo);
-            header.set_size(0);
-        }
-        set_name_field(&mut header.as_old_mut().name, &mut pax, "path", &name);
+        let mut e = Pending {
+            header: Header::new_ustar(),
+            pax: Vec::new(),
+            name: rel.as_os_str().as_bytes().to_vec(),
+        };
+        e.header.set_mode(meta.mode() & 0o7777);
+        e.header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+        set_id(&mut e.header, &mut e.pax, "uid", u64::from(meta.uid()));
+        set_id(&mut e.header, &mut e.pax, "gid", u64::from(meta.gid()));
+        let data = self.kind_fields(&mut e, abs, rel, meta)?;
+        set_name_field(&mut e.header.as_old_mut().name, &mut e.pax, "path", &e.name);
         for (xname, value) in xattrs {
             let mut key = "SCHILY.xattr.".to_string();
             key.push_str(&String::from_utf8_lossy(&xname));
-            pax.push((key, value));
+            e.pax.push((key, value));
         }
-        if !pax.is_empty() {
-            self.write_pax(&name, &pax)
-                .map_err(LayerError::io("write tar of", abs))?;
-        }
-        header.set_cksum();
-        self.out
-            .write_all(header.as_bytes())
-            .map_err(LayerError::io("write tar of", abs))?;
+        let write_err = LayerError::io("write tar of", abs);
+        let written = (|| {
+            if !e.pax.is_empty() {
+                self.write_pax(&e.name, &e.pax)?;
+            }
+            e.header.set_cksum();
+            self.out.write_all(e.header.as_bytes())
+        })();
+        written.map_err(write_err)?;
         if let Some(size) = data {
             self.file_data(abs, size)?;
         }
         if opaque {
-            self.opaque_marker(&name, &header)
+            self.opaque_marker(&e.name, &e.header)
                 .map_err(LayerError::io("write tar of", abs))?;
         }
         Ok(())
+    }
+
+    /// The type-dependent fields of an entry's header; the size of the
+    /// data to write after it, for a regular file that carries it.
+    fn kind_fields(
+        &mut self,
+        e: &mut Pending,
+        abs: &Path,
+        rel: &Path,
+        meta: &Metadata,
+    ) -> Result<Option<u64>, LayerError> {
+        let ft = meta.file_type();
+        let (kind, data) = if ft.is_char_device() && meta.rdev() == 0 {
+            // An overlay whiteout: `.wh.NAME`, an empty regular file.
+            e.name = tar_whiteout_path(rel).into_os_string().into_vec();
+            (EntryType::Regular, None)
+        } else if ft.is_dir() {
+            e.name.push(b'/');
+            (EntryType::Directory, None)
+        } else if ft.is_symlink() {
+            let target = fs::read_link(abs).map_err(LayerError::io("read link", abs))?;
+            let field = &mut e.header.as_old_mut().linkname;
+            set_name_field(field, &mut e.pax, "linkpath", target.as_os_str().as_bytes());
+            (EntryType::Symlink, None)
+        } else if ft.is_file() {
+            return Ok(self.file_fields(e, meta));
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let rdev = meta.rdev();
+            let dev_err = LayerError::io("set device number of", abs);
+            let set = |h: &mut Header| {
+                h.set_device_major(rustix::fs::major(rdev))?;
+                h.set_device_minor(rustix::fs::minor(rdev))
+            };
+            set(&mut e.header).map_err(dev_err)?;
+            match ft.is_char_device() {
+                true => (EntryType::Char, None),
+                false => (EntryType::Block, None),
+            }
+        } else {
+            (EntryType::Fifo, None)
+        };
+        e.header.set_entry_type(kind);
+        e.header.set_size(0);
+        Ok(data)
+    }
+
+    /// A regular file: its data, or a hard link to the first path of its
+    /// inode in walk order.
+    fn file_fields(&mut self, e: &mut Pending, meta: &Metadata) -> Option<u64> {
+        let key = (meta.dev(), meta.ino());
+        let first = match meta.nlink() > 1 {
+            true => self.links.get(&key).cloned(),
+            false => None,
+        };
+        if let Some(first) = first {
+            e.header.set_entry_type(EntryType::Link);
+            e.header.set_size(0);
+            let field = &mut e.header.as_old_mut().linkname;
+            set_name_field(field, &mut e.pax, "linkpath", &first);
+            return None;
+        }
+        if meta.nlink() > 1 {
+            self.links.insert(key, e.name.clone());
+        }
+        e.header.set_entry_type(EntryType::Regular);
+        let size = meta.len();
+        if size > USTAR_SIZE_MAX {
+            e.pax.push(("size".into(), size.to_string().into_bytes()));
+            e.header.set_size(0);
+        } else {
+            e.header.set_size(size);
+        }
+        self.content_size += size;
+        Some(size)
     }
 
     fn file_data(&mut self, abs: &Path, size: u64) -> Result<(), LayerError> {

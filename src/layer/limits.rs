@@ -55,6 +55,25 @@ pub fn get() -> Limits {
     LIMITS.get().copied().unwrap_or_default()
 }
 
+/// A size as `--max-layer-size` takes it: bytes, or a number with a
+/// binary suffix (`k`, `m`, `g`, `t`; `512m`, `10G`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(['b', 'i']);
+    let (num, shift) = match digits.chars().last() {
+        Some('k') => (&digits[..digits.len() - 1], 10),
+        Some('m') => (&digits[..digits.len() - 1], 20),
+        Some('g') => (&digits[..digits.len() - 1], 30),
+        Some('t') => (&digits[..digits.len() - 1], 40),
+        _ => (digits, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("invalid size {text:?} (bytes, or a number with k, m, g or t)"))
+}
+
 /// Why a stream was stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum LimitError {
@@ -124,6 +143,17 @@ mod tests {
     fn drain(data: &[u8], input: u64, limits: Limits) -> io::Result<u64> {
         let count = Arc::new(AtomicU64::new(input));
         io::copy(&mut Capped::new(data, count, limits), &mut io::sink())
+    }
+
+    #[test]
+    fn size_table() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("10G"), Ok(10 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999t").is_err());
     }
 
     #[test]

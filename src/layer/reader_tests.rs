@@ -3,7 +3,7 @@
 //! tar complains, this reader must refuse.
 
 use super::*;
-use crate::layer::tarspec::{gnu_tar_list, tar, T};
+use crate::layer::tarspec::{gnu_tar_list, smuggling_tar, tar, T};
 
 /// (type char as `tar tv` prints it, name, size) of every member.
 fn ours(bytes: &[u8]) -> Result<Vec<(char, String, u64)>, TarError> {
@@ -44,19 +44,7 @@ fn hostile_pax_headers_read_as_gnu_tar_reads_them() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         // size=0 then size=1024: the last wins, so the fake header inside
         // the data is data, never a member.
-        (
-            "repeated size",
-            tar(&[
-                T::Pax(&[("size", "0"), ("size", "1024")]),
-                T::Raw {
-                    name: "carrier",
-                    flag: b'0',
-                    size: 0,
-                    data: &hidden[..1024],
-                },
-                T::File("after", b"x"),
-            ]),
-        ),
+        ("repeated size", smuggling_tar()),
         (
             "repeated path",
             tar(&[

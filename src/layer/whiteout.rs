@@ -68,6 +68,12 @@ pub fn is_opaque_xattr(name: &[u8], value: &[u8]) -> bool {
     (name == b"user.overlay.opaque" || name == b"trusted.overlay.opaque") && value == OPAQUE_VALUE
 }
 
+/// Whether the directory at `dir` carries strata's opaque marker.
+pub fn is_opaque_dir(dir: &std::path::Path) -> bool {
+    let mut value = [0u8; 4];
+    matches!(rustix::fs::lgetxattr(dir, OPAQUE_XATTR, &mut value), Ok(n) if value[..n] == *OPAQUE_VALUE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,6 +176,10 @@ impl Store {
     ) -> Result<(PreparedLayer, ApplyStats), StoreError> {
         let dir = staging.file("layer");
         fsutil::mkdirs(&dir)?;
+        let unpack_err = |source| StoreError::Unpack {
+            layer: expected.map_or_else(|| "tar".to_string(), |d| d.to_string()),
+            source,
+        };
         let (stats, blob_file) = if expected.is_some() {
             let blob_path = staging.file("blob");
             let f = File::create(&blob_path).map_err(io_err("create", &blob_path))?;
@@ -183,7 +187,7 @@ impl Store {
                 inner: input,
                 copy: io::BufWriter::new(f),
             };
-            let stats = apply(&mut tee, &dir)?;
+            let stats = apply(&mut tee, &dir).map_err(unpack_err)?;
             let f = tee
                 .copy
                 .into_inner()
@@ -191,7 +195,7 @@ impl Store {
             f.sync_all().map_err(io_err("fsync", &blob_path))?;
             (stats, Some(blob_path))
         } else {
-            (apply(input, &dir)?, None)
+            (apply(input, &dir).map_err(unpack_err)?, None)
         };
         let own = diff::diff_id(&dir)?;
         let (diff_id, regenerable) = match expected {

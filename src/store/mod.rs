@@ -127,6 +127,8 @@ pub enum StoreError {
     Invalid { what: String, reason: String },
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error("unpacking layer {layer}")]
+    Unpack { layer: String, source: LayerError },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 }
@@ -136,9 +138,11 @@ impl StoreError {
     pub fn is_no_space(&self) -> bool {
         let io = match self {
             StoreError::Io { source, .. } => source,
-            StoreError::Layer(LayerError::Io { source, .. } | LayerError::Tar { source, .. }) => {
-                source
-            }
+            StoreError::Layer(LayerError::Io { source, .. } | LayerError::Tar { source, .. })
+            | StoreError::Unpack {
+                source: LayerError::Io { source, .. } | LayerError::Tar { source, .. },
+                ..
+            } => source,
             _ => return false,
         };
         io.raw_os_error() == Some(libc::ENOSPC)
@@ -266,7 +270,10 @@ impl Store {
     }
 
     /// The layer directories of an image in overlay lowerdir order: the top
-    /// layer first.
+    /// layer first. A layer whose root is opaque (`.wh..wh..opq` at the top
+    /// of its tar) hides every layer below it, as the OCI rules say; the
+    /// kernel's overlay ignores an opaque lowerdir root while fuse-overlayfs
+    /// honours it, so the hidden layers are left out here, for every driver.
     pub fn lowerdirs(&self, id: &ImageId) -> Result<Vec<PathBuf>, StoreError> {
         let config = self.config(id)?;
         let mut dirs = Vec::with_capacity(config.rootfs.diff_ids.len());
@@ -277,7 +284,11 @@ impl Store {
                     diff_id: diff_id.clone(),
                 });
             }
+            let opaque = crate::layer::whiteout::is_opaque_dir(&dir);
             dirs.push(dir);
+            if opaque {
+                break;
+            }
         }
         Ok(dirs)
     }

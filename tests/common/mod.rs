@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod tarspec;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

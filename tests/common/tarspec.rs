@@ -161,3 +161,119 @@ fn parse_tv_line(line: &str) -> Option<(char, String, u64)> {
     let size = fields[2].parse().ok()?;
     Some((kind, name.to_string(), size))
 }
+
+/// `base` (a whole tar) with `items` appended before its end blocks.
+pub fn append(base: &[u8], items: &[T<'_>]) -> Vec<u8> {
+    let mut out = base.to_vec();
+    while out.len() >= BLOCK && out[out.len() - BLOCK..].iter().all(|&b| b == 0) {
+        out.truncate(out.len() - BLOCK);
+    }
+    for t in items {
+        push(&mut out, t);
+    }
+    out.extend_from_slice(&[0u8; 2 * BLOCK]);
+    out
+}
+
+/// The CVE-2025-62518 shape: PAX says `size` twice (0, then 1024; GNU
+/// tar takes the last), and the 1024 bytes of `carrier` hold a whole tar
+/// header for `pwn22_v2_fake`, which a reader taking the first value
+/// unpacks as a file. GNU tar lists `carrier` (1024 bytes), then `after`.
+pub fn smuggling_tar() -> Vec<u8> {
+    let hidden = tar(&[T::File("pwn22_v2_fake", b"smuggled")]);
+    tar(&[
+        T::Pax(&[("size", "0"), ("size", "1024")]),
+        T::Raw {
+            name: "carrier",
+            flag: b'0',
+            size: 0,
+            data: &hidden[..1024],
+        },
+        T::File("after", b"after"),
+    ])
+}
+
+/// Plain layer tars with their diff ids, as [`docker_archive`] takes them.
+pub fn plain_layers(layers: Vec<Vec<u8>>) -> Vec<(Vec<u8>, String)> {
+    layers
+        .into_iter()
+        .map(|l| {
+            let d = sha256_hex(&l);
+            (l, d)
+        })
+        .collect()
+}
+
+/// The hex sha256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A `docker save` archive at `out` of one image tagged `tag`, whose
+/// layers are `layers` (each a blob: plain or compressed) with the given
+/// uncompressed sha256 (the diff ids).
+pub fn docker_archive(out: &std::path::Path, tag: &str, layers: &[(Vec<u8>, String)]) {
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d)| format!("sha256:{d}")).collect();
+    let history: Vec<String> = diff_ids
+        .iter()
+        .map(|_| r#"{"created_by":"test"}"#.to_string())
+        .collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":{}}},"history":[{}]}}"#,
+        serde_json::to_string(&diff_ids).expect("json"),
+        history.join(",")
+    );
+    let config_name = format!("{}.json", sha256_hex(config.as_bytes()));
+    let names: Vec<String> = (0..layers.len()).map(|i| format!("l{i}.tar")).collect();
+    let manifest = format!(
+        r#"[{{"Config":"{config_name}","RepoTags":["{tag}"],"Layers":{}}}]"#,
+        serde_json::to_string(&names).expect("json")
+    );
+    let mut items = vec![T::File(&config_name, config.as_bytes())];
+    for (name, (blob, _)) in names.iter().zip(layers) {
+        items.push(T::File(name, blob));
+    }
+    items.push(T::File("manifest.json", manifest.as_bytes()));
+    std::fs::write(out, tar(&items)).expect("write archive");
+}
+
+/// A compressed tar holding one file of `size` zero bytes, built from many
+/// small gzip members (or zstd frames), which decoders read as one stream:
+/// a decompression bomb made in milliseconds. Returns (blob, diff id hex).
+pub fn bomb(zstd: bool, size: u64) -> (Vec<u8>, String) {
+    use sha2::Digest;
+    use std::io::Write;
+    const CHUNK: usize = 1 << 20;
+    let compress = |data: &[u8]| -> Vec<u8> {
+        match zstd {
+            true => zstd::stream::encode_all(data, 19).expect("zstd"),
+            false => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).expect("gzip");
+                e.finish().expect("gzip")
+            }
+        }
+    };
+    let head = header(b"bomb", b'0', size, b"", 0o644);
+    let zeros = vec![0u8; CHUNK];
+    let member = compress(&zeros);
+    let mut hash = sha2::Sha256::new();
+    let mut blob = compress(&head);
+    hash.update(head);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        match n == CHUNK {
+            true => blob.extend_from_slice(&member),
+            false => blob.extend_from_slice(&compress(&zeros[..n])),
+        }
+        hash.update(&zeros[..n]);
+        left -= n as u64;
+    }
+    let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+    let tail = vec![0u8; pad + 2 * BLOCK];
+    blob.extend_from_slice(&compress(&tail));
+    hash.update(&tail);
+    (blob, hex::encode(hash.finalize()))
+}

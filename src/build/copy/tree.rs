@@ -149,21 +149,28 @@ impl Tree {
     }
 
     /// Open the parent directory `path` of an archive entry as Docker's
-    /// unpacker does: one that exists, even as a dangling symlink, is used
-    /// as it is (and fails if it leads nowhere); a missing one is created.
+    /// unpacker does: missing directories are created, but a component
+    /// that exists and leads nowhere (a dangling symlink: `abs -> /etc`
+    /// with no `etc` under the root) fails, where COPY would follow it.
     pub(crate) fn open_parent(
         &mut self,
         path: &Path,
         owner: (u32, u32),
     ) -> Result<OwnedFd, CopyError> {
-        if let (Some(up), Some(name)) = (path.parent(), path.file_name()) {
-            let exists = self
-                .resolve(up, OFlags::PATH | OFlags::DIRECTORY)
-                .is_ok_and(|fd| rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok());
-            if exists {
-                return self
-                    .resolve(path, OFlags::PATH | OFlags::DIRECTORY)
-                    .map_err(self.err("open", path));
+        if self.is_dir(path) {
+            return self.open_dir(path, owner);
+        }
+        let mut sofar = PathBuf::from("/");
+        for c in path.components().skip(1) {
+            let up = match self.resolve(&sofar, OFlags::PATH | OFlags::DIRECTORY) {
+                Ok(fd) => fd,
+                Err(_) => break,
+            };
+            sofar.push(c);
+            let name = sofar.file_name().unwrap_or_default();
+            let exists = rustix::fs::statat(&up, name, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+            if exists && !self.is_dir(&sofar) {
+                return Err(self.err("open", &sofar)(Errno::NOENT));
             }
         }
         self.open_dir(path, owner)

@@ -1,0 +1,232 @@
+//! Hostile and odd layers through `load`, `import` and ADD, seen the way a
+//! user sees them: the tree a container gets, on every storage driver.
+//! Every archive here is written by `common::tarspec` from a readable
+//! description.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::tarspec::{
+    self, append, bomb, docker_archive, gnu_tar_list, plain_layers, smuggling_tar, tar, T,
+};
+use common::{busybox_tar, context, Strata};
+
+const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
+
+/// Load an image made of busybox and then `layers` (plain tars).
+fn load(s: &Strata, dir: &Path, tag: &str, layers: &[Vec<u8>]) {
+    let mut all = vec![fs::read(busybox_tar()).unwrap()];
+    all.extend(layers.iter().cloned());
+    let blobs = plain_layers(all);
+    let archive = dir.join(format!("{tag}.tar"));
+    docker_archive(&archive, &format!("{tag}:latest"), &blobs);
+    s.run(&["load", "-i", archive.to_str().unwrap()]).success();
+}
+
+/// What `sh -c script` prints in a container of `image` on `driver`.
+fn sh(s: &Strata, driver: &str, image: &str, script: &str) -> String {
+    s.run(&[
+        "--storage-driver",
+        driver,
+        "run",
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        script,
+    ])
+    .success()
+    .stdout
+}
+
+#[test]
+fn rootless_layer_repeated_pax_keys_read_as_gnu_tar_in_load_and_add() {
+    let evil = smuggling_tar();
+    let listed = gnu_tar_list(&evil).expect("GNU tar lists it");
+    let names: Vec<&str> = listed.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(names, ["carrier", "after"]);
+
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    load(&s, dir.path(), "smuggle", std::slice::from_ref(&evil));
+    let out = sh(
+        &s,
+        "overlay",
+        "smuggle",
+        "ls / | grep -c pwn22; wc -c < /carrier; cat /after",
+    );
+    assert_eq!(out, "0\n1024\nafter", "load");
+
+    let ctx = context(&[("Dockerfile", "FROM smuggle\nADD evil.tar /x/\n")]);
+    fs::write(ctx.path().join("evil.tar"), &evil).unwrap();
+    s.run(&["build", "-t", "added", ctx.path().to_str().unwrap()])
+        .success();
+    let out = sh(&s, "overlay", "added", "ls /x; wc -c < /x/carrier");
+    assert_eq!(out, "after\ncarrier\n1024\n", "ADD");
+}
+
+#[test]
+fn rootless_layer_whiteouts_give_one_tree_on_every_driver() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let lower = tar(&[
+        T::Dir("w/"),
+        T::File("w/keep", b"k"),
+        T::Dir("w/sd/"),
+        T::File("w/sd/g", b"deleted"),
+    ]);
+    // The whiteout hides the lower w/sd; what this layer puts there stays,
+    // whatever the order of the entries (OCI image spec).
+    let cases: [(&str, Vec<u8>); 3] = [
+        (
+            "whiteout-then-dir",
+            tar(&[
+                T::File("w/.wh.sd", b""),
+                T::Dir("w/sd/"),
+                T::File("w/sd/new", b"n"),
+            ]),
+        ),
+        (
+            "whiteout-then-file",
+            tar(&[T::File("w/.wh.sd", b""), T::File("w/sd/new", b"n")]),
+        ),
+        (
+            "file-then-whiteout",
+            tar(&[
+                T::Dir("w/sd/"),
+                T::File("w/sd/new", b"n"),
+                T::File("w/.wh.sd", b""),
+            ]),
+        ),
+    ];
+    for (name, upper) in &cases {
+        load(&s, dir.path(), name, &[lower.clone(), upper.clone()]);
+        for driver in DRIVERS {
+            let out = sh(&s, driver, name, "find /w | sort");
+            assert_eq!(out, "/w\n/w/keep\n/w/sd\n/w/sd/new\n", "{name} on {driver}");
+        }
+    }
+
+    // An opaque marker at a layer's root hides every layer below it.
+    let base = fs::read(busybox_tar()).unwrap();
+    let old = tar(&[T::Dir("old/"), T::File("old/f", b"old")]);
+    let top = append(&base, &[T::File(".wh..wh..opq", b""), T::File("new", b"n")]);
+    let blobs = plain_layers(vec![old, top]);
+    let archive = dir.path().join("opaque.tar");
+    docker_archive(&archive, "rootopaque:latest", &blobs);
+    s.run(&["load", "-i", archive.to_str().unwrap()]).success();
+    for driver in DRIVERS {
+        let out = sh(&s, driver, "rootopaque", "ls -d /old /new 2>&1; true");
+        assert_eq!(
+            out, "ls: /old: No such file or directory\n/new\n",
+            "root opaque on {driver}"
+        );
+    }
+}
+
+#[test]
+fn rootless_layer_hardlink_target_with_dotdot_inside_is_accepted() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layer = tar(&[
+        T::Dir("t/"),
+        T::File("t/tgt", b"target"),
+        T::Hard("link", "t/../t/tgt"),
+    ]);
+    load(&s, dir.path(), "hl", &[layer]);
+    let out = sh(&s, "overlay", "hl", "cat /link; stat -c %h /t/tgt");
+    assert_eq!(out, "target2\n");
+}
+
+/// Files and directories under the store's `tmp/`.
+fn staged(s: &Strata) -> Vec<String> {
+    match fs::read_dir(s.root.path().join("tmp")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn rootless_layer_bombs_stop_at_the_cap_through_load_and_add() {
+    let dir = tempfile::tempdir().unwrap();
+    for zstd in [false, true] {
+        let what = if zstd { "zstd" } else { "gzip" };
+        // 64 MiB inside a few KiB; the cap is 8 MiB.
+        let (blob, diff) = bomb(zstd, 64 << 20);
+        assert!(blob.len() < 200_000, "{what}: {}", blob.len());
+        let s = Strata::new();
+        let archive = dir.path().join(format!("{what}.tar"));
+        docker_archive(&archive, "bomb:latest", &[(blob.clone(), diff.clone())]);
+        let out = s
+            .cmd()
+            .env("STRATA_MAX_LAYER_SIZE", "8m")
+            .args(["load", "-i", archive.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let run = common::Run::of(out);
+        assert_eq!(run.code, Some(125), "{what}: {run:#?}");
+        assert!(
+            run.stderr.contains("exceeds 8388608 bytes") && run.stderr.contains(&diff),
+            "{what}: the error names the cap and the layer: {}",
+            run.stderr
+        );
+        assert_eq!(staged(&s), Vec::<String>::new(), "{what}: staging left");
+        s.run(&["system", "check"]).success();
+
+        // The same bytes ADDed in a build.
+        s.import_busybox("busybox");
+        let ctx = context(&[("Dockerfile", "FROM busybox\nADD bomb.tar.x /b/\n")]);
+        fs::write(ctx.path().join("bomb.tar.x"), &blob).unwrap();
+        let out = s
+            .cmd()
+            .env("STRATA_MAX_LAYER_SIZE", "8m")
+            .args(["build", "-t", "b", ctx.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let run = common::Run::of(out);
+        assert_ne!(run.code, Some(0), "{what}: {run:#?}");
+        assert!(
+            run.stderr.contains("exceeds 8388608 bytes") && run.stderr.contains("bomb.tar.x"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert_eq!(staged(&s), Vec::<String>::new(), "{what}: staging left");
+    }
+}
+
+#[test]
+fn rootless_layer_gzip_bomb_stops_at_the_default_ratio() {
+    // 320 MiB of zeros in about 320 KiB: over the default 100x once past
+    // the 256 MiB the ratio allows unchecked.
+    let (blob, diff) = bomb(false, 320 << 20);
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("bomb.tar");
+    docker_archive(&archive, "bomb:latest", &[(blob, diff)]);
+    let run = s.run(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(run.code, Some(125), "{run:#?}");
+    assert!(run.stderr.contains("decompression bomb"), "{}", run.stderr);
+    assert_eq!(staged(&s), Vec::<String>::new());
+}
+
+/// `tarspec` keeps its own helpers honest: what it writes, GNU tar reads.
+#[test]
+fn rootless_layer_fixtures_are_real_tars() {
+    let t = tar(&[T::Dir("d/"), T::File("d/f", b"x"), T::Sym("l", "d/f")]);
+    let list = gnu_tar_list(&t).unwrap();
+    assert_eq!(
+        list,
+        vec![
+            ('d', "d/".to_string(), 0),
+            ('-', "d/f".to_string(), 1),
+            ('l', "l".to_string(), 0)
+        ]
+    );
+    assert_eq!(tarspec::BLOCK, 512);
+}
