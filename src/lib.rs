@@ -8,6 +8,7 @@ pub mod build;
 pub mod cli;
 pub mod container;
 pub mod digest;
+pub mod fuzz;
 pub mod layer;
 pub mod log;
 pub mod reference;
