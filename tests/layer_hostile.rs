@@ -230,3 +230,31 @@ fn rootless_layer_fixtures_are_real_tars() {
     );
     assert_eq!(tarspec::BLOCK, 512);
 }
+
+#[test]
+fn rootless_layer_paths_resolve_through_an_earlier_layers_symlink() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Debian's own shape: var/run -> /run in one layer, a file under
+    // var/run in a later one, whose tar does not list var/run.
+    let links = tar(&[
+        T::Dir("var/"),
+        T::Sym("var/run", "/run"),
+        T::Dir("run/"),
+        T::Sym("up", "../../.."),
+    ]);
+    let later = tar(&[
+        T::File("var/run/x/f", b"pid\n"),
+        T::File("up/etc/f", b"in\n"),
+    ]);
+    load(&s, dir.path(), "links", &[links, later]);
+    for driver in DRIVERS {
+        let out = sh(
+            &s,
+            driver,
+            "links",
+            "cat /run/x/f /etc/f; readlink /var/run; ls /var",
+        );
+        assert_eq!(out, "pid\nin\n/run\nrun\n", "{driver}");
+    }
+}

@@ -42,6 +42,7 @@ use rustix::io::Errno;
 
 use super::compress::{with_decompressed, Compression, Hashed};
 use super::reader::{Entry, Kind, TarReader};
+use super::union::Union;
 use super::whiteout::{classify, is_overlay_xattr, TarName, OPAQUE_VALUE, OPAQUE_XATTR};
 use super::LayerError;
 use crate::digest::{DiffId, HashingReader};
@@ -65,10 +66,27 @@ pub struct ApplyStats {
     pub unmapped_owners: Vec<PathBuf>,
     /// xattrs the kernel refused (e.g. `trusted.*` in a user namespace).
     pub skipped_xattrs: Vec<(PathBuf, String)>,
+    /// Directories the tar implies without listing them: where a lower
+    /// layer's symlink may have been meant.
+    pub implied_dirs: Vec<Vec<u8>>,
 }
 
 /// Unpack `input` into `dir` (an existing, normally empty, directory).
 pub fn apply<R: Read + Send>(input: R, dir: &Path) -> Result<ApplyStats, LayerError> {
+    apply_over(input, dir, &[])
+}
+
+/// Unpack `input` into `dir` as the layer above `lowers` (layer
+/// directories, top first): a parent the tar implies resolves through the
+/// lower layers' symlinks (`var/run -> /run` below, `var/run/x/f` here
+/// lands in `run/x/f`), and a directory implied over a lower one takes its
+/// mode, owner and time, so the merged tree shows what a flat unpack onto
+/// the image would.
+pub fn apply_over<R: Read + Send>(
+    input: R,
+    dir: &Path,
+    lowers: &[PathBuf],
+) -> Result<ApplyStats, LayerError> {
     let mut blob = HashingReader::new(input);
     let root = rustix::fs::open(
         dir,
@@ -76,8 +94,18 @@ pub fn apply<R: Read + Send>(input: R, dir: &Path) -> Result<ApplyStats, LayerEr
         Mode::empty(),
     )
     .map_err(|e| LayerError::io("open layer directory", dir)(e.into()))?;
+    let union = match lowers.is_empty() {
+        true => None,
+        false => {
+            let open_err = |e: Errno| LayerError::io("open lower layers of", dir)(e.into());
+            let mut fds = vec![root.try_clone().map_err(LayerError::io("open", dir))?];
+            fds.extend(Union::open(lowers).map_err(open_err)?.into_fds());
+            Some(Union::new(fds))
+        }
+    };
     let mut unpacker = Unpacker {
         root,
+        union,
         dir_times: BTreeMap::new(),
         stats: Stats::default(),
     };
@@ -107,6 +135,7 @@ pub fn apply<R: Read + Send>(input: R, dir: &Path) -> Result<ApplyStats, LayerEr
         skipped_devices: stats.skipped_devices,
         unmapped_owners: stats.unmapped_owners,
         skipped_xattrs: stats.skipped_xattrs,
+        implied_dirs: stats.implied_dirs,
     })
 }
 
@@ -119,6 +148,7 @@ fn tar_err(entry: &str) -> impl FnOnce(io::Error) -> LayerError + '_ {
 
 #[derive(Default)]
 struct Stats {
+    implied_dirs: Vec<Vec<u8>>,
     content_size: u64,
     skipped_devices: Vec<PathBuf>,
     unmapped_owners: Vec<PathBuf>,
@@ -127,6 +157,9 @@ struct Stats {
 
 struct Unpacker {
     root: OwnedFd,
+    /// This layer over the layers below it, when they are given: paths
+    /// resolve through their symlinks.
+    union: Option<Union>,
     /// Directory (components joined by '/') -> mtime, applied at the end.
     dir_times: BTreeMap<Vec<u8>, i64>,
     stats: Stats,
@@ -208,6 +241,8 @@ impl Unpacker {
             reason,
         };
         let comps = clean_components(&e.path).map_err(unsafe_err)?;
+        let resolved = self.through_lowers(&comps, shown)?;
+        let comps: Vec<&[u8]> = resolved.iter().map(Vec::as_slice).collect();
         let Some((name, parents)) = comps.split_last() else {
             // The root itself ("./"): its metadata is not part of a layer.
             return Ok(());
@@ -235,6 +270,23 @@ impl Unpacker {
             TarName::Whiteout(target) => self.whiteout(&t, target.as_bytes(), e, owner),
             TarName::Plain => self.put(&t, e, data, owner),
         }
+    }
+
+    /// `comps` with its parents resolved through the lower layers, when
+    /// they are given and this layer alone does not resolve them.
+    fn through_lowers(&self, comps: &[&[u8]], shown: &str) -> Result<Vec<Vec<u8>>, LayerError> {
+        let owned = || comps.iter().map(|c| c.to_vec()).collect();
+        let (Some(union), Some((name, parents))) = (&self.union, comps.split_last()) else {
+            return Ok(owned());
+        };
+        if parents.is_empty() || self.resolve(parents, OFlags::PATH).is_ok() {
+            return Ok(owned());
+        }
+        let mut path = union
+            .resolve(parents)
+            .map_err(|e| LayerError::io("resolve parent directory of", shown)(e.into()))?;
+        path.push(name.to_vec());
+        Ok(path)
     }
 
     /// `.wh.NAME`: hide the lower layers' NAME, and nothing of this layer.
@@ -430,6 +482,7 @@ impl Unpacker {
             return Ok(());
         };
         let up = self.resolve(parents, OFlags::PATH)?;
+        let below = self.union.as_ref().and_then(|u| u.dir_stat(comps));
         let opaque = match rustix::fs::statat(&up, os(name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if is_whiteout(&st) || FileType::from_raw_mode(st.st_mode).is_file() => {
                 rustix::fs::unlinkat(&up, os(name), AtFlags::empty())?;
@@ -445,11 +498,26 @@ impl Unpacker {
             Err(e) => return Err(e),
         }
         let fd = open_child_dir(&up, name)?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(IMPLIED_DIR_MODE))?;
+        let mut mtime = 0;
+        match below {
+            Some(st) => {
+                let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+                match rustix::fs::fchown(&fd, Some(uid), Some(gid)) {
+                    // EINVAL: the lower directory's owner has no mapping
+                    // here; it was unpacked by another user namespace.
+                    Ok(()) | Err(Errno::INVAL) => {}
+                    Err(e) => return Err(e),
+                }
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+                mtime = st.st_mtime;
+            }
+            None => rustix::fs::fchmod(&fd, Mode::from_raw_mode(IMPLIED_DIR_MODE))?,
+        }
         if opaque {
             set_opaque(&fd)?;
         }
-        self.dir_times.entry(join(comps)).or_insert(0);
+        self.dir_times.entry(join(comps)).or_insert(mtime);
+        self.stats.implied_dirs.push(join(comps));
         Ok(())
     }
 

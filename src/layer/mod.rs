@@ -19,6 +19,7 @@ pub mod compress;
 pub mod diff;
 pub mod limits;
 pub mod reader;
+pub mod union;
 pub mod whiteout;
 
 #[cfg(test)]

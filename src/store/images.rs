@@ -128,6 +128,7 @@ impl Store {
                 what: "image config".into(),
                 reason: e.to_string(),
             })?;
+        let layers = self.settle_layers(layers)?;
         self.update_index(|lock, staging, index| {
             for layer in layers {
                 self.publish_layer(lock, staging, layer)?;

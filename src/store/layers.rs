@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::fsutil::{self, io_err, FileLock, Staging};
 use super::{Store, StoreError};
 use crate::digest::{DiffId, Digest, HashingReader};
-use crate::layer::apply::{apply, remove_tree, ApplyStats};
+use crate::layer::apply::{apply, apply_over, remove_tree, ApplyStats};
 use crate::layer::compress::{compress, tar_compressed, with_decompressed, Compression};
 use crate::layer::diff;
+use crate::layer::union::{Found, Union};
 
 /// A blob known to decompress to a layer's tar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,8 @@ pub struct PreparedLayer {
     dir: Option<PathBuf>,
     /// Staged blob files to keep, with their digests.
     blobs: Vec<(PathBuf, Digest)>,
+    /// Directories the tar implied (see [`ApplyStats::implied_dirs`]).
+    implied: Vec<Vec<u8>>,
 }
 
 impl PreparedLayer {
@@ -65,6 +68,25 @@ impl<R: Read> Read for Tee<R> {
         self.copy.write_all(&buf[..n])?;
         Ok(n)
     }
+}
+
+/// Whether a directory `layer` implied stands where `lowers` (top first)
+/// have a symlink.
+fn shadows_a_lower_symlink(layer: &PreparedLayer, lowers: &[PathBuf]) -> Result<bool, StoreError> {
+    if layer.implied.is_empty() {
+        return Ok(false);
+    }
+    let union = Union::open(lowers).map_err(|e| io_err("open", &lowers[0])(e.into()))?;
+    for dir in &layer.implied {
+        let comps: Vec<&[u8]> = dir.split(|&b| b == b'/').collect();
+        let found = union
+            .lookup(&comps)
+            .map_err(|e| io_err("read", &lowers[0])(e.into()))?;
+        if matches!(found, Found::Symlink { .. }) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl Store {
@@ -95,6 +117,7 @@ impl Store {
             record,
             dir: None,
             blobs: Vec::new(),
+            implied: Vec::new(),
         }))
     }
 
@@ -159,6 +182,7 @@ impl Store {
             },
             dir: Some(dir.to_path_buf()),
             blobs: Vec::new(),
+            implied: Vec::new(),
         })
     }
 
@@ -228,8 +252,60 @@ impl Store {
             },
             dir: Some(dir),
             blobs,
+            implied: stats.implied_dirs.clone(),
         };
         Ok((layer, stats))
+    }
+
+    /// Layers are unpacked on their own (in parallel, as they download), so
+    /// a parent directory a tar implies cannot see a symlink a lower layer
+    /// has there (`var/run -> /run`). Where one does, the layer is unpacked
+    /// again from its kept blob over the layers below it
+    /// ([`crate::layer::apply::apply_over`]), which resolves through them.
+    /// Rare: real tars list their parent directories. Such a layer's
+    /// directory depends on the layers under it; a second image sharing its
+    /// diff id over other layers reuses it as it is.
+    pub(crate) fn settle_layers(
+        &self,
+        mut layers: Vec<PreparedLayer>,
+    ) -> Result<Vec<PreparedLayer>, StoreError> {
+        for i in 1..layers.len() {
+            let lowers: Vec<PathBuf> = layers[..i]
+                .iter()
+                .rev()
+                .map(|l| self.prepared_dir(l))
+                .collect();
+            if !shadows_a_lower_symlink(&layers[i], &lowers)? {
+                continue;
+            }
+            let (Some(old), Some((blob, _))) = (layers[i].dir.clone(), layers[i].blobs.first())
+            else {
+                continue;
+            };
+            let new = old.with_extension("over");
+            fsutil::mkdirs(&new)?;
+            let f = File::open(blob).map_err(io_err("open", blob))?;
+            let layer = &mut layers[i];
+            let unpack_err = |source| StoreError::Unpack {
+                layer: layer.record.diff_id.to_string(),
+                source,
+            };
+            let stats = apply_over(BufReader::new(f), &new, &lowers).map_err(unpack_err)?;
+            remove_tree(&old).map_err(io_err("remove", &old))?;
+            let own = diff::diff_id(&new)?;
+            layer.record.regenerable = own.diff_id == stats.diff_id;
+            layer.record.size = own.content_size;
+            layer.dir = Some(new);
+            layer.implied = stats.implied_dirs;
+        }
+        Ok(layers)
+    }
+
+    fn prepared_dir(&self, layer: &PreparedLayer) -> PathBuf {
+        layer
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.layer_dir(&layer.record.diff_id))
     }
 
     /// Move a prepared layer into place and merge its record. Caller holds
