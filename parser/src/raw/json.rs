@@ -1,8 +1,10 @@
 //! JSON (exec) form: `["executable", "arg"]`.
 //!
-//! Docker's rule: text that parses as a JSON array of strings is exec form;
+//! Docker's rule: text that starts with a JSON array of strings is exec form;
 //! valid JSON whose elements are not all strings is an error; anything else
-//! (not JSON at all) is shell form. Known difference from Docker: arrays
+//! (not JSON at all) is shell form. BuildKit decodes the first JSON value with
+//! a stream decoder and never looks at what follows it, so
+//! `["echo", "hi"] # comment` is the exec form `echo hi`. Known difference from Docker: arrays
 //! nested more than serde_json's recursion limit (128) deep, and lone UTF-16
 //! surrogates in `\u` escapes, count as "not JSON" here (shell form) where Go
 //! would report an error or substitute U+FFFD.
@@ -26,7 +28,10 @@ pub(crate) fn parse_json_array(text: &str) -> JsonArray {
     if !text.starts_with('[') {
         return JsonArray::NotJson;
     }
-    let Ok(values) = serde_json::from_str::<Vec<Value>>(text) else {
+    // A stream reads the first value only, as Go's `json.Decoder.Decode`
+    // does: trailing text is never looked at.
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Vec<Value>>();
+    let Some(Ok(values)) = stream.next() else {
         return JsonArray::NotJson;
     };
     let mut out = Vec::with_capacity(values.len());
@@ -56,7 +61,13 @@ mod tests {
             ("[\"a\", [\"b\"]]", JsonArray::NotStrings),
             ("['a']", JsonArray::NotJson),
             ("[\"a\"", JsonArray::NotJson),
-            ("[\"a\"] x", JsonArray::NotJson),
+            // Trailing text after the array: exec form, as BuildKit
+            // (docker.io 20.10 builds `RUN ["echo", "x"] # c` as exec form).
+            ("[\"a\"] x", JsonArray::Strings(vec!["a".into()])),
+            ("[\"a\"] # c", JsonArray::Strings(vec!["a".into()])),
+            ("[\"a\"]]", JsonArray::Strings(vec!["a".into()])),
+            ("[\"a\"][1]", JsonArray::Strings(vec!["a".into()])),
+            ("[1] x", JsonArray::NotStrings),
             ("echo", JsonArray::NotJson),
         ];
         for (text, want) in cases {

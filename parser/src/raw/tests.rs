@@ -114,9 +114,21 @@ fn flags_and_forms() {
     assert_eq!(i.flags, ["--from=a", "--chown=u:g"]);
     assert_eq!(i.args, ["x y", "/d"]);
     assert!(i.json);
-    let i = first("RUN [\"a\", \"b\"] extra");
-    assert!(!i.json);
-    assert_eq!(i.args, ["[\"a\", \"b\"] extra"]);
+    // Text after the array is ignored: exec form, as Docker BuildKit
+    // (docker.io 20.10 runs `RUN ["echo", "run-exec"] # comment` as exec).
+    for text in [
+        "RUN [\"a\", \"b\"] extra",
+        "CMD [\"a\", \"b\"] # comment",
+        "ENTRYPOINT [\"a\", \"b\"]]",
+        "SHELL [\"a\", \"b\"] # c",
+    ] {
+        let i = first(text);
+        assert!(i.json, "{text}");
+        assert_eq!(i.args, ["a", "b"], "{text}");
+    }
+    let i = first("COPY [\"f\", \"/g\"] trailing");
+    assert!(i.json);
+    assert_eq!(i.args, ["f", "/g"]);
     assert_eq!(
         err("CMD [\"a\", 1]"),
         "1:1: CMD: when using JSON array syntax, arrays must be comprised of strings only"
