@@ -12,7 +12,8 @@
 //! be listed is remembered and is an error only if a COPY selects it.
 //!
 //! [`Context::select`] turns COPY sources into [`Source`]s: wildcards as Go's
-//! `filepath.Match` per path component, a symlink named as a source (or
+//! `filepath.Match` per path component (`**` is `*`; a wildcard matching
+//! nothing is no error), a symlink named as a source (or
 //! met on the way to one) resolved inside the context root as BuildKit does,
 //! `..` out of the context refused, `--exclude` patterns applied.
 //!
@@ -54,9 +55,6 @@ pub enum ContextError {
     NotADirectory { path: PathBuf },
     #[error("reading {path}: {cause}")]
     IgnoreFile { path: PathBuf, cause: IgnoreError },
-    /// A wildcard that matched nothing (Docker's wording).
-    #[error("no source files were specified")]
-    NoSourceFiles { pattern: String },
     /// A plain source that is not in the context (Docker's wording).
     #[error("file not found in build context or excluded by .dockerignore: stat {path}: file does not exist")]
     NotFound { path: String },
@@ -344,11 +342,8 @@ impl Context {
                 if found.is_empty() && self.resolve(Path::new(&rel), src)?.is_some() {
                     found.push(PathBuf::from(&rel));
                 }
-                if found.is_empty() {
-                    return Err(ContextError::NoSourceFiles {
-                        pattern: src.clone(),
-                    });
-                }
+                // A wildcard that matches nothing is no error: BuildKit
+                // copies what the other sources matched (or nothing).
                 found
             } else {
                 vec![PathBuf::from(if rel == "." { "" } else { rel.as_str() })]
@@ -387,37 +382,16 @@ impl Context {
     }
 
     /// Paths matching a wildcard source, component by component, sorted.
+    /// As Go's `filepath.Match`, `**` is no more than `*`: it matches within
+    /// one component, never across directories (BuildKit's COPY; only
+    /// `.dockerignore` reads `**` as any number of directories).
     /// Directories on the way are reached through symlinks as a plain
     /// source would be (`/lib/*.so` where `/lib -> usr/lib`); the paths
     /// returned are spelled as matched.
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, ContextError> {
         let mut named: Vec<PathBuf> = vec![PathBuf::new()];
-        let comps: Vec<&str> = pattern.split('/').collect();
-        for (i, &comp) in comps.iter().enumerate() {
+        for comp in pattern.split('/') {
             let mut next = Vec::new();
-            if comp == "**" {
-                // Any number of directories, none included (BuildKit's
-                // doublestar); last in the pattern, everything below.
-                let last = i + 1 == comps.len();
-                for n in &named {
-                    let Some(dir) = self.resolve(n, pattern)? else {
-                        continue;
-                    };
-                    next.push(n.clone());
-                    let below = self
-                        .entries
-                        .range(dir.clone()..)
-                        .take_while(|(p, _)| p.starts_with(&dir))
-                        .filter(|(p, e)| **p != dir && (last || e.kind == EntryKind::Dir));
-                    for (p, _) in below {
-                        if let Ok(rel) = p.strip_prefix(&dir) {
-                            next.push(n.join(rel));
-                        }
-                    }
-                }
-                named = next;
-                continue;
-            }
             if !dockerignore::has_meta(comp) {
                 next.extend(named.iter().map(|n| n.join(comp)));
                 named = next;
@@ -449,9 +423,7 @@ impl Context {
                 out.push(n);
             }
         }
-        // `**` can reach one path along several ways.
         out.sort();
-        out.dedup();
         Ok(out)
     }
 

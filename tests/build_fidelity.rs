@@ -1,0 +1,114 @@
+//! Build behaviours where strata follows Docker BuildKit. Every expected
+//! value below was taken from Docker BuildKit (Debian's docker.io 20.10.24,
+//! `DOCKER_BUILDKIT=1 docker build`) on the same Dockerfile and context,
+//! with a busybox base imported from scripts/busybox-rootfs.sh.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::path::Path;
+
+use common::{context, Run, Strata};
+
+/// A store with busybox imported as `busybox:local`.
+fn strata() -> Strata {
+    let s = Strata::new();
+    s.import_busybox("busybox:local");
+    s
+}
+
+fn build(s: &Strata, dir: &Path, tag: &str) -> Run {
+    s.run(&["build", "-t", tag, dir.to_str().unwrap()])
+}
+
+/// The stdout of `sh -c script` in a fresh container of `image`.
+fn sh(s: &Strata, image: &str, script: &str) -> String {
+    s.run(&["run", "--rm", image, "sh", "-c", script])
+        .success()
+        .stdout
+}
+
+fn config(s: &Strata, image: &str) -> serde_json::Value {
+    let out = s.run(&["inspect", image]).success().stdout;
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["Config"].clone()
+}
+
+#[test]
+fn rootless_fidelity_json_array_followed_by_text_is_exec_form() {
+    let s = strata();
+    let dir = context(&[
+        ("f", "hi\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:local
+SHELL [\"/bin/sh\", \"-c\"] # a comment
+RUN [\"sh\", \"-c\", \"echo x > /x\"]]
+COPY [\"f\", \"/g\"] trailing
+ENTRYPOINT [\"echo\", \"ep\"] extra
+CMD [\"echo\",\"hi\"] # comment
+",
+        ),
+    ]);
+    build(&s, dir.path(), "json").success();
+    let c = config(&s, "json");
+    // Docker: "Cmd":["echo","hi"], "Entrypoint":["echo","ep"],
+    // "Shell":["/bin/sh","-c"]; /x and /g exist.
+    assert_eq!(c["Cmd"], serde_json::json!(["echo", "hi"]));
+    assert_eq!(c["Entrypoint"], serde_json::json!(["echo", "ep"]));
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-c"]));
+    let out = s.run(&["run", "--rm", "--entrypoint", "cat", "json", "/x", "/g"]);
+    assert_eq!(out.success().stdout, "x\nhi\n");
+}
+
+#[test]
+fn rootless_fidelity_wildcards_are_filepath_match_and_may_match_nothing() {
+    let s = strata();
+    let dir = context(&[
+        ("x/a.txt", "a\n"),
+        ("x/y/b.txt", "b\n"),
+        ("x/y/z/c.txt", "c\n"),
+        ("w/d.txt", "d\n"),
+        ("top.txt", "t\n"),
+        ("file-a.txt", "fa\n"),
+        ("subdir/s.txt", "s\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:local
+COPY **/*.txt /g1/
+COPY x/**/c.txt /g2/
+COPY x/** /g3/
+COPY file-a.txt missing* subdir/ /dst/
+COPY missing* /none/
+COPY missing* /none2
+COPY m1* m2?.txt /none3/
+ADD missing* /none4/
+COPY --from=busybox:local /nothere* /none5/
+",
+        ),
+    ]);
+    build(&s, dir.path(), "globs").success();
+    let found = sh(&s, "globs", "find /g1 /g2 /g3 /dst /none* 2>&1 | sort");
+    // Docker's `find` output for the same image.
+    let docker = "/dst
+/dst/file-a.txt
+/dst/s.txt
+/g1
+/g1/a.txt
+/g1/d.txt
+/g1/s.txt
+/g3
+/g3/a.txt
+/g3/b.txt
+/g3/z
+/g3/z/c.txt
+find: /g2: No such file or directory
+find: /none*: No such file or directory
+";
+    assert_eq!(found, docker);
+
+    // A plain name that is not there still fails.
+    let bad = context(&[("Dockerfile", "FROM busybox:local\nCOPY missing /d/\n")]);
+    let run = build(&s, bad.path(), "bad");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("missing"), "{}", run.stderr);
+}
