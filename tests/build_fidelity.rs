@@ -112,3 +112,44 @@ find: /none*: No such file or directory
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.contains("missing"), "{}", run.stderr);
 }
+
+#[test]
+fn rootless_fidelity_chown_empty_parts_are_zero() {
+    let s = strata();
+    let dir = context(&[
+        ("f", "x\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:local AS src
+RUN echo y > /y && chown 5:6 /y
+FROM busybox:local
+RUN echo 'bob:x:1500:1600::/home/bob:/bin/sh' >> /etc/passwd && echo 'grp:x:1700:' >> /etc/group
+COPY --chown=: f /c1
+COPY --chown=1234: f /c2
+COPY --chown=:5 f /c3
+COPY --chown=$U:$G f /c4
+COPY --chown=bob: f /c5
+COPY --chown=bob f /c6
+COPY --chown=:grp f /c7
+COPY --chown=1500 f /c8
+COPY --from=src --chown=$U /y /e1
+COPY --from=src --chown=: /y /e2
+",
+        ),
+    ]);
+    build(&s, dir.path(), "chown").success();
+    let got = sh(&s, "chown", "stat -c '%n %u:%g' /c* /e1 /e2");
+    // Docker's `stat` output for the same image.
+    let docker = "/c1 0:0
+/c2 1234:0
+/c3 0:5
+/c4 0:0
+/c5 1500:0
+/c6 1500:1600
+/c7 0:1700
+/c8 1500:1500
+/e1 5:6
+/e2 0:0
+";
+    assert_eq!(got, docker);
+}

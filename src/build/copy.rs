@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 use super::context::digest::{KnownSum, KnownSums};
 use super::context::{Context, ContextError, Entry, EntryKind, Source};
 use crate::digest::HashingReader;
+use crate::sandbox::user::{self, UserError};
+use strata_parser::instructions::UserGroup;
 use tree::{Meta, Tree};
 
 pub use archive::add_sources;
@@ -109,6 +111,39 @@ impl CopyError {
         let path = path.into();
         move |cause| CopyError::Io { op, path, cause }
     }
+}
+
+/// `--chown=user[:group]` as ids, BuildKit's way (checked with docker.io
+/// 20.10): an empty part is 0 (`:` is 0:0, `1234:` is 1234:0); a numeric
+/// user with no group takes its own number as gid, a named one its
+/// /etc/passwd group; names are looked up in the image's files (`passwd`,
+/// `groups`: their text, empty when missing). An empty spec (`--chown=$U`
+/// with `U` unset) is no `--chown` at all: `None`, owners kept.
+pub(crate) fn chown_ids(
+    ug: &UserGroup,
+    passwd: &str,
+    groups: &str,
+) -> Result<Option<(u32, u32)>, UserError> {
+    if ug.user.is_empty() && ug.group.is_none() {
+        return Ok(None);
+    }
+    let (uid, user_gid) = match ug.user.parse::<u32>() {
+        _ if ug.user.is_empty() => (0, 0),
+        Ok(n) => (n, n),
+        Err(_) => {
+            let found = user::resolve(&ug.user, passwd, groups)?;
+            (found.uid, found.gid)
+        }
+    };
+    let gid = match ug.group.as_deref() {
+        None => user_gid,
+        Some("") => 0,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => user::resolve(&format!("0:{g}"), passwd, groups)?.gid,
+        },
+    };
+    Ok(Some((uid, gid)))
 }
 
 /// Is `dest` (as written in the Dockerfile) a directory by its spelling?

@@ -516,3 +516,42 @@ fn sums_taken_while_copying_make_the_key_without_reading_again() {
     let without = crate::build::context::digest_sources(&ctx, &sel, &opts, None).expect("digest");
     assert_ne!(without, expected, "the test must see the rewrite");
 }
+
+/// Expected ids taken from Docker BuildKit (docker.io 20.10), with bob as
+/// `bob:x:1500:1600` and `grp:x:1700` added to busybox's files.
+#[test]
+fn chown_ids_as_buildkit() {
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nbob:x:1500:1600::/home/bob:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+    let groups = "root:x:0:\ngrp:x:1700:\n";
+    let cases = [
+        (":", Some((0, 0))),
+        ("1234:", Some((1234, 0))),
+        (":5", Some((0, 5))),
+        ("bob:", Some((1500, 0))),
+        ("bob", Some((1500, 1600))),
+        (":grp", Some((0, 1700))),
+        ("1234", Some((1234, 1234))),
+        ("1500", Some((1500, 1500))),
+        ("nobody", Some((65534, 65534))),
+        ("bob:grp", Some((1500, 1700))),
+        ("1500:grp", Some((1500, 1700))),
+        // `--chown=$U` with U unset: no --chown, owners kept.
+        ("", None),
+    ];
+    let parse = |spec: &str| match spec.split_once(':') {
+        Some((u, g)) => UserGroup {
+            user: u.into(),
+            group: Some(g.into()),
+        },
+        None => UserGroup {
+            user: spec.into(),
+            group: None,
+        },
+    };
+    for (spec, want) in cases {
+        assert_eq!(chown_ids(&parse(spec), passwd, groups), Ok(want), "{spec:?}");
+    }
+    for bad in ["alice", "bob:nogroup"] {
+        assert!(chown_ids(&parse(bad), passwd, groups).is_err(), "{bad}");
+    }
+}

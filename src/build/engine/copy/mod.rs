@@ -305,7 +305,7 @@ fn write_groups(
 ) -> Result<Vec<CopyStats>, StepFailure> {
     let root = dest.mount()?;
     let chown = match &job.fc.chown {
-        Some(ug) => Some(resolve_chown(root.path(), ug)?),
+        Some(ug) => resolve_chown(root.path(), ug)?,
         None => None,
     };
     let options = CopyOptions {
@@ -324,35 +324,14 @@ fn write_groups(
     Ok(all)
 }
 
-/// `--chown=user[:group]` to ids, names looked up in the image; a user
-/// with no group takes the same number as its gid (Docker's rule).
-fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<(u32, u32), StepFailure> {
-    let failed = |source| StepFailure::Chown {
-        spec: ug.to_string(),
-        source,
-    };
+/// `--chown` to ids, names looked up in the image.
+fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<Option<(u32, u32)>, StepFailure> {
     let passwd = read_in_root(root, "/etc/passwd");
     let groups = read_in_root(root, "/etc/group");
-    let uid = match ug.user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => {
-            crate::sandbox::user::resolve(&ug.user, &passwd, &groups)
-                .map_err(failed)?
-                .uid
-        }
-    };
-    let gid = match &ug.group {
-        None => uid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => {
-                crate::sandbox::user::resolve(&format!("0:{g}"), &passwd, &groups)
-                    .map_err(failed)?
-                    .gid
-            }
-        },
-    };
-    Ok((uid, gid))
+    write::chown_ids(ug, &passwd, &groups).map_err(|source| StepFailure::Chown {
+        spec: ug.to_string(),
+        source,
+    })
 }
 
 /// Reads a file of the image through the mounted rootfs without leaving it
