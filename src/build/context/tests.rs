@@ -269,7 +269,10 @@ fn wildcards_match_like_filepath_match() {
         let got = ctx.select(&sources, &[]).expect("select");
         got.iter().map(|s| s.path.display().to_string()).collect()
     };
-    assert_eq!(select(&["**/*.txt"]), ["subdir/s.txt", "w/d.txt", "x/a.txt"]);
+    assert_eq!(
+        select(&["**/*.txt"]),
+        ["subdir/s.txt", "w/d.txt", "x/a.txt"]
+    );
     assert!(select(&["x/**/c.txt"]).is_empty());
     assert_eq!(select(&["x/**"]), select(&["x/*"]));
     assert_eq!(select(&["x/**"]), ["x/a.txt", "x/y"]);

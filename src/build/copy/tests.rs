@@ -549,7 +549,11 @@ fn chown_ids_as_buildkit() {
         },
     };
     for (spec, want) in cases {
-        assert_eq!(chown_ids(&parse(spec), passwd, groups), Ok(want), "{spec:?}");
+        assert_eq!(
+            chown_ids(&parse(spec), passwd, groups),
+            Ok(want),
+            "{spec:?}"
+        );
     }
     for bad in ["alice", "bob:nogroup"] {
         assert!(chown_ids(&parse(bad), passwd, groups).is_err(), "{bad}");
