@@ -258,3 +258,129 @@ fn rootless_layer_paths_resolve_through_an_earlier_layers_symlink() {
         assert_eq!(out, "pid\nin\n/run\nrun\n", "{driver}");
     }
 }
+
+/// Checklist 18 (and 20, 21): the containers/storage breakout matrix
+/// through `load` and through ADD: the victim never changes.
+#[test]
+fn rootless_layer_breakout_matrix_through_load_and_add() {
+    use common::tarspec::{assert_victim_intact, breakout_matrix, make_victim};
+    let work = tempfile::tempdir().unwrap();
+    let victim = make_victim(work.path());
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    for (i, (case, layer)) in breakout_matrix(victim.to_str().unwrap())
+        .into_iter()
+        .enumerate()
+    {
+        let archive = work.path().join("case.tar");
+        docker_archive(
+            &archive,
+            &format!("case{i}:latest"),
+            &plain_layers(vec![layer.clone()]),
+        );
+        let run = s.run(&["load", "-i", archive.to_str().unwrap()]);
+        assert_victim_intact(&victim, case);
+        assert!(
+            run.code == Some(0) || run.code == Some(125),
+            "{case}: {run:#?}"
+        );
+
+        let ctx = context(&[("Dockerfile", "FROM busybox\nADD case.tar /x/\n")]);
+        fs::write(ctx.path().join("case.tar"), &layer).unwrap();
+        let run = s.run(&["build", "-t", "added", ctx.path().to_str().unwrap()]);
+        assert_victim_intact(&victim, case);
+        assert!(!run.stderr.contains("panicked"), "{case}: {run:#?}");
+    }
+    let names: Vec<_> = fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "something appeared next to the victim: {names:?}"
+    );
+}
+
+/// Checklist 28 (and 27's truncated stream): garbage and cut streams
+/// through every compression fail with a reading error, and leave no
+/// partial layer behind.
+#[test]
+fn rootless_layer_garbage_blobs_fail_cleanly_in_every_compression() {
+    use std::io::Write;
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let good = tar(&[T::File("f", &garbage)]);
+    let gz = |d: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(d).unwrap();
+        e.finish().unwrap()
+    };
+    let zst = |d: &[u8]| zstd::stream::encode_all(d, 3).unwrap();
+    let bz = |d: &[u8]| {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(d).unwrap();
+        e.finish().unwrap()
+    };
+    let xz = |d: &[u8]| {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut &d[..], &mut out).unwrap();
+        out
+    };
+    let mut cases: Vec<(String, Vec<u8>)> = vec![("plain garbage".into(), garbage.clone())];
+    for (name, f) in [
+        ("gzip", &gz as &dyn Fn(&[u8]) -> Vec<u8>),
+        ("zstd", &zst),
+        ("bzip2", &bz),
+        ("xz", &xz),
+    ] {
+        cases.push((format!("{name} of garbage"), f(&garbage)));
+        let whole = f(&good);
+        cases.push((
+            format!("{name} cut short"),
+            whole[..whole.len() / 2].to_vec(),
+        ));
+    }
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (case, blob) in cases {
+        let archive = dir.path().join("g.tar");
+        let diff = common::tarspec::sha256_hex(&good);
+        docker_archive(&archive, "garbage:latest", &[(blob, diff)]);
+        let run = s.run(&["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(run.code, Some(125), "{case}: {run:#?}");
+        let said = ["corrupt", "truncated", "checksum", "end of", "not a tar"];
+        assert!(
+            said.iter().any(|w| run.stderr.contains(w)),
+            "{case}: {}",
+            run.stderr
+        );
+        assert_eq!(staged(&s), Vec::<String>::new(), "{case}: staging left");
+        let layers = fs::read_dir(s.root.path().join("layers")).unwrap().count();
+        assert_eq!(layers, 0, "{case}: a layer was kept");
+    }
+}
+
+/// Checklist 26 (BuildKit testSymlinkDestination): a destination that is a
+/// symlink with `..` in the image is followed inside the image.
+#[test]
+fn rootless_layer_copy_to_a_symlink_with_dotdot_lands_inside() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layer = tar(&[T::Dir("tmp/dest/"), T::Sym("symlink", "../tmp/dest")]);
+    load(&s, dir.path(), "linked", &[layer]);
+    let ctx = context(&[
+        ("Dockerfile", "FROM linked\nCOPY foo /symlink/\n"),
+        ("foo", "f\n"),
+    ]);
+    s.run(&["build", "-t", "copied", ctx.path().to_str().unwrap()])
+        .success();
+    let out = sh(
+        &s,
+        "overlay",
+        "copied",
+        "cat /tmp/dest/foo; readlink /symlink",
+    );
+    assert_eq!(out, "f\n../tmp/dest\n");
+}

@@ -422,3 +422,154 @@ fn clean_components_table() {
         );
     }
 }
+
+/// Checklist 18 to 21: the containers/storage breakout matrix, unpacked
+/// next to the victim (so the relative cases aim at it).
+#[test]
+fn breakout_matrix_leaves_the_victim_intact() {
+    use crate::layer::tarspec::{assert_victim_intact, breakout_matrix, make_victim};
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = make_victim(tmp.path());
+    for (case, tar) in breakout_matrix(victim.to_str().unwrap()) {
+        let dest = tmp.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        let result = apply(&tar[..], &dest);
+        assert_victim_intact(&victim, case);
+        let mut names: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dest", "victim"], "{case}: {result:?}");
+        remove_tree(&dest).unwrap();
+    }
+}
+
+/// Checklist 19, 21, 23 and 26: root entries as symlinks, `symlink -> ..`
+/// chains, whiteouts in every order with an opaque marker, and the odd but
+/// legitimate shapes real images have.
+#[test]
+fn root_entries_whiteout_orders_and_odd_shapes() {
+    let f = fixture();
+    let outer = f.outer.to_str().unwrap().to_string();
+    let t = |items: &[crate::layer::tarspec::T<'_>]| crate::layer::tarspec::tar(items);
+    use crate::layer::tarspec::T;
+    // 19: "./" or "/." as a symlink to a host dir: the root stays a dir.
+    for root in ["./", "/.", "."] {
+        apply(
+            &t(&[T::Sym(root, &outer), T::File("x", b"in")])[..],
+            &f.layer,
+        )
+        .unwrap();
+        assert!(fs::symlink_metadata(&f.layer).unwrap().is_dir(), "{root}");
+        assert_eq!(fs::read_to_string(f.layer.join("x")).unwrap(), "in");
+        f.assert_contained();
+        remove_tree(&f.layer).unwrap();
+        fs::create_dir(&f.layer).unwrap();
+    }
+    // 21: symlink -> .. then symlink/exploit/foo/bar: made inside.
+    apply(
+        &t(&[
+            T::Sym("symlink", ".."),
+            T::File("symlink/exploit/foo/bar", b"b"),
+        ])[..],
+        &f.layer,
+    )
+    .unwrap();
+    assert!(f.layer.join("exploit/foo/bar").is_file());
+    f.assert_contained();
+    // 23: `.wh...` is refused; opaque and plain whiteouts in all orders.
+    assert!(apply(&t(&[T::File(".wh...", b"")])[..], &f.layer).is_err());
+    let orders: [&[T<'_>]; 3] = [
+        &[
+            T::File("o/.wh..wh..opq", b""),
+            T::File("o/.wh.gone", b""),
+            T::File("o/kept", b"k"),
+        ],
+        &[
+            T::File("o/kept", b"k"),
+            T::File("o/.wh.gone", b""),
+            T::File("o/.wh..wh..opq", b""),
+        ],
+        &[
+            T::File("o/.wh.gone", b""),
+            T::File("o/kept", b"k"),
+            T::File("o/.wh..wh..opq", b""),
+        ],
+    ];
+    for items in orders {
+        let dir = f.outer.join("orders");
+        fs::create_dir(&dir).unwrap();
+        apply(&t(items)[..], &dir).unwrap();
+        assert!(crate::layer::whiteout::is_opaque_dir(&dir.join("o")));
+        assert_eq!(fs::read_to_string(dir.join("o/kept")).unwrap(), "k");
+        let gone = fs::symlink_metadata(dir.join("o/gone")).unwrap();
+        assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
+        remove_tree(&dir).unwrap();
+    }
+    // 26: a link with more `..` than depth, `bin/sh -> dash` written three
+    // times, a file named `..gitme`, a file under a non-directory parent.
+    remove_tree(&f.layer).unwrap();
+    fs::create_dir(&f.layer).unwrap();
+    let dir = f.layer.clone();
+    apply(
+        &t(&[
+            T::Sym("etc/ssl/cacerts", "../../../../../../../etc/pki/cacerts"),
+            T::Sym("bin/sh", "dash"),
+            T::Sym("bin/sh", "dash"),
+            T::Sym("bin/sh", "bash"),
+            T::File("..gitme", b"g"),
+            T::File("plain", b"p"),
+            T::File("plain/under", b"u"),
+        ])[..],
+        &dir,
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_link(dir.join("bin/sh")).unwrap(),
+        Path::new("bash")
+    );
+    assert_eq!(fs::read_to_string(dir.join("..gitme")).unwrap(), "g");
+    assert_eq!(fs::read_to_string(dir.join("plain/under")).unwrap(), "u");
+    f.assert_contained();
+}
+
+/// Checklist 24: overlay xattrs from a tar are dropped, other ones (a file
+/// capability included) are set or, where the kernel refuses, listed.
+#[test]
+fn overlay_xattrs_dropped_capabilities_kept_or_listed() {
+    use crate::layer::tarspec::{tar, T};
+    let f = fixture();
+    let layer = tar(&[
+        T::Pax(&[
+            ("SCHILY.xattr.user.overlay.opaque", "y"),
+            ("SCHILY.xattr.user.overlay.redirect", "/etc"),
+            ("SCHILY.xattr.trusted.overlay.opaque", "y"),
+            // VFS_CAP_REVISION_2, cap_net_bind_service permitted.
+            (
+                "SCHILY.xattr.security.capability",
+                "\u{1}\0\0\u{2}\0\u{4}\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            ),
+            ("SCHILY.xattr.user.keep", "v"),
+        ]),
+        T::Dir("d/"),
+    ]);
+    let stats = apply(&layer[..], &f.layer).unwrap();
+    let set = read_xattrs(&f.layer.join("d")).unwrap();
+    let names: Vec<_> = set
+        .iter()
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("overlay")), "{names:?}");
+    assert!(names.contains(&"user.keep".to_string()), "{names:?}");
+    let skipped: Vec<_> = stats
+        .skipped_xattrs
+        .iter()
+        .map(|(_, n)| n.as_str())
+        .collect();
+    assert!(
+        names.contains(&"security.capability".to_string())
+            || skipped.contains(&"security.capability"),
+        "{names:?} {skipped:?}"
+    );
+}

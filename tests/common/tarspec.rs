@@ -277,3 +277,151 @@ pub fn bomb(zstd: bool, size: u64) -> (Vec<u8>, String) {
     hash.update(&tail);
     (blob, hex::encode(hash.finalize()))
 }
+
+/// The containers/storage (and Docker pkg/archive) breakout matrix, as
+/// layer tars: each tries to read, write, chmod or remove the directory
+/// `victim` (an absolute host path holding `hello`) or its file, by `..`,
+/// absolute names, hard links, symlinks and chains of them. Unpacked
+/// anywhere, every one must leave the victim as it was (testBreakout).
+/// The relative cases (`../victim`) assume the victim sits next to the
+/// unpacking directory, as in those tests; a store's layer directory is
+/// deeper, which the absolute cases cover.
+pub fn breakout_matrix(victim: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let hello = format!("{victim}/hello");
+    let through_root = format!("r{hello}");
+    vec![
+        ("file ../victim", tar(&[T::File("../victim/dotdot", b"x")])),
+        (
+            "file /../victim",
+            tar(&[T::File("/../victim/slash-dotdot", b"x")]),
+        ),
+        (
+            "hardlink ../victim/hello",
+            tar(&[T::Hard("dotdot", "../victim/hello")]),
+        ),
+        (
+            "hardlink /../victim/hello",
+            tar(&[T::Hard("slash-dotdot", "/../victim/hello")]),
+        ),
+        ("hardlink to the host file", tar(&[T::Hard("h", &hello)])),
+        (
+            "hardlink loophole, then symlink through it",
+            tar(&[
+                T::Hard("loophole-victim", "../victim"),
+                T::Sym("symlink", "loophole-victim/hello"),
+            ]),
+        ),
+        (
+            "hardlink loophole, then hardlink through it",
+            tar(&[
+                T::Hard("loophole-victim", "../victim"),
+                T::Hard("hardlink", "loophole-victim/hello"),
+            ]),
+        ),
+        (
+            "hardlink loophole, then replace it",
+            tar(&[
+                T::Hard("loophole-victim", "../victim"),
+                T::Mode("loophole-victim", 0o755, b"x"),
+            ]),
+        ),
+        (
+            "symlink ../victim/hello",
+            tar(&[T::Sym("dotdot", "../victim/hello"), T::File("dotdot", b"x")]),
+        ),
+        (
+            "symlink /../victim/hello",
+            tar(&[
+                T::Sym("slash-dotdot", "/../victim/hello"),
+                T::File("slash-dotdot", b"x"),
+            ]),
+        ),
+        (
+            "symlink loophole, then hardlink through it",
+            tar(&[
+                T::Sym("loophole-victim", "../victim"),
+                T::Hard("symlink", "loophole-victim/hello"),
+            ]),
+        ),
+        (
+            "symlink loophole, then symlink through it",
+            tar(&[
+                T::Sym("loophole-victim", "../victim"),
+                T::Sym("symlink", "loophole-victim/hello"),
+                T::File("symlink", b"x"),
+            ]),
+        ),
+        (
+            "symlink loophole, then replace it",
+            tar(&[
+                T::Sym("loophole-victim", "../victim"),
+                T::Mode("loophole-victim", 0o755, b"x"),
+            ]),
+        ),
+        (
+            "symlink to the host dir, write through it",
+            tar(&[
+                T::Sym("loophole", victim),
+                T::File("loophole/hello", b"pwned"),
+                T::File("loophole/new", b"x"),
+            ]),
+        ),
+        (
+            "symlink to the host dir, then a dir 0777 over it",
+            tar(&[T::Sym("d", victim), T::Dir("d/")]),
+        ),
+        (
+            "symlink to the host file, then a file 04777 over it",
+            tar(&[T::Sym("f", &hello), T::Mode("f", 0o4777, b"x")]),
+        ),
+        (
+            "dir/loophole -> ../../victim, then dir/loophole/newdir/newfile",
+            tar(&[
+                T::Dir("dir/"),
+                T::Sym("dir/loophole", "../../victim"),
+                T::File("dir/loophole/newdir/newfile", b"x"),
+            ]),
+        ),
+        (
+            "symlink to /, then the host path through it",
+            tar(&[T::Sym("r", "/"), T::File(&through_root, b"pwned")]),
+        ),
+    ]
+}
+
+/// A victim directory for [`breakout_matrix`]: `<parent>/victim/hello`
+/// ("hello", 0644), the directory 0755. Returns its path.
+pub fn make_victim(parent: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let victim = parent.join("victim");
+    std::fs::create_dir(&victim).expect("victim");
+    std::fs::write(victim.join("hello"), "hello").expect("hello");
+    std::fs::set_permissions(victim.join("hello"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    victim
+}
+
+/// testBreakout's check: the victim is exactly as [`make_victim`] left it.
+pub fn assert_victim_intact(victim: &std::path::Path, case: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let names: Vec<_> = std::fs::read_dir(victim)
+        .expect("victim")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["hello"], "{case}: the victim directory changed");
+    let hello = victim.join("hello");
+    assert_eq!(
+        std::fs::read_to_string(&hello).expect("hello"),
+        "hello",
+        "{case}"
+    );
+    let m = std::fs::symlink_metadata(&hello).expect("hello");
+    assert_eq!(
+        (m.mode() & 0o7777, m.nlink()),
+        (0o644, 1),
+        "{case}: hello's mode or links"
+    );
+    let d = std::fs::metadata(victim).expect("victim");
+    assert_eq!(d.mode() & 0o7777, 0o755, "{case}: the victim's mode");
+}
