@@ -384,3 +384,43 @@ fn rootless_layer_copy_to_a_symlink_with_dotdot_lands_inside() {
     );
     assert_eq!(out, "f\n../tmp/dest\n");
 }
+
+/// Overlay xattr records in a pulled layer steer nothing here (dropped on
+/// unpack: the directory is not made opaque), and `save` writes the layer
+/// as the bytes it came in, records included: its diff id, and so the
+/// image id, names those bytes (Docker keeps them too, through tar-split).
+#[test]
+fn rootless_layer_overlay_xattr_records_are_dropped_on_unpack_and_kept_by_save() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let lower = tar(&[T::Dir("d/"), T::File("d/lower", b"l")]);
+    let upper = tar(&[
+        T::Pax(&[
+            ("SCHILY.xattr.trusted.overlay.opaque", "y"),
+            ("SCHILY.xattr.user.overlay.opaque", "y"),
+        ]),
+        T::Dir("d/"),
+        T::File("d/upper", b"u"),
+    ]);
+    load(&s, dir.path(), "xattrs", &[lower, upper.clone()]);
+    for driver in DRIVERS {
+        assert_eq!(
+            sh(&s, driver, "xattrs", "ls /d"),
+            "lower\nupper\n",
+            "{driver}"
+        );
+    }
+    let out = dir.path().join("saved.tar");
+    s.run(&["save", "-o", out.to_str().unwrap(), "xattrs"])
+        .success();
+    let want = common::tarspec::sha256_hex(&upper);
+    let mut archive = tar::Archive::new(fs::File::open(&out).unwrap());
+    let mut found = false;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        found |= common::tarspec::sha256_hex(&bytes) == want;
+    }
+    assert!(found, "the saved archive holds the layer's own bytes");
+}

@@ -159,87 +159,112 @@ pub fn export<W: Write>(
     format: ExportFormat,
     out: W,
 ) -> Result<(Vec<Digest>, W), StoreError> {
-    let werr = |e: io::Error| io_err("write archive", "-")(e);
     let mut w = ArchiveWriter::new(out);
-    let mut digests = Vec::new();
-    match format {
-        ExportFormat::DockerArchive => {
-            let mut manifest = Vec::new();
-            let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-            for img in images {
-                let p = plan(store, &img.id, ManifestFormat::Docker, Compression::None)?;
-                let config_name = format!("{}.json", img.id.hex());
-                w.blob(store, &config_name, &p.config.digest, p.config.size)?;
-                let mut layer_names = Vec::new();
-                for l in &p.layers {
-                    let name = format!("{}.tar", l.digest.hex());
-                    w.blob(store, &name, &l.digest, l.size)?;
-                    layer_names.push(name);
-                }
-                let tags: Vec<String> = img
-                    .names
-                    .iter()
-                    .filter(|r| r.tag().is_some())
-                    .map(Reference::familiar)
-                    .collect();
-                for r in img.names.iter() {
-                    if let (Some(tag), Some(top)) = (r.tag(), p.layers.last()) {
-                        repositories
-                            .entry(r.familiar_repository())
-                            .or_default()
-                            .insert(tag.to_string(), top.digest.hex().to_string());
-                    }
-                }
-                manifest
-                    .push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
-                digests.push(p.manifest_digest);
-            }
-            w.bytes("manifest.json", &json_bytes(&manifest)?)
-                .map_err(werr)?;
-            w.bytes("repositories", &json_bytes(&repositories)?)
-                .map_err(werr)?;
-        }
-        ExportFormat::OciArchive(compression) => {
-            w.bytes("oci-layout", OCI_LAYOUT).map_err(werr)?;
-            w.dir("blobs/").map_err(werr)?;
-            w.dir("blobs/sha256/").map_err(werr)?;
-            let mut index = Vec::new();
-            for img in images {
-                let p = plan(store, &img.id, ManifestFormat::Oci, compression)?;
-                w.blob(
-                    store,
-                    &blob_name(&p.config.digest),
-                    &p.config.digest,
-                    p.config.size,
-                )?;
-                for l in &p.layers {
-                    w.blob(store, &blob_name(&l.digest), &l.digest, l.size)?;
-                }
-                w.bytes(&blob_name(&p.manifest_digest), &p.manifest)
-                    .map_err(werr)?;
-                let names: Vec<Option<&Reference>> = if img.names.is_empty() {
-                    vec![None]
-                } else {
-                    img.names.iter().map(Some).collect()
-                };
-                for name in names {
-                    let mut d = Descriptor::new(
-                        MEDIA_OCI_MANIFEST,
-                        p.manifest_digest.clone(),
-                        p.manifest.len() as u64,
-                    );
-                    if let Some(r) = name {
-                        d.annotations = Some(save_annotations(r));
-                    }
-                    index.push(d);
-                }
-                digests.push(p.manifest_digest);
-            }
-            w.bytes("index.json", &index_bytes(index)?).map_err(werr)?;
-        }
-    }
-    let out = w.finish().map_err(werr)?;
+    let digests = match format {
+        ExportFormat::DockerArchive => docker_archive(store, images, &mut w)?,
+        ExportFormat::OciArchive(compression) => oci_archive(store, images, compression, &mut w)?,
+    };
+    let out = w.finish().map_err(write_err)?;
     Ok((digests, out))
+}
+
+fn write_err(e: io::Error) -> StoreError {
+    io_err("write archive", "-")(e)
+}
+
+/// `docker save`'s layout: uncompressed layer tars, manifest.json and
+/// repositories. A pulled layer goes out as the bytes it came in (its diff
+/// id names them), overlay xattr records included: rewriting them would
+/// change the diff id and so the image id; strata drops such records when
+/// it unpacks a layer, as Docker keeps them through tar-split.
+fn docker_archive<W: Write>(
+    store: &Store,
+    images: &[Named],
+    w: &mut ArchiveWriter<W>,
+) -> Result<Vec<Digest>, StoreError> {
+    let mut digests = Vec::new();
+    let mut manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for img in images {
+        let p = plan(store, &img.id, ManifestFormat::Docker, Compression::None)?;
+        let config_name = format!("{}.json", img.id.hex());
+        w.blob(store, &config_name, &p.config.digest, p.config.size)?;
+        let mut layer_names = Vec::new();
+        for l in &p.layers {
+            let name = format!("{}.tar", l.digest.hex());
+            w.blob(store, &name, &l.digest, l.size)?;
+            layer_names.push(name);
+        }
+        let tags: Vec<String> = img
+            .names
+            .iter()
+            .filter(|r| r.tag().is_some())
+            .map(Reference::familiar)
+            .collect();
+        for r in img.names.iter() {
+            if let (Some(tag), Some(top)) = (r.tag(), p.layers.last()) {
+                repositories
+                    .entry(r.familiar_repository())
+                    .or_default()
+                    .insert(tag.to_string(), top.digest.hex().to_string());
+            }
+        }
+        manifest.push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
+        digests.push(p.manifest_digest);
+    }
+    w.bytes("manifest.json", &json_bytes(&manifest)?)
+        .map_err(write_err)?;
+    w.bytes("repositories", &json_bytes(&repositories)?)
+        .map_err(write_err)?;
+    Ok(digests)
+}
+
+/// An OCI layout in a tar: oci-layout, blobs and index.json.
+fn oci_archive<W: Write>(
+    store: &Store,
+    images: &[Named],
+    compression: Compression,
+    w: &mut ArchiveWriter<W>,
+) -> Result<Vec<Digest>, StoreError> {
+    w.bytes("oci-layout", OCI_LAYOUT).map_err(write_err)?;
+    w.dir("blobs/").map_err(write_err)?;
+    w.dir("blobs/sha256/").map_err(write_err)?;
+    let mut digests = Vec::new();
+    let mut index = Vec::new();
+    for img in images {
+        let p = plan(store, &img.id, ManifestFormat::Oci, compression)?;
+        w.blob(
+            store,
+            &blob_name(&p.config.digest),
+            &p.config.digest,
+            p.config.size,
+        )?;
+        for l in &p.layers {
+            w.blob(store, &blob_name(&l.digest), &l.digest, l.size)?;
+        }
+        w.bytes(&blob_name(&p.manifest_digest), &p.manifest)
+            .map_err(write_err)?;
+        let names: Vec<Option<&Reference>> = if img.names.is_empty() {
+            vec![None]
+        } else {
+            img.names.iter().map(Some).collect()
+        };
+        for name in names {
+            let mut d = Descriptor::new(
+                MEDIA_OCI_MANIFEST,
+                p.manifest_digest.clone(),
+                p.manifest.len() as u64,
+            );
+            if let Some(r) = name {
+                d.annotations = Some(save_annotations(r));
+            }
+            index.push(d);
+        }
+        digests.push(p.manifest_digest);
+    }
+    w.bytes("index.json", &index_bytes(index)?)
+        .map_err(write_err)?;
+    Ok(digests)
 }
 
 /// Push one image into an OCI layout directory, merging with its
