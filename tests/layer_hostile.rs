@@ -10,7 +10,8 @@ use std::fs;
 use std::path::Path;
 
 use common::tarspec::{
-    self, append, bomb, docker_archive, gnu_tar_list, plain_layers, smuggling_tar, tar, T,
+    self, append, bomb, docker_archive, docker_archive_members, gnu_tar_list, plain_layers,
+    smuggling_tar, tar, T,
 };
 use common::{busybox_tar, context, Strata};
 
@@ -423,4 +424,45 @@ fn rootless_layer_overlay_xattr_records_are_dropped_on_unpack_and_kept_by_save()
         found |= common::tarspec::sha256_hex(&bytes) == want;
     }
     assert!(found, "the saved archive holds the layer's own bytes");
+}
+
+/// The archive `load` reads is indexed by the same reader: a member hidden
+/// in another's data by a repeated PAX `size` (here a second manifest.json,
+/// naming another tag) is data, as GNU tar lists it.
+#[test]
+fn rootless_layer_load_reads_the_outer_archive_as_gnu_tar_does() {
+    let members = docker_archive_members(
+        "good:latest",
+        &plain_layers(vec![tar(&[T::File("f", b"x")])]),
+    );
+    let (_, manifest) = members.last().unwrap();
+    let evil = String::from_utf8_lossy(manifest).replace("good:latest", "evil:latest");
+    let hidden = tar(&[T::File("manifest.json", evil.as_bytes())]);
+    let hidden = &hidden[..hidden.len() - 1024];
+    let size = hidden.len().to_string();
+    let sizes = [("size", "0"), ("size", size.as_str())];
+    let mut items: Vec<T<'_>> = members.iter().map(|(n, d)| T::File(n, d)).collect();
+    items.push(T::Pax(&sizes));
+    items.push(T::Raw {
+        name: "carrier",
+        flag: b'0',
+        size: 0,
+        data: hidden,
+    });
+    let bytes = tar(&items);
+    let listed = gnu_tar_list(&bytes).unwrap();
+    let manifests = listed
+        .iter()
+        .filter(|(_, n, _)| n == "manifest.json")
+        .count();
+    assert_eq!(manifests, 1, "{listed:?}");
+
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("outer.tar");
+    fs::write(&archive, &bytes).unwrap();
+    let out = s.run(&["load", "-i", archive.to_str().unwrap()]).success();
+    assert!(out.stdout.contains("good:latest"), "{out:#?}");
+    let images = s.run(&["images"]).success().stdout;
+    assert!(!images.contains("evil"), "{images}");
 }

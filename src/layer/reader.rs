@@ -187,6 +187,12 @@ impl<R: Read> TarReader<R> {
         Data { reader: self }
     }
 
+    /// Offset in the archive of the next unread byte: right after
+    /// [`TarReader::next_entry`], where the member's data starts.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+
     /// The underlying stream, positioned after what was read.
     pub fn into_inner(self) -> R {
         self.inner

@@ -232,3 +232,22 @@ fn data_is_bounded_and_truncation_is_an_error() {
     r.next_entry().unwrap().unwrap();
     assert!(r.data().read_to_end(&mut Vec::new()).is_err());
 }
+
+#[test]
+fn position_is_where_the_data_starts() {
+    let bytes = tar(&[
+        T::Pax(&[("path", "long-name")]),
+        T::File("a", b"hello"),
+        T::File("b", b"world"),
+    ]);
+    let mut r = TarReader::new(&bytes[..]);
+    let a = r.next_entry().unwrap().unwrap();
+    let at = r.position() as usize;
+    assert_eq!(
+        (a.path.as_slice(), &bytes[at..at + 5]),
+        (&b"long-name"[..], &b"hello"[..])
+    );
+    r.next_entry().unwrap().unwrap();
+    let at = r.position() as usize;
+    assert_eq!(&bytes[at..at + 5], b"world");
+}

@@ -214,6 +214,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// layers are `layers` (each a blob: plain or compressed) with the given
 /// uncompressed sha256 (the diff ids).
 pub fn docker_archive(out: &std::path::Path, tag: &str, layers: &[(Vec<u8>, String)]) {
+    let members = docker_archive_members(tag, layers);
+    let items: Vec<T<'_>> = members.iter().map(|(n, d)| T::File(n, d)).collect();
+    std::fs::write(out, tar(&items)).expect("write archive");
+}
+
+/// The members of [`docker_archive`], manifest.json last.
+pub fn docker_archive_members(tag: &str, layers: &[(Vec<u8>, String)]) -> Vec<(String, Vec<u8>)> {
     let diff_ids: Vec<String> = layers.iter().map(|(_, d)| format!("sha256:{d}")).collect();
     let history: Vec<String> = diff_ids
         .iter()
@@ -230,12 +237,12 @@ pub fn docker_archive(out: &std::path::Path, tag: &str, layers: &[(Vec<u8>, Stri
         r#"[{{"Config":"{config_name}","RepoTags":["{tag}"],"Layers":{}}}]"#,
         serde_json::to_string(&names).expect("json")
     );
-    let mut items = vec![T::File(&config_name, config.as_bytes())];
-    for (name, (blob, _)) in names.iter().zip(layers) {
-        items.push(T::File(name, blob));
+    let mut members = vec![(config_name, config.into_bytes())];
+    for (name, (blob, _)) in names.into_iter().zip(layers) {
+        members.push((name, blob.clone()));
     }
-    items.push(T::File("manifest.json", manifest.as_bytes()));
-    std::fs::write(out, tar(&items)).expect("write archive");
+    members.push(("manifest.json".to_string(), manifest.into_bytes()));
+    members
 }
 
 /// A compressed tar holding one file of `size` zero bytes, built from many

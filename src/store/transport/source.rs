@@ -1,6 +1,7 @@
 //! Where an import reads from: a directory, or a tar file indexed once so
 //! each member can be read at its offset (manifest.json may be the last
-//! member, and layers are read after it).
+//! member, and layers are read after it). The archive is indexed by the
+//! one tar reader, so it holds what GNU tar lists.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::super::fsutil::io_err;
 use super::super::StoreError;
+use crate::layer::reader::{Kind, TarError, TarReader};
 
 /// Largest JSON document (manifest, index, config) read into memory.
 pub const JSON_LIMIT: u64 = 64 << 20;
@@ -38,28 +40,19 @@ impl Source {
         let file = File::open(path).map_err(io_err("open", path))?;
         let mut members = BTreeMap::new();
         let mut links = Vec::new();
-        {
-            let mut archive = tar::Archive::new(&file);
-            let entries = archive.entries().map_err(io_err("read archive", path))?;
-            for entry in entries {
-                let entry = entry.map_err(io_err("read archive", path))?;
-                let name = clean(&String::from_utf8_lossy(&entry.path_bytes()));
-                match entry.header().entry_type() {
-                    tar::EntryType::Regular | tar::EntryType::Continuous => {
-                        members.insert(name, (entry.raw_file_position(), entry.size()));
-                    }
-                    tar::EntryType::Symlink | tar::EntryType::Link => {
-                        if let Some(target) = entry.link_name_bytes() {
-                            let target = String::from_utf8_lossy(&target).into_owned();
-                            links.push((
-                                name,
-                                target,
-                                entry.header().entry_type() == tar::EntryType::Symlink,
-                            ));
-                        }
-                    }
-                    _ => {}
+        let mut reader = TarReader::new(io::BufReader::new(&file));
+        let read_err = |e: TarError| io_err("read archive", path)(io::Error::other(e));
+        while let Some(entry) = reader.next_entry().map_err(read_err)? {
+            let name = clean(&String::from_utf8_lossy(&entry.path));
+            match entry.kind {
+                Kind::File => {
+                    members.insert(name, (reader.position(), entry.size));
                 }
+                Kind::Symlink | Kind::HardLink => {
+                    let target = String::from_utf8_lossy(&entry.link).into_owned();
+                    links.push((name, target, entry.kind == Kind::Symlink));
+                }
+                _ => {}
             }
         }
         // docker save links repeated layers to the first copy.
