@@ -1,5 +1,6 @@
 //! `--log-level`: what strata says on stderr beyond errors and warnings.
-//! One process-wide level, set once by the CLI before any thread starts.
+//! One process-wide level, set once by the CLI before any thread starts;
+//! what passes it goes to the printer as [`crate::progress::Event::Log`].
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -26,13 +27,19 @@ pub fn enabled(level: Level) -> bool {
 /// `strata: info: ...` when `--log-level info` or more.
 pub fn info(message: &str) {
     if enabled(Level::Info) {
-        eprintln!("strata: info: {message}");
+        crate::progress::emit(crate::progress::Event::Log {
+            level: crate::progress::LogLevel::Info,
+            message: message.into(),
+        });
     }
 }
 
 /// `strata: debug: ...` when `--log-level debug`.
 pub fn debug(message: &str) {
     if enabled(Level::Debug) {
-        eprintln!("strata: debug: {message}");
+        crate::progress::emit(crate::progress::Event::Log {
+            level: crate::progress::LogLevel::Debug,
+            message: message.into(),
+        });
     }
 }

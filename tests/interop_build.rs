@@ -29,6 +29,9 @@
 //! `.wh.` entries in an ADDed tar (buildah's vfs storage applies them as
 //! whiteouts while its layer record still lists them, so it cannot even
 //! push the image); failing builds are tested in tests/build.rs.
+
+// Tests report what they checked on stderr.
+#![allow(clippy::disallowed_macros)]
 #![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
 
 mod common;

@@ -5,6 +5,9 @@
 //! from this crate. When it is missing the tests fail under `CI=true` and
 //! print a note otherwise.
 
+// Tests report what they checked on stderr.
+#![allow(clippy::disallowed_macros)]
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;

@@ -2,6 +2,9 @@
 //! result, never a panic. Time limits are generous (debug builds, a busy
 //! 2-core machine) but catch anything quadratic on these sizes.
 
+// Tests report what they checked on stderr.
+#![allow(clippy::disallowed_macros)]
+
 use std::time::{Duration, Instant};
 
 use strata_parser::{

@@ -55,6 +55,11 @@ pub struct BuildArgs {
 }
 
 pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
+    // Steps on stdout; FROM's automatic pulls on stderr, as Docker's.
+    crate::progress::configure(crate::progress::Config {
+        quiet: args.quiet,
+        transfers: crate::progress::Stream::Stderr,
+    });
     let context = (args.context != "-").then(|| PathBuf::from(&args.context));
     if let Some(dir) = &context {
         if !dir.is_dir() {

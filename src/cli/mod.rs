@@ -1,6 +1,9 @@
 //! The command line: argument parsing (clap) and dispatch to one handler per
 //! command. Handlers are thin: they turn arguments into library calls and
 //! print results. `main` prints the whole error chain and picks the exit code.
+//! With the printer (`src/progress`), the only code allowed to print.
+
+#![allow(clippy::disallowed_macros)]
 
 mod build;
 mod commit;

@@ -29,8 +29,17 @@ pub struct PullArgs {
 pub fn run(settings: &Settings, args: &PullArgs) -> Result<ExitCode> {
     let store = open_store(settings)?;
     if let Some(reference) = crate::registry::transport::registry_reference(&args.source) {
-        crate::registry::transport::run_pull(&store, &reference?, &args.registry, args.quiet)
+        let reference = reference?;
+        crate::progress::configure(crate::progress::Config {
+            quiet: args.quiet,
+            transfers: crate::progress::Stream::Stdout,
+        });
+        crate::registry::transport::run_pull(&store, &reference, &args.registry)
             .with_context(|| format!("pulling {}", args.source))?;
+        // As `docker pull` ends: the full reference (also when quiet).
+        if !args.registry.all_tags {
+            println!("{reference}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let name = args.name.as_deref().map(Reference::parse).transpose()?;

@@ -42,7 +42,6 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
             reference.as_ref(),
             &args.registry,
             args.compression_format.get(),
-            false,
         )
         .with_context(|| format!("pushing {}", args.image))?;
         return Ok(ExitCode::SUCCESS);

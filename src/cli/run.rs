@@ -52,6 +52,11 @@ pub struct RunArgs {
 }
 
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
+    // stdout belongs to the container: an automatic pull shows on stderr.
+    crate::progress::configure(crate::progress::Config {
+        quiet: false,
+        transfers: crate::progress::Stream::Stderr,
+    });
     let store = open_store(settings)?;
     // A reference the store lacks is pulled first, as `docker run` does.
     let image = crate::registry::pull::resolve_or_pull(

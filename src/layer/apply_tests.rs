@@ -2,6 +2,9 @@
 //! refused or contained (a canary outside the layer never changes), legit
 //! edge cases must land where a real rootfs expects them.
 
+// Tests report what they checked on stderr.
+#![allow(clippy::disallowed_macros)]
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -21,7 +21,6 @@ pub mod http;
 pub mod login;
 pub mod manifest;
 mod pool;
-pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod search;

@@ -14,11 +14,11 @@ use std::io::BufReader;
 use super::client::Registry;
 use super::flags::RegistryFlags;
 use super::manifest::{Kind, Platform, CONFIG_MAX_BYTES};
-use super::progress::Progress;
 use super::transfer::FetchedManifest;
 use super::RegistryError;
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::compress::Compression;
+use crate::progress;
 use crate::reference::Reference;
 use crate::store::config::{Descriptor, ImageConfig, Index, Manifest};
 use crate::store::{PreparedLayer, Store};
@@ -68,13 +68,12 @@ pub fn pull_image(
     reference: &Reference,
     flags: &RegistryFlags,
     opts: &PullOptions,
-    progress: &Progress,
 ) -> Result<Pulled, RegistryError> {
     let client = connect(reference, flags)?;
-    let result = pull_with(&client, store, reference, opts, progress);
-    progress.finish();
+    let result = pull_with(&client, store, reference, opts);
+    progress::transfers_done();
     let pulled = result?;
-    progress.line(&format!("Digest: {}", pulled.digest));
+    progress::transfer_line(format!("Digest: {}", pulled.digest));
     let status = if pulled.up_to_date {
         format!("Status: Image is up to date for {}", reference.familiar())
     } else {
@@ -83,7 +82,7 @@ pub fn pull_image(
             reference.familiar()
         )
     };
-    progress.line(&status);
+    progress::transfer_line(&status);
     Ok(pulled)
 }
 
@@ -100,10 +99,12 @@ pub fn ensure_image(
         return Ok(id.clone());
     }
     if !quiet {
-        eprintln!("Unable to find image '{}' locally", reference.familiar());
+        progress::notice(format!(
+            "Unable to find image '{}' locally",
+            reference.familiar()
+        ));
     }
-    let progress = Progress::on_stderr(quiet);
-    Ok(pull_image(store, reference, flags, &PullOptions::default(), &progress)?.id)
+    Ok(pull_image(store, reference, flags, &PullOptions::default())?.id)
 }
 
 /// What `run IMAGE` and `FROM IMAGE` need: the image `name` (reference,
@@ -131,7 +132,6 @@ pub fn pull_all_tags(
     reference: &Reference,
     flags: &RegistryFlags,
     opts: &PullOptions,
-    progress: &Progress,
 ) -> Result<Vec<Pulled>, RegistryError> {
     let client = connect(reference, flags)?;
     let mut tags = client.list_tags(reference.path())?;
@@ -144,12 +144,12 @@ pub fn pull_all_tags(
                 reference: reference.repository(),
                 reason: format!("the registry lists a bad tag: {e}"),
             })?;
-        let pulled = pull_with(&client, store, &r, opts, progress)?;
-        progress.line(&format!("Digest: {}", pulled.digest));
+        let pulled = pull_with(&client, store, &r, opts)?;
+        progress::transfer_line(format!("Digest: {}", pulled.digest));
         out.push(pulled);
     }
-    progress.finish();
-    progress.line(&format!(
+    progress::transfers_done();
+    progress::transfer_line(format!(
         "Status: Downloaded images for {}",
         reference.familiar_repository()
     ));
@@ -224,7 +224,6 @@ fn pull_with(
     store: &Store,
     reference: &Reference,
     opts: &PullOptions,
-    progress: &Progress,
 ) -> Result<Pulled, RegistryError> {
     let repo = reference.path();
     let wanted_ref = match (reference.digest(), reference.tag()) {
@@ -232,7 +231,7 @@ fn pull_with(
         (None, Some(t)) => t.to_string(),
         (None, None) => crate::reference::DEFAULT_TAG.to_string(),
     };
-    progress.line(&format!(
+    progress::transfer_line(format!(
         "{wanted_ref}: Pulling from {}",
         reference.familiar_repository()
     ));
@@ -290,17 +289,17 @@ fn pull_with(
     {
         match store.prepare_existing(diff_id)? {
             Some(p) => {
-                progress.status(short(&desc.digest), "Already exists");
+                progress::layer_status(short(&desc.digest), "Already exists");
                 prepared.push(Some(p));
             }
             None => {
-                progress.status(short(&desc.digest), "Pulling fs layer");
+                progress::layer_status(short(&desc.digest), "Pulling fs layer");
                 prepared.push(None);
                 queue.push_back((i, diff_id.clone(), desc.clone()));
             }
         }
     }
-    let results = download_layers(client, store, &staging, repo, queue, opts.jobs, progress)?;
+    let results = download_layers(client, store, &staging, repo, queue, opts.jobs)?;
     for (i, layer) in results {
         prepared[i] = Some(layer);
     }
@@ -343,10 +342,9 @@ fn download_layers(
     repo: &str,
     queue: VecDeque<Job>,
     jobs: usize,
-    progress: &Progress,
 ) -> Result<Vec<(usize, PreparedLayer)>, RegistryError> {
     super::pool::run(queue, jobs, |(i, diff_id, desc)| {
-        fetch_layer(client, store, staging, repo, &diff_id, &desc, progress).map(|l| (i, l))
+        fetch_layer(client, store, staging, repo, &diff_id, &desc).map(|l| (i, l))
     })
 }
 
@@ -357,16 +355,15 @@ fn fetch_layer(
     repo: &str,
     diff_id: &DiffId,
     desc: &Descriptor,
-    progress: &Progress,
 ) -> Result<PreparedLayer, RegistryError> {
     let id = short(&desc.digest);
     let path = staging.file("download");
-    progress.status(id, "Downloading");
+    progress::layer_status(id, "Downloading");
     client.download_blob(repo, &desc.digest, desc.size, &path, &mut |n| {
-        progress.bytes(id, "Downloading", n, desc.size)
+        progress::layer_bytes(id, "Downloading", n, desc.size)
     })?;
-    progress.status(id, "Download complete");
-    progress.status(id, "Extracting");
+    progress::layer_status(id, "Download complete");
+    progress::layer_status(id, "Extracting");
     let f = File::open(&path).map_err(|source| RegistryError::Io {
         op: "open",
         path: path.clone(),
@@ -381,6 +378,6 @@ fn fetch_layer(
             reason: format!("layer blob {} was not kept under its digest", desc.digest),
         });
     }
-    progress.status(id, "Pull complete");
+    progress::layer_status(id, "Pull complete");
     Ok(layer)
 }

@@ -14,12 +14,12 @@ use std::collections::VecDeque;
 use super::backoff::jitter_sample;
 use super::client::Registry;
 use super::flags::RegistryFlags;
-use super::progress::Progress;
 use super::pull::{connect, DEFAULT_JOBS};
 use super::transfer::{LocalBlob, MountResult, UploadMode};
 use super::RegistryError;
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::compress::Compression;
+use crate::progress;
 use crate::reference::{Reference, DEFAULT_TAG};
 pub use crate::store::config::ManifestFormat;
 use crate::store::config::{to_canonical_json, Descriptor, ImageConfig, Manifest};
@@ -87,18 +87,17 @@ pub fn push_image(
     dest: &Reference,
     flags: &RegistryFlags,
     opts: &PushOptions,
-    progress: &Progress,
 ) -> Result<Pushed, RegistryError> {
     let id = store.resolve(image)?;
-    progress.line(&format!(
+    progress::transfer_line(format!(
         "The push refers to repository [{}]",
         dest.familiar_repository()
     ));
     let client = connect(dest, flags)?;
-    let result = push_with(&client, store, &id, dest, opts, progress);
-    progress.finish();
+    let result = push_with(&client, store, &id, dest, opts);
+    progress::transfers_done();
     let pushed = result?;
-    progress.line(&format!(
+    progress::transfer_line(format!(
         "{}: digest: {} size: {}",
         pushed.tag, pushed.digest, pushed.size
     ));
@@ -174,7 +173,6 @@ fn push_with(
     id: &ImageId,
     dest: &Reference,
     opts: &PushOptions,
-    progress: &Progress,
 ) -> Result<Pushed, RegistryError> {
     let format = match opts.format {
         Some(f) => f,
@@ -196,7 +194,7 @@ fn push_with(
     let mut blobs = VecDeque::new();
     // Docker lists the top layer first.
     for diff_id in config.rootfs.diff_ids.iter().rev() {
-        progress.status(diff_id.short(), "Preparing");
+        progress::layer_status(diff_id.short(), "Preparing");
     }
     let sources = mount_sources(store, dest)?;
     for diff_id in &config.rootfs.diff_ids {
@@ -212,7 +210,7 @@ fn push_with(
             },
         ));
     }
-    upload_all(client, dest.path(), blobs, opts.jobs, progress)?;
+    upload_all(client, dest.path(), blobs, opts.jobs)?;
     let config_desc = Descriptor::new(
         format.config_type(),
         id.digest().clone(),
@@ -254,23 +252,16 @@ fn upload_all(
     repo: &str,
     blobs: VecDeque<(String, Blob)>,
     jobs: usize,
-    progress: &Progress,
 ) -> Result<(), RegistryError> {
     super::pool::run(blobs, jobs, |(id, blob)| {
-        push_blob(client, repo, &id, &blob, progress)
+        push_blob(client, repo, &id, &blob)
     })
     .map(|_| ())
 }
 
-fn push_blob(
-    client: &Registry,
-    repo: &str,
-    id: &str,
-    blob: &Blob,
-    progress: &Progress,
-) -> Result<(), RegistryError> {
+fn push_blob(client: &Registry, repo: &str, id: &str, blob: &Blob) -> Result<(), RegistryError> {
     if client.blob_exists(repo, &blob.digest)?.is_some() {
-        progress.status(id, "Layer already exists");
+        progress::layer_status(id, "Layer already exists");
         return Ok(());
     }
     // A failed mount opens an upload session, so only one source is asked.
@@ -278,13 +269,13 @@ fn push_blob(
     if let Some(from) = &blob.mount_from {
         match client.mount_blob(repo, &blob.digest, from)? {
             MountResult::Mounted => {
-                progress.status(id, &format!("Mounted from {from}"));
+                progress::layer_status(id, &format!("Mounted from {from}"));
                 return Ok(());
             }
             MountResult::Upload(loc) => session = Some(loc),
         }
     }
-    progress.status(id, "Pushing");
+    progress::layer_status(id, "Pushing");
     let mode = if blob.size <= MONOLITHIC_MAX {
         UploadMode::Monolithic
     } else {
@@ -306,7 +297,7 @@ fn push_blob(
             None => client.start_upload(repo)?,
         };
         let result = client.upload_blob(repo, &local, location, mode, &mut |n| {
-            progress.bytes(id, "Pushing", n, blob.size)
+            progress::layer_bytes(id, "Pushing", n, blob.size)
         });
         match result {
             Ok(()) => break,
@@ -317,7 +308,7 @@ fn push_blob(
             Err(e) => return Err(e),
         }
     }
-    progress.status(id, "Pushed");
+    progress::layer_status(id, "Pushed");
     Ok(())
 }
 

@@ -8,7 +8,6 @@
 
 use super::flags::RegistryFlags;
 use super::manifest::Platform;
-use super::progress::Progress;
 use super::pull::{pull_all_tags, pull_image, PullOptions, Pulled, DEFAULT_JOBS};
 use super::push::{push_image, ManifestFormat, PushOptions, Pushed};
 use super::RegistryError;
@@ -59,33 +58,21 @@ pub fn registry_reference(s: &str) -> Option<Result<Reference, RegistryError>> {
     }))
 }
 
-/// `strata pull REF`: Docker's output, then the full reference pulled
-/// (as `docker pull` ends). `quiet` prints only that last line.
+/// `strata pull REF` (or every tag with `--all-tags`), with Docker's output.
 pub fn run_pull(
     store: &Store,
     reference: &Reference,
     flags: &PullFlags,
-    quiet: bool,
 ) -> Result<Vec<Pulled>, RegistryError> {
-    let progress = Progress::new(quiet);
     let opts = PullOptions {
         platform: flags.platform.clone(),
         jobs: DEFAULT_JOBS,
     };
     let pulled = if flags.all_tags {
-        pull_all_tags(store, reference, &flags.registry, &opts, &progress)?
+        pull_all_tags(store, reference, &flags.registry, &opts)?
     } else {
-        vec![pull_image(
-            store,
-            reference,
-            &flags.registry,
-            &opts,
-            &progress,
-        )?]
+        vec![pull_image(store, reference, &flags.registry, &opts)?]
     };
-    if !flags.all_tags {
-        println!("{reference}");
-    }
     Ok(pulled)
 }
 
@@ -98,7 +85,6 @@ pub fn run_push(
     dest: Option<&Reference>,
     flags: &PushFlags,
     compression: Compression,
-    quiet: bool,
 ) -> Result<Pushed, RegistryError> {
     let dest = match dest {
         Some(d) => d.clone(),
@@ -112,14 +98,7 @@ pub fn run_push(
         compression,
         jobs: DEFAULT_JOBS,
     };
-    push_image(
-        store,
-        image,
-        &dest,
-        &flags.registry,
-        &opts,
-        &Progress::new(quiet),
-    )
+    push_image(store, image, &dest, &flags.registry, &opts)
 }
 
 #[cfg(test)]

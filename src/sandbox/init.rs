@@ -71,7 +71,9 @@ pub fn main() -> i32 {
     match outer() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("strata: container setup: {err}");
+            crate::progress::emit(crate::progress::Event::Error {
+                message: format!("container setup: {err}"),
+            });
             EXIT_SETUP
         }
     }
@@ -133,7 +135,9 @@ fn outer() -> Result<i32, InitError> {
             let code = match pid1(&spec, pty_socket.map(|(_, theirs)| theirs)) {
                 Ok(never) => match never {},
                 Err((code, err)) => {
-                    eprintln!("strata: {err}");
+                    crate::progress::emit(crate::progress::Event::Error {
+                        message: err.to_string(),
+                    });
                     code
                 }
             };

@@ -47,7 +47,7 @@ impl Drop for WorkingContainer<'_> {
     fn drop(&mut self) {
         if let Err(e) = container::remove(self.store, &self.c.state.id, true) {
             // A leftover costs disk space only; prune removes it.
-            super::out::warn(&format!(
+            crate::progress::warn(format!(
                 "removing build container {}: {e}",
                 self.c.short_id()
             ));

@@ -214,7 +214,7 @@ impl Build<'_> {
             .image
             .as_ref()
             .map_or("scratch".into(), |id| id.short().to_string());
-        self.out.say(&format!(" ---> {base}"));
+        self.out.image(&base);
         self.onbuild_triggers(&mut state)
             .map_err(|cause| self.failed(plan, &sp.from, &mut state, cause))?;
         for (i, planned) in sp.steps.iter().enumerate() {
@@ -246,8 +246,7 @@ impl Build<'_> {
 
     fn begin(&self, plan: &Plan, planned: &PlannedStep) {
         let text = planned.step.raw.original.trim();
-        self.out
-            .say(&format!("Step {}/{} : {text}", planned.number, plan.total));
+        self.out.step_started(planned.number, plan.total, text);
     }
 
     /// One step of a stage (or an ONBUILD trigger): expand, then the
@@ -281,17 +280,17 @@ impl Build<'_> {
     fn finish(&self, state: &mut StageState, done: Done) -> Result<(), StepFailure> {
         match done {
             Done::Cached(id) => {
-                self.out.say(" ---> Using cache");
-                self.out.say(&format!(" ---> {}", id.short()));
+                self.out.cached();
+                self.out.image(id.short());
                 self.adopt(state, id)?;
             }
             Done::Built { id, config } => {
-                self.out.say(&format!(" ---> {}", id.short()));
+                self.out.image(id.short());
                 state.at(id, *config);
             }
             Done::Meta { cached } => {
                 if cached {
-                    self.out.say(" ---> Using cache");
+                    self.out.cached();
                 }
             }
         }
@@ -309,7 +308,7 @@ impl Build<'_> {
     /// says which.
     fn materialize(&self, state: &mut StageState) -> Result<(), StepFailure> {
         if let Some(id) = self.settle_pending(state)? {
-            self.out.say(&format!(" ---> {}", id.short()));
+            self.out.image(id.short());
         }
         Ok(())
     }
@@ -404,9 +403,8 @@ impl Build<'_> {
             PullPolicy::Missing => pull::resolve_or_pull(self.store, name, &flags, quiet)?,
             PullPolicy::Always => {
                 let reference = Reference::parse(name)?;
-                let progress = crate::registry::progress::Progress::on_stderr(quiet);
                 let options = pull::PullOptions::default();
-                pull::pull_image(self.store, &reference, &flags, &options, &progress)?.id
+                pull::pull_image(self.store, &reference, &flags, &options)?.id
             }
         })
     }

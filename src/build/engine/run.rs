@@ -62,7 +62,7 @@ pub(super) fn execute(
     }
     let options = options(b, state, args.clone(), network);
     let mut c = WorkingContainer::create(b.store, b.stand_on(state)?, args.clone(), b.driver())?;
-    b.out.say(&format!(" ---> Running in {}", c.c.short_id()));
+    b.out.running(c.c.short_id());
     let code = run_with_fallback(b, &mut c, options)?;
     if code != 0 {
         return Err(StepFailure::Exit(code));

@@ -1,0 +1,93 @@
+//! The one printer. Library code never prints: it emits an [`Event`] with
+//! [`emit`] (or the shorthands [`warn`], [`notice`]), and the sink the
+//! command line installed decides what reaches the terminal. The default
+//! sink is a [`Printer`] with Docker's output: build steps and pull/push
+//! lines as `docker build` and `docker pull` print them, indicatif bars
+//! for transfers on a terminal, warnings and logs on stderr.
+//!
+//! The sink is process-wide because the terminal is: every thread of a
+//! build (parallel pulls, and later parallel stages) writes to the same one.
+//! This module (with `src/cli`) is the only place allowed to print.
+
+mod events;
+mod printer;
+mod transfer;
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+pub use events::{Event, LogLevel};
+pub use printer::{Config, Printer, Stream};
+
+/// Where events go: the terminal printer, or any other renderer.
+pub trait Sink: Send + Sync {
+    fn emit(&self, event: &Event);
+}
+
+static SINK: RwLock<Option<Arc<dyn Sink>>> = RwLock::new(None);
+
+/// Sends every later event to `sink`.
+pub fn install(sink: Arc<dyn Sink>) {
+    // A poisoned lock only means a thread panicked mid-swap; the slot is
+    // still a valid Option.
+    *SINK.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+}
+
+/// Installs a terminal [`Printer`] with `config` (the CLI does this once
+/// per command, from `-q` and from whose stream pull lines use).
+pub fn configure(config: Config) {
+    install(Arc::new(Printer::new(config)));
+}
+
+/// Shows `event` through the installed sink (a default printer if none).
+pub fn emit(event: Event) {
+    let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
+    match sink {
+        Some(sink) => sink.emit(&event),
+        None => default_printer().emit(&event),
+    }
+}
+
+fn default_printer() -> &'static Printer {
+    static DEFAULT: OnceLock<Printer> = OnceLock::new();
+    DEFAULT.get_or_init(|| Printer::new(Config::default()))
+}
+
+/// `strata: warning: {message}` on stderr.
+pub fn warn(message: impl Into<String>) {
+    emit(Event::Warning {
+        message: message.into(),
+    });
+}
+
+/// A line on stderr as it is, even when quiet.
+pub fn notice(text: impl Into<String>) {
+    emit(Event::Notice { text: text.into() });
+}
+
+/// A line of a pull or push (`Digest: …`).
+pub fn transfer_line(text: impl Into<String>) {
+    emit(Event::TransferLine { text: text.into() });
+}
+
+/// The status of one layer of a pull or push.
+pub fn layer_status(layer: &str, status: &str) {
+    emit(Event::LayerStatus {
+        layer: layer.into(),
+        status: status.into(),
+    });
+}
+
+/// Bytes of `layer` moved so far.
+pub fn layer_bytes(layer: &str, verb: &str, done: u64, total: u64) {
+    emit(Event::LayerBytes {
+        layer: layer.into(),
+        verb: verb.into(),
+        done,
+        total,
+    });
+}
+
+/// The pull or push is over (or failed): its lines stay as they are.
+pub fn transfers_done() {
+    emit(Event::TransfersDone);
+}
