@@ -47,6 +47,8 @@ use super::whiteout::{classify, is_overlay_xattr, TarName, OPAQUE_VALUE, OPAQUE_
 use super::LayerError;
 use crate::digest::{DiffId, HashingReader};
 
+/// Read-ahead of the tar stream (a block header is 512 bytes).
+const READ_BUFFER: usize = 256 << 10;
 /// Mode of a parent directory a tar implies without listing it.
 const IMPLIED_DIR_MODE: u32 = 0o755;
 
@@ -220,7 +222,8 @@ fn is_whiteout(st: &rustix::fs::Stat) -> bool {
 
 impl Unpacker {
     fn unpack<R: Read>(&mut self, input: R) -> Result<(), LayerError> {
-        let mut reader = TarReader::new(input);
+        // Headers are read a block at a time: buffer them.
+        let mut reader = TarReader::new(io::BufReader::with_capacity(READ_BUFFER, input));
         let mut last = String::new();
         loop {
             let entry = reader.next_entry().map_err(|e| LayerError::Read {

@@ -30,6 +30,9 @@ use crate::layer::apply::clean_components;
 use crate::layer::compress::{with_decompressed, Compression};
 use crate::layer::reader::{self, Entry, Kind, TarReader, BLOCK};
 
+/// Read-ahead of the tar stream (a block header is 512 bytes).
+const READ_BUFFER: usize = 256 << 10;
+
 /// Sniff a context file: its compression if it is a tar, `None` if not.
 fn sniff(copier: &Copier<'_>, rel: &Path) -> Result<Option<Compression>, CopyError> {
     let Some(root) = &copier.src_root else {
@@ -103,7 +106,7 @@ fn unpack(
     stream: &mut dyn Read,
     archive: &Path,
 ) -> Result<(), CopyError> {
-    let mut reader = TarReader::new(stream);
+    let mut reader = TarReader::new(BufReader::with_capacity(READ_BUFFER, stream));
     let mut last = String::new();
     loop {
         let entry = reader.next_entry().map_err(|e| CopyError::Archive {
