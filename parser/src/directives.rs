@@ -69,7 +69,7 @@ fn is_re_space(c: char) -> bool {
 }
 
 /// Splits `#  name = value ` into (name, value) when the line has that shape.
-fn match_directive(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn match_directive(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_prefix('#')?.trim_start_matches(is_re_space);
     let name_len = rest
         .char_indices()

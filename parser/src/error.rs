@@ -186,14 +186,12 @@ pub struct Warning {
 /// The kinds of [`Warning`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WarningKind {
-    /// An instruction was continued over an empty line. Docker accepts this
-    /// but has deprecated it.
+    /// An instruction was continued over an empty line (the warning's line).
+    /// Docker accepts this but has deprecated it.
     EmptyContinuationLine {
         /// The joined instruction text.
         instruction: String,
     },
-    /// `MAINTAINER` is deprecated in favour of `LABEL maintainer=...`.
-    MaintainerDeprecated,
     /// The arguments started with `[` but were not a valid JSON array, so
     /// they were taken as shell form.
     JsonFallback {
@@ -210,10 +208,6 @@ impl fmt::Display for Warning {
                 f,
                 "empty continuation line in: {} (empty continuation lines will become errors in a future release)",
                 clip(instruction)
-            ),
-            WarningKind::MaintainerDeprecated => write!(
-                f,
-                "MAINTAINER is deprecated: use LABEL maintainer=<name> instead"
             ),
             WarningKind::JsonFallback { instruction } => write!(
                 f,

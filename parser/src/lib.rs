@@ -13,6 +13,10 @@
 //! [`ParseError::render`] adds the source line and a caret); warnings come
 //! back in [`Parsed::warnings`]. Nothing is printed.
 //!
+//! [`lint()`] runs BuildKit's build checks (`docker build --check`) over the
+//! text, with what it needs from outside (base images, `.dockerignore`)
+//! asked through [`Inputs`].
+//!
 //! Variable expansion ([`expand_word`], [`expand_words`]) runs over an
 //! [`Env`] the caller passes in. Typed instructions hold text as written; the
 //! executor calls [`Step::expanded`] with the stage's current environment to
@@ -70,14 +74,18 @@ pub mod dump;
 pub mod error;
 pub mod expand;
 pub mod instructions;
+pub mod lint;
+pub mod path;
 pub mod raw;
 pub mod stages;
+mod suggest;
 
 pub use directives::{Directive, Directives};
 pub use dump::dump;
 pub use error::{ParseError, ParseErrorKind, Span, Warning, WarningKind};
 pub use expand::{expand_word, expand_words, EmptyEnv, Env, ExpandError, ExpandErrorKind};
 pub use instructions::{Command, Instruction, InstructionError};
+pub use lint::{lint, BaseImage, CheckConfig, Finding, Ignore, Inputs, LintError, Report, Rule};
 pub use raw::{parse_raw, Heredoc, RawInstruction, RawNode, RawTree};
 pub use stages::{Parsed, Stage, StageError, StageRef, Step};
 

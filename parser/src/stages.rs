@@ -1,17 +1,20 @@
 //! Splits typed instructions into build stages at each FROM.
 //!
 //! ARGs before the first FROM are global args (usable in FROM lines); any
-//! other instruction there is an error. Stage names are unique ignoring case.
+//! other instruction there is an error. Stage names ignore case.
 //! References to stages (`FROM name`, `COPY --from=name|index`,
 //! `RUN --mount=from=...`) resolve to earlier stages only; a literal reference
-//! to the current or a later stage is an error.
+//! to the current or a later stage is an error. A name given to two stages
+//! is allowed, as in BuildKit (the lint's DuplicateStageName warns): a
+//! reference means the latest earlier stage of that name, and `--target`
+//! the last one.
 
 use std::collections::HashMap;
 
 use thiserror::Error;
 
 use crate::directives::Directives;
-use crate::error::{column_of, ParseError, Span, Warning, WarningKind};
+use crate::error::{column_of, ParseError, Span, Warning};
 use crate::expand::Env;
 use crate::instructions::{expand_raw, Instruction, Mount};
 use crate::raw::{RawInstruction, RawNode, RawTree};
@@ -24,14 +27,6 @@ pub enum StageError {
     BeforeFrom {
         /// The instruction.
         instruction: String,
-    },
-    /// Two stages with the same name.
-    #[error("duplicate stage name {name:?} (first used on line {first_line})")]
-    DuplicateName {
-        /// The name, lower case.
-        name: String,
-        /// Line of the first FROM with that name.
-        first_line: usize,
     },
     /// A reference to the current or a later stage.
     #[error(
@@ -129,8 +124,9 @@ pub struct Parsed {
     pub stages: Vec<Stage>,
     /// Warnings from both parsing stages.
     pub warnings: Vec<Warning>,
-    /// Stage index by lower-case name, so lookups stay O(1) with many stages.
-    names: HashMap<String, usize>,
+    /// Stage indices (ascending) by lower-case name, so lookups stay cheap
+    /// with many stages.
+    names: Names,
 }
 
 impl Parsed {
@@ -139,10 +135,11 @@ impl Parsed {
         self.directives.escape
     }
 
-    /// The stage named `name` (any case).
+    /// The stage named `name` (any case); the last one when several are.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.names
             .get(&name.to_lowercase())
+            .and_then(|all| all.last())
             .and_then(|&i| self.stages.get(i))
     }
 
@@ -164,23 +161,34 @@ impl Parsed {
     }
 }
 
-fn resolve_name(names: &HashMap<String, usize>, name: &str, current: usize) -> Option<StageRef> {
+/// Stage indices by lower-case name, ascending.
+type Names = HashMap<String, Vec<usize>>;
+
+/// The latest stage before `current` named `name`.
+fn earlier(names: &Names, name: &str, current: usize) -> Option<usize> {
     names
-        .get(&name.to_lowercase())
-        .filter(|&&i| i < current)
-        .map(|&i| StageRef::Stage(i))
+        .get(name)?
+        .iter()
+        .rev()
+        .find(|&&i| i < current)
+        .copied()
+}
+
+fn resolve_name(names: &Names, name: &str, current: usize) -> Option<StageRef> {
+    earlier(names, &name.to_lowercase(), current).map(StageRef::Stage)
 }
 
 fn resolve_reference(
-    names: &HashMap<String, usize>,
+    names: &Names,
     reference: &str,
     current: usize,
 ) -> Result<StageRef, StageError> {
     let lower = reference.to_lowercase();
-    match names.get(&lower) {
-        Some(&i) if i < current => return Ok(StageRef::Stage(i)),
-        Some(_) => return Err(StageError::ForwardReference { name: lower }),
-        None => {}
+    if let Some(i) = earlier(names, &lower, current) {
+        return Ok(StageRef::Stage(i));
+    }
+    if names.contains_key(&lower) {
+        return Err(StageError::ForwardReference { name: lower });
     }
     if !reference.is_empty() && reference.chars().all(|c| c.is_ascii_digit()) {
         return match reference.parse::<usize>() {
@@ -201,11 +209,11 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
     let RawTree {
         directives,
         nodes,
-        mut warnings,
+        warnings,
     } = tree;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut names = Names::new();
     for node in nodes {
         let RawNode::Instruction(raw) = node else {
             continue;
@@ -220,17 +228,11 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
             };
             ParseError::new(line, col, e)
         })?;
-        if matches!(instruction, Instruction::Maintainer(_)) {
-            warnings.push(Warning {
-                line: raw.span.start_line,
-                kind: WarningKind::MaintainerDeprecated,
-            });
-        }
         let step = Step { instruction, raw };
         if matches!(step.instruction, Instruction::From { .. }) {
             let stage = new_stage(step, &stages, &names).map_err(|e| err(e.into()))?;
             if let Some(name) = &stage.name {
-                names.insert(name.clone(), stage.index);
+                names.entry(name.clone()).or_default().push(stage.index);
             }
             stages.push(stage);
             continue;
@@ -256,12 +258,8 @@ pub(crate) fn build(tree: RawTree, text: &str) -> Result<Parsed, ParseError> {
     })
 }
 
-/// The stage a FROM step starts, after `stages`; its name must be new.
-fn new_stage(
-    from: Step,
-    stages: &[Stage],
-    names: &HashMap<String, usize>,
-) -> Result<Stage, StageError> {
+/// The stage a FROM step starts, after `stages`.
+fn new_stage(from: Step, stages: &[Stage], names: &Names) -> Result<Stage, StageError> {
     let index = stages.len();
     let Instruction::From {
         image,
@@ -273,12 +271,6 @@ fn new_stage(
             instruction: from.raw.name(),
         });
     };
-    if let Some(&first) = name.as_ref().and_then(|n| names.get(n)) {
-        return Err(StageError::DuplicateName {
-            name: name.clone().unwrap_or_default(),
-            first_line: stages[first].from.raw.span.start_line,
-        });
-    }
     Ok(Stage {
         index,
         name: name.clone(),
@@ -290,11 +282,7 @@ fn new_stage(
 }
 
 /// Checks the literal (variable-free) `--from` references of each stage.
-fn check_references(
-    stages: &[Stage],
-    names: &HashMap<String, usize>,
-    text: &str,
-) -> Result<(), ParseError> {
+fn check_references(stages: &[Stage], names: &Names, text: &str) -> Result<(), ParseError> {
     for stage in stages {
         for step in &stage.steps {
             let (needle, refs): (&str, Vec<&str>) = match &step.instruction {

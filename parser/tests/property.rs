@@ -1,4 +1,4 @@
-//! Property: no input makes the parser or the expander panic. Thousands of
+//! Property: no input makes the parser, the expander or the lint panic. Thousands of
 //! random token soups and mutated real-looking Dockerfiles go through every
 //! public entry point; errors are fine, panics fail the test.
 
@@ -18,6 +18,10 @@ const TOKENS: &[&str] = &[
     "ENTRYPOINT ",
     "SHELL ",
     "EXPOSE ",
+    "# check=skip=all;error=true;experimental=all\n",
+    "# check=skip=JSONArgsRecommended\n",
+    "--platform=$TARGETPLATFORM ",
+    " AS Build\n",
     "VOLUME ",
     "USER ",
     "WORKDIR ",
@@ -103,7 +107,41 @@ const SEEDS: &[&str] = &[
     "# escape=`\nFROM windows\nRUN dir `\n  c:\\\nCOPY a b\n",
 ];
 
+/// Inputs that know one base image and ignore one path, so every lint
+/// rule has something to chew on.
+struct Inputs;
+
+impl strata_parser::Ignore for Inputs {
+    fn excludes(&self, path: &str) -> bool {
+        path == "a"
+    }
+    fn has_exceptions(&self) -> bool {
+        false
+    }
+    fn patterns(&self) -> Vec<String> {
+        vec!["*".into()]
+    }
+}
+
+impl strata_parser::Inputs for Inputs {
+    fn platform_args(&self) -> Vec<(String, String)> {
+        vec![("TARGETPLATFORM".into(), "linux/amd64".into())]
+    }
+    fn base_image(&self, _name: &str) -> Option<strata_parser::BaseImage> {
+        Some(strata_parser::BaseImage::default())
+    }
+    fn valid_reference(&self, name: &str) -> bool {
+        !name.is_empty()
+    }
+    fn dockerignore(&self) -> Option<&dyn strata_parser::Ignore> {
+        Some(self)
+    }
+}
+
 fn exercise(text: &str) {
+    if let Ok(report) = strata_parser::lint(text, &Inputs) {
+        let _ = report.violation();
+    }
     let env = [("A", "a b"), ("EMPTY", ""), ("HOME", "/root")];
     match parse(text) {
         Ok(parsed) => {

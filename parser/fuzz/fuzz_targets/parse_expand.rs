@@ -1,12 +1,42 @@
 //! Fuzzes the whole parser (bytes in: UTF-8 check, raw tree, typed
 //! instructions, stages, dump, error rendering, per-step and heredoc-body
-//! expansion) and the
-//! expander on the same input. The only rule: errors are fine, panics are
+//! expansion), the lint, and the expander on the same input. The only rule: errors are fine, panics are
 //! bugs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use strata_parser::{expand_word, expand_words, parse_bytes, parse_raw};
+
+/// Inputs that know every base image (empty) and ignore `a`, so the lint's
+/// rules all run.
+struct Inputs;
+
+impl strata_parser::Ignore for Inputs {
+    fn excludes(&self, path: &str) -> bool {
+        path == "a"
+    }
+    fn has_exceptions(&self) -> bool {
+        false
+    }
+    fn patterns(&self) -> Vec<String> {
+        vec!["*".into()]
+    }
+}
+
+impl strata_parser::Inputs for Inputs {
+    fn platform_args(&self) -> Vec<(String, String)> {
+        vec![("TARGETPLATFORM".into(), "linux/amd64".into())]
+    }
+    fn base_image(&self, _name: &str) -> Option<strata_parser::BaseImage> {
+        Some(strata_parser::BaseImage::default())
+    }
+    fn valid_reference(&self, name: &str) -> bool {
+        !name.is_empty()
+    }
+    fn dockerignore(&self) -> Option<&dyn strata_parser::Ignore> {
+        Some(self)
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let env = [("A", "a b"), ("EMPTY", ""), ("PWD", "/home"), ("P", "80/tcp")];
@@ -30,6 +60,9 @@ fuzz_target!(|data: &[u8]| {
         for escape in ['\\', '`'] {
             let _ = expand_word(text, &env, escape);
             let _ = expand_words(text, &env, escape);
+        }
+        if let Ok(report) = strata_parser::lint(text, &Inputs) {
+            let _ = report.violation();
         }
         if let Ok(tree) = parse_raw(text) {
             let _ = strata_parser::dump(&tree);

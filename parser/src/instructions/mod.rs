@@ -9,7 +9,6 @@ mod expand;
 mod flags;
 mod mount;
 mod parse;
-mod suggest;
 mod values;
 
 use thiserror::Error;

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use super::flags::{Flags, Kind, Spec};
 use super::mount::Mount;
-use super::suggest::suggest;
 use super::values::{parse_duration, parse_mode, Deferred, PortRange, UserGroup};
 use super::{
     ArgDecl, Command, FileCopy, Healthcheck, Instruction, InstructionError, KeyValue, Network,
     Security, Source,
 };
 use crate::raw::{is_heredoc_marker, join_split_markers, RawInstruction};
+use crate::suggest::suggest;
 
 const FROM_FLAGS: &[Spec] = &[("platform", Kind::Value)];
 const RUN_FLAGS: &[Spec] = &[

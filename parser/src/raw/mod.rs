@@ -247,7 +247,7 @@ impl<'t> Builder<'t> {
                 });
                 continue;
             }
-            let line = self.continued(first, done, start)?;
+            let line = self.continued(first, done)?;
             self.instruction(&line, start, col)?;
         }
         if !self
@@ -271,15 +271,11 @@ impl<'t> Builder<'t> {
     /// The logical line starting with `first` (from line `start`): the
     /// continuation lines joined, comments inside it dropped, and a warning
     /// for empty continuation lines.
-    fn continued(
-        &mut self,
-        first: &str,
-        mut done: bool,
-        start: usize,
-    ) -> Result<String, ParseError> {
+    fn continued(&mut self, first: &str, mut done: bool) -> Result<String, ParseError> {
         let escape = self.directives.escape;
         let mut line = first.to_string();
-        let mut empty_continuation = false;
+        // The first empty line the instruction was continued over.
+        let mut empty_continuation = None;
         while !done {
             let Some(next) = self.lines.next() else { break };
             let token = trim_newline(next);
@@ -289,16 +285,16 @@ impl<'t> Builder<'t> {
                 continue;
             }
             if token.trim_start().is_empty() {
-                empty_continuation = true;
+                empty_continuation = empty_continuation.or(Some(self.line_no));
                 continue;
             }
             let (part, end) = trim_continuation(token, escape);
             line.push_str(part);
             done = end;
         }
-        if empty_continuation {
+        if let Some(at) = empty_continuation {
             self.warnings.push(Warning {
-                line: start,
+                line: at,
                 kind: WarningKind::EmptyContinuationLine {
                     instruction: line.clone(),
                 },

@@ -1,10 +1,15 @@
-//! "Did you mean COPY?": the keyword closest to a misspelt one.
+//! "Did you mean COPY?": the keyword closest to a misspelt one, and the
+//! variable closest to an undefined one (the lint's UndefinedVar).
 
-use super::KEYWORDS;
+use crate::instructions::KEYWORDS;
 
 /// Longest word worth comparing; keywords are at most 11 characters, so
 /// anything much longer is no typo of one (and costs nothing to skip).
 const MAX_WORD: usize = 32;
+
+/// Longest variable name compared: edit distance costs the product of the
+/// lengths, and a name this long is no typo worth a suggestion.
+const MAX_NAME: usize = 128;
 
 /// Edit distance (insert, delete, substitute, swap of neighbours).
 fn distance(a: &[char], b: &[char]) -> usize {
@@ -44,6 +49,33 @@ pub(crate) fn suggest(word: &str) -> Option<String> {
         .map(|(_, k)| k.to_string())
 }
 
+/// The option closest to `word`, as BuildKit suggests a variable: fewer
+/// than 3 edits, case counts, the first of equally close options; none when
+/// `word` is itself an option (the problem is elsewhere).
+pub(crate) fn closest<'a>(
+    word: &str,
+    options: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    if word.chars().count() > MAX_NAME {
+        return None;
+    }
+    let w: Vec<char> = word.chars().collect();
+    let mut best: Option<(usize, &str)> = None;
+    for option in options {
+        if option == word {
+            return None;
+        }
+        if option.chars().count() > MAX_NAME {
+            continue;
+        }
+        let d = distance(&w, &option.chars().collect::<Vec<_>>());
+        if d < 3 && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, option));
+        }
+    }
+    best.map(|(_, o)| o.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +95,15 @@ mod tests {
         for (word, want) in cases {
             assert_eq!(suggest(word).as_deref(), want, "{word}");
         }
+    }
+
+    #[test]
+    fn closest_variable() {
+        let opts = ["DIR_ASSETS", "DIR_BINARIES", "PATH"];
+        assert_eq!(closest("DIR_ASSET", opts).as_deref(), Some("DIR_ASSETS"));
+        assert_eq!(closest("PAHT", opts).as_deref(), Some("PATH"));
+        assert_eq!(closest("path", opts), None);
+        assert_eq!(closest("PATH", opts), None);
+        assert_eq!(closest("HOME", opts), None);
     }
 }
