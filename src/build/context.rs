@@ -565,7 +565,7 @@ fn excluded_top(excludes: &Matcher, path: &Path) -> bool {
 
 /// The ignore rules for a context: `<Dockerfile>.dockerignore` beside the
 /// Dockerfile wins over `<root>/.dockerignore`.
-fn read_ignore_file(
+pub(crate) fn read_ignore_file(
     root: &Path,
     dockerfile: Option<&Path>,
 ) -> Result<Option<Matcher>, ContextError> {

@@ -165,6 +165,11 @@ impl Pattern {
         self.exclusion
     }
 
+    /// The pattern as cleaned (without its `!`).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Could the pattern match a path strictly below the directory `dir`?
     /// Conservative: `**` or an odd pattern says yes. Used to skip walking
     /// an ignored directory that no exception can reach into.

@@ -48,6 +48,16 @@ pub enum BuildError {
         rendered: String,
         error: Box<ParseError>,
     },
+    /// The `# check=` directive cannot be read.
+    #[error("{file}:{line}:1: {problem}")]
+    CheckDirective {
+        file: String,
+        line: usize,
+        problem: strata_parser::CheckError,
+    },
+    /// `# check=error=true` and the lint found something.
+    #[error("{file}: {message}")]
+    LintViolation { file: String, message: String },
     #[error("target stage \"{0}\" could not be found")]
     NoTarget(String),
     #[error(transparent)]
@@ -82,13 +92,33 @@ impl BuildError {
     /// signal N (130 for ^C, 143 for SIGTERM), 125 for strata's own failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            BuildError::Parse { .. } | BuildError::NoTarget(_) | BuildError::Step(_) => {
-                EXIT_BUILD_FAILED
-            }
+            BuildError::Parse { .. }
+            | BuildError::CheckDirective { .. }
+            | BuildError::LintViolation { .. }
+            | BuildError::NoTarget(_)
+            | BuildError::Step(_) => EXIT_BUILD_FAILED,
             BuildError::Interrupted { signal } => {
                 u8::try_from(128 + signal).unwrap_or(EXIT_STRATA_ERROR)
             }
             BuildError::Tag { .. } | BuildError::Finish(_) => EXIT_STRATA_ERROR,
+        }
+    }
+
+    /// Where in the Dockerfile the error is, when it is about one place.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            BuildError::Parse { file, error, .. } => Some(Location {
+                file: file.clone(),
+                line: error.line,
+                col: error.col,
+            }),
+            BuildError::CheckDirective { file, line, .. } => Some(Location {
+                file: file.clone(),
+                line: *line,
+                col: 1,
+            }),
+            BuildError::Step(step) => Some(step.location.clone()),
+            _ => None,
         }
     }
 

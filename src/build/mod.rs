@@ -16,6 +16,9 @@
 //! build context and the sources one COPY selects), [`copy`] (writing them
 //! into a root file system), [`dockerignore`] (Docker's pattern matching),
 //! [`fetch`] (ADD's downloads).
+//!
+//! Beside the build, [`lint`] checks its Dockerfile (BuildKit's build
+//! checks) with what the store and the context know.
 
 pub mod cache;
 pub mod commit;
@@ -27,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod key;
+pub mod lint;
 pub mod plan;
 
 pub use engine::{build, BuildOptions, PullPolicy};

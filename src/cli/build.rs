@@ -49,6 +49,9 @@ pub struct BuildArgs {
     /// --format` overrides). BUILDAH_FORMAT is buildah's variable for it.
     #[arg(long, value_enum, env = "BUILDAH_FORMAT", default_value_t = ManifestFormat::Oci)]
     format: ManifestFormat,
+    /// Check the Dockerfile against the lint rules and print what they find; build nothing
+    #[arg(long)]
+    check: bool,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -94,9 +97,12 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         pull: args.pull,
         format: args.format,
     };
+    if args.check {
+        return super::lint::check(&store, &options);
+    }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
-    let id = crate::build::build(&store, &options)?;
+    let id = super::lint::around(&store, &options, || crate::build::build(&store, &options))?;
     if args.quiet {
         println!("{id}");
     }

@@ -9,11 +9,13 @@ mod build;
 mod commit;
 mod diff;
 mod export;
+mod github;
 mod history;
 mod images;
 mod import;
 mod info;
 mod inspect;
+mod lint;
 mod load;
 mod login;
 mod logout;
@@ -269,9 +271,17 @@ fn report(err: &anyhow::Error) -> ExitCode {
         // dies of SIGPIPE here, which a shell reports as 141.
         return ExitCode::from(EXIT_BROKEN_PIPE);
     }
-    eprintln!("strata: {}", chain_text(err.chain().map(|c| c.to_string())));
+    let text = chain_text(err.chain().map(|c| c.to_string()));
+    eprintln!("strata: {text}");
     // A failed build has its own exit codes and a next step to suggest.
     let build = err.downcast_ref::<crate::build::BuildError>();
+    if github::enabled() {
+        let at = build.and_then(|e| e.location());
+        eprintln!(
+            "{}",
+            github::annotation(github::Level::Error, at.as_ref(), &text)
+        );
+    }
     if let Some(hint) = build.and_then(|e| e.hint()) {
         eprintln!("strata: {hint}");
     }

@@ -27,7 +27,7 @@ pub(super) fn host_platform() -> String {
 }
 
 /// TARGETPLATFORM, BUILDOS, ...: the build and target platform are the host.
-pub(super) fn platform_args() -> Vec<(String, String)> {
+pub(crate) fn platform_args() -> Vec<(String, String)> {
     let arch = crate::store::config::go_arch();
     let mut out = Vec::new();
     for side in ["TARGET", "BUILD"] {
@@ -41,7 +41,7 @@ pub(super) fn platform_args() -> Vec<(String, String)> {
 
 /// A `--build-arg` value: as given, or with only a name, strata's own
 /// environment's (empty if unset).
-fn given(name: &str, value: &Option<String>) -> String {
+pub(crate) fn given(name: &str, value: &Option<String>) -> String {
     value
         .clone()
         .or_else(|| std::env::var(name).ok())

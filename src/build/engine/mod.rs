@@ -15,7 +15,7 @@
 //! one image where it ends, so each costs O(its own change), not a copy of
 //! the whole config. ^C, SIGTERM or SIGHUP stop the build between steps.
 
-mod args;
+pub(crate) mod args;
 mod container;
 mod copy;
 mod meta;
@@ -162,7 +162,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<ImageId, BuildError> 
     Ok(image)
 }
 
-fn dockerfile_name(opts: &BuildOptions) -> String {
+pub(crate) fn dockerfile_name(opts: &BuildOptions) -> String {
     opts.dockerfile_path
         .as_ref()
         .map_or_else(|| "Dockerfile".to_string(), |p| p.display().to_string())

@@ -1,0 +1,109 @@
+//! How `strata build` shows the lint (BuildKit's build checks): with
+//! `--check` the findings are the result (stdout), and nothing is built;
+//! in a build they are warnings on stderr after the build's own output, as
+//! BuildKit prints them. Each finding reads
+//! `Dockerfile:2:1: FromAsCasing: message (docs/lint/from-as-casing.md)`.
+//! With `# check=error=true` a finding fails the build before it starts.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::github::{self, Level};
+use crate::build::error::Location;
+use crate::build::lint::{lint, Lint};
+use crate::build::{BuildError, BuildOptions};
+use crate::digest::ImageId;
+use crate::store::Store;
+
+/// `build --check`: the findings, a summary, exit 1 if `error=true` and
+/// something was found.
+pub fn check(store: &Store, options: &BuildOptions) -> Result<ExitCode> {
+    let lint = lint(store, options)?;
+    for line in lines(&lint) {
+        println!("{line}");
+    }
+    annotate(&lint);
+    match count(lint.report.findings.len()) {
+        None => println!("Check complete, no warnings found."),
+        Some(n) => println!("Check complete, {n} found."),
+    }
+    lint.violation()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `build`, with the lint's warnings after it (also when it fails). With
+/// `error=true` the lint runs first and a finding stops the build.
+pub fn around(
+    store: &Store,
+    options: &BuildOptions,
+    build: impl FnOnce() -> Result<ImageId, BuildError>,
+) -> Result<ImageId, BuildError> {
+    let strict = match lint(store, options) {
+        Ok(before) if before.report.config.error => {
+            warn(&before);
+            before.violation()?;
+            true
+        }
+        Ok(_) => false,
+        // BuildKit refuses a build whose `# check=` it cannot read.
+        Err(e @ BuildError::CheckDirective { .. }) => return Err(e),
+        // The build reports a Dockerfile that does not parse.
+        Err(_) => false,
+    };
+    let built = build();
+    // After the build its base images are in the store, so the lint can
+    // judge their variables. (Strict mode linted already, before.)
+    if !strict {
+        if let Ok(after) = lint(store, options) {
+            warn(&after);
+        }
+    }
+    built
+}
+
+/// The warnings of a build, on stderr.
+fn warn(lint: &Lint) {
+    if let Some(n) = count(lint.report.findings.len()) {
+        eprintln!("{n} found:");
+    }
+    for line in lines(lint) {
+        eprintln!("{line}");
+    }
+    annotate(lint);
+}
+
+/// `1 warning`, `2 warnings`, or none.
+fn count(n: usize) -> Option<String> {
+    match n {
+        0 => None,
+        1 => Some("1 warning".into()),
+        n => Some(format!("{n} warnings")),
+    }
+}
+
+fn lines(lint: &Lint) -> impl Iterator<Item = String> + '_ {
+    lint.report
+        .findings
+        .iter()
+        .map(|f| format!("{}:{f} ({})", lint.file, f.rule.docs()))
+}
+
+/// GitHub Actions annotations for the findings, when running there.
+fn annotate(lint: &Lint) {
+    if !github::enabled() {
+        return;
+    }
+    for f in &lint.report.findings {
+        let at = Location {
+            file: lint.file.clone(),
+            line: f.line,
+            col: f.col,
+        };
+        let message = format!("{}: {}", f.rule, f.message);
+        eprintln!(
+            "{}",
+            github::annotation(Level::Warning, Some(&at), &message)
+        );
+    }
+}
