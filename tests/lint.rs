@@ -3,6 +3,7 @@
 //! `# check=error=true` makes it (and a build) exit 1; `skip=` silences
 //! rules; a normal build prints the same warnings and still succeeds; under
 //! GITHUB_ACTIONS=true findings and errors are also annotations.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
 
 mod common;
 
