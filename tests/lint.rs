@@ -173,6 +173,16 @@ fn rootless_lint_warnings_in_a_build_leave_its_result_alone() {
         "{strict:#?}"
     );
     assert_ne!(s.run(&["inspect", "strict"]).code, Some(0));
+
+    // A `# check=` it cannot read stops a build too, as in BuildKit.
+    std::fs::write(&path, format!("# check=error=maybe\n{text}")).unwrap();
+    let bad = s.run(&["build", dir]);
+    assert_eq!(bad.code, Some(1), "{bad:#?}");
+    assert!(
+        bad.stderr.contains(":1:1: invalid check option"),
+        "{bad:#?}"
+    );
+    assert!(!bad.stdout.contains("Step 1/"), "{bad:#?}");
 }
 
 #[test]

@@ -86,7 +86,8 @@ pub use error::{ParseError, ParseErrorKind, Span, Warning, WarningKind};
 pub use expand::{expand_word, expand_words, EmptyEnv, Env, ExpandError, ExpandErrorKind};
 pub use instructions::{Command, Instruction, InstructionError};
 pub use lint::{
-    lint, BaseImage, CheckConfig, CheckError, Finding, Ignore, Inputs, LintError, Report, Rule,
+    file_config, lint, BaseImage, CheckConfig, CheckError, Finding, Ignore, Inputs, LintError,
+    Report, Rule,
 };
 pub use raw::{parse_raw, Heredoc, RawInstruction, RawNode, RawTree};
 pub use stages::{Parsed, Stage, StageError, StageRef, Step};

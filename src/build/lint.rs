@@ -5,7 +5,7 @@
 //! unjudged), `.dockerignore` is the one the build would read, the platform
 //! args and `--build-arg` values are the build's.
 
-use strata_parser::{BaseImage, Ignore, Inputs, LintError, Report};
+use strata_parser::{BaseImage, CheckConfig, Ignore, Inputs, LintError, Report};
 
 use super::context::read_ignore_file;
 use super::dockerignore::Matcher;
@@ -36,6 +36,12 @@ impl Lint {
     }
 }
 
+/// The `# check=` configuration of the Dockerfile of `opts`, read from its
+/// directives alone (cheap: a build asks it before starting).
+pub fn file_config(opts: &BuildOptions) -> Result<CheckConfig, BuildError> {
+    strata_parser::file_config(&opts.dockerfile).map_err(|e| lint_error(opts, e))
+}
+
 /// Lints the Dockerfile of `opts`. A Dockerfile that does not parse is the
 /// same error a build gives.
 pub fn lint(store: &Store, opts: &BuildOptions) -> Result<Lint, BuildError> {
@@ -50,18 +56,24 @@ pub fn lint(store: &Store, opts: &BuildOptions) -> Result<Lint, BuildError> {
         opts,
         ignore,
     };
-    match strata_parser::lint(&opts.dockerfile, &inputs) {
-        Ok(report) => Ok(Lint { file, report }),
-        Err(LintError::Parse(error)) => Err(BuildError::Parse {
+    let report = strata_parser::lint(&opts.dockerfile, &inputs).map_err(|e| lint_error(opts, e))?;
+    Ok(Lint { file, report })
+}
+
+/// A lint that could not run, as the build's error.
+fn lint_error(opts: &BuildOptions, error: LintError) -> BuildError {
+    let file = dockerfile_name(opts);
+    match error {
+        LintError::Parse(error) => BuildError::Parse {
             file,
             rendered: error.render(&opts.dockerfile),
             error: Box::new(error),
-        }),
-        Err(LintError::Check { line, source }) => Err(BuildError::CheckDirective {
+        },
+        LintError::Check { line, source } => BuildError::CheckDirective {
             file,
             line,
             problem: source,
-        }),
+        },
     }
 }
 

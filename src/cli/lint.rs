@@ -39,18 +39,15 @@ pub fn around(
     options: &BuildOptions,
     build: impl FnOnce() -> Result<ImageId, BuildError>,
 ) -> Result<ImageId, BuildError> {
-    let strict = match lint(store, options) {
-        Ok(before) if before.report.config.error => {
+    // BuildKit refuses a build whose `# check=` it cannot read.
+    let strict = crate::build::lint::file_config(options)?.error;
+    if strict {
+        // A Dockerfile that does not parse is the build's to report.
+        if let Ok(before) = lint(store, options) {
             warn(&before);
             before.violation()?;
-            true
         }
-        Ok(_) => false,
-        // BuildKit refuses a build whose `# check=` it cannot read.
-        Err(e @ BuildError::CheckDirective { .. }) => return Err(e),
-        // The build reports a Dockerfile that does not parse.
-        Err(_) => false,
-    };
+    }
     let built = build();
     // After the build its base images are in the store, so the lint can
     // judge their variables. (Strict mode linted already, before.)

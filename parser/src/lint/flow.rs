@@ -205,16 +205,22 @@ impl Walk<'_> {
         if !self.flow.known {
             return;
         }
+        let undefined: Vec<&String> = missed
+            .iter()
+            .filter(|n| !self.flow.declared.contains(*n) && !NON_ENV_ARGS.contains(&n.as_str()))
+            .collect();
+        if undefined.is_empty() {
+            return;
+        }
+        // Sorted so the suggestion does not depend on hashing; only built
+        // when needed (a stage can hold 100,000 variables).
         let mut names: Vec<&str> = self.flow.env.keys().map(String::as_str).collect();
         names.sort_unstable();
-        for name in missed {
-            if self.flow.declared.contains(name) || NON_ENV_ARGS.contains(&name.as_str()) {
-                continue;
-            }
+        let raw = &step.raw;
+        for name in undefined {
             let hint = closest(name, names.iter().copied())
                 .map(|s| format!(" (did you mean ${s}?)"))
                 .unwrap_or_default();
-            let raw = &step.raw;
             self.out.push(at(
                 raw.span.start_line,
                 raw.col,

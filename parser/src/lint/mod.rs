@@ -154,13 +154,7 @@ pub enum LintError {
 /// Lints Dockerfile `text`.
 pub fn lint(text: &str, inputs: &dyn Inputs) -> Result<Report, LintError> {
     let tree = parse_raw(text)?;
-    let config = match &tree.directives.check {
-        Some(value) => CheckConfig::parse(value).map_err(|source| LintError::Check {
-            line: directive_line(&tree),
-            source,
-        })?,
-        None => CheckConfig::default(),
-    };
+    let config = file_config(text)?;
     let comments = comment_blocks(&tree);
     let parsed = crate::stages::build(tree.clone(), text)?;
     let mut findings = Vec::new();
@@ -174,15 +168,25 @@ pub fn lint(text: &str, inputs: &dyn Inputs) -> Result<Report, LintError> {
     Ok(Report { findings, config })
 }
 
-/// The line of the `# check=` directive.
-fn directive_line(tree: &RawTree) -> usize {
-    tree.nodes
-        .iter()
-        .find_map(|n| match n {
-            RawNode::Directive(d) if d.name == "check" => Some(d.line),
-            _ => None,
-        })
-        .unwrap_or(1)
+/// The file's `# check=` configuration alone, read from the directives at
+/// its top without parsing the rest (a build asks before it starts whether
+/// findings should stop it). Other bad directives are left to the parser.
+pub fn file_config(text: &str) -> Result<CheckConfig, LintError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut directives = crate::directives::Directives::default();
+    for (i, line) in text.lines().enumerate() {
+        match directives.observe(line.trim_start(), i + 1) {
+            Ok(Some(d)) if d.name == "check" => {
+                return CheckConfig::parse(&d.value).map_err(|source| LintError::Check {
+                    line: d.line,
+                    source,
+                })
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(CheckConfig::default())
 }
 
 /// The comment lines right above each instruction (by its first line): the

@@ -547,6 +547,22 @@ fn check_directive_skips_and_errors() {
 }
 
 #[test]
+fn file_config_reads_only_the_directives() {
+    assert!(
+        file_config("# syntax=x\n  # check=error=true\nFROM a as b\n")
+            .unwrap()
+            .error
+    );
+    assert!(!file_config("FROM a\n# check=error=true\n").unwrap().error);
+    assert_eq!(
+        file_config("# escape=`\n# check=colour=red\nFROM a\n")
+            .unwrap_err()
+            .to_string(),
+        "2:1: invalid check option \"colour\""
+    );
+}
+
+#[test]
 fn check_comment_skips_for_one_instruction() {
     let text = "FROM alpine\n# check=skip=JSONArgsRecommended // shell form on purpose\n\
                 CMD mycommand\nENTRYPOINT mycommand\n";
