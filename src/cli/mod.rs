@@ -7,6 +7,7 @@
 
 mod build;
 mod commit;
+mod completion;
 mod diff;
 mod export;
 mod github;
@@ -138,6 +139,11 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Remove one or more containers
     Rm(rm::RmArgs),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion(completion::CompletionArgs),
+    /// Write the man pages into a directory (scripts/man-pages.sh)
+    #[command(hide = true)]
+    ManPages(completion::ManPagesArgs),
     /// The process strata re-executes to become a container (internal)
     #[command(hide = true)]
     ContainerInit,
@@ -170,6 +176,7 @@ impl Command {
             // Credentials and registries only; no store.
             Command::Login(_) | Command::Logout(_) | Command::Search(_) => false,
             Command::Info(_) | Command::ContainerInit => false,
+            Command::Completion(_) | Command::ManPages(_) => false,
             Command::Unshare(_) => true,
         }
     }
@@ -251,6 +258,8 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => diff::run(settings, &args),
         Command::Export(args) => export::run(settings, &args),
         Command::Rm(args) => rm::run(settings, &args),
+        Command::Completion(args) => completion::completion(&args),
+        Command::ManPages(args) => completion::man_pages(&args),
         Command::ContainerInit => Ok(ExitCode::from(
             u8::try_from(crate::sandbox::init::main()).unwrap_or(u8::MAX),
         )),
