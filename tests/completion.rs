@@ -23,7 +23,10 @@ fn completion_scripts_know_the_commands_and_flags() {
             "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _strata strata \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\"",
             script.path().display()
         );
-        let out = std::process::Command::new("bash").args(["-c", &shell]).output().unwrap();
+        let out = std::process::Command::new("bash")
+            .args(["-c", &shell])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(complete("strata bu", 1), "build");
