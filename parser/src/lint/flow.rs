@@ -1,6 +1,7 @@
 //! Each stage in order, with its environment as the build would have it:
 //! UndefinedVar, WorkdirRelativePath, MultipleInstructionsDisallowed,
-//! JSONArgsRecommended, SecretsUsedInArgOrEnv and CopyIgnoredFile.
+//! JSONArgsRecommended, SecretsUsedInArgOrEnv, CopyIgnoredFile and
+//! ExposeProtoCasing.
 //!
 //! A stage starts from its base: an earlier stage's state (its variables,
 //! declared args, whether WORKDIR or SHELL were set), `scratch`, or an
@@ -10,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{at, from, Finding, Inputs, Rule, Watch};
-use crate::expand::expand_word;
+use crate::expand::{expand_word, expand_words};
 use crate::instructions::{ArgDecl, Command, FileCopy, Instruction, Source};
 use crate::path::clean;
 use crate::stages::{Parsed, Stage, StageRef, Step};
@@ -169,6 +170,7 @@ impl Walk<'_> {
             }
             Instruction::Healthcheck(_) => self.once(step),
             Instruction::Shell(_) => self.flow.shell = true,
+            Instruction::Expose(_) => self.protocols(step),
             Instruction::Copy(copy) => self.ignored(step, &copy, "Copy"),
             Instruction::Add(copy) => self.ignored(step, &copy, "Add"),
             _ => {}
@@ -259,6 +261,25 @@ impl Walk<'_> {
                 "Do not use ARG or ENV instructions for sensitive data ({instruction} {key:?})"
             );
             self.here(step, Rule::SecretsUsedInArgOrEnv, message);
+        }
+    }
+
+    /// EXPOSE ports (as expanded, before typing lower-cases them) whose
+    /// protocol is not written in lower case.
+    fn protocols(&mut self, step: &Step) {
+        let mut ports = Vec::new();
+        for arg in &step.raw.args {
+            ports.extend(
+                expand_words(arg, &self.flow.env, self.parsed.escape()).unwrap_or_default(),
+            );
+        }
+        for port in ports {
+            let proto = port.rsplit_once('/').map_or("", |(_, p)| p);
+            if proto != proto.to_lowercase() {
+                let message =
+                    format!("Defined protocol '{port}' in EXPOSE instruction should be lowercase");
+                self.here(step, Rule::ExposeProtoCasing, message);
+            }
         }
     }
 

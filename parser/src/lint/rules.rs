@@ -45,10 +45,12 @@ pub enum Rule {
     CopyIgnoredFile,
     /// A comment above FROM or ARG that does not describe it (experimental).
     InvalidDefinitionDescription,
+    /// `EXPOSE 80/TCP`: protocols should be lower case.
+    ExposeProtoCasing,
 }
 
 /// Name, docs page (under docs/lint/) and description of each rule.
-const TABLE: [(Rule, &str, &str, &str); 19] = [
+const TABLE: [(Rule, &str, &str, &str); 20] = [
     (Rule::StageNameCasing, "StageNameCasing", "stage-name-casing",
         "Stage names should be lowercase"),
     (Rule::FromAsCasing, "FromAsCasing", "from-as-casing",
@@ -91,6 +93,12 @@ const TABLE: [(Rule, &str, &str, &str); 19] = [
     (Rule::InvalidDefinitionDescription, "InvalidDefinitionDescription",
         "invalid-definition-description",
         "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment."),
+    (
+        Rule::ExposeProtoCasing,
+        "ExposeProtoCasing",
+        "expose-proto-casing",
+        "Protocol in EXPOSE instruction should be lowercase",
+    ),
 ];
 
 impl Rule {

@@ -526,6 +526,22 @@ fn invalid_definition_description() {
 }
 
 #[test]
+fn expose_proto_casing() {
+    assert_eq!(
+        only(Rule::ExposeProtoCasing, "FROM alpine\nEXPOSE 80/TcP 8080/TCP 8080/udp\n"),
+        [
+            "2: ExposeProtoCasing: Defined protocol '80/TcP' in EXPOSE instruction should be lowercase",
+            "2: ExposeProtoCasing: Defined protocol '8080/TCP' in EXPOSE instruction should be lowercase"
+        ]
+    );
+    assert!(only(
+        Rule::ExposeProtoCasing,
+        "FROM alpine\nEXPOSE 80/tcp 53/udp 443\n"
+    )
+    .is_empty());
+}
+
+#[test]
 fn check_directive_skips_and_errors() {
     let text = "FROM alpine as base\ncopy Dockerfile .\n";
     assert_eq!(run(text).len(), 2);
