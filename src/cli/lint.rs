@@ -1,7 +1,7 @@
 //! How `strata build` shows the lint (BuildKit's build checks): with
 //! `--check` the findings are the result (stdout), and nothing is built;
 //! in a build they are warnings on stderr after the build's own output, as
-//! BuildKit prints them. Each finding reads
+//! BuildKit prints them, through the printer (`progress::notice`). Each finding reads
 //! `Dockerfile:2:1: FromAsCasing: message (docs/lint/from-as-casing.md)`.
 //! With `# check=error=true` a finding fails the build before it starts.
 
@@ -14,6 +14,7 @@ use crate::build::error::Location;
 use crate::build::lint::{lint, Lint};
 use crate::build::{BuildError, BuildOptions};
 use crate::digest::ImageId;
+use crate::progress;
 use crate::store::Store;
 
 /// `build --check`: the findings, a summary, exit 1 if `error=true` and
@@ -59,13 +60,13 @@ pub fn around(
     built
 }
 
-/// The warnings of a build, on stderr.
+/// The warnings of a build, on stderr (also when quiet, as Docker's).
 fn warn(lint: &Lint) {
     if let Some(n) = count(lint.report.findings.len()) {
-        eprintln!("{n} found:");
+        progress::notice(format!("{n} found:"));
     }
     for line in lines(lint) {
-        eprintln!("{line}");
+        progress::notice(line);
     }
     annotate(lint);
 }
@@ -98,9 +99,6 @@ fn annotate(lint: &Lint) {
             col: f.col,
         };
         let message = format!("{}: {}", f.rule, f.message);
-        eprintln!(
-            "{}",
-            github::annotation(Level::Warning, Some(&at), &message)
-        );
+        progress::notice(github::annotation(Level::Warning, Some(&at), &message));
     }
 }
