@@ -130,3 +130,27 @@ fn registry_layer_repeated_pax_size_pulls_as_gnu_tar_reads_it() {
         .stdout;
     assert_eq!(out, "0\n1024\n");
 }
+
+/// Checklist 18 through pull: every case of the breakout matrix, served by
+/// the registry as a one-layer image, leaves the victim as it was.
+#[test]
+fn registry_layer_breakout_matrix_through_pull() {
+    use common::tarspec::{assert_victim_intact, breakout_matrix, make_victim};
+    let work = tempfile::tempdir().unwrap();
+    let victim = make_victim(work.path());
+    let s = Strata::new();
+    for (i, (case, layer)) in breakout_matrix(victim.to_str().unwrap())
+        .into_iter()
+        .enumerate()
+    {
+        let diff = sha256_hex(&layer);
+        let image = push(&repo(&format!("case{i}")), &[(layer, diff)]);
+        let run = s.run(&["pull", &image]);
+        assert!(
+            run.code == Some(0) || run.code == Some(125),
+            "{case}: {run:#?}"
+        );
+        assert_victim_intact(&victim, case);
+    }
+    assert_eq!(fs::read_dir(work.path()).unwrap().count(), 1);
+}

@@ -14,6 +14,11 @@
 //! - A type `\0` member whose name ends in `/` is a directory (old tars).
 //! - The archive ends at the first all-zero block.
 //!
+//! GNU sparse members (type `S`, or PAX `GNU.sparse.*` records) are not
+//! read: `S` is listed as [`Kind::Other`] for the consumer to refuse, and a
+//! PAX-sparse member is an error, so a sparse map is never unpacked as if
+//! it were the file. Docker and buildah never write them.
+//!
 //! Where GNU tar only warns, this reader refuses (a malformed PAX record, a
 //! bad checksum, a non-numeric field), so a doubtful archive is an error,
 //! never a second reading. One deliberate difference: a numeric header
@@ -211,6 +216,14 @@ impl<R: Read> TarReader<R> {
             (None, Some(long)) => long,
             (None, None) => header.link.clone(),
         };
+        if pax.keys().any(|k| k.starts_with(b"GNU.sparse.")) {
+            // Its data is a sparse map, not the file: refused rather than
+            // unpacked as something else than what GNU tar would make.
+            return Err(TarError::Header {
+                offset: at,
+                reason: "GNU sparse members are not supported".into(),
+            });
+        }
         let kind = Kind::from_flag(header.flag, &path);
         let pax_num = |key: &str| pax_number(&pax, key, at);
         let size = match kind.has_no_data() {

@@ -251,3 +251,17 @@ fn position_is_where_the_data_starts() {
     let at = r.position() as usize;
     assert_eq!(&bytes[at..at + 5], b"world");
 }
+
+#[test]
+fn pax_sparse_members_are_refused() {
+    let bytes = tar(&[
+        T::Pax(&[
+            ("GNU.sparse.major", "1"),
+            ("GNU.sparse.minor", "0"),
+            ("GNU.sparse.name", "f"),
+        ]),
+        T::File("GNUSparseFile.0/f", b"1\n0\n5\nhello"),
+    ]);
+    let err = ours(&bytes).unwrap_err();
+    assert!(err.to_string().contains("sparse"), "{err}");
+}
