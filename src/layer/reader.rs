@@ -20,8 +20,9 @@
 //! it were the file. Docker and buildah never write them.
 //!
 //! Where GNU tar only warns, this reader refuses (a malformed PAX record, a
-//! bad checksum, a non-numeric field), so a doubtful archive is an error,
-//! never a second reading. One deliberate difference: a numeric header
+//! bad checksum, a non-numeric field), and so it does for extension headers
+//! that end the archive with no member after them (GNU tar drops them), so
+//! a doubtful archive is an error, never a second reading. One deliberate difference: a numeric header
 //! field left blank (all NULs or spaces, as some writers leave uid and gid)
 //! reads as 0, as Go's archive/tar reads it for Docker and BuildKit.
 //!
