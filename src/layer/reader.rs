@@ -22,9 +22,10 @@
 //! Where GNU tar only warns, this reader refuses (a malformed PAX record, a
 //! bad checksum, a non-numeric field), and so it does for extension headers
 //! that end the archive with no member after them (GNU tar drops them), so
-//! a doubtful archive is an error, never a second reading. One deliberate difference: a numeric header
-//! field left blank (all NULs or spaces, as some writers leave uid and gid)
-//! reads as 0, as Go's archive/tar reads it for Docker and BuildKit.
+//! a doubtful archive is an error, never a second reading. One deliberate
+//! difference: a numeric header field left blank (all NULs or spaces, as
+//! some writers leave uid and gid) reads as 0, as Go's archive/tar reads it
+//! for Docker and BuildKit.
 //!
 //! Extension headers (PAX, GNU long names) are held in memory, so each is
 //! capped at [`MAX_EXTENSION`], as Go's archive/tar caps them.
