@@ -12,7 +12,8 @@
 //! be listed is remembered and is an error only if a COPY selects it.
 //!
 //! [`Context::select`] turns COPY sources into [`Source`]s: wildcards as Go's
-//! `filepath.Match` per path component (`**` is `*`; a wildcard matching
+//! `filepath.Match` per path component (`**` is `*`, except under
+//! `--parents`, where it is any number of directories; a wildcard matching
 //! nothing is no error), a symlink named as a source (or
 //! met on the way to one) resolved inside the context root as BuildKit does,
 //! `..` out of the context refused, `--exclude` patterns applied.
@@ -147,6 +148,17 @@ pub enum ContextKind {
     Rootfs,
     /// No context (Dockerfile from stdin).
     Empty,
+}
+
+/// What a `**` path component of a COPY source matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Globstar {
+    /// As `*`, within one component: a plain COPY/ADD source goes through
+    /// Go's `filepath.Match` in BuildKit.
+    OneComponent,
+    /// None or any number of directories: `COPY --parents` sources become
+    /// BuildKit's include patterns (as `.dockerignore` reads them).
+    AnyDepth,
 }
 
 /// A build context, walked once.
@@ -318,6 +330,26 @@ impl Context {
         sources: &[String],
         excludes: &[String],
     ) -> Result<Vec<Source>, ContextError> {
+        self.pick(sources, excludes, Globstar::OneComponent)
+    }
+
+    /// The sources of one `COPY --parents`: as [`Context::select`], but a
+    /// `**` component is any number of directories (BuildKit hands these
+    /// sources to its include patterns, not to `filepath.Match`).
+    pub fn select_parents(
+        &self,
+        sources: &[String],
+        excludes: &[String],
+    ) -> Result<Vec<Source>, ContextError> {
+        self.pick(sources, excludes, Globstar::AnyDepth)
+    }
+
+    fn pick(
+        &self,
+        sources: &[String],
+        excludes: &[String],
+        globstar: Globstar,
+    ) -> Result<Vec<Source>, ContextError> {
         let excludes =
             Matcher::new(excludes).map_err(|cause| ContextError::BadExclude { cause })?;
         let mut out = Vec::new();
@@ -336,7 +368,7 @@ impl Context {
                 })
                 .unwrap_or(0);
             let matched: Vec<PathBuf> = if dockerignore::has_meta(&rel) {
-                let mut found = self.glob(&rel)?;
+                let mut found = self.glob(&rel, globstar)?;
                 // A name that only looks like a pattern (`file[1].txt`)
                 // and exists as written is taken as written.
                 if found.is_empty() && self.resolve(Path::new(&rel), src)?.is_some() {
@@ -382,15 +414,18 @@ impl Context {
     }
 
     /// Paths matching a wildcard source, component by component, sorted.
-    /// As Go's `filepath.Match`, `**` is no more than `*`: it matches within
-    /// one component, never across directories (BuildKit's COPY; only
-    /// `.dockerignore` reads `**` as any number of directories).
+    /// What a `**` component is depends on `globstar` (see [`Globstar`]).
     /// Directories on the way are reached through symlinks as a plain
     /// source would be (`/lib/*.so` where `/lib -> usr/lib`); the paths
     /// returned are spelled as matched.
-    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, ContextError> {
+    fn glob(&self, pattern: &str, globstar: Globstar) -> Result<Vec<PathBuf>, ContextError> {
         let mut named: Vec<PathBuf> = vec![PathBuf::new()];
-        for comp in pattern.split('/') {
+        let comps: Vec<&str> = pattern.split('/').collect();
+        for (i, &comp) in comps.iter().enumerate() {
+            if comp == "**" && globstar == Globstar::AnyDepth {
+                named = self.any_depth(&named, pattern, i + 1 == comps.len())?;
+                continue;
+            }
             let mut next = Vec::new();
             if !dockerignore::has_meta(comp) {
                 next.extend(named.iter().map(|n| n.join(comp)));
@@ -423,8 +458,38 @@ impl Context {
                 out.push(n);
             }
         }
+        // `**` can reach one path along several ways.
         out.sort();
+        out.dedup();
         Ok(out)
+    }
+
+    /// What a `**` component matches below each of `named`: none or any
+    /// number of directories; when it ends the pattern, everything below.
+    fn any_depth(
+        &self,
+        named: &[PathBuf],
+        pattern: &str,
+        last: bool,
+    ) -> Result<Vec<PathBuf>, ContextError> {
+        let mut next = Vec::new();
+        for n in named {
+            let Some(dir) = self.resolve(n, pattern)? else {
+                continue;
+            };
+            next.push(n.clone());
+            let below = self
+                .entries
+                .range(dir.clone()..)
+                .take_while(|(p, _)| p.starts_with(&dir))
+                .filter(|(p, e)| **p != dir && (last || e.kind == EntryKind::Dir));
+            for (p, _) in below {
+                if let Ok(rel) = p.strip_prefix(&dir) {
+                    next.push(n.join(rel));
+                }
+            }
+        }
+        Ok(next)
     }
 
     /// The entries directly inside the directory `dir`, in order.

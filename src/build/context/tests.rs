@@ -289,6 +289,38 @@ fn wildcards_match_like_filepath_match() {
     assert!(matches!(err, ContextError::NotFound { .. }), "{err:?}");
 }
 
+/// `COPY --parents` sources are BuildKit's include patterns, where `**` is
+/// any number of directories, none included (Docker's reference, COPY
+/// --parents: `COPY --parents ./x/**/*.txt` keeps every .txt below x).
+#[test]
+fn parents_sources_read_globstar_as_any_depth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(
+        dir.path(),
+        "f x/a.txt a\nf x/y/b.txt b\nf x/y/z/c.txt c\nf x/y/z/c.md m\nf top.txt t",
+    );
+    let ctx = Context::open(dir.path(), None).expect("open");
+    let select = |sources: &[&str]| -> Vec<String> {
+        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        let got = ctx.select_parents(&sources, &[]).expect("select");
+        got.iter().map(|s| s.path.display().to_string()).collect()
+    };
+    assert_eq!(
+        select(&["x/**/*.txt"]),
+        ["x/a.txt", "x/y/b.txt", "x/y/z/c.txt"]
+    );
+    assert_eq!(select(&["**/c.*"]), ["x/y/z/c.md", "x/y/z/c.txt"]);
+    assert_eq!(select(&["x/**/c.txt"]), ["x/y/z/c.txt"]);
+    assert_eq!(
+        select(&["x/y/**"]),
+        ["x/y", "x/y/b.txt", "x/y/z", "x/y/z/c.md", "x/y/z/c.txt"]
+    );
+    // A plain COPY of the same source stays within one component.
+    let plain = ctx.select(&["x/**/*.txt".into()], &[]).expect("select");
+    let plain: Vec<String> = plain.iter().map(|s| s.path.display().to_string()).collect();
+    assert_eq!(plain, ["x/y/b.txt"]);
+}
+
 #[test]
 fn rootfs_resolves_absolute_symlinks_inside_the_root() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -196,9 +196,14 @@ fn group<'c>(
     job: &Job,
     unpack: bool,
 ) -> Result<Group<'c>, StepFailure> {
+    let selected = if job.fc.parents {
+        ctx.select_parents(names, &job.fc.exclude)?
+    } else {
+        ctx.select(names, &job.fc.exclude)?
+    };
     Ok(Group {
         ctx,
-        selected: ctx.select(names, &job.fc.exclude)?,
+        selected,
         unpack,
     })
 }
