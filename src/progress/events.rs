@@ -4,37 +4,51 @@
 
 use serde::Serialize;
 
+use crate::digest::Digest;
+
+/// The step an event is about: its stage (the stage's index in the
+/// Dockerfile, 0 for the first FROM) and its number (1-based, across the
+/// build, as in `Step 2/7`). Stages built at once tell their events apart
+/// by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct StepId {
+    pub stage: usize,
+    pub number: usize,
+}
+
 /// Everything strata shows while it works.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A build step begins (`Step 2/5 : ENV A=1`).
     StepStarted {
-        number: usize,
+        step: StepId,
         total: usize,
         text: String,
     },
     /// The step's image came from the cache (` ---> Using cache`).
-    StepCached { number: usize },
+    StepCached { step: StepId },
     /// The step runs in a container (` ---> Running in 3f2a9c1d2e4b`).
-    StepRunning { number: usize, container: String },
+    StepRunning { step: StepId, container: String },
     /// The image a step (or a stage's FROM) ended with (` ---> 3f2a9c1d2e4b`).
-    StepImage { number: usize, image: String },
+    StepImage { step: StepId, image: String },
     /// Any other line of a build's own output (`# Executing 1 build
     /// trigger`, `Successfully built …`, `Successfully tagged …`).
     BuildLine { text: String },
     /// A line of a pull or push of its own (`latest: Pulling from …`,
     /// `Digest: …`, `Status: …`).
     TransferLine { text: String },
-    /// The status of one layer of a pull or push (`a1b2c3d4e5f6: Pull complete`).
-    LayerStatus { layer: String, status: String },
-    /// Bytes of a layer moved so far (`verb` is `Downloading`, `Pushing`,
-    /// `Compressing`).
+    /// The status of one layer of a pull or push (`a1b2c3d4e5f6: Pull
+    /// complete`). `layer` is the digest Docker shows the layer by: the
+    /// blob's on a pull, the diff id on a push.
+    LayerStatus { layer: Digest, status: LayerStatus },
+    /// Bytes of a layer moved so far; `total` is `None` where the size is
+    /// known only at the end (a blob being compressed).
     LayerBytes {
-        layer: String,
-        verb: String,
+        layer: Digest,
+        action: Transfer,
         done: u64,
-        total: u64,
+        total: Option<u64>,
     },
     /// A pull or push is over: its lines stay as they are.
     TransfersDone,
@@ -56,4 +70,69 @@ pub enum Event {
 pub enum LogLevel {
     Info,
     Debug,
+}
+
+/// Where one layer of a pull or push is, in Docker's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerStatus {
+    /// Pull: the store has the layer.
+    AlreadyExists,
+    PullingFsLayer,
+    Downloading,
+    DownloadComplete,
+    Extracting,
+    PullComplete,
+    /// Push: listed before anything is sent.
+    Preparing,
+    /// Push: the blob is being made (compressed) from the layer.
+    Compressing,
+    /// Push: the registry has the blob.
+    LayerAlreadyExists,
+    MountedFrom {
+        repository: String,
+    },
+    Pushing,
+    Pushed,
+}
+
+impl std::fmt::Display for LayerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LayerStatus::AlreadyExists => "Already exists",
+            LayerStatus::PullingFsLayer => "Pulling fs layer",
+            LayerStatus::Downloading => "Downloading",
+            LayerStatus::DownloadComplete => "Download complete",
+            LayerStatus::Extracting => "Extracting",
+            LayerStatus::PullComplete => "Pull complete",
+            LayerStatus::Preparing => "Preparing",
+            LayerStatus::Compressing => "Compressing",
+            LayerStatus::LayerAlreadyExists => "Layer already exists",
+            LayerStatus::MountedFrom { repository } => {
+                return write!(f, "Mounted from {repository}")
+            }
+            LayerStatus::Pushing => "Pushing",
+            LayerStatus::Pushed => "Pushed",
+        })
+    }
+}
+
+/// What moves a layer's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transfer {
+    Download,
+    Upload,
+    Compress,
+}
+
+impl Transfer {
+    /// The word a progress bar shows.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Transfer::Download => "Downloading",
+            Transfer::Upload => "Pushing",
+            Transfer::Compress => "Compressing",
+        }
+    }
 }

@@ -15,7 +15,9 @@ mod transfer;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-pub use events::{Event, LogLevel};
+use crate::digest::Digest;
+
+pub use events::{Event, LayerStatus, LogLevel, StepId, Transfer};
 pub use printer::{Config, Printer, Stream};
 
 /// Where events go: the terminal printer, or any other renderer.
@@ -70,18 +72,18 @@ pub fn transfer_line(text: impl Into<String>) {
 }
 
 /// The status of one layer of a pull or push.
-pub fn layer_status(layer: &str, status: &str) {
+pub fn layer_status(layer: &Digest, status: LayerStatus) {
     emit(Event::LayerStatus {
-        layer: layer.into(),
-        status: status.into(),
+        layer: layer.clone(),
+        status,
     });
 }
 
-/// Bytes of `layer` moved so far.
-pub fn layer_bytes(layer: &str, verb: &str, done: u64, total: u64) {
+/// Bytes of `layer` moved so far, of `total` if known.
+pub fn layer_bytes(layer: &Digest, action: Transfer, done: u64, total: Option<u64>) {
     emit(Event::LayerBytes {
-        layer: layer.into(),
-        verb: verb.into(),
+        layer: layer.clone(),
+        action,
         done,
         total,
     });

@@ -82,10 +82,10 @@ impl Sink for Printer {
             Event::LayerStatus { layer, status } => self.transfers().status(layer, status),
             Event::LayerBytes {
                 layer,
-                verb,
+                action,
                 done,
                 total,
-            } => self.transfers().bytes(layer, verb, *done, *total),
+            } => self.transfers().bytes(layer, *action, *done, *total),
             Event::TransfersDone => self.transfers().finish(),
             other => {
                 if let Some((stream, text)) = plain_line(other, self.config.quiet) {
@@ -101,11 +101,9 @@ impl Sink for Printer {
 pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
     let out = |text: String| (!quiet).then_some((Stream::Stdout, text));
     match event {
-        Event::StepStarted {
-            number,
-            total,
-            text,
-        } => out(format!("Step {number}/{total} : {text}")),
+        Event::StepStarted { step, total, text } => {
+            out(format!("Step {}/{total} : {text}", step.number))
+        }
         Event::StepCached { .. } => out(" ---> Using cache".into()),
         Event::StepRunning { container, .. } => out(format!(" ---> Running in {container}")),
         Event::StepImage { image, .. } => out(format!(" ---> {image}")),
@@ -130,32 +128,37 @@ pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::StepId;
+
+    fn step(number: usize) -> StepId {
+        StepId { stage: 1, number }
+    }
 
     #[test]
     fn docker_lines_in_dockers_streams() {
         let table = [
             (
                 Event::StepStarted {
-                    number: 2,
+                    step: step(2),
                     total: 7,
                     text: "RUN make".into(),
                 },
                 Some((Stream::Stdout, "Step 2/7 : RUN make")),
             ),
             (
-                Event::StepCached { number: 2 },
+                Event::StepCached { step: step(2) },
                 Some((Stream::Stdout, " ---> Using cache")),
             ),
             (
                 Event::StepRunning {
-                    number: 2,
+                    step: step(2),
                     container: "3f2a9c1d2e4b".into(),
                 },
                 Some((Stream::Stdout, " ---> Running in 3f2a9c1d2e4b")),
             ),
             (
                 Event::StepImage {
-                    number: 2,
+                    step: step(2),
                     image: "5f9d147ddfee".into(),
                 },
                 Some((Stream::Stdout, " ---> 5f9d147ddfee")),
@@ -190,7 +193,7 @@ mod tests {
     #[test]
     fn quiet_keeps_only_what_docker_shows_when_quiet() {
         let step = Event::StepStarted {
-            number: 1,
+            step: step(1),
             total: 1,
             text: "FROM x".into(),
         };
@@ -202,8 +205,34 @@ mod tests {
     }
 
     #[test]
-    fn events_serialise_with_their_kind() {
-        let json = serde_json::to_string(&Event::StepCached { number: 3 }).unwrap();
-        assert_eq!(json, r#"{"event":"step_cached","number":3}"#);
+    fn events_serialise_with_their_ids() {
+        let json = serde_json::to_string(&Event::StepCached { step: step(3) }).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"step_cached","step":{"stage":1,"number":3}}"#
+        );
+        let layer = crate::digest::Digest::of(b"");
+        let bytes = Event::LayerBytes {
+            layer: layer.clone(),
+            action: super::super::Transfer::Compress,
+            done: 5,
+            total: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&bytes).unwrap(),
+            serde_json::json!({"event": "layer_bytes", "layer": layer.to_string(),
+                "action": "compress", "done": 5, "total": null})
+        );
+        let status = Event::LayerStatus {
+            layer: layer.clone(),
+            status: super::super::LayerStatus::MountedFrom {
+                repository: "lib/base".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({"event": "layer_status", "layer": layer.to_string(),
+                "status": {"mounted_from": {"repository": "lib/base"}}})
+        );
     }
 }

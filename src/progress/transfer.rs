@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::events::{LayerStatus, Transfer};
 use super::printer::Stream;
+use crate::digest::Digest;
 
 /// How transfers are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub struct TransferView {
     mode: TransferMode,
     stream: Stream,
     multi: MultiProgress,
-    bars: HashMap<String, ProgressBar>,
+    bars: HashMap<Digest, ProgressBar>,
     /// Bars are frozen: later lines are printed below them, not through
     /// indicatif (which would redraw the frozen bars after each line).
     finished: bool,
@@ -54,31 +56,42 @@ impl TransferView {
         }
     }
 
-    /// Sets the status of `layer` (a short digest).
-    pub fn status(&mut self, layer: &str, status: &str) {
+    /// Sets the status of `layer`, shown by its short id.
+    pub fn status(&mut self, layer: &Digest, status: &LayerStatus) {
+        let text = status_line(layer, status);
         match self.mode {
             TransferMode::Tty => {
                 let bar = self.bar(layer, ProgressBar::new_spinner);
                 bar.set_style(message_style());
-                bar.set_message(format!("{layer}: {status}"));
+                bar.set_message(text);
                 bar.tick();
             }
-            TransferMode::Plain => self.stream.line(&format!("{layer}: {status}")),
+            TransferMode::Plain => self.stream.line(&text),
             TransferMode::Quiet => {}
         }
     }
 
-    /// Shows `done` of `total` bytes of `layer` moved. Plain mode prints
-    /// nothing here: its status line was printed when the transfer started.
-    pub fn bytes(&mut self, layer: &str, verb: &str, done: u64, total: u64) {
+    /// Shows `done` of `total` bytes of `layer` moved (a bar, or a count
+    /// when the total is not known). Plain mode prints nothing here: its
+    /// status line was printed when the transfer started.
+    pub fn bytes(&mut self, layer: &Digest, action: Transfer, done: u64, total: Option<u64>) {
         if self.mode != TransferMode::Tty {
             return;
         }
-        let bar = self.bar(layer, || ProgressBar::new(total));
-        if bar.length() != Some(total) {
-            bar.set_length(total);
-            bar.set_style(bar_style());
-            bar.set_message(format!("{layer}: {verb}"));
+        let message = format!("{}: {}", layer.short(), action.verb());
+        let bar = self.bar(layer, ProgressBar::new_spinner);
+        if bar.length() != total || bar.message() != message {
+            match total {
+                Some(n) => {
+                    bar.set_length(n);
+                    bar.set_style(bar_style());
+                }
+                None => {
+                    bar.unset_length();
+                    bar.set_style(count_style());
+                }
+            }
+            bar.set_message(message);
         }
         bar.set_position(done);
     }
@@ -101,13 +114,13 @@ impl TransferView {
 
     /// The bar of `layer`; a transfer after a finished one starts a new
     /// display below the frozen one.
-    fn bar(&mut self, layer: &str, make: impl FnOnce() -> ProgressBar) -> &ProgressBar {
+    fn bar(&mut self, layer: &Digest, make: impl FnOnce() -> ProgressBar) -> &ProgressBar {
         if self.finished {
             *self = TransferView::new(self.mode, self.stream);
         }
         let multi = &self.multi;
         self.bars
-            .entry(layer.to_string())
+            .entry(layer.clone())
             .or_insert_with(|| multi.add(make()))
     }
 }
@@ -128,4 +141,48 @@ fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes}")
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Bytes so far of a transfer whose size is known only at its end.
+fn count_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} {spinner} {bytes}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// `a1b2c3d4e5f6: Pull complete`.
+fn status_line(layer: &Digest, status: &LayerStatus) -> String {
+    format!("{}: {status}", layer.short())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_lines_read_as_dockers() {
+        let layer = Digest::of(b"");
+        let mounted = LayerStatus::MountedFrom {
+            repository: "library/base".into(),
+        };
+        let table = [
+            (LayerStatus::AlreadyExists, "Already exists"),
+            (LayerStatus::PullingFsLayer, "Pulling fs layer"),
+            (LayerStatus::Downloading, "Downloading"),
+            (LayerStatus::DownloadComplete, "Download complete"),
+            (LayerStatus::Extracting, "Extracting"),
+            (LayerStatus::PullComplete, "Pull complete"),
+            (LayerStatus::Preparing, "Preparing"),
+            (LayerStatus::Compressing, "Compressing"),
+            (LayerStatus::LayerAlreadyExists, "Layer already exists"),
+            (mounted, "Mounted from library/base"),
+            (LayerStatus::Pushing, "Pushing"),
+            (LayerStatus::Pushed, "Pushed"),
+        ];
+        for (status, want) in table {
+            assert_eq!(
+                status_line(&layer, &status),
+                format!("e3b0c44298fc: {want}")
+            );
+        }
+    }
 }

@@ -18,7 +18,7 @@ use super::transfer::FetchedManifest;
 use super::RegistryError;
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::compress::Compression;
-use crate::progress;
+use crate::progress::{self, LayerStatus, Transfer};
 use crate::reference::Reference;
 use crate::store::config::{Descriptor, ImageConfig, Index, Manifest};
 use crate::store::{PreparedLayer, Store};
@@ -54,11 +54,6 @@ pub struct Pulled {
     pub digest: Digest,
     /// The store had this image under this name already.
     pub up_to_date: bool,
-}
-
-/// The short id Docker shows for a layer: 12 hex characters of its blob.
-fn short(d: &Digest) -> &str {
-    d.short()
 }
 
 /// Pull `reference` (with Docker's output through `progress`), connecting
@@ -289,11 +284,11 @@ fn pull_with(
     {
         match store.prepare_existing(diff_id)? {
             Some(p) => {
-                progress::layer_status(short(&desc.digest), "Already exists");
+                progress::layer_status(&desc.digest, LayerStatus::AlreadyExists);
                 prepared.push(Some(p));
             }
             None => {
-                progress::layer_status(short(&desc.digest), "Pulling fs layer");
+                progress::layer_status(&desc.digest, LayerStatus::PullingFsLayer);
                 prepared.push(None);
                 queue.push_back((i, diff_id.clone(), desc.clone()));
             }
@@ -356,14 +351,14 @@ fn fetch_layer(
     diff_id: &DiffId,
     desc: &Descriptor,
 ) -> Result<PreparedLayer, RegistryError> {
-    let id = short(&desc.digest);
+    let id = &desc.digest;
     let path = staging.file("download");
-    progress::layer_status(id, "Downloading");
+    progress::layer_status(id, LayerStatus::Downloading);
     client.download_blob(repo, &desc.digest, desc.size, &path, &mut |n| {
-        progress::layer_bytes(id, "Downloading", n, desc.size)
+        progress::layer_bytes(id, Transfer::Download, n, Some(desc.size))
     })?;
-    progress::layer_status(id, "Download complete");
-    progress::layer_status(id, "Extracting");
+    progress::layer_status(id, LayerStatus::DownloadComplete);
+    progress::layer_status(id, LayerStatus::Extracting);
     let f = File::open(&path).map_err(|source| RegistryError::Io {
         op: "open",
         path: path.clone(),
@@ -378,6 +373,6 @@ fn fetch_layer(
             reason: format!("layer blob {} was not kept under its digest", desc.digest),
         });
     }
-    progress::layer_status(id, "Pull complete");
+    progress::layer_status(id, LayerStatus::PullComplete);
     Ok(layer)
 }

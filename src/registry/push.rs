@@ -19,7 +19,7 @@ use super::transfer::{LocalBlob, MountResult, UploadMode};
 use super::RegistryError;
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::compress::Compression;
-use crate::progress;
+use crate::progress::{self, LayerStatus, Transfer};
 use crate::reference::{Reference, DEFAULT_TAG};
 pub use crate::store::config::ManifestFormat;
 use crate::store::config::{to_canonical_json, Descriptor, ImageConfig, Manifest};
@@ -194,14 +194,20 @@ fn push_with(
     let mut blobs = VecDeque::new();
     // Docker lists the top layer first.
     for diff_id in config.rootfs.diff_ids.iter().rev() {
-        progress::layer_status(diff_id.short(), "Preparing");
+        progress::layer_status(diff_id.digest(), LayerStatus::Preparing);
     }
     let sources = mount_sources(store, dest)?;
     for diff_id in &config.rootfs.diff_ids {
-        let b = store.layer_blob(diff_id, opts.compression)?;
+        let layer = diff_id.digest();
+        let b = store.layer_blob_with(diff_id, opts.compression, &mut |n| match n {
+            // A blob is being made: say so, then how big it has grown (its
+            // final size is known only at the end).
+            0 => progress::layer_status(layer, LayerStatus::Compressing),
+            n => progress::layer_bytes(layer, Transfer::Compress, n, None),
+        })?;
         layers.push((b.digest.clone(), b.size, b.compression));
         blobs.push_back((
-            diff_id.short().to_string(),
+            layer.clone(),
             Blob {
                 path: store.blob_path(&b.digest),
                 digest: b.digest,
@@ -250,7 +256,7 @@ fn push_with(
 fn upload_all(
     client: &Registry,
     repo: &str,
-    blobs: VecDeque<(String, Blob)>,
+    blobs: VecDeque<(Digest, Blob)>,
     jobs: usize,
 ) -> Result<(), RegistryError> {
     super::pool::run(blobs, jobs, |(id, blob)| {
@@ -259,9 +265,10 @@ fn upload_all(
     .map(|_| ())
 }
 
-fn push_blob(client: &Registry, repo: &str, id: &str, blob: &Blob) -> Result<(), RegistryError> {
+/// Push one blob; `id` is the layer's diff id, which Docker shows it by.
+fn push_blob(client: &Registry, repo: &str, id: &Digest, blob: &Blob) -> Result<(), RegistryError> {
     if client.blob_exists(repo, &blob.digest)?.is_some() {
-        progress::layer_status(id, "Layer already exists");
+        progress::layer_status(id, LayerStatus::LayerAlreadyExists);
         return Ok(());
     }
     // A failed mount opens an upload session, so only one source is asked.
@@ -269,13 +276,18 @@ fn push_blob(client: &Registry, repo: &str, id: &str, blob: &Blob) -> Result<(),
     if let Some(from) = &blob.mount_from {
         match client.mount_blob(repo, &blob.digest, from)? {
             MountResult::Mounted => {
-                progress::layer_status(id, &format!("Mounted from {from}"));
+                progress::layer_status(
+                    id,
+                    LayerStatus::MountedFrom {
+                        repository: from.clone(),
+                    },
+                );
                 return Ok(());
             }
             MountResult::Upload(loc) => session = Some(loc),
         }
     }
-    progress::layer_status(id, "Pushing");
+    progress::layer_status(id, LayerStatus::Pushing);
     let mode = if blob.size <= MONOLITHIC_MAX {
         UploadMode::Monolithic
     } else {
@@ -297,7 +309,7 @@ fn push_blob(client: &Registry, repo: &str, id: &str, blob: &Blob) -> Result<(),
             None => client.start_upload(repo)?,
         };
         let result = client.upload_blob(repo, &local, location, mode, &mut |n| {
-            progress::layer_bytes(id, "Pushing", n, blob.size)
+            progress::layer_bytes(id, Transfer::Upload, n, Some(blob.size))
         });
         match result {
             Ok(()) => break,
@@ -308,7 +320,7 @@ fn push_blob(client: &Registry, repo: &str, id: &str, blob: &Blob) -> Result<(),
             Err(e) => return Err(e),
         }
     }
-    progress::layer_status(id, "Pushed");
+    progress::layer_status(id, LayerStatus::Pushed);
     Ok(())
 }
 

@@ -371,6 +371,18 @@ impl Store {
         diff_id: &DiffId,
         compression: Compression,
     ) -> Result<BlobRecord, StoreError> {
+        self.layer_blob_with(diff_id, compression, &mut |_| {})
+    }
+
+    /// [`Store::layer_blob`], telling `made` how many compressed bytes a
+    /// blob being made has so far (0 when it starts; never called when the
+    /// blob exists), so a push can show the work.
+    pub fn layer_blob_with(
+        &self,
+        diff_id: &DiffId,
+        compression: Compression,
+        made: &mut dyn FnMut(u64),
+    ) -> Result<BlobRecord, StoreError> {
         let record = self
             .layer_record(diff_id)?
             .ok_or_else(|| StoreError::LayerMissing {
@@ -385,7 +397,11 @@ impl Store {
         }
         let staging = self.staging()?;
         let path = staging.file("blob");
-        let out = io::BufWriter::new(File::create(&path).map_err(io_err("create", &path))?);
+        made(0);
+        let out = Counting::new(
+            io::BufWriter::new(File::create(&path).map_err(io_err("create", &path))?),
+            made,
+        );
         let source = record.blobs.iter().find(|b| self.has_blob(&b.digest));
         let (raw_digest, blob, out) = if let Some(src) = source {
             let src_path = self.blob_path(&src.digest);
@@ -413,6 +429,7 @@ impl Store {
             });
         }
         let f = out
+            .inner
             .into_inner()
             .map_err(|e| io_err("write", &path)(e.into_error()))?;
         f.sync_all().map_err(io_err("fsync", &path))?;
@@ -446,5 +463,44 @@ impl Store {
         let path = self.blob_path(&blob.digest);
         let f = File::open(&path).map_err(io_err("open", &path))?;
         Ok((blob, f))
+    }
+}
+
+/// Bytes between two reports of a [`Counting`] writer: often enough for a
+/// bar to move, rarely enough to cost nothing next to compression.
+const COUNT_STEP: u64 = 1 << 20;
+
+/// A writer that reports how much went through it, every [`COUNT_STEP`].
+struct Counting<'a, W> {
+    inner: W,
+    written: u64,
+    reported: u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<'a, W> Counting<'a, W> {
+    fn new(inner: W, report: &'a mut dyn FnMut(u64)) -> Counting<'a, W> {
+        Counting {
+            inner,
+            written: 0,
+            reported: 0,
+            report,
+        }
+    }
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.reported >= COUNT_STEP {
+            self.reported = self.written;
+            (self.report)(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

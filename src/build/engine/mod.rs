@@ -206,7 +206,7 @@ impl Build<'_> {
         done: &Stages,
     ) -> Result<Option<ImageId>, BuildError> {
         interrupted()?;
-        self.begin(plan, &sp.from);
+        self.begin(plan, sp, &sp.from);
         let mut state = self
             .base_step(sp, done)
             .map_err(|cause| self.step_error(plan, &sp.from, None, cause))?;
@@ -219,7 +219,7 @@ impl Build<'_> {
             .map_err(|cause| self.failed(plan, &sp.from, &mut state, cause))?;
         for (i, planned) in sp.steps.iter().enumerate() {
             interrupted()?;
-            self.begin(plan, planned);
+            self.begin(plan, sp, planned);
             let outcome = self.step(
                 &mut state,
                 planned.step,
@@ -244,9 +244,13 @@ impl Build<'_> {
         Ok(state.image)
     }
 
-    fn begin(&self, plan: &Plan, planned: &PlannedStep) {
+    fn begin(&self, plan: &Plan, sp: &StagePlan, planned: &PlannedStep) {
         let text = planned.step.raw.original.trim();
-        self.out.step_started(planned.number, plan.total, text);
+        let step = crate::progress::StepId {
+            stage: sp.stage.index,
+            number: planned.number,
+        };
+        self.out.step_started(step, plan.total, text);
     }
 
     /// One step of a stage (or an ONBUILD trigger): expand, then the

@@ -5,19 +5,19 @@
 
 use std::cell::Cell;
 
-use crate::progress::{self, Event};
+use crate::progress::{self, Event, StepId};
 
 pub(super) struct Printer {
     quiet: bool,
-    /// The number of the step under way.
-    step: Cell<usize>,
+    /// The step under way.
+    step: Cell<StepId>,
 }
 
 impl Printer {
     pub fn new(quiet: bool) -> Printer {
         Printer {
             quiet,
-            step: Cell::new(0),
+            step: Cell::new(StepId::default()),
         }
     }
 
@@ -26,10 +26,10 @@ impl Printer {
         self.quiet
     }
 
-    pub fn step_started(&self, number: usize, total: usize, text: &str) {
-        self.step.set(number);
+    pub fn step_started(&self, step: StepId, total: usize, text: &str) {
+        self.step.set(step);
         progress::emit(Event::StepStarted {
-            number,
+            step,
             total,
             text: text.into(),
         });
@@ -37,13 +37,13 @@ impl Printer {
 
     pub fn cached(&self) {
         progress::emit(Event::StepCached {
-            number: self.step.get(),
+            step: self.step.get(),
         });
     }
 
     pub fn running(&self, container: &str) {
         progress::emit(Event::StepRunning {
-            number: self.step.get(),
+            step: self.step.get(),
             container: container.into(),
         });
     }
@@ -51,7 +51,7 @@ impl Printer {
     /// The image a step or a stage's FROM stands at (` ---> <id>`).
     pub fn image(&self, image: &str) {
         progress::emit(Event::StepImage {
-            number: self.step.get(),
+            step: self.step.get(),
             image: image.into(),
         });
     }
