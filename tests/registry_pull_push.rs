@@ -75,8 +75,19 @@ fn registry_push_pull_run_with_shared_layers() {
     let out = a.run(&["push", "base:1", &base]).success();
     assert!(out.stdout.contains("Pushed"), "{out:#?}");
     assert!(out.stdout.contains("1: digest: sha256:"), "{out:#?}");
+    // The gzip blob is made on the first push, which says so before it
+    // uploads (it was silent while it compressed).
+    let compressing = out
+        .stdout
+        .find(": Compressing")
+        .expect("a Compressing line");
+    assert!(
+        compressing < out.stdout.find(": Pushing").unwrap(),
+        "{out:#?}"
+    );
     let again = a.run(&["push", "base:1", &base]).success();
     assert!(again.stdout.contains("Layer already exists"), "{again:#?}");
+    assert!(!again.stdout.contains("Compressing"), "kept: {again:#?}");
     // The base layer is known in strata-test/base on this registry: mounted.
     let out = a.run(&["push", "app:1", &app]).success();
     assert!(
