@@ -162,6 +162,7 @@ fn kept_manifest(store: &Store, id: &ImageId, wanted: &[u8]) -> Option<Vec<u8>> 
 struct Blob {
     digest: Digest,
     size: u64,
+    compression: Compression,
     path: std::path::PathBuf,
     /// A repository of the same registry to mount it from.
     mount_from: Option<String>,
@@ -190,32 +191,11 @@ fn push_with(
             what: "image config",
             source,
         })?;
-    let mut layers = Vec::new();
-    let mut blobs = VecDeque::new();
-    // Docker lists the top layer first.
-    for diff_id in config.rootfs.diff_ids.iter().rev() {
-        progress::layer_status(diff_id.digest(), LayerStatus::Preparing);
-    }
-    let sources = mount_sources(store, dest)?;
-    for diff_id in &config.rootfs.diff_ids {
-        let layer = diff_id.digest();
-        let b = store.layer_blob_with(diff_id, opts.compression, &mut |n| match n {
-            // A blob is being made: say so, then how big it has grown (its
-            // final size is known only at the end).
-            0 => progress::layer_status(layer, LayerStatus::Compressing),
-            n => progress::layer_bytes(layer, Transfer::Compress, n, None),
-        })?;
-        layers.push((b.digest.clone(), b.size, b.compression));
-        blobs.push_back((
-            layer.clone(),
-            Blob {
-                path: store.blob_path(&b.digest),
-                digest: b.digest,
-                size: b.size,
-                mount_from: sources.get(diff_id).cloned(),
-            },
-        ));
-    }
+    let blobs = layer_blobs(store, &config, dest, opts.compression)?;
+    let layers: Vec<_> = blobs
+        .iter()
+        .map(|(_, b)| (b.digest.clone(), b.size, b.compression))
+        .collect();
     upload_all(client, dest.path(), blobs, opts.jobs)?;
     let config_desc = Descriptor::new(
         format.config_type(),
@@ -250,6 +230,42 @@ fn push_with(
         size: manifest.len(),
         tag,
     })
+}
+
+/// The blob of each layer of `config`, made (compressed) where the store
+/// has none in `compression` yet, with what is needed to push it.
+fn layer_blobs(
+    store: &Store,
+    config: &ImageConfig,
+    dest: &Reference,
+    compression: Compression,
+) -> Result<VecDeque<(Digest, Blob)>, RegistryError> {
+    let mut blobs = VecDeque::new();
+    // Docker lists the top layer first.
+    for diff_id in config.rootfs.diff_ids.iter().rev() {
+        progress::layer_status(diff_id.digest(), LayerStatus::Preparing);
+    }
+    let sources = mount_sources(store, dest)?;
+    for diff_id in &config.rootfs.diff_ids {
+        let layer = diff_id.digest();
+        let b = store.layer_blob_with(diff_id, compression, &mut |n| match n {
+            // A blob is being made: say so, then how big it has grown (its
+            // final size is known only at the end).
+            0 => progress::layer_status(layer, LayerStatus::Compressing),
+            n => progress::layer_bytes(layer, Transfer::Compress, n, None),
+        })?;
+        blobs.push_back((
+            layer.clone(),
+            Blob {
+                path: store.blob_path(&b.digest),
+                digest: b.digest,
+                size: b.size,
+                compression: b.compression,
+                mount_from: sources.get(diff_id).cloned(),
+            },
+        ));
+    }
+    Ok(blobs)
 }
 
 /// Push each blob on `jobs` threads, stopping at the first error.
