@@ -57,7 +57,7 @@ pub fn get() -> Limits {
 
 /// A size as `--max-layer-size` takes it: bytes, or a number with a
 /// binary suffix (`k`, `m`, `g`, `t`; `512m`, `10G`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, BadSize> {
     let t = text.trim();
     let lower = t.to_ascii_lowercase();
     let digits = lower.trim_end_matches(['b', 'i']);
@@ -71,8 +71,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("invalid size {text:?} (bytes, or a number with k, m, g or t)"))
+        .ok_or_else(|| BadSize(text.to_string()))
 }
+
+/// A `--max-layer-size` value that is not a size.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid size {0:?} (bytes, or a number with k, m, g or t)")]
+pub struct BadSize(String);
 
 /// Why a stream was stopped.
 #[derive(Debug, thiserror::Error)]
@@ -147,10 +152,10 @@ mod tests {
 
     #[test]
     fn size_table() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("512m"), Ok(512 << 20));
-        assert_eq!(parse_size("10G"), Ok(10 << 30));
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1024").ok(), Some(1024));
+        assert_eq!(parse_size("512m").ok(), Some(512 << 20));
+        assert_eq!(parse_size("10G").ok(), Some(10 << 30));
+        assert_eq!(parse_size("2GiB").ok(), Some(2 << 30));
         assert!(parse_size("ten").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999t").is_err());
