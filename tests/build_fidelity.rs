@@ -153,3 +153,38 @@ COPY --from=src --chown=: /y /e2
 ";
     assert_eq!(got, docker);
 }
+
+#[test]
+fn rootless_fidelity_symlinks_meeting_directories() {
+    let s = strata();
+    let base = context(&[(
+        "Dockerfile",
+        "FROM busybox:local
+RUN mkdir -p /dst/x /elsewhere /real && echo keep > /dst/x/keep && ln -s /elsewhere /dst/sub && ln -s /real /link
+",
+    )]);
+    build(&s, base.path(), "symbase").success();
+    let dir = context(&[("b/sub/file", "f\n"), ("c/g", "g\n"), ("Dockerfile", "")]);
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::os::unix::fs::symlink("target", dir.path().join("a/x")).unwrap();
+    let df = dir.path().join("Dockerfile");
+    // Docker: `ERROR: cannot replace to directory <rootfs>/dst/x with
+    // file` and `ERROR: cannot copy to non-directory: <rootfs>/dst/sub`.
+    for (copy, want) in [
+        (
+            "COPY a/ /dst/",
+            "cannot replace to directory /dst/x with file",
+        ),
+        ("COPY b/ /dst/", "cannot copy to non-directory: /dst/sub"),
+    ] {
+        std::fs::write(&df, format!("FROM symbase\n{copy}\n")).unwrap();
+        let run = build(&s, dir.path(), "sym");
+        assert_eq!(run.code, Some(1), "{copy}: {run:#?}");
+        assert!(run.stderr.contains(want), "{copy}: {}", run.stderr);
+    }
+    // The destination itself a symlink is followed (Docker: /real/g and
+    // /elsewhere/file).
+    std::fs::write(&df, "FROM symbase\nCOPY c/ /link/\nCOPY b/sub/ /dst/sub\n").unwrap();
+    build(&s, dir.path(), "sym").success();
+    assert_eq!(sh(&s, "sym", "cat /real/g /elsewhere/file"), "g\nf\n");
+}

@@ -14,6 +14,11 @@
 //! - `--parents` keeps each source's context-relative path under the
 //!   destination (from a `/./` pivot on, if the source has one). `--link` changes nothing here: how the layer is made is
 //!   the executor's business.
+//! - As BuildKit, a file or symlink never replaces a directory of the image
+//!   (`cannot replace to directory`), and a directory is never copied
+//!   through a symlink or onto a file below the destination (`cannot copy
+//!   to non-directory`); the destination itself is followed when it is a
+//!   symlink, and a file or symlink replaces a symlink.
 //! - The destination of a directory source is made like any missing
 //!   directory (0755, the `--chown` owner) or, if it exists, left as it is;
 //!   the directories inside a copied tree get their source's metadata.
@@ -33,6 +38,7 @@ use super::context::digest::{KnownSum, KnownSums};
 use super::context::{Context, ContextError, Entry, EntryKind, Source};
 use crate::digest::HashingReader;
 use crate::sandbox::user::{self, UserError};
+use rustix::fs::FileType;
 use strata_parser::instructions::UserGroup;
 use tree::{Meta, Tree};
 
@@ -87,6 +93,14 @@ pub enum CopyError {
         gid: u32,
         cause: io::Error,
     },
+    /// A file or symlink of the source where the image has a directory
+    /// (BuildKit's wording).
+    #[error("cannot replace to directory {path} with file")]
+    ReplaceDir { path: PathBuf },
+    /// A directory of the source where the image has a file or a symlink,
+    /// below the destination (BuildKit's wording).
+    #[error("cannot copy to non-directory: {path}")]
+    NotADirectory { path: PathBuf },
     #[error(transparent)]
     Context(#[from] ContextError),
     #[error("archive {archive}: entry {entry:?} is unsafe: {reason}")]
@@ -299,6 +313,18 @@ impl<'a> Copier<'a> {
         let owner = self.created_owner();
         let pfd = self.tree.open_dir(parent, owner)?;
         let meta = self.meta(entry);
+        // What is there now, not followed: BuildKit never replaces a
+        // directory with a file and never copies a directory through a
+        // symlink below the destination (the destination itself is
+        // followed, in `source` and `dir`).
+        match (tree::existing(&pfd, name), &entry.kind) {
+            (Some(FileType::Directory), EntryKind::Dir) | (None, _) => {}
+            (Some(_), EntryKind::Dir) => return Err(CopyError::NotADirectory { path: at.into() }),
+            (Some(FileType::Directory), _) => {
+                return Err(CopyError::ReplaceDir { path: at.into() })
+            }
+            (Some(_), _) => {}
+        }
         match &entry.kind {
             EntryKind::Dir => {
                 self.tree.put_dir(&pfd, name, at, Some(meta))?;

@@ -443,20 +443,37 @@ fn file_xattrs_are_copied_but_not_overlay_ones() {
 fn symlinks_inside_copied_trees_and_archives_stay_inside() {
     let outside = tempfile::tempdir().expect("outside");
     let out = outside.path().display().to_string();
-    // The image has /app/x pointing out of the root; the context has x/.
-    let (rootfs, r) = copy(
+    // The image has /app/x pointing out of the root; the context has x/:
+    // BuildKit refuses to copy a directory through a symlink below the
+    // destination; the destination itself is followed, inside the root.
+    let (_rootfs, r) = copy(
         CTX,
         &format!("d app\nl app/x /../../..{out}"),
         &["dir"],
         "/app",
         &CopyOptions::default(),
     );
+    assert!(
+        matches!(r, Err(CopyError::NotADirectory { ref path }) if path == Path::new("/app/x")),
+        "{r:?}"
+    );
+    let (rootfs, r) = copy(
+        CTX,
+        &format!("l app /../../..{out}"),
+        &["dir"],
+        "/app",
+        &CopyOptions::default(),
+    );
     r.expect("copy");
+    assert!(rootfs
+        .path()
+        .join(out.trim_start_matches('/'))
+        .join("x/y.txt")
+        .exists());
     assert_eq!(
         std::fs::read_dir(outside.path()).expect("outside").count(),
         0
     );
-    assert!(rootfs.path().join("app/x/y.txt").exists());
 
     // A tar that plants a symlink, then writes through it: the link
     // resolves inside the destination, where its target does not exist,
@@ -558,4 +575,68 @@ fn chown_ids_as_buildkit() {
     for bad in ["alice", "bob:nogroup"] {
         assert!(chown_ids(&parse(bad), passwd, groups).is_err(), "{bad}");
     }
+}
+
+/// The errors and the following taken from Docker BuildKit (docker.io
+/// 20.10) on the same trees.
+#[test]
+fn symlinks_meeting_directories_as_buildkit() {
+    let plain = CopyOptions::default();
+    let base = "f dst/x/keep keep\nd elsewhere\nl dst/sub /elsewhere\nd real\nl link /real\nf d2/sub/plain p";
+    // A context symlink (or file) where the image has a directory.
+    let (rootfs, r) = copy("l a/x target", base, &["a/"], "/dst/", &plain);
+    assert_eq!(
+        r.expect_err("symlink over dir").to_string(),
+        "cannot replace to directory /dst/x with file"
+    );
+    assert!(rootfs.path().join("dst/x/keep").exists());
+    let (_, r) = copy("f e/x h", base, &["e/x"], "/dst/", &plain);
+    assert_eq!(
+        r.expect_err("file over dir").to_string(),
+        "cannot replace to directory /dst/x with file"
+    );
+    // A context directory where the image has a symlink or a file below
+    // the destination.
+    let (rootfs, r) = copy("f b/sub/file f", base, &["b/"], "/dst/", &plain);
+    assert_eq!(
+        r.expect_err("dir over symlink").to_string(),
+        "cannot copy to non-directory: /dst/sub"
+    );
+    assert_eq!(
+        std::fs::read_dir(rootfs.path().join("elsewhere"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    let (_, r) = copy("f k/plain/in i", base, &["k/"], "/d2/sub/", &plain);
+    assert_eq!(
+        r.expect_err("dir over file").to_string(),
+        "cannot copy to non-directory: /d2/sub/plain"
+    );
+    // The destination itself a symlink: followed.
+    for (src, dest) in [
+        ("b/sub/", "/dst/sub"),
+        ("b/sub", "/dst/sub/"),
+        ("b/sub/file", "/dst/sub"),
+    ] {
+        let (rootfs, r) = copy("f b/sub/file f", base, &[src], dest, &plain);
+        r.expect(src);
+        assert!(
+            rootfs.path().join("elsewhere/file").exists(),
+            "{src} {dest}"
+        );
+    }
+    let (rootfs, r) = copy("f c/g g", base, &["c/"], "/link/", &plain);
+    r.expect("c/");
+    assert!(rootfs.path().join("real/g").exists());
+    // A file or symlink over a symlink replaces it.
+    let (rootfs, r) = copy("f f/sub s", base, &["f/"], "/dst/", &plain);
+    r.expect("file over symlink");
+    assert!(rootfs.path().join("dst/sub").is_file());
+    let (rootfs, r) = copy("l h/sub abc", base, &["h/"], "/dst/", &plain);
+    r.expect("symlink over symlink");
+    assert_eq!(
+        std::fs::read_link(rootfs.path().join("dst/sub")).expect("link"),
+        Path::new("abc")
+    );
 }

@@ -515,6 +515,13 @@ impl Tree {
     }
 }
 
+/// The type of `parent/name` itself (a symlink not followed), if it exists.
+pub(crate) fn existing(parent: &OwnedFd, name: &OsStr) -> Option<FileType> {
+    rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .map(|st| FileType::from_raw_mode(st.st_mode))
+}
+
 fn timestamps(sec: i64, nsec: i64) -> Timestamps {
     let t = Timespec {
         tv_sec: sec,
