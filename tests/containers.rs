@@ -368,7 +368,7 @@ fn rootless_container_interactive_terminal_under_tmux() {
     let screen = under_tmux(
         &s,
         &[
-            "echo $((6*7)); stty size; [ -t 0 ] && echo on-a-tty; tty",
+            "echo $((6*7)); stty size; [ -t 0 ] && echo on-a-tty; tty; echo T=$TERM",
             "Enter",
             "sleep 100",
             "Enter",
@@ -384,6 +384,8 @@ fn rootless_container_interactive_terminal_under_tmux() {
         "the window size is passed on: {screen}"
     );
     assert!(screen.contains("on-a-tty"), "{screen}");
+    // As Docker's `run -t` (docker.io 20.10: TERM=xterm).
+    assert!(screen.contains("\nT=xterm\n"), "{screen}");
     assert!(
         screen.contains("\n/dev/pts/0\n"),
         "the terminal is the container's own, named inside it: {screen}"

@@ -1,5 +1,6 @@
-//! `strata history [--no-trunc] [-q] IMAGE`: IMAGE CREATED CREATED BY SIZE
-//! COMMENT, newest first, `<missing>` for steps not built here.
+//! `strata history [--no-trunc] [-q] [--format F] IMAGE`: IMAGE CREATED
+//! CREATED BY SIZE COMMENT, newest first, `<missing>` for steps not built
+//! here.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,7 +8,8 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::images::{ago, human_size, open_store, show_id, write_table};
+use super::format::{write_table, Format};
+use super::images::{ago, human_size, open_store, show_id};
 use super::settings::Settings;
 use crate::digest::ImageId;
 use crate::store::Store;
@@ -23,6 +25,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Output: table, json, or a Go template (`table ` first for a header)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
     /// Image (name, id or id prefix)
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -52,28 +57,71 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<ExitCode> {
             .as_ref()
             .map_or("<missing>".into(), |id| show_id(id, args.no_trunc));
         let created_by = h.created_by.clone().unwrap_or_default();
-        rows.push(vec![
-            image,
-            h.created.as_deref().map_or("N/A".into(), |c| ago(c, now)),
-            if args.no_trunc {
+        rows.push(Row {
+            id: image,
+            created_since: h.created.as_deref().map_or("N/A".into(), |c| ago(c, now)),
+            created_at: h.created.clone().unwrap_or_default(),
+            created_by: if args.no_trunc {
                 created_by
             } else {
                 truncate(&created_by, CREATED_BY_WIDTH)
             },
-            human_size(sizes[i]),
-            h.comment.clone().unwrap_or_default(),
-        ]);
+            size: human_size(sizes[i]),
+            comment: h.comment.clone().unwrap_or_default(),
+        });
     }
+    print(&rows, args)
+}
+
+struct Row {
+    id: String,
+    created_since: String,
+    created_at: String,
+    created_by: String,
+    size: String,
+    comment: String,
+}
+
+/// Column titles of `--format 'table ...'`, by field.
+const HEADERS: &[(&str, &str)] = &[
+    ("Comment", "COMMENT"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("CreatedSince", "CREATED"),
+    ("ID", "IMAGE"),
+    ("Size", "SIZE"),
+];
+
+fn print(rows: &[Row], args: &HistoryArgs) -> Result<ExitCode> {
+    let format = Format::parse(args.format.as_deref())?;
     let mut out = std::io::stdout().lock();
     if args.quiet {
-        for r in &rows {
-            writeln!(out, "{}", r[0])?;
+        for r in rows {
+            writeln!(out, "{}", r.id)?;
         }
+    } else if let Format::Template { .. } = format {
+        let fields: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "Comment": r.comment, "CreatedAt": r.created_at, "CreatedBy": r.created_by,
+                    "CreatedSince": r.created_since, "ID": r.id, "Size": r.size,
+                })
+            })
+            .collect();
+        format.write_rows(&mut out, &fields, HEADERS)?;
     } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let cells = [&r.id, &r.created_since, &r.created_by, &r.size, &r.comment];
+                cells.into_iter().cloned().collect()
+            })
+            .collect();
         write_table(
             &mut out,
             &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-            &rows,
+            &table,
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -1,14 +1,14 @@
 //! `strata images`: REPOSITORY TAG IMAGE ID CREATED SIZE, as Docker prints
-//! it; also the display helpers the other image commands share (sizes like
-//! `844kB`, times like `2 hours ago`, padded tables).
+//! it, or `--format`; also the display helpers the other image commands
+//! share (sizes like `844kB`, times like `2 hours ago`).
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
 
+use super::format::{write_table, Format};
 use super::settings::Settings;
 use crate::digest::ImageId;
 use crate::reference::Reference;
@@ -28,18 +28,12 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
-    /// Output format
-    #[arg(long, value_enum)]
-    format: Option<Format>,
+    /// Output: table, json, or a Go template (`table ` first for a header)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
     /// Only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
     filter: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
 }
 
 /// Open the store of these settings, naming it in the error.
@@ -59,8 +53,81 @@ struct Row {
     size: String,
 }
 
+impl Row {
+    /// The row as `--format` sees it: Docker's field names.
+    fn fields(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Containers": "N/A",
+            "CreatedAt": self.created_at,
+            "CreatedSince": self.created_since,
+            "Digest": self.digest,
+            "ID": self.id,
+            "Repository": self.repository,
+            "SharedSize": "N/A",
+            "Size": self.size,
+            "Tag": self.tag,
+            "UniqueSize": "N/A",
+            "VirtualSize": self.size,
+        })
+    }
+}
+
+/// Column titles of `--format 'table ...'`, by field.
+const HEADERS: &[(&str, &str)] = &[
+    ("Containers", "CONTAINERS"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Digest", "DIGEST"),
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("SharedSize", "SHARED SIZE"),
+    ("Size", "SIZE"),
+    ("Tag", "TAG"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
+
 pub fn run(settings: &Settings, args: &ImagesArgs) -> Result<ExitCode> {
+    let format = Format::parse(args.format.as_deref())?;
     let store = open_store(settings)?;
+    let rows = rows(&store, args)?;
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &rows {
+            if seen.insert(r.id.clone()) {
+                writeln!(out, "{}", r.id)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Format::Template { .. } = format {
+        let fields: Vec<serde_json::Value> = rows.iter().map(Row::fields).collect();
+        format.write_rows(&mut out, &fields, HEADERS)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if args.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let table: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = vec![r.repository, r.tag];
+            if args.digests {
+                v.push(r.digest);
+            }
+            v.extend([r.id, r.created_since, r.size]);
+            v
+        })
+        .collect();
+    write_table(&mut out, &header, &table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The rows `args` select, newest image first.
+fn rows(store: &Store, args: &ImagesArgs) -> Result<Vec<Row>> {
     let images = store.list_images()?;
     let parents = store.parents()?;
     let filter = args
@@ -100,53 +167,7 @@ pub fn run(settings: &Settings, args: &ImagesArgs) -> Result<ExitCode> {
             });
         }
     }
-    let mut out = std::io::stdout().lock();
-    if args.quiet {
-        let mut seen = std::collections::BTreeSet::new();
-        for r in &rows {
-            if seen.insert(r.id.clone()) {
-                writeln!(out, "{}", r.id)?;
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(Format::Json) = args.format {
-        for r in &rows {
-            let v = serde_json::json!({
-                "Containers": "N/A",
-                "CreatedAt": r.created_at,
-                "CreatedSince": r.created_since,
-                "Digest": r.digest,
-                "ID": r.id,
-                "Repository": r.repository,
-                "SharedSize": "N/A",
-                "Size": r.size,
-                "Tag": r.tag,
-                "UniqueSize": "N/A",
-                "VirtualSize": r.size,
-            });
-            writeln!(out, "{v}")?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if args.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let table: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|r| {
-            let mut v = vec![r.repository, r.tag];
-            if args.digests {
-                v.push(r.digest);
-            }
-            v.extend([r.id, r.created_since, r.size]);
-            v
-        })
-        .collect();
-    write_table(&mut out, &header, &table)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(rows)
 }
 
 /// (repository, tag) pairs of an image: its tags; the repositories of its
@@ -184,36 +205,6 @@ pub(super) fn show_id(id: &ImageId, no_trunc: bool) -> String {
     } else {
         id.short().to_string()
     }
-}
-
-/// Columns padded to the widest cell plus three spaces, as Docker's tables.
-pub(super) fn write_table(
-    out: &mut impl Write,
-    header: &[&str],
-    rows: &[Vec<String>],
-) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            s.push_str(cell);
-            if i < last {
-                s.push_str(&" ".repeat(w - cell.chars().count() + 3));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for row in rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
-    }
-    Ok(())
 }
 
 /// Docker's size format: decimal units, three significant digits
@@ -262,7 +253,7 @@ pub(super) fn ago(rfc3339: &str, now: SystemTime) -> String {
 
 /// Docker's CreatedAt: `2024-01-01 00:00:00 +0000 UTC` for a UTC RFC 3339
 /// time; anything else is shown as it is.
-fn docker_time(rfc3339: &str) -> String {
+pub(super) fn docker_time(rfc3339: &str) -> String {
     match rfc3339
         .strip_suffix('Z')
         .map(|t| t.split('.').next().unwrap_or(t))
@@ -356,12 +347,5 @@ mod tests {
             docker_time("2024-01-02T03:04:05+02:00"),
             "2024-01-02T03:04:05+02:00"
         );
-    }
-
-    #[test]
-    fn table_padding() {
-        let mut out = Vec::new();
-        write_table(&mut out, &["A", "BB"], &[vec!["xxxx".into(), "y".into()]]).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "A      BB\nxxxx   y\n");
     }
 }

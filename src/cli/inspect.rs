@@ -14,6 +14,9 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// Print each image through a Go template (`{{.Id}}`, `{{json .Config}}`)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    format: Option<String>,
     /// Images (name, id or id prefix)
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
@@ -32,8 +35,27 @@ pub fn run(settings: &Settings, args: &InspectArgs) -> Result<ExitCode> {
             }
         }
     }
-    let text = serde_json::to_string_pretty(&Value::Array(found))?;
-    writeln!(std::io::stdout().lock(), "{text}")?;
+    let mut out = std::io::stdout().lock();
+    match &args.format {
+        Some(template) => {
+            for v in &mut found {
+                with_omitted_fields(v);
+                match super::format::render_one(template, v) {
+                    Ok(text) => writeln!(out, "{text}")?,
+                    // Docker prints the template's error and exits 1.
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+        }
+        None => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&Value::Array(found))?
+        )?,
+    }
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -72,11 +94,13 @@ fn inspect(store: &Store, name: &str) -> Result<Value, StoreError> {
         "Created": config.created.clone().unwrap_or_default(),
         "DockerVersion": config.extra.get("docker_version").cloned().unwrap_or(json!("")),
         "Author": config.author.clone().unwrap_or_default(),
-        "Config": config.config.clone(),
+        "Container": "",
+        "Config": docker_config(config.config.as_ref()),
         "Architecture": config.architecture,
         "Variant": config.variant,
         "Os": config.os,
         "Size": size,
+        "VirtualSize": size,
         "RootFS": {
             "Type": config.rootfs.kind,
             "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
@@ -84,4 +108,64 @@ fn inspect(store: &Store, name: &str) -> Result<Value, StoreError> {
         "Metadata": { "LastTagTime": record.added },
         "ManifestType": manifest_type,
     }))
+}
+
+/// Fields of Docker's image config JSON that are always written, with the
+/// value of an unset one (`docker inspect` shows them all).
+const CONFIG_FIELDS: [(&str, Value); 17] = [
+    ("Hostname", Value::String(String::new())),
+    ("Domainname", Value::String(String::new())),
+    ("User", Value::String(String::new())),
+    ("AttachStdin", Value::Bool(false)),
+    ("AttachStdout", Value::Bool(false)),
+    ("AttachStderr", Value::Bool(false)),
+    ("Tty", Value::Bool(false)),
+    ("OpenStdin", Value::Bool(false)),
+    ("StdinOnce", Value::Bool(false)),
+    ("Env", Value::Null),
+    ("Cmd", Value::Null),
+    ("Image", Value::String(String::new())),
+    ("Volumes", Value::Null),
+    ("WorkingDir", Value::String(String::new())),
+    ("Entrypoint", Value::Null),
+    ("OnBuild", Value::Null),
+    ("Labels", Value::Null),
+];
+
+/// Fields Docker leaves out of the JSON when unset (`omitempty`) but a
+/// template still reads from its Go struct (`{{.Config.Shell}}` is `[]`).
+const OMITTED_CONFIG_FIELDS: [(&str, Value); 8] = [
+    ("ExposedPorts", Value::Null),
+    ("Healthcheck", Value::Null),
+    ("ArgsEscaped", Value::Bool(false)),
+    ("NetworkDisabled", Value::Bool(false)),
+    ("MacAddress", Value::String(String::new())),
+    ("StopSignal", Value::String(String::new())),
+    ("StopTimeout", Value::Null),
+    ("Shell", Value::Null),
+];
+
+/// The image's config as Docker's inspect writes it.
+fn docker_config<T: serde::Serialize>(config: Option<&T>) -> Value {
+    let mut v = config
+        .and_then(|c| serde_json::to_value(c).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    fill(&mut v, &CONFIG_FIELDS);
+    v
+}
+
+/// Adds to an inspect object what only Docker's Go types have.
+fn with_omitted_fields(v: &mut Value) {
+    if let Some(config) = v.get_mut("Config") {
+        fill(config, &OMITTED_CONFIG_FIELDS);
+    }
+}
+
+fn fill(v: &mut Value, fields: &[(&str, Value)]) {
+    if let Some(map) = v.as_object_mut() {
+        for (k, default) in fields {
+            map.entry(*k).or_insert_with(|| default.clone());
+        }
+    }
 }

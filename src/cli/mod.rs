@@ -5,11 +5,14 @@
 
 #![allow(clippy::disallowed_macros)]
 
+mod aliases;
 mod build;
 mod commit;
 mod completion;
+mod compat;
 mod diff;
 mod export;
+mod format;
 mod github;
 mod history;
 mod images;
@@ -32,6 +35,7 @@ pub mod settings;
 mod system;
 mod tag;
 mod unshare;
+mod version;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -144,6 +148,12 @@ pub enum Command {
     /// Write the man pages into a directory (scripts/man-pages.sh)
     #[command(hide = true)]
     ManPages(completion::ManPagesArgs),
+    /// Manage images: Docker's `image ls`, `image rm`, `image inspect`, ...
+    Image(aliases::ImageArgs),
+    /// Manage containers: Docker's `container ls`, `container rm`, ...
+    Container(aliases::ContainerArgs),
+    /// Show the version of strata and how it runs here
+    Version,
     /// The process strata re-executes to become a container (internal)
     #[command(hide = true)]
     ContainerInit,
@@ -171,11 +181,13 @@ impl Command {
             | Command::Commit(_)
             | Command::Diff(_)
             | Command::Export(_)
-            | Command::Rm(_) => true,
+            | Command::Rm(_)
+            | Command::Image(_)
+            | Command::Container(_) => true,
             // Already inside: strata started it there.
             // Credentials and registries only; no store.
             Command::Login(_) | Command::Logout(_) | Command::Search(_) => false,
-            Command::Info(_) | Command::ContainerInit => false,
+            Command::Info(_) | Command::Version | Command::ContainerInit => false,
             Command::Completion(_) | Command::ManPages(_) => false,
             Command::Unshare(_) => true,
         }
@@ -186,17 +198,20 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            // Help and --version are not errors; a usage error exits like
-            // Docker's CLI does.
-            let code = if err.use_stderr() {
-                EXIT_STRATA_ERROR
-            } else {
-                0
-            };
-            // If stdout is gone there is nobody left to tell.
+        Err(err) if !err.use_stderr() => {
+            // Help and --version are not errors. If stdout is gone there is
+            // nobody left to tell.
             let _ = err.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // One line, and Docker's exit code for a usage error.
+            let args: Vec<String> = std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            eprintln!("strata: {}", compat::usage_error(&err, &args));
+            return ExitCode::from(EXIT_STRATA_ERROR);
         }
     };
     crate::log::set_level(match cli.global.log_level {
@@ -260,6 +275,9 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(settings, &args),
         Command::Completion(args) => completion::completion(&args),
         Command::ManPages(args) => completion::man_pages(&args),
+        Command::Image(args) => aliases::image(settings, &args),
+        Command::Container(args) => aliases::container(settings, &args),
+        Command::Version => version::run(settings),
         Command::ContainerInit => Ok(ExitCode::from(
             u8::try_from(crate::sandbox::init::main()).unwrap_or(u8::MAX),
         )),

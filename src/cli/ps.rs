@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::images::{ago, open_store, write_table};
+use super::format::{write_table, Format};
+use super::images::{ago, open_store};
 use super::settings::Settings;
 use crate::container::{self, Container, Status};
 
@@ -24,9 +25,31 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
+    /// Output: table, json, or a Go template (`table ` first for a header)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
 }
 
+/// Column titles of `--format 'table ...'`, by field.
+const HEADERS: &[(&str, &str)] = &[
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Labels", "LABELS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Mounts", "MOUNTS"),
+    ("Names", "NAMES"),
+    ("Networks", "NETWORKS"),
+    ("Ports", "PORTS"),
+    ("RunningFor", "CREATED"),
+    ("Size", "SIZE"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+];
+
 pub fn run(settings: &Settings, args: &PsArgs) -> Result<ExitCode> {
+    let format = Format::parse(args.format.as_deref())?;
     let store = open_store(settings)?;
     let now = SystemTime::now();
     let mut containers: Vec<Container> = container::list(&store)?
@@ -40,6 +63,12 @@ pub fn run(settings: &Settings, args: &PsArgs) -> Result<ExitCode> {
         for c in &containers {
             writeln!(out, "{}", id(c, args.no_trunc))?;
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Format::Template { .. } = format {
+        let fields: Vec<serde_json::Value> =
+            containers.iter().map(|c| fields(c, args, now)).collect();
+        format.write_rows(&mut out, &fields, HEADERS)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = containers
@@ -68,6 +97,31 @@ pub fn run(settings: &Settings, args: &PsArgs) -> Result<ExitCode> {
         &rows,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A container as `--format` sees it: Docker's field names.
+fn fields(c: &Container, args: &PsArgs, now: SystemTime) -> serde_json::Value {
+    let state = match (&c.state.status, c.is_running()) {
+        (Status::Created, _) => "created",
+        (Status::Running { .. }, true) => "running",
+        _ => "exited",
+    };
+    serde_json::json!({
+        "Command": command(&c.state.command, args.no_trunc),
+        "CreatedAt": super::images::docker_time(&c.state.created),
+        "ID": id(c, args.no_trunc),
+        "Image": c.state.image_name,
+        "Labels": "",
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Names": c.state.name,
+        "Networks": "",
+        "Ports": "",
+        "RunningFor": ago(&c.state.created, now),
+        "Size": "",
+        "State": state,
+        "Status": status(c, now),
+    })
 }
 
 fn id(c: &Container, no_trunc: bool) -> String {

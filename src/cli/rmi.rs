@@ -1,5 +1,6 @@
-//! `strata rmi [-f] IMAGE...`: untag, and delete images no tag or
-//! container holds, with the layers and blobs nothing else uses.
+//! `strata rmi [-f] [--no-prune] IMAGE...`: untag, and delete images no
+//! tag or container holds, with the untagged parents they leave behind
+//! (as Docker) and the layers and blobs nothing else uses.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ pub struct RmiArgs {
     /// Remove even if several tags or a container use the image
     #[arg(short, long)]
     force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    no_prune: bool,
     /// Images (name, id or id prefix)
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
@@ -25,7 +29,7 @@ pub fn run(settings: &Settings, args: &RmiArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let mut failed = false;
     for name in &args.images {
-        match store.remove_image(name, args.force) {
+        match store.remove_image(name, args.force, !args.no_prune) {
             Ok(events) => {
                 for e in events {
                     match e {

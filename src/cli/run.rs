@@ -84,6 +84,10 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
             }
         }
     }
+    // Docker gives a terminal TERM=xterm unless the image or -e set one.
+    if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let options = RunOptions {
         args: argv.clone(),
         env,

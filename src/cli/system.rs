@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::images::{human_size, open_store, write_table};
+use super::format::{write_table, Format};
+use super::images::{human_size, open_store};
 use super::settings::Settings;
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct SystemArgs {
@@ -18,7 +20,11 @@ pub struct SystemArgs {
 #[derive(Debug, clap::Subcommand)]
 enum SystemCommand {
     /// Show disk usage: images, layers, blobs, containers, build cache
-    Df,
+    Df {
+        /// Output: table, json, or a Go template (`table ` first for a header)
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+    },
     /// Remove dangling images, unused layers and blobs, orphaned temp files
     Prune {
         /// Remove all images not used by a container, not just dangling ones
@@ -35,33 +41,10 @@ enum SystemCommand {
 pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
     let store = open_store(settings)?;
     let mut out = std::io::stdout().lock();
-    match args.command {
-        SystemCommand::Df => {
-            let du = store.disk_usage()?;
-            let row = |name: &str, r: &crate::store::UsageRow| {
-                vec![
-                    name.to_string(),
-                    r.total.to_string(),
-                    r.active.to_string(),
-                    human_size(r.size),
-                    human_size(r.reclaimable),
-                ]
-            };
-            let rows = vec![
-                row("Images", &du.images),
-                row("Layers", &du.layers),
-                row("Blobs", &du.blobs),
-                row("Containers", &du.containers),
-                row("Build Cache", &du.cache),
-            ];
-            write_table(
-                &mut out,
-                &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-                &rows,
-            )?;
-        }
+    match &args.command {
+        SystemCommand::Df { ref format } => df(&store, format.as_deref(), &mut out)?,
         SystemCommand::Prune { all, force: _ } => {
-            let rep = store.prune(all)?;
+            let rep = store.prune(*all)?;
             if !rep.images.is_empty() {
                 writeln!(out, "Deleted Images:")?;
                 for id in &rep.images {
@@ -100,4 +83,73 @@ pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Column titles of `--format 'table ...'`, by field.
+const DF_HEADERS: &[(&str, &str)] = &[
+    ("Active", "ACTIVE"),
+    ("Reclaimable", "RECLAIMABLE"),
+    ("Size", "SIZE"),
+    ("TotalCount", "TOTAL"),
+    ("Type", "TYPE"),
+];
+
+/// `system df`: Docker's rows (images, containers, build cache) and
+/// strata's own (layers, blobs). Containers are active while running.
+fn df(store: &Store, format: Option<&str>, out: &mut impl Write) -> Result<()> {
+    let format = Format::parse(format)?;
+    let mut du = store.disk_usage()?;
+    du.containers.active = crate::container::list(store)?
+        .iter()
+        .filter(|c| c.is_running())
+        .count();
+    let rows = [
+        ("Images", &du.images, true),
+        ("Layers", &du.layers, true),
+        ("Blobs", &du.blobs, false),
+        ("Containers", &du.containers, true),
+        ("Build Cache", &du.cache, false),
+    ];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|(name, r, percent)| {
+            [
+                name.to_string(),
+                r.total.to_string(),
+                r.active.to_string(),
+                human_size(r.size),
+                reclaimable(r, *percent),
+            ]
+        })
+        .collect();
+    if let Format::Template { .. } = format {
+        let fields: Vec<serde_json::Value> = cells
+            .iter()
+            .map(|[t, total, active, size, rec]| {
+                serde_json::json!({
+                    "Active": active, "Reclaimable": rec, "Size": size,
+                    "TotalCount": total, "Type": t,
+                })
+            })
+            .collect();
+        return format.write_rows(out, &fields, DF_HEADERS);
+    }
+    let table: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
+    write_table(
+        out,
+        &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        &table,
+    )?;
+    Ok(())
+}
+
+/// `1.987MB (100%)`, Docker's RECLAIMABLE for images and containers.
+fn reclaimable(r: &crate::store::UsageRow, percent: bool) -> String {
+    let size = human_size(r.reclaimable);
+    match (percent, r.size) {
+        (true, total) if total > 0 => {
+            format!("{size} ({}%)", r.reclaimable.saturating_mul(100) / total)
+        }
+        _ => size,
+    }
 }

@@ -164,21 +164,31 @@ impl Store {
         let mut report = PruneReport::default();
         self.update_index(|lock, _, index| {
             let containers = self.containers_by_image()?;
-            let parents: BTreeSet<ImageId> = index
-                .images
-                .values()
-                .filter_map(|r| r.parent.clone())
-                .collect();
-            let doomed: Vec<ImageId> = index
-                .images
-                .keys()
-                .filter(|id| !containers.contains_key(*id))
-                .filter(|id| all || (index.tags_of(id).is_empty() && !parents.contains(*id)))
-                .cloned()
-                .collect();
-            for id in &doomed {
-                index.images.remove(id);
-                index.tags.retain(|_, v| v != id);
+            // Until none is left: removing a dangling image can leave its
+            // untagged parent dangling (the steps of a stage no tagged
+            // image is built on), as Docker's image prune removes them.
+            let mut doomed: Vec<ImageId> = Vec::new();
+            loop {
+                let parents: BTreeSet<ImageId> = index
+                    .images
+                    .values()
+                    .filter_map(|r| r.parent.clone())
+                    .collect();
+                let next: Vec<ImageId> = index
+                    .images
+                    .keys()
+                    .filter(|id| !containers.contains_key(*id))
+                    .filter(|id| all || (index.tags_of(id).is_empty() && !parents.contains(*id)))
+                    .cloned()
+                    .collect();
+                if next.is_empty() {
+                    break;
+                }
+                for id in &next {
+                    index.images.remove(id);
+                    index.tags.retain(|_, v| v != id);
+                }
+                doomed.extend(next);
             }
             let c = self.collect_garbage(lock, index, &containers)?;
             report.images = doomed;
@@ -232,7 +242,9 @@ impl Store {
         du.containers.active = du.containers.total;
         du.containers.size = tree_size(&self.root.join("containers"));
         let cache = self.root.join("cache");
-        du.cache.total = list(&cache)?.len();
+        // One entry per step key (cache/steps/); files.json and sites/ are
+        // bookkeeping.
+        du.cache.total = list(&cache.join("steps"))?.len();
         du.cache.size = tree_size(&cache);
         du.cache.reclaimable = du.cache.size;
         Ok(du)

@@ -242,7 +242,12 @@ impl Store {
     /// then the layers and blobs nothing else uses. An image other images
     /// were built on is only untagged when named by a tag, and refused when
     /// named by id, even forced (Docker's rules).
-    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
+    pub fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        prune_parents: bool,
+    ) -> Result<Vec<RemoveEvent>, StoreError> {
         let by_ref = Reference::parse(name).ok();
         self.update_index(|lock, _staging, index| {
             // Read under the lock: containers are created under it too.
@@ -257,65 +262,55 @@ impl Store {
             };
             let tags = index.tags_of(&id);
             let user = containers.get(&id).and_then(|c| c.first()).cloned();
-            let deleting = match &tagged {
-                Some((r, _)) if r.digest().is_none() => {
-                    if tags.len() > 1 {
-                        index.tags.remove(&r.to_string());
-                        events.push(RemoveEvent::Untagged(r.familiar()));
-                        return Ok(events);
-                    }
-                    true
-                }
-                _ => {
-                    if tags.len() > 1 && !force {
-                        return Err(StoreError::MultipleTags {
-                            image: id.short().into(),
-                        });
-                    }
-                    true
-                }
-            };
-            if deleting {
-                if let (Some(container), false) = (&user, force) {
-                    return Err(StoreError::InUse {
-                        reference: name.into(),
-                        container: container.chars().take(12).collect(),
-                        image: id.short().into(),
-                    });
-                }
-                let has_children = index
-                    .images
-                    .values()
-                    .any(|r| r.parent.as_ref() == Some(&id));
-                if has_children && tagged.is_none() {
-                    return Err(StoreError::HasChildren {
-                        image: id.short().into(),
-                    });
-                }
-                for t in &tags {
-                    index.tags.remove(&t.to_string());
-                    events.push(RemoveEvent::Untagged(t.familiar()));
-                }
-                if has_children {
-                    // Kept, untagged, for the images built on it.
+            match &tagged {
+                Some((r, _)) if r.digest().is_none() && tags.len() > 1 => {
+                    index.tags.remove(&r.to_string());
+                    events.push(RemoveEvent::Untagged(r.familiar()));
                     return Ok(events);
                 }
-                if let Some(rec) = index.images.remove(&id) {
-                    for rd in rec.repo_digests {
-                        events.push(RemoveEvent::Untagged(
-                            Reference::parse(&rd).map_or(rd.clone(), |r| r.familiar()),
-                        ));
-                    }
+                Some((r, _)) if r.digest().is_none() => {}
+                _ if tags.len() > 1 && !force => {
+                    return Err(StoreError::MultipleTags {
+                        image: id.short().into(),
+                    });
                 }
-                events.push(RemoveEvent::Deleted(id.0.clone()));
-                let removed = self.collect_garbage(lock, index, &containers)?;
-                events.extend(
-                    removed
-                        .layers
-                        .into_iter()
-                        .map(|d| RemoveEvent::Deleted(d.0)),
-                );
+                _ => {}
             }
+            if let (Some(container), false) = (&user, force) {
+                return Err(StoreError::InUse {
+                    reference: name.into(),
+                    container: container.chars().take(12).collect(),
+                    image: id.short().into(),
+                });
+            }
+            let has_children = index
+                .images
+                .values()
+                .any(|r| r.parent.as_ref() == Some(&id));
+            if has_children && tagged.is_none() {
+                return Err(StoreError::HasChildren {
+                    image: id.short().into(),
+                });
+            }
+            for t in &tags {
+                index.tags.remove(&t.to_string());
+                events.push(RemoveEvent::Untagged(t.familiar()));
+            }
+            if has_children {
+                // Kept, untagged, for the images built on it.
+                return Ok(events);
+            }
+            let parent = delete_record(index, &id, &mut events);
+            if prune_parents {
+                remove_untagged_parents(index, &containers, parent, &mut events);
+            }
+            let removed = self.collect_garbage(lock, index, &containers)?;
+            events.extend(
+                removed
+                    .layers
+                    .into_iter()
+                    .map(|d| RemoveEvent::Deleted(d.0)),
+            );
             Ok(events)
         })
     }
@@ -388,5 +383,52 @@ pub(crate) fn resolve_id(index: &ImageIndex, name: &str) -> Result<ImageId, Stor
             prefix: name.into(),
             matches: many.iter().map(|id| id.short().to_string()).collect(),
         }),
+    }
+}
+
+/// Drops an image's record (its digests untagged), returning its parent.
+fn delete_record(
+    index: &mut ImageIndex,
+    id: &ImageId,
+    events: &mut Vec<RemoveEvent>,
+) -> Option<ImageId> {
+    let rec = index.images.remove(id);
+    let mut parent = None;
+    if let Some(rec) = rec {
+        for rd in rec.repo_digests {
+            events.push(RemoveEvent::Untagged(
+                Reference::parse(&rd).map_or(rd.clone(), |r| r.familiar()),
+            ));
+        }
+        parent = rec.parent;
+    }
+    events.push(RemoveEvent::Deleted(id.0.clone()));
+    parent
+}
+
+/// Docker's `rmi` without `--no-prune`: the parents a removed image leaves
+/// with no name, no other child and no container go too, nearest first.
+fn remove_untagged_parents(
+    index: &mut ImageIndex,
+    containers: &BTreeMap<ImageId, Vec<String>>,
+    mut parent: Option<ImageId>,
+    events: &mut Vec<RemoveEvent>,
+) {
+    while let Some(p) = parent.take() {
+        let named = !index.tags_of(&p).is_empty()
+            || index
+                .images
+                .get(&p)
+                .is_some_and(|r| !r.repo_digests.is_empty());
+        let used = containers.contains_key(&p)
+            || index.images.values().any(|r| r.parent.as_ref() == Some(&p));
+        if named || used {
+            return;
+        }
+        let Some(rec) = index.images.remove(&p) else {
+            return;
+        };
+        events.push(RemoveEvent::Deleted(p.0.clone()));
+        parent = rec.parent;
     }
 }

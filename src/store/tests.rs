@@ -63,10 +63,10 @@ fn import_tag_list_remove() {
     assert_eq!(fs::read_to_string(dirs[0].join("bin/sh")).unwrap(), "shell");
 
     // Two tags: removing one only untags.
-    let ev = s.remove_image("other", false).unwrap();
+    let ev = s.remove_image("other", false, true).unwrap();
     assert_eq!(ev, vec![RemoveEvent::Untagged("other:latest".into())]);
     // By id with one tag: untag and delete, layers go too.
-    let ev = s.remove_image(a.short(), false).unwrap();
+    let ev = s.remove_image(a.short(), false, true).unwrap();
     assert_eq!(ev[0], RemoveEvent::Untagged("app:1".into()));
     assert_eq!(ev[1], RemoveEvent::Deleted(a.0.clone()));
     assert!(dirs[0].symlink_metadata().is_err());
@@ -85,16 +85,16 @@ fn shared_layers_survive_and_containers_block_rmi() {
     let b = import(&s, &[("f", "same")], "b");
     // Same content, same config: same image.
     assert_eq!(a, b);
-    s.remove_image("a", false).unwrap();
+    s.remove_image("a", false, true).unwrap();
     assert!(s.resolve("b").is_ok());
     let c = s.root().join("containers/c1");
     fs::create_dir_all(&c).unwrap();
     fs::write(c.join("state.json"), format!("{{\"image\":\"{b}\"}}")).unwrap();
     assert!(matches!(
-        s.remove_image("b", false),
+        s.remove_image("b", false, true),
         Err(StoreError::InUse { .. })
     ));
-    s.remove_image("b", true).unwrap();
+    s.remove_image("b", true, true).unwrap();
     // The container still has its layers.
     let config = s.config(&b).unwrap();
     assert!(s.has_layer(&config.rootfs.diff_ids[0]));
@@ -249,15 +249,50 @@ fn an_image_with_children_is_only_untagged() {
     // By id: refused, even forced.
     for force in [false, true] {
         assert!(matches!(
-            s.remove_image(base.short(), force),
+            s.remove_image(base.short(), force, true),
             Err(StoreError::HasChildren { .. })
         ));
     }
     // By its tag: untagged, kept.
-    let ev = s.remove_image("base", false).unwrap();
+    let ev = s.remove_image("base", false, true).unwrap();
     assert_eq!(ev, vec![RemoveEvent::Untagged("base:latest".into())]);
     assert_eq!(s.resolve(&base.to_string()).unwrap(), base);
     assert_eq!(s.lowerdirs(&child).unwrap().len(), 2);
     let rep = s.check().unwrap();
     assert!(rep.problems.is_empty(), "{rep:?}");
+    // The child goes, and with it the parent it left untagged (Docker's
+    // rmi: `Deleted:` for each); with --no-prune the parent stays.
+    let ev = s.remove_image("child", false, true).unwrap();
+    let deleted: Vec<&RemoveEvent> = ev
+        .iter()
+        .filter(|e| matches!(e, RemoveEvent::Deleted(_)))
+        .collect();
+    assert_eq!(deleted[0], &RemoveEvent::Deleted(child.0.clone()));
+    assert_eq!(deleted[1], &RemoveEvent::Deleted(base.0.clone()));
+    assert!(s.resolve(&base.to_string()).is_err());
+    let rep = s.check().unwrap();
+    assert!(rep.problems.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn rmi_no_prune_keeps_untagged_parents() {
+    let (_t, s) = store();
+    let base = import(&s, &[("bin/sh", "shell")], "base");
+    let staging = s.staging().unwrap();
+    let (layer, _) = s
+        .prepare_layer_tar(&staging, &layer_tar(&[("app", "app")])[..], None)
+        .unwrap();
+    let mut config = s.config(&base).unwrap();
+    config.rootfs.diff_ids.push(layer.diff_id().clone());
+    let bytes = config::to_canonical_json(&config).unwrap();
+    s.commit_image(
+        vec![layer],
+        &bytes,
+        &[Reference::parse("child").unwrap()],
+        Some(base.clone()),
+    )
+    .unwrap();
+    s.remove_image("base", false, true).unwrap();
+    s.remove_image("child", false, false).unwrap();
+    assert_eq!(s.resolve(&base.to_string()).unwrap(), base);
 }

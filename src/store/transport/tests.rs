@@ -76,7 +76,7 @@ fn archives_round_trip_and_are_deterministic() {
         let (d3, bytes3) = export(&b, &named, format, Vec::new()).unwrap();
         assert_eq!(d3, d1);
         assert_eq!(bytes3, bytes1, "{format:?} re-export differs");
-        b.remove_image("app:1", false).unwrap();
+        b.remove_image("app:1", false, true).unwrap();
     }
 }
 
