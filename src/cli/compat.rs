@@ -60,7 +60,6 @@ const MISSING_FLAGS: &[MissingFlag] = &[
     flag("build", "cache-to", None),
     flag("build", "call", None),
     flag("build", "cgroup-parent", None),
-    flag("build", "check", None),
     flag_note("build", "compress", None, "strata reads the context in place; there is nothing to send"),
     flag("build", "cpu-period", None),
     flag("build", "cpu-quota", None),

@@ -8,8 +8,8 @@
 mod aliases;
 mod build;
 mod commit;
-mod completion;
 mod compat;
+mod completion;
 mod diff;
 mod export;
 mod format;
