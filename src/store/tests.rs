@@ -227,25 +227,29 @@ fn finish_image_records_the_format_and_old_records_default_to_oci() {
     ));
 }
 
-#[test]
-fn an_image_with_children_is_only_untagged() {
-    let (_t, s) = store();
-    let base = import(&s, &[("bin/sh", "shell")], "base");
+/// An image tagged `child` on `base`, one layer more.
+fn child_of(s: &Store, base: &ImageId) -> ImageId {
     let staging = s.staging().unwrap();
     let (layer, _) = s
         .prepare_layer_tar(&staging, &layer_tar(&[("app", "app")])[..], None)
         .unwrap();
-    let mut config = s.config(&base).unwrap();
+    let mut config = s.config(base).unwrap();
     config.rootfs.diff_ids.push(layer.diff_id().clone());
     let bytes = config::to_canonical_json(&config).unwrap();
-    let child = s
-        .commit_image(
-            vec![layer],
-            &bytes,
-            &[Reference::parse("child").unwrap()],
-            Some(base.clone()),
-        )
-        .unwrap();
+    s.commit_image(
+        vec![layer],
+        &bytes,
+        &[Reference::parse("child").unwrap()],
+        Some(base.clone()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_image_with_children_is_only_untagged() {
+    let (_t, s) = store();
+    let base = import(&s, &[("bin/sh", "shell")], "base");
+    let child = child_of(&s, &base);
     // By id: refused, even forced.
     for force in [false, true] {
         assert!(matches!(
@@ -278,20 +282,7 @@ fn an_image_with_children_is_only_untagged() {
 fn rmi_no_prune_keeps_untagged_parents() {
     let (_t, s) = store();
     let base = import(&s, &[("bin/sh", "shell")], "base");
-    let staging = s.staging().unwrap();
-    let (layer, _) = s
-        .prepare_layer_tar(&staging, &layer_tar(&[("app", "app")])[..], None)
-        .unwrap();
-    let mut config = s.config(&base).unwrap();
-    config.rootfs.diff_ids.push(layer.diff_id().clone());
-    let bytes = config::to_canonical_json(&config).unwrap();
-    s.commit_image(
-        vec![layer],
-        &bytes,
-        &[Reference::parse("child").unwrap()],
-        Some(base.clone()),
-    )
-    .unwrap();
+    child_of(&s, &base);
     s.remove_image("base", false, true).unwrap();
     s.remove_image("child", false, false).unwrap();
     assert_eq!(s.resolve(&base.to_string()).unwrap(), base);
