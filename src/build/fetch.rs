@@ -35,6 +35,7 @@ use reqwest::Url;
 use serde::Serialize;
 
 use crate::digest::{Digest, HashingWriter};
+use crate::registry::backoff::{retry, retryable_status, Backoff, Failure};
 use crate::registry::client::{chain, url_without_query};
 
 /// The name of a download whose URL names no file (Docker's).
@@ -152,7 +153,7 @@ impl Fetcher {
 
     /// A fetcher whose server may stall for at most `stall` at a time.
     pub fn with_timeouts(connect: Duration, stall: Duration) -> Result<Fetcher, FetchError> {
-        let client = crate::registry::http::client_builder()
+        let client = crate::registry::http::client_builder(stall)
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .connect_timeout(connect)
             // The blocking client applies this to the wait for the response
@@ -186,14 +187,7 @@ impl Fetcher {
                 })
             }
         };
-        let resp = self
-            .client
-            .get(parsed.clone())
-            .send()
-            .map_err(|e| FetchError::Transport {
-                url: url.to_string(),
-                cause: chain(&e.without_url()),
-            })?;
+        let resp = self.get(&parsed, url)?;
         if !resp.status().is_success() {
             let redirected = if resp.url() == &parsed {
                 String::new()
@@ -234,6 +228,31 @@ impl Fetcher {
             url: url.to_string(),
             modified: mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         })
+    }
+}
+
+impl Fetcher {
+    /// GET `parsed`, tried again as the registry's requests are: on a
+    /// network error, a 5xx or a 429.
+    fn get(&self, parsed: &Url, url: &str) -> Result<reqwest::blocking::Response, FetchError> {
+        retry(
+            &Backoff::default(),
+            |_| match self.client.get(parsed.clone()).send() {
+                Err(e) => Err(Failure::Retry(FetchError::Transport {
+                    url: url.to_string(),
+                    cause: chain(&e.without_url()),
+                })),
+                Ok(r) if retryable_status(r.status().as_u16()) => {
+                    Err(Failure::Retry(FetchError::Status {
+                        url: url.to_string(),
+                        status: r.status().to_string(),
+                        redirected: String::new(),
+                    }))
+                }
+                Ok(r) => Ok(r),
+            },
+            |_, last| last,
+        )
     }
 }
 
@@ -329,11 +348,15 @@ mod tests {
     fn a_stalled_server_times_out() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        // Accept, then say nothing (the thread ends with the test process).
+        // Accept, then say nothing, every time (the request is tried
+        // again; the threads end with the test process).
         std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 1024];
-            while conn.read(&mut buf).unwrap_or(0) > 0 {}
+            for mut conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while conn.read(&mut buf).unwrap_or(0) > 0 {}
+                });
+            }
         });
         let dir = tempfile::tempdir().unwrap();
         let f = Fetcher::with_timeouts(Duration::from_secs(5), Duration::from_millis(300)).unwrap();

@@ -4,8 +4,10 @@
 //! resets, timeouts, truncated bodies) are retried with exponential backoff
 //! and "equal jitter": half of each delay is fixed, half random, so many
 //! clients that failed together do not come back together, yet no delay
-//! collapses to zero. Everything here is pure; the random sample is passed
-//! in, so the schedule is testable.
+//! collapses to zero. The schedule is pure (the random sample is passed
+//! in, so it is testable); [`retry`] is the one loop that follows it, for
+//! every request strata repeats: registry calls, blob transfers, pushes and
+//! ADD's downloads.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -62,6 +64,45 @@ impl Backoff {
         (2..=self.tries)
             .filter_map(|n| self.delay(n, 1.0))
             .sum::<Duration>()
+    }
+}
+
+/// How one try failed: worth another try or not.
+#[derive(Debug)]
+pub enum Failure<E> {
+    Retry(E),
+    Fatal(E),
+}
+
+impl<E> Failure<E> {
+    pub fn into_error(self) -> E {
+        match self {
+            Failure::Retry(e) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
+/// Run `op` (given the number of the try, from 1) until it succeeds, fails
+/// for good, or `schedule` has no try left, sleeping between tries. When
+/// the tries ran out, `give_up(tries, last error)` makes the error returned
+/// (a single try's error is returned as it is).
+pub fn retry<T, E>(
+    schedule: &Backoff,
+    mut op: impl FnMut(u32) -> Result<T, Failure<E>>,
+    give_up: impl FnOnce(u32, E) -> E,
+) -> Result<T, E> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match op(tries) {
+            Ok(v) => return Ok(v),
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Retry(e)) => match schedule.delay(tries + 1, jitter_sample()) {
+                Some(d) => std::thread::sleep(d),
+                None if tries <= 1 => return Err(e),
+                None => return Err(give_up(tries, e)),
+            },
+        }
     }
 }
 
@@ -136,6 +177,49 @@ mod tests {
         ] {
             assert_eq!(retryable_status(status), want, "{status}");
         }
+    }
+
+    #[test]
+    fn retry_follows_the_schedule_and_stops_on_fatal() {
+        let quick = Backoff {
+            tries: 3,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        };
+        let give_up = |n: u32, e: String| format!("gave up after {n}: {e}");
+        // (outcomes of the tries, result, tries made)
+        type Case = (&'static [Result<u8, bool>], Result<u8, String>, u32);
+        let cases: [Case; 5] = [
+            (&[Ok(7)], Ok(7), 1),
+            (&[Err(true), Ok(8)], Ok(8), 2),
+            (&[Err(false)], Err("e1".into()), 1),
+            (&[Err(true), Err(false)], Err("e2".into()), 2),
+            (
+                &[Err(true), Err(true), Err(true)],
+                Err("gave up after 3: e3".into()),
+                3,
+            ),
+        ];
+        for (outcomes, want, want_tries) in cases {
+            let mut made = 0;
+            let got = retry(
+                &quick,
+                |n| {
+                    made = n;
+                    match outcomes[n as usize - 1] {
+                        Ok(v) => Ok(v),
+                        Err(true) => Err(Failure::Retry(format!("e{n}"))),
+                        Err(false) => Err(Failure::Fatal(format!("e{n}"))),
+                    }
+                },
+                give_up,
+            );
+            assert_eq!(got, want, "{outcomes:?}");
+            assert_eq!(made, want_tries, "{outcomes:?}");
+        }
+        let single = Backoff { tries: 1, ..quick };
+        let got: Result<u8, String> = retry(&single, |_| Err(Failure::Retry("x".into())), give_up);
+        assert_eq!(got, Err("x".into()));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 
 use super::auth::{parse_challenge, parse_token_response, scope_key, Challenge, Scope, Secret};
-use super::backoff::{jitter_sample, retryable_status, Backoff};
+use super::backoff::{retry, retryable_status, Backoff, Failure};
 use super::credentials::Credential;
 use super::endpoint::{api_host, canonical_registry, cert_dirs, ping_path, security, Security};
 pub use super::http::{chain, read_capped, url_without_query};
@@ -30,10 +30,15 @@ use super::RegistryError;
 
 /// How long connecting may take before the try counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Whole-request limit for small requests (ping, manifests, tokens, HEAD).
-const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Whole-request limit for the ping and token requests.
+const SMALL_REQUEST_TIMEOUT: Duration = super::http::SMALL_ANSWER_TIME;
 /// Redirects followed for one request; registries use one, CDNs two.
 const MAX_REDIRECTS: usize = 10;
+/// How long the server may keep us waiting for the first byte of an answer
+/// or for the next bytes of a body before the try counts as failed (and a
+/// blob download resumes from where it stopped). A registry serving bytes
+/// at any pace never meets it; one that stopped sending always does.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to reach registries: the command line's and config file's choices.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +50,15 @@ pub struct Options {
     /// Registries (`host` or `host:port`) allowed without verified TLS.
     pub insecure: Vec<String>,
     pub backoff: Backoff,
+    /// The longest wait for more bytes ([`DEFAULT_READ_TIMEOUT`]; the
+    /// config file's `read-timeout`).
+    pub read_timeout: Option<Duration>,
+}
+
+impl Options {
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)
+    }
 }
 
 /// What the body of a request is; kept re-creatable so a retry can send
@@ -75,7 +89,9 @@ pub struct Req {
     /// Whether the request may be sent again after a failure (PATCH of an
     /// upload chunk may not: the server may have applied it).
     pub retry: bool,
-    /// Whole-request limit; `None` for blob transfers of any size.
+    /// Whole-request limit (and the longest wait for each read), for
+    /// uploads; `None` (the default): each wait is bounded by the client's
+    /// read timeout, and whoever reads the body bounds the whole.
     pub timeout: Option<Duration>,
 }
 
@@ -88,7 +104,7 @@ impl Req {
             body: ReqBody::Empty,
             accept_status: Vec::new(),
             retry: true,
-            timeout: Some(SMALL_REQUEST_TIMEOUT),
+            timeout: None,
         }
     }
 
@@ -122,6 +138,23 @@ impl Req {
     }
 }
 
+/// A small answer read whole: its headers, final URL and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub headers: HeaderMap,
+    pub url: Url,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
 /// The cached auth state of one registry.
 #[derive(Default)]
 struct AuthState {
@@ -140,6 +173,7 @@ pub struct Registry {
     credential: Option<Credential>,
     auth: Mutex<AuthState>,
     backoff: Backoff,
+    read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Registry {
@@ -153,11 +187,7 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// One try's failure: worth another try or not.
-enum Failure {
-    Retry(RegistryError),
-    Fatal(RegistryError),
-}
+type Failed = Failure<RegistryError>;
 
 impl Registry {
     /// Reach `domain`'s registry: choose https (or http where allowed and
@@ -177,8 +207,8 @@ impl Registry {
         let client = build_client(
             &host,
             security,
-            opts.cert_dir.as_deref(),
-            config_home.as_deref(),
+            (opts.cert_dir.as_deref(), config_home.as_deref()),
+            opts.read_timeout(),
         )?;
         let https = base_url("https", &host)?;
         let mut reg = Registry {
@@ -189,6 +219,7 @@ impl Registry {
             credential,
             auth: Mutex::new(AuthState::default()),
             backoff: opts.backoff,
+            read_timeout: opts.read_timeout(),
         };
         let https_err = match reg.ping() {
             Ok(()) => return Ok(reg),
@@ -213,6 +244,27 @@ impl Registry {
         self.backoff
     }
 
+    /// The longest wait for more bytes of an answer.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// [`retry`] with this registry's schedule; the error after the last
+    /// try names `method` and `url`.
+    pub fn with_retries<T>(
+        &self,
+        method: &Method,
+        url: &Url,
+        op: impl FnMut(u32) -> Result<T, Failed>,
+    ) -> Result<T, RegistryError> {
+        retry(&self.backoff, op, |tries, last| RegistryError::GaveUp {
+            method: method.to_string(),
+            url: url_without_query(url).to_string(),
+            tries,
+            last: chain(&last),
+        })
+    }
+
     /// `https://host` or `http://host`.
     pub fn base(&self) -> &Url {
         &self.base
@@ -221,42 +273,30 @@ impl Registry {
     /// `GET /v2/`: 200 (open), or 401 with the challenge to remember.
     fn ping(&self) -> Result<(), RegistryError> {
         let url = self.url(ping_path())?;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let result = self
+        self.with_retries(&Method::GET, &url, |_| {
+            let resp = self
                 .client
                 .get(url.clone())
                 .timeout(SMALL_REQUEST_TIMEOUT)
-                .send();
-            let failure = match result {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    let challenge = challenge_of(&self.name, resp.headers())?;
-                    self.lock_auth().challenge = Some(challenge);
-                    return Ok(());
-                }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let err = status_error(&Method::GET, &url, resp);
-                    if retryable_status(status) {
-                        Failure::Retry(err)
-                    } else {
-                        Failure::Fatal(err)
-                    }
-                }
-                Err(source) => Failure::Retry(transport(&Method::GET, &url, source)),
-            };
-            match failure {
-                Failure::Fatal(e) => return Err(e),
+                .send()
+                .map_err(|source| transport(&Method::GET, &url, source))
                 // A TLS handshake against a plain-http server fails at
                 // once; retrying it only delays the http fallback.
-                Failure::Retry(e) if is_transport(&e) && self.security.allows_plain_http() => {
-                    return Err(e)
+                .map_err(|e| match self.security.allows_plain_http() {
+                    true => Failure::Fatal(e),
+                    false => Failure::Retry(e),
+                })?;
+            match resp.status() {
+                s if s.is_success() => Ok(()),
+                StatusCode::UNAUTHORIZED => {
+                    let challenge =
+                        challenge_of(&self.name, resp.headers()).map_err(Failure::Fatal)?;
+                    self.lock_auth().challenge = Some(challenge);
+                    Ok(())
                 }
-                Failure::Retry(e) => self.wait_or_give_up(tries, &Method::GET, &url, e)?,
+                s => Err(by_status(s, status_error(&Method::GET, &url, resp))),
             }
-        }
+        })
     }
 
     fn url(&self, target: &str) -> Result<Url, RegistryError> {
@@ -277,48 +317,45 @@ impl Registry {
         self.auth.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sleep before the next try, or return the error when no try is left.
-    fn wait_or_give_up(
-        &self,
-        tries: u32,
-        method: &Method,
-        url: &Url,
-        err: RegistryError,
-    ) -> Result<(), RegistryError> {
-        match self.backoff.delay(tries + 1, jitter_sample()) {
-            Some(d) => {
-                std::thread::sleep(d);
-                Ok(())
-            }
-            None if tries <= 1 => Err(err),
-            None => Err(RegistryError::GaveUp {
-                method: method.to_string(),
-                url: url.to_string(),
-                tries,
-                last: chain(&err),
-            }),
-        }
-    }
-
     /// Send `req` with the credentials `scopes` need: retried on 5xx,
     /// 429 and transport errors (if `req.retry`), re-authenticated once on
     /// 401, redirects followed. A status other than 2xx and
     /// `req.accept_status` is an error with the registry's message.
     pub fn send(&self, req: &Req, scopes: &[Scope]) -> Result<Response, RegistryError> {
         let url = self.url(&req.target)?;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.try_once(req, &url, scopes) {
-                Ok(resp) => return Ok(resp),
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Retry(e)) if !req.retry => return Err(e),
-                Err(Failure::Retry(e)) => self.wait_or_give_up(tries, &req.method, &url, e)?,
-            }
-        }
+        self.with_retries(&req.method, &url, |_| {
+            self.try_once(req, &url, scopes).map_err(|f| match f {
+                Failure::Retry(e) if !req.retry => Failure::Fatal(e),
+                f => f,
+            })
+        })
     }
 
-    fn try_once(&self, req: &Req, start: &Url, scopes: &[Scope]) -> Result<Response, Failure> {
+    /// [`Registry::send`] and read the whole body (at most `limit` bytes),
+    /// trying again when the body breaks off or stalls.
+    pub fn get_capped(
+        &self,
+        req: &Req,
+        scopes: &[Scope],
+        limit: u64,
+    ) -> Result<Answer, RegistryError> {
+        let url = self.url(&req.target)?;
+        self.with_retries(&req.method, &url, |_| {
+            let resp = self.send(req, scopes).map_err(Failure::Fatal)?;
+            let (headers, url) = (resp.headers().clone(), resp.url().clone());
+            match read_capped(resp, limit, &url) {
+                Ok(bytes) => Ok(Answer {
+                    headers,
+                    url,
+                    bytes,
+                }),
+                Err(e) if e.is_retryable() => Err(Failure::Retry(e)),
+                Err(e) => Err(Failure::Fatal(e)),
+            }
+        })
+    }
+
+    fn try_once(&self, req: &Req, start: &Url, scopes: &[Scope]) -> Result<Response, Failed> {
         let mut url = start.clone();
         let mut method = req.method.clone();
         let mut reauthenticated = false;
@@ -367,12 +404,7 @@ impl Registry {
                 self.authenticate(challenge, scopes)?;
                 continue;
             }
-            let err = status_error(&method, &url, resp);
-            return Err(if retryable_status(status.as_u16()) {
-                Failure::Retry(err)
-            } else {
-                Failure::Fatal(err)
-            });
+            return Err(by_status(status, status_error(&method, &url, resp)));
         }
     }
 
@@ -398,7 +430,7 @@ impl Registry {
     }
 
     /// Answer a challenge: remember it, and for Bearer fetch a token.
-    fn authenticate(&self, challenge: Challenge, scopes: &[Scope]) -> Result<(), Failure> {
+    fn authenticate(&self, challenge: Challenge, scopes: &[Scope]) -> Result<(), Failed> {
         self.lock_auth().challenge = Some(challenge.clone());
         match challenge {
             Challenge::Basic { .. } if self.credential.is_none() => {
@@ -409,7 +441,9 @@ impl Registry {
             }
             Challenge::Basic { .. } => Ok(()),
             Challenge::Bearer { realm, service, .. } => {
-                let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), scopes)?;
+                let (token, lifetime) = self
+                    .fetch_token(&realm, service.as_deref(), scopes)
+                    .map_err(Failure::Fatal)?;
                 self.lock_auth()
                     .tokens
                     .insert(scope_key(scopes), (token, Instant::now() + lifetime));
@@ -424,18 +458,19 @@ impl Registry {
         realm: &str,
         service: Option<&str>,
         scopes: &[Scope],
-    ) -> Result<(Secret, Duration), Failure> {
-        let fatal = |reason: String| {
-            Failure::Fatal(RegistryError::Auth {
-                registry: self.name.clone(),
-                reason,
-            })
+    ) -> Result<(Secret, Duration), RegistryError> {
+        let auth_error = |reason: String| RegistryError::Auth {
+            registry: self.name.clone(),
+            reason,
         };
+        let fatal = |reason: String| Failure::Fatal(auth_error(reason));
         let mut url =
-            Url::parse(realm).map_err(|e| fatal(format!("bad token realm {realm:?}: {e}")))?;
+            Url::parse(realm).map_err(|e| auth_error(format!("bad token realm {realm:?}: {e}")))?;
         let plain_ok = self.security.allows_plain_http();
         if url.scheme() != "https" && !(url.scheme() == "http" && plain_ok) {
-            return Err(fatal(format!("refusing token realm {realm:?}: not https")));
+            return Err(auth_error(format!(
+                "refusing token realm {realm:?}: not https"
+            )));
         }
         {
             let mut q = url.query_pairs_mut();
@@ -446,43 +481,31 @@ impl Registry {
                 q.append_pair("scope", &s.to_string());
             }
         }
-        let mut tries = 0;
-        loop {
-            tries += 1;
+        let shown = url_without_query(&url);
+        self.with_retries(&Method::GET, &shown, |_| {
             let mut b = self.client.get(url.clone()).timeout(SMALL_REQUEST_TIMEOUT);
             if let Some(c) = &self.credential {
                 b = b.header(AUTHORIZATION, basic_value(c));
             }
-            let failure = match b.send() {
-                Ok(resp) if resp.status().is_success() => {
+            let resp = b
+                .send()
+                .map_err(|source| Failure::Retry(transport(&Method::GET, &shown, source)))?;
+            match resp.status() {
+                s if s.is_success() => {
                     let body = read_capped(resp, TOKEN_MAX_BYTES, &url).map_err(Failure::Fatal)?;
-                    let token = parse_token_response(&body).map_err(|why| {
-                        fatal(format!("token server {}: {why}", url_without_query(&url)))
-                    })?;
-                    return Ok((token.secret, token.lifetime));
+                    let token = parse_token_response(&body)
+                        .map_err(|why| fatal(format!("token server {shown}: {why}")))?;
+                    Ok((token.secret, token.lifetime))
                 }
-                Ok(resp) if matches!(resp.status().as_u16(), 401 | 403) => {
-                    let what = if self.credential.is_some() {
-                        "unauthorized: incorrect username or password"
-                    } else {
-                        "unauthorized: authentication required (run strata login)"
-                    };
-                    return Err(fatal(what.into()));
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    Err(fatal(match self.credential.is_some() {
+                        true => "unauthorized: incorrect username or password".into(),
+                        false => "unauthorized: authentication required (run strata login)".into(),
+                    }))
                 }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let err = status_error(&Method::GET, &url_without_query(&url), resp);
-                    if retryable_status(status) {
-                        err
-                    } else {
-                        return Err(Failure::Fatal(err));
-                    }
-                }
-                Err(source) => transport(&Method::GET, &url_without_query(&url), source),
-            };
-            self.wait_or_give_up(tries, &Method::GET, &url_without_query(&url), failure)
-                .map_err(Failure::Fatal)?;
-        }
+                s => Err(by_status(s, status_error(&Method::GET, &shown, resp))),
+            }
+        })
     }
 
     /// Check that the credentials work: a token for `scopes` (or the
@@ -493,8 +516,7 @@ impl Registry {
             None => Ok(()),
             Some(Challenge::Bearer { realm, service, .. }) => self
                 .fetch_token(&realm, service.as_deref(), &[])
-                .map(|_| ())
-                .map_err(Failure::into_error),
+                .map(|_| ()),
             Some(Challenge::Basic { .. }) => {
                 let resp =
                     self.send(&Req::get(ping_path()).accept(401), &[])
@@ -517,11 +539,11 @@ impl Registry {
     }
 }
 
-impl Failure {
-    fn into_error(self) -> RegistryError {
-        match self {
-            Failure::Retry(e) | Failure::Fatal(e) => e,
-        }
+/// A status answer as a failure: worth another try or not.
+fn by_status(status: StatusCode, err: RegistryError) -> Failed {
+    match retryable_status(status.as_u16()) {
+        true => Failure::Retry(err),
+        false => Failure::Fatal(err),
     }
 }
 
@@ -578,14 +600,12 @@ fn body_of(body: &ReqBody) -> Result<Body, RegistryError> {
 fn build_client(
     host: &str,
     security: Security,
-    cert_dir: Option<&Path>,
-    config_home: Option<&Path>,
+    (cert_dir, config_home): (Option<&Path>, Option<&Path>),
+    read_timeout: Duration,
 ) -> Result<Client, RegistryError> {
-    let mut b = super::http::client_builder()
+    let mut b = super::http::client_builder(read_timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        // Blob transfers set their own limits per request.
-        .timeout(None::<Duration>);
+        .connect_timeout(CONNECT_TIMEOUT);
     if security == Security::Insecure {
         b = b.danger_accept_invalid_certs(true);
     }

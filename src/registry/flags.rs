@@ -5,8 +5,8 @@
 //! A clap `Args` struct so `pull`, `push`, `login` and `search` flatten the
 //! same flags. The config file is `$STRATA_CONFIG`, else
 //! `$XDG_CONFIG_HOME/strata/config.json` (`~/.config/strata/config.json`),
-//! with Docker's key for the list:
-//! `{"insecure-registries": ["reg.lan:5000"]}`.
+//! with Docker's key for the list, and how long a registry may stall:
+//! `{"insecure-registries": ["reg.lan:5000"], "read-timeout": "30s"}`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,9 +34,25 @@ pub struct RegistryFlags {
 
 /// strata's config file, as far as registries are concerned.
 #[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
+pub struct ConfigFile {
     #[serde(default, rename = "insecure-registries")]
-    insecure_registries: Vec<String>,
+    pub insecure_registries: Vec<String>,
+    /// The longest wait for more bytes from a registry (`30s`, `2m`).
+    #[serde(default, rename = "read-timeout", with = "humantime_serde_opt")]
+    pub read_timeout: Option<std::time::Duration>,
+}
+
+/// `"30s"` <-> a duration, for the config file.
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Where strata's config file is.
@@ -51,19 +67,15 @@ pub fn config_file_path() -> Option<PathBuf> {
     Some(base.join("strata/config.json"))
 }
 
-/// The insecure list of the config file at `path` (none if it is absent).
-pub fn insecure_registries(path: &Path) -> Result<Vec<String>, RegistryError> {
+/// The config file at `path` (the defaults if it is absent).
+pub fn config_file(path: &Path) -> Result<ConfigFile, RegistryError> {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            let c: ConfigFile =
-                serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
-                    reference: path.display().to_string(),
-                    what: "strata config file",
-                    source,
-                })?;
-            Ok(c.insecure_registries)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
+            reference: path.display().to_string(),
+            what: "strata config file",
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(source) => Err(RegistryError::Io {
             op: "read",
             path: path.into(),
@@ -75,14 +87,15 @@ pub fn insecure_registries(path: &Path) -> Result<Vec<String>, RegistryError> {
 impl RegistryFlags {
     /// Client options from the flags and the config file.
     pub fn options(&self) -> Result<Options, RegistryError> {
-        let insecure = match config_file_path() {
-            Some(p) => insecure_registries(&p)?,
-            None => Vec::new(),
+        let file = match config_file_path() {
+            Some(p) => config_file(&p)?,
+            None => ConfigFile::default(),
         };
         Ok(Options {
             tls_verify: self.tls_verify,
             cert_dir: self.cert_dir.clone(),
-            insecure,
+            insecure: file.insecure_registries,
+            read_timeout: file.read_timeout,
             ..Options::default()
         })
     }
@@ -107,13 +120,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insecure_list_is_read() {
+    fn config_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.json");
-        assert!(insecure_registries(&p).unwrap().is_empty());
-        std::fs::write(&p, r#"{"insecure-registries":["a:5000","b"],"other":1}"#).unwrap();
-        assert_eq!(insecure_registries(&p).unwrap(), vec!["a:5000", "b"]);
-        std::fs::write(&p, "{").unwrap();
-        assert!(insecure_registries(&p).is_err());
+        let absent = config_file(&p).unwrap();
+        assert!(absent.insecure_registries.is_empty());
+        assert_eq!(absent.read_timeout, None);
+        std::fs::write(
+            &p,
+            r#"{"insecure-registries":["a:5000","b"],"read-timeout":"1m 5s","other":1}"#,
+        )
+        .unwrap();
+        let c = config_file(&p).unwrap();
+        assert_eq!(c.insecure_registries, vec!["a:5000", "b"]);
+        assert_eq!(c.read_timeout, Some(std::time::Duration::from_secs(65)));
+        for bad in ["{", r#"{"read-timeout":"soon"}"#] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(config_file(&p).is_err(), "{bad}");
+        }
     }
 }

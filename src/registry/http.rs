@@ -4,6 +4,7 @@
 //! message.
 
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::Response;
 use reqwest::header::{HeaderMap, LOCATION};
@@ -15,12 +16,18 @@ use super::RegistryError;
 
 /// Every HTTP client strata makes starts here: TLS through rustls with
 /// ring (installed once as the process's provider; reqwest's default,
-/// aws-lc-rs, would add a C library build for no gain here) and strata's
-/// user agent.
-pub fn client_builder() -> reqwest::blocking::ClientBuilder {
+/// aws-lc-rs, would add a C library build for no gain here), strata's
+/// user agent, and `read_timeout`: the longest a server may keep us
+/// waiting for an answer or for the next bytes of a body. The blocking
+/// client applies its client-wide timeout to each of those waits, not to
+/// the whole transfer, so it bounds stalls, never the size of a transfer;
+/// a request given a timeout of its own uses that for both instead.
+pub fn client_builder(read_timeout: std::time::Duration) -> reqwest::blocking::ClientBuilder {
     // Err means a provider is already installed, which is all we need.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder().user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+    reqwest::blocking::Client::builder()
+        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+        .timeout(read_timeout)
 }
 
 /// The URL without its query, for messages (token URLs carry scopes only,
@@ -59,26 +66,64 @@ pub fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, Regist
     }
 }
 
-/// Read a whole body, refusing more than `limit` bytes.
-pub fn read_capped(resp: Response, limit: u64, url: &Url) -> Result<Vec<u8>, RegistryError> {
+/// How long a small answer (a manifest, a token, a config) may take in
+/// all; each wait within it is bounded by the client's read timeout.
+pub const SMALL_ANSWER_TIME: Duration = Duration::from_secs(120);
+
+/// Read a whole body, refusing more than `limit` bytes or more than
+/// [`SMALL_ANSWER_TIME`].
+pub fn read_capped(mut resp: Response, limit: u64, url: &Url) -> Result<Vec<u8>, RegistryError> {
+    let shown = url_without_query(url).to_string();
     let too_large = || RegistryError::TooLarge {
-        url: url_without_query(url).to_string(),
+        url: shown.clone(),
         limit,
     };
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    let deadline = Instant::now() + SMALL_ANSWER_TIME;
     let mut buf = Vec::new();
-    resp.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|source| RegistryError::Body {
-            url: url_without_query(url).to_string(),
-            source,
-        })?;
-    if buf.len() as u64 > limit {
-        return Err(too_large());
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = resp.read(&mut chunk).map_err(|e| body_error(&shown, e))?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() as u64 > limit {
+            return Err(too_large());
+        }
+        if Instant::now() > deadline {
+            return Err(RegistryError::TooSlow {
+                url: shown,
+                limit: SMALL_ANSWER_TIME,
+            });
+        }
     }
-    Ok(buf)
+}
+
+/// A failed read of a body: a stall (nothing within the read timeout) is
+/// said as such, anything else keeps its cause.
+pub fn body_error(url: &str, e: std::io::Error) -> RegistryError {
+    if is_timeout(&e) {
+        return RegistryError::Stalled {
+            url: url.to_string(),
+        };
+    }
+    RegistryError::Body {
+        url: url.to_string(),
+        source: e,
+    }
+}
+
+/// Whether a read failed for want of bytes: reqwest's wait timed out (an
+/// io::Error wrapping its error, whose `source` skips the wrapped error
+/// itself) or the socket did.
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_timeout)
 }
 
 pub(super) fn transport(method: &Method, url: &Url, source: reqwest::Error) -> RegistryError {

@@ -60,6 +60,13 @@ pub enum RegistryError {
     },
     #[error("{url}: reading the response: {source}")]
     Body { url: String, source: std::io::Error },
+    #[error("{url}: the registry stopped sending (nothing came within the read timeout)")]
+    Stalled { url: String },
+    #[error("{url}: the answer took longer than {limit:?} (too slow)")]
+    TooSlow {
+        url: String,
+        limit: std::time::Duration,
+    },
     #[error("{url}: the response is larger than the {limit}-byte limit")]
     TooLarge { url: String, limit: u64 },
     #[error("bad URL {url:?}: {reason}")]
@@ -133,7 +140,10 @@ impl RegistryError {
     /// error, a network failure, a body cut short.
     pub fn is_retryable(&self) -> bool {
         match self {
-            RegistryError::Transport { .. } | RegistryError::Body { .. } => true,
+            RegistryError::Transport { .. }
+            | RegistryError::Body { .. }
+            | RegistryError::Stalled { .. }
+            | RegistryError::TooSlow { .. } => true,
             RegistryError::Status { status, .. } => backoff::retryable_status(*status),
             _ => false,
         }

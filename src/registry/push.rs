@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
-use super::backoff::jitter_sample;
+use super::backoff::{retry, Failure};
 use super::client::Registry;
 use super::flags::RegistryFlags;
 use super::pull::{connect, DEFAULT_JOBS};
@@ -316,26 +316,25 @@ fn push_blob(client: &Registry, repo: &str, id: &Digest, blob: &Blob) -> Result<
     };
     // The upload's PATCH and PUT are not retried one by one (the server
     // may have applied them); a failed upload starts over in a new session.
-    let backoff = client.backoff();
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let location = match session.take() {
-            Some(l) => l,
-            None => client.start_upload(repo)?,
-        };
-        let result = client.upload_blob(repo, &local, location, mode, &mut |n| {
-            progress::layer_bytes(id, Transfer::Upload, n, Some(blob.size))
-        });
-        match result {
-            Ok(()) => break,
-            Err(e) if e.is_retryable() => match backoff.delay(tries + 1, jitter_sample()) {
-                Some(d) => std::thread::sleep(d),
-                None => return Err(e),
-            },
-            Err(e) => return Err(e),
-        }
-    }
+    let schedule = client.backoff();
+    retry(
+        &schedule,
+        |_| {
+            let location = match session.take() {
+                Some(l) => l,
+                None => client.start_upload(repo).map_err(Failure::Fatal)?,
+            };
+            client
+                .upload_blob(repo, &local, location, mode, &mut |n| {
+                    progress::layer_bytes(id, Transfer::Upload, n, Some(blob.size))
+                })
+                .map_err(|e| match e.is_retryable() {
+                    true => Failure::Retry(e),
+                    false => Failure::Fatal(e),
+                })
+        },
+        |_, last| last,
+    )?;
     progress::layer_status(id, LayerStatus::Pushed);
     Ok(())
 }

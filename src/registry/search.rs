@@ -101,7 +101,7 @@ fn search_hub(term: &str, limit: usize) -> Result<Vec<SearchResult>, RegistryErr
         url: url_without_query(&url).to_string(),
         source,
     };
-    let client = super::http::client_builder()
+    let client = super::http::client_builder(super::client::DEFAULT_READ_TIMEOUT)
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(transport)?;

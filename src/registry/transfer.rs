@@ -7,7 +7,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
@@ -15,9 +15,10 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::auth::Scope;
-use super::backoff::jitter_sample;
-use super::client::{chain, read_capped, url_without_query, Registry, Req, ReqBody};
+use super::backoff::Failure;
+use super::client::{url_without_query, Registry, Req, ReqBody};
 use super::endpoint::{blob_path, catalog_path, manifest_path, tags_path, upload_path};
+use super::http::body_error;
 use super::manifest::{accept_header, classify, Kind, MANIFEST_MAX_BYTES, SMALL_BODY_MAX_BYTES};
 use super::RegistryError;
 use crate::digest::Digest;
@@ -104,6 +105,78 @@ pub fn with_digest_param(location: &Url, digest: &Digest) -> Url {
     u
 }
 
+/// A blob being downloaded: the file, the hash of what it holds, and the
+/// size it must reach and not pass.
+struct BlobSink<'a> {
+    file: File,
+    path: &'a Path,
+    hasher: Sha256,
+    written: u64,
+    size: u64,
+    what: String,
+}
+
+impl<'a> BlobSink<'a> {
+    fn create(path: &'a Path, size: u64, what: String) -> Result<BlobSink<'a>, RegistryError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(io_err("create", path))?;
+        Ok(BlobSink {
+            file,
+            path,
+            hasher: Sha256::new(),
+            written: 0,
+            size,
+            what,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), RegistryError> {
+        let found = self.written + bytes.len() as u64;
+        if found > self.size {
+            return Err(RegistryError::SizeMismatch {
+                what: self.what.clone(),
+                expected: self.size,
+                found,
+            });
+        }
+        self.file
+            .write_all(bytes)
+            .map_err(io_err("write", self.path))?;
+        self.hasher.update(bytes);
+        self.written = found;
+        Ok(())
+    }
+
+    /// Start over: the server sent the whole blob again.
+    fn restart(&mut self) -> Result<(), RegistryError> {
+        self.file
+            .set_len(0)
+            .map_err(io_err("truncate", self.path))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", self.path))?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+
+    /// fsync, and check the digest of the whole.
+    fn finish(self, digest: &Digest) -> Result<(), RegistryError> {
+        self.file.sync_all().map_err(io_err("fsync", self.path))?;
+        let found = Digest::from_hex(&hex::encode(self.hasher.finalize())).map_err(|source| {
+            RegistryError::BadDigest {
+                url: self.path.display().to_string(),
+                source,
+            }
+        })?;
+        check_digest(self.what, digest, &found)
+    }
+}
+
 /// `found` must be `expected`.
 fn check_digest(what: String, expected: &Digest, found: &Digest) -> Result<(), RegistryError> {
     if expected == found {
@@ -132,11 +205,10 @@ impl Registry {
     ) -> Result<FetchedManifest, RegistryError> {
         let path = manifest_path(repository, tag_or_digest);
         let req = Req::get(path.as_str()).header("Accept", accept_header());
-        let resp = self.send(&req, &[Scope::pull(repository)])?;
-        let url = resp.url().clone();
-        let content_type = header_str(&resp, CONTENT_TYPE.as_str());
-        let announced = header_str(&resp, DOCKER_CONTENT_DIGEST);
-        let bytes = read_capped(resp, MANIFEST_MAX_BYTES, &url)?;
+        let answer = self.get_capped(&req, &[Scope::pull(repository)], MANIFEST_MAX_BYTES)?;
+        let content_type = answer.header(CONTENT_TYPE.as_str());
+        let announced = answer.header(DOCKER_CONTENT_DIGEST);
+        let (url, bytes) = (answer.url, answer.bytes);
         let digest = Digest::of(&bytes);
         let what = format!("manifest {}/{tag_or_digest}", self.name_and(repository));
         if let Ok(expected) = tag_or_digest.parse::<Digest>() {
@@ -233,12 +305,13 @@ impl Registry {
         digest: &Digest,
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        let resp = self.send(
-            &Req::get(blob_path(repository, digest)),
-            &[Scope::pull(repository)],
-        )?;
-        let url = resp.url().clone();
-        let bytes = read_capped(resp, limit, &url)?;
+        let bytes = self
+            .get_capped(
+                &Req::get(blob_path(repository, digest)),
+                &[Scope::pull(repository)],
+                limit,
+            )?
+            .bytes;
         let found = Digest::of(&bytes);
         check_digest(
             format!("blob {digest} of {}", self.name_and(repository)),
@@ -278,100 +351,73 @@ impl Registry {
         dest: &Path,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), RegistryError> {
-        let what = || format!("blob {digest} of {}", self.name_and(repository));
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(dest)
-            .map_err(io_err("create", dest))?;
-        let mut hasher = Sha256::new();
-        let mut written: u64 = 0;
-        let backoff = self.backoff();
-        let mut tries = 0;
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            tries += 1;
-            let mut req = Req::get(blob_path(repository, digest)).timeout(Some(blob_timeout(size)));
-            if written > 0 {
-                req = req.header("Range", format!("bytes={written}-"));
+        let what = format!("blob {digest} of {}", self.name_and(repository));
+        let mut sink = BlobSink::create(dest, size, what)?;
+        let path = blob_path(repository, digest);
+        let url = self
+            .base()
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| RegistryError::BadUrl {
+                url: path.clone(),
+                reason: e.to_string(),
+            })?;
+        self.with_retries(&Method::GET, &url, |_| {
+            let mut req = Req::get(path.as_str()).timeout(None);
+            if sink.written > 0 {
+                req = req.header("Range", format!("bytes={}-", sink.written));
             }
-            let failure = match self.send(&req, &[Scope::pull(repository)]) {
-                Err(e) => return Err(e),
-                Ok(mut resp) => {
-                    let resumed = resp.status() == StatusCode::PARTIAL_CONTENT
-                        && header_str(&resp, CONTENT_RANGE.as_str())
-                            .and_then(|v| content_range_start(&v))
-                            == Some(written);
-                    if written > 0 && !resumed {
-                        // The server sent the whole blob again: start over.
-                        file.set_len(0).map_err(io_err("truncate", dest))?;
-                        file.seek(SeekFrom::Start(0))
-                            .map_err(io_err("seek", dest))?;
-                        hasher = Sha256::new();
-                        written = 0;
-                        progress(0);
-                    }
-                    let url = url_without_query(resp.url());
-                    loop {
-                        let n = match resp.read(&mut buf) {
-                            Ok(0) => break None,
-                            Ok(n) => n,
-                            Err(e) => {
-                                break Some(RegistryError::Body {
-                                    url: url.to_string(),
-                                    source: e,
-                                })
-                            }
-                        };
-                        if written + n as u64 > size {
-                            return Err(RegistryError::SizeMismatch {
-                                what: what(),
-                                expected: size,
-                                found: written + n as u64,
-                            });
-                        }
-                        file.write_all(&buf[..n]).map_err(io_err("write", dest))?;
-                        hasher.update(&buf[..n]);
-                        written += n as u64;
-                        progress(written);
-                    }
-                    .or_else(|| {
-                        (written < size).then(|| RegistryError::SizeMismatch {
-                            what: format!("{} (body ended early)", what()),
-                            expected: size,
-                            found: written,
-                        })
-                    })
-                }
-            };
-            match failure {
-                None => break,
-                Some(e) => match backoff.delay(tries + 1, jitter_sample()) {
-                    Some(d) => std::thread::sleep(d),
-                    None => {
-                        return Err(RegistryError::GaveUp {
-                            method: "GET".into(),
-                            url: format!(
-                                "{}{}",
-                                self.base(),
-                                blob_path(repository, digest).trim_start_matches('/')
-                            ),
-                            tries,
-                            last: chain(&e),
-                        })
-                    }
-                },
-            }
-        }
-        file.sync_all().map_err(io_err("fsync", dest))?;
-        let found = Digest::from_hex(&hex::encode(hasher.finalize())).map_err(|source| {
-            RegistryError::BadDigest {
-                url: dest.display().to_string(),
-                source,
-            }
+            // `send` retried what it could; what it returns is final.
+            let resp = self
+                .send(&req, &[Scope::pull(repository)])
+                .map_err(Failure::Fatal)?;
+            self.receive(resp, &mut sink, progress)
         })?;
-        check_digest(what(), digest, &found)?;
+        sink.finish(digest)
+    }
+
+    /// One answer's body into `sink`, after what it holds when the answer
+    /// resumes there (a 206 from exactly that offset), else from the start.
+    fn receive(
+        &self,
+        mut resp: reqwest::blocking::Response,
+        sink: &mut BlobSink,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Failure<RegistryError>> {
+        let resumed = resp.status() == StatusCode::PARTIAL_CONTENT
+            && header_str(&resp, CONTENT_RANGE.as_str()).and_then(|v| content_range_start(&v))
+                == Some(sink.written);
+        if sink.written > 0 && !resumed {
+            sink.restart().map_err(Failure::Fatal)?;
+            progress(0);
+        }
+        let url = url_without_query(resp.url()).to_string();
+        let mut buf = vec![0u8; READ_CHUNK];
+        // Each read waits at most the read timeout; the whole answer may
+        // take as long as its size at the slowest rate we accept.
+        let deadline = Instant::now() + blob_timeout(sink.size);
+        loop {
+            let n = resp
+                .read(&mut buf)
+                .map_err(|e| Failure::Retry(body_error(&url, e)))?;
+            if n == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::Retry(RegistryError::TooSlow {
+                    url,
+                    limit: blob_timeout(sink.size),
+                }));
+            }
+            sink.write(&buf[..n]).map_err(Failure::Fatal)?;
+            progress(sink.written);
+        }
+        if sink.written < sink.size {
+            return Err(Failure::Retry(RegistryError::SizeMismatch {
+                what: format!("{} (body ended early)", sink.what),
+                expected: sink.size,
+                found: sink.written,
+            }));
+        }
         Ok(())
     }
 
@@ -474,9 +520,10 @@ impl Registry {
 
     /// The tags of a repository.
     pub fn list_tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
-        let resp = self.send(&Req::get(tags_path(repository)), &[Scope::pull(repository)])?;
-        let url = resp.url().clone();
-        let bytes = read_capped(resp, MANIFEST_MAX_BYTES, &url)?;
+        let req = Req::get(tags_path(repository));
+        let bytes = self
+            .get_capped(&req, &[Scope::pull(repository)], MANIFEST_MAX_BYTES)?
+            .bytes;
         let list: TagList =
             serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
                 reference: self.name_and(repository),
@@ -488,9 +535,10 @@ impl Registry {
 
     /// Up to `limit` repository names from `/v2/_catalog`.
     pub fn catalog(&self, limit: usize) -> Result<Vec<String>, RegistryError> {
-        let resp = self.send(&Req::get(catalog_path(limit)), &[Scope::catalog()])?;
-        let url = resp.url().clone();
-        let bytes = read_capped(resp, SMALL_BODY_MAX_BYTES * 4, &url)?;
+        let req = Req::get(catalog_path(limit));
+        let bytes = self
+            .get_capped(&req, &[Scope::catalog()], SMALL_BODY_MAX_BYTES * 4)?
+            .bytes;
         let c: Catalog = serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
             reference: self.name().to_string(),
             what: "catalog",
