@@ -2,14 +2,18 @@
 //! real `docker-registry`: transient 503s, a registry that only fails, a
 //! blob cut short, a flipped byte, a manifest that does not match its
 //! digest, and a redirect to another host (which must not receive the
-//! credentials).
+//! credentials). Faults no real registry makes (a body that stalls or
+//! resets half way) come from the mock registry, through the library and
+//! through the whole binary.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod registry_support;
 
 use std::fs;
 use std::time::Instant;
 
+use registry_support::mock::{plain_layer, Fault, MockRegistry};
 use registry_support::proxy::{Action, Proxy, Seen};
 use registry_support::seed::{seed, Seeded};
 use registry_support::TestRegistry;
@@ -267,4 +271,138 @@ fn registry_schema1_manifest_is_refused_clearly() {
     let err = reg.get_manifest(&s.repo, "v1").unwrap_err().to_string();
     assert!(err.contains("schema 1"), "{err}");
     assert!(err.contains("faults/schema1"), "{err}");
+}
+
+/// Options whose reads give up after `secs` without a byte.
+fn impatient(secs: u64) -> Options {
+    Options {
+        read_timeout: Some(std::time::Duration::from_secs(secs)),
+        ..Options::default()
+    }
+}
+
+/// A mock serving one image with a 3 MiB layer; the layer's digest.
+fn mock_image(mock: &MockRegistry) -> (Digest, Vec<u8>) {
+    let data = registry_support::seed::blob_bytes(7);
+    let layer = common::tarspec::tar(&[common::tarspec::T::File("big", &data)]);
+    mock.push_image("faults/stall", "v1", &[plain_layer(layer.clone())]);
+    (Digest::of(&layer), layer)
+}
+
+fn download_from(
+    reg: &Registry,
+    digest: &Digest,
+    len: usize,
+) -> (Result<(), RegistryError>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob");
+    let r = reg.download_blob("faults/stall", digest, len as u64, &dest, &mut |_| {});
+    let got = fs::read(&dest).unwrap_or_default();
+    (r, got)
+}
+
+/// The byte a ranged GET asked to start at (0 for a plain GET).
+fn range_start(s: &Seen) -> u64 {
+    s.header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn registry_fault_stalled_blob_times_out_and_resumes() {
+    let mock = MockRegistry::start(|seen, n| match (seen.is_blob_get(), n) {
+        (true, 0) => Fault::Stall(0.5),
+        _ => Fault::None,
+    });
+    let (digest, layer) = mock_image(&mock);
+    let reg = Registry::connect(&mock.addr, None, &impatient(1)).unwrap();
+    let start = Instant::now();
+    let (r, got) = download_from(&reg, &digest, layer.len());
+    r.unwrap();
+    assert!(got == layer, "the resumed blob differs");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    let gets = mock.blob_gets();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert_eq!(range_start(&gets[1]), layer.len() as u64 / 2, "{gets:#?}");
+}
+
+#[test]
+fn registry_fault_blob_that_always_stalls_fails_in_bounded_time() {
+    let mock = MockRegistry::start(|seen, _| match seen.is_blob_get() {
+        true => Fault::Stall(0.25),
+        false => Fault::None,
+    });
+    let (digest, layer) = mock_image(&mock);
+    let opts = impatient(1);
+    let reg = Registry::connect(&mock.addr, None, &opts).unwrap();
+    let start = Instant::now();
+    let (r, _) = download_from(&reg, &digest, layer.len());
+    let took = start.elapsed();
+    let err = r.unwrap_err().to_string();
+    assert!(
+        err.contains("stopped sending") && err.contains("giving up after 5 tries"),
+        "{err}"
+    );
+    // Five stalls of one second each, the back-off between them, slack.
+    let bound = opts.backoff.worst_case() + std::time::Duration::from_secs(5 + 10);
+    assert!(took < bound, "{took:?}");
+    // Every retry resumed where the last one had got to (nothing new came).
+    let gets = mock.blob_gets();
+    assert_eq!(gets.len(), 5, "{gets:#?}");
+    assert!(gets[1..].iter().all(|g| range_start(g) > 0), "{gets:#?}");
+}
+
+#[test]
+fn registry_fault_reset_mid_blob_resumes() {
+    let mock = MockRegistry::start(|seen, n| match (seen.is_blob_get(), n) {
+        (true, 0) => Fault::Reset(0.6),
+        _ => Fault::None,
+    });
+    let (digest, layer) = mock_image(&mock);
+    let reg = Registry::connect(&mock.addr, None, &Options::default()).unwrap();
+    let (r, got) = download_from(&reg, &digest, layer.len());
+    r.unwrap();
+    assert!(got == layer, "the resumed blob differs");
+    let gets = mock.blob_gets();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert!(range_start(&gets[1]) > 0, "{gets:#?}");
+}
+
+#[test]
+fn registry_fault_pull_of_a_stalling_registry_resumes() {
+    let mock = MockRegistry::start(|seen, n| match (seen.is_blob_get(), n) {
+        (true, 0) => Fault::Stall(0.5),
+        _ => Fault::None,
+    });
+    let (_, layer) = mock_image(&mock);
+    let s = common::Strata::new();
+    let config = s.root.path().join("config.json");
+    fs::write(&config, r#"{"read-timeout": "2s"}"#).unwrap();
+    let start = Instant::now();
+    let out = s
+        .cmd()
+        .env("STRATA_CONFIG", &config)
+        .args(["pull", &format!("{}/faults/stall:v1", mock.addr)])
+        .output()
+        .unwrap();
+    common::Run::of(out).success();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+    let gets: Vec<Seen> = mock
+        .blob_gets()
+        .into_iter()
+        .filter(|g| g.path.ends_with(&Digest::of(&layer).to_string()))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert!(range_start(&gets[1]) > 0, "{gets:#?}");
+    s.run(&["system", "check"]).success();
 }

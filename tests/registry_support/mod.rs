@@ -3,6 +3,7 @@
 //! htpasswd Basic auth and/or TLS from a CA made here, killed on drop.
 #![allow(dead_code)]
 
+pub mod mock;
 pub mod proxy;
 pub mod seed;
 

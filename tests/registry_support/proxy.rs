@@ -188,31 +188,41 @@ fn forward(
     Ok((status.trim_end().to_string(), headers, out))
 }
 
+/// Read one request from `conn` and log it: the request, its body, and
+/// how many earlier requests had its method and path. `None` when the
+/// client hung up or sent a TLS ClientHello (strata tries https first on
+/// loopback), answered by hanging up at once, as a plain-http server would.
+pub fn take_request(
+    conn: &TcpStream,
+    log: &Mutex<Vec<Seen>>,
+) -> std::io::Result<Option<(Seen, Vec<u8>, usize)>> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut first = [0u8; 1];
+    if conn.peek(&mut first)? == 0 || first[0] == TLS_HANDSHAKE {
+        conn.shutdown(Shutdown::Both)?;
+        return Ok(None);
+    }
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let Some((seen, body)) = read_request(&mut reader)? else {
+        return Ok(None);
+    };
+    let mut l = log.lock().unwrap();
+    let count = l
+        .iter()
+        .filter(|s| s.method == seen.method && s.path == seen.path)
+        .count();
+    l.push(seen.clone());
+    Ok(Some((seen, body, count)))
+}
+
 fn serve(
     conn: TcpStream,
     upstream: &str,
     rule: &Rule,
     log: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    // A TLS ClientHello (strata tries https first on loopback): hang up at
-    // once, as a plain-http server would, instead of waiting for a line.
-    let mut first = [0u8; 1];
-    if conn.peek(&mut first)? == 0 || first[0] == TLS_HANDSHAKE {
-        return conn.shutdown(Shutdown::Both);
-    }
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let Some((seen, body)) = read_request(&mut reader)? else {
+    let Some((seen, body, count)) = take_request(&conn, log)? else {
         return Ok(());
-    };
-    let count = {
-        let mut l = log.lock().unwrap();
-        let n = l
-            .iter()
-            .filter(|s| s.method == seen.method && s.path == seen.path)
-            .count();
-        l.push(seen.clone());
-        n
     };
     let mut conn = conn;
     let action = rule(&seen, count);
