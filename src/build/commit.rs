@@ -93,12 +93,30 @@ fn copy_layer(
     upper: &std::path::Path,
     name: &str,
 ) -> Result<PreparedLayer, CommitError> {
+    let tar_upper = upper.to_path_buf();
+    layer_from_tar(store, staging, name, move |w| {
+        crate::layer::diff::write_tar(&tar_upper, w)
+    })
+}
+
+/// A staged layer from the tar `write` makes (on a thread of its own,
+/// through a pipe): unpacked as it comes, identified by the deterministic
+/// tar of what was unpacked. `name` says whose changes they are.
+pub fn layer_from_tar<F>(
+    store: &Store,
+    staging: &Staging,
+    name: &str,
+    write: F,
+) -> Result<PreparedLayer, CommitError>
+where
+    F: FnOnce(std::fs::File) -> Result<crate::layer::diff::DiffStats, crate::layer::LayerError>
+        + Send
+        + 'static,
+{
     let (reader, writer) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(CommitError::Pipe)?;
     let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
-    let tar_upper = upper.to_path_buf();
-    let writer_thread =
-        std::thread::spawn(move || crate::layer::diff::write_tar(&tar_upper, writer));
+    let writer_thread = std::thread::spawn(move || write(writer));
     let prepared = store.prepare_layer_tar(staging, reader, None);
     let written = writer_thread
         .join()

@@ -74,6 +74,9 @@ pub enum BuildError {
         #[source]
         source: StoreError,
     },
+    /// Squashing or dating the image, or an output (`-o`, `--push`).
+    #[error(transparent)]
+    Output(Box<crate::build::output::OutputError>),
 }
 
 impl From<StepError> for BuildError {
@@ -100,7 +103,9 @@ impl BuildError {
             BuildError::Interrupted { signal } => {
                 u8::try_from(128 + signal).unwrap_or(EXIT_STRATA_ERROR)
             }
-            BuildError::Tag { .. } | BuildError::Finish(_) => EXIT_STRATA_ERROR,
+            BuildError::Tag { .. } | BuildError::Finish(_) | BuildError::Output(_) => {
+                EXIT_STRATA_ERROR
+            }
         }
     }
 

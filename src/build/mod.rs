@@ -31,6 +31,7 @@ pub mod error;
 pub mod fetch;
 pub mod key;
 pub mod lint;
+pub mod output;
 pub mod plan;
 
 pub use engine::{build, BuildOptions, PullPolicy};

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
+use super::build_output::{OutputFlags, SOURCE_DATE_EPOCH};
 use super::images::open_store;
 use super::settings::Settings;
 use crate::build::{BuildOptions, PullPolicy};
@@ -52,16 +53,30 @@ pub struct BuildArgs {
     /// Check the Dockerfile against the lint rules and print what they find; build nothing
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    outputs: OutputFlags,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
 }
 
 pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
-    // Steps on stdout; FROM's automatic pulls on stderr, as Docker's.
+    let tags = args
+        .tag
+        .iter()
+        .map(|t| Reference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let build_args: std::collections::BTreeMap<_, _> = key_values(&args.build_arg)
+        .map(|(k, v)| (k, v.map(str::to_string)))
+        .collect();
+    let epoch_arg = build_args.get(SOURCE_DATE_EPOCH).map(|v| v.as_deref());
+    let out = args.outputs.resolve(&tags, epoch_arg)?;
+    // Steps on stdout (stderr when stdout carries an output); FROM's
+    // automatic pulls and a --push's lines on stderr, as Docker's.
     crate::progress::configure(crate::progress::Config {
         quiet: args.quiet,
         transfers: crate::progress::Stream::Stderr,
+        stdout_to_stderr: out.export.log_to_stderr,
     });
     let context = (args.context != "-").then(|| PathBuf::from(&args.context));
     if let Some(dir) = &context {
@@ -78,14 +93,8 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         context,
         dockerfile_path,
         dockerfile,
-        tags: args
-            .tag
-            .iter()
-            .map(|t| Reference::parse(t))
-            .collect::<Result<Vec<_>, _>>()?,
-        build_args: key_values(&args.build_arg)
-            .map(|(k, v)| (k, v.map(str::to_string)))
-            .collect(),
+        tags,
+        build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
         labels: key_values(&args.label)
@@ -96,15 +105,26 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         driver: settings.storage_driver,
         pull: args.pull,
         format: args.format,
+        log_to_stderr: out.export.log_to_stderr,
+        finish: out.finish,
     };
     if args.check {
         return super::lint::check(&store, &options);
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
-    let id = super::lint::around(&store, &options, || crate::build::build(&store, &options))?;
+    let built = super::lint::around(&store, &options, || crate::build::build(&store, &options))?;
+    let exported = crate::build::output::export::export(&store, &built, &out.export)?;
+    if let Some(path) = &out.metadata_file {
+        crate::build::output::metadata::write(path, &built.id, &exported)?;
+    }
+    let id = &built.id;
     if args.quiet {
-        println!("{id}");
+        // With an output on stdout, the id goes to stderr.
+        match out.export.log_to_stderr {
+            true => eprintln!("{id}"),
+            false => println!("{id}"),
+        }
     }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, id.to_string())

@@ -13,7 +13,6 @@ use super::github::{self, Level};
 use crate::build::error::Location;
 use crate::build::lint::{lint, Lint};
 use crate::build::{BuildError, BuildOptions};
-use crate::digest::ImageId;
 use crate::progress;
 use crate::store::Store;
 
@@ -35,11 +34,11 @@ pub fn check(store: &Store, options: &BuildOptions) -> Result<ExitCode> {
 
 /// Runs `build`, with the lint's warnings after it (also when it fails). With
 /// `error=true` the lint runs first and a finding stops the build.
-pub fn around(
+pub fn around<T>(
     store: &Store,
     options: &BuildOptions,
-    build: impl FnOnce() -> Result<ImageId, BuildError>,
-) -> Result<ImageId, BuildError> {
+    build: impl FnOnce() -> Result<T, BuildError>,
+) -> Result<T, BuildError> {
     // BuildKit refuses a build whose `# check=` it cannot read.
     let strict = crate::build::lint::file_config(options)?.error;
     if strict {

@@ -7,9 +7,11 @@
 
 mod aliases;
 mod build;
+mod build_output;
 mod commit;
 mod compat;
 mod completion;
+mod compression;
 mod diff;
 mod export;
 mod format;

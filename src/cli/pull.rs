@@ -33,6 +33,7 @@ pub fn run(settings: &Settings, args: &PullArgs) -> Result<ExitCode> {
         crate::progress::configure(crate::progress::Config {
             quiet: args.quiet,
             transfers: crate::progress::Stream::Stdout,
+            stdout_to_stderr: false,
         });
         crate::registry::transport::run_pull(&store, &reference, &args.registry)
             .with_context(|| format!("pulling {}", args.source))?;

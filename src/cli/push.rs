@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
+use super::compression::CompressionFlags;
 use super::images::open_store;
-use super::save::{name_images, write_file, LayerCompression};
+use super::save::{name_images, write_file};
 use super::settings::Settings;
 use crate::reference::Reference;
 use crate::store::config::ManifestFormat;
@@ -23,10 +24,10 @@ pub struct PushArgs {
     destination: Option<String>,
     #[command(flatten)]
     registry: crate::registry::transport::PushFlags,
-    /// Layer compression for oci: and oci-archive: (docker-archive layers
-    /// are uncompressed)
-    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
-    compression_format: LayerCompression,
+    /// Layer compression for a registry, oci: and oci-archive:
+    /// (docker-archive layers are uncompressed)
+    #[command(flatten)]
+    compression: CompressionFlags,
 }
 
 pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
@@ -41,7 +42,7 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
             &args.image,
             reference.as_ref(),
             &args.registry,
-            args.compression_format.get(),
+            args.compression.choice(true)?,
         )
         .with_context(|| format!("pushing {}", args.image))?;
         return Ok(ExitCode::SUCCESS);
@@ -58,7 +59,8 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
             &image.id,
             tag.as_deref(),
             &dir,
-            args.compression_format.get(),
+            args.compression.choice(true)?,
+            &Default::default(),
         )?,
         Transport::OciArchive { file, tag } => {
             image.names = match (tag, image.names.first()) {
@@ -66,7 +68,7 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
                 (Some(t), None) => vec![Reference::parse(&format!("localhost/image:{t}"))?],
                 (None, _) => Vec::new(),
             };
-            let format = ExportFormat::OciArchive(args.compression_format.get());
+            let format = ExportFormat::OciArchive(args.compression.choice(true)?);
             write_archive(&store, &file, image, format)?
         }
         Transport::DockerArchive { file, reference } => {

@@ -56,6 +56,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
     crate::progress::configure(crate::progress::Config {
         quiet: false,
         transfers: crate::progress::Stream::Stderr,
+        stdout_to_stderr: false,
     });
     let store = open_store(settings)?;
     // A reference the store lacks is pulled first, as `docker run` does.

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
+use super::compression::CompressionFlags;
 use super::images::open_store;
 use super::import::progress;
 use super::settings::Settings;
 use crate::digest::ImageId;
-use crate::layer::compress::Compression;
 use crate::reference::Reference;
 use crate::store::transport::{export, ExportFormat, Named};
 use crate::store::Store;
@@ -28,27 +28,11 @@ pub struct SaveArgs {
     format: Format,
     /// Layer compression of an oci-archive (docker-archive layers are
     /// uncompressed)
-    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
-    compression_format: LayerCompression,
+    #[command(flatten)]
+    compression: CompressionFlags,
     /// Images (name, id or id prefix)
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
-}
-
-/// `--compression-format`, as podman spells it.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(super) enum LayerCompression {
-    Gzip,
-    Zstd,
-}
-
-impl LayerCompression {
-    pub(super) fn get(self) -> Compression {
-        match self {
-            LayerCompression::Gzip => Compression::Gzip,
-            LayerCompression::Zstd => Compression::Zstd,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -62,7 +46,7 @@ pub fn run(settings: &Settings, args: &SaveArgs) -> Result<ExitCode> {
     let named = name_images(&store, &args.images)?;
     let format = match args.format {
         Format::DockerArchive => ExportFormat::DockerArchive,
-        Format::OciArchive => ExportFormat::OciArchive(args.compression_format.get()),
+        Format::OciArchive => ExportFormat::OciArchive(args.compression.choice(true)?),
     };
     match &args.output {
         Some(file) => write_file(Path::new(file), |out| {
@@ -136,6 +120,7 @@ pub(super) fn name_images(store: &Store, args: &[String]) -> Result<Vec<Named>> 
         .map(|id| Named {
             names: by_id.remove(&id).unwrap_or_default(),
             id,
+            annotations: Default::default(),
         })
         .collect())
 }
@@ -146,30 +131,6 @@ pub(super) fn write_file(
     path: &Path,
     write: impl FnOnce(io::BufWriter<std::fs::File>) -> Result<io::BufWriter<std::fs::File>>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let (file, tmp_path) = tmp.into_parts();
-    let out =
-        write(io::BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    // A temporary file is private (0600); the archive gets the mode a
-    // plain create would give it.
-    let mode = 0o666 & !current_umask();
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-    file.sync_all()?;
-    tmp_path
-        .persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
-/// The process umask (read by setting and restoring it).
-fn current_umask() -> u32 {
-    let old = rustix::process::umask(rustix::fs::Mode::empty());
-    rustix::process::umask(old);
-    old.bits()
+    crate::store::fsutil::write_whole_file(path, write)
+        .with_context(|| format!("writing {}", path.display()))
 }

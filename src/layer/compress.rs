@@ -6,7 +6,11 @@
 //! [`tar_compressed`] uses both cores for gzip too: one thread writes the
 //! layer's tar (and hashes it into the diff id) while the calling thread
 //! compresses and hashes the blob. Output is deterministic: the gzip header
-//! carries no name and mtime 0; zstd uses a fixed level and worker count.
+//! carries no name, mtime 0 and the OS byte 255 ("unknown", as Go writes
+//! it), so the same tar gives the same blob on any machine; zstd frames
+//! depend on the level only, not on the number of workers (zstd's
+//! multi-threaded mode is deterministic for any count of one or more,
+//! checked by a test), so two machines with different core counts agree.
 //! Only gzip, zstd and none are ever written; bzip2 and xz are read, as
 //! Docker reads them in `load` and ADD.
 //!
@@ -34,6 +38,13 @@ const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 pub const MAGIC_LEN: usize = 6;
 /// zstd's default level: a good ratio at several hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
+/// gzip's OS header byte: 255, "unknown", as Go's compress/gzip writes it,
+/// so the blob does not say which system made it.
+const GZIP_OS_UNKNOWN: u8 = 255;
+/// Levels `--compression-level` accepts per format (gzip 0-9, zstd 1-22
+/// as their tools do).
+pub const GZIP_LEVELS: std::ops::RangeInclusive<i32> = 0..=9;
+pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
 /// Size of the chunks passed between the tar thread and the compressor.
 const PIPE_CHUNK: usize = 1 << 20;
 /// Chunks in flight between the two threads: bounded, so memory stays
@@ -294,18 +305,34 @@ enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(out: W, compression: Compression) -> io::Result<Encoder<W>> {
+    fn new(out: W, compression: Compression, level: Option<i32>) -> io::Result<Encoder<W>> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Encoder::with_workers(out, compression, level, workers)
+    }
+
+    fn with_workers(
+        out: W,
+        compression: Compression,
+        level: Option<i32>,
+        workers: usize,
+    ) -> io::Result<Encoder<W>> {
         Ok(match compression {
             Compression::None => Encoder::None(out),
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(out, flate2::Compression::default()),
-            ),
+            Compression::Gzip => {
+                let level = match level {
+                    Some(l) => flate2::Compression::new(u32::try_from(l).unwrap_or(0)),
+                    None => flate2::Compression::default(),
+                };
+                Encoder::Gzip(
+                    flate2::GzBuilder::new()
+                        .mtime(0)
+                        .operating_system(GZIP_OS_UNKNOWN)
+                        .write(out, level),
+                )
+            }
             Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
-                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-                enc.multithread(u32::try_from(workers).unwrap_or(1))?;
+                let mut enc = zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_LEVEL))?;
+                enc.multithread(u32::try_from(workers.max(1)).unwrap_or(1))?;
                 Encoder::Zstd(enc)
             }
             Compression::Bzip2 | Compression::Xz => {
@@ -350,14 +377,25 @@ pub struct Hashed {
     pub size: u64,
 }
 
-/// Compress `input` into `out`; returns (uncompressed, compressed) hashes.
+/// Compress `input` into `out` at the format's default level; returns
+/// (uncompressed, compressed) hashes.
 pub fn compress<R: Read, W: Write>(
     input: R,
     compression: Compression,
     out: W,
 ) -> io::Result<(Hashed, Hashed, W)> {
+    compress_level(input, compression, None, out)
+}
+
+/// [`compress`] at `level` (`None`: the format's default).
+pub fn compress_level<R: Read, W: Write>(
+    input: R,
+    compression: Compression,
+    level: Option<i32>,
+    out: W,
+) -> io::Result<(Hashed, Hashed, W)> {
     let mut reader = HashingReader::new(input);
-    let mut enc = Encoder::new(HashingWriter::new(out), compression)?;
+    let mut enc = Encoder::new(HashingWriter::new(out), compression, level)?;
     io::copy(&mut reader, &mut enc)?;
     let hashing = enc.finish()?;
     let (digest, size, out) = hashing.finish();
@@ -378,6 +416,7 @@ pub fn compress<R: Read, W: Write>(
 pub fn tar_compressed<W: Write>(
     dir: &Path,
     compression: Compression,
+    level: Option<i32>,
     out: W,
 ) -> Result<(DiffStats, Hashed, W), LayerError> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
@@ -391,13 +430,14 @@ pub fn tar_compressed<W: Write>(
                 },
             )
         });
-        let compressed = compress(
+        let compressed = compress_level(
             ChanReader {
                 rx,
                 buf: Vec::new(),
                 pos: 0,
             },
             compression,
+            level,
             out,
         );
         let stats = producer.join().map_err(|_| LayerError::Io {
@@ -499,6 +539,41 @@ mod tests {
             let (detected, back) = read_all(&out).unwrap();
             assert_eq!(detected, c);
             assert_eq!(back, data);
+        }
+    }
+
+    #[test]
+    fn gzip_header_says_nothing_of_the_machine() {
+        let (_, _, out) = compress(&b"x"[..], Compression::Gzip, Vec::new()).unwrap();
+        // mtime (bytes 4..8) zero, no FNAME flag, OS byte "unknown".
+        assert_eq!(&out[3..8], &[0, 0, 0, 0, 0]);
+        assert_eq!(out[9], GZIP_OS_UNKNOWN);
+    }
+
+    #[test]
+    fn zstd_frames_do_not_depend_on_the_worker_count() {
+        // Larger than one zstd job (4 windows of 2 MiB at level 3), so
+        // several workers really split it.
+        let data: Vec<u8> = (0..24u32 << 20).map(|i| (i * 7 % 253) as u8).collect();
+        let mut outs = Vec::new();
+        for workers in [1, 2, 4] {
+            let mut enc =
+                Encoder::with_workers(Vec::new(), Compression::Zstd, None, workers).unwrap();
+            enc.write_all(&data).unwrap();
+            outs.push(enc.finish().unwrap());
+        }
+        assert_eq!(outs[0], outs[1]);
+        assert_eq!(outs[0], outs[2]);
+    }
+
+    #[test]
+    fn levels_change_the_blob_and_read_back() {
+        let data = b"level test ".repeat(10_000);
+        for (c, lo, hi) in [(Compression::Gzip, 1, 9), (Compression::Zstd, 1, 19)] {
+            let (_, a, out) = compress_level(&data[..], c, Some(lo), Vec::new()).unwrap();
+            let (_, b, _) = compress_level(&data[..], c, Some(hi), Vec::new()).unwrap();
+            assert_ne!(a.digest, b.digest, "{c:?}");
+            assert_eq!(read_all(&out).unwrap(), (c, data.clone()));
         }
     }
 

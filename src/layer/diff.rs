@@ -50,22 +50,144 @@ pub struct DiffStats {
 
 /// Write the deterministic tar of `dir` to `out`.
 pub fn write_tar<W: Write>(dir: &Path, out: W) -> Result<DiffStats, LayerError> {
-    let mut t = TarWriter {
-        out: HashingWriter::new(out),
-        links: HashMap::new(),
-        content_size: 0,
-    };
+    let mut t = TarWriter::new(out, &TarOptions::default());
     t.walk(dir, Path::new(""))?;
-    t.out
-        .write_all(&[0u8; 2 * BLOCK])
-        .and_then(|()| t.out.flush())
-        .map_err(LayerError::io("write tar of", dir))?;
-    let (digest, tar_size, _) = t.out.finish();
-    Ok(DiffStats {
-        diff_id: DiffId(digest),
-        tar_size,
-        content_size: t.content_size,
-    })
+    t.end(dir)
+}
+
+/// How [`write_merged_tar`] writes a stack of layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TarOptions {
+    /// Keep deletions (whiteouts, opaque directories) that hide what is
+    /// below the stack: a layer for above a base (`--squash`). Without it
+    /// the stack is a whole root file system (`--squash-all`, `-o type=tar`).
+    pub keep_deletions: bool,
+    /// mtimes later than this are written as this (`SOURCE_DATE_EPOCH`, as
+    /// BuildKit's rewrite-timestamp).
+    pub clamp_mtime: Option<u64>,
+    /// Owners written as 0:0 (a root file system for the calling user to
+    /// own: `-o type=local`).
+    pub reset_owners: bool,
+}
+
+/// The deterministic tar of the union of `layers` (layer directories,
+/// bottom first) as overlayfs shows it: for each path the top-most layer's
+/// entry; a whiteout deletes what is below, an opaque directory or a
+/// non-directory hides what is below it. One layer with deletions kept and
+/// no clamp gives exactly [`write_tar`]'s bytes.
+pub fn write_merged_tar<W: Write>(
+    layers: &[PathBuf],
+    opts: &TarOptions,
+    out: W,
+) -> Result<DiffStats, LayerError> {
+    let mut t = TarWriter::new(out, opts);
+    // As overlayfs: layers under one whose root is opaque do not count.
+    let mut dirs = Vec::new();
+    let mut hidden = false;
+    for dir in layers.iter().rev() {
+        dirs.push(dir.clone());
+        if whiteout::is_opaque_dir(dir) {
+            hidden = true;
+            break;
+        }
+    }
+    t.walk_union(&dirs, Path::new(""), hidden)?;
+    t.end(layers.first().map_or(Path::new("."), |p| p.as_path()))
+}
+
+impl<W: Write> TarWriter<W> {
+    fn new(out: W, opts: &TarOptions) -> TarWriter<W> {
+        TarWriter {
+            out: HashingWriter::new(out),
+            links: HashMap::new(),
+            content_size: 0,
+            opts: *opts,
+        }
+    }
+
+    /// The end-of-archive blocks; the stats.
+    fn end(mut self, dir: &Path) -> Result<DiffStats, LayerError> {
+        self.out
+            .write_all(&[0u8; 2 * BLOCK])
+            .and_then(|()| self.out.flush())
+            .map_err(LayerError::io("write tar of", dir))?;
+        let (digest, tar_size, _) = self.out.finish();
+        Ok(DiffStats {
+            diff_id: DiffId(digest),
+            tar_size,
+            content_size: self.content_size,
+        })
+    }
+
+    /// One directory of the union: `dirs` are its pieces, top first;
+    /// `hidden`: what is below the stack is hidden here already.
+    fn walk_union(&mut self, dirs: &[PathBuf], rel: &Path, hidden: bool) -> Result<(), LayerError> {
+        let mut names = std::collections::BTreeSet::new();
+        for d in dirs {
+            names.extend(sorted_names(d)?.into_iter().map(OsString::into_vec));
+        }
+        for name in names {
+            let name = OsString::from_vec(name);
+            let Some((top, meta)) = top_entry(dirs, &name)? else {
+                continue;
+            };
+            let abs = dirs[top].join(&name);
+            let rel_child = rel.join(&name);
+            if !meta.is_dir() {
+                let deletion = is_whiteout(&meta);
+                if !deletion || (self.opts.keep_deletions && !hidden) {
+                    self.entry(&abs, &rel_child, &meta, Some(false))?;
+                }
+                continue;
+            }
+            let (pieces, hides) = dir_pieces(&dirs[top..], &name)?;
+            let opaque = self.opts.keep_deletions && hides && !hidden;
+            self.entry(&abs, &rel_child, &meta, Some(opaque))?;
+            self.walk_union(&pieces, &rel_child, hidden || hides)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_whiteout(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// The top-most of `dirs` that has `name`, and its metadata.
+fn top_entry(dirs: &[PathBuf], name: &OsString) -> Result<Option<(usize, Metadata)>, LayerError> {
+    for (i, d) in dirs.iter().enumerate() {
+        let p = d.join(name);
+        match fs::symlink_metadata(&p) {
+            Ok(m) => return Ok(Some((i, m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LayerError::io("stat", &p)(e)),
+        }
+    }
+    Ok(None)
+}
+
+/// The pieces of directory `name` in `dirs` (top first, the first has it
+/// as a directory), down to the first that hides the rest: an opaque
+/// directory, a whiteout or a non-directory. Whether one did.
+fn dir_pieces(dirs: &[PathBuf], name: &OsString) -> Result<(Vec<PathBuf>, bool), LayerError> {
+    let mut pieces = Vec::new();
+    for d in dirs {
+        let p = d.join(name);
+        let meta = match fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(LayerError::io("stat", &p)(e)),
+        };
+        if !meta.is_dir() {
+            return Ok((pieces, true));
+        }
+        let opaque = whiteout::is_opaque_dir(&p);
+        pieces.push(p);
+        if opaque {
+            return Ok((pieces, true));
+        }
+    }
+    Ok((pieces, false))
 }
 
 /// The diff id of `dir`, from its tar streamed into the hash only.
@@ -90,6 +212,7 @@ struct TarWriter<W: Write> {
     /// (dev, ino) of multiply-linked files -> their first path in the tar.
     links: HashMap<(u64, u64), Vec<u8>>,
     content_size: u64,
+    opts: TarOptions,
 }
 
 /// The names in `dir`, sorted bytewise.
@@ -146,7 +269,7 @@ impl<W: Write> TarWriter<W> {
             let rel_child = rel.join(&name);
             let meta =
                 fs::symlink_metadata(&abs_child).map_err(LayerError::io("stat", &abs_child))?;
-            self.entry(&abs_child, &rel_child, &meta)?;
+            self.entry(&abs_child, &rel_child, &meta, None)?;
             if meta.is_dir() {
                 self.walk(&abs_child, &rel_child)?;
             }
@@ -154,13 +277,22 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
-    fn entry(&mut self, abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), LayerError> {
+    /// One entry; `opaque`: whether a directory is written opaque (`None`:
+    /// as its xattr says).
+    fn entry(
+        &mut self,
+        abs: &Path,
+        rel: &Path,
+        meta: &Metadata,
+        opaque: Option<bool>,
+    ) -> Result<(), LayerError> {
         if meta.file_type().is_socket() {
             // Sockets cannot be archived; Docker skips them too.
             return Ok(());
         }
         let mut xattrs = read_xattrs(abs)?;
-        let opaque = meta.is_dir() && xattrs.iter().any(|(n, v)| is_opaque_xattr(n, v));
+        let opaque = opaque
+            .unwrap_or_else(|| meta.is_dir() && xattrs.iter().any(|(n, v)| is_opaque_xattr(n, v)));
         xattrs.retain(|(n, _)| !is_overlay_xattr(n));
 
         let mut e = Pending {
@@ -169,9 +301,15 @@ impl<W: Write> TarWriter<W> {
             name: rel.as_os_str().as_bytes().to_vec(),
         };
         e.header.set_mode(meta.mode() & 0o7777);
-        e.header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
-        set_id(&mut e.header, &mut e.pax, "uid", u64::from(meta.uid()));
-        set_id(&mut e.header, &mut e.pax, "gid", u64::from(meta.gid()));
+        let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+        e.header
+            .set_mtime(self.opts.clamp_mtime.map_or(mtime, |c| mtime.min(c)));
+        let (uid, gid) = match self.opts.reset_owners {
+            true => (0, 0),
+            false => (meta.uid(), meta.gid()),
+        };
+        set_id(&mut e.header, &mut e.pax, "uid", u64::from(uid));
+        set_id(&mut e.header, &mut e.pax, "gid", u64::from(gid));
         let data = self.kind_fields(&mut e, abs, rel, meta)?;
         set_name_field(&mut e.header.as_old_mut().name, &mut e.pax, "path", &e.name);
         for (xname, value) in xattrs {
@@ -403,6 +541,101 @@ mod tests {
             if !want.is_empty() {
                 assert_eq!(rec, want.as_bytes());
             }
+        }
+    }
+
+    /// Layers unpacked from tars, bottom first, in `root`.
+    fn layers(root: &Path, tars: &[Vec<u8>]) -> Vec<PathBuf> {
+        tars.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let dir = root.join(i.to_string());
+                fs::create_dir(&dir).unwrap();
+                crate::layer::apply::apply(&t[..], &dir).unwrap();
+                dir
+            })
+            .collect()
+    }
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn merged_stacks() {
+        use crate::layer::tarspec::{tar, T};
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tar(&[
+            T::Dir("d/"),
+            T::File("d/keep", b"1"),
+            T::File("d/old", b"2"),
+            T::Dir("o/"),
+            T::File("o/hidden", b"3"),
+            T::File("gone", b"4"),
+        ]);
+        let mid = tar(&[
+            T::Dir("d/"),
+            T::File("d/new", b"5"),
+            T::File(".wh.gone", b""),
+        ]);
+        let top = tar(&[
+            T::Dir("d/"),
+            T::File("d/.wh.old", b""),
+            T::Dir("o/"),
+            T::File("o/.wh..wh..opq", b""),
+            T::File("o/fresh", b"6"),
+        ]);
+        let dirs = layers(tmp.path(), &[base, mid, top]);
+        // One layer, deletions kept: write_tar's bytes exactly.
+        let keep = TarOptions {
+            keep_deletions: true,
+            ..TarOptions::default()
+        };
+        for d in &dirs {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_tar(d, &mut a).unwrap();
+            write_merged_tar(std::slice::from_ref(d), &keep, &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+        // The whole stack as a root file system: no deletions left.
+        let mut flat = Vec::new();
+        write_merged_tar(&dirs, &TarOptions::default(), &mut flat).unwrap();
+        assert_eq!(names(&flat), ["d/", "d/keep", "d/new", "o/", "o/fresh"]);
+        // The upper two as one layer above the base: deletions kept.
+        let mut squashed = Vec::new();
+        write_merged_tar(&dirs[1..], &keep, &mut squashed).unwrap();
+        // (In the order of the names on disk: `old`'s whiteout is `old`.)
+        assert_eq!(
+            names(&squashed),
+            [
+                "d/",
+                "d/new",
+                "d/.wh.old",
+                ".wh.gone",
+                "o/",
+                "o/.wh..wh..opq",
+                "o/fresh"
+            ]
+        );
+        // Clamped times and reset owners.
+        let clamp = TarOptions {
+            clamp_mtime: Some(0),
+            reset_owners: true,
+            ..TarOptions::default()
+        };
+        let mut clamped = Vec::new();
+        write_merged_tar(&dirs, &clamp, &mut clamped).unwrap();
+        let mut a = tar::Archive::new(&clamped[..]);
+        for e in a.entries().unwrap() {
+            let h = e.unwrap().header().clone();
+            assert_eq!(
+                (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+                (0, 0, 0)
+            );
         }
     }
 

@@ -48,6 +48,9 @@ pub struct Config {
     /// stderr for the automatic pulls of `build` and `run`, whose stdout
     /// belongs to the build or the container.
     pub transfers: Stream,
+    /// Every stdout line goes to stderr instead: stdout carries an output
+    /// (`build -o -`).
+    pub stdout_to_stderr: bool,
 }
 
 /// Docker's output on the terminal.
@@ -58,14 +61,18 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(config: Config) -> Printer {
-        let mode = match (config.quiet, config.transfers.is_terminal()) {
+        let transfers = match config.stdout_to_stderr {
+            true => Stream::Stderr,
+            false => config.transfers,
+        };
+        let mode = match (config.quiet, transfers.is_terminal()) {
             (true, _) => TransferMode::Quiet,
             (false, true) => TransferMode::Tty,
             (false, false) => TransferMode::Plain,
         };
         Printer {
             config,
-            transfers: Mutex::new(TransferView::new(mode, config.transfers)),
+            transfers: Mutex::new(TransferView::new(mode, transfers)),
         }
     }
 
@@ -89,7 +96,10 @@ impl Sink for Printer {
             Event::TransfersDone => self.transfers().finish(),
             other => {
                 if let Some((stream, text)) = plain_line(other, self.config.quiet) {
-                    stream.line(&text);
+                    match self.config.stdout_to_stderr {
+                        true => Stream::Stderr.line(&text),
+                        false => stream.line(&text),
+                    }
                 }
             }
         }

@@ -23,7 +23,7 @@ use crate::progress::{self, LayerStatus, Transfer};
 use crate::reference::{Reference, DEFAULT_TAG};
 pub use crate::store::config::ManifestFormat;
 use crate::store::config::{to_canonical_json, Descriptor, ImageConfig, Manifest};
-use crate::store::Store;
+use crate::store::{BlobCompression, Store};
 
 /// Blobs up to this size go up in one PUT; larger ones in chunks, so a
 /// failure costs one chunk's worth of progress, not the whole blob.
@@ -36,17 +36,20 @@ const CHUNK_SIZE: u64 = 16 << 20;
 pub struct PushOptions {
     /// `None`: the format the store recorded for the image (OCI when none).
     pub format: Option<ManifestFormat>,
-    pub compression: Compression,
+    pub compression: BlobCompression,
     /// Parallel blob uploads.
     pub jobs: usize,
+    /// On the manifest (`build --annotation`).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Default for PushOptions {
     fn default() -> PushOptions {
         PushOptions {
             format: None,
-            compression: Compression::Gzip,
+            compression: Compression::Gzip.into(),
             jobs: DEFAULT_JOBS,
+            annotations: BTreeMap::new(),
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn build_manifest(
     format: ManifestFormat,
     config: &Descriptor,
     layers: &[(Digest, u64, Compression)],
+    annotations: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let m = Manifest {
         schema_version: 2,
@@ -74,7 +78,7 @@ pub fn build_manifest(
             .iter()
             .map(|(d, size, c)| Descriptor::new(format.layer_type(*c), d.clone(), *size))
             .collect(),
-        annotations: None,
+        annotations: crate::store::config::some_map(annotations),
         extra: Default::default(),
     };
     to_canonical_json(&m)
@@ -149,6 +153,7 @@ fn kept_manifest(store: &Store, id: &ImageId, wanted: &[u8]) -> Option<Vec<u8>> 
         let bytes = store.read_blob(d).ok()?;
         let m: Manifest = serde_json::from_slice(&bytes).ok()?;
         let same = m.media_type == want.media_type
+            && m.annotations == want.annotations
             && m.config.digest == want.config.digest
             && m.layers.len() == want.layers.len()
             && m.layers
@@ -212,10 +217,12 @@ fn push_with(
         client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})?;
     }
     let built =
-        build_manifest(format, &config_desc, &layers).map_err(|source| RegistryError::Json {
-            reference: dest.to_string(),
-            what: "manifest",
-            source,
+        build_manifest(format, &config_desc, &layers, &opts.annotations).map_err(|source| {
+            RegistryError::Json {
+                reference: dest.to_string(),
+                what: "manifest",
+                source,
+            }
         })?;
     let manifest = kept_manifest(store, id, &built).unwrap_or(built);
     let tag = match (dest.tag(), dest.digest()) {
@@ -233,12 +240,12 @@ fn push_with(
 }
 
 /// The blob of each layer of `config`, made (compressed) where the store
-/// has none in `compression` yet, with what is needed to push it.
+/// has none that `compression` accepts yet, with what is needed to push it.
 fn layer_blobs(
     store: &Store,
     config: &ImageConfig,
     dest: &Reference,
-    compression: Compression,
+    compression: BlobCompression,
 ) -> Result<VecDeque<(Digest, Blob)>, RegistryError> {
     let mut blobs = VecDeque::new();
     // Docker lists the top layer first.
@@ -352,9 +359,10 @@ mod tests {
             (Digest::of(b"l"), 2, Compression::Gzip),
             (Digest::of(b"z"), 3, Compression::Zstd),
         ];
-        let oci: Manifest =
-            serde_json::from_slice(&build_manifest(ManifestFormat::Oci, &cfg, &layers).unwrap())
-                .unwrap();
+        let oci: Manifest = serde_json::from_slice(
+            &build_manifest(ManifestFormat::Oci, &cfg, &layers, &BTreeMap::new()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(oci.media_type.as_deref(), Some(OCI_MANIFEST));
         assert_eq!(oci.config.media_type, MEDIA_OCI_CONFIG);
         assert_eq!(
@@ -365,9 +373,10 @@ mod tests {
             oci.layers[1].media_type,
             "application/vnd.oci.image.layer.v1.tar+zstd"
         );
-        let docker: Manifest =
-            serde_json::from_slice(&build_manifest(ManifestFormat::Docker, &cfg, &layers).unwrap())
-                .unwrap();
+        let docker: Manifest = serde_json::from_slice(
+            &build_manifest(ManifestFormat::Docker, &cfg, &layers, &BTreeMap::new()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(docker.media_type.as_deref(), Some(DOCKER_MANIFEST));
         assert_eq!(docker.config.media_type, MEDIA_DOCKER_CONFIG);
         assert_eq!(
@@ -377,8 +386,8 @@ mod tests {
         assert_eq!(docker.layers[1].size, 3);
         // Same input, same bytes.
         assert_eq!(
-            build_manifest(ManifestFormat::Oci, &cfg, &layers).unwrap(),
-            build_manifest(ManifestFormat::Oci, &cfg, &layers).unwrap()
+            build_manifest(ManifestFormat::Oci, &cfg, &layers, &BTreeMap::new()).unwrap(),
+            build_manifest(ManifestFormat::Oci, &cfg, &layers, &BTreeMap::new()).unwrap()
         );
     }
 }

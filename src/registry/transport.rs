@@ -11,9 +11,8 @@ use super::manifest::Platform;
 use super::pull::{pull_all_tags, pull_image, PullOptions, Pulled, DEFAULT_JOBS};
 use super::push::{push_image, ManifestFormat, PushOptions, Pushed};
 use super::RegistryError;
-use crate::layer::compress::Compression;
 use crate::reference::Reference;
-use crate::store::Store;
+use crate::store::{BlobCompression, Store};
 
 /// The prefixes of the store's local transports.
 const LOCAL_TRANSPORTS: [&str; 3] = ["oci:", "oci-archive:", "docker-archive:"];
@@ -84,7 +83,7 @@ pub fn run_push(
     image: &str,
     dest: Option<&Reference>,
     flags: &PushFlags,
-    compression: Compression,
+    compression: BlobCompression,
 ) -> Result<Pushed, RegistryError> {
     let dest = match dest {
         Some(d) => d.clone(),
@@ -96,7 +95,7 @@ pub fn run_push(
     let opts = PushOptions {
         format: flags.format,
         compression,
-        jobs: DEFAULT_JOBS,
+        ..PushOptions::default()
     };
     push_image(store, image, &dest, &flags.registry, &opts)
 }

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,6 +44,8 @@ pub enum Output {
     Inherit,
     /// `build -q`: the process's output is not shown.
     Null,
+    /// stdout too goes to stderr (`build -o -`: stdout carries the tar).
+    Stderr,
 }
 
 /// Runs the process `spec` describes in its rootfs (already mounted) and
@@ -232,6 +234,13 @@ fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i3
             Input::Inherit => Stdio::inherit(),
             Input::Null => Stdio::null(),
         });
+    if output == Output::Stderr {
+        let err = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(SpawnError::Start)?;
+        cmd.stdout(Stdio::from(err));
+    }
     if output == Output::Null {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }

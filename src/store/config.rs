@@ -255,6 +255,43 @@ pub struct Manifest {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// Annotations an image goes out with (`--annotation`), by where they go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    /// On the image manifest.
+    pub manifest: BTreeMap<String, String>,
+    /// On the image index, where there is one (an OCI layout, a push with
+    /// an attestation).
+    pub index: BTreeMap<String, String>,
+    /// On the manifest's descriptor in the index.
+    pub descriptor: BTreeMap<String, String>,
+}
+
+impl Annotations {
+    pub fn is_empty(&self) -> bool {
+        self.manifest.is_empty() && self.index.is_empty() && self.descriptor.is_empty()
+    }
+
+    /// These over `base`.
+    pub fn over(&self, base: &Annotations) -> Annotations {
+        let merge = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+            let mut m = b.clone();
+            m.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+            m
+        };
+        Annotations {
+            manifest: merge(&self.manifest, &base.manifest),
+            index: merge(&self.index, &base.index),
+            descriptor: merge(&self.descriptor, &base.descriptor),
+        }
+    }
+}
+
+/// `Some(map)` unless empty, as optional JSON fields hold annotations.
+pub fn some_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}
+
 /// An image index / manifest list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

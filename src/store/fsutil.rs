@@ -219,6 +219,36 @@ pub fn write_atomic(staging: &Staging, dest: &Path, data: &[u8]) -> Result<(), S
     publish(&tmp, dest)
 }
 
+/// Write a file outside the store (an archive, an output) through a
+/// temporary file next to `path`, renamed into place only when complete:
+/// a failed write leaves no partial file. The file gets the mode a plain
+/// create would give it.
+pub fn write_whole_file<E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(io::BufWriter<File>) -> Result<io::BufWriter<File>, E>,
+) -> Result<(), E> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (file, tmp_path) = tempfile::NamedTempFile::new_in(dir)?.into_parts();
+    let out = write(io::BufWriter::new(file))?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    // A temporary file is private (0600).
+    let mode = 0o666 & !current_umask();
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    file.sync_all()?;
+    tmp_path.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The process umask (read by setting and restoring it).
+fn current_umask() -> u32 {
+    let old = rustix::process::umask(rustix::fs::Mode::empty());
+    rustix::process::umask(old);
+    old.bits()
+}
+
 /// Rename a finished staging file or directory into place and fsync the
 /// destination directory.
 pub fn publish(tmp: &Path, dest: &Path) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@ use super::fsutil::{self, io_err, FileLock, Staging};
 use super::{Store, StoreError};
 use crate::digest::{DiffId, Digest, HashingReader};
 use crate::layer::apply::{apply, apply_over, remove_tree, ApplyStats};
-use crate::layer::compress::{compress, tar_compressed, with_decompressed, Compression};
+use crate::layer::compress::{compress_level, tar_compressed, with_decompressed, Compression};
 use crate::layer::diff;
 use crate::layer::union::{Found, Union};
 
@@ -22,6 +22,50 @@ pub struct BlobRecord {
     pub digest: Digest,
     pub size: u64,
     pub compression: Compression,
+    /// The level strata made it at, when one was asked for
+    /// (`--compression-level`); `None`: the default level, or a blob
+    /// strata did not make (pulled, loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
+}
+
+/// Which blob of a layer a push, save or build output sends: the
+/// `--compression-format`, `--compression-level` and `--force-compression`
+/// of podman and BuildKit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobCompression {
+    pub format: Compression,
+    /// For blobs made now (`None`: the format's default).
+    pub level: Option<i32>,
+    /// Only a blob of exactly this format (and level, when one is given)
+    /// will do; otherwise a kept gzip or zstd blob is sent as it is and
+    /// only a layer without one is compressed, as BuildKit does without
+    /// `force-compression`.
+    pub force: bool,
+}
+
+/// A bare format: exactly that format, at any level (what `push
+/// --compression-format` always did).
+impl From<Compression> for BlobCompression {
+    fn from(format: Compression) -> BlobCompression {
+        BlobCompression {
+            format,
+            level: None,
+            force: true,
+        }
+    }
+}
+
+impl BlobCompression {
+    /// Whether a kept blob will do.
+    fn accepts(&self, b: &BlobRecord) -> bool {
+        if b.compression == self.format {
+            return !self.force || self.level.is_none() || b.level == self.level;
+        }
+        !self.force
+            && self.format != Compression::None
+            && matches!(b.compression, Compression::Gzip | Compression::Zstd)
+    }
 }
 
 /// `layers/<hex>.json`.
@@ -163,6 +207,7 @@ impl Store {
             digest: digest.clone(),
             size,
             compression,
+            level: None,
         }];
         layer.blobs = vec![(path, digest)];
         Ok(layer)
@@ -240,6 +285,7 @@ impl Store {
                 digest: stats.blob.digest.clone(),
                 size: stats.blob.size,
                 compression: stats.compression,
+                level: None,
             });
             blobs.push((path, stats.blob.digest.clone()));
         }
@@ -364,14 +410,15 @@ impl Store {
         fsutil::write_atomic(staging, &path, &bytes)
     }
 
-    /// A blob of the layer with `compression`, made once and kept: from a
+    /// A blob of the layer as `choice` says, made once and kept: a kept
+    /// blob it accepts (the wanted format first), else one made from a
     /// kept blob of another compression, or from the directory's tar.
     pub fn layer_blob(
         &self,
         diff_id: &DiffId,
-        compression: Compression,
+        choice: impl Into<BlobCompression>,
     ) -> Result<BlobRecord, StoreError> {
-        self.layer_blob_with(diff_id, compression, &mut |_| {})
+        self.layer_blob_with(diff_id, choice, &mut |_| {})
     }
 
     /// [`Store::layer_blob`], telling `made` how many compressed bytes a
@@ -380,19 +427,23 @@ impl Store {
     pub fn layer_blob_with(
         &self,
         diff_id: &DiffId,
-        compression: Compression,
+        choice: impl Into<BlobCompression>,
         made: &mut dyn FnMut(u64),
     ) -> Result<BlobRecord, StoreError> {
+        let choice: BlobCompression = choice.into();
+        let (compression, level) = (choice.format, choice.level);
         let record = self
             .layer_record(diff_id)?
             .ok_or_else(|| StoreError::LayerMissing {
                 diff_id: diff_id.clone(),
             })?;
-        if let Some(b) = record
+        let kept = |b: &&BlobRecord| choice.accepts(b) && self.has_blob(&b.digest);
+        let exact = record
             .blobs
             .iter()
-            .find(|b| b.compression == compression && self.has_blob(&b.digest))
-        {
+            .filter(kept)
+            .find(|b| b.compression == compression);
+        if let Some(b) = exact.or_else(|| record.blobs.iter().find(kept)) {
             return Ok(b.clone());
         }
         let staging = self.staging()?;
@@ -407,14 +458,14 @@ impl Store {
             let src_path = self.blob_path(&src.digest);
             let f = File::open(&src_path).map_err(io_err("open", &src_path))?;
             let (raw, blob, out) = with_decompressed(BufReader::new(f), |_, reader| {
-                compress(reader, compression, out)
+                compress_level(reader, compression, level, out)
             })
             .and_then(|r| r)
             .map_err(io_err("compress", &src_path))?;
             (raw.digest, blob, out)
         } else if record.regenerable {
             let dir = self.layer_dir(diff_id);
-            let (stats, blob, out) = tar_compressed(&dir, compression, out)?;
+            let (stats, blob, out) = tar_compressed(&dir, compression, level, out)?;
             (stats.diff_id.0, blob, out)
         } else {
             return Err(StoreError::NotRegenerable {
@@ -437,6 +488,7 @@ impl Store {
             digest: blob.digest.clone(),
             size: blob.size,
             compression,
+            level,
         };
         let lock = self.lock()?;
         self.publish_blob(&lock, &path, &blob.digest)?;

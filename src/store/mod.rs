@@ -66,7 +66,7 @@ pub use check::{CheckReport, DiskUsage, PruneReport, UsageRow};
 pub use config::{ImageConfig, RunConfig};
 pub use fsutil::{FileLock, Staging};
 pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
-pub use layers::{BlobRecord, LayerRecord, PreparedLayer};
+pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
 
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::LayerError;

@@ -25,7 +25,7 @@ mod stage;
 #[cfg(test)]
 mod tests;
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -37,6 +37,7 @@ use super::config_steps::ConfigEditor;
 use super::context::Context;
 use super::error::{shown, BuildError, Location, StepError, StepFailure};
 use super::key::{self, CacheKey, Op, Parent};
+use super::output::{self, Built, Finish};
 use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
 use crate::digest::ImageId;
 use crate::reference::Reference;
@@ -71,6 +72,11 @@ pub struct BuildOptions {
     pub pull: PullPolicy,
     /// Recorded with the final image, for `push`.
     pub format: ManifestFormat,
+    /// The build's lines go to stderr (stdout carries an output).
+    pub log_to_stderr: bool,
+    /// What is done to the image before it is tagged (`--squash`, an
+    /// epoch, `--unsetlabel`).
+    pub finish: Finish,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -112,10 +118,16 @@ struct Build<'a> {
     driver: Cell<DriverKind>,
     /// The build context, opened on the first COPY/ADD that needs it.
     context: OnceCell<Context>,
+    /// FROM images met (name as written, image), for provenance.
+    bases: RefCell<Vec<(String, ImageId)>>,
+    /// Per stage, the image outside the build its FROM chain starts from
+    /// (`None`: scratch): its layers are not this build's.
+    roots: RefCell<BTreeMap<usize, Option<ImageId>>>,
 }
 
-/// Builds the Dockerfile of `opts`, tags the result, returns its id.
-pub fn build(store: &Store, opts: &BuildOptions) -> Result<ImageId, BuildError> {
+/// Builds the Dockerfile of `opts`, applies `opts.finish`, tags the
+/// result, returns it with what the exporters need.
+pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let out = Printer::new(opts.quiet);
     if let Err(e) = crate::sandbox::interrupt::catch() {
         // Without it ^C still stops the build, only less tidily.
@@ -138,6 +150,8 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<ImageId, BuildError> 
         args: BuildArgs::new(&opts.build_args),
         driver: Cell::new(opts.driver.unwrap_or(DriverKind::Overlay)),
         context: OnceCell::new(),
+        bases: RefCell::new(Vec::new()),
+        roots: RefCell::new(BTreeMap::new()),
     };
     let globals = b.args.globals(&parsed).map_err(parse_error)?;
     let plan = plan::plan(&parsed, opts.target.as_deref(), &globals).map_err(|e| match e {
@@ -148,6 +162,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<ImageId, BuildError> 
         b.out.notice(&warning);
     }
     interrupted()?;
+    let image = b.finish_image(&plan, image)?;
     store
         .finish_image(&image, opts.format, &opts.tags)
         .map_err(|source| BuildError::Tag {
@@ -159,7 +174,10 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<ImageId, BuildError> 
         b.out
             .say(&format!("Successfully tagged {}", tag.familiar()));
     }
-    Ok(image)
+    Ok(Built {
+        id: image,
+        bases: b.bases.take(),
+    })
 }
 
 pub(crate) fn dockerfile_name(opts: &BuildOptions) -> String {
@@ -177,6 +195,20 @@ fn interrupted() -> Result<(), BuildError> {
 }
 
 impl Build<'_> {
+    /// The transforms of `--squash`, `--timestamp`, `--unsetlabel` on the
+    /// target's image.
+    fn finish_image(&self, plan: &Plan, image: ImageId) -> Result<ImageId, BuildError> {
+        let root = self.roots.borrow().get(&plan.target).cloned().flatten();
+        let finished = || -> Result<ImageId, output::OutputError> {
+            let base = match &root {
+                Some(id) => self.store.config(id)?.rootfs.diff_ids.len(),
+                None => 0,
+            };
+            output::finish::finish(self.store, &image, base, &self.opts.finish)
+        };
+        finished().map_err(|e| BuildError::Output(Box::new(e)))
+    }
+
     /// Every stage of the plan; the target's image (with `--label`s).
     fn run(&self, plan: &Plan, globals: &HashMap<String, String>) -> Result<ImageId, BuildError> {
         let mut done = Stages::new();
@@ -383,11 +415,19 @@ impl Build<'_> {
         if let Some(p) = base.platform.filter(|p| !p.is_empty() && *p != host) {
             return Err(StepFailure::Platform { given: p, host });
         }
-        let image = match base.reference {
-            StageRef::Stage(i) => done.get(&i).cloned().flatten(),
-            StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => None,
-            StageRef::Image(name) => Some(self.base_image(&name)?),
+        let (image, root) = match base.reference {
+            StageRef::Stage(i) => {
+                let root = self.roots.borrow().get(&i).cloned().flatten();
+                (done.get(&i).cloned().flatten(), root)
+            }
+            StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => (None, None),
+            StageRef::Image(name) => {
+                let id = self.base_image(&name)?;
+                self.bases.borrow_mut().push((name, id.clone()));
+                (Some(id.clone()), Some(id))
+            }
         };
+        self.roots.borrow_mut().insert(sp.stage.index, root);
         let config = match &image {
             Some(id) => self.store.config(id)?,
             None => ImageConfig::new(now_rfc3339()),

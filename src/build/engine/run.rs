@@ -106,6 +106,8 @@ pub(super) fn options(
         input: Input::Null,
         output: if b.out.quiet() {
             Output::Null
+        } else if b.opts.log_to_stderr {
+            Output::Stderr
         } else {
             Output::Inherit
         },

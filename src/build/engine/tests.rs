@@ -58,6 +58,8 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         driver: None,
         pull: PullPolicy::Never,
         format: ManifestFormat::Oci,
+        log_to_stderr: false,
+        finish: Default::default(),
     }
 }
 
@@ -81,6 +83,8 @@ fn with_build<T>(
         args: BuildArgs::new(&opts.build_args),
         driver: Cell::new(DriverKind::Overlay),
         context: OnceCell::new(),
+        bases: Default::default(),
+        roots: Default::default(),
     };
     f(&b, &store)
 }

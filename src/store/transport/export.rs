@@ -8,9 +8,11 @@ use std::path::Path;
 use serde_json::json;
 
 use super::super::config::{
-    Descriptor, Index, Manifest, ManifestFormat, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    some_map, Annotations, Descriptor, Index, Manifest, ManifestFormat, MEDIA_OCI_INDEX,
+    MEDIA_OCI_MANIFEST,
 };
 use super::super::fsutil::io_err;
+use super::super::layers::BlobCompression;
 use super::super::{Store, StoreError};
 use super::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 use crate::digest::{Digest, HashingWriter, ImageId};
@@ -23,7 +25,7 @@ pub enum ExportFormat {
     /// Uncompressed layer tars, as `docker save` writes them.
     DockerArchive,
     /// An OCI layout in a tar, layers compressed so (gzip unless asked).
-    OciArchive(Compression),
+    OciArchive(BlobCompression),
 }
 
 /// One image to export and the names it goes out under.
@@ -31,6 +33,9 @@ pub enum ExportFormat {
 pub struct Named {
     pub id: ImageId,
     pub names: Vec<Reference>,
+    /// `--annotation`s of a build output (OCI only: a docker-archive has
+    /// no place for them).
+    pub annotations: Annotations,
 }
 
 /// What an image needs in an export: its blobs and its manifest.
@@ -45,7 +50,8 @@ fn plan(
     store: &Store,
     id: &ImageId,
     format: ManifestFormat,
-    compression: Compression,
+    compression: BlobCompression,
+    annotations: &BTreeMap<String, String>,
 ) -> Result<Plan, StoreError> {
     let config_bytes = store.config_bytes(id)?;
     let config = store.config(id)?;
@@ -53,7 +59,7 @@ fn plan(
     for diff_id in &config.rootfs.diff_ids {
         let blob = store.layer_blob(diff_id, compression)?;
         layers.push(Descriptor::new(
-            format.layer_type(compression),
+            format.layer_type(blob.compression),
             blob.digest,
             blob.size,
         ));
@@ -67,7 +73,7 @@ fn plan(
             config_bytes.len() as u64,
         ),
         layers: layers.clone(),
-        annotations: None,
+        annotations: some_map(annotations),
         extra: BTreeMap::new(),
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid {
@@ -186,7 +192,14 @@ fn docker_archive<W: Write>(
     let mut manifest = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for img in images {
-        let p = plan(store, &img.id, ManifestFormat::Docker, Compression::None)?;
+        let no = BTreeMap::new();
+        let p = plan(
+            store,
+            &img.id,
+            ManifestFormat::Docker,
+            Compression::None.into(),
+            &no,
+        )?;
         let config_name = format!("{}.json", img.id.hex());
         w.blob(store, &config_name, &p.config.digest, p.config.size)?;
         let mut layer_names = Vec::new();
@@ -223,7 +236,7 @@ fn docker_archive<W: Write>(
 fn oci_archive<W: Write>(
     store: &Store,
     images: &[Named],
-    compression: Compression,
+    compression: BlobCompression,
     w: &mut ArchiveWriter<W>,
 ) -> Result<Vec<Digest>, StoreError> {
     w.bytes("oci-layout", OCI_LAYOUT).map_err(write_err)?;
@@ -232,7 +245,14 @@ fn oci_archive<W: Write>(
     let mut digests = Vec::new();
     let mut index = Vec::new();
     for img in images {
-        let p = plan(store, &img.id, ManifestFormat::Oci, compression)?;
+        let a = &img.annotations;
+        let p = plan(
+            store,
+            &img.id,
+            ManifestFormat::Oci,
+            compression,
+            &a.manifest,
+        )?;
         w.blob(
             store,
             &blob_name(&p.config.digest),
@@ -255,15 +275,21 @@ fn oci_archive<W: Write>(
                 p.manifest_digest.clone(),
                 p.manifest.len() as u64,
             );
+            let mut annotations = a.descriptor.clone();
             if let Some(r) = name {
-                d.annotations = Some(save_annotations(r));
+                annotations.extend(save_annotations(r));
             }
+            d.annotations = some_map(&annotations);
             index.push(d);
         }
         digests.push(p.manifest_digest);
     }
-    w.bytes("index.json", &index_bytes(index)?)
-        .map_err(write_err)?;
+    let index_annotations = images.iter().flat_map(|i| i.annotations.index.clone());
+    w.bytes(
+        "index.json",
+        &index_bytes(index, index_annotations.collect())?,
+    )
+    .map_err(write_err)?;
     Ok(digests)
 }
 
@@ -275,15 +301,23 @@ pub fn export_oci_dir(
     id: &ImageId,
     tag: Option<&str>,
     dir: &Path,
-    compression: Compression,
+    compression: impl Into<BlobCompression>,
+    annotations: &Annotations,
 ) -> Result<Digest, StoreError> {
+    let compression = compression.into();
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
     let layout = dir.join("oci-layout");
     if !layout.exists() {
         write_replace(&layout, OCI_LAYOUT)?;
     }
-    let p = plan(store, id, ManifestFormat::Oci, compression)?;
+    let p = plan(
+        store,
+        id,
+        ManifestFormat::Oci,
+        compression,
+        &annotations.manifest,
+    )?;
     let copy = |digest: &Digest| -> Result<(), StoreError> {
         let dest = blobs.join(digest.hex());
         if !dest.exists() {
@@ -300,23 +334,24 @@ pub fn export_oci_dir(
         write_replace(&mdest, &p.manifest)?;
     }
     let index_path = dir.join("index.json");
-    let mut manifests = match fs::read(&index_path) {
+    let (mut manifests, mut index_annotations) = match fs::read(&index_path) {
         Ok(b) => {
-            serde_json::from_slice::<Index>(&b)
-                .map_err(|source| StoreError::Json {
-                    path: index_path.clone(),
-                    source,
-                })?
-                .manifests
+            let index = serde_json::from_slice::<Index>(&b).map_err(|source| StoreError::Json {
+                path: index_path.clone(),
+                source,
+            })?;
+            (index.manifests, index.annotations.unwrap_or_default())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), BTreeMap::new()),
         Err(e) => return Err(io_err("read", &index_path)(e)),
     };
+    index_annotations.extend(annotations.index.clone());
     let mut d = Descriptor::new(
         MEDIA_OCI_MANIFEST,
         p.manifest_digest.clone(),
         p.manifest.len() as u64,
     );
+    let mut descriptor = annotations.descriptor.clone();
     if let Some(tag) = tag {
         manifests.retain(|m| {
             m.annotations
@@ -324,13 +359,11 @@ pub fn export_oci_dir(
                 .and_then(|a| a.get(REF_NAME_ANNOTATION))
                 .is_none_or(|t| t != tag)
         });
-        d.annotations = Some(BTreeMap::from([(
-            REF_NAME_ANNOTATION.to_string(),
-            tag.to_string(),
-        )]));
+        descriptor.insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
     }
+    d.annotations = some_map(&descriptor);
     manifests.push(d);
-    write_replace(&index_path, &index_bytes(manifests)?)?;
+    write_replace(&index_path, &index_bytes(manifests, index_annotations)?)?;
     Ok(p.manifest_digest)
 }
 
@@ -349,12 +382,15 @@ fn save_annotations(r: &Reference) -> BTreeMap<String, String> {
     a
 }
 
-fn index_bytes(manifests: Vec<Descriptor>) -> Result<Vec<u8>, StoreError> {
+fn index_bytes(
+    manifests: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
+) -> Result<Vec<u8>, StoreError> {
     json_bytes(&Index {
         schema_version: 2,
         media_type: Some(MEDIA_OCI_INDEX.into()),
         manifests,
-        annotations: None,
+        annotations: some_map(&annotations),
         extra: BTreeMap::new(),
     })
 }

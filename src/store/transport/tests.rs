@@ -55,11 +55,12 @@ fn archives_round_trip_and_are_deterministic() {
     let named = vec![Named {
         id: id.clone(),
         names: vec![Reference::parse("app:1").unwrap()],
+        annotations: Default::default(),
     }];
     for format in [
         ExportFormat::DockerArchive,
-        ExportFormat::OciArchive(Compression::Gzip),
-        ExportFormat::OciArchive(Compression::Zstd),
+        ExportFormat::OciArchive(Compression::Gzip.into()),
+        ExportFormat::OciArchive(Compression::Zstd.into()),
     ] {
         let (d1, bytes1) = export(&a, &named, format, Vec::new()).unwrap();
         let (d2, bytes2) = export(&a, &named, format, Vec::new()).unwrap();
@@ -86,11 +87,35 @@ fn oci_dir_round_trip_and_select() {
     let x = import_files(&a, &[("x", "1")], "x");
     let y = import_files(&a, &[("y", "2")], "y");
     let dir = t.path().join("layout");
-    let dx = export_oci_dir(&a, &x, Some("x"), &dir, Compression::Gzip).unwrap();
-    export_oci_dir(&a, &y, Some("y"), &dir, Compression::Gzip).unwrap();
+    let dx = export_oci_dir(
+        &a,
+        &x,
+        Some("x"),
+        &dir,
+        Compression::Gzip,
+        &Default::default(),
+    )
+    .unwrap();
+    export_oci_dir(
+        &a,
+        &y,
+        Some("y"),
+        &dir,
+        Compression::Gzip,
+        &Default::default(),
+    )
+    .unwrap();
     // Same tag again replaces, not duplicates.
     assert_eq!(
-        export_oci_dir(&a, &x, Some("x"), &dir, Compression::Gzip).unwrap(),
+        export_oci_dir(
+            &a,
+            &x,
+            Some("x"),
+            &dir,
+            Compression::Gzip,
+            &Default::default()
+        )
+        .unwrap(),
         dx
     );
     let name = Reference::parse("pulled:y").unwrap();
@@ -106,7 +131,15 @@ fn corrupt_blob_is_refused_and_leaves_nothing() {
     let (t, a, b) = two_stores();
     let id = import_files(&a, &[("x", &"data".repeat(1000))], "x");
     let dir = t.path().join("layout");
-    export_oci_dir(&a, &id, Some("x"), &dir, Compression::Gzip).unwrap();
+    export_oci_dir(
+        &a,
+        &id,
+        Some("x"),
+        &dir,
+        Compression::Gzip,
+        &Default::default(),
+    )
+    .unwrap();
     let layer = a.config(&id).unwrap().rootfs.diff_ids[0].clone();
     let blob = a.layer_blob(&layer, Compression::Gzip).unwrap();
     let path = dir.join("blobs/sha256").join(blob.digest.hex());

@@ -1,0 +1,116 @@
+//! `build`'s output flags, resolved into the engine's [`Finish`] and the
+//! exporters' [`ExportSettings`] before anything is built (a bad `-o` fails
+//! at once, not after an hour of RUN).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use super::compression::CompressionFlags;
+use crate::build::output::export::{self, ExportSettings};
+use crate::build::output::{AddAnnotation, Annotations, Finish, OutputSpec, Squash};
+use crate::reference::Reference;
+
+/// The variable reproducible builds read (reproducible-builds.org).
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+#[derive(Debug, clap::Args)]
+pub struct OutputFlags {
+    /// Output destination: type=local|tar|oci|docker|image|registry[,dest=..,name=..], DIR, or - (a tar on stdout)
+    #[arg(short, long = "output", value_name = "SPEC")]
+    output: Vec<String>,
+    /// Push every tag after the build (type=registry)
+    #[arg(long)]
+    push: bool,
+    /// Date the image and clamp its new files' times to this (seconds since 1970) [default: SOURCE_DATE_EPOCH]
+    #[arg(long, value_name = "SECONDS")]
+    timestamp: Option<u64>,
+    /// Squash the layers this build makes into one
+    #[arg(long, conflicts_with = "squash_all")]
+    squash: bool,
+    /// Squash all layers, the base image's too, into one
+    #[arg(long)]
+    squash_all: bool,
+    #[command(flatten)]
+    compression: CompressionFlags,
+    /// Write the image digest, config digest and names as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Add an annotation: [manifest:|index:|manifest-descriptor:]KEY=VALUE
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+    /// Remove a label the image would have (inherited or set)
+    #[arg(long, value_name = "KEY")]
+    unsetlabel: Vec<String>,
+}
+
+/// What the flags resolve to.
+pub struct Resolved {
+    pub finish: Finish,
+    pub export: ExportSettings,
+    pub metadata_file: Option<PathBuf>,
+}
+
+impl OutputFlags {
+    /// `build_args` for SOURCE_DATE_EPOCH given as a build arg.
+    pub fn resolve(&self, tags: &[Reference], build_arg: Option<Option<&str>>) -> Result<Resolved> {
+        let mut outputs = Vec::new();
+        for o in &self.output {
+            outputs.push(OutputSpec::parse(o).map_err(anyhow::Error::msg)?);
+        }
+        export::check(&outputs)?;
+        let mut annotations = Annotations::default();
+        for a in &self.annotation {
+            annotations.add(a).map_err(anyhow::Error::msg)?;
+        }
+        if self.push && tags.is_empty() {
+            bail!("--push needs a name: give -t NAME");
+        }
+        let epoch = self.epoch(build_arg)?;
+        let log_to_stderr = export::uses_stdout(&outputs);
+        Ok(Resolved {
+            finish: Finish {
+                squash: match (self.squash, self.squash_all) {
+                    (_, true) => Squash::All,
+                    (true, _) => Squash::New,
+                    _ => Squash::No,
+                },
+                epoch,
+                unset_labels: self.unsetlabel.clone(),
+            },
+            export: ExportSettings {
+                outputs,
+                push: self.push,
+                tags: tags.to_vec(),
+                compression: self.compression.choice(false)?,
+                annotations,
+                registry: Default::default(),
+                epoch,
+                log_to_stderr,
+            },
+            metadata_file: self.metadata_file.clone(),
+        })
+    }
+
+    /// `--timestamp`, else SOURCE_DATE_EPOCH as a build arg, else from the
+    /// environment (as buildx passes it on).
+    fn epoch(&self, build_arg: Option<Option<&str>>) -> Result<Option<u64>> {
+        if self.timestamp.is_some() {
+            return Ok(self.timestamp);
+        }
+        let env = std::env::var(SOURCE_DATE_EPOCH).ok();
+        let text = match build_arg {
+            Some(Some(v)) => Some(v.to_string()),
+            // `--build-arg SOURCE_DATE_EPOCH`: the value from the environment.
+            Some(None) => env,
+            None => env,
+        };
+        match text.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => t
+                .parse()
+                .map(Some)
+                .with_context(|| format!("{SOURCE_DATE_EPOCH}={t:?}: expected seconds since 1970")),
+        }
+    }
+}
