@@ -58,10 +58,6 @@ pub fn write_tar<W: Write>(dir: &Path, out: W) -> Result<DiffStats, LayerError> 
 /// How [`write_merged_tar`] writes a stack of layers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TarOptions {
-    /// Keep deletions (whiteouts, opaque directories) that hide what is
-    /// below the stack: a layer for above a base (`--squash`). Without it
-    /// the stack is a whole root file system (`--squash-all`, `-o type=tar`).
-    pub keep_deletions: bool,
     /// mtimes later than this are written as this (`SOURCE_DATE_EPOCH`, as
     /// BuildKit's rewrite-timestamp).
     pub clamp_mtime: Option<u64>,
@@ -71,28 +67,41 @@ pub struct TarOptions {
 }
 
 /// The deterministic tar of the union of `layers` (layer directories,
-/// bottom first) as overlayfs shows it: for each path the top-most layer's
-/// entry; a whiteout deletes what is below, an opaque directory or a
-/// non-directory hides what is below it. One layer with deletions kept and
-/// no clamp gives exactly [`write_tar`]'s bytes.
+/// bottom first) as overlayfs shows it, as one layer above `base` (the
+/// layers under them, bottom first; none for a whole root file system):
+/// for each path the top-most layer's entry; a whiteout deletes what is
+/// below, an opaque directory or a non-directory hides what is below it. A
+/// deletion is written only where `base` has something to delete, as
+/// overlayfs itself makes them (a whiteout over nothing would show in a
+/// directory overlayfs reads without merging). One layer over the layers
+/// it was made on gives exactly [`write_tar`]'s bytes.
 pub fn write_merged_tar<W: Write>(
     layers: &[PathBuf],
+    base: &[PathBuf],
     opts: &TarOptions,
     out: W,
 ) -> Result<DiffStats, LayerError> {
     let mut t = TarWriter::new(out, opts);
-    // As overlayfs: layers under one whose root is opaque do not count.
+    let (dirs, hides) = stack_roots(layers);
+    let below = match hides {
+        true => Vec::new(),
+        false => stack_roots(base).0,
+    };
+    t.walk_union(&dirs, &below, Path::new(""))?;
+    t.end(layers.first().map_or(Path::new("."), |p| p.as_path()))
+}
+
+/// The roots of a stack (bottom first) top first, down to the first whose
+/// root is opaque (overlayfs ignores what is under it); whether one was.
+fn stack_roots(layers: &[PathBuf]) -> (Vec<PathBuf>, bool) {
     let mut dirs = Vec::new();
-    let mut hidden = false;
     for dir in layers.iter().rev() {
         dirs.push(dir.clone());
         if whiteout::is_opaque_dir(dir) {
-            hidden = true;
-            break;
+            return (dirs, true);
         }
     }
-    t.walk_union(&dirs, Path::new(""), hidden)?;
-    t.end(layers.first().map_or(Path::new("."), |p| p.as_path()))
+    (dirs, false)
 }
 
 impl<W: Write> TarWriter<W> {
@@ -119,9 +128,14 @@ impl<W: Write> TarWriter<W> {
         })
     }
 
-    /// One directory of the union: `dirs` are its pieces, top first;
-    /// `hidden`: what is below the stack is hidden here already.
-    fn walk_union(&mut self, dirs: &[PathBuf], rel: &Path, hidden: bool) -> Result<(), LayerError> {
+    /// One directory of the union: `dirs` are its pieces in the stack,
+    /// `below` its pieces in the base (top first).
+    fn walk_union(
+        &mut self,
+        dirs: &[PathBuf],
+        below: &[PathBuf],
+        rel: &Path,
+    ) -> Result<(), LayerError> {
         let mut names = std::collections::BTreeSet::new();
         for d in dirs {
             names.extend(sorted_names(d)?.into_iter().map(OsString::into_vec));
@@ -131,19 +145,24 @@ impl<W: Write> TarWriter<W> {
             let Some((top, meta)) = top_entry(dirs, &name)? else {
                 continue;
             };
-            let abs = dirs[top].join(&name);
-            let rel_child = rel.join(&name);
+            let in_base = match top_entry(below, &name)? {
+                Some((_, m)) => !is_whiteout(&m),
+                None => false,
+            };
+            let (abs, rel_child) = (dirs[top].join(&name), rel.join(&name));
             if !meta.is_dir() {
-                let deletion = is_whiteout(&meta);
-                if !deletion || (self.opts.keep_deletions && !hidden) {
+                if !is_whiteout(&meta) || in_base {
                     self.entry(&abs, &rel_child, &meta, Some(false))?;
                 }
                 continue;
             }
             let (pieces, hides) = dir_pieces(&dirs[top..], &name)?;
-            let opaque = self.opts.keep_deletions && hides && !hidden;
-            self.entry(&abs, &rel_child, &meta, Some(opaque))?;
-            self.walk_union(&pieces, &rel_child, hidden || hides)?;
+            let below_child = match (hides, in_base) {
+                (false, true) => dir_pieces(below, &name)?.0,
+                _ => Vec::new(),
+            };
+            self.entry(&abs, &rel_child, &meta, Some(hides && in_base))?;
+            self.walk_union(&pieces, &below_child, &rel_child)?;
         }
         Ok(())
     }
@@ -550,7 +569,7 @@ mod tests {
             .enumerate()
             .map(|(i, t)| {
                 let dir = root.join(i.to_string());
-                fs::create_dir(&dir).unwrap();
+                fs::create_dir_all(&dir).unwrap();
                 crate::layer::apply::apply(&t[..], &dir).unwrap();
                 dir
             })
@@ -590,24 +609,22 @@ mod tests {
             T::File("o/fresh", b"6"),
         ]);
         let dirs = layers(tmp.path(), &[base, mid, top]);
-        // One layer, deletions kept: write_tar's bytes exactly.
-        let keep = TarOptions {
-            keep_deletions: true,
-            ..TarOptions::default()
-        };
-        for d in &dirs {
+        let none = TarOptions::default();
+        // One layer over the ones below it: write_tar's bytes exactly.
+        for i in 0..dirs.len() {
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            write_tar(d, &mut a).unwrap();
-            write_merged_tar(std::slice::from_ref(d), &keep, &mut b).unwrap();
+            write_tar(&dirs[i], &mut a).unwrap();
+            write_merged_tar(&dirs[i..=i], &dirs[..i], &none, &mut b).unwrap();
             assert_eq!(a, b);
         }
         // The whole stack as a root file system: no deletions left.
         let mut flat = Vec::new();
-        write_merged_tar(&dirs, &TarOptions::default(), &mut flat).unwrap();
+        write_merged_tar(&dirs, &[], &none, &mut flat).unwrap();
         assert_eq!(names(&flat), ["d/", "d/keep", "d/new", "o/", "o/fresh"]);
-        // The upper two as one layer above the base: deletions kept.
+        // The upper two as one layer above the base: deletions kept where
+        // the base has something to delete.
         let mut squashed = Vec::new();
-        write_merged_tar(&dirs[1..], &keep, &mut squashed).unwrap();
+        write_merged_tar(&dirs[1..], &dirs[..1], &none, &mut squashed).unwrap();
         // (In the order of the names on disk: `old`'s whiteout is `old`.)
         assert_eq!(
             names(&squashed),
@@ -625,10 +642,20 @@ mod tests {
         let clamp = TarOptions {
             clamp_mtime: Some(0),
             reset_owners: true,
-            ..TarOptions::default()
         };
+        // A whiteout over nothing below is left out (here `d/new` was
+        // never in the base).
+        let wh = tar(&[
+            T::Dir("d/"),
+            T::File("d/.wh.new", b""),
+            T::File("d/.wh.keep", b""),
+        ]);
+        let upper = layers(&tmp.path().join("x"), &[wh]);
+        let mut out = Vec::new();
+        write_merged_tar(&upper, &dirs[..1], &none, &mut out).unwrap();
+        assert_eq!(names(&out), ["d/", "d/.wh.keep"]);
         let mut clamped = Vec::new();
-        write_merged_tar(&dirs, &clamp, &mut clamped).unwrap();
+        write_merged_tar(&dirs, &[], &clamp, &mut clamped).unwrap();
         let mut a = tar::Archive::new(&clamped[..]);
         for e in a.entries().unwrap() {
             let h = e.unwrap().header().clone();

@@ -180,6 +180,30 @@ fn push_with(
     dest: &Reference,
     opts: &PushOptions,
 ) -> Result<Pushed, RegistryError> {
+    let (format, manifest) = upload_image(client, store, id, dest, opts)?;
+    let tag = match (dest.tag(), dest.digest()) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => DEFAULT_TAG.to_string(),
+    };
+    let digest = client.put_manifest(dest.path(), &tag, format.manifest_type(), &manifest)?;
+    store.add_manifest(id, &manifest, Some(dest))?;
+    Ok(Pushed {
+        digest,
+        size: manifest.len(),
+        tag,
+    })
+}
+
+/// Uploads the image's layers and config to `dest`'s repository; returns
+/// the manifest to put (the kept one when it matches) and its format.
+fn upload_image(
+    client: &Registry,
+    store: &Store,
+    id: &ImageId,
+    dest: &Reference,
+    opts: &PushOptions,
+) -> Result<(ManifestFormat, Vec<u8>), RegistryError> {
     let format = match opts.format {
         Some(f) => f,
         None => store
@@ -202,20 +226,9 @@ fn push_with(
         .map(|(_, b)| (b.digest.clone(), b.size, b.compression))
         .collect();
     upload_all(client, dest.path(), blobs, opts.jobs)?;
-    let config_desc = Descriptor::new(
-        format.config_type(),
-        id.digest().clone(),
-        config_bytes.len() as u64,
-    );
-    if client.blob_exists(dest.path(), id.digest())?.is_none() {
-        let loc = client.start_upload(dest.path())?;
-        let blob = LocalBlob {
-            digest: id.digest(),
-            path: &store.blob_path(id.digest()),
-            size: config_bytes.len() as u64,
-        };
-        client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})?;
-    }
+    let size = config_bytes.len() as u64;
+    upload_stored_blob(client, store, dest, id.digest(), size)?;
+    let config_desc = Descriptor::new(format.config_type(), id.digest().clone(), size);
     let built =
         build_manifest(format, &config_desc, &layers, &opts.annotations).map_err(|source| {
             RegistryError::Json {
@@ -224,19 +237,28 @@ fn push_with(
                 source,
             }
         })?;
-    let manifest = kept_manifest(store, id, &built).unwrap_or(built);
-    let tag = match (dest.tag(), dest.digest()) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(d)) => d.to_string(),
-        (None, None) => DEFAULT_TAG.to_string(),
-    };
-    let digest = client.put_manifest(dest.path(), &tag, format.manifest_type(), &manifest)?;
-    store.add_manifest(id, &manifest, Some(dest))?;
-    Ok(Pushed {
+    Ok((format, kept_manifest(store, id, &built).unwrap_or(built)))
+}
+
+/// A small blob of the store (a config) in one PUT, unless the registry
+/// has it.
+fn upload_stored_blob(
+    client: &Registry,
+    store: &Store,
+    dest: &Reference,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), RegistryError> {
+    if client.blob_exists(dest.path(), digest)?.is_some() {
+        return Ok(());
+    }
+    let loc = client.start_upload(dest.path())?;
+    let blob = LocalBlob {
         digest,
-        size: manifest.len(),
-        tag,
-    })
+        path: &store.blob_path(digest),
+        size,
+    };
+    client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})
 }
 
 /// The blob of each layer of `config`, made (compressed) where the store

@@ -140,12 +140,11 @@ fn one(
         OutputKind::Tar(dest) => {
             let layers = store.lowerdirs(id)?;
             let opts = TarOptions {
-                keep_deletions: false,
                 clamp_mtime: s.epoch,
                 reset_owners: false,
             };
             write_dest(dest, |w| {
-                write_merged_tar(&bottom_first(layers), &opts, w)?;
+                write_merged_tar(&bottom_first(layers), &[], &opts, w)?;
                 Ok(())
             })?;
             Ok(None)
@@ -231,14 +230,13 @@ fn local(store: &Store, id: &ImageId, dir: &Path, epoch: Option<u64>) -> Result<
     std::fs::create_dir_all(dir).map_err(OutputError::io("create", dir.display()))?;
     let layers = bottom_first(store.lowerdirs(id)?);
     let opts = TarOptions {
-        keep_deletions: false,
         clamp_mtime: epoch,
         reset_owners: true,
     };
     let (reader, writer) =
         std::io::pipe().map_err(OutputError::io("create a pipe for", dir.display()))?;
     std::thread::scope(|scope| {
-        let writer_thread = scope.spawn(move || write_merged_tar(&layers, &opts, writer));
+        let writer_thread = scope.spawn(move || write_merged_tar(&layers, &[], &opts, writer));
         let applied = crate::layer::apply::apply(reader, dir);
         let written = writer_thread
             .join()

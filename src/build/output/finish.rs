@@ -52,7 +52,8 @@ impl Finish {
 enum Part {
     /// The build's layer at this index, as it is.
     Keep(usize),
-    /// These layers merged into one (with options).
+    /// These layers merged into one (with options), as a layer above the
+    /// ones before them.
     Merge(Range<usize>, TarOptions),
 }
 
@@ -61,18 +62,11 @@ enum Part {
 fn parts(count: usize, base: usize, f: &Finish) -> Vec<Part> {
     let base = base.min(count);
     let new = TarOptions {
-        keep_deletions: true,
         clamp_mtime: f.epoch,
         reset_owners: false,
     };
     match f.squash {
-        Squash::All if count > 0 => vec![Part::Merge(
-            0..count,
-            TarOptions {
-                keep_deletions: false,
-                ..new
-            },
-        )],
+        Squash::All if count > 0 => vec![Part::Merge(0..count, new)],
         Squash::All => Vec::new(),
         Squash::New => {
             let mut p: Vec<Part> = (0..base).map(Part::Keep).collect();
@@ -114,10 +108,12 @@ pub fn finish(
         match part {
             Part::Keep(i) => diff_ids.push(old[i].clone()),
             Part::Merge(range, opts) => {
-                let dirs: Vec<_> = old[range].iter().map(|d| store.layer_dir(d)).collect();
+                let dir = |d: &DiffId| store.layer_dir(d);
+                let below: Vec<_> = old[..range.start].iter().map(dir).collect();
+                let dirs: Vec<_> = old[range].iter().map(dir).collect();
                 let name = format!("image {}", id.short());
                 let layer = layer_from_tar(store, &staging, &name, move |w| {
-                    write_merged_tar(&dirs, &opts, w)
+                    write_merged_tar(&dirs, &below, &opts, w)
                 })?;
                 diff_ids.push(layer.diff_id().clone());
                 layers.push(layer);
@@ -204,11 +200,7 @@ mod tests {
 
     #[test]
     fn parts_table() {
-        let keep = TarOptions {
-            keep_deletions: true,
-            clamp_mtime: None,
-            reset_owners: false,
-        };
+        let keep = TarOptions::default();
         let clamp = TarOptions {
             clamp_mtime: Some(5),
             ..keep
@@ -230,13 +222,9 @@ mod tests {
             vec![Part::Keep(0), Part::Merge(1..3, keep)]
         );
         assert_eq!(parts(1, 1, &with(Squash::New, None)), vec![Part::Keep(0)]);
-        let all = TarOptions {
-            keep_deletions: false,
-            ..keep
-        };
         assert_eq!(
             parts(3, 1, &with(Squash::All, None)),
-            vec![Part::Merge(0..3, all)]
+            vec![Part::Merge(0..3, keep)]
         );
         assert_eq!(parts(0, 0, &with(Squash::All, None)), vec![]);
     }

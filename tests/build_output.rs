@@ -1,0 +1,334 @@
+//! Build outputs (`-o/--output`, `--push`) read by their readers, and the
+//! image transforms (`--squash`, `--squash-all`, `--unsetlabel`) checked
+//! through the root file system the image shows.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{Run, Strata};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// busybox, a file, a deleted file and a RUN layer over a deleted
+/// directory: every kind of change, so squashing and flattening have
+/// whiteouts to honour.
+const DOCKERFILE: &str = "FROM busybox
+LABEL from.base=yes keep=1
+RUN mkdir -p /d/sub && echo one > /d/sub/f && echo gone > /d/gone && ln -s sub/f /d/link
+COPY hello /hello
+RUN rm /d/gone && rm -r /d/sub && mkdir /d/sub && echo two > /d/sub/g && chmod 4755 /d/sub/g
+";
+
+fn setup() -> (Strata, tempfile::TempDir) {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("hello", "hello\n")]);
+    (s, ctx)
+}
+
+fn build(st: &Strata, ctx: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["build"];
+    args.extend(extra);
+    args.push(s(ctx));
+    st.run(&args)
+}
+
+/// path, type, permission bits, link target and size of every entry,
+/// sorted: the same tree whoever unpacked it (owners differ by design).
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let link = fs::read_link(&p)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            use std::os::unix::fs::PermissionsExt;
+            let kind = match (m.is_dir(), m.is_symlink()) {
+                (true, _) => "d",
+                (_, true) => "l",
+                _ => "f",
+            };
+            let size = if m.is_file() { m.len() } else { 0 };
+            out.push(format!(
+                "{rel} {kind} {:o} {link} {size}",
+                m.permissions().mode() & 0o7777
+            ));
+            if m.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// A tar's entries as `tree` lines (no directories' trailing slash).
+fn tar_tree(tar: &Path) -> Vec<String> {
+    let mut a = tar::Archive::new(fs::File::open(tar).unwrap());
+    let mut out = Vec::new();
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let rel = e.path().unwrap().display().to_string();
+        let rel = rel.trim_end_matches('/').to_string();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => "d",
+            tar::EntryType::Symlink => "l",
+            _ => "f",
+        };
+        let size = if kind == "f" { h.size().unwrap() } else { 0 };
+        out.push(format!(
+            "{rel} {kind} {:o} {link} {size}",
+            h.mode().unwrap() & 0o7777
+        ));
+    }
+    out.sort();
+    out
+}
+
+fn layers(st: &Strata, image: &str) -> Vec<String> {
+    let out = st.run(&["inspect", image]).success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v[0]["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn inspect(st: &Strata, image: &str) -> serde_json::Value {
+    let out = st.run(&["inspect", image]).success();
+    serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+}
+
+/// The image's root file system as `strata export` of a container of it
+/// gives it, unpacked by tar into a directory.
+fn exported_tree(st: &Strata, image: &str, work: &Path) -> Vec<String> {
+    let name = format!("c{}", std::process::id());
+    st.run(&["run", "--name", &name, image, "true"]).success();
+    let tar = work.join("export.tar");
+    st.run(&["export", "-o", s(&tar), &name]).success();
+    st.run(&["rm", &name]).success();
+    tar_tree(&tar)
+}
+
+#[test]
+fn interop_build_outputs_are_read_by_their_readers() {
+    let (st, ctx) = setup();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (local, tar, oci, ocidir, docker) = (
+        w.join("local"),
+        w.join("fs.tar"),
+        w.join("oci.tar"),
+        w.join("ocidir"),
+        w.join("docker.tar"),
+    );
+    build(
+        &st,
+        ctx.path(),
+        &[
+            "-t",
+            "app:1",
+            "-o",
+            &format!("type=local,dest={}", s(&local)),
+            "-o",
+            &format!("type=tar,dest={}", s(&tar)),
+            "-o",
+            &format!("type=oci,dest={}", s(&oci)),
+            "-o",
+            &format!("type=oci,dest={},tar=false", s(&ocidir)),
+            "-o",
+            &format!("type=docker,dest={},name=loaded:d", s(&docker)),
+        ],
+    )
+    .success();
+    let want = exported_tree(&st, "app:1", w);
+    assert!(
+        want.iter().any(|l| l.starts_with("d/sub/g f 4755")),
+        "{want:#?}"
+    );
+    assert!(!want.iter().any(|l| l.starts_with("d/gone")), "{want:#?}");
+    // type=local is the image's root file system, owned by the caller.
+    assert_eq!(tree(&local), want, "type=local");
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(local.join("hello")).unwrap().uid();
+    assert_eq!(owner, nix::unistd::getuid().as_raw());
+    assert_eq!(tar_tree(&tar), want, "type=tar");
+
+    // type=oci: skopeo copies the archive; umoci unpacks the layout.
+    let copy = w.join("copy");
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", s(&oci)),
+            &format!("oci:{}:x", s(&copy)),
+        ],
+    );
+    let bundle = w.join("bundle");
+    common::tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:1", s(&ocidir)),
+            s(&bundle),
+        ],
+    );
+    assert_eq!(
+        tree(&bundle.join("rootfs")),
+        want,
+        "umoci of type=oci,tar=false"
+    );
+
+    // type=docker loads into a fresh store with the same id.
+    let other = Strata::new();
+    other.run(&["load", "-i", s(&docker)]).success();
+    assert_eq!(
+        inspect(&other, "loaded:d")["Id"],
+        inspect(&st, "app:1")["Id"]
+    );
+}
+
+#[test]
+fn rootless_build_output_to_stdout_keeps_the_log_on_stderr() {
+    let (st, ctx) = setup();
+    let work = tempfile::tempdir().unwrap();
+    for (spec, check) in [("-", "d/sub/g"), ("type=oci,dest=-", "index.json")] {
+        let out = st
+            .cmd()
+            .args(["build", "-o", spec, s(ctx.path())])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("Step 1/5 : FROM busybox"), "{stderr}");
+        let path = work.path().join("out.tar");
+        fs::write(&path, &out.stdout).unwrap();
+        let names = tar_tree(&path);
+        assert!(
+            names.iter().any(|l| l.starts_with(check)),
+            "{spec}: {names:#?}"
+        );
+    }
+    // Two outputs on stdout, a bad spec: refused before anything runs.
+    for bad in [
+        &["-o", "-", "-o", "type=tar,dest=-"][..],
+        &["-o", "type=nope"],
+    ] {
+        let r = build(&st, ctx.path(), bad);
+        assert_eq!(r.code, Some(125), "{r:#?}");
+        assert!(!r.stdout.contains("Step"), "{r:#?}");
+    }
+}
+
+#[test]
+fn rootless_build_squash_and_squash_all() {
+    let (st, ctx) = setup();
+    let work = tempfile::tempdir().unwrap();
+    build(&st, ctx.path(), &["-q", "-t", "plain"]).success();
+    build(&st, ctx.path(), &["-q", "-t", "sq", "--squash"]).success();
+    build(&st, ctx.path(), &["-q", "-t", "all", "--squash-all"]).success();
+    let base = layers(&st, "busybox");
+    let plain = layers(&st, "plain");
+    let sq = layers(&st, "sq");
+    assert_eq!(plain.len(), base.len() + 3);
+    assert_eq!(sq.len(), base.len() + 1, "--squash: base layers and one");
+    assert_eq!(sq[..base.len()], base[..]);
+    assert_eq!(layers(&st, "all").len(), 1, "--squash-all: one layer");
+    // The same files whichever way the layers are cut.
+    let want = exported_tree(&st, "plain", work.path());
+    assert_eq!(exported_tree(&st, "sq", work.path()), want);
+    assert_eq!(exported_tree(&st, "all", work.path()), want);
+    // Non-empty history entries still pair with layers (docker load checks).
+    for image in ["sq", "all"] {
+        let h = st.run(&["history", "-q", image]).success();
+        assert!(!h.stdout.is_empty());
+        let v = inspect(&st, image);
+        assert_eq!(
+            v["RootFS"]["Layers"].as_array().unwrap().len(),
+            layers(&st, image).len()
+        );
+    }
+    // A rebuild reuses every step: the transforms do not touch the cache.
+    let again = build(&st, ctx.path(), &["-t", "sq2", "--squash"]).success();
+    assert_eq!(again.stdout.matches("Using cache").count(), 4, "{again:#?}");
+    assert_eq!(layers(&st, "sq2"), sq);
+}
+
+#[test]
+fn rootless_build_metadata_annotations_and_unsetlabel() {
+    let (st, ctx) = setup();
+    let work = tempfile::tempdir().unwrap();
+    let (meta, oci) = (work.path().join("meta.json"), work.path().join("oci.tar"));
+    build(
+        &st,
+        ctx.path(),
+        &[
+            "-q",
+            "-t",
+            "app:m",
+            "--metadata-file",
+            s(&meta),
+            "--annotation",
+            "org.opencontainers.image.title=strata test",
+            "--annotation",
+            "index:org.example.index=1",
+            "--unsetlabel",
+            "from.base",
+            "-o",
+            &format!("type=oci,dest={}", s(&oci)),
+        ],
+    )
+    .success();
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let id = inspect(&st, "app:m")["Id"].as_str().unwrap().to_string();
+    assert_eq!(v["containerimage.config.digest"], id);
+    assert_eq!(v["image.name"], "docker.io/library/app:m");
+    let raw = common::tool(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci-archive:{}", s(&oci))],
+    );
+    let digest = format!("sha256:{}", common::tarspec::sha256_hex(raw.as_bytes()));
+    assert_eq!(v["containerimage.digest"], digest);
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.title"],
+        "strata test"
+    );
+    let mut a = tar::Archive::new(fs::File::open(&oci).unwrap());
+    let index = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some("index.json"))
+        .map(|e| serde_json::from_reader::<_, serde_json::Value>(e).unwrap())
+        .unwrap();
+    assert_eq!(index["annotations"]["org.example.index"], "1", "{index}");
+    let labels = &inspect(&st, "app:m")["Config"]["Labels"];
+    assert_eq!(labels["keep"], "1");
+    assert!(labels.get("from.base").is_none(), "{labels}");
+}
