@@ -9,6 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 
+use common::fstree::tree;
 use common::{Run, Strata};
 
 fn s(p: &Path) -> &str {
@@ -37,39 +38,6 @@ fn build(st: &Strata, ctx: &Path, extra: &[&str]) -> Run {
     args.extend(extra);
     args.push(s(ctx));
     st.run(&args)
-}
-
-/// path, type, permission bits, link target and size of every entry,
-/// sorted: the same tree whoever unpacked it (owners differ by design).
-fn tree(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let link = fs::read_link(&p)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            use std::os::unix::fs::PermissionsExt;
-            let kind = match (m.is_dir(), m.is_symlink()) {
-                (true, _) => "d",
-                (_, true) => "l",
-                _ => "f",
-            };
-            let size = if m.is_file() { m.len() } else { 0 };
-            out.push(format!(
-                "{rel} {kind} {:o} {link} {size}",
-                m.permissions().mode() & 0o7777
-            ));
-            if m.is_dir() {
-                walk(root, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
 }
 
 /// A tar's entries as `tree` lines (no directories' trailing slash).

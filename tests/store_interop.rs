@@ -10,46 +10,11 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::fstree::tree;
 use common::Strata;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// path, type, permission bits, link target and size of every entry, sorted:
-/// what "the same tree" means across tools (owners differ by design:
-/// umoci --rootless unpacks as the caller).
-fn tree(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let link = fs::read_link(&p)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            use std::os::unix::fs::PermissionsExt;
-            let kind = if m.is_dir() {
-                "d"
-            } else if m.is_symlink() {
-                "l"
-            } else {
-                "f"
-            };
-            let size = if m.is_file() { m.len() } else { 0 };
-            out.push(format!(
-                "{rel} {kind} {:o} {link} {size}",
-                m.permissions().mode() & 0o7777
-            ));
-            if m.is_dir() {
-                walk(root, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
 }
 
 fn image_id(strata: &Strata, name: &str) -> String {

@@ -6,6 +6,7 @@
 //! STRATA_PROJECT_DIR; a plain `cargo test` falls back to the build tree.
 #![allow(dead_code)]
 
+pub mod fstree;
 pub mod http;
 pub mod tarspec;
 
