@@ -9,7 +9,8 @@
 //! An entry whose image is gone (removed, pruned) is a miss. A file in
 //! `cache/sites/` says a version of a COPY (same parent, destination and
 //! flags, any content) was recorded, so a COPY the cache never saw in any
-//! version skips reading its sources before it copies them.
+//! version skips reading its sources before it copies them. Remote caches
+//! (`--cache-from`) are asked after this one: [`super::remote`].
 
 use std::path::PathBuf;
 
@@ -42,6 +43,14 @@ pub trait StepCache {
     fn has_site(&self, site: &CacheKey) -> bool;
     /// Records that a version of the step at `site` was recorded.
     fn record_site(&self, site: &CacheKey) -> std::io::Result<()>;
+    /// Where the last lookup's hit came from, when not this machine's
+    /// cache (` ---> Using cache (registry REG/REPO)`).
+    fn origin(&self) -> Option<String> {
+        None
+    }
+    /// The steps looked up from now on belong to stage `stage` (what a
+    /// cache export of mode=min tells apart).
+    fn stage_started(&self, _stage: usize) {}
 }
 
 /// The cache in the local store.

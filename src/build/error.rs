@@ -77,6 +77,10 @@ pub enum BuildError {
     /// Squashing or dating the image, or an output (`-o`, `--push`).
     #[error(transparent)]
     Output(Box<crate::build::output::OutputError>),
+    /// A `--cache-to` that could not be written (BuildKit fails the build
+    /// too, unless `ignore-error=true`).
+    #[error(transparent)]
+    CacheExport(Box<super::remote::RemoteError>),
 }
 
 impl From<StepError> for BuildError {
@@ -103,9 +107,10 @@ impl BuildError {
             BuildError::Interrupted { signal } => {
                 u8::try_from(128 + signal).unwrap_or(EXIT_STRATA_ERROR)
             }
-            BuildError::Tag { .. } | BuildError::Finish(_) | BuildError::Output(_) => {
-                EXIT_STRATA_ERROR
-            }
+            BuildError::Tag { .. }
+            | BuildError::Finish(_)
+            | BuildError::Output(_)
+            | BuildError::CacheExport(_) => EXIT_STRATA_ERROR,
         }
     }
 

@@ -5,7 +5,8 @@
 //!   with its number, location, kind and declared inputs;
 //! - [`key`] (pure): a step's cache key from its parent and its inputs;
 //! - [`cache`]: the [`cache::StepCache`] trait a key is looked up in (the
-//!   store's, [`cache::LocalCache`]);
+//!   store's, [`cache::LocalCache`]), and [`remote`]: `--cache-from` /
+//!   `--cache-to`, caches that follow a build to other machines;
 //! - [`engine`]: runs the plan; one executor per kind (RUN, COPY/ADD,
 //!   config-only) on a miss;
 //! - [`commit`]: the one way changes become an image (also `strata commit`);
@@ -33,6 +34,7 @@ pub mod key;
 pub mod lint;
 pub mod output;
 pub mod plan;
+pub mod remote;
 
 pub use engine::{build, BuildOptions, PullPolicy};
 pub use error::{BuildError, StepError};

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::build_output::{OutputFlags, SOURCE_DATE_EPOCH};
-use super::images::open_store;
+use super::images::{human_size, open_store};
 use super::settings::Settings;
+use crate::build::remote::spec::{self, CacheSpec, Direction};
 use crate::build::{BuildOptions, PullPolicy};
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
@@ -55,6 +56,12 @@ pub struct BuildArgs {
     check: bool,
     #[command(flatten)]
     outputs: OutputFlags,
+    /// External cache sources (type=registry,ref=REF | type=local,src=DIR | REF); the first hit wins
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
+    /// Cache export destinations (type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR | type=inline)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -107,6 +114,8 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         format: args.format,
         log_to_stderr: out.export.log_to_stderr,
         finish: out.finish,
+        cache_from: cache_specs(&args.cache_from, Direction::From)?,
+        cache_to: cache_specs(&args.cache_to, Direction::To)?,
     };
     if args.check {
         return super::lint::check(&store, &options);
@@ -117,6 +126,19 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     let exported = crate::build::output::export::export(&store, &built, &out.export)?;
     if let Some(path) = &out.metadata_file {
         crate::build::output::metadata::write(path, &built.id, &exported)?;
+    }
+    if !(args.cache_from.is_empty() && args.cache_to.is_empty()) {
+        // After the outputs: a layer they needed was fetched by then.
+        let t = crate::build::remote::stats::totals();
+        crate::progress::emit(crate::progress::Event::BuildLine {
+            text: format!(
+                "Build cache: {} downloaded ({} layers), {} uploaded ({} layers)",
+                human_size(t.downloaded),
+                t.layers_downloaded,
+                human_size(t.uploaded),
+                t.layers_uploaded
+            ),
+        });
     }
     let id = &built.id;
     if args.quiet {
@@ -162,6 +184,14 @@ fn read_dockerfile(
         Ok(text) => Ok((path, text.to_string())),
         Err(e) => bail!("{name}:{e}"),
     }
+}
+
+/// `--cache-from` / `--cache-to` values.
+fn cache_specs(values: &[String], direction: Direction) -> Result<Vec<CacheSpec>> {
+    Ok(values
+        .iter()
+        .map(|v| spec::parse(v, direction))
+        .collect::<Result<_, _>>()?)
 }
 
 /// `KEY=VALUE` (or `KEY`) pairs; a later key wins.

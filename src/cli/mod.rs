@@ -244,6 +244,9 @@ pub fn main() -> ExitCode {
             }
         }
     }
+    // A layer known only remotely (a remote cache hit) is fetched the first
+    // time any command needs its content.
+    crate::build::remote::fetch::install();
     match dispatch(cli, &settings) {
         Ok(code) => code,
         Err(err) => report(&err),

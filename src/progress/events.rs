@@ -28,6 +28,9 @@ pub enum Event {
     },
     /// The step's image came from the cache (` ---> Using cache`).
     StepCached { step: StepId },
+    /// The step's image came from a remote cache (` ---> Using cache
+    /// (registry REG/REPO)`).
+    StepCachedFrom { step: StepId, origin: String },
     /// The step runs in a container (` ---> Running in 3f2a9c1d2e4b`).
     StepRunning { step: StepId, container: String },
     /// The image a step (or a stage's FROM) ended with (` ---> 3f2a9c1d2e4b`).

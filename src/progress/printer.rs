@@ -115,6 +115,7 @@ pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
             out(format!("Step {}/{total} : {text}", step.number))
         }
         Event::StepCached { .. } => out(" ---> Using cache".into()),
+        Event::StepCachedFrom { origin, .. } => out(format!(" ---> Using cache ({origin})")),
         Event::StepRunning { container, .. } => out(format!(" ---> Running in {container}")),
         Event::StepImage { image, .. } => out(format!(" ---> {image}")),
         Event::BuildLine { text } => out(text.clone()),
@@ -158,6 +159,16 @@ mod tests {
             (
                 Event::StepCached { step: step(2) },
                 Some((Stream::Stdout, " ---> Using cache")),
+            ),
+            (
+                Event::StepCachedFrom {
+                    step: step(2),
+                    origin: "registry localhost:5000/app/cache".into(),
+                },
+                Some((
+                    Stream::Stdout,
+                    " ---> Using cache (registry localhost:5000/app/cache)",
+                )),
             ),
             (
                 Event::StepRunning {

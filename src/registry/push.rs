@@ -164,13 +164,14 @@ fn kept_manifest(store: &Store, id: &ImageId, wanted: &[u8]) -> Option<Vec<u8>> 
     })
 }
 
-struct Blob {
-    digest: Digest,
-    size: u64,
-    compression: Compression,
-    path: std::path::PathBuf,
+/// A blob to push (also the remote build cache's export).
+pub(crate) struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+    pub compression: Compression,
+    pub path: std::path::PathBuf,
     /// A repository of the same registry to mount it from.
-    mount_from: Option<String>,
+    pub mount_from: Option<String>,
 }
 
 fn push_with(
@@ -311,10 +312,16 @@ fn upload_all(
 }
 
 /// Push one blob; `id` is the layer's diff id, which Docker shows it by.
-fn push_blob(client: &Registry, repo: &str, id: &Digest, blob: &Blob) -> Result<(), RegistryError> {
+/// Whether its bytes were sent (not when found there or mounted).
+pub(crate) fn push_blob(
+    client: &Registry,
+    repo: &str,
+    id: &Digest,
+    blob: &Blob,
+) -> Result<bool, RegistryError> {
     if client.blob_exists(repo, &blob.digest)?.is_some() {
         progress::layer_status(id, LayerStatus::LayerAlreadyExists);
-        return Ok(());
+        return Ok(false);
     }
     // A failed mount opens an upload session, so only one source is asked.
     let mut session = None;
@@ -327,7 +334,7 @@ fn push_blob(client: &Registry, repo: &str, id: &Digest, blob: &Blob) -> Result<
                         repository: from.clone(),
                     },
                 );
-                return Ok(());
+                return Ok(false);
             }
             MountResult::Upload(loc) => session = Some(loc),
         }
@@ -365,7 +372,7 @@ fn push_blob(client: &Registry, repo: &str, id: &Digest, blob: &Blob) -> Result<
         |_, last| last,
     )?;
     progress::layer_status(id, LayerStatus::Pushed);
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -377,6 +377,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         rep.layers += 1;
         let dir = self.layer_dir(d);
+        if !dir.is_dir() && self.is_remote_layer(d)? {
+            // Known by its remote blob only (see store::remote): fine.
+            return Ok(());
+        }
         if !dir.is_dir() {
             rep.problems
                 .push(format!("layer {d}: directory {} is missing", dir.display()));

@@ -134,7 +134,7 @@ impl Store {
                 self.publish_layer(lock, staging, layer)?;
             }
             for diff_id in &parsed.rootfs.diff_ids {
-                if !self.has_layer(diff_id) || self.layer_record(diff_id)?.is_none() {
+                if !self.knows_layer(diff_id)? || self.layer_record(diff_id)?.is_none() {
                     return Err(StoreError::LayerMissing {
                         diff_id: diff_id.clone(),
                     });

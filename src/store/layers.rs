@@ -79,6 +79,10 @@ pub struct LayerRecord {
     pub regenerable: bool,
     #[serde(default)]
     pub blobs: Vec<BlobRecord>,
+    /// Blobs of it elsewhere ([`super::remote`]): all the store has of a
+    /// layer not fetched yet, and where a push may mount it from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote: Vec<super::remote::RemoteBlob>,
 }
 
 /// A layer ready to be published by [`Store::commit_image`].
@@ -97,6 +101,16 @@ pub struct PreparedLayer {
 impl PreparedLayer {
     pub fn diff_id(&self) -> &DiffId {
         &self.record.diff_id
+    }
+
+    /// A layer whose directory is (or need not be) in the store.
+    pub(super) fn record_only(record: LayerRecord) -> PreparedLayer {
+        PreparedLayer {
+            record,
+            dir: None,
+            blobs: Vec::new(),
+            implied: Vec::new(),
+        }
     }
 }
 
@@ -157,12 +171,7 @@ impl Store {
         if !self.has_layer(diff_id) {
             return Ok(None);
         }
-        Ok(self.layer_record(diff_id)?.map(|record| PreparedLayer {
-            record,
-            dir: None,
-            blobs: Vec::new(),
-            implied: Vec::new(),
-        }))
+        Ok(self.layer_record(diff_id)?.map(PreparedLayer::record_only))
     }
 
     /// Keep another blob of a layer the store already has (a pulled layer
@@ -224,6 +233,7 @@ impl Store {
                 size: stats.content_size,
                 regenerable: true,
                 blobs: Vec::new(),
+                remote: Vec::new(),
             },
             dir: Some(dir.to_path_buf()),
             blobs: Vec::new(),
@@ -295,6 +305,7 @@ impl Store {
                 size: own.content_size,
                 regenerable,
                 blobs: records,
+                remote: Vec::new(),
             },
             dir: Some(dir),
             blobs,
@@ -375,7 +386,7 @@ impl Store {
                 rustix::fs::syncfs(fd.as_fd()).map_err(|e| io_err("sync", &dir)(e.into()))?;
                 fsutil::publish(&dir, &dest)?;
             }
-            None if dest.exists() => {}
+            None if dest.exists() || !layer.record.remote.is_empty() => {}
             None => return Err(StoreError::LayerMissing { diff_id }),
         }
         let mut record = self
@@ -385,6 +396,15 @@ impl Store {
             if !record.blobs.contains(&b) {
                 record.blobs.push(b);
             }
+        }
+        for r in layer.record.remote {
+            if !record.remote.contains(&r) {
+                record.remote.push(r);
+            }
+        }
+        if record.size == 0 {
+            // A remote record learns its size when the layer arrives.
+            record.size = layer.record.size;
         }
         record.regenerable |= layer.record.regenerable;
         self.write_layer_record(lock, staging, &record)?;
@@ -432,6 +452,7 @@ impl Store {
     ) -> Result<BlobRecord, StoreError> {
         let choice: BlobCompression = choice.into();
         let (compression, level) = (choice.format, choice.level);
+        self.ensure_layer(diff_id)?;
         let record = self
             .layer_record(diff_id)?
             .ok_or_else(|| StoreError::LayerMissing {

@@ -56,6 +56,7 @@ pub mod config;
 pub mod fsutil;
 mod images;
 mod layers;
+pub mod remote;
 pub mod transport;
 
 use std::fs;
@@ -107,6 +108,13 @@ pub enum StoreError {
     },
     #[error("layer {diff_id} is not in the store")]
     LayerMissing { diff_id: DiffId },
+    #[error("fetching layer {diff_id} from {from}")]
+    Fetch {
+        diff_id: DiffId,
+        from: String,
+        #[source]
+        cause: remote::FetchError,
+    },
     #[error("blob {digest} is not in the store")]
     BlobMissing { digest: Digest },
     #[error("conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {image}")]
@@ -278,6 +286,7 @@ impl Store {
         let config = self.config(id)?;
         let mut dirs = Vec::with_capacity(config.rootfs.diff_ids.len());
         for diff_id in config.rootfs.diff_ids.iter().rev() {
+            self.ensure_layer(diff_id)?;
             let dir = self.layer_dir(diff_id);
             if !dir.is_dir() {
                 return Err(StoreError::LayerMissing {

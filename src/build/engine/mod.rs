@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use strata_parser::{Parsed, StageRef, Step};
 
-use super::cache::{Entry, LocalCache, StepCache};
+use super::cache::{Entry, StepCache};
 use super::commit::{self, Take};
 use super::config_steps::ConfigEditor;
 use super::context::Context;
@@ -39,6 +39,7 @@ use super::error::{shown, BuildError, Location, StepError, StepFailure};
 use super::key::{self, CacheKey, Op, Parent};
 use super::output::{self, Built, Finish};
 use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
+use super::remote::{self, LayeredCache};
 use crate::digest::ImageId;
 use crate::reference::Reference;
 use crate::sandbox::driver::DriverKind;
@@ -77,6 +78,10 @@ pub struct BuildOptions {
     /// What is done to the image before it is tagged (`--squash`, an
     /// epoch, `--unsetlabel`).
     pub finish: Finish,
+    /// `--cache-from`: caches asked after the local one, in order.
+    pub cache_from: Vec<remote::CacheSpec>,
+    /// `--cache-to`: where the build's cache is written at its end.
+    pub cache_to: Vec<remote::CacheSpec>,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -140,7 +145,11 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         error: Box::new(error),
     };
     let parsed = strata_parser::parse(&opts.dockerfile).map_err(parse_error)?;
-    let cache = LocalCache::new(store);
+    let imports = match opts.no_cache {
+        true => Vec::new(),
+        false => remote::import::read_all(&opts.cache_from),
+    };
+    let cache = LayeredCache::new(store, imports);
     let b = Build {
         store,
         opts,
@@ -163,12 +172,17 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     }
     interrupted()?;
     let image = b.finish_image(&plan, image)?;
+    let final_stages = remote::final_stages(&plan);
+    let image = remote::with_inline(store, &cache, &final_stages, &opts.cache_to, image)
+        .map_err(|e| BuildError::CacheExport(Box::new(e)))?;
     store
         .finish_image(&image, opts.format, &opts.tags)
         .map_err(|source| BuildError::Tag {
             id: image.clone(),
             source,
         })?;
+    remote::export::write_all(store, &cache.journal(), &final_stages, &opts.cache_to)
+        .map_err(|e| BuildError::CacheExport(Box::new(e)))?;
     b.out.say(&format!("Successfully built {}", image.short()));
     for tag in &opts.tags {
         b.out
@@ -238,6 +252,7 @@ impl Build<'_> {
         done: &Stages,
     ) -> Result<Option<ImageId>, BuildError> {
         interrupted()?;
+        self.cache.stage_started(sp.stage.index);
         self.begin(plan, sp, &sp.from);
         let mut state = self
             .base_step(sp, done)
@@ -316,7 +331,7 @@ impl Build<'_> {
     fn finish(&self, state: &mut StageState, done: Done) -> Result<(), StepFailure> {
         match done {
             Done::Cached(id) => {
-                self.out.cached();
+                self.out.cached(self.cache.origin());
                 self.out.image(id.short());
                 self.adopt(state, id)?;
             }
@@ -326,7 +341,7 @@ impl Build<'_> {
             }
             Done::Meta { cached } => {
                 if cached {
-                    self.out.cached();
+                    self.out.cached(self.cache.origin());
                 }
             }
         }

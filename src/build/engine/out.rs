@@ -35,9 +35,12 @@ impl Printer {
         });
     }
 
-    pub fn cached(&self) {
-        progress::emit(Event::StepCached {
-            step: self.step.get(),
+    /// ` ---> Using cache`, or with where from when not this machine's.
+    pub fn cached(&self, origin: Option<String>) {
+        let step = self.step.get();
+        progress::emit(match origin {
+            None => Event::StepCached { step },
+            Some(origin) => Event::StepCachedFrom { step, origin },
         });
     }
 

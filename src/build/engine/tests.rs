@@ -60,6 +60,8 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         format: ManifestFormat::Oci,
         log_to_stderr: false,
         finish: Default::default(),
+        cache_from: Vec::new(),
+        cache_to: Vec::new(),
     }
 }
 

@@ -1,0 +1,230 @@
+//! `--cache-from`: caches read once at the start of a build, then asked
+//! after the local cache misses, in the order given (the first hit wins).
+//!
+//! A hit takes the step's image into the store without its layers: the
+//! config (inline in the record) and, for each layer the store lacks, a
+//! remote record of its blob (`store::remote`), fetched only when
+//! something needs its content. The hit is then recorded in the local
+//! cache, so the next build on this machine finds it there.
+
+use std::cell::{Cell, RefCell};
+
+use super::format::CacheRecord;
+use super::journal::Journal;
+use super::spec::CacheSpec;
+use super::{endpoint::Endpoint, RemoteError};
+use crate::build::cache::{Entry, LocalCache, StepCache};
+use crate::build::key::CacheKey;
+use crate::digest::{DiffId, ImageId};
+use crate::layer::compress::Compression;
+use crate::store::remote::{RemoteBlob, RemoteSource};
+use crate::store::{BlobRecord, PreparedLayer, Store, StoreError};
+
+/// One cache read.
+pub struct Imported {
+    pub source: RemoteSource,
+    pub record: CacheRecord,
+}
+
+/// Reads every `--cache-from`; one that cannot be read is a warning and
+/// the build goes on without it.
+pub fn read_all(specs: &[CacheSpec]) -> Vec<Imported> {
+    let mut out = Vec::new();
+    for spec in specs {
+        match read(spec) {
+            Ok(Some(i)) => out.push(i),
+            Ok(None) => {}
+            Err(e) => crate::progress::warn(format!(
+                "cache {}: {}; building without it",
+                super::describe(&spec.location),
+                crate::store::error_chain(&e)
+            )),
+        }
+    }
+    out
+}
+
+fn read(spec: &CacheSpec) -> Result<Option<Imported>, RemoteError> {
+    let Some(endpoint) = Endpoint::open(&spec.location)? else {
+        return Ok(None);
+    };
+    let record = endpoint.read_record()?;
+    Ok(Some(Imported {
+        source: endpoint.source(),
+        record,
+    }))
+}
+
+/// The local cache, then the imported ones.
+pub struct LayeredCache<'a> {
+    store: &'a Store,
+    local: LocalCache<'a>,
+    imports: Vec<Imported>,
+    /// Where the last lookup's hit came from, when not the local cache.
+    origin: RefCell<Option<String>>,
+    /// The steps of this build, for exports.
+    journal: RefCell<Journal>,
+    stage: Cell<usize>,
+}
+
+impl<'a> LayeredCache<'a> {
+    pub fn new(store: &'a Store, imports: Vec<Imported>) -> LayeredCache<'a> {
+        LayeredCache {
+            store,
+            local: LocalCache::new(store),
+            imports,
+            origin: RefCell::new(None),
+            journal: RefCell::new(Journal::default()),
+            stage: Cell::new(0),
+        }
+    }
+
+    /// What the build looked up and recorded so far.
+    pub fn journal(&self) -> Journal {
+        self.journal.borrow().clone()
+    }
+
+    fn note(&self, key: &CacheKey, entry: &Entry) {
+        let stage = self.stage.get();
+        self.journal
+            .borrow_mut()
+            .steps
+            .push((stage, key.clone(), entry.clone()));
+    }
+
+    fn note_site(&self, site: &CacheKey) {
+        let stage = self.stage.get();
+        self.journal.borrow_mut().sites.push((stage, site.clone()));
+    }
+
+    /// `key` from the imported caches, taken into the store.
+    fn import(&self, key: &CacheKey) -> Option<(Entry, String)> {
+        for imported in &self.imports {
+            let Some(found) = imported.record.steps.get(key.hex()) else {
+                continue;
+            };
+            let entry = match found {
+                None => Entry::Step,
+                Some(id) => match adopt(self.store, imported, id) {
+                    Ok(()) => Entry::Image(id.clone()),
+                    Err(e) => {
+                        crate::progress::warn(format!(
+                            "cache {}: entry {}: {}; not used",
+                            imported.source,
+                            id.short(),
+                            crate::store::error_chain(&e)
+                        ));
+                        continue;
+                    }
+                },
+            };
+            return Some((entry, imported.source.to_string()));
+        }
+        None
+    }
+}
+
+impl StepCache for LayeredCache<'_> {
+    fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        *self.origin.borrow_mut() = None;
+        if let Some(e) = self.local.lookup(key) {
+            self.note(key, &e);
+            return Some(e);
+        }
+        let (entry, origin) = self.import(key)?;
+        self.note(key, &entry);
+        if let Err(e) = self.local.record(key, &entry) {
+            // Only the next build's time: it asks the remote cache again.
+            crate::progress::warn(format!("recording the build cache: {e}"));
+        }
+        *self.origin.borrow_mut() = Some(origin);
+        Some(entry)
+    }
+
+    fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()> {
+        self.note(key, entry);
+        self.local.record(key, entry)
+    }
+
+    fn has_site(&self, site: &CacheKey) -> bool {
+        let seen = self.local.has_site(site)
+            || self
+                .imports
+                .iter()
+                .any(|i| i.record.sites.contains(site.hex()));
+        if seen {
+            self.note_site(site);
+        }
+        seen
+    }
+
+    fn record_site(&self, site: &CacheKey) -> std::io::Result<()> {
+        self.note_site(site);
+        self.local.record_site(site)
+    }
+
+    fn origin(&self) -> Option<String> {
+        self.origin.borrow().clone()
+    }
+
+    fn stage_started(&self, stage: usize) {
+        self.stage.set(stage);
+    }
+}
+
+/// Takes image `id` of `imported` into the store: its config, and a remote
+/// record for each layer the store does not have.
+fn adopt(store: &Store, imported: &Imported, id: &ImageId) -> Result<(), RemoteError> {
+    if store.has_blob(id.digest()) && store.index()?.images.contains_key(id) {
+        return Ok(());
+    }
+    let (bytes, config) = imported.record.image(id).ok_or(RemoteError::Invalid {
+        what: "cache entry",
+        reason: "its config is missing or does not match its id".into(),
+    })?;
+    let mut layers = Vec::new();
+    for diff_id in &config.rootfs.diff_ids {
+        layers.push(remote_layer(store, imported, diff_id)?);
+    }
+    store.commit_image(layers, &bytes, &[], None)?;
+    Ok(())
+}
+
+/// The layer as the store has it, or as the cache describes it.
+fn remote_layer(
+    store: &Store,
+    imported: &Imported,
+    diff_id: &DiffId,
+) -> Result<PreparedLayer, RemoteError> {
+    if let Some(existing) = store.prepare_existing(diff_id)? {
+        return Ok(existing);
+    }
+    let (desc, compression) =
+        imported
+            .record
+            .layer(diff_id)
+            .ok_or_else(|| RemoteError::Invalid {
+                what: "cache entry",
+                reason: format!("layer {diff_id} has no usable blob in the cache"),
+            })?;
+    if compression == Compression::None && &desc.digest != diff_id.digest() {
+        return Err(StoreError::DigestMismatch {
+            what: format!("uncompressed layer {diff_id}"),
+            expected: diff_id.0.clone(),
+            found: desc.digest.clone(),
+        }
+        .into());
+    }
+    Ok(PreparedLayer::remote(
+        diff_id.clone(),
+        vec![RemoteBlob {
+            blob: BlobRecord {
+                digest: desc.digest.clone(),
+                size: desc.size,
+                compression,
+                level: None,
+            },
+            source: imported.source.clone(),
+        }],
+    ))
+}

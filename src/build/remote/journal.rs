@@ -1,0 +1,13 @@
+//! What a build looked up and recorded, step by step with its stage: what
+//! an export writes.
+
+use crate::build::cache::Entry;
+use crate::build::key::CacheKey;
+
+#[derive(Debug, Default, Clone)]
+pub struct Journal {
+    /// (stage, key, what it made), in the order seen.
+    pub steps: Vec<(usize, CacheKey, Entry)>,
+    /// (stage, site) of COPY steps seen or recorded.
+    pub sites: Vec<(usize, CacheKey)>,
+}

@@ -1,0 +1,178 @@
+//! Remote layers: a layer the store knows by its blob's descriptor and
+//! where that blob lives (a registry repository, an OCI layout directory),
+//! before its bytes are here. A remote build cache hit records one, so a
+//! fully cached build downloads nothing; the layer is fetched the first
+//! time something needs its content ([`Store::lowerdirs`] for a container,
+//! [`Store::layer_blob`] for an export) and is then an ordinary layer whose
+//! record still says where its blob can be found (a push to that registry
+//! mounts it from there).
+//!
+//! The store does not talk to registries: moving the bytes is the job of
+//! the [`LayerFetcher`] the program installs once; the store checks them
+//! (the blob's digest, the diff id of its tar), unpacks and publishes.
+
+use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::layers::{BlobRecord, LayerRecord, PreparedLayer};
+use super::{Store, StoreError};
+use crate::digest::{DiffId, ImageId};
+
+/// Where a remote blob lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RemoteSource {
+    /// `registry/repository`, fetched with the registry client.
+    Registry {
+        registry: String,
+        repository: String,
+    },
+    /// An OCI image layout directory (`blobs/sha256/<hex>`).
+    Layout { dir: PathBuf },
+}
+
+impl fmt::Display for RemoteSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteSource::Registry {
+                registry,
+                repository,
+            } => write!(f, "registry {registry}/{repository}"),
+            RemoteSource::Layout { dir } => write!(f, "local {}", dir.display()),
+        }
+    }
+}
+
+/// A blob of a layer, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteBlob {
+    #[serde(flatten)]
+    pub blob: BlobRecord,
+    pub source: RemoteSource,
+}
+
+/// What a fetcher's failure is to the store.
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Moves a remote blob's bytes into a file (checked by the store after).
+pub trait LayerFetcher: Send + Sync {
+    fn fetch(&self, remote: &RemoteBlob, dest: &Path) -> Result<(), FetchError>;
+}
+
+static FETCHER: OnceLock<Box<dyn LayerFetcher>> = OnceLock::new();
+
+/// Installs the process's fetcher (the first call wins).
+pub fn install_fetcher(fetcher: Box<dyn LayerFetcher>) {
+    // A second install is the same program asking twice: keep the first.
+    let _ = FETCHER.set(fetcher);
+}
+
+impl PreparedLayer {
+    /// A layer known only by its remote blobs: publishing it writes its
+    /// record and no directory.
+    pub fn remote(diff_id: DiffId, remote: Vec<RemoteBlob>) -> PreparedLayer {
+        PreparedLayer::record_only(LayerRecord {
+            diff_id,
+            size: 0,
+            regenerable: false,
+            blobs: Vec::new(),
+            remote,
+        })
+    }
+}
+
+impl Store {
+    /// Whether the store knows the layer, here or remote.
+    pub fn knows_layer(&self, diff_id: &DiffId) -> Result<bool, StoreError> {
+        Ok(self.has_layer(diff_id) || self.is_remote_layer(diff_id)?)
+    }
+
+    /// Whether the layer is known only by a remote blob (not fetched yet).
+    pub fn is_remote_layer(&self, diff_id: &DiffId) -> Result<bool, StoreError> {
+        if self.has_layer(diff_id) {
+            return Ok(false);
+        }
+        Ok(self
+            .layer_record(diff_id)?
+            .is_some_and(|r| !r.remote.is_empty()))
+    }
+
+    /// The layers of an image not fetched yet.
+    pub fn remote_layers(&self, id: &ImageId) -> Result<Vec<DiffId>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.config(id)?.rootfs.diff_ids {
+            if self.is_remote_layer(&d)? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes a remote layer local: its blob fetched from the first source
+    /// that gives the right bytes, unpacked, published. A layer already
+    /// here is left alone.
+    pub fn ensure_layer(&self, diff_id: &DiffId) -> Result<(), StoreError> {
+        if self.has_layer(diff_id) {
+            return Ok(());
+        }
+        let missing = || StoreError::LayerMissing {
+            diff_id: diff_id.clone(),
+        };
+        let record = self.layer_record(diff_id)?.ok_or_else(missing)?;
+        let fetcher = FETCHER.get().ok_or_else(missing)?;
+        let staging = self.staging()?;
+        let mut last = None;
+        for remote in &record.remote {
+            let path = staging.file("fetch");
+            let fetched = fetcher
+                .fetch(remote, &path)
+                .map_err(|source| StoreError::Fetch {
+                    diff_id: diff_id.clone(),
+                    from: remote.source.to_string(),
+                    cause: source,
+                })
+                .and_then(|()| self.unpack_fetched(&staging, &path, diff_id, remote));
+            match fetched {
+                Ok(layer) => {
+                    let lock = self.lock()?;
+                    return self.publish_layer(&lock, &staging, layer);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(missing))
+    }
+
+    /// A fetched blob checked (its digest, its tar's diff id) and unpacked.
+    fn unpack_fetched(
+        &self,
+        staging: &super::Staging,
+        path: &Path,
+        diff_id: &DiffId,
+        remote: &RemoteBlob,
+    ) -> Result<PreparedLayer, StoreError> {
+        let f = File::open(path).map_err(super::fsutil::io_err("open", path))?;
+        let (layer, stats) = self.prepare_layer_tar(staging, BufReader::new(f), Some(diff_id))?;
+        if stats.blob.digest != remote.blob.digest {
+            return Err(StoreError::DigestMismatch {
+                what: format!("layer blob from {}", remote.source),
+                expected: remote.blob.digest.clone(),
+                found: stats.blob.digest,
+            });
+        }
+        Ok(layer)
+    }
+
+    /// Fetches every remote layer of an image.
+    pub fn ensure_image_layers(&self, id: &ImageId) -> Result<(), StoreError> {
+        for d in self.remote_layers(id)? {
+            self.ensure_layer(&d)?;
+        }
+        Ok(())
+    }
+}

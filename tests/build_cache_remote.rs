@@ -1,0 +1,156 @@
+//! `--cache-from` / `--cache-to`: two stores stand for two CI runners that
+//! share nothing but the cache (a directory here, the test registry in the
+//! registry_* tests). Runner B must reuse A's steps without running them
+//! (the timestamp files are A's), end at A's image id, and fetch a layer's
+//! blob only when a step has to run on top of it.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::path::Path;
+
+use common::{Run, Strata};
+
+/// Six steps: RUNs that write the time (a re-run would differ), a COPY of
+/// the context, a metadata step.
+const DOCKERFILE: &str = "FROM base
+RUN date +%s%N > /t1
+COPY f /f
+RUN date +%s%N > /t2 && cat /f >> /t2
+ENV STAGE=done
+RUN date +%s%N > /t3
+";
+
+/// A runner: a fresh store with the same base image as every other (loaded
+/// from one archive, so the same image id everywhere).
+fn runner(base: &Path) -> Strata {
+    let s = Strata::new();
+    s.run(&["load", "-i", base.to_str().unwrap()]).success();
+    s
+}
+
+/// The shared base archive, made once from busybox.
+fn base_archive(dir: &Path) -> std::path::PathBuf {
+    let s = Strata::new();
+    s.import_busybox("base");
+    let out = dir.join("base.tar");
+    s.run(&["save", "-o", out.to_str().unwrap(), "base"])
+        .success();
+    out
+}
+
+fn build(s: &Strata, ctx: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["build", "-t", "app"];
+    args.extend(extra);
+    args.push(ctx.to_str().unwrap());
+    s.run(&args).success()
+}
+
+fn image_id(s: &Strata, name: &str) -> String {
+    let out = s.run(&["inspect", name]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+fn cat(s: &Strata, file: &str) -> String {
+    s.run(&["run", "--rm", "app", "cat", file]).success().stdout
+}
+
+/// `Build cache: X downloaded (N layers), ...`: N.
+fn layers_downloaded(out: &Run) -> usize {
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Build cache: "))
+        .unwrap_or_else(|| panic!("no Build cache line: {out:#?}"));
+    let n = line.split(" downloaded (").nth(1).unwrap();
+    n.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn local_cache_carries_every_step_to_a_fresh_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let cache = tmp.path().join("cache");
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("f", "one\n")]);
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let from = format!("type=local,src={}", cache.display());
+
+    let a = runner(&base);
+    build(&a, ctx.path(), &["--cache-to", &to]);
+    assert!(cache.join("index.json").is_file());
+
+    // B: every step from the cache, nothing run, nothing fetched.
+    let b = runner(&base);
+    let out = build(&b, ctx.path(), &["--cache-from", &from]);
+    let remote_hits = out
+        .stdout
+        .matches(&format!(" ---> Using cache (local {})", cache.display()))
+        .count();
+    assert_eq!(remote_hits, 5, "{out:#?}");
+    assert!(!out.stdout.contains("Running in"), "{out:#?}");
+    assert_eq!(layers_downloaded(&out), 0, "{out:#?}");
+    assert_eq!(image_id(&b, "app"), image_id(&a, "app"));
+    // Running the image needs its layers: fetched now, and they are A's.
+    for f in ["/t1", "/t2", "/t3"] {
+        assert_eq!(cat(&b, f), cat(&a, f), "{f}");
+    }
+    // A second build on B hits its own cache now.
+    let again = build(&b, ctx.path(), &["--cache-from", &from]);
+    assert_eq!(
+        again.stdout.matches(" ---> Using cache\n").count(),
+        5,
+        "{again:#?}"
+    );
+
+    // C: a changed context file; the steps before the COPY come from the
+    // cache, and only the layer under the first miss is fetched.
+    let ctx2 = common::context(&[("Dockerfile", DOCKERFILE), ("f", "two\n")]);
+    let c = runner(&base);
+    let out = build(&c, ctx2.path(), &["--cache-from", &from]);
+    assert_eq!(
+        out.stdout.matches(" ---> Using cache (local").count(),
+        1,
+        "{out:#?}"
+    );
+    assert_eq!(out.stdout.matches("Running in").count(), 2, "{out:#?}");
+    assert_eq!(layers_downloaded(&out), 1, "{out:#?}");
+    assert_eq!(cat(&c, "/t1"), cat(&a, "/t1"));
+    assert_ne!(cat(&c, "/t2"), cat(&a, "/t2"));
+}
+
+#[test]
+fn a_missing_cache_is_a_warning_and_a_cold_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("f", "one\n")]);
+    let from = format!("type=local,src={}", tmp.path().join("nothing").display());
+    let a = runner(&base);
+    let out = build(&a, ctx.path(), &["--cache-from", &from]);
+    assert_eq!(out.stderr.matches("warning").count(), 1, "{out:#?}");
+    assert!(out.stderr.contains("building without it"), "{out:#?}");
+    assert_eq!(out.stdout.matches("Running in").count(), 3, "{out:#?}");
+}
+
+#[test]
+fn bad_cache_flags_are_usage_errors() {
+    let s = Strata::new();
+    let ctx = common::context(&[("Dockerfile", "FROM scratch\n")]);
+    for (flag, value, want) in [
+        (
+            "--cache-to",
+            "type=gha",
+            "cache type \"gha\" is not supported",
+        ),
+        ("--cache-from", "type=local", "needs src=DIR"),
+        (
+            "--cache-to",
+            "type=registry,ref=r/a,mode=all",
+            "mode \"all\"",
+        ),
+    ] {
+        let out = s.run(&["build", flag, value, ctx.path().to_str().unwrap()]);
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        assert!(out.stderr.contains(want), "{value}: {out:#?}");
+    }
+}
