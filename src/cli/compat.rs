@@ -55,8 +55,6 @@ const MISSING_FLAGS: &[MissingFlag] = &[
     flag("build", "attest", None),
     flag("build", "build-context", None),
     flag("build", "builder", None),
-    flag("build", "cache-from", None),
-    flag("build", "cache-to", None),
     flag("build", "call", None),
     flag("build", "cgroup-parent", None),
     flag_note("build", "compress", None, "strata reads the context in place; there is nothing to send"),
