@@ -154,3 +154,121 @@ fn bad_cache_flags_are_usage_errors() {
         assert!(out.stderr.contains(want), "{value}: {out:#?}");
     }
 }
+
+/// A repository path of its own on the test registry, so a registry kept
+/// between runs starts empty there.
+fn namespace(addr: &str, what: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{addr}/{what}{}x{ms}", std::process::id())
+}
+
+/// `strata push`'s digest line: `TAG: digest: sha256:… size: N`.
+fn push(s: &Strata, image: &str, dest: &str) -> (String, Run) {
+    let out = s.run(&["push", image, dest]).success();
+    let digest = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split(": digest: ").nth(1))
+        .and_then(|d| d.split(' ').next())
+        .unwrap_or_else(|| panic!("no digest: {out:#?}"))
+        .to_string();
+    (digest, out)
+}
+
+#[test]
+fn registry_cache_carries_every_step_and_the_push_mounts_its_layers() {
+    let addr = common::registry_addr();
+    let ns = namespace(&addr, "rc");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("f", "one\n")]);
+    let cache = format!("{ns}/cache");
+    let to = format!("type=registry,ref={cache},mode=max");
+
+    let a = runner(&base);
+    let out = build(&a, ctx.path(), &["--cache-to", &to]);
+    assert!(
+        out.stdout.contains("Build cache: 0B downloaded"),
+        "{out:#?}"
+    );
+    let (digest_a, _) = push(&a, "app", &format!("{ns}/app:a"));
+
+    // B shares nothing with A but the registry (and the base archive).
+    let b = runner(&base);
+    let out = build(&b, ctx.path(), &["--cache-from", &cache]);
+    let want = format!(" ---> Using cache (registry {cache})");
+    assert_eq!(out.stdout.matches(&want).count(), 5, "{out:#?}");
+    assert!(!out.stdout.contains("Running in"), "{out:#?}");
+    assert_eq!(layers_downloaded(&out), 0, "{out:#?}");
+    assert_eq!(image_id(&b, "app"), image_id(&a, "app"));
+    // The push mounts the layers B never downloaded from the cache's
+    // repository: the same manifest as A's.
+    let (digest_b, out) = push(&b, "app", &format!("{ns}/app:b"));
+    assert_eq!(digest_b, digest_a, "{out:#?}");
+    assert!(!out.stdout.contains("Pushed"), "{out:#?}");
+    assert!(!out.stdout.contains("Download"), "{out:#?}");
+    assert!(out.stdout.contains("Mounted from") || out.stdout.contains("already exists"));
+    for f in ["/t1", "/t2", "/t3"] {
+        assert_eq!(cat(&b, f), cat(&a, f), "{f}");
+    }
+
+    // A changed context file: the steps before the COPY hit, only the
+    // layer under the first miss is fetched.
+    let ctx2 = common::context(&[("Dockerfile", DOCKERFILE), ("f", "two\n")]);
+    let c = runner(&base);
+    let out = build(&c, ctx2.path(), &["--cache-from", &cache]);
+    assert_eq!(out.stdout.matches(&want).count(), 1, "{out:#?}");
+    assert_eq!(layers_downloaded(&out), 1, "{out:#?}");
+    assert_eq!(cat(&c, "/t1"), cat(&a, "/t1"));
+}
+
+#[test]
+fn registry_inline_cache_rides_in_the_pushed_image() {
+    let addr = common::registry_addr();
+    let ns = namespace(&addr, "inl");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("f", "one\n")]);
+    let image = format!("{ns}/app:1");
+
+    let a = runner(&base);
+    build(&a, ctx.path(), &["--cache-to", "type=inline"]);
+    let (digest_a, _) = push(&a, "app", &image);
+
+    let b = runner(&base);
+    let out = build(
+        &b,
+        ctx.path(),
+        &["--cache-from", &image, "--cache-to", "type=inline"],
+    );
+    let want = format!(" ---> Using cache (registry {ns}/app)");
+    assert_eq!(out.stdout.matches(&want).count(), 5, "{out:#?}");
+    assert!(!out.stdout.contains("Running in"), "{out:#?}");
+    assert_eq!(layers_downloaded(&out), 0, "{out:#?}");
+    // The same record, so the same image with it.
+    assert_eq!(image_id(&b, "app"), image_id(&a, "app"));
+    let (digest_b, _) = push(&b, "app", &format!("{ns}/app:2"));
+    assert_eq!(digest_b, digest_a);
+}
+
+#[test]
+fn registry_down_is_one_warning_and_a_cold_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("f", "one\n")]);
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cache = format!("127.0.0.1:{port}/app/cache");
+    let a = runner(&base);
+    let out = build(&a, ctx.path(), &["--cache-from", &cache]);
+    assert_eq!(out.stderr.matches("warning").count(), 1, "{out:#?}");
+    assert!(out.stderr.contains(&cache), "{out:#?}");
+    assert_eq!(out.stdout.matches("Running in").count(), 3, "{out:#?}");
+}

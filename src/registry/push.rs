@@ -23,6 +23,7 @@ use crate::progress::{self, LayerStatus, Transfer};
 use crate::reference::{Reference, DEFAULT_TAG};
 pub use crate::store::config::ManifestFormat;
 use crate::store::config::{to_canonical_json, Descriptor, ImageConfig, Manifest};
+use crate::store::remote::RemoteSource;
 use crate::store::{BlobCompression, Store};
 
 /// Blobs up to this size go up in one PUT; larger ones in chunks, so a
@@ -172,6 +173,10 @@ pub(crate) struct Blob {
     pub path: std::path::PathBuf,
     /// A repository of the same registry to mount it from.
     pub mount_from: Option<String>,
+    /// A layer the store knows only by this remote blob (a remote build
+    /// cache hit): fetched into the store only if the registry neither has
+    /// the blob nor mounts it.
+    pub fetch: Option<(Store, DiffId)>,
 }
 
 fn push_with(
@@ -278,6 +283,10 @@ fn layer_blobs(
     let sources = mount_sources(store, dest)?;
     for diff_id in &config.rootfs.diff_ids {
         let layer = diff_id.digest();
+        if let Some(blob) = remote_blob(store, diff_id, dest, compression)? {
+            blobs.push_back((layer.clone(), blob));
+            continue;
+        }
         let b = store.layer_blob_with(diff_id, compression, &mut |n| match n {
             // A blob is being made: say so, then how big it has grown (its
             // final size is known only at the end).
@@ -292,10 +301,46 @@ fn layer_blobs(
                 size: b.size,
                 compression: b.compression,
                 mount_from: sources.get(diff_id).cloned(),
+                fetch: None,
             },
         ));
     }
     Ok(blobs)
+}
+
+/// A layer not fetched yet whose remote blob is in `dest`'s registry (and
+/// in a compression the push accepts): pushed by mounting it from there,
+/// never downloaded and uploaded again.
+fn remote_blob(
+    store: &Store,
+    diff_id: &DiffId,
+    dest: &Reference,
+    compression: BlobCompression,
+) -> Result<Option<Blob>, RegistryError> {
+    if !store.is_remote_layer(diff_id)? {
+        return Ok(None);
+    }
+    let record = store.layer_record(diff_id)?;
+    let found = record
+        .into_iter()
+        .flat_map(|r| r.remote)
+        .find_map(|r| match r.source {
+            RemoteSource::Registry {
+                registry,
+                repository,
+            } if registry == dest.domain() && compression.accepts(&r.blob) => {
+                Some((r.blob, repository))
+            }
+            _ => None,
+        });
+    Ok(found.map(|(blob, repository)| Blob {
+        path: store.blob_path(&blob.digest),
+        digest: blob.digest,
+        size: blob.size,
+        compression: blob.compression,
+        mount_from: (repository != dest.path()).then_some(repository),
+        fetch: Some((store.clone(), diff_id.clone())),
+    }))
 }
 
 /// Push each blob on `jobs` threads, stopping at the first error.
@@ -338,6 +383,9 @@ pub(crate) fn push_blob(
             }
             MountResult::Upload(loc) => session = Some(loc),
         }
+    }
+    if let Some((store, diff_id)) = &blob.fetch {
+        store.ensure_layer(diff_id)?;
     }
     progress::layer_status(id, LayerStatus::Pushing);
     let mode = if blob.size <= MONOLITHIC_MAX {

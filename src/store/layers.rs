@@ -58,7 +58,7 @@ impl From<Compression> for BlobCompression {
 
 impl BlobCompression {
     /// Whether a kept blob will do.
-    fn accepts(&self, b: &BlobRecord) -> bool {
+    pub fn accepts(&self, b: &BlobRecord) -> bool {
         if b.compression == self.format {
             return !self.force || self.level.is_none() || b.level == self.level;
         }

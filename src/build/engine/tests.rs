@@ -69,7 +69,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
 fn with_build<T>(
     context: Option<PathBuf>,
     dockerfile: &str,
-    cache: &MemCache,
+    cache: &dyn StepCache,
     f: impl FnOnce(&Build, &Store) -> T,
 ) -> T {
     let dir = tempfile::tempdir().unwrap();
@@ -229,4 +229,64 @@ fn run_sees_args_env_and_proxies_but_keys_only_declared_args() {
         assert!(!opts.env.contains(&"V=given".to_string()));
         assert_eq!(state.visible_args(), ["V=given"]);
     });
+}
+
+/// Logs every key looked up; says every COPY site was seen, so a COPY keys
+/// its sources before it would make a container.
+#[derive(Default)]
+struct KeyLog {
+    keys: RefCell<Vec<CacheKey>>,
+}
+
+impl StepCache for KeyLog {
+    fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        self.keys.borrow_mut().push(key.clone());
+        None
+    }
+
+    fn record(&self, _: &CacheKey, _: &Entry) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn has_site(&self, _: &CacheKey) -> bool {
+        true
+    }
+
+    fn record_site(&self, _: &CacheKey) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn keys_agree_between_two_stores_at_different_times() {
+    let df = "FROM scratch\nENV A=1\nCOPY f d/ /dst/\nRUN echo hi\nLABEL l=$A\n";
+    // Two machines: each its own store and checkout of the context, made
+    // at another time (files an hour apart).
+    let machine = |age: u64| {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::create_dir(ctx.path().join("d")).unwrap();
+        for (name, text) in [("f", "one"), ("d/g", "two")] {
+            let path = ctx.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        let log = KeyLog::default();
+        with_build(Some(ctx.path().to_path_buf()), df, &log, |b, store| {
+            forbid_containers(store);
+            let mut state = state_on(Some(id('1')));
+            run_steps(b, &mut state);
+        });
+        log.keys.take()
+    };
+    let a = machine(0);
+    let b = machine(3600);
+    // ENV, COPY, RUN, LABEL, and the metadata run made an image at its end.
+    assert!(a.len() >= 4, "{a:?}");
+    assert_eq!(a, b);
 }

@@ -169,6 +169,7 @@ impl Endpoint {
                     compression: Compression::None,
                     path: file.map(Path::to_path_buf).unwrap_or_default(),
                     mount_from: mount_from.map(str::to_string),
+                    fetch: None,
                 };
                 Ok(crate::registry::push::push_blob(
                     client,
