@@ -31,7 +31,7 @@ fn rootless_build_copy_through_planted_symlinks_stays_in_the_image() {
 RUN ln -s /../../../..{target} /app && ln -s ../../../..{target} /rel && mkdir /d && ln -s {target} /d/sub
 COPY a.txt /app/
 COPY a.txt /rel/b.txt
-COPY tree /d
+COPY tree/sub /d/sub
 "
     );
     write(
@@ -58,6 +58,17 @@ COPY tree /d
         .success()
         .stdout;
     assert_eq!(out, "aac");
+    // A directory of the context landing on that symlink below the
+    // destination fails, as in Docker BuildKit (`cannot copy to
+    // non-directory`), and writes nothing anywhere.
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM planted\nCOPY tree /d\n")],
+    );
+    let run = s.run(&["build", ctx.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("cannot copy to non-directory: /d/sub"));
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
 }
 
 #[test]
