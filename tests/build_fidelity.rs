@@ -188,3 +188,79 @@ RUN mkdir -p /dst/x /elsewhere /real && echo keep > /dst/x/keep && ln -s /elsewh
     build(&s, dir.path(), "sym").success();
     assert_eq!(sh(&s, "sym", "cat /real/g /elsewhere/file"), "g\nf\n");
 }
+
+#[test]
+fn rootless_fidelity_workdir_makes_its_directory_for_the_user() {
+    let s = strata();
+    let passwd = "root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+app:x:1000:300::/home/app:/bin/sh
+";
+    let dir = context(&[
+        ("passwd", passwd),
+        ("group", "root:x:0:\nnogroup:x:65534:\nstaff:x:300:\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:local
+COPY passwd group /etc/
+WORKDIR /tmp/
+WORKDIR /a//b/../c/.
+WORKDIR rel/x
+USER 1000
+WORKDIR /owned
+WORKDIR sub
+USER app
+WORKDIR /named
+USER app:nogroup
+WORKDIR /named2
+USER 1000:2000
+WORKDIR /owned2/deep
+USER ghost
+WORKDIR /ghost
+USER 1:ghostgrp
+WORKDIR /ghostgrp
+USER nobody
+WORKDIR /tmp
+WORKDIR /
+",
+        ),
+    ]);
+    build(&s, dir.path(), "wd").success();
+    // No RUN follows any WORKDIR, yet each made its directory, for the USER
+    // then in effect (1000 is uid:uid whatever passwd says; an unknown
+    // user is root, an unknown group the user's gid). Docker's owners:
+    let got = sh(
+        &s,
+        "wd",
+        "stat -c '%n %u:%g %a' /a/c /a/c/rel/x /owned /owned/sub /named /named2 \
+         /owned2 /owned2/deep /ghost /ghostgrp; test -e /a/b || echo no /a/b",
+    );
+    let docker = "/a/c 0:0 755
+/a/c/rel/x 0:0 755
+/owned 1000:1000 755
+/owned/sub 1000:1000 755
+/named 1000:300 755
+/named2 1000:65534 755
+/owned2 1000:2000 755
+/owned2/deep 1000:2000 755
+/ghost 0:0 755
+/ghostgrp 1:1 755
+no /a/b
+";
+    assert_eq!(got, docker);
+    // A layer for every WORKDIR but `/` (an empty one where the directory
+    // was there already): Docker's image has 13 layers.
+    let layers = s.run(&["inspect", "-f", "{{len .RootFS.Layers}}", "wd"]);
+    assert_eq!(layers.success().stdout, "13\n");
+    // The config keeps an absolute path as written; a relative one is
+    // joined and cleaned (Docker's WorkingDir for each).
+    for (lines, want) in [
+        ("WORKDIR /tmp/", "/tmp/"),
+        ("WORKDIR /a//b/../c/.", "/a//b/../c/."),
+        ("WORKDIR /a//b/../c/.\nWORKDIR rel/x", "/a/c/rel/x"),
+    ] {
+        let dir = context(&[("Dockerfile", &format!("FROM busybox:local\n{lines}\n"))]);
+        build(&s, dir.path(), "wd1").success();
+        assert_eq!(config(&s, "wd1")["WorkingDir"], want, "{lines}");
+    }
+}

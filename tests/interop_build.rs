@@ -242,6 +242,20 @@ fn compare(name: &str) {
     let our_tree = unpacked_tree(&ours, w);
     let mut their_tree = unpacked_tree(&theirs, w);
     normalise_buildah(&mut their_config, &mut their_tree, &our_tree);
+    for dir in workdirs(&s, &tag) {
+        // Docker (BuildKit) makes every WORKDIR's directory; buildah only
+        // the ones a later step needs.
+        let mut path = Path::new(dir.trim_start_matches('/'));
+        while let (Some(p), Some(ours)) = (path.to_str(), our_tree.get(path.to_str().unwrap())) {
+            their_tree
+                .entry(p.to_string())
+                .or_insert_with(|| ours.clone());
+            path = match path.parent() {
+                Some(up) if !up.as_os_str().is_empty() => up,
+                _ => break,
+            };
+        }
+    }
     compare_trees(&our_tree, &their_tree, &mut differ);
     let (ours, theirs) = (config(our_config), config(their_config));
     for (k, v) in &ours {
@@ -257,6 +271,33 @@ fn compare(name: &str) {
         "{name}: strata and buildah differ:\n{}",
         differ.join("\n")
     );
+}
+
+/// The directories strata's WORKDIR steps made for `tag`, cleaned: the
+/// WorkingDir of each WORKDIR step's image.
+fn workdirs(s: &Strata, tag: &str) -> Vec<String> {
+    let format = "{{.ID}} {{.CreatedBy}}";
+    let history = s.run(&["history", "--no-trunc", "--format", format, tag]);
+    let mut dirs = Vec::new();
+    for line in history.success().stdout.lines() {
+        let (id, by) = line.split_once(' ').unwrap();
+        if id != "<missing>" && by.contains("#(nop) WORKDIR ") {
+            let out = s.run(&["inspect", "-f", "{{.Config.WorkingDir}}", id]);
+            let dir = out.success().stdout.trim().to_string();
+            let mut clean: Vec<&str> = Vec::new();
+            for c in dir.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => {
+                        clean.pop();
+                    }
+                    c => clean.push(c),
+                }
+            }
+            dirs.push(format!("/{}", clean.join("/")));
+        }
+    }
+    dirs
 }
 
 fn strata_build(s: &Strata, ctx: &Path, tag: &str, args: &[(String, String)]) {
@@ -712,6 +753,18 @@ fn normalise_buildah(
             }
         }
     }
+    // Docker (BuildKit) makes a WORKDIR's directory in a layer of its own
+    // (any path but `/`); buildah records the step as an empty layer.
+    if let Some(history) = c.get_mut("history").and_then(|h| h.as_array_mut()) {
+        for h in history {
+            let by = h["created_by"].as_str().unwrap_or_default();
+            let dir = by.split_once("#(nop) WORKDIR ").map(|(_, d)| d.trim());
+            if dir.is_some_and(|d| d != "/") {
+                h["empty_layer"] = serde_json::Value::Null;
+            }
+        }
+    }
+    let cfg = &mut c["config"];
     // buildah writes "", [] and {} where Docker leaves a field out (null).
     if let Some(fields) = cfg.as_object_mut() {
         for v in fields.values_mut() {

@@ -196,7 +196,7 @@ impl ConfigEditor {
             }
             Instruction::Workdir(dir) => {
                 let base = rc.working_dir.as_deref().unwrap_or("/");
-                rc.working_dir = Some(join_workdir(base, dir));
+                rc.working_dir = Some(workdir(base, dir));
             }
             Instruction::Healthcheck(hc) => rc.healthcheck = Some(healthcheck(hc)),
             Instruction::Onbuild(_) => rc
@@ -311,7 +311,17 @@ fn healthcheck(hc: &Healthcheck) -> Value {
     Value::Object(out)
 }
 
-/// WORKDIR `dir` relative to the current one, cleaned like Go's path.Clean.
+/// The config's WorkingDir after `WORKDIR dir`, as Docker (BuildKit and the
+/// classic builder) records it: an absolute path as written (`/tmp/` stays
+/// `/tmp/`), a relative one joined to the current one and cleaned.
+pub fn workdir(current: &str, dir: &str) -> String {
+    match dir.starts_with('/') {
+        true => dir.to_string(),
+        false => join_workdir(current, dir),
+    }
+}
+
+/// `dir` relative to `current`, cleaned like Go's path.Clean.
 pub fn join_workdir(current: &str, dir: &str) -> String {
     let joined = if dir.starts_with('/') {
         dir.to_string()
@@ -458,6 +468,21 @@ mod tests {
             ("/", "..", "/"),
         ] {
             assert_eq!(join_workdir(cur, dir), want);
+        }
+    }
+
+    #[test]
+    fn workdir_keeps_absolute_paths_as_written() {
+        // From Docker BuildKit (docker.io 20.10): `WORKDIR /tmp/` gives
+        // "/tmp/", `WORKDIR /a//b/../c/.` "/a//b/../c/.", and a relative
+        // `rel/x` after it "/a/c/rel/x".
+        for (cur, dir, want) in [
+            ("/", "/tmp/", "/tmp/"),
+            ("/tmp/", "/a//b/../c/.", "/a//b/../c/."),
+            ("/a//b/../c/.", "rel/x", "/a/c/rel/x"),
+            ("/owned", "sub", "/owned/sub"),
+        ] {
+            assert_eq!(workdir(cur, dir), want);
         }
     }
 }

@@ -160,6 +160,16 @@ pub(crate) fn chown_ids(
     Ok(Some((uid, gid)))
 }
 
+/// Makes the directory `dir` (a container path, cleaned first) in `rootfs`
+/// as Docker's `MkdirAll` does for a WORKDIR: missing components 0755,
+/// owned by `owner`, symlinks on the way followed inside the root; what
+/// exists is left as it is.
+pub fn make_dir(rootfs: &Path, dir: &str, owner: (u32, u32)) -> Result<(), CopyError> {
+    let mut tree = Tree::open(rootfs)?;
+    tree.open_dir(&clean_dest(dir), owner)?;
+    tree.finish()
+}
+
 /// Is `dest` (as written in the Dockerfile) a directory by its spelling?
 pub(crate) fn names_dir(dest: &str) -> bool {
     dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest.is_empty()

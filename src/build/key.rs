@@ -78,6 +78,9 @@ pub enum Op<'a> {
     /// A metadata instruction after expansion, normalised
     /// ([`crate::build::config_steps::normalised`]).
     Config { instruction: &'a str },
+    /// A WORKDIR that makes its directory: the path as the config takes it
+    /// (the USER it is made for and the image's passwd are the parent's).
+    Workdir { path: &'a str },
     /// `build --label`s on the final image.
     Labels(&'a BTreeMap<String, String>),
 }
@@ -130,6 +133,7 @@ pub fn key(parent: Parent, op: &Op) -> CacheKey {
             }
         }
         Op::Config { instruction } => h.fields(&["CONFIG", instruction]),
+        Op::Workdir { path } => h.fields(&["WORKDIR", path]),
         Op::Labels(labels) => {
             h.field("LABELS");
             for (k, v) in *labels {

@@ -63,6 +63,8 @@ pub enum StepKind {
     Run,
     Copy,
     Add,
+    /// WORKDIR: a config change, and its directory made in a layer.
+    Workdir,
     /// ARG: a value for later steps, no config change.
     Arg,
     /// ENV, LABEL, CMD, ...: a config change only.
@@ -82,6 +84,7 @@ impl StepKind {
             Instruction::Copy(_) => StepKind::Copy,
             Instruction::Add(_) => StepKind::Add,
             Instruction::Arg(_) => StepKind::Arg,
+            Instruction::Workdir(_) => StepKind::Workdir,
             _ => StepKind::Config,
         }
     }

@@ -4,7 +4,7 @@
 //! ```text
 //! expand (over the stage's ARG/ENV) -> key (pure) -> lookup (StepCache)
 //!   hit  -> the recorded image: no container, no mount, no walk
-//!   miss -> execute (run.rs | copy/ | meta.rs) -> commit -> record
+//!   miss -> execute (run.rs | copy/ | workdir.rs | meta.rs) -> commit -> record
 //! ```
 //!
 //! A RUN, COPY or ADD makes a layer in a working container owned by a
@@ -24,6 +24,7 @@ mod run;
 mod stage;
 #[cfg(test)]
 mod tests;
+mod workdir;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -320,6 +321,7 @@ impl Build<'_> {
             StepKind::Arg => meta::arg(self, state, step, &instruction, globals),
             StepKind::Config => meta::config(self, state, step, &instruction),
             StepKind::Run => run::execute(self, state, &instruction),
+            StepKind::Workdir => workdir::execute(self, state, step, &instruction),
             StepKind::Copy | StepKind::Add => {
                 copy::execute(self, state, step, &instruction, stage, done)
             }

@@ -341,7 +341,7 @@ fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<Option<(u32, u32)>, Step
 
 /// Reads a file of the image through the mounted rootfs without leaving it
 /// (an image's /etc/passwd may be a symlink to anywhere).
-fn read_in_root(root: &Path, path: &str) -> String {
+pub(super) fn read_in_root(root: &Path, path: &str) -> String {
     let Ok(dir) = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

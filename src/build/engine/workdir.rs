@@ -1,0 +1,112 @@
+//! The WORKDIR executor, as Docker's BuildKit: the config takes the path
+//! ([`workdir`]: absolute as written, relative joined) and, unless it is
+//! `/`, the directory is made in a layer of its own, every time (relative
+//! ones too, whether or not a RUN follows), owned by the USER in effect. A
+//! directory that exists is left as it is: the layer is then empty, as in
+//! Docker's image.
+
+use strata_parser::instructions::UserGroup;
+use strata_parser::{Instruction, Step};
+
+use super::container::WorkingContainer;
+use super::copy::read_in_root;
+use super::stage::StageState;
+use super::{meta, Build, Done};
+use crate::build::cache::Entry;
+use crate::build::config_steps::workdir;
+use crate::build::copy::{chown_ids, make_dir};
+use crate::build::error::StepFailure;
+use crate::build::key::{self, Op};
+
+pub(super) fn execute(
+    b: &Build,
+    state: &mut StageState,
+    step: &Step,
+    instruction: &Instruction,
+) -> Result<Done, StepFailure> {
+    let Instruction::Workdir(dir) = instruction else {
+        return Err(StepFailure::NotHere(instruction.keyword()));
+    };
+    let rc = state.config().config.as_ref();
+    let current = rc.and_then(|c| c.working_dir.as_deref()).unwrap_or("/");
+    let path = workdir(current, dir);
+    // BuildKit compares the path as written: only `/` itself makes no layer.
+    if path == "/" {
+        return meta::config(b, state, step, instruction);
+    }
+    let user = rc.and_then(|c| c.user.clone()).unwrap_or_default();
+    let key = key::key(state.parent(), &Op::Workdir { path: &path });
+    if let Some(id) = b.lookup_image(&key) {
+        return Ok(Done::Cached(id));
+    }
+    let c = WorkingContainer::create(
+        b.store,
+        b.stand_on(state)?,
+        vec!["WORKDIR".into()],
+        b.driver(),
+    )?;
+    {
+        let root = c.mount()?;
+        let passwd = read_in_root(root.path(), "/etc/passwd");
+        let groups = read_in_root(root.path(), "/etc/group");
+        make_dir(root.path(), &path, owner(&user, &passwd, &groups))?;
+    }
+    state.editor.apply(step, instruction)?;
+    let created_by = format!("/bin/sh -c #(nop) {}", step.raw.original.trim());
+    let done = b.commit_layer(state, &c, created_by)?;
+    if let Done::Built { id, .. } = &done {
+        b.record(&key, &Entry::Image(id.clone()));
+    }
+    Ok(done)
+}
+
+/// The ids BuildKit makes a WORKDIR for, from the config's `User`: those
+/// `COPY --chown=<User>` gives ([`chown_ids`]: a numeric user with no group
+/// is uid:uid), except that a name the image does not know is no error: an
+/// unknown user is 0:0, an unknown group leaves the user's gid.
+fn owner(user: &str, passwd: &str, groups: &str) -> (u32, u32) {
+    let (name, group) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let ids = |user: &str, group: Option<&str>| {
+        let ug = UserGroup {
+            user: user.to_string(),
+            group: group.map(str::to_string),
+        };
+        chown_ids(&ug, passwd, groups).ok().flatten()
+    };
+    let (uid, user_gid) = ids(name, None).unwrap_or((0, 0));
+    let gid = match group {
+        None => user_gid,
+        Some(g) => ids("0", Some(g)).map_or(user_gid, |(_, gid)| gid),
+    };
+    (uid, gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn owner_as_buildkit() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n\
+                      app:x:1000:300::/home/app:/bin/sh\n";
+        let groups = "root:x:0:\nnogroup:x:65534:\nstaff:x:300:\n";
+        // Taken from Docker BuildKit (docker.io 20.10), the owner of the
+        // directory `USER <user>` then `WORKDIR /new` makes.
+        for (user, want) in [
+            ("", (0, 0)),
+            ("1000", (1000, 1000)), // not app's group 300: a number is uid:uid
+            ("1000:2000", (1000, 2000)),
+            ("nobody", (65534, 65534)),
+            ("nobody:nogroup", (65534, 65534)),
+            ("app", (1000, 300)),
+            ("ghost", (0, 0)),      // unknown user: root, no error
+            ("1:ghostgrp", (1, 1)), // unknown group: the user's gid
+            ("app:staff", (1000, 300)),
+        ] {
+            assert_eq!(owner(user, passwd, groups), want, "USER {user}");
+        }
+    }
+}
