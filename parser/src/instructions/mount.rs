@@ -65,12 +65,15 @@ pub enum Mount {
     Tmpfs {
         /// Mount point.
         target: String,
-        /// `size=` in bytes.
+        /// `size=` in bytes (`64m`, `1g`: binary units, as Docker's).
         size: Option<Deferred<u64>>,
+        /// `ro`.
+        readonly: bool,
     },
     /// A build secret as a file (and/or environment variable).
     Secret {
-        /// Secret id (default: the target's file name).
+        /// Secret id (`id=`, or BuildKit's `source=`; default: the
+        /// target's file name).
         id: Option<String>,
         /// File path (default `/run/secrets/<id>`).
         target: Option<String>,
@@ -92,6 +95,40 @@ pub enum Mount {
         /// Owner and mode of the socket.
         ownership: Ownership,
     },
+}
+
+/// A size as Docker's `RAMInBytes` reads it (`^(\d+(\.\d+)*) ?([kmgtp])?i?b?$`,
+/// any case): a number, then an optional binary unit (`64m`, `1.5GiB`,
+/// `512 kb`, `4096`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size {text:?} (expected e.g. 64m or 1g)");
+    let mut rest = text.to_ascii_lowercase();
+    for suffix in ['b', 'i'] {
+        if rest.ends_with(suffix) {
+            rest.pop();
+        }
+    }
+    let shift = match rest.pop() {
+        Some(c) if "kmgtp".contains(c) => 10 * ("kmgtp".find(c).unwrap_or(0) + 1),
+        Some(c) => {
+            rest.push(c);
+            0
+        }
+        None => return Err(bad()),
+    };
+    let number = rest.strip_suffix(' ').unwrap_or(&rest);
+    let digits = number
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !digits {
+        return Err(bad());
+    }
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = value * (1u64 << shift) as f64;
+    if bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 /// Splits on commas outside double quotes, removing the quotes.
@@ -272,8 +309,16 @@ impl Options {
     }
 
     fn secret(&mut self) -> Result<Mount, InstructionError> {
+        // A secret is always mounted read-only: `ro`/`rw` are accepted, as
+        // BuildKit does, and change nothing.
+        self.readonly(true)?;
+        let id = self.string(&["id"])?;
+        let source = self.string(&["source", "src"])?;
+        if id.is_some() && source.is_some() {
+            return Err(bad("both source and id can't be set".to_string()));
+        }
         let mount = Mount::Secret {
-            id: self.string(&["id"])?,
+            id: id.or(source),
             target: self.target()?,
             env: self.string(&["env"])?,
             required: self.boolean(&["required"])?,
@@ -302,15 +347,20 @@ impl Mount {
             "cache" => opts.cache()?,
             "tmpfs" => Mount::Tmpfs {
                 target: opts.required_target()?,
-                size: opts.deferred("size", parse_number)?,
+                size: opts.deferred("size", parse_size)?,
+                readonly: opts.readonly(false)?,
             },
             "secret" => opts.secret()?,
-            "ssh" => Mount::Ssh {
-                id: opts.string(&["id"])?,
-                target: opts.target()?,
-                required: opts.boolean(&["required"])?,
-                ownership: opts.ownership()?,
-            },
+            "ssh" => {
+                // Read-only like a secret: `ro`/`rw` change nothing.
+                opts.readonly(true)?;
+                Mount::Ssh {
+                    id: opts.string(&["id"])?,
+                    target: opts.target()?,
+                    required: opts.boolean(&["required"])?,
+                    ownership: opts.ownership()?,
+                }
+            }
             other => {
                 return Err(bad(format!(
                     "unsupported mount type {other:?} (expected bind, cache, secret, ssh or tmpfs)"
@@ -325,6 +375,32 @@ impl Mount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_docker_reads_them() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("4096", Some(4096)),
+            ("64m", Some(64 << 20)),
+            ("64M", Some(64 << 20)),
+            ("1g", Some(1 << 30)),
+            ("1.5k", Some(1536)),
+            ("2kb", Some(2048)),
+            ("2KiB", Some(2048)),
+            ("10b", Some(10)),
+            ("", None),
+            ("m", None),
+            ("1x", None),
+            ("-1", None),
+            ("1ib", Some(1)),
+            ("3 m", Some(3 << 20)),
+            ("1.2.3", None),
+            (" 1", None),
+            ("99999999p", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text).ok(), *want, "{text}");
+        }
+    }
 
     #[test]
     fn typed_mounts() {
@@ -358,9 +434,22 @@ mod tests {
             Mount::parse("type=tmpfs,dst=/t,size=1024").unwrap(),
             Mount::Tmpfs {
                 target: "/t".into(),
-                size: Some(Deferred::Value(1024))
+                size: Some(Deferred::Value(1024)),
+                readonly: false,
             }
         );
+        assert!(matches!(
+            Mount::parse("type=tmpfs,dst=/t,ro").unwrap(),
+            Mount::Tmpfs { readonly: true, .. }
+        ));
+        assert!(matches!(
+            Mount::parse("type=secret,src=tok,ro").unwrap(),
+            Mount::Secret { id: Some(id), .. } if id == "tok"
+        ));
+        assert!(matches!(
+            Mount::parse("type=ssh,rw=true").unwrap(),
+            Mount::Ssh { .. }
+        ));
         assert!(matches!(
             Mount::parse("type=secret,id=aws,required=true").unwrap(),
             Mount::Secret { required: true, .. }
@@ -402,6 +491,13 @@ mod tests {
             ("type=ssh,required=maybe", "invalid --mount: invalid value \"maybe\" for required: expected true or false"),
             ("type=bind,target", "invalid --mount: target needs a value (target=...)"),
             ("type=bind,target=/x,ro,rw", "invalid --mount: ro and rw given together"),
+            ("type=bind,target=/x,bind-propagation=shared", "invalid --mount: unexpected key \"bind-propagation\" for type=bind"),
+            ("type=cache,target=/x,bind-propagation=rshared", "invalid --mount: unexpected key \"bind-propagation\" for type=cache"),
+            ("type=tmpfs,target=/x,tmpfs-mode=1777", "invalid --mount: unexpected key \"tmpfs-mode\" for type=tmpfs"),
+            ("type=bind,target=/x,mode=0700", "invalid --mount: unexpected key \"mode\" for type=bind"),
+            ("type=tmpfs,target=/x,required", "invalid --mount: unexpected key \"required\" for type=tmpfs"),
+            ("type=secret,id=a,source=b", "invalid --mount: both source and id can't be set"),
+            ("type=tmpfs,target=/x,size=12q", "invalid --mount: size: invalid size \"12q\" (expected e.g. 64m or 1g)"),
         ];
         for (value, want) in cases {
             assert_eq!(
