@@ -61,13 +61,45 @@ impl FileLock {
         }
     }
 
+    /// Blocks until the lock on `path` (created if missing) is ours,
+    /// shared with other shared holders or exclusive.
+    pub fn lock(path: &Path, shared: bool) -> Result<FileLock, StoreError> {
+        let file = open_lock_file(path)?;
+        let op = match shared {
+            true => FlockOperation::LockShared,
+            false => FlockOperation::LockExclusive,
+        };
+        rustix::fs::flock(&file, op).map_err(|e| io_err("lock", path)(e.into()))?;
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// [`FileLock::lock`] without waiting: `None` if it is held.
+    pub fn try_lock(path: &Path, shared: bool) -> Result<Option<FileLock>, StoreError> {
+        let file = open_lock_file(path)?;
+        let op = match shared {
+            true => FlockOperation::NonBlockingLockShared,
+            false => FlockOperation::NonBlockingLockExclusive,
+        };
+        match rustix::fs::flock(&file, op) {
+            Ok(()) => Ok(Some(FileLock {
+                file,
+                path: path.to_path_buf(),
+            })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(io_err("lock", path)(e.into())),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether the locked file is still the one at `path` (not unlinked and
     /// replaced by a pruner between our open and our flock).
-    fn still_linked(&self) -> Result<bool, StoreError> {
+    pub(crate) fn still_linked(&self) -> Result<bool, StoreError> {
         let held = self.file.metadata().map_err(io_err("stat", &self.path))?;
         match fs::metadata(&self.path) {
             Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),

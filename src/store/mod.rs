@@ -18,6 +18,8 @@
 //! ├── containers/<id>/        working containers (sandbox's); state.json names
 //! │                           the image, which `rmi` respects
 //! ├── cache/                  build cache (step key -> image id)
+//! ├── cache-mounts/<key>/     RUN --mount=type=cache directories, each with
+//! │                           its own lock (see the `cache_mounts` module)
 //! └── tmp/<pid>-<rand>/       staging, one directory per operation, alive while
 //!     tmp/<pid>-<rand>.lock   its lock file is flock'ed by the owning process
 //! ```
@@ -51,6 +53,7 @@
 //! [`Store::prepare_layer_tar`]; [`Store::layer_blob`] for a compressed blob
 //! of a layer (made once, kept); [`transport`] for archives and layouts.
 
+mod cache_mounts;
 mod check;
 pub mod config;
 pub mod fsutil;
@@ -63,6 +66,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use cache_mounts::{CacheMount, CacheSharing};
 pub use check::{CheckReport, DiskUsage, PruneReport, UsageRow};
 pub use config::{ImageConfig, RunConfig};
 pub use fsutil::{FileLock, Staging};
