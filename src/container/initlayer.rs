@@ -45,7 +45,8 @@ pub fn build(init: &Path, lowers: &[PathBuf], points: &[MountPoint]) -> Result<(
     fs::create_dir(init).map_err(err("create", init))?;
     let mut mirrored: Vec<(PathBuf, fs::Metadata)> = Vec::new();
     'points: for point in points {
-        let parts: Vec<&std::ffi::OsStr> = Path::new(point.path)
+        let resolved = resolve(lowers, Path::new(point.path));
+        let parts: Vec<&std::ffi::OsStr> = resolved
             .components()
             .filter_map(|c| match c {
                 Component::Normal(n) => Some(n),
@@ -96,6 +97,48 @@ pub fn build(init: &Path, lowers: &[PathBuf], points: &[MountPoint]) -> Result<(
     Ok(())
 }
 
+/// How many symlinks a path may go through (the kernel's limit).
+const MAX_HOPS: usize = 40;
+
+/// `path` (absolute) with the image's symlinks on the way followed inside
+/// the image, as the sandbox's openat2 `RESOLVE_IN_ROOT` will follow them:
+/// a mount point behind `/a -> /inside` is made at `/inside/...`, in this
+/// layer, never in the container's writable one. Relative to the root.
+fn resolve(lowers: &[PathBuf], path: &Path) -> PathBuf {
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> =
+        path.iter().map(|p| p.to_os_string()).collect();
+    let mut out = PathBuf::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.to_str() {
+            Some("/" | ".") => continue,
+            Some("..") => {
+                out.pop();
+                continue;
+            }
+            _ => out.push(&part),
+        }
+        let link = match lookup(lowers, &out) {
+            Some((p, meta)) if meta.file_type().is_symlink() => fs::read_link(p),
+            _ => continue,
+        };
+        hops += 1;
+        // Past the limit, or unreadable: left as it is; the sandbox fails.
+        let Ok(target) = link else { return out };
+        if hops > MAX_HOPS {
+            return out;
+        }
+        out.pop();
+        if target.is_absolute() {
+            out = PathBuf::new();
+        }
+        for (i, p) in target.iter().enumerate() {
+            todo.insert(i, p.to_os_string());
+        }
+    }
+    out
+}
+
 fn mkdir(path: &Path, mode: u32) -> Result<(), InitLayerError> {
     fs::DirBuilder::new()
         .mode(mode)
@@ -135,6 +178,21 @@ mod tests {
                 is_dir: true,
             },
         ];
+        std::os::unix::fs::symlink("/inside", image.join("link")).unwrap();
+        std::os::unix::fs::symlink("../../inside", image.join("rel")).unwrap();
+        fs::create_dir(image.join("inside")).unwrap();
+        assert_eq!(
+            resolve(std::slice::from_ref(&image), Path::new("/link/a/b")),
+            Path::new("inside/a/b")
+        );
+        assert_eq!(
+            resolve(std::slice::from_ref(&image), Path::new("/rel/a")),
+            Path::new("inside/a")
+        );
+        assert_eq!(
+            resolve(std::slice::from_ref(&image), Path::new("/x/../link")),
+            Path::new("inside")
+        );
         build(&init, std::slice::from_ref(&image), &points).unwrap();
         assert!(!init.join("proc").exists(), "the image has /proc");
         assert!(init.join("dev").is_dir());

@@ -412,11 +412,20 @@ impl Differ<'_> {
         Ok(any)
     }
 
+    /// A mount point of the init layer the run left as it was: an empty
+    /// file, or a directory holding only such mount points (`/a/b` made
+    /// for a mount at `/a/b/c`).
     fn is_untouched_mount_point(&self, rel: &Path, meta: &Metadata) -> bool {
         match fs::symlink_metadata(self.init.join(rel)) {
-            Ok(m) if m.is_dir() && meta.is_dir() => fs::read_dir(self.rootfs.join(rel))
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false),
+            Ok(m) if m.is_dir() && meta.is_dir() => match fs::read_dir(self.rootfs.join(rel)) {
+                Ok(entries) => entries.flatten().all(|e| {
+                    let child = rel.join(e.file_name());
+                    lookup(self.lowers, &child).is_none()
+                        && e.metadata()
+                            .is_ok_and(|m| self.is_untouched_mount_point(&child, &m))
+                }),
+                Err(_) => false,
+            },
             Ok(m) if m.is_file() && meta.is_file() => meta.len() == 0,
             _ => false,
         }
