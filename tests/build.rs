@@ -209,7 +209,7 @@ fn rootless_build_failures_say_where() {
 
     let mounts = context(&[(
         "Dockerfile",
-        "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+        "FROM busybox\nRUN --mount=type=secret,id=t true\n",
     )]);
     let run = build(&s, mounts.path(), &[]);
     assert_eq!(run.code, Some(1));

@@ -232,6 +232,8 @@ pub enum StepFailure {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Mount(#[from] super::mounts::MountError),
     #[error("writing {path}")]
     Write {
         path: std::path::PathBuf,

@@ -67,6 +67,9 @@ pub enum Op<'a> {
         /// The build args in its environment, `NAME=value`, sorted.
         args: &'a [String],
         network: &'a str,
+        /// One line per `--mount`: its definition and, for a bind, the
+        /// digest of what it shows (never a secret's value).
+        mounts: &'a [String],
     },
     Copy {
         /// `COPY` or `ADD`.
@@ -111,11 +114,17 @@ pub fn key(parent: Parent, op: &Op) -> CacheKey {
             argv,
             args,
             network,
+            mounts,
         } => {
             h.field("RUN");
             h.list(argv);
             h.list(args);
             h.field(network);
+            // No mounts hash as before mounts were keyed: existing caches
+            // stay valid.
+            if !mounts.is_empty() {
+                h.list(mounts);
+            }
         }
         Op::Copy {
             keyword,
@@ -207,10 +216,12 @@ mod tests {
         let args = s(&["V=1"]);
         let args2 = s(&["V=2"]);
         let split = s(&["/bin/sh", "-c make"]);
+        let mount = s(&[r#"{"type":"tmpfs","target":"/t"}"#]);
         let run = |argv, args| Op::Run {
             argv,
             args,
             network: "Host",
+            mounts: &[],
         };
         let copy = |params, sources| Op::Copy {
             keyword: "COPY",
@@ -275,6 +286,43 @@ mod tests {
                         argv: &argv,
                         args: &args,
                         network: "None",
+                        mounts: &[],
+                    },
+                ),
+                false,
+            ),
+            (
+                "a mount",
+                (Parent::Image(&a), run(&argv, &args)),
+                (
+                    Parent::Image(&a),
+                    Op::Run {
+                        argv: &argv,
+                        args: &args,
+                        network: "Host",
+                        mounts: &mount,
+                    },
+                ),
+                false,
+            ),
+            (
+                "a mount is not an argument",
+                (
+                    Parent::Image(&a),
+                    Op::Run {
+                        argv: &argv,
+                        args: &mount,
+                        network: "Host",
+                        mounts: &[],
+                    },
+                ),
+                (
+                    Parent::Image(&a),
+                    Op::Run {
+                        argv: &argv,
+                        args: &[],
+                        network: "Host",
+                        mounts: &mount,
                     },
                 ),
                 false,

@@ -16,7 +16,7 @@
 //! also for `commit --change` and `import --change`), [`context`] (the
 //! build context and the sources one COPY selects), [`copy`] (writing them
 //! into a root file system), [`dockerignore`] (Docker's pattern matching),
-//! [`fetch`] (ADD's downloads).
+//! [`fetch`] (ADD's downloads), [`mounts`] (RUN's `--mount`s).
 //!
 //! Beside the build, [`lint`] checks its Dockerfile (BuildKit's build
 //! checks) with what the store and the context know.
@@ -32,6 +32,7 @@ pub mod error;
 pub mod fetch;
 pub mod key;
 pub mod lint;
+pub mod mounts;
 pub mod output;
 pub mod plan;
 pub mod remote;

@@ -9,7 +9,7 @@ use super::settings::Settings;
 use crate::container::{self, run::RunOptions, NewContainer};
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::spawn::{Input, Output};
-use crate::sandbox::spec::{Bind, Network};
+use crate::sandbox::spec::{Bind, Mount, Network};
 use crate::store::{RunConfig, Store};
 
 #[derive(Debug, clap::Args)]
@@ -68,7 +68,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
     )?;
     let config = store.config(&image)?.config.unwrap_or_default();
     let argv = command_line(&config, args.entrypoint.as_deref(), &args.command)?;
-    let binds = args
+    let mounts = args
         .volume
         .iter()
         .map(|v| parse_volume(v))
@@ -104,7 +104,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
             .unwrap_or_default(),
         workdir_for_user: false,
         network: args.network,
-        binds,
+        mounts,
         tty: args.tty,
         input: if args.interactive {
             Input::Inherit
@@ -197,7 +197,7 @@ fn command_line(
     Ok(argv)
 }
 
-fn parse_volume(spec: &str) -> Result<Bind> {
+fn parse_volume(spec: &str) -> Result<Mount> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (host, target, readonly) = match parts.as_slice() {
         [h, t] => (*h, *t, false),
@@ -209,12 +209,13 @@ fn parse_volume(spec: &str) -> Result<Bind> {
         bail!("invalid volume {spec:?}: the container path must be absolute");
     }
     let source = std::fs::canonicalize(host).with_context(|| format!("volume source {host}"))?;
-    Ok(Bind {
+    Ok(Mount::Bind(Bind {
         source,
+        within: None,
         target: target.to_string(),
         readonly,
         optional: false,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -247,7 +248,10 @@ mod tests {
 
     #[test]
     fn volumes_parse() {
-        assert!(parse_volume("/tmp:/data:ro").unwrap().readonly);
+        assert!(matches!(
+            parse_volume("/tmp:/data:ro").unwrap(),
+            Mount::Bind(Bind { readonly: true, .. })
+        ));
         assert!(parse_volume("/tmp:data").is_err());
         assert!(parse_volume("/tmp:/d:xx").is_err());
     }

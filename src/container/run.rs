@@ -9,7 +9,7 @@ use super::{Container, ContainerError, Status};
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::driver::{self, Layout, MountError};
 use crate::sandbox::spawn::{self, Input, Output, SpawnError};
-use crate::sandbox::spec::{Bind, Network, ProcessSpec};
+use crate::sandbox::spec::{Bind, Mount, Network, ProcessSpec};
 use crate::store::{FileLock, Store};
 
 /// The host files a container sees its own copies of (Docker does the same:
@@ -43,7 +43,8 @@ pub struct RunOptions {
     /// See [`ProcessSpec::workdir_for_user`].
     pub workdir_for_user: bool,
     pub network: Network,
-    pub binds: Vec<Bind>,
+    /// `-v` binds, or a RUN step's mounts, after the name files.
+    pub mounts: Vec<Mount>,
     pub tty: bool,
     pub input: Input,
     /// Where the process's stdout and stderr go.
@@ -59,8 +60,8 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
     let image_lowers = store
         .lowerdirs(&container.state.image)
         .map_err(ContainerError::from)?;
-    let mut binds = name_file_binds(container)?;
-    binds.extend(opts.binds);
+    let mut mounts = name_file_binds(container)?;
+    mounts.extend(opts.mounts);
     let init = container.dir.join("init");
     let mut points = vec![
         MountPoint {
@@ -72,9 +73,9 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
             is_dir: true,
         },
     ];
-    points.extend(binds.iter().map(|b| MountPoint {
-        path: &b.target,
-        is_dir: b.source.is_dir(),
+    points.extend(mounts.iter().map(|m| MountPoint {
+        path: m.target(),
+        is_dir: m.is_dir(),
     }));
     initlayer::build(&init, &image_lowers, &points)?;
     let lowers: Vec<PathBuf> = std::iter::once(init.clone()).chain(image_lowers).collect();
@@ -88,7 +89,7 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
         workdir_for_user: opts.workdir_for_user,
         hostname: container.short_id().to_string(),
         network: opts.network,
-        binds,
+        mounts,
         tty: opts.tty,
     };
     container.state.status = Status::Running {
@@ -173,7 +174,7 @@ pub fn mount_rootfs(store: &Store, container: &Container) -> Result<MountedRoot,
 }
 
 /// Copies of the host's /etc/hosts and /etc/resolv.conf, for binding.
-fn name_file_binds(container: &Container) -> Result<Vec<Bind>, ContainerError> {
+fn name_file_binds(container: &Container) -> Result<Vec<Mount>, ContainerError> {
     let mut binds = Vec::new();
     for (host, name) in NAME_FILES {
         let copy: PathBuf = container.dir.join(name);
@@ -182,12 +183,13 @@ fn name_file_binds(container: &Container) -> Result<Vec<Bind>, ContainerError> {
             // A host without the file gives the container none either.
             Err(_) => continue,
         }
-        binds.push(Bind {
+        binds.push(Mount::Bind(Bind {
             source: copy,
+            within: None,
             target: host.to_string(),
             readonly: false,
             optional: true,
-        });
+        }));
     }
     Ok(binds)
 }

@@ -1,11 +1,14 @@
-//! Pid 1's view of the world: /proc, a minimal /dev, the binds, then
-//! pivot_root into the container's root file system.
+//! Pid 1's view of the world: /proc, a minimal /dev, the mounts (binds
+//! and tmpfs), then pivot_root into the container's root file system.
 //!
 //! The image is untrusted: every mount point is opened inside the rootfs
 //! with openat2 (RESOLVE_IN_ROOT, and RESOLVE_NO_SYMLINKS where a symlink
 //! has no business being) and mounted onto through /proc/self/fd, so a
 //! symlink the image placed at /proc, /dev or /etc/resolv.conf can never
-//! make strata mount or write outside the rootfs.
+//! make strata mount or write outside the rootfs. A bind's source given
+//! `within` a directory (a stage's root, a cache mount) is opened the same
+//! way inside that directory, and the mount is made from that descriptor,
+//! so what is mounted is what was resolved, even if the tree changes.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -13,7 +16,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use super::spec::{Bind, ProcessSpec};
+use super::spec::{Bind, Mount, ProcessSpec, Tmpfs};
 
 /// Device nodes bound from the host, as Docker's default set.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -65,12 +68,29 @@ fn open_in(root: &OwnedFd, path: &str, no_symlinks: bool) -> Result<OwnedFd, Roo
     if no_symlinks {
         resolve |= ResolveFlags::NO_SYMLINKS;
     }
+    open_resolved(root, path, OFlags::NOFOLLOW, resolve)
+}
+
+/// `path` inside `root` with every symlink, the last one too, followed
+/// there: the descriptor is never a symlink, so mounting from it can never
+/// follow one anew, outside (a stage's `/rootdir -> /` is its own root).
+fn open_followed(root: &OwnedFd, path: &str) -> Result<OwnedFd, RootfsError> {
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    open_resolved(root, path, OFlags::empty(), resolve)
+}
+
+fn open_resolved(
+    root: &OwnedFd,
+    path: &str,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, RootfsError> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     rustix::fs::openat2(
         root,
         rel,
-        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        OFlags::PATH | OFlags::CLOEXEC | flags,
         Mode::empty(),
         resolve,
     )
@@ -136,8 +156,11 @@ pub fn enter(spec: &ProcessSpec) -> Result<(), RootfsError> {
         "/proc",
     )?;
     setup_dev(&root)?;
-    for bind in &spec.binds {
-        bind_mount(&root, bind)?;
+    for m in &spec.mounts {
+        match m {
+            Mount::Bind(bind) => bind_mount(&root, bind)?,
+            Mount::Tmpfs(tmpfs) => tmpfs_mount(&root, tmpfs)?,
+        }
     }
 
     rustix::process::fchdir(&root).map_err(|e| io("chdir", label.clone())(errno(e)))?;
@@ -241,15 +264,47 @@ fn kind(is_dir: bool) -> &'static str {
     }
 }
 
+/// The source of `bind`, as an O_PATH descriptor: a path strata chose on
+/// the host, or one resolved inside `bind.within` (never leaving it).
+pub fn open_source(bind: &Bind) -> Result<OwnedFd, RootfsError> {
+    let label = bind.source.display().to_string();
+    let Some(within) = &bind.within else {
+        return rustix::fs::open(&bind.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io("opening", label)(errno(e)));
+    };
+    let root = rustix::fs::open(
+        within,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("opening", within.display().to_string())(errno(e)))?;
+    open_followed(&root, &bind.source.to_string_lossy())
+}
+
+fn is_dir(fd: &OwnedFd, label: &str) -> Result<bool, RootfsError> {
+    let stat = rustix::fs::fstat(fd).map_err(|e| io("stat", label)(errno(e)))?;
+    Ok(rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory)
+}
+
+impl Mount {
+    /// Whether the mount point must be a directory (else a file). A bind
+    /// whose source cannot be opened counts as a file: the mount fails.
+    pub fn is_dir(&self) -> bool {
+        match self {
+            Mount::Bind(bind) => open_source(bind)
+                .and_then(|fd| is_dir(&fd, ""))
+                .unwrap_or(false),
+            Mount::Tmpfs(_) => true,
+        }
+    }
+}
+
 fn bind_mount(root: &OwnedFd, bind: &Bind) -> Result<(), RootfsError> {
     // Symlinks inside the image may be followed, but only within it.
     let target = open_in(root, &bind.target, false)?;
-    let source_dir = std::fs::metadata(&bind.source)
-        .map_err(io("reading", bind.source.display().to_string()))?
-        .is_dir();
-    let stat = rustix::fs::fstat(&target).map_err(|e| io("stat", bind.target.clone())(errno(e)))?;
-    let target_dir =
-        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory;
+    let source = open_source(bind)?;
+    let source_dir = is_dir(&source, &bind.source.display().to_string())?;
+    let target_dir = is_dir(&target, &bind.target)?;
     if source_dir != target_dir {
         return Err(RootfsError::BindType {
             target: bind.target.clone(),
@@ -259,7 +314,7 @@ fn bind_mount(root: &OwnedFd, bind: &Bind) -> Result<(), RootfsError> {
         });
     }
     mount(
-        Some(&bind.source),
+        Some(&fd_path(&source)),
         &fd_path(&target),
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -272,4 +327,30 @@ fn bind_mount(root: &OwnedFd, bind: &Bind) -> Result<(), RootfsError> {
         mount(None, &fd_path(&mounted), None, flags, None, &bind.target)?;
     }
     Ok(())
+}
+
+/// Mode of a tmpfs mount's root: anyone may write, as /tmp (BuildKit's).
+const TMPFS_MODE: &str = "mode=1777";
+
+fn tmpfs_mount(root: &OwnedFd, tmpfs: &Tmpfs) -> Result<(), RootfsError> {
+    let target = open_in(root, &tmpfs.target, false)?;
+    if !is_dir(&target, &tmpfs.target)? {
+        return Err(RootfsError::NotADirectory(tmpfs.target.clone()));
+    }
+    let data = match tmpfs.size {
+        Some(size) => format!("{TMPFS_MODE},size={size}"),
+        None => TMPFS_MODE.to_string(),
+    };
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if tmpfs.readonly {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(
+        Some(Path::new("tmpfs")),
+        &fd_path(&target),
+        Some("tmpfs"),
+        flags,
+        Some(&data),
+        &tmpfs.target,
+    )
 }

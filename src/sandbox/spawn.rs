@@ -16,7 +16,7 @@ use nix::sys::signal::{self, SigHandler, Signal};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::init::{EXIT_SETUP, SPEC_FD_ENV};
-use super::spec::ProcessSpec;
+use super::spec::{Mount, ProcessSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -60,7 +60,7 @@ pub fn run(spec: &ProcessSpec, input: Input, output: Output) -> Result<i32, Spaw
     result
 }
 
-/// Creates what is missing; returns the spec with the optional binds that
+/// Creates what is missing; returns the spec with the optional mounts that
 /// have no place in the image left out.
 fn prepare(
     spec: &ProcessSpec,
@@ -71,12 +71,12 @@ fn prepare(
         ensure(&spec.rootfs, dir, true, created)?;
     }
     let mut out = spec.clone();
-    out.binds.clear();
-    for bind in &spec.binds {
-        let is_dir = bind.source.is_dir();
-        match ensure(&spec.rootfs, &bind.target, is_dir, created) {
-            Ok(()) => out.binds.push(bind.clone()),
-            Err(_) if bind.optional => {}
+    out.mounts.clear();
+    for m in &spec.mounts {
+        let optional = matches!(m, Mount::Bind(b) if b.optional);
+        match ensure(&spec.rootfs, m.target(), m.is_dir(), created) {
+            Ok(()) => out.mounts.push(m.clone()),
+            Err(_) if optional => {}
             Err(e) => return Err(e),
         }
     }

@@ -18,10 +18,33 @@ pub enum Network {
     None,
 }
 
+/// A mount made in the container before its process starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Mount {
+    Bind(Bind),
+    Tmpfs(Tmpfs),
+}
+
+impl Mount {
+    /// Absolute path inside the container.
+    pub fn target(&self) -> &str {
+        match self {
+            Mount::Bind(b) => &b.target,
+            Mount::Tmpfs(t) => &t.target,
+        }
+    }
+}
+
 /// A host path bound into the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bind {
     pub source: PathBuf,
+    /// When set, `source` is a path inside this directory and is resolved
+    /// there as in a chroot (openat2 RESOLVE_IN_ROOT, when the mount is
+    /// made): a symlink in it can never lead outside, however it changes.
+    #[serde(default)]
+    pub within: Option<PathBuf>,
     /// Absolute path inside the container.
     pub target: String,
     pub readonly: bool,
@@ -29,6 +52,16 @@ pub struct Bind {
     /// for it, e.g. /etc/resolv.conf as a dangling symlink.
     #[serde(default)]
     pub optional: bool,
+}
+
+/// A fresh tmpfs (`RUN --mount=type=tmpfs`), gone with the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tmpfs {
+    /// Absolute path inside the container.
+    pub target: String,
+    /// Bytes; the kernel's default (half the memory) when `None`.
+    pub size: Option<u64>,
+    pub readonly: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,8 +82,9 @@ pub struct ProcessSpec {
     pub workdir_for_user: bool,
     pub hostname: String,
     pub network: Network,
-    /// Bound in order: /etc/hosts, /etc/resolv.conf copies, then `-v` binds.
-    pub binds: Vec<Bind>,
+    /// Made in order: /etc/hosts, /etc/resolv.conf copies, then `-v` binds
+    /// or a RUN step's mounts (a mount below another comes after it).
+    pub mounts: Vec<Mount>,
     /// Give the process a new pseudo-terminal as its stdio.
     pub tty: bool,
 }

@@ -320,7 +320,7 @@ impl Build<'_> {
         match kind {
             StepKind::Arg => meta::arg(self, state, step, &instruction, globals),
             StepKind::Config => meta::config(self, state, step, &instruction),
-            StepKind::Run => run::execute(self, state, &instruction),
+            StepKind::Run => run::execute(self, state, &instruction, stage, done),
             StepKind::Workdir => workdir::execute(self, state, step, &instruction),
             StepKind::Copy | StepKind::Add => {
                 copy::execute(self, state, step, &instruction, stage, done)

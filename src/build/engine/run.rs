@@ -1,25 +1,32 @@
 //! The RUN executor: the command in a fresh container on the stage's
-//! image, with the build args in its environment; its changes become the
-//! layer.
+//! image, with the build args in its environment and its `--mount`s
+//! (`build::mounts`) made for it; its changes become the layer.
 
+use strata_parser::instructions::{Network as StepNetwork, Security};
 use strata_parser::{Command, Env, Instruction};
 
 use super::container::WorkingContainer;
 use super::stage::StageState;
-use super::{Build, Done};
+use super::{Build, Done, Stages};
 use crate::build::cache::Entry;
 use crate::build::config_steps::{argv, shell_of};
+use crate::build::context::Context;
 use crate::build::error::StepFailure;
 use crate::build::key::{self, Op};
-use crate::container::run::{self, RunError, RunOptions};
+use crate::build::mounts::{self, Host, MountedImage};
+use crate::container::run::{self, MountedRoot, RunError, RunOptions};
+use crate::digest::ImageId;
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::spawn::{Input, Output};
 use crate::sandbox::spec::Network;
+use crate::store::Store;
 
 pub(super) fn execute(
     b: &Build,
     state: &StageState,
     instruction: &Instruction,
+    stage: usize,
+    done: &Stages,
 ) -> Result<Done, StepFailure> {
     let Instruction::Run {
         command,
@@ -31,9 +38,9 @@ pub(super) fn execute(
     else {
         return Err(StepFailure::NotHere(instruction.keyword()));
     };
-    if !mounts.is_empty() || security.is_some() {
+    if *security == Some(Security::Insecure) {
         return Err(StepFailure::Unsupported(
-            "RUN --mount and --security are not supported yet",
+            "RUN --security=insecure is refused: strata cannot grant a step more privilege than its caller has",
         ));
     }
     let shell = shell_of(state.config());
@@ -43,11 +50,21 @@ pub(super) fn execute(
         }
         c => argv(c, &shell),
     };
+    // `default` is the build's network (`--network`); rootless, `host`
+    // grants nothing the caller lacks.
     let network = match network {
-        Some(strata_parser::instructions::Network::None) => Network::None,
-        Some(_) => Network::Host,
-        None => b.opts.network,
+        Some(StepNetwork::None) => Network::None,
+        Some(StepNetwork::Host) => Network::Host,
+        Some(StepNetwork::Default) | None => b.opts.network,
     };
+    let host = StepHost { b, stage, done };
+    let workdir = state
+        .config()
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.clone())
+        .unwrap_or_default();
+    let step_mounts = mounts::plan(&host, mounts, &workdir)?;
     let visible = state.visible_args();
     let key = key::key(
         state.parent(),
@@ -55,15 +72,20 @@ pub(super) fn execute(
             argv: &args,
             args: &visible,
             network: &format!("{network:?}"),
+            mounts: step_mounts.key(),
         },
     );
     if let Some(id) = b.lookup_image(&key) {
         return Ok(Done::Cached(id));
     }
-    let options = options(b, state, args.clone(), network);
     let mut c = WorkingContainer::create(b.store, b.stand_on(state)?, args.clone(), b.driver())?;
+    let active = step_mounts.activate(&host)?;
+    let mut options = options(b, state, args.clone(), network);
+    options.mounts.clone_from(&active.mounts);
     b.out.running(c.c.short_id());
-    let code = run_with_fallback(b, &mut c, options)?;
+    let code = run_with_fallback(b, &mut c, options);
+    drop(active);
+    let code = code?;
     if code != 0 {
         return Err(StepFailure::Exit(code));
     }
@@ -72,6 +94,54 @@ pub(super) fn execute(
         b.record(&key, &Entry::Image(id.clone()));
     }
     Ok(done)
+}
+
+/// What the mounts of one step get from the build.
+struct StepHost<'a, 'b> {
+    b: &'a Build<'b>,
+    stage: usize,
+    done: &'a Stages,
+}
+
+/// A stage's root file system, mounted in a container of its own (whose
+/// throwaway upper layer takes an `rw` bind's writes).
+struct MountedStage<'s> {
+    root: MountedRoot,
+    _container: WorkingContainer<'s>,
+}
+
+impl MountedImage for MountedStage<'_> {
+    fn path(&self) -> &std::path::Path {
+        self.root.path()
+    }
+}
+
+impl Host for StepHost<'_, '_> {
+    fn store(&self) -> &Store {
+        self.b.store
+    }
+
+    fn image(&self, from: &str) -> Result<ImageId, StepFailure> {
+        super::copy::image_of_from(self.b, from, self.stage, self.done)
+    }
+
+    fn context(&self) -> Result<&Context, StepFailure> {
+        self.b.context()
+    }
+
+    fn mount_image(&self, image: &ImageId) -> Result<Box<dyn MountedImage + '_>, StepFailure> {
+        let container =
+            WorkingContainer::create(self.b.store, image.clone(), Vec::new(), self.b.driver())?;
+        let root = container.mount()?;
+        Ok(Box::new(MountedStage {
+            root,
+            _container: container,
+        }))
+    }
+
+    fn waiting(&self, message: &str) {
+        self.b.out.notice(message);
+    }
 }
 
 /// The process: the image's user, workdir and env, plus the build args.
@@ -101,7 +171,7 @@ pub(super) fn options(
         workdir: rc.working_dir.unwrap_or_default(),
         workdir_for_user: true,
         network,
-        binds: Vec::new(),
+        mounts: Vec::new(),
         tty: false,
         input: Input::Null,
         output: if b.out.quiet() {

@@ -16,6 +16,8 @@
 
 mod sources;
 
+pub(super) use sources::image_of_from;
+
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};

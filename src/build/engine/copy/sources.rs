@@ -100,8 +100,9 @@ pub(super) fn resolve(
     })
 }
 
-/// The image a `--from` names: an earlier stage's result or an image.
-fn image_of_from(
+/// The image a `--from` (of COPY, or of a RUN mount) names: an earlier
+/// stage's result or an image.
+pub(in crate::build::engine) fn image_of_from(
     b: &Build,
     from: &str,
     stage: usize,

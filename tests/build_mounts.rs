@@ -1,0 +1,401 @@
+//! `RUN --mount` (cache, bind, tmpfs) and per-step `--network`, as the
+//! unprivileged user: what a step sees, what reaches its layer (nothing of
+//! a mount), and the escapes of the builder CVEs (security checklist cases
+//! 3–7 and 17), each of which must stay inside its root.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::{context, Run, Strata};
+
+const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
+
+fn build(s: &Strata, driver: &str, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["--storage-driver", driver, "build"];
+    args.extend(extra);
+    args.push(dir.to_str().unwrap());
+    s.run(&args)
+}
+
+fn sh(s: &Strata, image: &str, script: &str) -> Run {
+    s.run(&["run", "--rm", image, "sh", "-c", script])
+}
+
+/// The entry names of an image's last layer (from `strata save`).
+fn top_layer(s: &Strata, image: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("img.tar");
+    s.run(&["save", "-o", out.to_str().unwrap(), image])
+        .success();
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        files.insert(name, bytes);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    let top = layers.last().unwrap().as_str().unwrap();
+    let mut layer = tar::Archive::new(files[top].as_slice());
+    let mut names: Vec<String> = layer
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            name.trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .filter(|n| !n.is_empty() && n != ".")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file under `dir` with its content, mode and size, for comparing.
+fn snapshot(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            let content = match meta.is_file() {
+                true => std::fs::read(&path).unwrap(),
+                false => Vec::new(),
+            };
+            out.insert(name, (meta.mode(), content));
+            if meta.is_dir() {
+                todo.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rootless_mount_cache_is_kept_across_builds_and_stays_out_of_layers() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    for driver in DRIVERS {
+        let write = format!(
+            "FROM busybox\nRUN --mount=type=cache,id={driver},target=/root/.cache/x sh -c 'echo {driver} > /root/.cache/x/f'\n"
+        );
+        let ctx = context(&[("Dockerfile", &write)]);
+        build(&s, driver, ctx.path(), &["-t", "w"]).success();
+        let layer = top_layer(&s, "w");
+        assert!(
+            !layer.iter().any(|n| n.starts_with("root/.cache")),
+            "{driver}: the cache or its mount point reached the layer: {layer:?}"
+        );
+        // A changed Dockerfile, so not a cache hit: the step sees the file.
+        let read = format!(
+            "FROM busybox\nRUN --mount=type=cache,id={driver},target=/root/.cache/x cp /root/.cache/x/f /seen\n"
+        );
+        let ctx = context(&[("Dockerfile", &read)]);
+        build(&s, driver, ctx.path(), &["-t", "r"]).success();
+        assert_eq!(
+            sh(&s, "r", "cat /seen").success().stdout,
+            format!("{driver}\n")
+        );
+        assert_eq!(top_layer(&s, "r"), ["seen"], "{driver}");
+    }
+}
+
+#[test]
+fn rootless_mount_cache_sharing_locked_makes_the_second_build_wait() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let step = |name: &str| {
+        format!(
+            "FROM busybox\nRUN --mount=type=cache,id=l,target=/c,sharing=locked sh -c 'echo start-{name} >> /c/log; sleep 3; echo end-{name} >> /c/log'\n"
+        )
+    };
+    let (a, b) = (
+        context(&[("Dockerfile", &step("a"))]),
+        context(&[("Dockerfile", &step("b"))]),
+    );
+    let spawn = |dir: &Path| {
+        s.cmd()
+            .args(["build", "-q", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(a.path());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = spawn(b.path());
+    let first = Run::of(first.wait_with_output().unwrap()).success();
+    let second = Run::of(second.wait_with_output().unwrap()).success();
+    let both = format!("{}{}", first.stderr, second.stderr);
+    assert!(
+        both.contains("waiting for cache mount /c"),
+        "{first:?} {second:?}"
+    );
+    let read = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,id=l,target=/c cp /c/log /log\n",
+    )]);
+    build(&s, "overlay", read.path(), &["-t", "log"]).success();
+    let log = sh(&s, "log", "cat /log").success().stdout;
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    for pair in lines.chunks(2) {
+        assert_eq!(
+            pair[0].strip_prefix("start-"),
+            pair[1].strip_prefix("end-"),
+            "the steps interleaved: {log}"
+        );
+    }
+}
+
+/// Case 3 (CVE-2024-9675): a cache id or source that climbs, and a source
+/// climbing out of a stage, show an empty cache or the stage, never the host.
+#[test]
+fn rootless_mount_cache_id_and_source_cannot_climb_out() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("CANARY"), "host").unwrap();
+    let up = "../".repeat(12);
+    let dir = host.path().display().to_string();
+    let df = format!(
+        "FROM busybox AS ctx\nRUN echo stage > /stagefile\n\
+         FROM busybox\n\
+         RUN --mount=type=cache,id={up}{dir},target=/c ls -a /c > /by-id\n\
+         RUN --mount=type=cache,target=/d,source={up}{dir} ls -a /d > /by-source\n\
+         RUN --mount=type=bind,from=ctx,source=../../..,target=/e ls -a /e > /by-from\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let run = build(&s, "overlay", ctx.path(), &["-t", "climb"]);
+    if run.code == Some(0) {
+        let out = sh(&s, "climb", "cat /by-id /by-source /by-from")
+            .success()
+            .stdout;
+        assert!(!out.contains("CANARY"), "a host file is visible: {out}");
+        assert!(out.contains("stagefile"), "from=ctx shows the stage: {out}");
+        let id = sh(&s, "climb", "cat /by-id").success().stdout;
+        assert_eq!(id, ".\n..\n", "a new cache is empty");
+    } else {
+        assert!(!run.stderr.contains("CANARY"), "{run:?}");
+    }
+    assert_eq!(
+        std::fs::read_dir(host.path()).unwrap().count(),
+        1,
+        "nothing was created in the host directory"
+    );
+}
+
+/// Case 4 (CVE-2024-1753): an `rw` bind of a stage's `/rootdir -> /`
+/// writes into a throwaway copy of that stage, never outside it.
+#[test]
+fn rootless_mount_bind_from_a_stage_symlink_to_root_stays_in_the_stage() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    for driver in DRIVERS {
+        let df = "FROM busybox AS a\nRUN ln -s / /rootdir\n\
+                  FROM busybox\n\
+                  RUN --mount=type=bind,from=a,source=/rootdir,target=/x,rw sh -c 'touch /x/BREAKOUT && ls /x > /listing'\n";
+        let ctx = context(&[("Dockerfile", df)]);
+        build(&s, driver, ctx.path(), &["-t", "b"]).success();
+        build(&s, driver, ctx.path(), &["--target", "a", "-t", "a"]).success();
+        let listing = sh(&s, "b", "cat /listing").success().stdout;
+        assert!(
+            listing.contains("rootdir"),
+            "{driver}: /x is stage a's root: {listing}"
+        );
+        assert_eq!(top_layer(&s, "b"), ["listing"], "{driver}");
+        assert!(
+            sh(&s, "a", "test ! -e /BREAKOUT").code == Some(0),
+            "{driver}: stage a changed"
+        );
+        assert!(
+            sh(&s, "b", "test ! -e /BREAKOUT").code == Some(0),
+            "{driver}"
+        );
+        assert!(!Path::new("/BREAKOUT").exists());
+    }
+}
+
+/// The same through a stage's file symlink to a host path: the source is
+/// resolved inside the stage, so it names the stage's own file or nothing.
+#[test]
+fn rootless_mount_bind_source_symlinks_resolve_inside_the_stage() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let host = tempfile::tempdir().unwrap();
+    let canary = host.path().join("canary");
+    std::fs::write(&canary, "host secret").unwrap();
+    let df = format!(
+        "FROM busybox AS a\nRUN ln -s {} /link\n\
+         FROM busybox\nRUN --mount=type=bind,from=a,source=/link,target=/x cat /x\n",
+        canary.display()
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let run = build(&s, "overlay", ctx.path(), &[]);
+    assert_ne!(run.code, Some(0), "the link names nothing in the stage");
+    assert!(!run.stdout.contains("host secret") && !run.stderr.contains("host secret"));
+}
+
+/// Case 6 (CVE-2024-23652): a step that swaps its tmpfs mount point's
+/// parent for a symlink to a host directory cannot touch that directory,
+/// nor can a symlink in the image lead the mount point out.
+#[test]
+fn rootless_mount_tmpfs_mount_points_never_reach_the_host() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let host = tempfile::tempdir().unwrap();
+    let hostdir = host.path().join("HOSTDIR");
+    std::fs::create_dir_all(hostdir.join("b/c")).unwrap();
+    let df = format!(
+        "FROM busybox\n\
+         RUN --mount=type=tmpfs,target=/a/b/c sh -c 'rm -rf /a; ln -s {h} /a; true'\n\
+         RUN rm -rf /a && mkdir /inside && ln -s /inside /a\n\
+         RUN --mount=type=tmpfs,target=/a/b/c/d,size=1m sh -c 'df -k /a/b/c/d > /df'\n",
+        h = hostdir.display()
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    build(&s, "overlay", ctx.path(), &["-t", "t"]).success();
+    let df_out = sh(&s, "t", "cat /df").success().stdout;
+    assert!(df_out.contains(" 1024 "), "size=1m: {df_out}");
+    // The mount point made through /a -> /inside is gone again: the layer
+    // holds /df only.
+    assert_eq!(top_layer(&s, "t"), ["df"]);
+    // A symlink in the image to the host's path names a path in the image:
+    // the step fails (nothing to mount on) or mounts inside.
+    let df = format!(
+        "FROM busybox\nRUN rm -rf /a && ln -s {h} /a\nRUN --mount=type=tmpfs,target=/a/b/c touch /a/b/c/x\n",
+        h = hostdir.display()
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    build(&s, "overlay", ctx.path(), &[]);
+    assert!(
+        hostdir.join("b/c").is_dir(),
+        "the host directory is still there"
+    );
+    assert_eq!(std::fs::read_dir(hostdir.join("b/c")).unwrap().count(), 0);
+}
+
+/// Case 7 (CVE-2024-9407): propagation options are not Docker's for RUN.
+#[test]
+fn rootless_mount_bind_propagation_is_refused_naming_the_line() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    for value in ["shared", "rshared", "garbage"] {
+        for kind in ["bind", "cache"] {
+            let df = format!(
+                "FROM busybox\nRUN --mount=type={kind},target=/x,bind-propagation={value} true\n"
+            );
+            let ctx = context(&[("Dockerfile", &df)]);
+            let run = build(&s, "overlay", ctx.path(), &[]);
+            assert_eq!(run.code, Some(1), "{run:?}");
+            assert!(
+                run.stderr.contains("Dockerfile:2") && run.stderr.contains("bind-propagation"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+}
+
+/// Case 17: an `rw` bind of the context writes to a copy; the context on
+/// the host is unchanged, setuid files included.
+#[test]
+fn rootless_mount_bind_of_the_context_rw_leaves_it_unchanged() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    for driver in DRIVERS {
+        let df = "FROM busybox\n\
+                  RUN --mount=type=bind,source=/,target=/ctx,rw sh -c 'echo x > /ctx/new && chmod 4755 /ctx/new && echo changed > /ctx/file && rm /ctx/gone && ls /ctx > /seen'\n";
+        let ctx = context(&[("Dockerfile", df), ("file", "original"), ("gone", "here")]);
+        let before = snapshot(ctx.path());
+        build(&s, driver, ctx.path(), &["-t", "c"]).success();
+        assert_eq!(
+            snapshot(ctx.path()),
+            before,
+            "{driver}: the context changed"
+        );
+        assert_eq!(top_layer(&s, "c"), ["seen"], "{driver}");
+        let seen = sh(&s, "c", "cat /seen").success().stdout;
+        assert!(seen.contains("new") && !seen.contains("gone"), "{seen}");
+    }
+}
+
+/// `type=bind,from=stage` instead of a COPY: the step's layer holds only
+/// what the RUN wrote; a read-only bind refuses writes.
+#[test]
+fn rootless_mount_bind_from_a_stage_avoids_a_copy() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS builder\nRUN mkdir /out && echo artifact > /out/app && echo big > /out/tools\n\
+              FROM busybox\n\
+              RUN --mount=type=bind,from=builder,source=/out,target=/in cp /in/app /app\n\
+              RUN --mount=type=bind,from=builder,source=/out/app,target=/in/app sh -c '! echo x > /in/app && cat /in/app > /again'\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, "overlay", ctx.path(), &["-t", "app"]).success();
+    assert_eq!(
+        sh(&s, "app", "cat /app /again").success().stdout,
+        "artifact\nartifact\n"
+    );
+    assert_eq!(top_layer(&s, "app"), ["again"]);
+}
+
+/// A bind of the context is keyed by its content: a changed file reruns
+/// the step, an unchanged context is a cache hit.
+#[test]
+fn rootless_mount_bind_of_the_context_is_keyed_by_its_content() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\nRUN --mount=type=bind,source=v,target=/v cp /v /copy\n";
+    let ctx = context(&[("Dockerfile", df), ("v", "1")]);
+    build(&s, "overlay", ctx.path(), &["-t", "k"]).success();
+    let again = build(&s, "overlay", ctx.path(), &["-t", "k"]).success();
+    assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
+    std::fs::write(ctx.path().join("v"), "2").unwrap();
+    let changed = build(&s, "overlay", ctx.path(), &["-t", "k"]).success();
+    assert!(
+        !changed.stdout.contains("Using cache"),
+        "{}",
+        changed.stdout
+    );
+    assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "2");
+}
+
+/// `RUN --network=none` has only a loopback; `--security=insecure` and the
+/// mount types not done yet are refused naming the line.
+#[test]
+fn rootless_mount_network_per_step_and_refusals() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\n\
+              RUN --network=none sh -c 'grep -c : /proc/net/dev > /none'\n\
+              RUN --network=default true\nRUN --network=host true\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, "overlay", ctx.path(), &["-t", "n"]).success();
+    assert_eq!(sh(&s, "n", "cat /none").success().stdout, "1\n");
+    for (line, want) in [
+        ("RUN --security=insecure true", "--security=insecure"),
+        ("RUN --mount=type=secret,id=t true", "not supported yet"),
+        ("RUN --mount=type=ssh true", "not supported yet"),
+    ] {
+        let ctx = context(&[("Dockerfile", &format!("FROM busybox\n{line}\n"))]);
+        let run = build(&s, "overlay", ctx.path(), &[]);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(
+            run.stderr.contains(want) && run.stderr.contains("Dockerfile:2:1"),
+            "{}",
+            run.stderr
+        );
+    }
+}
