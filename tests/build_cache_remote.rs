@@ -211,6 +211,30 @@ fn registry_cache_carries_every_step_and_the_push_mounts_its_layers() {
     assert!(!out.stdout.contains("Pushed"), "{out:#?}");
     assert!(!out.stdout.contains("Download"), "{out:#?}");
     assert!(out.stdout.contains("Mounted from") || out.stdout.contains("already exists"));
+    // The same through `build --push`, on a runner of its own.
+    let d = runner(&base);
+    let dest = format!("{ns}/app:d");
+    let ctx_dir = ctx.path().to_str().unwrap();
+    let out = d
+        .run(&[
+            "build",
+            "--cache-from",
+            &cache,
+            "--push",
+            "-t",
+            &dest,
+            ctx_dir,
+        ])
+        .success();
+    let digest_d = out
+        .stderr
+        .lines()
+        .find_map(|l| l.split(": digest: ").nth(1))
+        .and_then(|d| d.split(' ').next())
+        .unwrap_or_else(|| panic!("no digest: {out:#?}"));
+    assert_eq!(digest_d, digest_a, "{out:#?}");
+    assert!(!out.stderr.contains("Pushed"), "{out:#?}");
+    assert_eq!(layers_downloaded(&out), 0, "{out:#?}");
     for f in ["/t1", "/t2", "/t3"] {
         assert_eq!(cat(&b, f), cat(&a, f), "{f}");
     }
