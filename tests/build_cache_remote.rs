@@ -296,3 +296,59 @@ fn registry_down_is_one_warning_and_a_cold_build() {
     assert!(out.stderr.contains(&cache), "{out:#?}");
     assert_eq!(out.stdout.matches("Running in").count(), 3, "{out:#?}");
 }
+
+/// `system df`'s row for the build cache: TOTAL, ACTIVE, SIZE (as shown).
+fn cache_row(s: &Strata) -> Vec<String> {
+    let out = s.run(&["system", "df"]).success().stdout;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache row: {out}"));
+    line.split_whitespace()
+        .skip(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn prune_build_cache_forgets_entries_and_the_images_only_they_keep() {
+    let s = Strata::new();
+    s.import_busybox("base");
+    // The builder stage's image is kept by the cache alone; the final
+    // image's steps are the tagged image's.
+    let df = "FROM base AS b\nRUN head -c 300000 /dev/zero > /z && echo s > /s\n\
+              FROM base\nCOPY --from=b /s /s\n";
+    let ctx = common::context(&[("Dockerfile", df)]);
+    let dir = ctx.path().to_str().unwrap();
+    s.run(&["build", "-t", "app", dir]).success();
+    let row = cache_row(&s);
+    // RUN; COPY --from keyed by the stage's image and by content.
+    assert_eq!(&row[..2], ["3", "2"], "{row:?}");
+    assert!(row[2].ends_with("kB") && row[2].starts_with('3'), "{row:?}");
+
+    // Recent entries, and a budget they fit in: nothing goes.
+    for args in [&["--filter", "until=1h"][..], &["--keep-storage", "1g"]] {
+        let mut all = vec!["system", "prune", "--build-cache"];
+        all.extend(args);
+        let out = s.run(&all).success();
+        assert!(out.stdout.contains("Total reclaimed space: 0B"), "{out:#?}");
+    }
+    let out = s.run(&["system", "prune", "--build-cache"]).success();
+    assert!(
+        out.stdout.contains("Deleted build cache objects:"),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("reclaimed space: 0B"), "{out:#?}");
+    assert_eq!(&cache_row(&s)[..2], ["0", "0"]);
+    // The tagged image is whole; the cache is cold.
+    s.run(&["run", "--rm", "app", "test", "-s", "/s"]).success();
+    let again = s.run(&["build", "-t", "app", dir]).success();
+    assert!(again.stdout.contains("Running in"), "{again:#?}");
+
+    for bad in [
+        &["system", "prune", "--build-cache", "--filter", "until=soon"][..],
+        &["system", "prune", "--keep-storage", "1g"],
+    ] {
+        assert_eq!(s.run(bad).code, Some(125), "{bad:?}");
+    }
+}

@@ -13,6 +13,7 @@
 //! (`--cache-from`) are asked after this one: [`super::remote`].
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use super::key::CacheKey;
 use crate::digest::ImageId;
@@ -72,16 +73,92 @@ impl<'a> LocalCache<'a> {
     }
 }
 
+/// An entry of the local cache, for housekeeping.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: CacheKey,
+    /// The image it names (`None`: a metadata step, or an unreadable entry).
+    pub image: Option<ImageId>,
+    /// When it was recorded or last hit.
+    pub used: SystemTime,
+}
+
+impl LocalCache<'_> {
+    /// Every entry (unordered).
+    pub fn stored(&self) -> std::io::Result<Vec<Stored>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(self.dir()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let e = e?;
+            let Some(key) = e.file_name().to_str().and_then(CacheKey::from_hex) else {
+                continue; // a temporary file of a record in progress
+            };
+            let used = e.metadata()?.modified()?;
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let image = text.trim().parse().ok();
+            out.push(Stored { key, image, used });
+        }
+        Ok(out)
+    }
+
+    /// Removes an entry (gone already is fine).
+    pub fn forget(&self, key: &CacheKey) -> std::io::Result<()> {
+        remove_if_there(&self.dir().join(key.hex()))
+    }
+
+    /// Removes the site records last written before `before` (all with
+    /// `None`); how many.
+    pub fn forget_sites(&self, before: Option<SystemTime>) -> std::io::Result<usize> {
+        let mut n = 0;
+        let entries = match std::fs::read_dir(self.sites()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let e = e?;
+            if before.is_none_or(|t| e.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < t)) {
+                remove_if_there(&e.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn remove_if_there(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl StepCache for LocalCache<'_> {
     fn lookup(&self, key: &CacheKey) -> Option<Entry> {
         // Unreadable or damaged is a miss: the step runs again.
-        let text = std::fs::read_to_string(self.dir().join(key.hex())).ok()?;
+        let path = self.dir().join(key.hex());
+        let text = std::fs::read_to_string(&path).ok()?;
         let text = text.trim();
-        if text == STEP_MARK {
-            return Some(Entry::Step);
-        }
-        let id: ImageId = text.parse().ok()?;
-        self.store.has_blob(id.digest()).then_some(Entry::Image(id))
+        let entry = match text == STEP_MARK {
+            true => Entry::Step,
+            false => {
+                let id: ImageId = text.parse().ok()?;
+                self.store
+                    .has_blob(id.digest())
+                    .then_some(Entry::Image(id))?
+            }
+        };
+        // The time of the last hit is what `prune --filter until=` reads;
+        // not recording it only makes the entry look older.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        Some(entry)
     }
 
     fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()> {

@@ -18,10 +18,12 @@
 //! into a root file system), [`dockerignore`] (Docker's pattern matching),
 //! [`fetch`] (ADD's downloads), [`mounts`] (RUN's `--mount`s).
 //!
-//! Beside the build, [`lint`] checks its Dockerfile (BuildKit's build
+//! Beside the build, [`cache_gc`] keeps the cache's size in check
+//! (`system df`, `system prune --build-cache`), and [`lint`] checks its Dockerfile (BuildKit's build
 //! checks) with what the store and the context know.
 
 pub mod cache;
+pub mod cache_gc;
 pub mod commit;
 pub mod config_steps;
 pub mod context;

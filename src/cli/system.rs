@@ -33,6 +33,15 @@ enum SystemCommand {
         /// Do not prompt (strata never prompts; accepted for Docker compatibility)
         #[arg(short, long)]
         force: bool,
+        /// Prune the build cache only (its entries and the images only it keeps)
+        #[arg(long)]
+        build_cache: bool,
+        /// With --build-cache: until=DURATION (entries not used for that long, e.g. 24h)
+        #[arg(long, value_name = "FILTER", requires = "build_cache")]
+        filter: Vec<String>,
+        /// With --build-cache: keep the most recently used entries up to SIZE
+        #[arg(long, value_name = "SIZE", requires = "build_cache", value_parser = crate::layer::limits::parse_size)]
+        keep_storage: Option<u64>,
     },
     /// Verify every blob, link and layer directory of the store
     Check,
@@ -43,7 +52,13 @@ pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match &args.command {
         SystemCommand::Df { ref format } => df(&store, format.as_deref(), &mut out)?,
-        SystemCommand::Prune { all, force: _ } => {
+        SystemCommand::Prune {
+            build_cache: true,
+            filter,
+            keep_storage,
+            ..
+        } => prune_build_cache(&store, filter, *keep_storage, &mut out)?,
+        SystemCommand::Prune { all, .. } => {
             let rep = store.prune(*all)?;
             if !rep.images.is_empty() {
                 writeln!(out, "Deleted Images:")?;
@@ -85,6 +100,39 @@ pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `system prune --build-cache`: what `docker builder prune` prints.
+fn prune_build_cache(
+    store: &Store,
+    filter: &[String],
+    keep_storage: Option<u64>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut filters = crate::build::cache_gc::Filters {
+        until: None,
+        keep_storage,
+    };
+    for f in filter {
+        match f.split_once('=') {
+            Some(("until", d)) => {
+                filters.until = Some(
+                    humantime::parse_duration(d)
+                        .map_err(|e| anyhow::anyhow!("--filter {f:?}: {e}"))?,
+                )
+            }
+            _ => anyhow::bail!("--filter {f:?}: the build cache is filtered by until=DURATION"),
+        }
+    }
+    let pruned = crate::build::cache_gc::prune(store, filters)?;
+    if !pruned.entries.is_empty() {
+        writeln!(out, "Deleted build cache objects:")?;
+        for e in &pruned.entries {
+            writeln!(out, "{}", &e.key.hex()[..25])?;
+        }
+    }
+    writeln!(out, "Total reclaimed space: {}", human_size(pruned.bytes))?;
+    Ok(())
+}
+
 /// Column titles of `--format 'table ...'`, by field.
 const DF_HEADERS: &[(&str, &str)] = &[
     ("Active", "ACTIVE"),
@@ -99,6 +147,7 @@ const DF_HEADERS: &[(&str, &str)] = &[
 fn df(store: &Store, format: Option<&str>, out: &mut impl Write) -> Result<()> {
     let format = Format::parse(format)?;
     let mut du = store.disk_usage()?;
+    du.cache = crate::build::cache_gc::usage(store)?;
     du.containers.active = crate::container::list(store)?
         .iter()
         .filter(|c| c.is_running())

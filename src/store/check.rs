@@ -161,6 +161,16 @@ impl Store {
     /// `system prune [-a]`: dangling images (all unused ones with `all`),
     /// unreachable layers and blobs, staging left by dead processes.
     pub fn prune(&self, all: bool) -> Result<PruneReport, StoreError> {
+        self.prune_where(all, &|_| true)
+    }
+
+    /// [`Store::prune`] of only the images `may_remove` accepts (those of
+    /// the build cache, for `system prune --build-cache`).
+    pub fn prune_where(
+        &self,
+        all: bool,
+        may_remove: &dyn Fn(&ImageId) -> bool,
+    ) -> Result<PruneReport, StoreError> {
         let mut report = PruneReport::default();
         self.update_index(|lock, _, index| {
             let containers = self.containers_by_image()?;
@@ -177,7 +187,7 @@ impl Store {
                 let next: Vec<ImageId> = index
                     .images
                     .keys()
-                    .filter(|id| !containers.contains_key(*id))
+                    .filter(|id| !containers.contains_key(*id) && may_remove(id))
                     .filter(|id| all || (index.tags_of(id).is_empty() && !parents.contains(*id)))
                     .cloned()
                     .collect();
@@ -201,6 +211,28 @@ impl Store {
         report.bytes += bytes;
         report.temp_entries = entries;
         Ok(report)
+    }
+
+    /// Bytes of the layers only `ids` hold (no other image, no container):
+    /// what removing them would free.
+    pub fn exclusive_size(&self, ids: &BTreeSet<ImageId>) -> Result<u64, StoreError> {
+        let index = self.index()?;
+        let containers = self.containers_by_image()?;
+        let others: Vec<ImageId> = index
+            .images
+            .keys()
+            .chain(containers.keys())
+            .filter(|id| !ids.contains(*id))
+            .cloned()
+            .collect();
+        let mine: Vec<ImageId> = ids.iter().cloned().collect();
+        let kept = self.reachable(&index, &others)?;
+        let theirs = self.reachable(&index, &mine)?;
+        Ok(theirs
+            .layers
+            .difference(&kept.layers)
+            .map(|d| tree_size(&self.layer_dir(d)))
+            .sum())
     }
 
     /// `system df`.
