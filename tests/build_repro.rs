@@ -295,3 +295,62 @@ fn rootless_build_epoch_keeps_the_step_cache() {
         id("dated")
     );
 }
+
+#[test]
+fn rootless_build_verify_repro_passes_or_names_the_first_difference() {
+    let st = store(false);
+    let ctx = context();
+    let args = ["build", "--verify-repro", "--timestamp", "0", "-t", "v"];
+    let ok = run(&st, false, &[&args[..], &[s(ctx.path())]].concat(), &[]).success();
+    // Two whole builds in fresh stores: nothing from a cache.
+    assert_eq!(
+        ok.stdout.matches("Step 1/5 : FROM busybox").count(),
+        2,
+        "{ok:#?}"
+    );
+    assert!(!ok.stdout.contains("Using cache"), "{ok:#?}");
+    let id = run(&st, false, &["inspect", "-f", "{{.Id}}", "v"], &[]).success();
+    let verdict = format!("reproducible: {}", id.stdout.trim());
+    assert!(ok.stdout.lines().any(|l| l == verdict), "{ok:#?}");
+
+    // `date` a second after the other build's: /t differs, and only /t.
+    let dated = common::context(&[("Dockerfile", "FROM busybox\nRUN sleep 1 && date > /t\n")]);
+    let args = ["build", "--verify-repro", "--timestamp", "0", "-t", "dated"];
+    let bad = run(&st, false, &[&args[..], &[s(dated.path())]].concat(), &[]);
+    assert_eq!(bad.code, Some(1), "{bad:#?}");
+    let mut lines = bad
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("not reproducible"));
+    assert_eq!(
+        lines.next(),
+        Some("not reproducible: /t: content differs (layer 2: /bin/sh -c sleep 1 && date > /t)"),
+        "{bad:#?}"
+    );
+    let first = lines
+        .next()
+        .unwrap()
+        .strip_prefix("  first build:  ")
+        .unwrap();
+    let second = lines
+        .next()
+        .unwrap()
+        .strip_prefix("  second build: ")
+        .unwrap();
+    assert_ne!(first, second);
+    assert!(
+        first.contains("UTC") && second.contains("UTC"),
+        "{first} {second}"
+    );
+    // Not reproducible: nothing tagged.
+    assert_ne!(run(&st, false, &["inspect", "dated"], &[]).code, Some(0));
+
+    // Without an epoch no two builds are the same: refused before building.
+    let none = run(&st, false, &["build", "--verify-repro", s(ctx.path())], &[]);
+    assert_eq!(none.code, Some(125), "{none:#?}");
+    assert!(
+        none.stderr.contains("--verify-repro needs --timestamp"),
+        "{none:#?}"
+    );
+    assert!(!none.stdout.contains("Step"), "{none:#?}");
+}

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use super::build_output::{OutputFlags, SOURCE_DATE_EPOCH};
+use super::build_output::{build_or_verify, OutputFlags, SOURCE_DATE_EPOCH};
 use super::images::{human_size, open_store};
 use super::settings::Settings;
+use crate::build::error::EXIT_BUILD_FAILED;
 use crate::build::remote::spec::{self, CacheSpec, Direction};
 use crate::build::{BuildOptions, PullPolicy};
 use crate::reference::Reference;
@@ -116,13 +117,16 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         finish: out.finish,
         cache_from: cache_specs(&args.cache_from, Direction::From)?,
         cache_to: cache_specs(&args.cache_to, Direction::To)?,
+        bases_from: None,
     };
     if args.check {
         return super::lint::check(&store, &options);
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
-    let built = super::lint::around(&store, &options, || crate::build::build(&store, &options))?;
+    let Some(built) = build_or_verify(&store, &options, out.verify_repro)? else {
+        return Ok(ExitCode::from(EXIT_BUILD_FAILED));
+    };
     let exported = crate::build::output::export::export(&store, &built, &out.export)?;
     if let Some(path) = &out.metadata_file {
         crate::build::output::metadata::write(path, &built.id, &exported)?;

@@ -8,8 +8,11 @@ use anyhow::{bail, Context, Result};
 
 use super::compression::CompressionFlags;
 use crate::build::output::export::{self, ExportSettings};
-use crate::build::output::{AddAnnotation, Annotations, Finish, OutputSpec, Squash};
+use crate::build::output::repro::{self, Verdict};
+use crate::build::output::{AddAnnotation, Annotations, Built, Finish, OutputSpec, Squash};
+use crate::build::{BuildError, BuildOptions};
 use crate::reference::Reference;
+use crate::store::Store;
 
 /// The variable reproducible builds read (reproducible-builds.org).
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -42,6 +45,9 @@ pub struct OutputFlags {
     /// Remove a label the image would have (inherited or set)
     #[arg(long, value_name = "KEY")]
     unsetlabel: Vec<String>,
+    /// Build twice in isolated stores (the second without cache) and compare: reproducible, or the first difference (exit 1)
+    #[arg(long)]
+    verify_repro: bool,
 }
 
 /// What the flags resolve to.
@@ -49,6 +55,7 @@ pub struct Resolved {
     pub finish: Finish,
     pub export: ExportSettings,
     pub metadata_file: Option<PathBuf>,
+    pub verify_repro: bool,
 }
 
 impl OutputFlags {
@@ -67,6 +74,9 @@ impl OutputFlags {
             bail!("--push needs a name: give -t NAME");
         }
         let epoch = self.epoch(build_arg)?;
+        if self.verify_repro && epoch.is_none() {
+            bail!("--verify-repro needs --timestamp or {SOURCE_DATE_EPOCH}: without one each build is dated when it runs");
+        }
         let log_to_stderr = export::uses_stdout(&outputs);
         Ok(Resolved {
             finish: Finish {
@@ -89,6 +99,7 @@ impl OutputFlags {
                 log_to_stderr,
             },
             metadata_file: self.metadata_file.clone(),
+            verify_repro: self.verify_repro,
         })
     }
 
@@ -113,4 +124,28 @@ impl OutputFlags {
                 .with_context(|| format!("{SOURCE_DATE_EPOCH}={t:?}: expected seconds since 1970")),
         }
     }
+}
+
+/// The build, or with `--verify-repro` the two builds and their verdict:
+/// `Ok(None)` when they differ (the difference is printed).
+pub fn build_or_verify(
+    store: &Store,
+    options: &BuildOptions,
+    verify: bool,
+) -> Result<Option<Built>, BuildError> {
+    let build = || crate::build::build(store, options);
+    if !verify {
+        return super::lint::around(store, options, build).map(Some);
+    }
+    let verdict = super::lint::around(store, options, || repro::verify(store, options))?;
+    let (line, built) = match verdict {
+        Verdict::Same(built) => (format!("reproducible: {}", built.id), Some(built)),
+        Verdict::Differs(d) => (format!("not reproducible: {d}"), None),
+    };
+    // The verdict is the command's answer: stdout, unless an output is there.
+    match options.log_to_stderr {
+        true => eprintln!("{line}"),
+        false => println!("{line}"),
+    }
+    Ok(built)
 }

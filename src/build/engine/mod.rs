@@ -83,6 +83,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<remote::CacheSpec>,
     /// `--cache-to`: where the build's cache is written at its end.
     pub cache_to: Vec<remote::CacheSpec>,
+    /// Where FROM images come from (found or pulled there, then copied
+    /// in): `--verify-repro`'s isolated stores take the caller's.
+    pub bases_from: Option<Store>,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -454,18 +457,28 @@ impl Build<'_> {
         Ok(StageState::new(image, editor))
     }
 
-    /// A FROM image, from the store or its registry as `--pull` says.
+    /// A FROM image, from the store (or `bases_from`) or its registry as
+    /// `--pull` says.
     fn base_image(&self, name: &str) -> Result<ImageId, StepFailure> {
+        let Some(from) = &self.opts.bases_from else {
+            return self.base_image_in(self.store, name);
+        };
+        let id = self.base_image_in(from, name)?;
+        output::repro::copy_image(from, self.store, &id)?;
+        Ok(id)
+    }
+
+    fn base_image_in(&self, store: &Store, name: &str) -> Result<ImageId, StepFailure> {
         use crate::registry::pull;
         let flags = crate::registry::flags::RegistryFlags::default();
         let quiet = self.out.quiet();
         Ok(match self.opts.pull {
-            PullPolicy::Never => self.store.resolve(name)?,
-            PullPolicy::Missing => pull::resolve_or_pull(self.store, name, &flags, quiet)?,
+            PullPolicy::Never => store.resolve(name)?,
+            PullPolicy::Missing => pull::resolve_or_pull(store, name, &flags, quiet)?,
             PullPolicy::Always => {
                 let reference = Reference::parse(name)?;
                 let options = pull::PullOptions::default();
-                pull::pull_image(self.store, &reference, &flags, &options)?.id
+                pull::pull_image(store, &reference, &flags, &options)?.id
             }
         })
     }

@@ -62,6 +62,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         finish: Default::default(),
         cache_from: Vec::new(),
         cache_to: Vec::new(),
+        bases_from: None,
     }
 }
 

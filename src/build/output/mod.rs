@@ -11,9 +11,11 @@
 //! (its new layers re-tarred with clamped times, or merged), as BuildKit's
 //! exporters rewrite the image they export.
 
+pub mod compare;
 pub mod export;
 pub mod finish;
 pub mod metadata;
+pub mod repro;
 pub mod spec;
 
 pub use finish::{Finish, Squash};
