@@ -11,10 +11,11 @@ use std::io::{BufReader, Read};
 
 use sha2::{Digest as _, Sha256};
 
+use super::repro::ANY_KEPT;
 use super::OutputError;
 use crate::digest::{DiffId, ImageId};
-use crate::layer::compress::{with_decompressed, Compression};
-use crate::store::{BlobCompression, ImageConfig, Store};
+use crate::layer::compress::with_decompressed;
+use crate::store::{ImageConfig, Store};
 
 /// Contents up to this size are shown as text when they are text.
 const SHOWN: usize = 256;
@@ -204,12 +205,7 @@ fn first_json_difference(
 
 /// A layer's members in stream order, from the blob the store keeps.
 fn layer_entries(store: &Store, diff_id: &DiffId) -> Result<Vec<(String, Entry)>, OutputError> {
-    let any_kept = BlobCompression {
-        format: Compression::Gzip,
-        level: None,
-        force: false,
-    };
-    let blob = store.layer_blob(diff_id, any_kept)?;
+    let blob = store.layer_blob(diff_id, ANY_KEPT)?;
     let path = store.blob_path(&blob.digest);
     let file = File::open(&path).map_err(OutputError::io("open", path.display()))?;
     with_decompressed(BufReader::new(file), |_, r| read_entries(r))

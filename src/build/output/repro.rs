@@ -17,6 +17,14 @@ use crate::store::config::Annotations;
 use crate::store::transport::{export_oci_dir, import};
 use crate::store::{BlobCompression, Store, StoreError};
 
+/// A layer's kept blob, whatever its compression (gzip made when it has
+/// none): what a copy or a comparison reads.
+pub(super) const ANY_KEPT: BlobCompression = BlobCompression {
+    format: Compression::Gzip,
+    level: None,
+    force: false,
+};
+
 /// What `--verify-repro` found.
 #[derive(Debug)]
 pub enum Verdict {
@@ -86,12 +94,7 @@ pub fn copy_image(from: &Store, to: &Store, id: &ImageId) -> Result<(), StoreErr
     }
     let staging = to.staging()?;
     let layout: &Path = &staging.path().join("layout");
-    let any_kept = BlobCompression {
-        format: Compression::Gzip,
-        level: None,
-        force: false,
-    };
-    export_oci_dir(from, id, None, layout, any_kept, &Annotations::default())?;
+    export_oci_dir(from, id, None, layout, ANY_KEPT, &Annotations::default())?;
     import(to, layout, None, None)?;
     Ok(())
 }
