@@ -6,15 +6,18 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use super::build_output::{build_or_verify, OutputFlags, SOURCE_DATE_EPOCH};
+use super::build_output::{build_or_verify, OutputFlags, Resolved, SOURCE_DATE_EPOCH};
 use super::images::{human_size, open_store};
 use super::settings::Settings;
 use crate::build::error::EXIT_BUILD_FAILED;
+use crate::build::output::Built;
 use crate::build::remote::spec::{self, CacheSpec, Direction};
 use crate::build::{BuildOptions, PullPolicy};
+use crate::digest::ImageId;
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
 use crate::store::config::ManifestFormat;
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -114,7 +117,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         pull: args.pull,
         format: args.format,
         log_to_stderr: out.export.log_to_stderr,
-        finish: out.finish,
+        finish: out.finish.clone(),
         cache_from: cache_specs(&args.cache_from, Direction::From)?,
         cache_to: cache_specs(&args.cache_to, Direction::To)?,
         bases_from: None,
@@ -127,10 +130,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     let Some(built) = build_or_verify(&store, &options, out.verify_repro)? else {
         return Ok(ExitCode::from(EXIT_BUILD_FAILED));
     };
-    let exported = crate::build::output::export::export(&store, &built, &out.export)?;
-    if let Some(path) = &out.metadata_file {
-        crate::build::output::metadata::write(path, &built.id, &exported)?;
-    }
+    export(&store, &built, &out)?;
     if !(args.cache_from.is_empty() && args.cache_to.is_empty()) {
         // After the outputs: a layer they needed was fetched by then.
         let t = crate::build::remote::stats::totals();
@@ -144,7 +144,12 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
             ),
         });
     }
-    let id = &built.id;
+    report_id(args, &out, &built.id)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-q`'s id and `--iidfile`.
+fn report_id(args: &BuildArgs, out: &Resolved, id: &ImageId) -> Result<()> {
     if args.quiet {
         // With an output on stdout, the id goes to stderr.
         match out.export.log_to_stderr {
@@ -156,7 +161,16 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         std::fs::write(path, id.to_string())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The outputs, `--push` and `--metadata-file`.
+fn export(store: &Store, built: &Built, out: &Resolved) -> Result<()> {
+    let exported = crate::build::output::export::export(store, built, &out.export)?;
+    if let Some(path) = &out.metadata_file {
+        crate::build::output::metadata::write(path, &built.id, &exported)?;
+    }
+    Ok(())
 }
 
 /// The Dockerfile's path (none for stdin) and its text.

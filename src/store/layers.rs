@@ -511,19 +511,30 @@ impl Store {
             compression,
             level,
         };
+        self.add_blob(diff_id, &staging, &path, &new)?;
+        Ok(new)
+    }
+
+    /// Publishes the blob made at `path` and adds it to the layer's record.
+    fn add_blob(
+        &self,
+        diff_id: &DiffId,
+        staging: &Staging,
+        path: &Path,
+        new: &BlobRecord,
+    ) -> Result<(), StoreError> {
         let lock = self.lock()?;
-        self.publish_blob(&lock, &path, &blob.digest)?;
+        self.publish_blob(&lock, path, &new.digest)?;
         // Re-read under the lock: another process may have added blobs.
         let mut record = self
             .layer_record(diff_id)?
             .ok_or_else(|| StoreError::LayerMissing {
                 diff_id: diff_id.clone(),
             })?;
-        if !record.blobs.contains(&new) {
+        if !record.blobs.contains(new) {
             record.blobs.push(new.clone());
         }
-        self.write_layer_record(&lock, &staging, &record)?;
-        Ok(new)
+        self.write_layer_record(&lock, staging, &record)
     }
 
     /// Open a layer blob for reading (made first if needed).

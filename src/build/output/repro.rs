@@ -1,9 +1,9 @@
 //! `--verify-repro`: the build run twice, each in an isolated temporary
 //! store (inside the caller's store's `tmp/`, removed after), the second
-//! without any cache (local or `--cache-from`); the FROM images come from the caller's store (found
-//! or pulled there, as `--pull` says, and copied in). The same image both
-//! times is copied into the caller's store and tagged; otherwise the first
-//! difference is the answer.
+//! without any cache (local or `--cache-from`); the FROM images come from
+//! the caller's store (found or pulled there, as `--pull` says, and copied
+//! in). The same image both times is copied into the caller's store and
+//! tagged; otherwise the first difference is the answer.
 
 use std::path::Path;
 
