@@ -300,3 +300,130 @@ fn rootless_build_metadata_annotations_and_unsetlabel() {
     assert_eq!(labels["keep"], "1");
     assert!(labels.get("from.base").is_none(), "{labels}");
 }
+
+/// Each layer's media type in a manifest.
+fn layer_types(manifest: &str) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn all_zstd(types: &[String]) -> bool {
+    types.iter().all(|t| t.ends_with("+zstd"))
+}
+
+#[test]
+fn registry_build_outputs_zstd_and_force_compression() {
+    let addr = common::registry_addr();
+    let ns = format!("outputs{}", std::process::id());
+    let (st, ctx) = setup();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let repo = format!("{addr}/{ns}/app");
+    let raw = |tag: &str| {
+        common::tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{repo}:{tag}"),
+            ],
+        )
+    };
+    // type=registry and a gzip push: skopeo reads both.
+    let oci = w.join("zstd.tar");
+    build(
+        &st,
+        ctx.path(),
+        &[
+            "-q",
+            "-t",
+            &format!("{repo}:gzip"),
+            "--push",
+            "-o",
+            &format!("type=registry,name={repo}:out"),
+        ],
+    )
+    .success();
+    assert_eq!(raw("gzip"), raw("out"));
+    assert!(raw("gzip").contains("tar+gzip"));
+    // zstd asked without force: the layers' kept gzip blobs go as they are
+    // (BuildKit); with --force-compression they are recompressed.
+    let zstd = ["--compression-format", "zstd"];
+    build(
+        &st,
+        ctx.path(),
+        &[&["-q", "-t", &format!("{repo}:kept"), "--push"][..], &zstd].concat(),
+    )
+    .success();
+    assert_eq!(raw("kept"), raw("gzip"));
+    let forced = format!("{repo}:zstd");
+    let mut args = vec!["-q", "-t", &forced, "--push", "--force-compression"];
+    args.extend(zstd);
+    let oci_out = format!("type=oci,dest={}", s(&oci));
+    args.extend(["-o", &oci_out]);
+    build(&st, ctx.path(), &args).success();
+    assert!(all_zstd(&layer_types(&raw("zstd"))), "{}", raw("zstd"));
+    // skopeo reads the zstd output and the zstd image in the registry.
+    let copy = w.join("copy");
+    for src in [
+        format!("oci-archive:{}", s(&oci)),
+        format!("docker://{forced}"),
+    ] {
+        common::tool(
+            "skopeo",
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                &src,
+                &format!("oci:{}:x", s(&copy)),
+            ],
+        );
+    }
+    let copied = common::tool(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:x", s(&copy))],
+    );
+    assert!(all_zstd(&layer_types(&copied)), "{copied}");
+    // save --compression-format zstd, read by skopeo.
+    let saved = w.join("saved.tar");
+    let app = format!("{repo}:zstd");
+    st.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "--compression-format",
+        "zstd",
+        "-o",
+        s(&saved),
+        &app,
+    ])
+    .success();
+    let saved_raw = common::tool(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci-archive:{}", s(&saved))],
+    );
+    assert!(all_zstd(&layer_types(&saved_raw)), "{saved_raw}");
+    // strata pulls the zstd image back into a fresh store and runs it.
+    let other = Strata::new();
+    other.run(&["pull", &forced]).success();
+    let out = other
+        .run(&["run", "--rm", &forced, "cat", "/hello"])
+        .success();
+    assert_eq!(out.stdout, "hello\n");
+    // A gzip image pushed again with push --force-compression is zstd.
+    st.run(&[
+        "push",
+        "--compression-format",
+        "zstd",
+        "--force-compression",
+        &format!("{repo}:gzip"),
+    ])
+    .success();
+    assert!(all_zstd(&layer_types(&raw("gzip"))), "{}", raw("gzip"));
+}
