@@ -53,6 +53,21 @@ impl Strata {
     }
 }
 
+impl Drop for Strata {
+    fn drop(&mut self) {
+        // Files a container made belong to subordinate ids, and overlayfs
+        // leaves `work/work` mode 000: only inside the user namespace can
+        // the test user remove them, so TempDir's own removal would leave
+        // the store in /tmp.
+        let _ = self
+            .cmd()
+            .args(["unshare", "rm", "-rf", "--"])
+            .arg(self.root.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// The end of one strata invocation, with its output as text.
 #[derive(Debug)]
 pub struct Run {
