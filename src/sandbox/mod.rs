@@ -1,4 +1,5 @@
-//! Everything that needs namespaces and mounts: entering strata's user
+//! Everything that needs namespaces and mounts: choosing how to isolate
+//! (`ladder`, from `environment` and probes), entering strata's user
 //! namespace (`userns`), the subordinate id ranges it maps (`subid`,
 //! `idmap`), the storage drivers (`driver`) and the probes `strata info`
 //! runs (`probe`).
@@ -9,9 +10,11 @@
 
 pub mod caps;
 pub mod driver;
+pub mod environment;
 pub mod idmap;
 pub mod init;
 pub mod interrupt;
+pub mod ladder;
 pub mod net;
 pub mod probe;
 pub mod rootfs;
