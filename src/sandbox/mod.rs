@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 pub mod caps;
+pub mod chroot;
 pub mod driver;
 pub mod environment;
 pub mod idmap;
