@@ -100,6 +100,7 @@ fn rootless_info_reports_every_probe_working() {
         .unwrap()
         .contains("version"));
     assert_eq!(info["storageDriver"], "overlay");
+    assert_eq!(info["isolation"]["isolation"], "rootless", "{info:#}");
     assert_eq!(info["user"]["uid"], uid);
     assert_eq!(info["storeRoot"], strata.root.path().to_str().unwrap());
 }
@@ -112,6 +113,10 @@ fn rootless_info_text_has_a_line_per_probe() {
         "strata version:",
         "store root:",
         "kernel:",
+        "environment:",
+        "isolation:",
+        "rung 1 (rootless):",
+        "rung 4 (chroot):",
         "user namespace:",
         "kernel overlay:",
         "storage driver:",
@@ -123,6 +128,22 @@ fn rootless_info_text_has_a_line_per_probe() {
         );
     }
     assert!(!run.stdout.contains("FAILED"), "{}", run.stdout);
+    let row = |key: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default()
+    };
+    assert!(
+        row("isolation:").contains("rung 1 (rootless)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        row("rung 1 (rootless):").ends_with(" used"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

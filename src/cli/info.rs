@@ -14,6 +14,10 @@ pub struct InfoArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Show what this rung of the isolation ladder would do (as build and
+    /// run --isolation) instead of choosing the best one
+    #[arg(long, value_enum, env = "STRATA_ISOLATION")]
+    isolation: Option<crate::sandbox::ladder::Isolation>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -23,7 +27,7 @@ enum Format {
 }
 
 pub fn run(settings: &Settings, args: &InfoArgs) -> Result<ExitCode> {
-    let report = probe::run_all(settings.storage_driver);
+    let report = probe::run_all(settings.storage_driver, args.isolation);
     let kernel = probe::kernel_release();
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -34,6 +38,8 @@ pub fn run(settings: &Settings, args: &InfoArgs) -> Result<ExitCode> {
                 "user": report.caller,
                 "rootUser": report.root_user,
                 "kernel": kernel,
+                "environment": report.environment,
+                "isolation": report.isolation,
                 "storageDriver": report.driver,
                 "checks": report.checks,
             });

@@ -196,6 +196,17 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The rung of the isolation ladder asked for with `--isolation`.
+    fn isolation(&self) -> Option<crate::sandbox::ladder::Isolation> {
+        match self {
+            Command::Build(args) => args.isolation,
+            Command::Run(args) => args.isolation,
+            _ => None,
+        }
+    }
+}
+
 /// The entry point of the `strata` binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -236,7 +247,7 @@ pub fn main() -> ExitCode {
         // Must happen before any thread starts: unshare(CLONE_NEWUSER)
         // refuses a multi-threaded process.
         let warn = |line: &str| eprintln!("strata: warning: {line}");
-        match userns::ensure(&warn) {
+        match userns::ensure(cli.command.isolation(), &warn) {
             Ok(userns::Entered::Waited(code)) => return ExitCode::from(code),
             Ok(userns::Entered::Inside) => {}
             Err(err) => {

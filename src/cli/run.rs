@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// Network: the host's, or none (loopback only)
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
+    /// Isolation: rootless, root, nested or chroot [default: the best that works here; see strata info]
+    #[arg(long, value_enum, env = "STRATA_ISOLATION")]
+    pub(super) isolation: Option<crate::sandbox::ladder::Isolation>,
     /// Bind mount a volume (HOST:CONTAINER[:ro])
     #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volume: Vec<String>,
@@ -137,7 +140,7 @@ pub(super) fn run_in_new_container(
     options: RunOptions,
     remove: bool,
 ) -> Result<i32> {
-    let driver = settings.storage_driver.unwrap_or(DriverKind::Overlay);
+    let driver = settings.storage_driver.unwrap_or_else(DriverKind::first);
     let mut c = container::create(
         store,
         NewContainer {

@@ -10,7 +10,7 @@ use super::settings::Settings;
 use crate::sandbox::probe;
 
 pub fn run(settings: &Settings) -> Result<ExitCode> {
-    let report = probe::run_all(settings.storage_driver);
+    let report = probe::run_all(settings.storage_driver, None);
     let driver = report.driver.map_or_else(
         || "none works here (see strata info)".into(),
         |d| d.to_string(),

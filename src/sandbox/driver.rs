@@ -15,6 +15,16 @@ pub enum DriverKind {
 }
 
 impl DriverKind {
+    /// The driver tried first when none is forced: overlay, or vfs where
+    /// strata runs without namespaces (isolation chroot), which can mount
+    /// nothing at all.
+    pub fn first() -> DriverKind {
+        match super::userns::current() {
+            Some(choice) if choice.isolation == super::ladder::Isolation::Chroot => DriverKind::Vfs,
+            _ => DriverKind::Overlay,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DriverKind::Overlay => "overlay",

@@ -16,6 +16,8 @@ use super::subid::{self, SubidRange};
 
 /// Ids mapped per range when we suggest one: what useradd gives by default.
 const SUGGESTED_RANGE_SIZE: u32 = 65536;
+/// Every id a map line can cover (ids are u32; (u32)-1 is "no id").
+const IDS_ALL: u32 = u32::MAX;
 /// Where useradd starts allocating subordinate ids by default.
 const SUGGESTED_RANGE_FLOOR: u32 = 100_000;
 
@@ -212,6 +214,32 @@ impl IdMapPlan {
                     stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// The plan of real root nesting a user namespace in a container
+    /// (rung 3): no ranges or helpers, every id maps to itself.
+    pub fn identity(caller: Caller) -> IdMapPlan {
+        IdMapPlan {
+            caller,
+            uid_ranges: Vec::new(),
+            gid_ranges: Vec::new(),
+            newuidmap: None,
+            newgidmap: None,
+            suggested_start: 0,
+        }
+    }
+
+    /// Maps every id to itself in the namespace of `pid`: root's files keep
+    /// their owners, so the store is the same as on rungs 2 and 4. Needs
+    /// CAP_SETUID and CAP_SETGID, which root keeps in a default container.
+    pub fn apply_identity(&self, pid: Pid) -> Result<(), IdMapError> {
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let all = format!("0 0 {IDS_ALL}");
+        for file in ["uid_map", "gid_map"] {
+            let path = proc.join(file);
+            std::fs::write(&path, &all).map_err(|source| IdMapError::Write { path, source })?;
         }
         Ok(())
     }

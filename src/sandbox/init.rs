@@ -9,6 +9,11 @@
 //!
 //! Pid 1 sets up the root file system (`rootfs`), drops to Docker's
 //! capability set, becomes USER, enters WORKDIR and execs the command.
+//!
+//! On rung 4 (`chroot`) nothing can be unshared: the process is forked
+//! as it is, chrooted instead of pivoted, and traced (`sandbox::chroot`);
+//! container-init follows it and everything it starts, and kills them all
+//! when it ends.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -23,7 +28,9 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Gid, Pid, Uid};
 
-use super::spec::{Network, ProcessSpec, DEFAULT_PATH};
+use super::chroot::{self, ChrootError};
+use super::ladder::Isolation;
+use super::spec::{InitMessage, Network, ProcessSpec, DEFAULT_PATH};
 use super::{caps, net, rootfs, tty, user};
 
 /// The environment variable naming the fd the spec is read from.
@@ -60,6 +67,8 @@ pub enum InitError {
     NotFound(String),
     #[error("working directory {0}: {1}")]
     Workdir(String, std::io::Error),
+    #[error(transparent)]
+    Chroot(#[from] ChrootError),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(Errno) -> InitError {
@@ -79,7 +88,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn read_spec() -> Result<ProcessSpec, InitError> {
+fn read_spec() -> Result<InitMessage, InitError> {
     let fd: RawFd = std::env::var(SPEC_FD_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -94,7 +103,7 @@ fn read_spec() -> Result<ProcessSpec, InitError> {
 
 fn outer() -> Result<i32, InitError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl PDEATHSIG"))?;
-    let spec = read_spec()?;
+    let InitMessage { spec, confinement } = read_spec()?;
     // Pid 1 sends the master end of its pty back over this.
     let pty_socket = if spec.tty {
         let (ours, theirs) = nix::sys::socket::socketpair(
@@ -117,22 +126,95 @@ fn outer() -> Result<i32, InitError> {
     }
     mask.thread_block().map_err(sys("blocking signals"))?;
     let signals = SignalFd::new(&mask).map_err(sys("signalfd"))?;
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
-    if spec.network == Network::None {
-        flags |= CloneFlags::CLONE_NEWNET;
+    let (ours, theirs) = match pty_socket {
+        Some((ours, theirs)) => (Some(ours), Some(theirs)),
+        None => (None, None),
+    };
+    let mut children: Box<dyn Children> = if confinement.isolation == Some(Isolation::Chroot) {
+        start_chrooted(&spec, theirs)?
+    } else {
+        start_namespaced(&spec, theirs, confinement.bind_proc)?
+    };
+    let master = match ours {
+        Some(ours) => tty::receive_master(&ours).map_err(sys("receiving the terminal"))?,
+        None => None,
+    };
+    wait_for(children.as_mut(), &signals, master)
+}
+
+/// How pid 1 gets its root file system.
+#[derive(Clone, Copy)]
+enum Root<'a> {
+    /// pivot_root in its own mount namespace; /proc mounted anew, or bound
+    /// from the container where that is refused.
+    Namespaced { bind_proc: bool },
+    /// chroot, with the redirects prepared (rung 4).
+    Chroot(&'a chroot::Prepared),
+}
+
+/// The processes container-init waits for.
+trait Children {
+    /// Reaps what has ended; the exit code once the container is over.
+    fn poll(&mut self) -> Result<Option<i32>, InitError>;
+    /// Ends the container because of a forwarded signal.
+    fn kill(&mut self, by: Signal);
+}
+
+/// Pid 1 of a pid namespace: killing it ends everything else.
+struct Pid1 {
+    pid: Pid,
+    killed_by: Option<Signal>,
+}
+
+impl Children for Pid1 {
+    fn poll(&mut self) -> Result<Option<i32>, InitError> {
+        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                Ok(Some(128 + self.killed_by.unwrap_or(sig) as i32))
+            }
+            Ok(_) | Err(Errno::EINTR) => Ok(None),
+            Err(errno) => Err(InitError::Sys {
+                what: "waitpid",
+                errno,
+            }),
+        }
     }
-    nix::sched::unshare(flags).map_err(sys("unshare"))?;
-    if spec.network == Network::None {
-        net::loopback_up()?;
+
+    fn kill(&mut self, by: Signal) {
+        self.killed_by = Some(by);
+        // Already gone is fine: waitpid reports it next.
+        let _ = signal::kill(self.pid, Signal::SIGKILL);
     }
+}
+
+/// The traced processes of a chrooted RUN, and what they were prepared with.
+#[cfg(target_arch = "x86_64")]
+struct Traced {
+    tracer: chroot::Tracer,
+    _prepared: chroot::Prepared,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Children for Traced {
+    fn poll(&mut self) -> Result<Option<i32>, InitError> {
+        self.tracer.poll().map_err(|errno| InitError::Sys {
+            what: "following the RUN processes",
+            errno,
+        })
+    }
+
+    fn kill(&mut self, by: Signal) {
+        self.tracer.kill(by);
+    }
+}
+
+/// Forks `pid1` into `child`'s place; the parent gets its pid.
+fn fork_pid1(spec: &ProcessSpec, pty: Option<OwnedFd>, root: Root) -> Result<Pid, InitError> {
     // SAFETY: this process was just exec'd and never started a thread.
-    let child = match unsafe { unistd::fork() }.map_err(sys("fork"))? {
+    match unsafe { unistd::fork() }.map_err(sys("fork"))? {
         ForkResult::Child => {
-            drop(signals);
-            let code = match pid1(&spec, pty_socket.map(|(_, theirs)| theirs)) {
+            let code = match pid1(spec, pty, root) {
                 Ok(never) => match never {},
                 Err((code, err)) => {
                     crate::progress::emit(crate::progress::Event::Error {
@@ -144,21 +226,65 @@ fn outer() -> Result<i32, InitError> {
             // SAFETY: ending the forked child without the parent's atexit handlers.
             unsafe { nix::libc::_exit(code) }
         }
-        ForkResult::Parent { child } => child,
-    };
-    let master = match pty_socket {
-        Some((ours, theirs)) => {
-            drop(theirs);
-            tty::receive_master(&ours).map_err(sys("receiving the terminal"))?
-        }
-        None => None,
-    };
-    wait_for(child, &signals, master)
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
+
+fn start_namespaced(
+    spec: &ProcessSpec,
+    pty: Option<OwnedFd>,
+    bind_proc: bool,
+) -> Result<Box<dyn Children>, InitError> {
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    nix::sched::unshare(flags).map_err(sys("unshare"))?;
+    if spec.network == Network::None {
+        net::loopback_up()?;
+    }
+    let pid = fork_pid1(spec, pty, Root::Namespaced { bind_proc })?;
+    Ok(Box::new(Pid1 {
+        pid,
+        killed_by: None,
+    }))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn start_chrooted(
+    spec: &ProcessSpec,
+    pty: Option<OwnedFd>,
+) -> Result<Box<dyn Children>, InitError> {
+    if spec.network == Network::None {
+        return Err(ChrootError::Network.into());
+    }
+    let prepared = chroot::prepare(&spec.mounts)?;
+    // Whatever a RUN leaves behind when its parent exits comes back to us,
+    // to be followed and, at the end, killed.
+    nix::sys::prctl::set_child_subreaper(true).map_err(sys("PR_SET_CHILD_SUBREAPER"))?;
+    let pid = fork_pid1(spec, pty, Root::Chroot(&prepared))?;
+    let tracer = prepared.tracer(pid)?;
+    Ok(Box::new(Traced {
+        tracer,
+        _prepared: prepared,
+    }))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn start_chrooted(_: &ProcessSpec, _: Option<OwnedFd>) -> Result<Box<dyn Children>, InitError> {
+    Err(ChrootError::Arch.into())
 }
 
 /// Waits for pid 1, relaying its terminal if it has one; a forwarded
 /// signal kills it (and so its whole pid namespace).
-fn wait_for(child: Pid, signals: &SignalFd, master: Option<OwnedFd>) -> Result<i32, InitError> {
+fn wait_for(
+    children: &mut dyn Children,
+    signals: &SignalFd,
+    master: Option<OwnedFd>,
+) -> Result<i32, InitError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     let _raw = master.as_ref().map(|_| tty::RawMode::enter());
@@ -172,20 +298,8 @@ fn wait_for(child: Pid, signals: &SignalFd, master: Option<OwnedFd>) -> Result<i
         None => None,
     };
     let mut stdout = std::io::stdout();
-    let mut killed_by: Option<Signal> = None;
     loop {
-        let status = match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => Some(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => Some(128 + killed_by.unwrap_or(sig) as i32),
-            Ok(_) | Err(Errno::EINTR) => None,
-            Err(errno) => {
-                return Err(InitError::Sys {
-                    what: "waitpid",
-                    errno,
-                })
-            }
-        };
-        if let Some(code) = status {
+        if let Some(code) = children.poll()? {
             // What the program wrote just before exiting is still queued.
             while let Some(m) = master.as_ref().filter(|_| master_open) {
                 let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
@@ -253,11 +367,7 @@ fn wait_for(child: Pid, signals: &SignalFd, master: Option<OwnedFd>) -> Result<i
                     tty::copy_window_size(m);
                 }
             }
-            Ok(sig) if FORWARDED.contains(&sig) => {
-                killed_by = Some(sig);
-                // Already gone is fine: waitpid reports it next.
-                let _ = signal::kill(child, Signal::SIGKILL);
-            }
+            Ok(sig) if FORWARDED.contains(&sig) => children.kill(sig),
             _ => {}
         }
     }
@@ -268,44 +378,82 @@ fn wait_for(child: Pid, signals: &SignalFd, master: Option<OwnedFd>) -> Result<i
 fn pid1(
     spec: &ProcessSpec,
     pty_socket: Option<OwnedFd>,
+    root: Root,
 ) -> Result<std::convert::Infallible, (i32, InitError)> {
     let setup = |e: InitError| (EXIT_SETUP, e);
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(sys("prctl PDEATHSIG"))
         .map_err(setup)?;
     reset_signals().map_err(setup)?;
-    rootfs::enter(spec).map_err(|e| setup(e.into()))?;
-    if let Some(socket) = pty_socket {
-        // From the container's devpts, so its name exists in here.
-        let pty = tty::open()
-            .map_err(sys("opening a pseudo-terminal"))
-            .map_err(setup)?;
-        tty::send_master(&socket, &pty.master)
-            .map_err(sys("passing the terminal on"))
-            .map_err(setup)?;
-        drop(pty.master);
-        tty::attach(&pty.slave)
-            .map_err(sys("attaching the terminal"))
-            .map_err(setup)?;
-    }
-    unistd::sethostname(&spec.hostname)
-        .map_err(sys("sethostname"))
-        .map_err(setup)?;
+    // The pty comes from the container's devpts: after pivot_root, but
+    // before a chroot (which has no /dev of its own).
+    let mut pty_socket = pty_socket;
+    let chroot = match root {
+        Root::Namespaced { bind_proc } => {
+            rootfs::enter(spec, bind_proc).map_err(|e| setup(e.into()))?;
+            terminal(pty_socket.take()).map_err(setup)?;
+            unistd::sethostname(&spec.hostname)
+                .map_err(sys("sethostname"))
+                .map_err(setup)?;
+            None
+        }
+        Root::Chroot(prepared) => {
+            terminal(pty_socket.take()).map_err(setup)?;
+            prepared.enter(&spec.rootfs).map_err(|e| setup(e.into()))?;
+            Some(prepared)
+        }
+    };
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let who = user::resolve(&spec.user, &passwd, &groups).map_err(|e| setup(e.into()))?;
     let owner = spec.workdir_for_user.then_some((who.uid, who.gid));
-    enter_workdir(&spec.workdir, owner).map_err(setup)?;
+    enter_workdir(&spec.workdir, owner, chroot.map(|p| p.kept())).map_err(setup)?;
     let env = container_env(spec, &who.home);
     let program = find_program(&spec.args, &env).map_err(|e| (EXIT_NOT_FOUND, e))?;
+    if chroot.is_some() {
+        chroot::trace_me().map_err(|e| setup(e.into()))?;
+    }
     nix::sys::prctl::set_no_new_privs()
         .map_err(sys("no_new_privs"))
         .map_err(setup)?;
     caps::restrict_to_default().map_err(|e| setup(e.into()))?;
     become_user(&who).map_err(setup)?;
-    let argv: Vec<CString> = spec.args.iter().map(|a| cstring(a)).collect();
+    if let Some(prepared) = chroot {
+        filter(prepared).map_err(setup)?;
+    }
+    exec(&program, &spec.args, &env)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn filter(prepared: &chroot::Prepared) -> Result<(), InitError> {
+    Ok(prepared.filter()?)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn filter(_: &chroot::Prepared) -> Result<(), InitError> {
+    Err(ChrootError::Arch.into())
+}
+
+/// `run -t`: a new pty, its master end sent to container-init, the slave
+/// end made this process's stdio.
+fn terminal(socket: Option<OwnedFd>) -> Result<(), InitError> {
+    let Some(socket) = socket else {
+        return Ok(());
+    };
+    let pty = tty::open().map_err(sys("opening a pseudo-terminal"))?;
+    tty::send_master(&socket, &pty.master).map_err(sys("passing the terminal on"))?;
+    drop(pty.master);
+    tty::attach(&pty.slave).map_err(sys("attaching the terminal"))
+}
+
+fn exec(
+    program: &CString,
+    args: &[String],
+    env: &[String],
+) -> Result<std::convert::Infallible, (i32, InitError)> {
+    let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect();
     let envp: Vec<CString> = env.iter().map(|e| cstring(e)).collect();
-    let errno = match unistd::execve(&program, &argv, &envp) {
+    let errno = match unistd::execve(program, &argv, &envp) {
         Ok(never) => match never {},
         Err(errno) => errno,
     };
@@ -344,14 +492,27 @@ fn reset_signals() -> Result<(), InitError> {
     Ok(())
 }
 
-fn enter_workdir(workdir: &str, owner: Option<(u32, u32)>) -> Result<(), InitError> {
+/// Closes every inherited descriptor above stderr but `kept`, and enters
+/// (making it first if need be) the working directory.
+fn enter_workdir(
+    workdir: &str,
+    owner: Option<(u32, u32)>,
+    kept: Option<(u32, u32)>,
+) -> Result<(), InitError> {
     // An fd inherited from strata would let `WORKDIR /proc/self/fd/N` reach
-    // the host: none may survive into the container (CVE-2024-21626).
-    // SAFETY: close_range only closes descriptors; nothing in this process
-    // uses one above stderr from here on.
-    let closed = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if closed != 0 {
-        return Err(sys("close_range")(Errno::last()));
+    // the host: none may survive into the container (CVE-2024-21626), but
+    // for the ones a chroot's redirects are made of.
+    let ranges = match kept {
+        Some((low, high)) => vec![(3, low - 1), (high + 1, u32::MAX)],
+        None => vec![(3, u32::MAX)],
+    };
+    for (first, last) in ranges {
+        // SAFETY: close_range only closes descriptors; nothing in this
+        // process uses one above stderr from here on.
+        let closed = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, first, last, 0u32) };
+        if closed != 0 {
+            return Err(sys("close_range")(Errno::last()));
+        }
     }
     let dir = if workdir.is_empty() { "/" } else { workdir };
     make_workdir(Path::new(dir), owner).map_err(|e| InitError::Workdir(dir.into(), e))?;

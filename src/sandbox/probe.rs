@@ -11,7 +11,9 @@ use nix::unistd::Uid;
 use serde::Serialize;
 
 use super::driver::DriverKind;
+use super::environment::Environment;
 use super::idmap::{Caller, IdMapPlan};
+use super::ladder::{self, Choice, Fact, Facts, Isolation, Next, Probe};
 use super::userns::{self, error_chain, Mapping};
 
 /// The outcome of one probe.
@@ -51,24 +53,32 @@ impl Check {
 pub struct Report {
     pub caller: Caller,
     pub root_user: bool,
+    pub environment: Environment,
+    /// The rung a command would use, if any works.
+    pub isolation: Option<Choice>,
     pub checks: Vec<Check>,
     /// The driver a command would use, if any works.
     pub driver: Option<DriverKind>,
 }
 
 /// Runs every probe. Must be called while the process is single-threaded.
-pub fn run_all(forced: Option<DriverKind>) -> Report {
+pub fn run_all(forced: Option<DriverKind>, isolation: Option<Isolation>) -> Report {
     let caller = Caller::current();
     let root_user = Uid::effective().is_root();
-    let mut checks = Vec::new();
-    let mapping = if root_user {
-        checks.push(Check::pass(
-            "user namespace",
-            "not needed: running as root, only a private mount namespace is used",
-        ));
-        Some((None, Mapping::Host))
-    } else {
-        probe_userns(&caller, &mut checks)
+    let (facts, next) = survey(&caller, isolation);
+    let mut checks = vec![Check::pass("environment", facts.env.to_string())];
+    ladder_checks(&next, &mut checks);
+    let choice = match &next {
+        Next::Use(choice) => Some(choice.clone()),
+        _ => None,
+    };
+    let mapping = match choice.as_ref().map(|c| c.isolation) {
+        Some(Isolation::Root) => Some((None, Mapping::Host)),
+        Some(Isolation::Nested) if root_user => {
+            Some((Some(IdMapPlan::identity(caller.clone())), Mapping::Identity))
+        }
+        Some(Isolation::Rootless | Isolation::Nested) => probe_userns(&caller, &mut checks),
+        Some(Isolation::Chroot) | None => None,
     };
     let (overlay_ok, fuse_ok) = match &mapping {
         Some((plan, mapping)) => {
@@ -81,8 +91,22 @@ pub fn run_all(forced: Option<DriverKind>) -> Report {
         }
         None => (false, false),
     };
-    let driver = choose_driver(forced, overlay_ok, fuse_ok);
-    checks.push(match (forced, driver) {
+    let driver = choice
+        .as_ref()
+        .and_then(|_| choose_driver(forced, overlay_ok, fuse_ok));
+    checks.push(driver_check(forced, driver));
+    Report {
+        caller,
+        root_user,
+        environment: facts.env,
+        isolation: choice,
+        checks,
+        driver,
+    }
+}
+
+fn driver_check(forced: Option<DriverKind>, driver: Option<DriverKind>) -> Check {
+    match (forced, driver) {
         (Some(kind), Some(_)) => {
             Check::pass("storage driver", format!("{kind} (--storage-driver)"))
         }
@@ -96,15 +120,102 @@ pub fn run_all(forced: Option<DriverKind>) -> Report {
         }
         (None, None) => Check::fail(
             "storage driver",
-            "none: no user namespace can be entered",
-            "see the fix for the user namespace above",
+            "none: no isolation works here",
+            "see the fix for isolation above",
         ),
+    }
+}
+
+/// The ladder decided as `userns::ensure` decides it, every fact probed in
+/// a forked child so that this process enters nothing.
+fn survey(caller: &Caller, forced: Option<Isolation>) -> (Facts, Next) {
+    let mut facts = Facts {
+        root: Uid::effective().is_root(),
+        env: super::environment::detect(),
+        ..Facts::default()
+    };
+    let (plan, mapping) = if facts.root {
+        (Ok(IdMapPlan::identity(caller.clone())), Mapping::Identity)
+    } else {
+        (IdMapPlan::detect(caller.clone()), Mapping::Single)
+    };
+    let nothing = || Ok(String::new());
+    loop {
+        let fact = match ladder::next(&facts, forced) {
+            Next::Probe(fact) => fact,
+            decided => return (facts, decided),
+        };
+        match (fact, &plan) {
+            (Fact::MountNs, _) => {
+                facts.mount_ns =
+                    as_probe(userns::probe_in(&host_plan(caller), Mapping::Host, nothing))
+            }
+            (Fact::UserNs, Ok(plan)) => {
+                facts.user_ns = as_probe(userns::probe_in(plan, mapping, nothing))
+            }
+            (Fact::UserNs, Err(e)) => facts.user_ns = Probe::Failed(error_chain(e)),
+            (Fact::FreshProc, Ok(plan)) => {
+                let fresh = || match userns::probe_fresh_proc() {
+                    Probe::Failed(why) => Err(why),
+                    _ => Ok(String::new()),
+                };
+                facts.fresh_proc = as_probe(userns::probe_in(plan, mapping, fresh));
+            }
+            (Fact::FreshProc, Err(e)) => facts.fresh_proc = Probe::Failed(error_chain(e)),
+            (Fact::Ptrace, _) => facts.ptrace = super::chroot::probe(),
+        }
+    }
+}
+
+fn as_probe(r: Result<Result<String, String>, userns::UsernsError>) -> Probe {
+    match r {
+        Ok(Ok(_)) => Probe::Ok,
+        Ok(Err(why)) => Probe::Failed(why),
+        Err(e) => Probe::Failed(userns::describe(&e)),
+    }
+}
+
+/// One row per rung: the one used, why each better one was passed over,
+/// and the ones below it (not tried).
+fn ladder_checks(next: &Next, checks: &mut Vec<Check>) {
+    let (used, skipped) = match next {
+        Next::Use(choice) => (Some(choice), &choice.skipped),
+        Next::None(err) => (None, &err.skipped),
+        Next::Probe(_) => return,
+    };
+    checks.push(match (used, next) {
+        (Some(c), _) => {
+            let how = if c.forced {
+                "--isolation"
+            } else {
+                "the best that works here"
+            };
+            let proc = if c.bind_proc {
+                "; RUN gets the container's /proc bound in"
+            } else {
+                ""
+            };
+            Check::pass(
+                "isolation",
+                format!("{}: {} ({how}){proc}", c.isolation, c.isolation.summary()),
+            )
+        }
+        (None, Next::None(err)) => Check::fail(
+            "isolation",
+            format!("none works in {}", err.env),
+            err.fixes().join("; or "),
+        ),
+        _ => return,
     });
-    Report {
-        caller,
-        root_user,
-        checks,
-        driver,
+    for rung in Isolation::ALL {
+        let detail = if used.is_some_and(|c| c.isolation == rung) {
+            "used".to_string()
+        } else if let Some((_, why)) = skipped.iter().find(|(r, _)| *r == rung) {
+            format!("skipped: {why}")
+        } else {
+            "not tried".to_string()
+        };
+        checks.push(Check::pass(rung.label(), detail));
     }
 }
 

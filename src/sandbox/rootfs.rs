@@ -125,8 +125,10 @@ fn mount(
 }
 
 /// Sets up the mounts and pivots into `spec.rootfs`. Runs in pid 1's own
-/// mount namespace.
-pub fn enter(spec: &ProcessSpec) -> Result<(), RootfsError> {
+/// mount namespace. With `bind_proc`, /proc is the container's own, bound
+/// with everything mounted under it (the kernel refuses a new proc where
+/// the container's has masked paths; a recursive bind keeps them masked).
+pub fn enter(spec: &ProcessSpec, bind_proc: bool) -> Result<(), RootfsError> {
     let rootfs = spec.rootfs.as_path();
     let label = rootfs.display().to_string();
     // pivot_root needs a mount point; a vfs rootfs is a plain directory.
@@ -146,15 +148,27 @@ pub fn enter(spec: &ProcessSpec) -> Result<(), RootfsError> {
     .map_err(|e| io("opening", label.clone())(errno(e)))?;
 
     let proc_dir = mount_dir(&root, "/proc")?;
-    let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(
-        Some(Path::new("proc")),
-        &fd_path(&proc_dir),
-        Some("proc"),
-        noexec,
-        None,
-        "/proc",
-    )?;
+    if bind_proc {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(
+            Some(Path::new("/proc")),
+            &fd_path(&proc_dir),
+            None,
+            flags,
+            None,
+            "/proc",
+        )?;
+    } else {
+        let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(
+            Some(Path::new("proc")),
+            &fd_path(&proc_dir),
+            Some("proc"),
+            noexec,
+            None,
+            "/proc",
+        )?;
+    }
     setup_dev(&root)?;
     for m in &spec.mounts {
         match m {

@@ -16,7 +16,7 @@ use nix::sys::signal::{self, SigHandler, Signal};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::init::{EXIT_SETUP, SPEC_FD_ENV};
-use super::spec::{Mount, ProcessSpec};
+use super::spec::{Confinement, InitMessage, Mount, ProcessSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -223,7 +223,11 @@ fn remove_created(rootfs: &Path, path: &str, is_dir: bool) {
 }
 
 fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i32, SpawnError> {
-    let json = serde_json::to_vec(spec).map_err(|e| SpawnError::Spec(e.to_string()))?;
+    let message = InitMessage {
+        spec: spec.clone(),
+        confinement: Confinement::current(),
+    };
+    let json = serde_json::to_vec(&message).map_err(|e| SpawnError::Spec(e.to_string()))?;
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SpawnError::Start(e.into()))?;
     let read_fd = read.as_raw_fd();

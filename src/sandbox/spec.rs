@@ -98,3 +98,32 @@ impl ProcessSpec {
             .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
     }
 }
+
+/// How container-init confines the process: from the rung strata entered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    /// `None`: namespaces, as strata itself runs in them.
+    pub isolation: Option<super::ladder::Isolation>,
+    /// The container's /proc is bound in rather than a new one mounted.
+    pub bind_proc: bool,
+}
+
+impl Confinement {
+    /// What the rung this process entered calls for.
+    pub fn current() -> Confinement {
+        match super::userns::current() {
+            Some(choice) => Confinement {
+                isolation: Some(choice.isolation),
+                bind_proc: choice.bind_proc,
+            },
+            None => Confinement::default(),
+        }
+    }
+}
+
+/// What strata sends container-init.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitMessage {
+    pub spec: ProcessSpec,
+    pub confinement: Confinement,
+}

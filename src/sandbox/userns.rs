@@ -1,17 +1,21 @@
-//! Entering strata's user + mount namespace.
+//! Entering strata's namespaces, along the isolation ladder (`ladder`).
 //!
-//! An unprivileged process forks before any thread has started; the child
-//! unshares a new user and mount namespace and waits on a pipe while the
-//! parent writes its id mapping (the setuid helpers must run outside the new
-//! namespace, so the child cannot map itself). The child then goes on to run
-//! the command as root of that namespace; the parent only waits and passes
-//! the exit code on. Every mount the command makes lives in the child's
-//! mount namespace, so nothing leaks when it dies.
+//! Real root with CAP_SYS_ADMIN only unshares a mount namespace. Otherwise
+//! strata forks before any thread has started; the child unshares a new
+//! user and mount namespace and waits on a pipe while the parent writes its
+//! id mapping (the setuid helpers must run outside the new namespace, so the
+//! child cannot map itself; root maps every id to itself). The child makes
+//! its mounts private, says so, and goes on to run the command as root of
+//! that namespace; the parent only waits and passes the exit code on. Every
+//! mount the command makes lives in the child's mount namespace, so nothing
+//! leaks when it dies. Where neither works, root runs without namespaces
+//! (rung 4) and an unprivileged user gets the error naming the fixes.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -22,6 +26,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid, Uid};
 
 use super::idmap::{Caller, IdMapError, IdMapPlan};
+use super::ladder::{self, Choice, Fact, Facts, Isolation, Next, NoRung, Probe};
 
 /// The exit code of a child that could not set itself up; Docker's code for
 /// an error of the tool rather than of the command.
@@ -43,6 +48,14 @@ pub enum UsernsError {
     Map(#[from] IdMapError),
     #[error("the namespace child exited before it was set up")]
     ChildVanished,
+    #[error("setting up the new namespace: {what}")]
+    ChildSetup {
+        what: &'static str,
+        #[source]
+        source: Errno,
+    },
+    #[error(transparent)]
+    NoRung(#[from] NoRung),
     #[error("waiting for the namespace child")]
     Wait(#[source] Errno),
 }
@@ -64,16 +77,62 @@ pub enum Mapping {
     Full,
     /// The caller's own uid and gid only.
     Single,
+    /// Root in a container without CAP_SYS_ADMIN: every id as itself.
+    Identity,
 }
 
-/// Puts the rest of this command inside strata's namespaces.
+/// The rung this process entered (set once by [`ensure`]).
+static CURRENT: OnceLock<Choice> = OnceLock::new();
+
+/// The rung [`ensure`] chose, if it ran.
+pub fn current() -> Option<&'static Choice> {
+    CURRENT.get()
+}
+
+/// Puts the rest of this command inside strata's namespaces, on the best
+/// rung of the ladder that works here (or the forced one).
 ///
 /// Must be called while the process is single-threaded. `warn` gets the one
 /// line printed when the full mapping is not available.
-pub fn ensure(warn: &dyn Fn(&str)) -> Result<Entered, UsernsError> {
-    if Uid::effective().is_root() {
-        enter_mount_ns()?;
-        return Ok(Entered::Inside);
+pub fn ensure(forced: Option<Isolation>, warn: &dyn Fn(&str)) -> Result<Entered, UsernsError> {
+    let mut facts = Facts {
+        root: Uid::effective().is_root(),
+        env: super::environment::detect(),
+        ..Facts::default()
+    };
+    loop {
+        match ladder::next(&facts, forced) {
+            Next::Use(choice) => {
+                crate::log::info(&format!("isolation: {}", choice.isolation));
+                // Only ever set here, once per process.
+                let _ = CURRENT.set(choice);
+                return Ok(Entered::Inside);
+            }
+            Next::None(err) => return Err(err.into()),
+            Next::Probe(Fact::MountNs) => {
+                // In this process: on success it is in the namespace it needs.
+                facts.mount_ns = Probe::from_result(enter_mount_ns().map_err(|e| describe(&e)));
+            }
+            Next::Probe(Fact::UserNs) => match enter_user_ns(facts.root, warn) {
+                Ok(None) => facts.user_ns = Probe::Ok,
+                Ok(Some(child)) => return Ok(Entered::Waited(wait_passing_signals(child)?)),
+                Err(err) => facts.user_ns = Probe::Failed(describe(&err)),
+            },
+            Next::Probe(Fact::FreshProc) => facts.fresh_proc = probe_fresh_proc(),
+            Next::Probe(Fact::Ptrace) => facts.ptrace = super::chroot::probe(),
+        }
+    }
+}
+
+/// Forks into a new user namespace: `Ok(None)` in the child, now root of
+/// it; the child's pid in the parent.
+fn enter_user_ns(root: bool, warn: &dyn Fn(&str)) -> Result<Option<Pid>, UsernsError> {
+    if root {
+        return fork_into(
+            &IdMapPlan::identity(Caller::current()),
+            Mapping::Identity,
+            warn,
+        );
     }
     let plan = IdMapPlan::detect(Caller::current())?;
     if let Some(line) = plan.fallback_warning() {
@@ -94,9 +153,70 @@ pub fn ensure(warn: &dyn Fn(&str)) -> Result<Entered, UsernsError> {
         plan.caller.uid,
         plan.uid_ranges
     ));
-    match fork_into(&plan, want, warn)? {
-        None => Ok(Entered::Inside),
-        Some(child) => Ok(Entered::Waited(wait_passing_signals(child)?)),
+    fork_into(&plan, want, warn)
+}
+
+/// A failure as the ladder reports it: what was refused, in words.
+pub(crate) fn describe(err: &UsernsError) -> String {
+    let words = |errno: &Errno| errno.desc().to_lowercase();
+    match err {
+        UsernsError::Unshare(e) => format!("creating a user namespace was refused ({})", words(e)),
+        UsernsError::UnshareMount(e) => {
+            format!("creating a mount namespace was refused ({})", words(e))
+        }
+        UsernsError::MakePrivate(e) => format!("mounting was refused ({})", words(e)),
+        UsernsError::ChildSetup { what, source } => {
+            format!("{what} was refused ({})", words(source))
+        }
+        other => error_chain(other),
+    }
+}
+
+/// Whether a new /proc can be mounted in a new pid namespace from here (a
+/// container's masked /proc makes the kernel refuse one).
+pub(super) fn probe_fresh_proc() -> Probe {
+    let dir = match tempfile::Builder::new().prefix("strata-proc-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => return Probe::Failed(format!("making a scratch dir: {e}")),
+    };
+    // SAFETY: called while single-threaded (from ensure or a probe child).
+    let child = match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => exit_child(fresh_proc_child(dir.path())),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => return Probe::Failed(format!("forking: {e}")),
+    };
+    match wait(child) {
+        Ok(WaitStatus::Exited(_, 0)) => Probe::Ok,
+        Ok(WaitStatus::Exited(_, code)) => Probe::Failed(format!(
+            "mounting a new /proc was refused ({}): the container's /proc is masked",
+            Errno::from_raw(code).desc().to_lowercase()
+        )),
+        other => Probe::Failed(format!("the /proc probe ended as {other:?}")),
+    }
+}
+
+/// In the probe child: new pid and mount namespaces, and a grandchild (the
+/// pid namespace's first process) mounts proc. Returns 0 or the errno.
+fn fresh_proc_child(dir: &std::path::Path) -> i32 {
+    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS) {
+        return e as i32;
+    }
+    // SAFETY: the probe child is single-threaded.
+    match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let code = match nix::mount::mount(Some("proc"), dir, Some("proc"), flags, None::<&str>)
+            {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            };
+            exit_child(code)
+        }
+        Ok(ForkResult::Parent { child }) => match wait(child) {
+            Ok(WaitStatus::Exited(_, code)) => code,
+            _ => Errno::ECHILD as i32,
+        },
+        Err(e) => e as i32,
     }
 }
 
@@ -116,7 +236,7 @@ pub fn probe_in(
             ForkResult::Child => {
                 drop(result_r);
                 let outcome = enter_mount_ns()
-                    .map_err(|e| error_chain(&e))
+                    .map_err(|e| describe(&e))
                     .and_then(|()| probe());
                 report_and_exit(result_w, outcome)
             }
@@ -206,15 +326,18 @@ fn child_side(parent: Pid, ready: OwnedFd, go: OwnedFd) {
         exit_child(EXIT_SETUP_FAILED);
     }
     let mut ready = File::from(ready);
-    let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
-    let answer = match nix::sched::unshare(flags) {
-        Ok(()) => "ok\n".to_string(),
-        Err(errno) => format!("err {}\n", errno as i32),
+    let mut say = |outcome: Result<(), Errno>| {
+        let line = match outcome {
+            Ok(()) => "ok\n".to_string(),
+            Err(errno) => format!("err {}\n", errno as i32),
+        };
+        if ready.write_all(line.as_bytes()).is_err() || outcome.is_err() {
+            exit_child(EXIT_SETUP_FAILED);
+        }
     };
-    if ready.write_all(answer.as_bytes()).is_err() || answer != "ok\n" {
-        exit_child(EXIT_SETUP_FAILED);
-    }
-    drop(ready);
+    say(nix::sched::unshare(
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS,
+    ));
     let mut byte = [0u8; 1];
     if File::from(go).read_exact(&mut byte).is_err() || byte[0] != b'1' {
         exit_child(EXIT_SETUP_FAILED);
@@ -222,8 +345,22 @@ fn child_side(parent: Pid, ready: OwnedFd, go: OwnedFd) {
     // Supplementary groups from the host show up as nobody; drop them where
     // the mapping allows it (a single-id map has setgroups denied).
     let _ = unistd::setgroups(&[]);
-    if make_private().is_err() {
-        exit_child(EXIT_SETUP_FAILED);
+    // A mount is the first thing an AppArmor profile or a namespace without
+    // capabilities refuses: the parent hears of it before it commits.
+    say(mount_private());
+}
+
+/// One line of the child's: `Ok` or the errno it reported.
+fn read_answer(ready: &mut BufReader<File>) -> Option<Result<(), Errno>> {
+    let mut line = String::new();
+    // A read error is treated like an early exit.
+    ready.read_line(&mut line).ok()?;
+    match line.as_str() {
+        "ok\n" => Some(Ok(())),
+        _ => line
+            .strip_prefix("err ")
+            .and_then(|n| n.trim().parse().ok())
+            .map(|n| Err(Errno::from_raw(n))),
     }
 }
 
@@ -235,24 +372,18 @@ fn parent_side(
     ready: OwnedFd,
     go: OwnedFd,
 ) -> Result<Pid, UsernsError> {
-    let mut answer = String::new();
-    // A read error is treated like an early exit: the child is reaped below.
-    let _ = File::from(ready).read_to_string(&mut answer);
+    let mut ready = BufReader::new(File::from(ready));
     let fail = |err: UsernsError| {
-        // The child waits on `go`, which is closed when this returns; reap
-        // it so it does not linger as a zombie.
+        // The child waits on `go` or exits; reap it so it does not linger
+        // as a zombie.
+        let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
         let _ = wait(child);
         Err(err)
     };
-    if answer != "ok\n" {
-        let errno = answer
-            .strip_prefix("err ")
-            .and_then(|n| n.trim().parse().ok())
-            .map(Errno::from_raw);
-        return match errno {
-            Some(errno) => fail(UsernsError::Unshare(errno)),
-            None => fail(UsernsError::ChildVanished),
-        };
+    match read_answer(&mut ready) {
+        Some(Ok(())) => {}
+        Some(Err(errno)) => return fail(UsernsError::Unshare(errno)),
+        None => return fail(UsernsError::ChildVanished),
     }
     let mapped = match want {
         Mapping::Full => plan.apply_full(child).or_else(|err| {
@@ -262,6 +393,7 @@ fn parent_side(
             ));
             plan.apply_single(child)
         }),
+        Mapping::Identity => plan.apply_identity(child),
         Mapping::Single | Mapping::Host => plan.apply_single(child),
     };
     if let Err(err) = mapped {
@@ -270,17 +402,24 @@ fn parent_side(
     if File::from(go).write_all(b"1").is_err() {
         return fail(UsernsError::ChildVanished);
     }
-    Ok(child)
+    match read_answer(&mut ready) {
+        Some(Ok(())) => Ok(child),
+        Some(Err(source)) => fail(UsernsError::ChildSetup {
+            what: "mounting in the new namespace",
+            source,
+        }),
+        None => fail(UsernsError::ChildVanished),
+    }
 }
 
 /// A private mount namespace for real root (no user namespace needed).
 fn enter_mount_ns() -> Result<(), UsernsError> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(UsernsError::UnshareMount)?;
-    make_private()
+    mount_private().map_err(UsernsError::MakePrivate)
 }
 
 /// Stops mounts made here from propagating back to the host.
-fn make_private() -> Result<(), UsernsError> {
+fn mount_private() -> Result<(), Errno> {
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -288,7 +427,6 @@ fn make_private() -> Result<(), UsernsError> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(UsernsError::MakePrivate)
 }
 
 fn wait(child: Pid) -> Result<WaitStatus, UsernsError> {

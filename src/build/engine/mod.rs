@@ -161,7 +161,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         cache: &cache,
         out,
         args: BuildArgs::new(&opts.build_args),
-        driver: Cell::new(opts.driver.unwrap_or(DriverKind::Overlay)),
+        driver: Cell::new(opts.driver.unwrap_or_else(DriverKind::first)),
         context: OnceCell::new(),
         bases: RefCell::new(Vec::new()),
         roots: RefCell::new(BTreeMap::new()),

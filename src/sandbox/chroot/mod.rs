@@ -34,7 +34,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::ladder::Probe;
-use super::spec::Bind;
+use super::spec::Mount;
 use redirect::{Entry, Redirects};
 #[cfg(target_arch = "x86_64")]
 pub use tracer::Tracer;
@@ -72,6 +72,8 @@ pub enum ChrootError {
         "--network none needs a network namespace, which isolation chroot (rung 4) cannot make"
     )]
     Network,
+    #[error("RUN --mount at {0} needs a mount, which isolation chroot (rung 4) cannot make yet")]
+    Mount(String),
     #[error("isolation chroot (rung 4) is implemented for x86_64 only")]
     Arch,
 }
@@ -97,8 +99,8 @@ pub struct Prepared {
     _helper: tempfile::TempDir,
 }
 
-/// Opens what the redirects for `binds` need. In container-init.
-pub fn prepare(binds: &[Bind]) -> Result<Prepared, ChrootError> {
+/// Opens what the redirects for `mounts` need. In container-init.
+pub fn prepare(mounts: &[Mount]) -> Result<Prepared, ChrootError> {
     if cfg!(not(target_arch = "x86_64")) {
         return Err(ChrootError::Arch);
     }
@@ -118,7 +120,11 @@ pub fn prepare(binds: &[Bind]) -> Result<Prepared, ChrootError> {
     for (name, _) in DEV_LINKS {
         targets.push((format!("/dev/{name}"), dev.clone(), false));
     }
-    for (i, bind) in binds.iter().enumerate() {
+    for (i, mount) in mounts.iter().enumerate() {
+        let bind = match mount {
+            Mount::Bind(bind) if bind.within.is_none() => bind,
+            other => return Err(ChrootError::Mount(other.target().to_string())),
+        };
         let target = normalise(&bind.target);
         let base = target.rsplit('/').next().unwrap_or_default().to_string();
         let dir = match (bind.source.file_name(), bind.source.parent()) {
