@@ -86,8 +86,14 @@ fn rootless_container_kill_9_leaves_nothing_behind() {
         .args(["run", "--name", "victim", "busybox", "sleep", &marker])
         .spawn()
         .unwrap();
+    // strata's own processes carry the marker too: wait for `sleep` itself.
+    let sleeping = || {
+        processes_with_arg(&marker).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while processes_with_arg(&marker).len() < 2 {
+    while !sleeping() {
         assert!(Instant::now() < deadline, "the container never started");
         std::thread::sleep(Duration::from_millis(50));
     }
