@@ -17,8 +17,8 @@ fn rootless_cli_unsupported_flags_are_one_line_exit_125() {
     let ctx = dir.path().to_str().unwrap();
     let cases: [(&[&str], &str); 6] = [
         (
-            &["build", "--isolation", "default", ctx],
-            "build --isolation is not supported yet",
+            &["build", "--cgroup-parent", "x", ctx],
+            "build --cgroup-parent is not supported yet",
         ),
         (
             &["build", "--platform", "linux/arm64", ctx],

@@ -51,9 +51,9 @@ pub struct BuildArgs {
     /// Network for RUN instructions: the host's, or none
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
-    /// Isolation for RUN: rootless, root, nested or chroot [default: the best that works here; see strata info]
+    /// Isolation for RUN: default (the best that works here; see strata info), or a rung: rootless, root, nested, chroot
     #[arg(long, value_enum, env = "STRATA_ISOLATION")]
-    pub(super) isolation: Option<crate::sandbox::ladder::Isolation>,
+    pub(super) isolation: Option<crate::sandbox::ladder::IsolationFlag>,
     /// Manifest type the image is pushed as (recorded with it; `push
     /// --format` overrides). BUILDAH_FORMAT is buildah's variable for it.
     #[arg(long, value_enum, env = "BUILDAH_FORMAT", default_value_t = ManifestFormat::Oci)]

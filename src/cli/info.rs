@@ -17,7 +17,7 @@ pub struct InfoArgs {
     /// Show what this rung of the isolation ladder would do (as build and
     /// run --isolation) instead of choosing the best one
     #[arg(long, value_enum, env = "STRATA_ISOLATION")]
-    isolation: Option<crate::sandbox::ladder::Isolation>,
+    isolation: Option<crate::sandbox::ladder::IsolationFlag>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -27,7 +27,10 @@ enum Format {
 }
 
 pub fn run(settings: &Settings, args: &InfoArgs) -> Result<ExitCode> {
-    let report = probe::run_all(settings.storage_driver, args.isolation);
+    let report = probe::run_all(
+        settings.storage_driver,
+        args.isolation.and_then(|f| f.forced()),
+    );
     let kernel = probe::kernel_release();
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -200,8 +200,8 @@ impl Command {
     /// The rung of the isolation ladder asked for with `--isolation`.
     fn isolation(&self) -> Option<crate::sandbox::ladder::Isolation> {
         match self {
-            Command::Build(args) => args.isolation,
-            Command::Run(args) => args.isolation,
+            Command::Build(args) => args.isolation.and_then(|f| f.forced()),
+            Command::Run(args) => args.isolation.and_then(|f| f.forced()),
             _ => None,
         }
     }

@@ -41,9 +41,9 @@ pub struct RunArgs {
     /// Network: the host's, or none (loopback only)
     #[arg(long, value_enum, default_value_t = Network::Host)]
     network: Network,
-    /// Isolation: rootless, root, nested or chroot [default: the best that works here; see strata info]
+    /// Isolation: default (the best that works here; see strata info), or a rung: rootless, root, nested, chroot
     #[arg(long, value_enum, env = "STRATA_ISOLATION")]
-    pub(super) isolation: Option<crate::sandbox::ladder::Isolation>,
+    pub(super) isolation: Option<crate::sandbox::ladder::IsolationFlag>,
     /// Bind mount a volume (HOST:CONTAINER[:ro])
     #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volume: Vec<String>,

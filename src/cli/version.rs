@@ -15,12 +15,11 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         || "none works here (see strata info)".into(),
         |d| d.to_string(),
     );
-    // Real root only needs a mount namespace; anyone else gets a user
-    // namespace with their subordinate ids (see `strata info`).
-    let isolation = match rustix::process::geteuid().is_root() {
-        true => "root (mount namespace)",
-        false => "rootless (user namespace)",
-    };
+    // The rung of the isolation ladder a build would use (see `strata info`).
+    let isolation = report.isolation.map_or_else(
+        || "none works here (see strata info)".into(),
+        |c| format!("{}: {}", c.isolation, c.isolation.summary()),
+    );
     let rows = [
         ("Version", env!("CARGO_PKG_VERSION").to_string()),
         ("Git commit", env!("STRATA_GIT_COMMIT").to_string()),
@@ -34,7 +33,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
             ),
         ),
         ("Storage driver", driver),
-        ("Isolation", isolation.to_string()),
+        ("Isolation", isolation),
         ("Kernel", probe::kernel_release()),
     ];
     let mut out = std::io::stdout().lock();

@@ -24,19 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::environment::Environment;
 
 /// A rung of the ladder, best isolation first.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// 1: a user namespace with the caller's subordinate ids
@@ -92,6 +80,35 @@ impl Isolation {
             Isolation::Root => "real root: mount namespace, no user namespace",
             Isolation::Nested => "user namespace nested in a container",
             Isolation::Chroot => "no namespaces: chroot, /proc /dev /sys through ptrace",
+        }
+    }
+}
+
+/// What `--isolation` takes: Docker's `default` (the best rung that works,
+/// as with no flag) or a rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsolationFlag {
+    /// The best rung that works here (Docker's only value on Linux)
+    Default,
+    /// 1: a user namespace with the caller's subordinate ids
+    Rootless,
+    /// 2: real root with CAP_SYS_ADMIN: a mount namespace only
+    Root,
+    /// 3: a user namespace nested in a container (/proc bound when masked)
+    Nested,
+    /// 4: no namespaces: chroot, with /proc, /dev, /sys reached by ptrace
+    Chroot,
+}
+
+impl IsolationFlag {
+    /// The rung forced, if any.
+    pub fn forced(self) -> Option<Isolation> {
+        match self {
+            IsolationFlag::Default => None,
+            IsolationFlag::Rootless => Some(Isolation::Rootless),
+            IsolationFlag::Root => Some(Isolation::Root),
+            IsolationFlag::Nested => Some(Isolation::Nested),
+            IsolationFlag::Chroot => Some(Isolation::Chroot),
         }
     }
 }

@@ -13,7 +13,7 @@ fn error_line(args: &str) -> String {
 #[test]
 fn usage_errors_are_one_line_naming_the_flag() {
     let cases = [
-        ("build --isolation .", "build --isolation is not supported yet"),
+        ("build --cgroup-parent x .", "build --cgroup-parent is not supported yet"),
         ("build --platform x .", "build --platform is not supported yet"),
         (
             "--root /tmp/x build --platform=linux/arm64 .",
