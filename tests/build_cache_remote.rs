@@ -352,3 +352,47 @@ fn prune_build_cache_forgets_entries_and_the_images_only_they_keep() {
         assert_eq!(s.run(bad).code, Some(125), "{bad:?}");
     }
 }
+
+#[test]
+fn cache_mounts_travel_with_mounts_true() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let cache = tmp.path().join("cache");
+    // RUNNER is in the RUN's key: B's step runs, and sees A's files.
+    let df = "FROM base\nARG RUNNER\n\
+              RUN --mount=type=cache,id=deps,target=/deps ls /deps > /seen && touch /deps/$RUNNER\n";
+    let ctx = common::context(&[("Dockerfile", df)]);
+    let to = format!("type=local,dest={},mounts=true", cache.display());
+    let from = format!("type=local,src={}", cache.display());
+
+    let a = runner(&base);
+    build(
+        &a,
+        ctx.path(),
+        &["--cache-to", &to, "--build-arg", "RUNNER=a"],
+    );
+    let b = runner(&base);
+    build(
+        &b,
+        ctx.path(),
+        &["--cache-from", &from, "--build-arg", "RUNNER=b"],
+    );
+    assert_eq!(cat(&b, "/seen"), "a\n");
+    // Without mounts=true the cache has none: C starts empty.
+    let plain = tmp.path().join("plain");
+    let c = runner(&base);
+    let to = format!("type=local,dest={}", plain.display());
+    build(
+        &c,
+        ctx.path(),
+        &["--cache-to", &to, "--build-arg", "RUNNER=c"],
+    );
+    let d = runner(&base);
+    let from = format!("type=local,src={}", plain.display());
+    build(
+        &d,
+        ctx.path(),
+        &["--cache-from", &from, "--build-arg", "RUNNER=d"],
+    );
+    assert_eq!(cat(&d, "/seen"), "");
+}

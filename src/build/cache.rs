@@ -52,6 +52,8 @@ pub trait StepCache {
     /// The steps looked up from now on belong to stage `stage` (what a
     /// cache export of mode=min tells apart).
     fn stage_started(&self, _stage: usize) {}
+    /// A RUN of this build uses the cache mount `key` (a store key).
+    fn note_cache_mount(&self, _key: &str) {}
 }
 
 /// The cache in the local store.

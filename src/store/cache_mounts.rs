@@ -95,6 +95,13 @@ impl Store {
         }
     }
 
+    /// Whether the cache `key` (its first instance) exists.
+    pub fn has_cache_mount(&self, key: &str) -> bool {
+        !key.is_empty()
+            && key.bytes().all(|b| b.is_ascii_hexdigit())
+            && self.cache_mounts().join(key).join("data").is_dir()
+    }
+
     /// The first instance of a private cache nobody holds.
     fn private_instance(&self, base: &Path, key: &str) -> Result<Option<FileLock>, StoreError> {
         for n in 0..MAX_PRIVATE {

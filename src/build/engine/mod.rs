@@ -153,6 +153,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         true => Vec::new(),
         false => remote::import::read_all(&opts.cache_from),
     };
+    remote::mounts::restore(store, &imports);
     let cache = LayeredCache::new(store, imports);
     let b = Build {
         store,

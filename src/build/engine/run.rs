@@ -65,6 +65,9 @@ pub(super) fn execute(
         .and_then(|c| c.working_dir.clone())
         .unwrap_or_default();
     let step_mounts = mounts::plan(&host, mounts, &workdir)?;
+    for cache in step_mounts.cache_keys() {
+        b.cache.note_cache_mount(cache);
+    }
     let visible = state.visible_args();
     let key = key::key(
         state.parent(),

@@ -142,6 +142,15 @@ impl StepMounts {
     pub fn key(&self) -> &[String] {
         &self.key
     }
+
+    /// The store keys of its cache mounts (what `--cache-to
+    /// …,mounts=true` exports).
+    pub fn cache_keys(&self) -> impl Iterator<Item = &str> {
+        self.planned.iter().filter_map(|p| match p {
+            Planned::Cache { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+    }
 }
 
 /// Settles the parsed mounts of a RUN whose WORKDIR is `workdir`.

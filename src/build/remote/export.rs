@@ -117,7 +117,7 @@ pub fn write_all(
             continue;
         }
         let written = record(store, journal, spec.mode, final_stages, spec.compression)
-            .and_then(|(record, blobs)| write(store, spec, &record, &blobs));
+            .and_then(|(record, blobs)| write(store, spec, journal, record, &blobs));
         match written {
             Ok(()) => {}
             Err(e) if spec.ignore_error => crate::progress::warn(format!(
@@ -139,7 +139,8 @@ pub fn write_all(
 fn write(
     store: &Store,
     spec: &CacheSpec,
-    record: &CacheRecord,
+    journal: &Journal,
+    mut record: CacheRecord,
     blobs: &[Blob],
 ) -> Result<(), RemoteError> {
     let Some(endpoint) = Endpoint::open(&spec.location)? else {
@@ -150,6 +151,14 @@ fn write(
         put_layer(store, &endpoint, blob)?;
     }
     let staging = store.staging()?;
+    if spec.mounts {
+        for (key, desc, file) in super::mounts::pack(store, journal, spec.compression, &staging)? {
+            if endpoint.put_blob(&desc.digest, desc.size, Some(&file), None)? {
+                stats::uploaded(desc.size, false);
+            }
+            record.mounts.insert(key, desc);
+        }
+    }
     let config = record.to_bytes()?;
     endpoint.put_bytes(staging.path(), &config)?;
     let manifest = record.manifest(&config)?;

@@ -39,6 +39,10 @@ pub struct CacheRecord {
     pub images: BTreeMap<ImageId, String>,
     /// Diff id -> the blob of that layer.
     pub layers: BTreeMap<DiffId, Descriptor>,
+    /// Cache mount key (`RUN --mount=type=cache`, a digest of its id) ->
+    /// a tar of its contents (`mounts=true`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mounts: BTreeMap<String, Descriptor>,
 }
 
 /// A record that cannot be used.
@@ -86,7 +90,12 @@ impl CacheRecord {
 
     /// The manifest that carries the record whose bytes are `config`.
     pub fn manifest(&self, config: &[u8]) -> Result<Vec<u8>, FormatError> {
-        let mut layers: Vec<Descriptor> = self.layers.values().cloned().collect();
+        let mut layers: Vec<Descriptor> = self
+            .layers
+            .values()
+            .chain(self.mounts.values())
+            .cloned()
+            .collect();
         layers.sort_by(|a, b| a.digest.cmp(&b.digest));
         layers.dedup_by(|a, b| a.digest == b.digest);
         let m = Manifest {

@@ -170,6 +170,10 @@ impl StepCache for LayeredCache<'_> {
     fn stage_started(&self, stage: usize) {
         self.stage.set(stage);
     }
+
+    fn note_cache_mount(&self, key: &str) {
+        self.journal.borrow_mut().mounts.insert(key.to_string());
+    }
 }
 
 /// Takes image `id` of `imported` into the store: its config, and a remote

@@ -10,4 +10,6 @@ pub struct Journal {
     pub steps: Vec<(usize, CacheKey, Entry)>,
     /// (stage, site) of COPY steps seen or recorded.
     pub sites: Vec<(usize, CacheKey)>,
+    /// The store keys of the cache mounts RUN steps use.
+    pub mounts: std::collections::BTreeSet<String>,
 }

@@ -9,6 +9,7 @@
 //!   takes the image in with its layers known by descriptor only;
 //! - [`export`]: the steps of the build written out at its end;
 //! - [`inline`]: the record inside the final image's config;
+//! - [`mounts`]: `mounts=true`, cache mounts' contents exported and restored;
 //! - [`fetch`]: the store's fetcher of remote layers, on first use;
 //! - [`stats`]: the bytes moved, for the build's summary and reports.
 //!
@@ -22,6 +23,7 @@ pub mod format;
 pub mod import;
 pub mod inline;
 pub mod journal;
+pub mod mounts;
 pub mod spec;
 pub mod stats;
 
@@ -60,6 +62,8 @@ pub enum RemoteError {
     NoCache { at: String },
     #[error("the layer has no local copy")]
     NotLocal,
+    #[error("cache mount {key}: {reason}")]
+    Mount { key: String, reason: String },
     #[error("committing the image with its inline cache")]
     Commit(#[source] Box<crate::build::commit::CommitError>),
     #[error("exporting the build cache to {to}")]
