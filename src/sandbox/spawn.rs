@@ -39,13 +39,31 @@ pub enum Input {
 }
 
 /// Where a container process's stdout and stderr go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Output {
     Inherit,
     /// `build -q`: the process's output is not shown.
     Null,
     /// stdout too goes to stderr (`build -o -`: stdout carries the tar).
     Stderr,
+    /// Each line of stdout and stderr (one pipe, so they stay in the order
+    /// the process wrote them) to a function: a build whose steps run at
+    /// once, or whose printer draws its own view, shows them as it likes.
+    Lines(LineSink),
+}
+
+/// Takes a process's output, a line at a time (without its newline).
+pub type LineSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Inherit => "Inherit",
+            Output::Null => "Null",
+            Output::Stderr => "Stderr",
+            Output::Lines(_) => "Lines",
+        })
+    }
 }
 
 /// Runs the process `spec` describes in its rootfs (already mounted) and
@@ -222,6 +240,68 @@ fn remove_created(rootfs: &Path, path: &str, is_dir: bool) {
     let _ = rustix::fs::unlinkat(&dir, name, flags);
 }
 
+/// Sends each line read from `fd` to `sink`, until the last writer closes.
+fn relay(fd: OwnedFd, sink: &(dyn Fn(&str) + Send + Sync)) {
+    use std::io::BufRead;
+    let mut input = std::io::BufReader::new(File::from(fd));
+    let mut line = Vec::new();
+    // A read error ends the output as its end would.
+    while input.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+        let text = String::from_utf8_lossy(&line);
+        sink(text.trim_end_matches(['\n', '\r']));
+        line.clear();
+    }
+}
+
+/// ^C and ^\ reach the whole process group: container-init kills the
+/// container for them, and strata must outlive it to clean up (a build
+/// that catches them already does, and wants to hear of ^C). Containers
+/// of stages building at once share one shield: the first raises it, the
+/// last lowers it, so none restores a disposition another still needs.
+struct Shield;
+
+/// How many shields are up, and the dispositions before the first.
+static SHIELDS: std::sync::Mutex<(usize, Vec<(Signal, SigHandler)>)> =
+    std::sync::Mutex::new((0, Vec::new()));
+
+impl Shield {
+    fn raise() -> Shield {
+        let mut shields = SHIELDS.lock().unwrap_or_else(|e| e.into_inner());
+        if shields.0 == 0 {
+            let shielded: &[Signal] = if super::interrupt::caught() {
+                &[Signal::SIGQUIT]
+            } else {
+                &[Signal::SIGINT, Signal::SIGQUIT]
+            };
+            shields.1 = shielded
+                .iter()
+                // SAFETY: SIG_IGN installs no handler code.
+                .filter_map(|&sig| {
+                    Some((
+                        sig,
+                        unsafe { signal::signal(sig, SigHandler::SigIgn) }.ok()?,
+                    ))
+                })
+                .collect();
+        }
+        shields.0 += 1;
+        Shield
+    }
+}
+
+impl Drop for Shield {
+    fn drop(&mut self) {
+        let mut shields = SHIELDS.lock().unwrap_or_else(|e| e.into_inner());
+        shields.0 -= 1;
+        if shields.0 == 0 {
+            for (sig, handler) in shields.1.drain(..) {
+                // SAFETY: restoring the disposition that was there before.
+                let _ = unsafe { signal::signal(sig, handler) };
+            }
+        }
+    }
+}
+
 fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i32, SpawnError> {
     let message = InitMessage {
         spec: spec.clone(),
@@ -238,15 +318,26 @@ fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i3
             Input::Inherit => Stdio::inherit(),
             Input::Null => Stdio::null(),
         });
-    if output == Output::Stderr {
-        let err = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(SpawnError::Start)?;
-        cmd.stdout(Stdio::from(err));
-    }
-    if output == Output::Null {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut reader = None;
+    match output {
+        Output::Inherit => {}
+        Output::Stderr => {
+            let err = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(SpawnError::Start)?;
+            cmd.stdout(Stdio::from(err));
+        }
+        Output::Null => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        Output::Lines(sink) => {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| SpawnError::Start(e.into()))?;
+            let write2 = write.try_clone().map_err(SpawnError::Start)?;
+            cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
+            reader = Some((read, sink));
+        }
     }
     // SAFETY: fcntl is async-signal-safe; it lets the read end (and only
     // it) survive the exec.
@@ -258,35 +349,25 @@ fn start_and_wait(spec: &ProcessSpec, input: Input, output: Output) -> Result<i3
             Ok(())
         });
     }
-    // ^C and ^\ reach the whole process group: container-init kills the
-    // container for them, and strata must outlive it to clean up (a build
-    // that catches them already does, and wants to hear of ^C).
-    let shielded: &[Signal] = if super::interrupt::caught() {
-        &[Signal::SIGQUIT]
-    } else {
-        &[Signal::SIGINT, Signal::SIGQUIT]
-    };
-    let previous: Vec<_> = shielded
-        .iter()
-        // SAFETY: SIG_IGN installs no handler code.
-        .map(|&sig| (sig, unsafe { signal::signal(sig, SigHandler::SigIgn) }))
-        .collect();
+    let shield = Shield::raise();
     let outcome = (|| {
         let mut child = cmd.spawn().map_err(SpawnError::Start)?;
+        // Our copies of the output pipe's write end go with the command,
+        // so the reader sees the end of the output when the process ends.
+        drop(cmd);
         drop(read);
-        super::interrupt::running(Some(child.id()));
+        let lines = reader.map(|(fd, sink)| std::thread::spawn(move || relay(fd, &*sink)));
+        let _running = super::interrupt::running(child.id());
         // A child that died early closes the pipe; its exit code says why.
         let _ = File::from(write).write_all(&json);
         let status = child.wait().map_err(SpawnError::Start);
-        super::interrupt::running(None);
+        if let Some(lines) = lines {
+            // A relay that panicked lost some output lines, nothing else.
+            let _ = lines.join();
+        }
         status
     })();
-    for (sig, old) in previous {
-        if let Ok(handler) = old {
-            // SAFETY: restoring the disposition that was there before.
-            let _ = unsafe { signal::signal(sig, handler) };
-        }
-    }
+    drop(shield);
     let status = outcome?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {
