@@ -8,7 +8,7 @@
 //!   store's, [`cache::LocalCache`]), and [`remote`]: `--cache-from` /
 //!   `--cache-to`, caches that follow a build to other machines;
 //! - [`engine`]: runs the plan; one executor per kind (RUN, COPY/ADD,
-//!   config-only) on a miss;
+//!   config-only) on a miss; [`scheduler`] runs independent stages at once;
 //! - [`commit`]: the one way changes become an image (also `strata commit`);
 //! - [`error`]: what a failed build says ([`BuildError`], [`StepError`]).
 //!
@@ -38,6 +38,7 @@ pub mod mounts;
 pub mod output;
 pub mod plan;
 pub mod remote;
+pub mod scheduler;
 
 pub use engine::{build, BuildOptions, PullPolicy};
 pub use error::{BuildError, StepError};
