@@ -13,6 +13,7 @@
 //! (`--cache-from`) are asked after this one: [`super::remote`].
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::key::CacheKey;
@@ -33,7 +34,7 @@ pub enum Entry {
 const STEP_MARK: &str = "";
 
 /// Where the engine looks steps up and records them.
-pub trait StepCache {
+pub trait StepCache: Send + Sync {
     /// What `key` made, if it is still usable.
     fn lookup(&self, key: &CacheKey) -> Option<Entry>;
     /// Records that `key` made `entry`. A cache that cannot be written only
@@ -170,7 +171,11 @@ impl StepCache for LocalCache<'_> {
             Entry::Image(id) => id.to_string(),
             Entry::Step => STEP_MARK.to_string(),
         };
-        let tmp: PathBuf = dir.join(format!(".{}.{}", key.hex(), std::process::id()));
+        // Stages building at once may record the same key: each write its
+        // own temporary file.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{}.{}.{n}", key.hex(), std::process::id()));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, dir.join(key.hex()))
     }

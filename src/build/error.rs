@@ -62,6 +62,10 @@ pub enum BuildError {
     NoTarget(String),
     #[error(transparent)]
     Step(Box<StepError>),
+    /// Another stage failed and this one stopped (never the error a build
+    /// reports: the failure that cancelled it is).
+    #[error("cancelled: another stage failed")]
+    Cancelled,
     /// ^C, SIGTERM or SIGHUP: stopped between steps, nothing tagged.
     #[error("build interrupted by {}; nothing was tagged", signal_name(*.signal))]
     Interrupted { signal: i32 },
@@ -103,7 +107,8 @@ impl BuildError {
             | BuildError::CheckDirective { .. }
             | BuildError::LintViolation { .. }
             | BuildError::NoTarget(_)
-            | BuildError::Step(_) => EXIT_BUILD_FAILED,
+            | BuildError::Step(_)
+            | BuildError::Cancelled => EXIT_BUILD_FAILED,
             BuildError::Interrupted { signal } => {
                 u8::try_from(128 + signal).unwrap_or(EXIT_STRATA_ERROR)
             }

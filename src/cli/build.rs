@@ -14,6 +14,7 @@ use crate::build::output::Built;
 use crate::build::remote::spec::{self, CacheSpec, Direction};
 use crate::build::{BuildOptions, PullPolicy};
 use crate::digest::ImageId;
+use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::sandbox::spec::Network;
 use crate::store::config::ManifestFormat;
@@ -58,6 +59,13 @@ pub struct BuildArgs {
     /// --format` overrides). BUILDAH_FORMAT is buildah's variable for it.
     #[arg(long, value_enum, env = "BUILDAH_FORMAT", default_value_t = ManifestFormat::Oci)]
     format: ManifestFormat,
+    /// How many independent stages may build at once (default 1: one after
+    /// the other, in the Dockerfile's order)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
+    /// Type of progress output: auto, tty, plain, quiet, rawjson
+    #[arg(long, value_enum, value_name = "TYPE", env = "STRATA_PROGRESS", default_value_t = Progress::Auto, hide_env = true)]
+    progress: Progress,
     /// Check the Dockerfile against the lint rules and print what they find; build nothing
     #[arg(long)]
     check: bool,
@@ -85,13 +93,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         .collect();
     let epoch_arg = build_args.get(SOURCE_DATE_EPOCH).map(|v| v.as_deref());
     let out = args.outputs.resolve(&tags, epoch_arg)?;
-    // Steps on stdout (stderr when stdout carries an output); FROM's
-    // automatic pulls and a --push's lines on stderr, as Docker's.
-    crate::progress::configure(crate::progress::Config {
-        quiet: args.quiet,
-        transfers: crate::progress::Stream::Stderr,
-        stdout_to_stderr: out.export.log_to_stderr,
-    });
+    let quiet = configure_printer(args, &out);
     let context = (args.context != "-").then(|| PathBuf::from(&args.context));
     if let Some(dir) = &context {
         if !dir.is_dir() {
@@ -114,7 +116,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         labels: key_values(&args.label)
             .map(|(k, v)| (k, v.unwrap_or_default().to_string()))
             .collect(),
-        quiet: args.quiet,
+        quiet,
         network: args.network,
         driver: settings.storage_driver,
         pull: args.pull,
@@ -124,13 +126,16 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         cache_from: cache_specs(&args.cache_from, Direction::From)?,
         cache_to: cache_specs(&args.cache_to, Direction::To)?,
         bases_from: None,
+        jobs: args.jobs.map_or(1, |n| n as usize),
     };
     if args.check {
         return super::lint::check(&store, &options);
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
-    let Some(built) = build_or_verify(&store, &options, out.verify_repro)? else {
+    let built = build_or_verify(&store, &options, out.verify_repro);
+    crate::progress::emit(crate::progress::Event::BuildDone);
+    let Some(built) = built? else {
         return Ok(ExitCode::from(EXIT_BUILD_FAILED));
     };
     export(&store, &built, &out)?;
@@ -147,13 +152,13 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
             ),
         });
     }
-    report_id(args, &out, &built.id)?;
+    report_id(args, quiet, &out, &built.id)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `-q`'s id and `--iidfile`.
-fn report_id(args: &BuildArgs, out: &Resolved, id: &ImageId) -> Result<()> {
-    if args.quiet {
+fn report_id(args: &BuildArgs, quiet: bool, out: &Resolved, id: &ImageId) -> Result<()> {
+    if quiet {
         // With an output on stdout, the id goes to stderr.
         match out.export.log_to_stderr {
             true => eprintln!("{id}"),
@@ -174,6 +179,38 @@ fn export(store: &Store, built: &Built, out: &Resolved) -> Result<()> {
         crate::build::output::metadata::write(path, &built.id, &exported)?;
     }
     Ok(())
+}
+
+/// Installs the printer in the `--progress` mode; whether the build is
+/// quiet (`-q`, or `--progress=quiet` as in buildx).
+fn configure_printer(args: &BuildArgs, out: &Resolved) -> bool {
+    let progress = progress_mode(args);
+    let quiet = args.quiet || progress == Progress::Quiet;
+    // Steps on stdout (stderr when stdout carries an output); FROM's
+    // automatic pulls and a --push's lines on stderr, as Docker's.
+    crate::progress::configure(crate::progress::Config {
+        quiet,
+        transfers: crate::progress::Stream::Stderr,
+        stdout_to_stderr: out.export.log_to_stderr,
+        progress,
+    });
+    quiet
+}
+
+/// `--progress`, else `STRATA_PROGRESS` (clap reads it), else BuildKit's
+/// `BUILDKIT_PROGRESS`, else auto.
+fn progress_mode(args: &BuildArgs) -> Progress {
+    use clap::ValueEnum;
+    let given = args.progress != Progress::Auto || std::env::var_os("STRATA_PROGRESS").is_some();
+    match std::env::var("BUILDKIT_PROGRESS") {
+        Ok(v) if !given => Progress::from_str(&v, true).unwrap_or_else(|_| {
+            crate::progress::warn(format!(
+                "BUILDKIT_PROGRESS={v} is not a progress type; using auto"
+            ));
+            Progress::Auto
+        }),
+        _ => args.progress,
+    }
 }
 
 /// The Dockerfile's path (none for stdin) and its text.

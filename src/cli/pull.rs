@@ -34,6 +34,7 @@ pub fn run(settings: &Settings, args: &PullArgs) -> Result<ExitCode> {
             quiet: args.quiet,
             transfers: crate::progress::Stream::Stdout,
             stdout_to_stderr: false,
+            ..Default::default()
         });
         crate::registry::transport::run_pull(&store, &reference, &args.registry)
             .with_context(|| format!("pulling {}", args.source))?;

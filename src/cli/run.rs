@@ -60,6 +60,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
         quiet: false,
         transfers: crate::progress::Stream::Stderr,
         stdout_to_stderr: false,
+        ..Default::default()
     });
     let store = open_store(settings)?;
     // A reference the store lacks is pulled first, as `docker run` does.

@@ -20,11 +20,29 @@ pub struct StepId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// A build step begins (`Step 2/5 : ENV A=1`).
+    /// A build is about to run its first step: how many steps, and whether
+    /// stages may run at once (then lines say which stage they are of).
+    BuildStarted { total: usize, parallel: bool },
+    /// A build step begins (`Step 2/5 : ENV A=1`): `step.number` of
+    /// `total` in the build; `stage_step` of `stage_steps` in the stage
+    /// named `stage_name` (its FROM is 1), as BuildKit's `[name 2/3]`.
     StepStarted {
         step: StepId,
         total: usize,
+        stage_name: String,
+        stage_step: usize,
+        stage_steps: usize,
         text: String,
+    },
+    /// A line the step's process wrote (stdout and stderr), when the
+    /// printer shows it rather than the terminal getting it directly.
+    StepOutput { step: StepId, line: String },
+    /// The step is over (cached, built, or applied to the config):
+    /// `cached` and how long it took.
+    StepDone {
+        step: StepId,
+        cached: bool,
+        millis: u64,
     },
     /// The step's image came from the cache (` ---> Using cache`).
     StepCached { step: StepId },
@@ -35,6 +53,8 @@ pub enum Event {
     StepRunning { step: StepId, container: String },
     /// The image a step (or a stage's FROM) ended with (` ---> 3f2a9c1d2e4b`).
     StepImage { step: StepId, image: String },
+    /// The build is over (built or failed): a live view stops drawing.
+    BuildDone,
     /// Any other line of a build's own output (`# Executing 1 build
     /// trigger`, `Successfully built …`, `Successfully tagged …`).
     BuildLine { text: String },

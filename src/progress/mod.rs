@@ -10,6 +10,7 @@
 //! This module (with `src/cli`) is the only place allowed to print.
 
 mod events;
+mod live;
 mod printer;
 mod transfer;
 
@@ -18,11 +19,17 @@ use std::sync::{Arc, OnceLock, RwLock};
 use crate::digest::Digest;
 
 pub use events::{Event, LayerStatus, LogLevel, StepId, Transfer};
-pub use printer::{Config, Printer, Stream};
+pub use printer::{Config, Printer, Progress, Stream};
 
 /// Where events go: the terminal printer, or any other renderer.
 pub trait Sink: Send + Sync {
     fn emit(&self, event: &Event);
+
+    /// Whether a step's process output should come as
+    /// [`Event::StepOutput`] rather than straight to the terminal.
+    fn captures_output(&self) -> bool {
+        false
+    }
 }
 
 static SINK: RwLock<Option<Arc<dyn Sink>>> = RwLock::new(None);
@@ -47,6 +54,12 @@ pub fn emit(event: Event) {
         Some(sink) => sink.emit(&event),
         None => default_printer().emit(&event),
     }
+}
+
+/// Whether the installed sink wants process output as events.
+pub fn captures_output() -> bool {
+    let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
+    sink.is_some_and(|s| s.captures_output())
 }
 
 fn default_printer() -> &'static Printer {

@@ -1,12 +1,17 @@
-//! The terminal renderer of [`Event`]s: Docker's lines, in the stream
-//! Docker uses for each.
+//! The terminal renderer of [`Event`]s, in the mode `--progress` chose:
+//! Docker's lines in the stream Docker uses for each (`plain`; stages
+//! building at once prefix theirs `[stage N/M]`), a live view (`tty`), one
+//! JSON object per line (`rawjson`), or only what `-q` keeps (`quiet`).
 
 #![allow(clippy::disallowed_macros)]
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use super::events::{Event, LogLevel};
+use super::events::{Event, LogLevel, StepId};
+use super::live::LiveView;
 use super::transfer::{TransferMode, TransferView};
 use super::Sink;
 
@@ -39,6 +44,45 @@ impl Stream {
     }
 }
 
+/// `--progress`: how a build shows its steps (also `BUILDKIT_PROGRESS`,
+/// `STRATA_PROGRESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Progress {
+    /// tty on a terminal, plain otherwise and under CI=true
+    #[default]
+    Auto,
+    /// A live view: running steps with their time and last output lines
+    Tty,
+    /// Docker's Step N/M lines; [stage N/M] prefixes when stages run at once
+    Plain,
+    /// Nothing but the image id (as -q)
+    Quiet,
+    /// One JSON event per line on stderr (schema: docs/progress-rawjson.md)
+    #[value(name = "rawjson")]
+    RawJson,
+}
+
+/// What the printer does, `auto` settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Live,
+    Plain,
+    Json,
+}
+
+impl Progress {
+    /// `tty` where there is no terminal is `plain`: nothing for a terminal
+    /// reaches a file or a pipe.
+    fn view(self, terminal: bool, ci: bool) -> View {
+        match self {
+            Progress::Auto if terminal && !ci => View::Live,
+            Progress::Tty if terminal => View::Live,
+            Progress::RawJson => View::Json,
+            _ => View::Plain,
+        }
+    }
+}
+
 /// What a command wants shown.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Config {
@@ -51,28 +95,49 @@ pub struct Config {
     /// Every stdout line goes to stderr instead: stdout carries an output
     /// (`build -o -`).
     pub stdout_to_stderr: bool,
+    /// How a build's steps show (other commands have none).
+    pub progress: Progress,
+}
+
+/// The build lines' state: stage prefixes, the live view.
+#[derive(Default)]
+struct Steps {
+    /// Stages may build at once: plain lines say whose they are.
+    parallel: bool,
+    /// Each step's `[stage N/M]`.
+    places: HashMap<StepId, String>,
+    /// The live view, from the build's first event on.
+    live: Option<LiveView>,
 }
 
 /// Docker's output on the terminal.
 pub struct Printer {
     config: Config,
+    view: View,
     transfers: Mutex<TransferView>,
+    steps: Mutex<Steps>,
 }
 
 impl Printer {
-    pub fn new(config: Config) -> Printer {
+    pub fn new(mut config: Config) -> Printer {
+        config.quiet |= config.progress == Progress::Quiet;
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let view = config.progress.view(Stream::Stderr.is_terminal(), ci);
         let transfers = match config.stdout_to_stderr {
             true => Stream::Stderr,
             false => config.transfers,
         };
         let mode = match (config.quiet, transfers.is_terminal()) {
             (true, _) => TransferMode::Quiet,
+            _ if view == View::Json => TransferMode::Quiet,
             (false, true) => TransferMode::Tty,
             (false, false) => TransferMode::Plain,
         };
         Printer {
             config,
+            view,
             transfers: Mutex::new(TransferView::new(mode, transfers)),
+            steps: Mutex::new(Steps::default()),
         }
     }
 
@@ -80,10 +145,126 @@ impl Printer {
         // The view only holds bars; a panic elsewhere leaves it usable.
         self.transfers.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn steps(&self) -> std::sync::MutexGuard<'_, Steps> {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A build begins: the live view takes the terminal (pulls draw in it).
+    fn build_started(&self, parallel: bool) {
+        let mut steps = self.steps();
+        steps.parallel = parallel;
+        if self.view == View::Live && !self.config.quiet && steps.live.is_none() {
+            let live = LiveView::new();
+            *self.transfers() = TransferView::within(live.multi(), Stream::Stderr);
+            steps.live = Some(live);
+        }
+    }
+
+    /// A build event in the live view; false if there is none.
+    fn live(&self, event: &Event) -> bool {
+        let mut steps = self.steps();
+        let Some(live) = steps.live.as_mut() else {
+            return false;
+        };
+        match event {
+            Event::StepStarted { step, text, .. } => {
+                let title = format!("{} {text}", place_of(event));
+                live.started(*step, title);
+            }
+            Event::StepOutput { step, line } => live.output(*step, line),
+            Event::StepDone {
+                step,
+                cached,
+                millis,
+            } => live.done(*step, *cached, Duration::from_millis(*millis)),
+            Event::BuildDone => live.finish(),
+            Event::StepCached { .. }
+            | Event::StepCachedFrom { .. }
+            | Event::StepRunning { .. }
+            | Event::StepImage { .. } => {}
+            other => {
+                if let Some((_, text)) = plain_line(other, self.config.quiet) {
+                    live.line(&text);
+                }
+            }
+        }
+        true
+    }
+
+    /// A build event as plain lines, `[stage N/M]` first when stages build
+    /// at once.
+    fn plain(&self, event: &Event) {
+        let prefix = {
+            let mut steps = self.steps();
+            if let Event::StepStarted { step, .. } = event {
+                steps.places.insert(*step, place_of(event));
+            }
+            match (steps.parallel, step_of(event)) {
+                (true, Some(n)) => steps.places.get(&n).cloned(),
+                _ => None,
+            }
+        };
+        let line = match (event, &prefix) {
+            (Event::StepStarted { text, .. }, Some(p)) => {
+                (!self.config.quiet).then(|| (Stream::Stdout, format!("{p} {text}")))
+            }
+            (Event::StepOutput { line, .. }, p) => (!self.config.quiet).then(|| {
+                let text = p.as_ref().map_or(line.clone(), |p| format!("{p} {line}"));
+                (Stream::Stdout, text)
+            }),
+            (_, Some(p)) => plain_line(event, self.config.quiet)
+                .map(|(s, t)| (s, format!("{p} {}", t.trim_start()))),
+            (_, None) => plain_line(event, self.config.quiet),
+        };
+        if let Some((stream, text)) = line {
+            self.put(stream, &text);
+        }
+    }
+
+    /// A line on its stream, or on stderr when stdout carries an output.
+    fn put(&self, stream: Stream, text: &str) {
+        match self.config.stdout_to_stderr {
+            true => Stream::Stderr.line(text),
+            false => stream.line(text),
+        }
+    }
+}
+
+/// `[stage N/M]` of a [`Event::StepStarted`].
+fn place_of(event: &Event) -> String {
+    match event {
+        Event::StepStarted {
+            stage_name,
+            stage_step,
+            stage_steps,
+            ..
+        } => format!("[{stage_name} {stage_step}/{stage_steps}]"),
+        _ => String::new(),
+    }
+}
+
+/// The step a build event is about.
+fn step_of(event: &Event) -> Option<StepId> {
+    match event {
+        Event::StepStarted { step, .. }
+        | Event::StepCached { step }
+        | Event::StepCachedFrom { step, .. }
+        | Event::StepRunning { step, .. }
+        | Event::StepImage { step, .. }
+        | Event::StepOutput { step, .. } => Some(*step),
+        _ => None,
+    }
 }
 
 impl Sink for Printer {
     fn emit(&self, event: &Event) {
+        if self.view == View::Json {
+            if let Ok(json) = serde_json::to_string(event) {
+                Stream::Stderr.line(&json);
+            }
+            return;
+        }
         match event {
             Event::TransferLine { text } => self.transfers().line(text),
             Event::LayerStatus { layer, status } => self.transfers().status(layer, status),
@@ -94,15 +275,17 @@ impl Sink for Printer {
                 total,
             } => self.transfers().bytes(layer, *action, *done, *total),
             Event::TransfersDone => self.transfers().finish(),
+            Event::BuildStarted { parallel, .. } => self.build_started(*parallel),
             other => {
-                if let Some((stream, text)) = plain_line(other, self.config.quiet) {
-                    match self.config.stdout_to_stderr {
-                        true => Stream::Stderr.line(&text),
-                        false => stream.line(&text),
-                    }
+                if !self.live(other) {
+                    self.plain(other);
                 }
             }
         }
+    }
+
+    fn captures_output(&self) -> bool {
+        self.view != View::Plain || self.steps().parallel
     }
 }
 
@@ -111,14 +294,16 @@ impl Sink for Printer {
 pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
     let out = |text: String| (!quiet).then_some((Stream::Stdout, text));
     match event {
-        Event::StepStarted { step, total, text } => {
-            out(format!("Step {}/{total} : {text}", step.number))
-        }
+        Event::StepStarted {
+            step, total, text, ..
+        } => out(format!("Step {}/{total} : {text}", step.number)),
         Event::StepCached { .. } => out(" ---> Using cache".into()),
         Event::StepCachedFrom { origin, .. } => out(format!(" ---> Using cache ({origin})")),
         Event::StepRunning { container, .. } => out(format!(" ---> Running in {container}")),
         Event::StepImage { image, .. } => out(format!(" ---> {image}")),
+        Event::StepOutput { line, .. } => out(line.clone()),
         Event::BuildLine { text } => out(text.clone()),
+        Event::BuildStarted { .. } | Event::StepDone { .. } | Event::BuildDone => None,
         Event::Notice { text } => Some((Stream::Stderr, text.clone())),
         Event::Warning { message } => Some((Stream::Stderr, format!("strata: warning: {message}"))),
         Event::Log { level, message } => {
@@ -152,6 +337,9 @@ mod tests {
                 Event::StepStarted {
                     step: step(2),
                     total: 7,
+                    stage_name: "stage-0".into(),
+                    stage_step: 2,
+                    stage_steps: 7,
                     text: "RUN make".into(),
                 },
                 Some((Stream::Stdout, "Step 2/7 : RUN make")),
@@ -216,6 +404,9 @@ mod tests {
         let step = Event::StepStarted {
             step: step(1),
             total: 1,
+            stage_name: "stage-0".into(),
+            stage_step: 1,
+            stage_steps: 1,
             text: "FROM x".into(),
         };
         assert_eq!(plain_line(&step, true), None);

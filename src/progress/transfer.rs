@@ -31,6 +31,9 @@ pub struct TransferView {
     /// Bars are frozen: later lines are printed below them, not through
     /// indicatif (which would redraw the frozen bars after each line).
     finished: bool,
+    /// Drawn inside a build's live view, which owns the terminal: bars are
+    /// added to it and left there.
+    shared: bool,
 }
 
 impl TransferView {
@@ -41,13 +44,26 @@ impl TransferView {
             multi: MultiProgress::with_draw_target(draw_target(mode, stream)),
             bars: HashMap::new(),
             finished: false,
+            shared: false,
+        }
+    }
+
+    /// A view whose bars go into `multi`, a build's live view.
+    pub fn within(multi: MultiProgress, stream: Stream) -> TransferView {
+        TransferView {
+            mode: TransferMode::Tty,
+            stream,
+            multi,
+            bars: HashMap::new(),
+            finished: false,
+            shared: true,
         }
     }
 
     /// A line of its own (`latest: Pulling from library/busybox`).
     pub fn line(&mut self, text: &str) {
         match self.mode {
-            TransferMode::Tty if !self.finished => {
+            TransferMode::Tty if !self.finished || self.shared => {
                 // If the terminal went away there is nobody to tell.
                 let _ = self.multi.println(text);
             }
@@ -100,6 +116,11 @@ impl TransferView {
     pub fn finish(&mut self) {
         for bar in self.bars.values() {
             bar.abandon();
+        }
+        if self.shared {
+            // The live view goes on drawing; the next transfer adds bars.
+            self.bars.clear();
+            return;
         }
         if self.mode == TransferMode::Tty && !self.finished {
             self.finished = true;

@@ -2,8 +2,8 @@
 //! `--build-arg` values (and which were used), and the global ARGs before
 //! the first FROM.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use strata_parser::{Instruction, ParseError, Parsed};
 
@@ -51,21 +51,21 @@ pub(crate) fn given(name: &str, value: &Option<String>) -> String {
 /// The `--build-arg`s of a build, and which of them an ARG took.
 pub(super) struct BuildArgs<'a> {
     given: &'a BTreeMap<String, Option<String>>,
-    used: RefCell<BTreeSet<String>>,
+    used: Mutex<BTreeSet<String>>,
 }
 
 impl<'a> BuildArgs<'a> {
     pub fn new(given: &'a BTreeMap<String, Option<String>>) -> BuildArgs<'a> {
         BuildArgs {
             given,
-            used: RefCell::new(BTreeSet::new()),
+            used: Mutex::new(BTreeSet::new()),
         }
     }
 
     /// The `--build-arg` value of `name`, if given (it is then used).
     pub fn value(&self, name: &str) -> Option<String> {
         let value = given(name, self.given.get(name)?);
-        self.used.borrow_mut().insert(name.to_string());
+        super::lock(&self.used).insert(name.to_string());
         Some(value)
     }
 
@@ -119,7 +119,7 @@ impl<'a> BuildArgs<'a> {
 
     /// Docker's warning for `--build-arg`s no ARG declared.
     pub fn unused_warning(&self) -> Option<String> {
-        let used = self.used.borrow();
+        let used = super::lock(&self.used);
         let unused: Vec<&str> = self
             .given
             .keys()

@@ -14,6 +14,11 @@
 //! ...) change the stage's config in memory: a run of them in a row becomes
 //! one image where it ends, so each costs O(its own change), not a copy of
 //! the whole config. ^C, SIGTERM or SIGHUP stop the build between steps.
+//!
+//! Stages run through the [`scheduler`](crate::build::scheduler): the ones
+//! that do not depend on each other at once, up to `--jobs`. A failed stage
+//! stops the others (between steps, and their running containers), and
+//! each stage's guards clean up before the error is reported.
 
 pub(crate) mod args;
 mod container;
@@ -26,9 +31,10 @@ mod stage;
 mod tests;
 mod workdir;
 
-use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use strata_parser::{Parsed, StageRef, Step};
 
@@ -41,7 +47,9 @@ use super::key::{self, CacheKey, Op, Parent};
 use super::output::{self, Built, Finish};
 use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
 use super::remote::{self, LayeredCache};
+use super::scheduler::{self, Cancel, Node};
 use crate::digest::ImageId;
+use crate::progress::StepId;
 use crate::reference::Reference;
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::spec::Network;
@@ -86,6 +94,8 @@ pub struct BuildOptions {
     /// Where FROM images come from (found or pulled there, then copied
     /// in): `--verify-repro`'s isolated stores take the caller's.
     pub bases_from: Option<Store>,
+    /// How many stages may build at once (`--jobs`; 1 keeps the order).
+    pub jobs: usize,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -124,14 +134,19 @@ struct Build<'a> {
     out: Printer,
     args: BuildArgs<'a>,
     /// The storage driver that worked (a failed mount moves it on).
-    driver: Cell<DriverKind>,
-    /// The build context, opened on the first COPY/ADD that needs it.
-    context: OnceCell<Context>,
-    /// FROM images met (name as written, image), for provenance.
-    bases: RefCell<Vec<(String, ImageId)>>,
+    driver: Mutex<DriverKind>,
+    /// The build context, opened on the first COPY/ADD that needs it
+    /// (the lock makes stages that need it at once walk it once).
+    context: OnceLock<Context>,
+    opening: Mutex<()>,
+    /// Set when a stage failed: the others stop.
+    cancel: Cancel,
+    /// FROM images met (name as written, image), for provenance; by
+    /// stage, so stages building at once list them in the same order.
+    bases: Mutex<BTreeMap<usize, (String, ImageId)>>,
     /// Per stage, the image outside the build its FROM chain starts from
     /// (`None`: scratch): its layers are not this build's.
-    roots: RefCell<BTreeMap<usize, Option<ImageId>>>,
+    roots: Mutex<BTreeMap<usize, Option<ImageId>>>,
 }
 
 /// Builds the Dockerfile of `opts`, applies `opts.finish`, tags the
@@ -162,10 +177,12 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         cache: &cache,
         out,
         args: BuildArgs::new(&opts.build_args),
-        driver: Cell::new(opts.driver.unwrap_or_else(DriverKind::first)),
-        context: OnceCell::new(),
-        bases: RefCell::new(Vec::new()),
-        roots: RefCell::new(BTreeMap::new()),
+        driver: Mutex::new(opts.driver.unwrap_or_else(DriverKind::first)),
+        context: OnceLock::new(),
+        opening: Mutex::new(()),
+        cancel: Cancel::default(),
+        bases: Mutex::new(BTreeMap::new()),
+        roots: Mutex::new(BTreeMap::new()),
     };
     let globals = b.args.globals(&parsed).map_err(parse_error)?;
     let plan = plan::plan(&parsed, opts.target.as_deref(), &globals).map_err(|e| match e {
@@ -193,10 +210,8 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         b.out
             .say(&format!("Successfully tagged {}", tag.familiar()));
     }
-    Ok(Built {
-        id: image,
-        bases: b.bases.take(),
-    })
+    let bases = std::mem::take(&mut *lock(&b.bases)).into_values().collect();
+    Ok(Built { id: image, bases })
 }
 
 pub(crate) fn dockerfile_name(opts: &BuildOptions) -> String {
@@ -213,11 +228,33 @@ fn interrupted() -> Result<(), BuildError> {
     }
 }
 
+/// What stages building at once share. A panic in one stage poisons
+/// nothing: each value is whole between two statements.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id a step's events go by.
+fn step_id(sp: &StagePlan, planned: &PlannedStep) -> StepId {
+    StepId {
+        stage: sp.stage.index,
+        number: planned.number,
+    }
+}
+
+/// The name a stage's lines go by: `AS name`, or `stage-N` as BuildKit's.
+fn stage_name(sp: &StagePlan) -> String {
+    sp.stage
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("stage-{}", sp.stage.index))
+}
+
 impl Build<'_> {
     /// The transforms of `--squash`, `--timestamp`, `--unsetlabel` on the
     /// target's image.
     fn finish_image(&self, plan: &Plan, image: ImageId) -> Result<ImageId, BuildError> {
-        let root = self.roots.borrow().get(&plan.target).cloned().flatten();
+        let root = lock(&self.roots).get(&plan.target).cloned().flatten();
         let finished = || -> Result<ImageId, output::OutputError> {
             let base = match &root {
                 Some(id) => self.store.config(id)?.rootfs.diff_ids.len(),
@@ -228,13 +265,36 @@ impl Build<'_> {
         finished().map_err(|e| BuildError::Output(Box::new(e)))
     }
 
+    /// Err once the build should stop: a signal, or another stage failed.
+    fn stopped(&self) -> Result<(), BuildError> {
+        interrupted()?;
+        match self.cancel.is_set() {
+            true => Err(BuildError::Cancelled),
+            false => Ok(()),
+        }
+    }
+
     /// Every stage of the plan; the target's image (with `--label`s).
     fn run(&self, plan: &Plan, globals: &HashMap<String, String>) -> Result<ImageId, BuildError> {
-        let mut done = Stages::new();
-        for stage in &plan.stages {
-            let image = self.stage(plan, stage, globals, &done)?;
-            done.insert(stage.stage.index, image);
-        }
+        let nodes: Vec<Node> = plan
+            .stages
+            .iter()
+            .map(|sp| Node {
+                id: sp.stage.index,
+                deps: sp.deps.clone(),
+            })
+            .collect();
+        let jobs = self.opts.jobs.max(1);
+        self.out
+            .build_started(plan.total, scheduler::can_overlap(&nodes, jobs));
+        let by_id: HashMap<usize, &StagePlan> =
+            plan.stages.iter().map(|sp| (sp.stage.index, sp)).collect();
+        let work = |id: usize, done: &Stages| self.stage(plan, by_id[&id], globals, done);
+        let stop = crate::sandbox::interrupt::cancel_running;
+        let done = scheduler::run(&nodes, jobs, &self.cancel, &stop, &work);
+        // Every stage has ended: nothing of this build is left to stop.
+        crate::sandbox::interrupt::resume();
+        let done = done?;
         let image = done.get(&plan.target).cloned().flatten();
         let labelled = match self.opts.labels.is_empty() {
             true => image,
@@ -256,22 +316,25 @@ impl Build<'_> {
         globals: &HashMap<String, String>,
         done: &Stages,
     ) -> Result<Option<ImageId>, BuildError> {
-        interrupted()?;
+        self.stopped()?;
         self.cache.stage_started(sp.stage.index);
-        self.begin(plan, sp, &sp.from);
+        let started = self.begin(plan, sp, &sp.from);
         let mut state = self
             .base_step(sp, done)
             .map_err(|cause| self.step_error(plan, &sp.from, None, cause))?;
+        state.step = step_id(sp, &sp.from);
         let base = state
             .image
             .as_ref()
             .map_or("scratch".into(), |id| id.short().to_string());
-        self.out.image(&base);
+        self.out.image(state.step, &base);
         self.onbuild_triggers(&mut state)
             .map_err(|cause| self.failed(plan, &sp.from, &mut state, cause))?;
+        self.out.step_done(state.step, false, started.elapsed());
         for (i, planned) in sp.steps.iter().enumerate() {
-            interrupted()?;
-            self.begin(plan, sp, planned);
+            self.stopped()?;
+            let started = self.begin(plan, sp, planned);
+            state.step = step_id(sp, planned);
             let outcome = self.step(
                 &mut state,
                 planned.step,
@@ -280,29 +343,35 @@ impl Build<'_> {
                 globals,
                 done,
             );
-            // A RUN stopped by the same ^C fails: an interruption, not a
-            // failing command.
-            interrupted()?;
+            // A RUN stopped by the same ^C (or by another stage's failure)
+            // fails: an interruption, not a failing command.
+            self.stopped()?;
             let finished = outcome
                 .and_then(|d| self.finish(&mut state, d))
-                .and_then(|_| match sp.ends_metadata_run(i) {
-                    true => self.materialize(&mut state),
-                    false => Ok(()),
+                .and_then(|cached| match sp.ends_metadata_run(i) {
+                    true => self.materialize(&mut state).map(|()| cached),
+                    false => Ok(cached),
                 });
-            finished.map_err(|cause| self.failed(plan, planned, &mut state, cause))?;
+            let cached = finished.map_err(|cause| self.failed(plan, planned, &mut state, cause))?;
+            self.out.step_done(state.step, cached, started.elapsed());
         }
         self.materialize(&mut state)
             .map_err(|cause| self.unplaced(cause))?;
         Ok(state.image)
     }
 
-    fn begin(&self, plan: &Plan, sp: &StagePlan, planned: &PlannedStep) {
+    /// Says the step starts; when it did.
+    fn begin(&self, plan: &Plan, sp: &StagePlan, planned: &PlannedStep) -> Instant {
         let text = planned.step.raw.original.trim();
-        let step = crate::progress::StepId {
-            stage: sp.stage.index,
-            number: planned.number,
+        let name = stage_name(sp);
+        let place = out::Place {
+            stage_name: &name,
+            stage_step: planned.number - sp.from.number + 1,
+            stage_steps: sp.steps.len() + 1,
         };
-        self.out.step_started(step, plan.total, text);
+        self.out
+            .step_started(step_id(sp, planned), plan.total, place, text);
+        Instant::now()
     }
 
     /// One step of a stage (or an ONBUILD trigger): expand, then the
@@ -333,25 +402,27 @@ impl Build<'_> {
         }
     }
 
-    /// Takes what a step made into the stage.
-    fn finish(&self, state: &mut StageState, done: Done) -> Result<(), StepFailure> {
-        match done {
+    /// Takes what a step made into the stage; whether it was cached.
+    fn finish(&self, state: &mut StageState, done: Done) -> Result<bool, StepFailure> {
+        Ok(match done {
             Done::Cached(id) => {
-                self.out.cached(self.cache.origin());
-                self.out.image(id.short());
+                self.out.cached(state.step, self.cache.origin());
+                self.out.image(state.step, id.short());
                 self.adopt(state, id)?;
+                true
             }
             Done::Built { id, config } => {
-                self.out.image(id.short());
+                self.out.image(state.step, id.short());
                 state.at(id, *config);
+                false
             }
             Done::Meta { cached } => {
                 if cached {
-                    self.out.cached(self.cache.origin());
+                    self.out.cached(state.step, self.cache.origin());
                 }
+                cached
             }
-        }
-        Ok(())
+        })
     }
 
     /// The stage is now at a cached image.
@@ -365,7 +436,7 @@ impl Build<'_> {
     /// says which.
     fn materialize(&self, state: &mut StageState) -> Result<(), StepFailure> {
         if let Some(id) = self.settle_pending(state)? {
-            self.out.image(id.short());
+            self.out.image(state.step, id.short());
         }
         Ok(())
     }
@@ -438,17 +509,17 @@ impl Build<'_> {
         }
         let (image, root) = match base.reference {
             StageRef::Stage(i) => {
-                let root = self.roots.borrow().get(&i).cloned().flatten();
+                let root = lock(&self.roots).get(&i).cloned().flatten();
                 (done.get(&i).cloned().flatten(), root)
             }
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => (None, None),
             StageRef::Image(name) => {
                 let id = self.base_image(&name)?;
-                self.bases.borrow_mut().push((name, id.clone()));
+                lock(&self.bases).insert(sp.stage.index, (name, id.clone()));
                 (Some(id.clone()), Some(id))
             }
         };
-        self.roots.borrow_mut().insert(sp.stage.index, root);
+        lock(&self.roots).insert(sp.stage.index, root);
         let config = match &image {
             Some(id) => self.store.config(id)?,
             None => ImageConfig::new(now_rfc3339()),
@@ -504,7 +575,7 @@ impl Build<'_> {
         for step in &parsed.stages[0].steps {
             let kind = StepKind::of(&step.instruction);
             let done = self.step(state, step, kind, 0, &HashMap::new(), &Stages::new())?;
-            self.finish(state, done)?;
+            self.finish(state, done).map(drop)?;
         }
         self.materialize(state)
     }
@@ -614,16 +685,21 @@ impl Build<'_> {
     }
 
     pub fn driver(&self) -> DriverKind {
-        self.driver.get()
+        *lock(&self.driver)
     }
 
     /// A mount failed with the driver: later containers use `driver`.
     pub fn fall_back(&self, driver: DriverKind) {
-        self.driver.set(driver);
+        *lock(&self.driver) = driver;
     }
 
     /// The build context (walked once, on first use).
     pub fn context(&self) -> Result<&Context, StepFailure> {
+        if let Some(ctx) = self.context.get() {
+            return Ok(ctx);
+        }
+        // A poisoned lock guards nothing but the walk, which starts over.
+        let _opening = lock(&self.opening);
         if let Some(ctx) = self.context.get() {
             return Ok(ctx);
         }

@@ -1,24 +1,28 @@
 //! What a build tells its user, as [`progress`](crate::progress) events:
-//! the printer renders them as Docker's classic lines (`Step N/M : ...`,
-//! ` ---> Using cache`, ` ---> <id>`). This type only remembers which step
-//! the events belong to.
+//! the printer renders them (Docker's classic lines `Step N/M : ...`,
+//! ` ---> Using cache`, ` ---> <id>`, a live view, JSON). Every step event
+//! names its step ([`StepId`]), so stages running at once can share this.
 
-use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::progress::{self, Event, StepId};
+use crate::sandbox::spawn::Output;
 
 pub(super) struct Printer {
     quiet: bool,
-    /// The step under way.
-    step: Cell<StepId>,
+}
+
+/// Where a step stands in its stage, for BuildKit's `[name 2/3]`.
+pub(super) struct Place<'a> {
+    pub stage_name: &'a str,
+    pub stage_step: usize,
+    pub stage_steps: usize,
 }
 
 impl Printer {
     pub fn new(quiet: bool) -> Printer {
-        Printer {
-            quiet,
-            step: Cell::new(StepId::default()),
-        }
+        Printer { quiet }
     }
 
     /// `-q`: RUN output is dropped too.
@@ -26,36 +30,71 @@ impl Printer {
         self.quiet
     }
 
-    pub fn step_started(&self, step: StepId, total: usize, text: &str) {
-        self.step.set(step);
+    pub fn build_started(&self, total: usize, parallel: bool) {
+        progress::emit(Event::BuildStarted { total, parallel });
+    }
+
+    pub fn step_started(&self, step: StepId, total: usize, place: Place<'_>, text: &str) {
         progress::emit(Event::StepStarted {
             step,
             total,
+            stage_name: place.stage_name.into(),
+            stage_step: place.stage_step,
+            stage_steps: place.stage_steps,
             text: text.into(),
         });
     }
 
     /// ` ---> Using cache`, or with where from when not this machine's.
-    pub fn cached(&self, origin: Option<String>) {
-        let step = self.step.get();
+    pub fn cached(&self, step: StepId, origin: Option<String>) {
         progress::emit(match origin {
             None => Event::StepCached { step },
             Some(origin) => Event::StepCachedFrom { step, origin },
         });
     }
 
-    pub fn running(&self, container: &str) {
+    pub fn running(&self, step: StepId, container: &str) {
         progress::emit(Event::StepRunning {
-            step: self.step.get(),
+            step,
             container: container.into(),
         });
     }
 
+    /// Where a RUN's output goes: nowhere under `-q`, through the printer
+    /// when it draws its own view or stages run at once, else straight to
+    /// the terminal (byte for byte, as Docker's classic builder), all of it
+    /// on stderr when stdout carries an output (`-o -`).
+    pub fn run_output(&self, step: StepId, to_stderr: bool) -> Output {
+        if self.quiet {
+            return Output::Null;
+        }
+        if !progress::captures_output() {
+            return match to_stderr {
+                true => Output::Stderr,
+                false => Output::Inherit,
+            };
+        }
+        Output::Lines(Arc::new(move |line: &str| {
+            progress::emit(Event::StepOutput {
+                step,
+                line: line.into(),
+            });
+        }))
+    }
+
     /// The image a step or a stage's FROM stands at (` ---> <id>`).
-    pub fn image(&self, image: &str) {
+    pub fn image(&self, step: StepId, image: &str) {
         progress::emit(Event::StepImage {
-            step: self.step.get(),
+            step,
             image: image.into(),
+        });
+    }
+
+    pub fn step_done(&self, step: StepId, cached: bool, took: Duration) {
+        progress::emit(Event::StepDone {
+            step,
+            cached,
+            millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         });
     }
 

@@ -17,7 +17,7 @@ use crate::build::mounts::{self, Host, MountedImage};
 use crate::container::run::{self, MountedRoot, RunError, RunOptions};
 use crate::digest::ImageId;
 use crate::sandbox::driver::DriverKind;
-use crate::sandbox::spawn::{Input, Output};
+use crate::sandbox::spawn::Input;
 use crate::sandbox::spec::Network;
 use crate::store::Store;
 
@@ -85,7 +85,7 @@ pub(super) fn execute(
     let active = step_mounts.activate(&host)?;
     let mut options = options(b, state, args.clone(), network);
     options.mounts.clone_from(&active.mounts);
-    b.out.running(c.c.short_id());
+    b.out.running(state.step, c.c.short_id());
     let code = run_with_fallback(b, &mut c, options);
     drop(active);
     let code = code?;
@@ -177,13 +177,7 @@ pub(super) fn options(
         mounts: Vec::new(),
         tty: false,
         input: Input::Null,
-        output: if b.out.quiet() {
-            Output::Null
-        } else if b.opts.log_to_stderr {
-            Output::Stderr
-        } else {
-            Output::Inherit
-        },
+        output: b.out.run_output(state.step, b.opts.log_to_stderr),
     }
 }
 

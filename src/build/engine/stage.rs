@@ -8,6 +8,7 @@ use strata_parser::Env;
 use crate::build::config_steps::ConfigEditor;
 use crate::build::key::{CacheKey, Parent};
 use crate::digest::ImageId;
+use crate::progress::StepId;
 use crate::store::ImageConfig;
 
 pub(super) struct StageState {
@@ -20,6 +21,8 @@ pub(super) struct StageState {
     pub pending: Option<CacheKey>,
     /// Declared ARGs with their values.
     pub args: BTreeMap<String, String>,
+    /// The step under way, for its events.
+    pub step: StepId,
 }
 
 impl StageState {
@@ -29,6 +32,7 @@ impl StageState {
             editor,
             pending: None,
             args: BTreeMap::new(),
+            step: StepId::default(),
         }
     }
 

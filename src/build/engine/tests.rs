@@ -2,7 +2,6 @@
 //! in-memory cache: what it keys, what a hit does (no container), what a
 //! metadata step changes.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::*;
@@ -11,7 +10,7 @@ use crate::build::cache::Entry;
 /// A cache in memory; `hit_all` answers every lookup with that image.
 #[derive(Default)]
 struct MemCache {
-    entries: RefCell<HashMap<CacheKey, Entry>>,
+    entries: Mutex<HashMap<CacheKey, Entry>>,
     hit_all: Option<ImageId>,
 }
 
@@ -19,12 +18,15 @@ impl StepCache for MemCache {
     fn lookup(&self, key: &CacheKey) -> Option<Entry> {
         match &self.hit_all {
             Some(id) => Some(Entry::Image(id.clone())),
-            None => self.entries.borrow().get(key).cloned(),
+            None => self.entries.lock().unwrap().get(key).cloned(),
         }
     }
 
     fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()> {
-        self.entries.borrow_mut().insert(key.clone(), entry.clone());
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(key.clone(), entry.clone());
         Ok(())
     }
 
@@ -63,6 +65,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         cache_from: Vec::new(),
         cache_to: Vec::new(),
         bases_from: None,
+        jobs: 1,
     }
 }
 
@@ -84,8 +87,10 @@ fn with_build<T>(
         cache,
         out: Printer::new(true),
         args: BuildArgs::new(&opts.build_args),
-        driver: Cell::new(DriverKind::Overlay),
-        context: OnceCell::new(),
+        driver: Mutex::new(DriverKind::Overlay),
+        context: OnceLock::new(),
+        opening: Mutex::new(()),
+        cancel: Cancel::default(),
         bases: Default::default(),
         roots: Default::default(),
     };
@@ -174,7 +179,7 @@ fn a_metadata_run_becomes_one_image_where_it_ends() {
         assert_eq!(config.config.unwrap().env.unwrap()[1..], ["A=1", "B=2"]);
         image
     });
-    let cached: Vec<Entry> = cache.entries.borrow().values().cloned().collect();
+    let cached: Vec<Entry> = cache.entries.lock().unwrap().values().cloned().collect();
     assert_eq!(
         cached.iter().filter(|e| matches!(e, Entry::Step)).count(),
         1,
@@ -236,12 +241,12 @@ fn run_sees_args_env_and_proxies_but_keys_only_declared_args() {
 /// its sources before it would make a container.
 #[derive(Default)]
 struct KeyLog {
-    keys: RefCell<Vec<CacheKey>>,
+    keys: Mutex<Vec<CacheKey>>,
 }
 
 impl StepCache for KeyLog {
     fn lookup(&self, key: &CacheKey) -> Option<Entry> {
-        self.keys.borrow_mut().push(key.clone());
+        self.keys.lock().unwrap().push(key.clone());
         None
     }
 
@@ -286,7 +291,7 @@ fn keys_agree_between_two_stores_at_different_times() {
             let mut state = state_on(Some(id('1')));
             run_steps(b, &mut state);
         });
-        log.keys.take()
+        log.keys.into_inner().unwrap()
     };
     let a = machine(0);
     let b = machine(3600);

@@ -7,7 +7,9 @@
 //! something needs its content. The hit is then recorded in the local
 //! cache, so the next build on this machine finds it there.
 
-use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 use super::format::CacheRecord;
 use super::journal::Journal;
@@ -61,10 +63,12 @@ pub struct LayeredCache<'a> {
     local: LocalCache<'a>,
     imports: Vec<Imported>,
     /// Where the last lookup's hit came from, when not the local cache.
-    origin: RefCell<Option<String>>,
+    /// (Per thread: stages building at once each run on their own.)
+    origin: Mutex<HashMap<ThreadId, String>>,
     /// The steps of this build, for exports.
-    journal: RefCell<Journal>,
-    stage: Cell<usize>,
+    journal: Mutex<Journal>,
+    /// The stage each building thread is at.
+    stage: Mutex<HashMap<ThreadId, usize>>,
 }
 
 impl<'a> LayeredCache<'a> {
@@ -73,28 +77,32 @@ impl<'a> LayeredCache<'a> {
             store,
             local: LocalCache::new(store),
             imports,
-            origin: RefCell::new(None),
-            journal: RefCell::new(Journal::default()),
-            stage: Cell::new(0),
+            origin: Mutex::default(),
+            journal: Mutex::default(),
+            stage: Mutex::default(),
         }
     }
 
     /// What the build looked up and recorded so far.
     pub fn journal(&self) -> Journal {
-        self.journal.borrow().clone()
+        lock(&self.journal).clone()
+    }
+
+    /// The stage the calling thread builds.
+    fn stage(&self) -> usize {
+        lock(&self.stage).get(&thread()).copied().unwrap_or(0)
     }
 
     fn note(&self, key: &CacheKey, entry: &Entry) {
-        let stage = self.stage.get();
-        self.journal
-            .borrow_mut()
+        let stage = self.stage();
+        lock(&self.journal)
             .steps
             .push((stage, key.clone(), entry.clone()));
     }
 
     fn note_site(&self, site: &CacheKey) {
-        let stage = self.stage.get();
-        self.journal.borrow_mut().sites.push((stage, site.clone()));
+        let stage = self.stage();
+        lock(&self.journal).sites.push((stage, site.clone()));
     }
 
     /// `key` from the imported caches, taken into the store.
@@ -126,7 +134,7 @@ impl<'a> LayeredCache<'a> {
 
 impl StepCache for LayeredCache<'_> {
     fn lookup(&self, key: &CacheKey) -> Option<Entry> {
-        *self.origin.borrow_mut() = None;
+        lock(&self.origin).remove(&thread());
         if let Some(e) = self.local.lookup(key) {
             self.note(key, &e);
             return Some(e);
@@ -137,7 +145,7 @@ impl StepCache for LayeredCache<'_> {
             // Only the next build's time: it asks the remote cache again.
             crate::progress::warn(format!("recording the build cache: {e}"));
         }
-        *self.origin.borrow_mut() = Some(origin);
+        lock(&self.origin).insert(thread(), origin);
         Some(entry)
     }
 
@@ -164,16 +172,26 @@ impl StepCache for LayeredCache<'_> {
     }
 
     fn origin(&self) -> Option<String> {
-        self.origin.borrow().clone()
+        lock(&self.origin).get(&thread()).cloned()
     }
 
     fn stage_started(&self, stage: usize) {
-        self.stage.set(stage);
+        lock(&self.stage).insert(thread(), stage);
     }
 
     fn note_cache_mount(&self, key: &str) {
         self.journal.borrow_mut().mounts.insert(key.to_string());
     }
+}
+
+fn thread() -> ThreadId {
+    std::thread::current().id()
+}
+
+/// A poisoned lock still holds a whole value: each is changed in one
+/// statement.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Takes image `id` of `imported` into the store: its config, and a remote

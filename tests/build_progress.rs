@@ -1,0 +1,237 @@
+//! How a build shows its steps (`--progress`), and stages building at once
+//! (`--jobs`), as an unprivileged user: raw JSON events cover every step,
+//! the live view draws only on a terminal, independent stages overlap, and
+//! a failed stage stops the others and leaves no container behind.
+#![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{context, processes_with_arg, Run, Strata};
+use serde_json::Value;
+
+fn build(s: &Strata, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["build"];
+    args.extend(extra);
+    args.push(dir.to_str().unwrap());
+    s.run(&args)
+}
+
+/// Every stderr line of a `--progress=rawjson` build, parsed (a line that
+/// is not JSON fails the test).
+fn json_events(run: &Run) -> Vec<Value> {
+    run.stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{run:#?}")))
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// The position in `events` of the first event of `kind` for step `number`.
+fn at(events: &[Value], kind: &str, number: u64) -> usize {
+    events
+        .iter()
+        .position(|e| e["event"] == kind && e["step"]["number"] == number)
+        .unwrap_or_else(|| panic!("no {kind} of step {number}: {events:#?}"))
+}
+
+/// A port nothing listens on now (the stages meet on it).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn rootless_rawjson_is_one_event_a_line_for_every_step() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS base\nRUN echo made-in-run\nFROM base\nENV A=1\nCOPY f /f\n";
+    let ctx = context(&[("Dockerfile", df), ("f", "x")]);
+    let run = build(&s, ctx.path(), &["--progress=rawjson", "-t", "j"]).success();
+    assert!(
+        !run.stdout.contains("Step "),
+        "steps go to stderr as JSON: {run:#?}"
+    );
+    let events = json_events(&run);
+    assert_eq!(events[0]["event"], "build_started", "{events:#?}");
+    assert_eq!(events[0]["total"], 5);
+    for number in 1..=5u64 {
+        assert!(at(&events, "step_started", number) < at(&events, "step_done", number));
+    }
+    let started = of_kind(&events, "step_started");
+    assert_eq!(started[1]["text"], "RUN echo made-in-run");
+    assert_eq!(started[1]["stage_name"], "base");
+    assert_eq!(
+        (
+            started[1]["stage_step"].clone(),
+            started[1]["stage_steps"].clone()
+        ),
+        (2.into(), 2.into())
+    );
+    assert_eq!(started[2]["stage_name"], "stage-1");
+    let output = of_kind(&events, "step_output");
+    assert!(
+        output
+            .iter()
+            .any(|e| e["line"] == "made-in-run" && e["step"]["number"] == 2),
+        "the RUN's output is an event: {events:#?}"
+    );
+    assert!(of_kind(&events, "build_line")
+        .iter()
+        .any(|e| e["text"] == "Successfully tagged j:latest"));
+
+    // Built again, every step but the FROMs is cached.
+    let again = json_events(&build(&s, ctx.path(), &["--progress=rawjson", "-t", "j"]).success());
+    let cached: Vec<u64> = of_kind(&again, "step_done")
+        .iter()
+        .filter(|e| e["cached"] == true)
+        .map(|e| e["step"]["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(cached, [2, 4, 5], "{again:#?}");
+}
+
+#[test]
+fn rootless_tty_without_a_terminal_is_plain_and_quiet_is_quiet() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo hi\n")]);
+    let run = build(&s, ctx.path(), &["--progress=tty"]).success();
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(!all.contains('\x1b') && !all.contains('\r'), "{run:#?}");
+    assert!(run.stdout.contains("Step 2/2 : RUN echo hi\n"), "{run:#?}");
+    // BuildKit's variable picks the mode when the flag does not.
+    let mut cmd = s.cmd();
+    cmd.env("BUILDKIT_PROGRESS", "quiet").args([
+        "build",
+        "--no-cache",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let quiet = Run::of(cmd.output().unwrap()).success();
+    assert!(!quiet.stdout.contains("Step "), "{quiet:#?}");
+    assert!(quiet.stdout.trim().starts_with("sha256:"), "{quiet:#?}");
+}
+
+#[test]
+fn rootless_tty_under_a_pseudo_terminal_draws_the_live_view() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo from-the-step\n")]);
+    let bin = common::strata_bin();
+    let command = format!(
+        "{} build --progress=tty -t live {}",
+        bin.display(),
+        ctx.path().display()
+    );
+    let live = || {
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("STRATA_ROOT", s.root.path())
+            .env_remove("CI")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:#?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = live();
+    assert!(
+        first.contains("=> [stage-0 2/2] RUN echo from-the-step"),
+        "{first:?}"
+    );
+    assert!(first.contains("from-the-step"), "{first:?}");
+    assert!(
+        !first.contains("Step 2/2"),
+        "no plain lines under the view: {first:?}"
+    );
+    let second = live();
+    assert!(
+        second.contains("=> CACHED [stage-0 2/2] RUN echo from-the-step"),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn rootless_independent_stages_build_at_once() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let port = free_port();
+    // Stage a waits for b to connect: the build ends only if they overlap
+    // (nc gives up after 60 s, and the build fails then).
+    let df = format!(
+        "FROM busybox AS a\nRUN timeout 60 nc -l -p {port} && echo a-met-b\n\
+         FROM busybox AS b\nRUN until nc 127.0.0.1 {port} </dev/null; do sleep 0.1; done; echo b-met-a\n\
+         FROM busybox\nCOPY --from=a /bin/true /a\nCOPY --from=b /bin/true /b\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let run = build(&s, ctx.path(), &["--jobs", "2", "--progress=rawjson"]).success();
+    let events = json_events(&run);
+    assert_eq!(events[0]["parallel"], true);
+    // Steps 2 (a's RUN) and 4 (b's RUN) each start before the other ends.
+    assert!(
+        at(&events, "step_started", 2) < at(&events, "step_done", 4),
+        "{events:#?}"
+    );
+    assert!(
+        at(&events, "step_started", 4) < at(&events, "step_done", 2),
+        "{events:#?}"
+    );
+
+    // Plain lines say whose they are, as BuildKit's.
+    let plain = build(
+        &s,
+        ctx.path(),
+        &["--jobs", "2", "--progress=plain", "--no-cache"],
+    )
+    .success();
+    assert!(plain.stdout.contains("[a 2/2] a-met-b\n"), "{plain:#?}");
+    assert!(plain.stdout.contains("[b 2/2] b-met-a\n"), "{plain:#?}");
+    assert!(
+        plain
+            .stdout
+            .contains("[stage-2 3/3] COPY --from=b /bin/true /b\n"),
+        "{plain:#?}"
+    );
+    assert!(!plain.stdout.contains("Step "), "{plain:#?}");
+}
+
+#[test]
+fn rootless_a_failed_stage_stops_the_others_and_leaves_nothing() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let port = free_port();
+    // b is surely running when a fails: a fails once it has reached b.
+    // Were b not stopped, it would say so after its sleep (a number only
+    // this test's sleep has: 20 s).
+    let marker = format!("20.{port}");
+    let df = format!(
+        "FROM busybox AS a\nRUN until nc 127.0.0.1 {port} </dev/null; do sleep 0.1; done; exit 3\n\
+         FROM busybox AS b\nRUN nc -l -p {port}; sleep {marker}; echo b-$((40 + 2))\n\
+         FROM busybox\nCOPY --from=a /bin/true /a\nCOPY --from=b /bin/true /b\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let run = build(
+        &s,
+        ctx.path(),
+        &["--jobs", "2", "--progress=plain", "-t", "never"],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains("step 2/7"),
+        "a's failure is the error: {run:#?}"
+    );
+    assert!(run.stderr.contains("exit status 3"), "{run:#?}");
+    assert!(!run.stderr.contains("cancelled"), "{run:#?}");
+    assert!(!run.stdout.contains("b-42"), "b was stopped: {run:#?}");
+    assert!(
+        processes_with_arg(&marker).is_empty(),
+        "b's sleep was stopped"
+    );
+    let ps = s.run(&["ps", "-a", "-q"]).success();
+    assert_eq!(ps.stdout.trim(), "", "no container left: {ps:#?}");
+    let images = s.run(&["images", "-q", "never"]).success();
+    assert_eq!(images.stdout.trim(), "", "nothing tagged");
+}
