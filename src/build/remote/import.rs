@@ -180,7 +180,7 @@ impl StepCache for LayeredCache<'_> {
     }
 
     fn note_cache_mount(&self, key: &str) {
-        self.journal.borrow_mut().mounts.insert(key.to_string());
+        lock(&self.journal).mounts.insert(key.to_string());
     }
 }
 
