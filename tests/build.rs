@@ -207,10 +207,7 @@ fn rootless_build_failures_say_where() {
     );
     assert!(run.stderr.contains("did you mean COPY?"), "{}", run.stderr);
 
-    let mounts = context(&[(
-        "Dockerfile",
-        "FROM busybox\nRUN --mount=type=secret,id=t true\n",
-    )]);
+    let mounts = context(&[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh true\n")]);
     let run = build(&s, mounts.path(), &[]);
     assert_eq!(run.code, Some(1));
     assert!(

@@ -1,7 +1,7 @@
-//! `RUN --mount` (cache, bind, tmpfs) and per-step `--network`, as the
+//! `RUN --mount` (cache, bind, tmpfs, secret) and per-step `--network`, as the
 //! unprivileged user: what a step sees, what reaches its layer (nothing of
 //! a mount), and the escapes of the builder CVEs (security checklist cases
-//! 3–7 and 17), each of which must stay inside its root.
+//! 3–7, 9 and 17), each of which must stay inside its root.
 #![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
 
 mod common;
@@ -372,6 +372,162 @@ fn rootless_mount_bind_of_the_context_is_keyed_by_its_content() {
     assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "2");
 }
 
+/// Every file under `dir` (not following links) holding `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Case 9: a secret as a file (owner and mode as asked) and as a variable
+/// reaches the step and nothing else: not the image, its layers, config or
+/// history, not the store, not the output; a build arg used only in a
+/// builder stage stays out of the final image, and its name warns.
+#[test]
+fn rootless_mount_secrets_reach_the_step_and_nothing_else() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tok");
+    std::fs::write(&file, "p4ss-FILE-9f3a").unwrap();
+    for driver in DRIVERS {
+        let df = "FROM busybox AS builder\nARG TOKEN\n\
+                  RUN test \"$(echo $TOKEN | tr a-z A-Z)\" = S3CR3T-ARG-77 && echo built > /artifact\n\
+                  RUN --mount=type=secret,id=t test \"$(tr a-z A-Z < /run/secrets/t)\" = P4SS-FILE-9F3A\n\
+                  FROM busybox\nCOPY --from=builder /artifact /artifact\n\
+                  RUN --mount=type=secret,id=t,target=/etc/app/tok,mode=0440,uid=1,gid=2 \
+                      --mount=type=secret,id=e,env=APP_TOKEN \
+                      sh -c 'stat -c \"%a %u %g\" /etc/app/tok > /perm && test \"$(tr a-z A-Z < /etc/app/tok)\" = P4SS-FILE-9F3A && test \"$(echo $APP_TOKEN | tr a-z A-Z)\" = P4SS-ENV-C0DE && ! touch /etc/app/tok'\n";
+        let ctx = context(&[("Dockerfile", df)]);
+        let secret = format!("id=t,src={}", file.display());
+        let run = Run::of(
+            s.cmd()
+                .env("MY_ENV_SECRET", "p4ss-ENV-c0de")
+                .args([
+                    "--storage-driver",
+                    driver,
+                    "build",
+                    "-t",
+                    "final",
+                    "--build-arg",
+                    "TOKEN=s3cr3t-ARG-77",
+                ])
+                .args(["--secret", &secret, "--secret", "id=e,env=MY_ENV_SECRET"])
+                .arg(ctx.path())
+                .output()
+                .unwrap(),
+        )
+        .success();
+        let output = format!("{}{}", run.stdout, run.stderr);
+        assert!(output.contains("SecretsUsedInArgOrEnv"), "{output}");
+        assert_eq!(
+            sh(&s, "final", "cat /perm").success().stdout,
+            "440 1 2\n",
+            "{driver}"
+        );
+        assert_eq!(
+            top_layer(&s, "final"),
+            ["perm"],
+            "{driver}: no mount point is left"
+        );
+        let saved = dir.path().join(format!("final-{driver}.tar"));
+        s.run(&["save", "-o", saved.to_str().unwrap(), "final"])
+            .success();
+        for value in ["p4ss-FILE-9f3a", "p4ss-ENV-c0de", "s3cr3t-ARG-77"] {
+            assert!(
+                !output.contains(value),
+                "{driver}: {value} in the output: {output}"
+            );
+            let image = std::fs::read(&saved).unwrap();
+            assert!(
+                !image.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{driver}: {value} in the image"
+            );
+        }
+        for value in ["p4ss-FILE-9f3a", "p4ss-ENV-c0de"] {
+            let found = files_holding(s.root.path(), value.as_bytes());
+            assert!(
+                found.is_empty(),
+                "{driver}: {value} in the store: {found:?}"
+            );
+        }
+        std::fs::remove_file(&saved).unwrap();
+    }
+}
+
+/// A required secret that was not given is an error naming its id and the
+/// line; an optional one is simply absent; a missing --secret file stops
+/// the build before it starts.
+#[test]
+fn rootless_mount_secret_required_missing_and_bad_flags() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\nRUN --mount=type=secret,id=npm,required=true true\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let run = build(&s, "overlay", ctx.path(), &[]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("Dockerfile:2:1") && run.stderr.contains("secret npm is required"),
+        "{}",
+        run.stderr
+    );
+    let df = "FROM busybox\nRUN --mount=type=secret,id=npm test ! -e /run/secrets/npm\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, "overlay", ctx.path(), &[]).success();
+    let run = build(
+        &s,
+        "overlay",
+        ctx.path(),
+        &["--secret", "id=npm,src=/nonexistent/tok"],
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(
+        run.stderr.contains("--secret") && run.stderr.contains("/nonexistent/tok"),
+        "{}",
+        run.stderr
+    );
+    let run = build(&s, "overlay", ctx.path(), &["--secret", "src=/x"]);
+    assert!(run.stderr.contains("secret missing ID"), "{}", run.stderr);
+}
+
+/// A secret's value does not decide a rebuild (BuildKit's rule): a changed
+/// value is still a cache hit.
+#[test]
+fn rootless_mount_secret_values_are_not_in_the_key() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tok");
+    std::fs::write(&file, "one").unwrap();
+    let df = "FROM busybox\nRUN --mount=type=secret,id=t cp /run/secrets/t /copy\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let flag = format!("id=t,src={}", file.display());
+    build(&s, "overlay", ctx.path(), &["--secret", &flag, "-t", "k"]).success();
+    std::fs::write(&file, "two").unwrap();
+    let again = build(&s, "overlay", ctx.path(), &["--secret", &flag, "-t", "k"]).success();
+    assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
+    assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "one");
+}
+
 /// `RUN --network=none` has only a loopback; `--security=insecure` and the
 /// mount types not done yet are refused naming the line.
 #[test]
@@ -386,7 +542,6 @@ fn rootless_mount_network_per_step_and_refusals() {
     assert_eq!(sh(&s, "n", "cat /none").success().stdout, "1\n");
     for (line, want) in [
         ("RUN --security=insecure true", "--security=insecure"),
-        ("RUN --mount=type=secret,id=t true", "not supported yet"),
         ("RUN --mount=type=ssh true", "not supported yet"),
     ] {
         let ctx = context(&[("Dockerfile", &format!("FROM busybox\n{line}\n"))]);

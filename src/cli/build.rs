@@ -4,12 +4,13 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use super::build_output::{build_or_verify, OutputFlags, Resolved, SOURCE_DATE_EPOCH};
 use super::images::{human_size, open_store};
 use super::settings::Settings;
 use crate::build::error::EXIT_BUILD_FAILED;
+use crate::build::mounts::SecretSource;
 use crate::build::output::Built;
 use crate::build::remote::spec::{self, CacheSpec, Direction};
 use crate::build::{BuildOptions, PullPolicy};
@@ -77,6 +78,9 @@ pub struct BuildArgs {
     /// Cache export destinations (type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR | type=inline)
     #[arg(long = "cache-to", value_name = "SPEC")]
     cache_to: Vec<String>,
+    /// Secret to expose to RUN --mount=type=secret (id=ID[,src=FILE|,env=VAR])
+    #[arg(long, value_name = "id=ID[,src=FILE]")]
+    secret: Vec<String>,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -127,6 +131,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         cache_to: cache_specs(&args.cache_to, Direction::To)?,
         bases_from: None,
         jobs: args.jobs.map_or(1, |n| n as usize),
+        secrets: secrets(&args.secret)?,
     };
     if args.check {
         return super::lint::check(&store, &options);
@@ -258,4 +263,17 @@ fn key_values(list: &[String]) -> impl Iterator<Item = (String, Option<&str>)> {
         Some((k, v)) => (k.to_string(), Some(v)),
         None => (kv.clone(), None),
     })
+}
+
+/// `--secret`s, each checked as Docker does before the build starts (the
+/// file exists and is small enough); the values are read by the steps.
+fn secrets(flags: &[String]) -> Result<Vec<SecretSource>> {
+    flags
+        .iter()
+        .map(|s| {
+            let secret = SecretSource::parse(s).map_err(|e| anyhow!("--secret {s:?}: {e}"))?;
+            secret.check().map_err(|e| anyhow!("--secret {s:?}: {e}"))?;
+            Ok(secret)
+        })
+        .collect()
 }

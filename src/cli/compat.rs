@@ -75,7 +75,6 @@ const MISSING_FLAGS: &[MissingFlag] = &[
     flag("build", "provenance", None),
     flag_note("build", "rm", None, "strata always removes a step's container"),
     flag("build", "sbom", None),
-    flag("build", "secret", None),
     flag("build", "security-opt", None),
     flag("build", "shm-size", None),
     flag("build", "ssh", None),

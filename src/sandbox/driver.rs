@@ -65,6 +65,11 @@ pub enum MountError {
     VfsUnsupported,
     #[error("no storage driver works here: {0} (see strata info)")]
     NoDriver(String),
+    #[error("mounting a tmpfs on {target}: {source}")]
+    Tmpfs {
+        target: PathBuf,
+        source: nix::errno::Errno,
+    },
 }
 
 use std::os::fd::OwnedFd;
@@ -127,6 +132,28 @@ pub fn mount(kind: DriverKind, layout: &Layout) -> Result<Mounted, MountError> {
         DriverKind::FuseOverlayfs => mount_fuse(&lowers, layout),
         DriverKind::Vfs => Err(MountError::VfsUnsupported),
     }
+}
+
+/// A private tmpfs on `target` (a directory of strata's own) until dropped:
+/// for files that must never reach a disk, such as a step's build secrets.
+/// Only this mount namespace sees it; nothing in it can be executed.
+pub fn mount_tmpfs(target: &Path, size: u64) -> Result<Mounted, MountError> {
+    use nix::mount::MsFlags;
+    nix::mount::mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("mode=0700,size={size}").as_str()),
+    )
+    .map_err(|source| MountError::Tmpfs {
+        target: target.to_path_buf(),
+        source,
+    })?;
+    Ok(Mounted {
+        target: target.to_path_buf(),
+        fuse: None,
+    })
 }
 
 /// The same layer twice in an image (two steps that changed nothing, say)

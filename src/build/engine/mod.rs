@@ -96,6 +96,8 @@ pub struct BuildOptions {
     pub bases_from: Option<Store>,
     /// How many stages may build at once (`--jobs`; 1 keeps the order).
     pub jobs: usize,
+    /// `--secret`s, for `RUN --mount=type=secret`.
+    pub secrets: Vec<crate::build::mounts::SecretSource>,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.

@@ -13,7 +13,7 @@ use crate::build::config_steps::{argv, shell_of};
 use crate::build::context::Context;
 use crate::build::error::StepFailure;
 use crate::build::key::{self, Op};
-use crate::build::mounts::{self, Host, MountedImage};
+use crate::build::mounts::{self, Host, MountedImage, SecretSource};
 use crate::container::run::{self, MountedRoot, RunError, RunOptions};
 use crate::digest::ImageId;
 use crate::sandbox::driver::DriverKind;
@@ -85,6 +85,7 @@ pub(super) fn execute(
     let active = step_mounts.activate(&host)?;
     let mut options = options(b, state, args.clone(), network);
     options.mounts.clone_from(&active.mounts);
+    options.env.extend(active.env.iter().cloned());
     b.out.running(state.step, c.c.short_id());
     let code = run_with_fallback(b, &mut c, options);
     drop(active);
@@ -140,6 +141,10 @@ impl Host for StepHost<'_, '_> {
             root,
             _container: container,
         }))
+    }
+
+    fn secrets(&self) -> &[SecretSource] {
+        &self.b.opts.secrets
     }
 
     fn waiting(&self, message: &str) {

@@ -47,6 +47,7 @@ fn id(c: char) -> ImageId {
 
 fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
     BuildOptions {
+        secrets: Vec::new(),
         context,
         dockerfile_path: None,
         dockerfile: dockerfile.to_string(),

@@ -3,7 +3,8 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use super::{Host, MountError, Planned, StepMounts};
+use super::secrets::SecretDir;
+use super::{Host, MountError, Perms, Planned, StepMounts};
 use crate::build::context::Context;
 use crate::build::copy::{self, CopyOptions};
 use crate::build::error::StepFailure;
@@ -15,11 +16,15 @@ pub trait MountedImage {
     fn path(&self) -> &Path;
 }
 
-/// The mounts of a running step. Dropped after it: caches are unlocked,
-/// copies and mounted stages are removed (fields drop in this order).
+/// The mounts of a running step. Dropped after it: the secrets tmpfs
+/// goes, caches are unlocked, copies and mounted stages are removed
+/// (fields drop in this order).
 pub struct Active<'h> {
     /// For the sandbox, parents before what is mounted below them.
     pub mounts: Vec<Mount>,
+    /// `NAME=value` for `env=` secrets.
+    pub env: Vec<String>,
+    secrets: Option<SecretDir>,
     caches: Vec<CacheMount>,
     copies: Vec<Staging>,
     roots: Vec<Box<dyn MountedImage + 'h>>,
@@ -30,11 +35,13 @@ impl StepMounts {
     pub fn activate<'h>(&self, host: &'h dyn Host) -> Result<Active<'h>, StepFailure> {
         let mut a = Active {
             mounts: Vec::new(),
+            env: Vec::new(),
+            secrets: None,
             caches: Vec::new(),
             copies: Vec::new(),
             roots: Vec::new(),
         };
-        for planned in &self.planned {
+        for (n, planned) in self.planned.iter().enumerate() {
             let mount = match planned {
                 Planned::ContextBind {
                     target,
@@ -65,6 +72,10 @@ impl StepMounts {
                     size: *size,
                     readonly: *readonly,
                 }),
+                Planned::Secret { .. } => match a.secret(host, planned, n)? {
+                    Some(m) => m,
+                    None => continue,
+                },
             };
             a.mounts.push(mount);
         }
@@ -155,8 +166,46 @@ impl Active<'_> {
     }
 }
 
-/// Gives a new cache directory its owner and mode.
-fn set_owner_mode(path: &Path, owner: (u32, u32), mode: u32) -> std::io::Result<()> {
+impl Active<'_> {
+    /// A secret as a file on the step's private tmpfs (bound read-only at
+    /// its target) and/or a variable; `None` when it is a variable only.
+    fn secret(
+        &mut self,
+        host: &dyn Host,
+        planned: &Planned,
+        n: usize,
+    ) -> Result<Option<Mount>, StepFailure> {
+        let Planned::Secret { id, file, env } = planned else {
+            return Err(StepFailure::NotHere("a secret mount"));
+        };
+        let Some(source) = host.secrets().iter().find(|s| &s.id == id) else {
+            return Ok(None);
+        };
+        let value = source.value()?;
+        if let Some(name) = env {
+            let text = std::str::from_utf8(&value).map_err(|_| MountError::SecretNotText {
+                id: id.clone(),
+                env: name.clone(),
+            })?;
+            self.env.push(format!("{name}={text}"));
+        }
+        let Some((target, Perms { uid, gid, mode })) = file else {
+            return Ok(None);
+        };
+        if self.secrets.is_none() {
+            self.secrets = Some(SecretDir::new(host.store())?);
+        }
+        let Some(dir) = &self.secrets else {
+            return Ok(None);
+        };
+        let name = format!("secret-{n}");
+        dir.write(&name, &value, (*uid, *gid), *mode)?;
+        Ok(Some(bind(dir.path().to_path_buf(), name, target, true)))
+    }
+}
+
+/// Gives a new cache directory or a secret file its owner and mode.
+pub(super) fn set_owner_mode(path: &Path, owner: (u32, u32), mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))

@@ -6,7 +6,8 @@
 //! by image id, a bind of the build context digested like a COPY's sources
 //! (the metadata cache makes a rebuild read nothing), and each mount as a
 //! line of the step's key. Nothing is mounted or created there, so a hit
-//! costs no container. What is not in a key: cache content.
+//! costs no container. What is not in a key: cache content, and a secret's
+//! value (BuildKit's rule: a secret never decides a rebuild).
 //!
 //! On a miss, [`StepMounts::activate`] makes each mount real for the
 //! sandbox, and the returned [`Active`] undoes it all when dropped:
@@ -16,9 +17,11 @@
 //!   throwaway upper layer, so `rw` never writes a layer of the store;
 //! - cache: a directory of the store's `cache-mounts/` (see that module for
 //!   its locking), keyed by a digest of its id, never by the id as a path;
-//! - tmpfs: made by the sandbox.
+//! - tmpfs: made by the sandbox;
+//! - secret: a file on a private tmpfs of strata's ([`secrets`]), bound in
+//!   read-only, and/or a variable of the step's environment.
 //!
-//! `type=secret` and `type=ssh` are refused for now, naming the line.
+//! `type=ssh` is refused for now, naming the line.
 //!
 //! Every source is resolved inside its own root and every target inside the
 //! container's (the sandbox's openat2 `RESOLVE_IN_ROOT` and /proc/self/fd
@@ -27,6 +30,7 @@
 //! never reach the step's layer.
 
 mod active;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +44,7 @@ use super::error::StepFailure;
 use crate::digest::ImageId;
 use crate::store::{CacheSharing, Store, StoreError};
 pub use active::{Active, MountedImage};
+pub use secrets::{SecretFrom, SecretSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
@@ -47,6 +52,12 @@ pub enum MountError {
     Target(String),
     #[error("{what} {text:?} still holds a variable after expansion")]
     Unexpanded { what: &'static str, text: String },
+    #[error("secret {id} is required but was not given (strata build --secret id={id},src=FILE)")]
+    SecretMissing { id: String },
+    #[error("secret {id}: {reason}")]
+    SecretUnreadable { id: String, reason: String },
+    #[error("secret {id}: its value is not UTF-8, so it cannot be the variable {env}")]
+    SecretNotText { id: String, env: String },
     #[error("RUN --mount=type={0} is not supported yet")]
     Unsupported(&'static str),
     #[error("cache mount {target}: source {source_path} is not in the cache")]
@@ -84,11 +95,13 @@ pub trait Host {
     /// `image`'s root file system over a throwaway writable layer, mounted
     /// until the guard is dropped.
     fn mount_image(&self, image: &ImageId) -> Result<Box<dyn MountedImage + '_>, StepFailure>;
+    /// The build's `--secret`s.
+    fn secrets(&self) -> &[SecretSource];
     /// Tells the user the step waits for another build.
     fn waiting(&self, message: &str);
 }
 
-/// Owner and mode of a cache directory.
+/// Owner and mode of a cache directory or a secret file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Perms {
     uid: u32,
@@ -127,6 +140,13 @@ enum Planned {
         target: String,
         size: Option<u64>,
         readonly: bool,
+    },
+    Secret {
+        id: String,
+        /// The file's target and owner, unless it is a variable only.
+        file: Option<(String, Perms)>,
+        /// `env=`: the variable it is also (or only) exposed as.
+        env: Option<String>,
     },
 }
 
@@ -188,7 +208,7 @@ pub fn plan(host: &dyn Host, mounts: &[Mount], workdir: &str) -> Result<StepMoun
                     key,
                 )
             }
-            Mount::Secret { .. } => return Err(MountError::Unsupported("secret").into()),
+            Mount::Secret { .. } => plan_secret(host, mount, workdir)?,
             Mount::Ssh { .. } => return Err(MountError::Unsupported("ssh").into()),
         };
         out.planned.extend(planned);
@@ -346,6 +366,52 @@ fn plan_cache(host: &dyn Host, mount: &Mount, workdir: &str) -> Result<PlannedKe
         perms,
     };
     Ok((Some(planned), line))
+}
+
+fn plan_secret(host: &dyn Host, mount: &Mount, workdir: &str) -> Result<PlannedKey, StepFailure> {
+    let Mount::Secret {
+        id,
+        target,
+        env,
+        required,
+        ownership,
+    } = mount
+    else {
+        return Ok((None, serde_json::Value::Null));
+    };
+    // BuildKit: the id defaults to the target's file name (or the variable).
+    let id = id
+        .clone()
+        .or_else(|| {
+            target
+                .as_deref()
+                .and_then(|t| Path::new(t).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .or_else(|| env.clone())
+        .unwrap_or_default();
+    let perms = perms(ownership, 0o400)?;
+    let file = match (target, env) {
+        (Some(t), _) => Some(absolute(t, workdir)?),
+        (None, None) => Some(format!("/run/secrets/{id}")),
+        (None, Some(_)) => None,
+    };
+    // The definition is keyed, never the value (BuildKit's rule).
+    let key = serde_json::json!({"type": "secret", "id": id, "target": file, "env": env,
+        "required": required, "uid": perms.uid, "gid": perms.gid, "mode": perms.mode});
+    if !host.secrets().iter().any(|s| s.id == id) {
+        return match required {
+            true => Err(MountError::SecretMissing { id }.into()),
+            false => Ok((None, key)),
+        };
+    }
+    let file = file.map(|f| (f, perms));
+    let planned = Planned::Secret {
+        id,
+        file,
+        env: env.clone(),
+    };
+    Ok((Some(planned), key))
 }
 
 #[cfg(test)]

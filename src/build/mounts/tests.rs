@@ -29,6 +29,9 @@ impl Host for Fake {
     fn mount_image(&self, _: &ImageId) -> Result<Box<dyn MountedImage + '_>, StepFailure> {
         Err(StepFailure::NotHere("an image"))
     }
+    fn secrets(&self) -> &[SecretSource] {
+        &[]
+    }
     fn waiting(&self, _: &str) {}
 }
 
@@ -94,9 +97,23 @@ fn each_mount_is_one_line_of_the_key() {
 }
 
 #[test]
-fn secrets_and_ssh_are_refused_for_now() {
-    for text in ["type=secret,id=t", "type=ssh"] {
-        let e = planned(text, "/").unwrap_err().to_string();
-        assert!(e.contains("not supported yet"), "{e}");
-    }
+fn a_missing_secret_is_an_error_only_when_required() {
+    let e = planned("type=secret,id=tok,required=true", "/").unwrap_err();
+    assert!(e.to_string().contains("secret tok is required"), "{e}");
+    let m = planned("type=secret,id=tok", "/").unwrap();
+    assert!(
+        m.planned.is_empty(),
+        "an optional missing secret mounts nothing"
+    );
+    assert_eq!(m.key().len(), 1, "but it is keyed by its definition");
+    let e = planned("type=ssh", "/").unwrap_err().to_string();
+    assert!(e.contains("not supported yet"), "{e}");
+}
+
+#[test]
+fn a_secret_id_defaults_to_the_target_name() {
+    let m = planned("type=secret,target=/etc/tok,required=false", "/").unwrap();
+    assert!(m.key()[0].contains("\"id\":\"tok\""), "{:?}", m.key());
+    let m = planned("type=secret,id=a", "/").unwrap();
+    assert!(m.key()[0].contains("/run/secrets/a"), "{:?}", m.key());
 }
