@@ -54,3 +54,5 @@ for k in "a cold RUN $(n 200)MB" "b COPY $(n 20000) files" "c cached rebuild of 
   s=$(tr ' ' '\n' <<<"${T[$k.s]}" | grep . | median); b=$(tr ' ' '\n' <<<"${T[$k.b]}" | grep . | median)
   printf '%-30s %10.2f %10.2f %8.2f\n' "$k" "$s" "$b" "$(echo "$s / $b" | bc -l)"
 done
+# g: the CI case (a cold runner with a remote cache), in a script of its own.
+[ "${BENCH_CACHE:-1}" = 0 ] || STRATA=$strata bash scripts/bench-cache.sh
