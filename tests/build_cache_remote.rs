@@ -91,10 +91,17 @@ fn local_cache_carries_every_step_to_a_fresh_store() {
     assert!(!out.stdout.contains("Running in"), "{out:#?}");
     assert_eq!(layers_downloaded(&out), 0, "{out:#?}");
     assert_eq!(image_id(&b, "app"), image_id(&a, "app"));
+    // Its four layers above the base are known, not here.
+    let images = b.run(&["images", "app"]).success().stdout;
+    assert!(images.contains("(+4 remote)"), "{images}");
+    b.run(&["system", "check"]).success();
     // Running the image needs its layers: fetched now, and they are A's.
     for f in ["/t1", "/t2", "/t3"] {
         assert_eq!(cat(&b, f), cat(&a, f), "{f}");
     }
+    let images = b.run(&["images", "app"]).success().stdout;
+    assert!(!images.contains("remote"), "{images}");
+    b.run(&["system", "check"]).success();
     // A second build on B hits its own cache now.
     let again = build(&b, ctx.path(), &["--cache-from", &from]);
     assert_eq!(

@@ -163,7 +163,11 @@ fn rows(store: &Store, args: &ImagesArgs) -> Result<Vec<Row>> {
                 id: show_id(&img.id, args.no_trunc),
                 created_since: img.created.as_deref().map_or("N/A".into(), |c| ago(c, now)),
                 created_at: img.created.as_deref().map(docker_time).unwrap_or_default(),
-                size: human_size(img.size),
+                size: match img.remote_layers {
+                    0 => human_size(img.size),
+                    // Not fetched yet: their size is known when they are.
+                    n => format!("{} (+{n} remote)", human_size(img.size)),
+                },
             });
         }
     }

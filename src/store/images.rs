@@ -95,8 +95,10 @@ pub struct ImageSummary {
     pub tags: Vec<Reference>,
     pub repo_digests: Vec<String>,
     pub created: Option<String>,
-    /// Sum of the sizes of its layers.
+    /// Sum of the sizes of its layers (those here).
     pub size: u64,
+    /// Layers known only remotely, not fetched yet (`store::remote`).
+    pub remote_layers: usize,
 }
 
 /// What `rmi` did, in Docker's words.
@@ -322,9 +324,10 @@ impl Store {
         let mut out = Vec::new();
         for (id, rec) in &index.images {
             let config = self.config(id)?;
-            let mut size = 0;
+            let (mut size, mut remote_layers) = (0, 0);
             for d in &config.rootfs.diff_ids {
                 size += self.layer_record(d)?.map_or(0, |r| r.size);
+                remote_layers += usize::from(self.is_remote_layer(d)?);
             }
             out.push(ImageSummary {
                 id: id.clone(),
@@ -332,6 +335,7 @@ impl Store {
                 repo_digests: rec.repo_digests.iter().cloned().collect(),
                 created: config.created.clone(),
                 size,
+                remote_layers,
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
