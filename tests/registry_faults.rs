@@ -281,10 +281,15 @@ fn impatient(secs: u64) -> Options {
     }
 }
 
+/// The 3 MiB layer of the mock's image.
+fn mock_layer() -> Vec<u8> {
+    let data = registry_support::seed::blob_bytes(7);
+    common::tarspec::tar(&[common::tarspec::T::File("big", &data)])
+}
+
 /// A mock serving one image with a 3 MiB layer; the layer's digest.
 fn mock_image(mock: &MockRegistry) -> (Digest, Vec<u8>) {
-    let data = registry_support::seed::blob_bytes(7);
-    let layer = common::tarspec::tar(&[common::tarspec::T::File("big", &data)]);
+    let layer = mock_layer();
     mock.push_image("faults/stall", "v1", &[plain_layer(layer.clone())]);
     (Digest::of(&layer), layer)
 }
@@ -405,4 +410,55 @@ fn registry_fault_pull_of_a_stalling_registry_resumes() {
     assert_eq!(gets.len(), 2, "{gets:#?}");
     assert!(range_start(&gets[1]) > 0, "{gets:#?}");
     s.run(&["system", "check"]).success();
+}
+
+/// The entries of a store's `tmp/`.
+fn temp_entries(s: &common::Strata) -> Vec<String> {
+    fs::read_dir(s.root.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn registry_fault_killed_pull_leaves_no_temp_dir() {
+    use std::os::unix::process::CommandExt;
+    let digest = Digest::of(&mock_layer());
+    let layer_get = digest.clone();
+    let mock = MockRegistry::start(move |seen, _| match is_blob_get(seen, &layer_get) {
+        true => Fault::Stall(0.5),
+        false => Fault::None,
+    });
+    mock_image(&mock);
+    let s = common::Strata::new();
+    let mut pull = s
+        .cmd()
+        .args(["pull", &format!("{}/faults/stall:v1", mock.addr)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Killed while the layer is half downloaded into its staging dir.
+    let start = Instant::now();
+    while !mock.blob_gets().iter().any(|g| is_blob_get(g, &digest)) {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the pull never asked for the layer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pgid = nix::unistd::Pid::from_raw(pull.id() as i32);
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    pull.wait().unwrap();
+    assert!(
+        !temp_entries(&s).is_empty(),
+        "the kill left nothing to test"
+    );
+    // The next command (any that opens the store) removes the leftovers.
+    s.run(&["images"]).success();
+    assert!(temp_entries(&s).is_empty(), "{:?}", temp_entries(&s));
+    let check = s.run(&["system", "check"]).success();
+    assert!(!check.stdout.contains("note:"), "{check:#?}");
 }

@@ -51,6 +51,20 @@ impl FileLock {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("open", path)(e)),
         };
+        FileLock::try_on(file, path)
+    }
+
+    /// Take the lock on `path` (created if missing) if nobody holds it and
+    /// the file is still there once locked (not unlinked by another
+    /// remover meanwhile).
+    fn try_take(path: &Path) -> Result<Option<FileLock>, StoreError> {
+        match FileLock::try_on(open_lock_file(path)?, path)? {
+            Some(lock) if lock.still_linked()? => Ok(Some(lock)),
+            _ => Ok(None),
+        }
+    }
+
+    fn try_on(file: File, path: &Path) -> Result<Option<FileLock>, StoreError> {
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Some(FileLock {
                 file,
@@ -168,7 +182,11 @@ impl Drop for Staging {
     }
 }
 
-/// Remove staging directories of dead processes; returns bytes and entries freed.
+/// Remove staging directories of dead processes; returns bytes and entries
+/// freed. A directory is removed only by whoever holds its lock, taken
+/// without waiting: a live operation holds its own, and of several
+/// processes sweeping at once one takes each dead lock, the others skip it.
+/// A directory whose lock file is gone gets one made, for the same rule.
 pub fn prune_staging(tmp: &Path) -> Result<(u64, u64), StoreError> {
     let mut freed = (0, 0);
     let entries = match fs::read_dir(tmp) {
@@ -177,33 +195,34 @@ pub fn prune_staging(tmp: &Path) -> Result<(u64, u64), StoreError> {
         Err(e) => return Err(io_err("read directory", tmp)(e)),
     };
     for entry in entries {
-        let entry = entry.map_err(io_err("read directory", tmp))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let (dir, lock_path) = match name.strip_suffix(STAGING_LOCK_SUFFIX) {
-            Some(base) => (tmp.join(base), path.clone()),
-            None => (
-                path.clone(),
-                tmp.join(format!("{name}{STAGING_LOCK_SUFFIX}")),
-            ),
+        let name = entry
+            .map_err(io_err("read directory", tmp))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let (base, is_lock) = match name.strip_suffix(STAGING_LOCK_SUFFIX) {
+            Some(base) => (base, true),
+            None => (name.as_str(), false),
         };
-        if name.ends_with(STAGING_LOCK_SUFFIX) || !lock_path.exists() {
-            let lock = if lock_path.exists() {
-                match FileLock::try_exclusive(&lock_path)? {
-                    Some(l) => Some(l),
-                    None => continue,
-                }
-            } else {
-                None
-            };
-            if dir.exists() {
-                freed.0 += tree_size(&dir);
-                freed.1 += 1;
-                remove_tree(&dir).map_err(io_err("remove", &dir))?;
+        let lock_path = tmp.join(format!("{base}{STAGING_LOCK_SUFFIX}"));
+        // A directory with a lock file is the lock file's entry's business.
+        if !is_lock && lock_path.exists() {
+            continue;
+        }
+        let Some(lock) = FileLock::try_take(&lock_path)? else {
+            continue;
+        };
+        let dir = tmp.join(base);
+        if fs::symlink_metadata(&dir).is_ok() {
+            freed.0 += tree_size(&dir);
+            freed.1 += 1;
+            remove_tree(&dir).map_err(io_err("remove", &dir))?;
+        }
+        match fs::remove_file(lock.path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", lock.path())(e))
             }
-            if let Some(lock) = lock {
-                fs::remove_file(lock.path()).map_err(io_err("remove", lock.path()))?;
-            }
+            _ => {}
         }
     }
     Ok(freed)

@@ -39,8 +39,9 @@
 //!   reader sees the old or the new file, never a mix.
 //! - Slow work (unpacking, hashing, compressing) runs unlocked in a staging
 //!   directory. Its `.lock` twin is flock'ed for its lifetime; the kernel
-//!   drops the lock when the process dies, which is how `system prune` tells
-//!   a crashed operation's leftovers from a live one.
+//!   drops the lock when the process dies, which is how the next
+//!   [`Store::open`] (and `system prune`) tells a killed operation's
+//!   leftovers from a live one, and removes them.
 //!
 //! Entry points for the rest of strata: [`Store::open`]; [`Store::resolve`]
 //! (name, id or prefix to [`ImageId`]), [`Store::config`] /
@@ -188,6 +189,9 @@ impl Store {
             mkdirs(&root.join(dir))?;
         }
         let root = fs::canonicalize(root).map_err(io_err("resolve", root))?;
+        // What killed processes left in tmp/ goes now, not at the next
+        // `system prune`. Best effort: a failure is left for prune to say.
+        let _ = fsutil::prune_staging(&root.join("tmp"));
         Ok(Store { root })
     }
 

@@ -165,6 +165,58 @@ fn tar_with_wrong_diff_id_leaves_nothing() {
     assert_eq!(fs::read_dir(s.root().join("layers")).unwrap().count(), 0);
 }
 
+/// The names in `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn open_removes_what_killed_processes_left() {
+    let (_t, s) = store();
+    let tmp = s.root().join("tmp");
+    fs::write(tmp.join("999-dead.lock"), "").unwrap();
+    fs::create_dir_all(tmp.join("999-dead/layer/sub")).unwrap();
+    fs::create_dir(tmp.join("998-orphan")).unwrap();
+    let live = s.staging().unwrap();
+    fs::write(live.file("part"), "x").unwrap();
+    Store::open(s.root()).unwrap();
+    let name = live.path().file_name().unwrap().to_string_lossy();
+    assert_eq!(names(&tmp), [name.to_string(), format!("{name}.lock")]);
+    drop(live);
+    Store::open(s.root()).unwrap();
+    assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+}
+
+#[test]
+fn sweeps_at_once_remove_each_dead_staging_once_and_spare_live_ones() {
+    let (_t, s) = store();
+    let tmp = s.root().join("tmp");
+    for i in 0..40 {
+        fs::create_dir_all(tmp.join(format!("9{i}-dead/a/b"))).unwrap();
+        if i % 4 != 0 {
+            fs::write(tmp.join(format!("9{i}-dead.lock")), "").unwrap();
+        }
+    }
+    let freed: Vec<(u64, u64)> = std::thread::scope(|sc| {
+        let sweeps: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| fsutil::prune_staging(&tmp).unwrap()))
+            .collect();
+        // Stagings made while the sweeps run stay.
+        let live: Vec<Staging> = (0..8).map(|_| s.staging().unwrap()).collect();
+        let freed = sweeps.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(names(&tmp).len(), 16, "{:?}", names(&tmp));
+        assert!(live.iter().all(|l| l.path().is_dir()));
+        freed
+    });
+    assert_eq!(freed.iter().map(|f| f.1).sum::<u64>(), 40, "{freed:?}");
+    assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+}
+
 #[test]
 fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     let (_t, s) = store();
