@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{busybox_variant, processes_with_arg, symlink_entry, Strata};
+use common::{busybox_variant, processes_running, processes_with_arg, symlink_entry, Strata};
 
 #[test]
 fn rootless_malicious_images_cannot_reach_the_host() {
@@ -86,14 +86,11 @@ fn rootless_container_kill_9_leaves_nothing_behind() {
         .args(["run", "--name", "victim", "busybox", "sleep", &marker])
         .spawn()
         .unwrap();
-    // strata's own processes carry the marker too: wait for `sleep` itself.
-    let sleeping = || {
-        processes_with_arg(&marker).into_iter().any(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
-        })
-    };
+    // The container's own process, not the strata processes (outside and
+    // inside the user namespace) whose arguments carry the marker too:
+    // those exist before the container is recorded.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !sleeping() {
+    while processes_running(&["sleep", &marker]).is_empty() {
         assert!(Instant::now() < deadline, "the container never started");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -141,7 +138,7 @@ fn rootless_container_sigint_kills_the_whole_pid_namespace() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while processes_with_arg(&marker).len() < 2 {
+    while processes_running(&["sleep", &marker]).len() < 2 {
         assert!(Instant::now() < deadline, "the container never started");
         std::thread::sleep(Duration::from_millis(50));
     }

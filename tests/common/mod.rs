@@ -244,16 +244,27 @@ pub fn symlink_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, targ
     builder.append_link(&mut h, path, target).unwrap();
 }
 
-pub fn processes_with_arg(arg: &str) -> Vec<u32> {
+/// Processes whose command line is exactly `argv` (a container's process,
+/// not the strata processes whose own arguments mention it).
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    pids_where(|cmdline| cmdline == want.as_slice())
+}
+
+fn pids_where(pred: impl Fn(&[u8]) -> bool) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
-                .unwrap_or(false)
-        })
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| pred(&c)))
         .collect()
+}
+
+/// Processes with `arg` among their arguments.
+pub fn processes_with_arg(arg: &str) -> Vec<u32> {
+    pids_where(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
 }
 
 pub fn file_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, data: &[u8], mode: u32) {
