@@ -268,3 +268,92 @@ fn rootless_container_kill_9_during_commit() {
         "100\n"
     );
 }
+
+/// Starts `args` in a process group of its own, waits until the
+/// container's `sleep MARKER` runs, sends `sig` to the group (`group`) or
+/// to strata alone, and waits for strata to end.
+fn stopped_while_sleeping(
+    s: &Strata,
+    args: &[&str],
+    marker: &str,
+    sig: nix::sys::signal::Signal,
+    group: bool,
+) {
+    use std::os::unix::process::CommandExt;
+    let mut child = s
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_running(&["sleep", marker]).is_empty() {
+        assert!(Instant::now() < deadline, "{args:?}: the sleep never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id() as i32;
+    let target = nix::unistd::Pid::from_raw(if group { -pid } else { pid });
+    nix::sys::signal::kill(target, sig).unwrap();
+    child.wait().unwrap();
+    // Until every process of it is gone: strata inside the user namespace
+    // (its arguments end as the command's do) holds the container's locks
+    // until it is.
+    let last = args.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !processes_running(&["sleep", marker]).is_empty() || !processes_with_arg(last).is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{args:?}: processes outlived strata"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rootless_container_killed_build_and_run_rm_leave_no_container() {
+    use nix::sys::signal::Signal;
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let marker = format!("{}", 6000 + std::process::id() % 1000);
+    let ctx = common::context(&[(
+        "Dockerfile",
+        &format!("FROM busybox\nRUN echo a > /a\nRUN [\"sleep\", \"{marker}\"]\n"),
+    )]);
+    let build = ["build", "-t", "killed", ctx.path().to_str().unwrap()];
+    let run_rm = ["run", "--rm", "busybox", "sleep", &marker];
+    for (args, sig) in [
+        (&build[..], Signal::SIGKILL),
+        (&run_rm[..], Signal::SIGKILL),
+        (&run_rm[..], Signal::SIGTERM),
+    ] {
+        stopped_while_sleeping(&s, args, &marker, sig, sig == Signal::SIGKILL);
+        // The next command finds the container's owner gone and removes it.
+        let ps = s.run(&["ps", "-a", "-q"]).success().stdout;
+        assert_eq!(ps, "", "{args:?} {sig}: containers left");
+        let df = s.run(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+        assert!(
+            df.success().stdout.contains("Containers 0"),
+            "{args:?} {sig}"
+        );
+        s.run(&["system", "check"]).success();
+    }
+    // A container made to stay (run without --rm) stays, stopped.
+    let kept = ["run", "--name", "kept", "busybox", "sleep", &marker];
+    stopped_while_sleeping(&s, &kept, &marker, Signal::SIGKILL, true);
+    let ps = s.run(&["ps", "-a"]).success().stdout;
+    assert!(ps.contains("kept"), "{ps}");
+    let df = s.run(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(
+        df.success().stdout.contains("Containers 1 0"),
+        "a stopped container is not active"
+    );
+    s.run(&["rm", "kept"]).success();
+}

@@ -150,6 +150,7 @@ pub(super) fn run_in_new_container(
             name,
             command: options.args.clone(),
             driver,
+            owned: remove,
         },
     )?;
     let mut outcome = container::run::run(store, &mut c, options.clone());

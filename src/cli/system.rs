@@ -148,10 +148,6 @@ fn df(store: &Store, format: Option<&str>, out: &mut impl Write) -> Result<()> {
     let format = Format::parse(format)?;
     let mut du = store.disk_usage()?;
     du.cache = crate::build::cache_gc::usage(store)?;
-    du.containers.active = crate::container::list(store)?
-        .iter()
-        .filter(|c| c.is_running())
-        .count();
     let rows = [
         ("Images", &du.images, true),
         ("Layers", &du.layers, true),

@@ -5,6 +5,9 @@
 //! ├── state.json    ContainerState (the store reads `image` from it)
 //! ├── running.lock  flock'ed by the strata process running it: a held lock
 //! │                 is the only proof of "running" (survives no crash)
+//! ├── owner.lock    only in a container that lives as long as the process
+//! │                 that made it (a build's, `run --rm`'s): flock'ed by that
+//! │                 process; once free, the store sweeps the container
 //! ├── upper/        the writable layer, in overlay-native form
 //! ├── work/         overlayfs' work dir
 //! ├── merged/       mount point of the root file system while in use
@@ -25,15 +28,17 @@ pub mod run;
 pub mod times;
 pub mod vfs;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::ImageId;
 use crate::sandbox::driver::DriverKind;
-use crate::store::{FileLock, Store, StoreError};
+use crate::store::{FileLock, Store, StoreError, OWNER_LOCK, RUNNING_LOCK};
 
 /// Docker's short form of an id.
 pub const SHORT_ID: usize = 12;
@@ -157,7 +162,7 @@ impl Container {
 
     /// Whether a strata process is running it now.
     pub fn is_running(&self) -> bool {
-        let lock = self.dir.join("running.lock");
+        let lock = self.dir.join(RUNNING_LOCK);
         // A lock we could take (or none at all) means nobody holds it.
         lock.exists() && !matches!(FileLock::try_exclusive(&lock), Ok(Some(_)))
     }
@@ -242,7 +247,15 @@ pub struct NewContainer<'a> {
     pub name: Option<&'a str>,
     pub command: Vec<String>,
     pub driver: DriverKind,
+    /// Removed when this process ends, however it ends: by the caller, or,
+    /// if the process is killed, by the next strata command (a build's
+    /// working container, `run --rm`'s).
+    pub owned: bool,
 }
+
+/// The owner locks of the containers this process owns, by id: held until
+/// the container is removed or the process ends.
+static OWNED: Mutex<Option<HashMap<String, FileLock>>> = Mutex::new(None);
 
 /// Creates the container's directories and state, under the store lock so
 /// two processes cannot take the same name.
@@ -291,10 +304,18 @@ pub fn create(store: &Store, new: NewContainer) -> Result<Container, ContainerEr
         state: container.state.clone(),
     };
     staged.save()?;
-    let lock = staging.join("running.lock");
+    let lock = staging.join(RUNNING_LOCK);
     fs::write(&lock, b"").map_err(io_err("create", &lock))?;
+    // Taken before the container is visible, so no sweep finds it free.
+    let owner = match new.owned {
+        true => Some(FileLock::exclusive(&staging.join(OWNER_LOCK))?),
+        false => None,
+    };
     // The rename publishes the container whole: list() never sees a half.
     fs::rename(&staging, &container.dir).map_err(io_err("rename", &container.dir))?;
+    if let Some(owner) = owner {
+        owned_locks(|locks| locks.insert(id, owner));
+    }
     Ok(container)
 }
 
@@ -310,5 +331,11 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<Container, Contai
     // Renamed away first, so a crash mid-delete leaves no half container.
     fs::rename(&container.dir, &doomed).map_err(io_err("rename", &container.dir))?;
     crate::layer::apply::remove_tree(&doomed).map_err(io_err("remove", &doomed))?;
+    owned_locks(|locks| locks.remove(&container.state.id));
     Ok(container)
+}
+
+fn owned_locks<T>(f: impl FnOnce(&mut HashMap<String, FileLock>) -> T) -> T {
+    let mut guard = OWNED.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(HashMap::new))
 }

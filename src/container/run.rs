@@ -53,7 +53,7 @@ pub struct RunOptions {
 
 /// Runs `opts` in `container` and returns the exit code.
 pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result<i32, RunError> {
-    let lock_path = container.dir.join("running.lock");
+    let lock_path = container.dir.join(crate::store::RUNNING_LOCK);
     let _running = FileLock::try_exclusive(&lock_path)
         .map_err(ContainerError::from)?
         .ok_or_else(|| RunError::AlreadyRunning(container.state.name.clone()))?;

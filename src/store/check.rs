@@ -270,9 +270,18 @@ impl Store {
             du.blobs.total += 1;
             du.blobs.size += size;
         }
-        du.containers.total = containers.values().map(Vec::len).sum();
-        du.containers.active = du.containers.total;
-        du.containers.size = tree_size(&self.root.join("containers"));
+        // Active: running (a process holds its running lock); the others
+        // are what `container prune` would free, as Docker counts them.
+        for id in containers.values().flatten() {
+            let dir = self.root.join("containers").join(id);
+            let size = tree_size(&dir);
+            du.containers.total += 1;
+            du.containers.size += size;
+            match FileLock::try_exclusive(&dir.join(super::RUNNING_LOCK))? {
+                None => du.containers.active += 1,
+                Some(_) => du.containers.reclaimable += size,
+            }
+        }
         let cache = self.root.join("cache");
         // One entry per step key (cache/steps/); files.json and sites/ are
         // bookkeeping.

@@ -16,7 +16,8 @@
 //! │                           blobs known to decompress to it
 //! ├── l/<short> -> ../layers/<hex>   short names for long lowerdir strings
 //! ├── containers/<id>/        working containers (sandbox's); state.json names
-//! │                           the image, which `rmi` respects
+//! │                           the image, which `rmi` respects; an owner.lock
+//! │                           nobody holds marks one whose process died
 //! ├── cache/                  build cache (step key -> image id)
 //! ├── cache-mounts/<key>/     RUN --mount=type=cache directories, each with
 //! │                           its own lock (see the `cache_mounts` module)
@@ -41,7 +42,8 @@
 //!   directory. Its `.lock` twin is flock'ed for its lifetime; the kernel
 //!   drops the lock when the process dies, which is how the next
 //!   [`Store::open`] (and `system prune`) tells a killed operation's
-//!   leftovers from a live one, and removes them.
+//!   leftovers from a live one, and removes them (`sweep.rs`; containers
+//!   that live only as long as their process are swept the same way).
 //!
 //! Entry points for the rest of strata: [`Store::open`]; [`Store::resolve`]
 //! (name, id or prefix to [`ImageId`]), [`Store::config`] /
@@ -61,6 +63,7 @@ pub mod fsutil;
 mod images;
 mod layers;
 pub mod remote;
+mod sweep;
 pub mod transport;
 
 use std::fs;
@@ -73,6 +76,7 @@ pub use config::{ImageConfig, RunConfig};
 pub use fsutil::{FileLock, Staging};
 pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
 pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
+pub use sweep::{OWNER_LOCK, RUNNING_LOCK};
 
 use crate::digest::{DiffId, Digest, ImageId};
 use crate::layer::LayerError;
@@ -189,10 +193,11 @@ impl Store {
             mkdirs(&root.join(dir))?;
         }
         let root = fs::canonicalize(root).map_err(io_err("resolve", root))?;
-        // What killed processes left in tmp/ goes now, not at the next
-        // `system prune`. Best effort: a failure is left for prune to say.
-        let _ = fsutil::prune_staging(&root.join("tmp"));
-        Ok(Store { root })
+        let store = Store { root };
+        // What killed processes left goes now, not at the next `system
+        // prune`. Best effort: a failure is left for prune to say.
+        let _ = store.sweep();
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {

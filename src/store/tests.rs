@@ -217,6 +217,42 @@ fn sweeps_at_once_remove_each_dead_staging_once_and_spare_live_ones() {
     assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
 }
 
+/// A container directory as the container module makes it, for `image`.
+fn fake_container(s: &Store, name: &str, image: &ImageId) -> std::path::PathBuf {
+    let dir = s.root().join("containers").join(name);
+    fs::create_dir_all(dir.join("upper/etc")).unwrap();
+    fs::write(dir.join("upper/etc/f"), "x").unwrap();
+    fs::write(dir.join("state.json"), format!(r#"{{"image":"{image}"}}"#)).unwrap();
+    fs::write(dir.join(RUNNING_LOCK), "").unwrap();
+    dir
+}
+
+#[test]
+fn open_removes_containers_whose_owner_died() {
+    let (_t, s) = store();
+    let id = import(&s, &[("x", "1")], "");
+    let orphan = fake_container(&s, "orphan", &id);
+    fs::write(orphan.join(OWNER_LOCK), "").unwrap();
+    let owned = fake_container(&s, "owned", &id);
+    let _owner = FileLock::exclusive(&owned.join(OWNER_LOCK)).unwrap();
+    fake_container(&s, "kept", &id);
+    let half_made = fake_container(&s, ".c1.new", &id);
+    let half_gone = fake_container(&s, ".c2.rm", &id);
+    let running = fake_container(&s, "running", &id);
+    let _run = FileLock::exclusive(&running.join(RUNNING_LOCK)).unwrap();
+    assert_eq!(s.sweep().unwrap(), ["orphan"]);
+    assert_eq!(
+        names(&s.root().join("containers")),
+        ["kept", "owned", "running"]
+    );
+    assert!(!half_made.exists() && !half_gone.exists());
+    // The image of the orphan is no longer held by it; the others hold it.
+    assert_eq!(s.containers_by_image().unwrap()[&id].len(), 3);
+    let du = s.disk_usage().unwrap();
+    assert_eq!((du.containers.total, du.containers.active), (3, 1));
+    assert!(du.containers.reclaimable > 0 && du.containers.reclaimable < du.containers.size);
+}
+
 #[test]
 fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     let (_t, s) = store();

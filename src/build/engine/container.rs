@@ -27,6 +27,7 @@ impl<'s> WorkingContainer<'s> {
                 name: None,
                 command,
                 driver,
+                owned: true,
             },
         )?;
         crate::log::debug(&format!(
