@@ -45,6 +45,8 @@ pub enum ReferenceError {
     TooLong { input: String },
     #[error("invalid reference format: {input:?}")]
     Digest { input: String, source: DigestError },
+    #[error("invalid reference format: {input:?}: a reference has no user:password@ (use `strata login`)")]
+    Credentials { input: String },
 }
 
 /// A normalised image reference: `domain/path[:tag][@digest]`.
@@ -70,6 +72,10 @@ impl Reference {
     /// Parse and normalise without adding a default tag (for `images REPO`
     /// style filters and `docker-archive:FILE:REF`).
     pub fn parse_name(input: &str) -> Result<Reference, ReferenceError> {
+        let shown = shown(input);
+        if shown != input {
+            return Err(ReferenceError::Credentials { input: shown });
+        }
         if input.is_empty() {
             return Err(ReferenceError::Empty {
                 input: input.into(),
@@ -216,6 +222,24 @@ impl FromStr for Reference {
     }
 }
 
+/// `input` as an error may show it. A reference has one `@`, before its
+/// digest; any other `@` ends a URL's `user:password@` (a registry URL with
+/// credentials pasted in), whose password is hidden: `user:***@host/app`.
+/// Everything after the last `@` is kept.
+pub fn shown(input: &str) -> String {
+    let Some((before, after)) = input.rsplit_once('@') else {
+        return input.to_string();
+    };
+    if after.parse::<Digest>().is_ok() && !before.contains('@') {
+        return input.to_string();
+    }
+    let user_start = before.find("://").map_or(0, |i| i + 3);
+    match before[user_start..].find(':') {
+        Some(i) => format!("{}:***@{after}", &before[..user_start + i]),
+        None => input.to_string(),
+    }
+}
+
 fn component_error(input: &str, part: &'static str, found: &str) -> ReferenceError {
     ReferenceError::Component {
         input: input.into(),
@@ -327,6 +351,32 @@ mod tests {
     use super::*;
 
     const HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn a_password_in_a_reference_is_never_shown() {
+        let with_digest = (
+            format!("u:p@S3CR3T@sha256:{HEX}"),
+            format!("u:***@sha256:{HEX}"),
+        );
+        for (input, shown_as) in [
+            ("user:S3CR3T@host/app", "user:***@host/app"),
+            (
+                "https://user:S3CR3T@host/app:v1",
+                "https://user:***@host/app:v1",
+            ),
+            ("u:p@S3CR3T@host/app", "u:***@host/app"),
+            ("u:S3CR3T/x@localhost:5000/app", "u:***@localhost:5000/app"),
+            (&with_digest.0, &with_digest.1),
+        ] {
+            let err = Reference::parse(input).unwrap_err().to_string();
+            assert!(!err.contains("S3CR3T"), "{input}: {err}");
+            assert!(err.contains(shown_as), "{input}: {err}");
+        }
+        // A digest after the @ is a reference's own: shown as given.
+        let bad_tag = format!("app:-bad@sha256:{HEX}");
+        let err = Reference::parse(&bad_tag).unwrap_err().to_string();
+        assert!(err.contains(&bad_tag), "{err}");
+    }
 
     #[test]
     fn normalisation_table() {

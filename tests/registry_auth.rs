@@ -134,3 +134,30 @@ fn registry_login_plain_registry_without_auth() {
     assert!(run.stdout.contains("Login Succeeded"), "{run:#?}");
     logout(&s, &auth, &addr).success();
 }
+
+#[test]
+fn registry_a_password_in_a_reference_is_never_shown() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = common::context(&[("Dockerfile", "FROM busybox\n")]);
+    let addr = common::registry_addr();
+    for reference in [
+        format!("{USER}:{PASSWORD}@{addr}/app"),
+        format!("docker://https://{USER}:{PASSWORD}@{addr}/app:v1"),
+        format!("{USER}:{PASSWORD}@x@sha256:{}", "0".repeat(64)),
+    ] {
+        let plain = reference.trim_start_matches("docker://");
+        for args in [
+            vec!["pull", &reference],
+            vec!["push", "busybox", &reference],
+            vec!["tag", "busybox", plain],
+            vec!["build", "-t", plain, ctx.path().to_str().unwrap()],
+            vec!["run", "--rm", plain, "true"],
+        ] {
+            let run = s.run(&[&["--log-level", "debug"], &args[..]].concat());
+            assert_ne!(run.code, Some(0), "{args:?}: {run:#?}");
+            assert!(run.stderr.contains(":***@"), "{args:?}: {run:#?}");
+            assert_no_secret(&run);
+        }
+    }
+}

@@ -115,7 +115,10 @@ pub fn resolve_or_pull(
         Ok(id) => Ok(id),
         Err(crate::store::StoreError::ImageNotFound { .. }) => match Reference::parse(name) {
             Ok(reference) => ensure_image(store, &reference, flags, quiet),
-            Err(_) => Err(crate::store::StoreError::ImageNotFound { name: name.into() }.into()),
+            Err(_) => Err(crate::store::StoreError::ImageNotFound {
+                name: crate::reference::shown(name),
+            }
+            .into()),
         },
         Err(e) => Err(e.into()),
     }

@@ -52,7 +52,7 @@ pub fn registry_reference(s: &str) -> Option<Result<Reference, RegistryError>> {
     }
     let name = s.strip_prefix(DOCKER_TRANSPORT).unwrap_or(s);
     Some(Reference::parse(name).map_err(|e| RegistryError::Invalid {
-        reference: s.into(),
+        reference: crate::reference::shown(s),
         reason: e.to_string(),
     }))
 }
@@ -88,7 +88,7 @@ pub fn run_push(
     let dest = match dest {
         Some(d) => d.clone(),
         None => Reference::parse(image).map_err(|e| RegistryError::Invalid {
-            reference: image.into(),
+            reference: crate::reference::shown(image),
             reason: format!("{e}: name a destination"),
         })?,
     };

@@ -343,7 +343,13 @@ impl Store {
                 return Ok(id.clone());
             }
         }
-        images::resolve_id(&index, name)
+        images::resolve_id(&index, name).map_err(|e| match e {
+            // What was typed may hold a pasted `user:password@`.
+            StoreError::ImageNotFound { name } => StoreError::ImageNotFound {
+                name: crate::reference::shown(&name),
+            },
+            e => e,
+        })
     }
 
     fn index_path(&self) -> PathBuf {
