@@ -47,6 +47,13 @@ pub enum ParseErrorKind {
         /// Byte offset of the first invalid byte.
         offset: usize,
     },
+    /// The input holds a NUL byte (text never does); `offset` is the byte
+    /// offset of the first.
+    #[error("NUL byte at byte offset {offset}: a Dockerfile is text")]
+    NulByte {
+        /// Byte offset of the first NUL.
+        offset: usize,
+    },
     /// Building the raw syntax tree failed.
     #[error(transparent)]
     Raw(#[from] RawError),

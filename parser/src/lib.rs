@@ -103,21 +103,32 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Parsed, ParseError> {
     parse(decode(bytes)?)
 }
 
-/// Checks that `bytes` are UTF-8 and returns them as text.
+/// Checks that `bytes` are UTF-8 without a NUL byte (as BuildKit, which
+/// refuses binary input) and returns them as text.
 pub fn decode(bytes: &[u8]) -> Result<&str, ParseError> {
-    std::str::from_utf8(bytes).map_err(|e| {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
-        let before = &bytes[..offset];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        // The prefix is valid UTF-8 by construction, so counting chars is exact.
-        let col = String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count()
-            + 1;
-        ParseError::new(line, col, ParseErrorKind::InvalidUtf8 { offset })
-    })
+        error_at(bytes, offset, ParseErrorKind::InvalidUtf8 { offset })
+    })?;
+    match bytes.iter().position(|&b| b == 0) {
+        Some(offset) => Err(error_at(bytes, offset, ParseErrorKind::NulByte { offset })),
+        None => Ok(text),
+    }
+}
+
+/// An error at byte `offset` of `bytes`, whose prefix up to there is
+/// UTF-8, with its 1-based line and column (in characters).
+fn error_at(bytes: &[u8], offset: usize, kind: ParseErrorKind) -> ParseError {
+    let before = &bytes[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    // The prefix is valid UTF-8 by construction, so counting chars is exact.
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    ParseError::new(line, col, kind)
 }

@@ -172,6 +172,20 @@ fn nul_bytes() {
 }
 
 #[test]
+fn a_nul_byte_in_a_file_is_an_error_where_it_is() {
+    let cases: [(&[u8], usize, usize, usize); 3] = [
+        (b"\0FROM a", 0, 1, 1),
+        (b"FROM a\nRUN echo \xe2\x82\xac\0x\n", 19, 2, 11),
+        (b"FROM a\nCOPY a b\n# \0\n", 18, 3, 3),
+    ];
+    for (bytes, offset, line, col) in cases {
+        let err = parse_bytes(bytes).unwrap_err();
+        assert_eq!(err.kind, ParseErrorKind::NulByte { offset }, "{bytes:?}");
+        assert_eq!((err.line, err.col), (line, col), "{bytes:?}");
+    }
+}
+
+#[test]
 fn invalid_utf8_is_an_error() {
     let cases: [(&[u8], usize); 4] = [
         (b"\xff", 0),
