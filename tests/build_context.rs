@@ -120,3 +120,52 @@ fn rootless_build_ignore_files_and_exceptions() {
         ]
     );
 }
+
+#[test]
+fn rootless_build_dockerfile_and_ignore_file_may_not_link_out_of_the_context() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let outside = tempfile::tempdir().unwrap();
+    write(
+        outside.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo OUTSIDE-DOCKERFILE-WAS-READ\n",
+            ),
+            ("ignore", "keep.txt\n"),
+        ],
+    );
+    let link = |ctx: &Path, name: &str, target: &Path| {
+        std::os::unix::fs::symlink(target, ctx.join(name)).unwrap();
+    };
+    let build = |ctx: &Path| s.run(&["build", "-t", "linked", ctx.to_str().unwrap()]);
+    // The Dockerfile, then the ignore file, a link to a host file.
+    let ctx = tempfile::tempdir().unwrap();
+    link(ctx.path(), "Dockerfile", &outside.path().join("Dockerfile"));
+    let run = build(ctx.path());
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("outside the build context"), "{run:?}");
+    assert!(!run.stdout.contains("OUTSIDE"), "{run:?}");
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY keep.txt /\n"),
+            ("keep.txt", "k"),
+        ],
+    );
+    link(ctx.path(), ".dockerignore", &outside.path().join("ignore"));
+    let run = build(ctx.path());
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains(".dockerignore is a symlink"), "{run:?}");
+    // A link to a file of the context is followed.
+    std::fs::remove_file(ctx.path().join(".dockerignore")).unwrap();
+    std::fs::rename(ctx.path().join("Dockerfile"), ctx.path().join("real")).unwrap();
+    link(ctx.path(), "Dockerfile", Path::new("real"));
+    write(ctx.path(), &[("ignore", "real\n")]);
+    link(ctx.path(), ".dockerignore", Path::new("ignore"));
+    build(ctx.path()).success();
+    let out = s.run(&["run", "--rm", "linked", "cat", "/keep.txt"]);
+    assert_eq!(out.success().stdout, "k");
+}

@@ -3,7 +3,8 @@
 //! of what one COPY/ADD takes from it.
 //!
 //! [`Context::open`] reads the ignore file (`<Dockerfile>.dockerignore`
-//! beside the Dockerfile, else `<dir>/.dockerignore`) and walks the tree
+//! beside the Dockerfile, else `<dir>/.dockerignore`; not through a symlink
+//! out of the context, see [`read_beside`]) and walks the tree
 //! once, in sorted order, never following a symlink. Ignored paths are
 //! dropped as Docker drops them before sending a context: they do not
 //! exist for COPY. A directory that is itself ignored but holds a path an
@@ -24,6 +25,7 @@
 //!
 //! [`digest_sources`] (in [`digest`]) is the cache-key input of a COPY.
 
+mod beside;
 pub(crate) mod digest;
 
 use std::collections::BTreeMap;
@@ -36,6 +38,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::dockerignore::{self, Glob, IgnoreError, Matcher};
 
+pub use beside::read_beside;
 pub use digest::{digest_sources, Digester};
 
 /// Name of the ignore file at the context root.
@@ -70,6 +73,8 @@ pub enum ContextError {
     BadExclude { cause: IgnoreError },
     #[error("too many levels of symbolic links resolving {path} in the build context")]
     SymlinkLoop { path: String },
+    #[error("{path} is a symlink to {target}, outside the build context: refused")]
+    LinkLeaves { path: PathBuf, target: PathBuf },
     #[error("cannot read {path} in the build context: {cause}")]
     Unreadable { path: PathBuf, cause: io::Error },
     #[error("{path} changed while reading the build context: expected {expected}, found {found}")]
@@ -642,15 +647,15 @@ pub(crate) fn read_ignore_file(
     }
     candidates.push(root.join(IGNORE_FILE));
     for path in candidates {
-        match std::fs::read(&path) {
+        match read_beside(root, &path) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 let m = Matcher::parse(&text)
                     .map_err(|cause| ContextError::IgnoreFile { path, cause })?;
                 return Ok(Some(m));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ContextError::io("read", path)(e)),
+            Err(e) if beside::is_not_found(&e) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)

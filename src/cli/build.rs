@@ -237,7 +237,10 @@ fn read_dockerfile(
             (None, Some(dir)) => dir.join("Dockerfile"),
             (None, None) => bail!("no Dockerfile: give -f FILE or a context directory"),
         };
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = match context {
+            Some(dir) => crate::build::context::read_beside(dir, &path)?,
+            None => std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        };
         (Some(path), bytes)
     };
     let name = path
