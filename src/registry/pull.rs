@@ -223,49 +223,8 @@ fn pull_with(
     reference: &Reference,
     opts: &PullOptions,
 ) -> Result<Pulled, RegistryError> {
-    let repo = reference.path();
-    let wanted_ref = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => crate::reference::DEFAULT_TAG.to_string(),
-    };
-    progress::transfer_line(format!(
-        "{wanted_ref}: Pulling from {}",
-        reference.familiar_repository()
-    ));
-    let top = client.get_manifest(repo, &wanted_ref)?;
-    let top_digest = top.digest.clone();
-    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
-    let image = resolve_platform(client, reference, top, &wanted)?;
-    let manifest: Manifest = json(reference, "image manifest", &image.bytes)?;
-    for layer in &manifest.layers {
-        if Compression::from_media_type(&layer.media_type).is_none() {
-            return Err(RegistryError::Invalid {
-                reference: reference.familiar(),
-                reason: format!(
-                    "layer {} has unsupported media type {:?}",
-                    layer.digest, layer.media_type
-                ),
-            });
-        }
-    }
-    let config_bytes = if store.has_blob(&manifest.config.digest) {
-        store.read_blob(&manifest.config.digest)?
-    } else {
-        client.get_small_blob(repo, &manifest.config.digest, CONFIG_MAX_BYTES)?
-    };
-    check_size("config", &manifest.config, config_bytes.len() as u64)?;
-    let config: ImageConfig = json(reference, "image config", &config_bytes)?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(RegistryError::Invalid {
-            reference: reference.familiar(),
-            reason: format!(
-                "the manifest has {} layers, its config {} diff ids",
-                manifest.layers.len(),
-                config.rootfs.diff_ids.len()
-            ),
-        });
-    }
+    let (top_digest, image, manifest) = image_manifest(client, reference, opts)?;
+    let (config_bytes, config) = image_config(client, store, reference, &manifest)?;
     let id = ImageId(manifest.config.digest.clone());
     let tags: Vec<Reference> = if reference.digest().is_none() {
         vec![reference.clone()]
@@ -274,34 +233,10 @@ fn pull_with(
     };
     let already = store.index()?.lookup(reference) == Some(&id)
         && config.rootfs.diff_ids.iter().all(|d| store.has_layer(d));
-
+    // Kept until the commit: the prepared layers are in it.
     let staging = store.staging()?;
-    let mut prepared: Vec<Option<PreparedLayer>> = Vec::new();
-    let mut queue = VecDeque::new();
-    for (i, (diff_id, desc)) in config
-        .rootfs
-        .diff_ids
-        .iter()
-        .zip(&manifest.layers)
-        .enumerate()
-    {
-        match store.prepare_existing(diff_id)? {
-            Some(p) => {
-                progress::layer_status(&desc.digest, LayerStatus::AlreadyExists);
-                prepared.push(Some(p));
-            }
-            None => {
-                progress::layer_status(&desc.digest, LayerStatus::PullingFsLayer);
-                prepared.push(None);
-                queue.push_back((i, diff_id.clone(), desc.clone()));
-            }
-        }
-    }
-    let results = download_layers(client, store, &staging, repo, queue, opts.jobs)?;
-    for (i, layer) in results {
-        prepared[i] = Some(layer);
-    }
-    let layers: Vec<PreparedLayer> = prepared.into_iter().flatten().collect();
+    let jobs = opts.jobs;
+    let layers = prepare_layers(client, store, &staging, reference, &config, &manifest, jobs)?;
     let id_stored = store.commit_image(layers, &config_bytes, &tags, None)?;
     if id_stored != id {
         return Err(RegistryError::DigestMismatch {
@@ -317,6 +252,104 @@ fn pull_with(
         digest: top_digest,
         up_to_date: already,
     })
+}
+
+/// The manifest `reference` names (its digest), and the image manifest for
+/// the wanted platform, raw and parsed, its layers of known media types.
+fn image_manifest(
+    client: &Registry,
+    reference: &Reference,
+    opts: &PullOptions,
+) -> Result<(Digest, FetchedManifest, Manifest), RegistryError> {
+    let wanted_ref = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => crate::reference::DEFAULT_TAG.to_string(),
+    };
+    progress::transfer_line(format!(
+        "{wanted_ref}: Pulling from {}",
+        reference.familiar_repository()
+    ));
+    let top = client.get_manifest(reference.path(), &wanted_ref)?;
+    let top_digest = top.digest.clone();
+    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+    let image = resolve_platform(client, reference, top, &wanted)?;
+    let manifest: Manifest = json(reference, "image manifest", &image.bytes)?;
+    for layer in &manifest.layers {
+        if Compression::from_media_type(&layer.media_type).is_none() {
+            return Err(RegistryError::Invalid {
+                reference: reference.familiar(),
+                reason: format!(
+                    "layer {} has unsupported media type {:?}",
+                    layer.digest, layer.media_type
+                ),
+            });
+        }
+    }
+    Ok((top_digest, image, manifest))
+}
+
+/// The image config (from the store if it has it), raw and parsed; it must
+/// have a diff id per layer of the manifest.
+fn image_config(
+    client: &Registry,
+    store: &Store,
+    reference: &Reference,
+    manifest: &Manifest,
+) -> Result<(Vec<u8>, ImageConfig), RegistryError> {
+    let digest = &manifest.config.digest;
+    let config_bytes = if store.has_blob(digest) {
+        store.read_blob(digest)?
+    } else {
+        client.get_small_blob(reference.path(), digest, CONFIG_MAX_BYTES)?
+    };
+    check_size("config", &manifest.config, config_bytes.len() as u64)?;
+    let config: ImageConfig = json(reference, "image config", &config_bytes)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(RegistryError::Invalid {
+            reference: reference.familiar(),
+            reason: format!(
+                "the manifest has {} layers, its config {} diff ids",
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    Ok((config_bytes, config))
+}
+
+/// Every layer of the image, in order: those the store has as they are,
+/// the others downloaded and unpacked into `staging` on `jobs` threads.
+fn prepare_layers(
+    client: &Registry,
+    store: &Store,
+    staging: &crate::store::Staging,
+    reference: &Reference,
+    config: &ImageConfig,
+    manifest: &Manifest,
+    jobs: usize,
+) -> Result<Vec<PreparedLayer>, RegistryError> {
+    let mut prepared: Vec<Option<PreparedLayer>> = Vec::new();
+    let mut queue = VecDeque::new();
+    let layers = config.rootfs.diff_ids.iter().zip(&manifest.layers);
+    for (i, (diff_id, desc)) in layers.enumerate() {
+        match store.prepare_existing(diff_id)? {
+            Some(p) => {
+                progress::layer_status(&desc.digest, LayerStatus::AlreadyExists);
+                prepared.push(Some(p));
+            }
+            None => {
+                progress::layer_status(&desc.digest, LayerStatus::PullingFsLayer);
+                prepared.push(None);
+                queue.push_back((i, diff_id.clone(), desc.clone()));
+            }
+        }
+    }
+    let results = download_layers(client, store, staging, reference.path(), queue, jobs)?;
+    for (i, layer) in results {
+        prepared[i] = Some(layer);
+    }
+    Ok(prepared.into_iter().flatten().collect())
 }
 
 fn check_size(what: &str, desc: &Descriptor, found: u64) -> Result<(), RegistryError> {

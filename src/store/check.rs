@@ -305,26 +305,7 @@ impl Store {
                 return Ok(rep);
             }
         };
-        // Blobs: the content must hash to the name.
-        let blobs = self.root.join("blobs/sha256");
-        let mut sizes = BTreeMap::new();
-        for name in list(&blobs)? {
-            rep.blobs += 1;
-            let path = blobs.join(&name);
-            match (Digest::from_hex(&name), hash_file(&path)) {
-                (Err(_), _) => rep
-                    .problems
-                    .push(format!("blob {}: not a sha256 name", path.display())),
-                (_, Err(e)) => rep.problems.push(format!("blob {}: {e}", path.display())),
-                (Ok(want), Ok((found, size))) => {
-                    if want != found {
-                        rep.problems
-                            .push(format!("blob {want}: content digest is {found}"));
-                    }
-                    sizes.insert(want, size);
-                }
-            }
-        }
+        let sizes = self.check_blobs(&mut rep)?;
         let mut blob_ok =
             |d: &Digest, size: Option<u64>, what: &str, rep: &mut CheckReport| match sizes.get(d) {
                 None => rep.problems.push(format!("{what}: blob {d} is missing")),
@@ -353,23 +334,7 @@ impl Store {
             };
             for m in &rec.manifests {
                 blob_ok(m, None, &format!("image {} manifest", id.short()), &mut rep);
-                let Ok(bytes) = self.read_blob(m) else {
-                    continue;
-                };
-                match serde_json::from_slice::<Manifest>(&bytes) {
-                    Err(e) => rep
-                        .problems
-                        .push(format!("manifest {m}: {}", error_chain(&e))),
-                    Ok(man) if man.config.digest != id.0 => rep.problems.push(format!(
-                        "manifest {m}: config is {}, expected {id}",
-                        man.config.digest
-                    )),
-                    Ok(man) => {
-                        for l in man.layers.iter().filter(|l| sizes.contains_key(&l.digest)) {
-                            blob_ok(&l.digest, Some(l.size), &format!("manifest {m}"), &mut rep);
-                        }
-                    }
-                }
+                self.check_manifest(id, m, &sizes, &mut rep, &mut blob_ok);
             }
             for d in &config.rootfs.diff_ids {
                 if layers_seen.insert(d.clone()) {
@@ -377,7 +342,71 @@ impl Store {
                 }
             }
         }
-        // Garbage (information only).
+        self.note_garbage(&index, &sizes, &mut rep)?;
+        Ok(rep)
+    }
+
+    /// Every blob must hash to its name; their sizes.
+    fn check_blobs(&self, rep: &mut CheckReport) -> Result<BTreeMap<Digest, u64>, StoreError> {
+        let blobs = self.root.join("blobs/sha256");
+        let mut sizes = BTreeMap::new();
+        for name in list(&blobs)? {
+            rep.blobs += 1;
+            let path = blobs.join(&name);
+            match (Digest::from_hex(&name), hash_file(&path)) {
+                (Err(_), _) => rep
+                    .problems
+                    .push(format!("blob {}: not a sha256 name", path.display())),
+                (_, Err(e)) => rep.problems.push(format!("blob {}: {e}", path.display())),
+                (Ok(want), Ok((found, size))) => {
+                    if want != found {
+                        rep.problems
+                            .push(format!("blob {want}: content digest is {found}"));
+                    }
+                    sizes.insert(want, size);
+                }
+            }
+        }
+        Ok(sizes)
+    }
+
+    /// A kept manifest of image `id` must name its config, and the layer
+    /// blobs it names that the store has must have their sizes.
+    fn check_manifest(
+        &self,
+        id: &ImageId,
+        m: &Digest,
+        sizes: &BTreeMap<Digest, u64>,
+        rep: &mut CheckReport,
+        blob_ok: &mut impl FnMut(&Digest, Option<u64>, &str, &mut CheckReport),
+    ) {
+        let Ok(bytes) = self.read_blob(m) else {
+            return;
+        };
+        match serde_json::from_slice::<Manifest>(&bytes) {
+            Err(e) => rep
+                .problems
+                .push(format!("manifest {m}: {}", error_chain(&e))),
+            Ok(man) if man.config.digest != id.0 => rep.problems.push(format!(
+                "manifest {m}: config is {}, expected {id}",
+                man.config.digest
+            )),
+            Ok(man) => {
+                for l in man.layers.iter().filter(|l| sizes.contains_key(&l.digest)) {
+                    blob_ok(&l.digest, Some(l.size), &format!("manifest {m}"), rep);
+                }
+            }
+        }
+    }
+
+    /// Garbage (information only): what no image or container reaches, and
+    /// staging of dead processes.
+    fn note_garbage(
+        &self,
+        index: &ImageIndex,
+        sizes: &BTreeMap<Digest, u64>,
+        rep: &mut CheckReport,
+    ) -> Result<(), StoreError> {
         let containers = self.containers_by_image()?;
         let roots: Vec<ImageId> = index
             .images
@@ -386,9 +415,9 @@ impl Store {
             .cloned()
             .collect();
         // With a damaged config, reachability is unknown: the damage is
-        // reported above, and garbage is not guessed at.
-        let Ok(keep) = self.reachable(&index, &roots) else {
-            return Ok(rep);
+        // reported already, and garbage is not guessed at.
+        let Ok(keep) = self.reachable(index, &roots) else {
+            return Ok(());
         };
         for name in list(&self.root.join("layers"))? {
             if let Ok(d) = Digest::from_hex(name.strip_suffix(".json").unwrap_or(&name)) {
@@ -407,7 +436,7 @@ impl Store {
                     .push(format!("temp files of a dead process: tmp/{name}"));
             }
         }
-        Ok(rep)
+        Ok(())
     }
 
     fn check_layer(
