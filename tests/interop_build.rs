@@ -280,7 +280,11 @@ fn workdirs(s: &Strata, tag: &str) -> Vec<String> {
     let history = s.run(&["history", "--no-trunc", "--format", format, tag]);
     let mut dirs = Vec::new();
     for line in history.success().stdout.lines() {
-        let (id, by) = line.split_once(' ').unwrap();
+        // A heredoc's CreatedBy goes on over several lines: only the
+        // first of them starts with an id.
+        let Some((id, by)) = line.split_once(' ') else {
+            continue;
+        };
         if id != "<missing>" && by.contains("#(nop) WORKDIR ") {
             let out = s.run(&["inspect", "-f", "{{.Config.WorkingDir}}", id]);
             let dir = out.success().stdout.trim().to_string();
