@@ -427,3 +427,106 @@ fn registry_build_outputs_zstd_and_force_compression() {
     .success();
     assert!(all_zstd(&layer_types(&raw("gzip"))), "{}", raw("gzip"));
 }
+
+#[test]
+fn registry_build_provenance_is_attached_as_buildkit_does() {
+    let addr = common::registry_addr();
+    let ns = format!("prov{}", std::process::id());
+    let (st, _) = setup();
+    let base = format!("{addr}/{ns}/busybox:1");
+    st.run(&["push", "busybox", &base]).success();
+    let raw = |r: &str| common::tool("skopeo", &["inspect", "--raw", "--tls-verify=false", r]);
+    let sha = |text: &str| common::tarspec::sha256_hex(text.as_bytes());
+    let base_manifest = sha(&raw(&format!("docker://{base}")));
+    // A fresh store pulls the base from the registry for FROM.
+    let fresh = Strata::new();
+    let dockerfile =
+        format!("FROM {base}\nARG API_TOKEN\nARG VERSION\nRUN echo \"$VERSION\" > /v\n");
+    let ctx = common::context(&[("Dockerfile", &dockerfile)]);
+    let work = tempfile::tempdir().unwrap();
+    let oci = work.path().join("app.tar");
+    let app = format!("{addr}/{ns}/app:prov");
+    let secret = "s3cr3t-valu3";
+    build(
+        &fresh,
+        ctx.path(),
+        &[
+            "-q",
+            "--provenance=mode=max",
+            "--build-arg",
+            &format!("API_TOKEN={secret}"),
+            "--build-arg",
+            "VERSION=7",
+            "-t",
+            &app,
+            "--push",
+            "-o",
+            &format!("type=oci,dest={}", s(&oci)),
+        ],
+    )
+    .success();
+    // The index: the image, then its attestation manifest.
+    let index: serde_json::Value = serde_json::from_str(&raw(&format!("docker://{app}"))).unwrap();
+    let (image, att) = (&index["manifests"][0], &index["manifests"][1]);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.digest"],
+        image["digest"]
+    );
+    assert_eq!(att["platform"]["os"], "unknown");
+    let att_ref = format!(
+        "docker://{addr}/{ns}/app@{}",
+        att["digest"].as_str().unwrap()
+    );
+    let att_manifest = raw(&att_ref);
+    let m: serde_json::Value = serde_json::from_str(&att_manifest).unwrap();
+    let layer = &m["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.in-toto+json");
+    assert_eq!(m["subject"]["digest"], image["digest"]);
+    let blob = format!(
+        "http://{addr}/v2/{ns}/app/blobs/{}",
+        layer["digest"].as_str().unwrap()
+    );
+    let statement = common::tool("curl", &["-sf", &blob]);
+    let v: serde_json::Value = serde_json::from_str(&statement).unwrap();
+    assert_eq!(v["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(v["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(
+        layer["annotations"]["in-toto.io/predicate-type"],
+        v["predicateType"]
+    );
+    let subject = format!(
+        "sha256:{}",
+        v["subject"][0]["digest"]["sha256"].as_str().unwrap()
+    );
+    assert_eq!(subject, image["digest"].as_str().unwrap());
+    let def = &v["predicate"]["buildDefinition"];
+    assert_eq!(
+        def["resolvedDependencies"][0]["digest"]["sha256"], base_manifest,
+        "{v:#}"
+    );
+    assert_eq!(
+        def["externalParameters"]["request"]["args"]["build-arg:VERSION"],
+        "7"
+    );
+    let steps = def["internalParameters"]["buildConfig"]["steps"].to_string();
+    assert!(steps.contains("RUN echo \\\"$VERSION\\\" > /v"), "{steps}");
+    for text in [&statement, &att_manifest, &index.to_string()] {
+        assert!(!text.contains(secret), "a secret in {text}");
+    }
+    // Beside the type=oci output: a statement about the manifest in it.
+    let beside = fs::read_to_string(work.path().join("app.tar.provenance.json")).unwrap();
+    assert!(!beside.contains(secret));
+    let b: serde_json::Value = serde_json::from_str(&beside).unwrap();
+    let in_oci = sha(&raw(&format!("oci-archive:{}", s(&oci))));
+    assert_eq!(b["subject"][0]["digest"]["sha256"], in_oci);
+    // The index still pulls and runs: the attestation is never picked.
+    let other = Strata::new();
+    other.run(&["pull", &app]).success();
+    let out = other.run(&["run", "--rm", &app, "cat", "/v"]).success();
+    assert_eq!(out.stdout, "7\n");
+}

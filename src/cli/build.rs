@@ -11,6 +11,8 @@ use super::images::{human_size, open_store};
 use super::settings::Settings;
 use crate::build::error::EXIT_BUILD_FAILED;
 use crate::build::mounts::SecretSource;
+use crate::build::output::finish::rfc3339;
+use crate::build::output::provenance::{Provenance, Times};
 use crate::build::output::Built;
 use crate::build::remote::spec::{self, CacheSpec, Direction};
 use crate::build::{BuildOptions, PullPolicy};
@@ -138,12 +140,13 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
+    let started = crate::store::now_rfc3339();
     let built = build_or_verify(&store, &options, out.verify_repro);
     crate::progress::emit(crate::progress::Event::BuildDone);
     let Some(built) = built? else {
         return Ok(ExitCode::from(EXIT_BUILD_FAILED));
     };
-    export(&store, &built, &out)?;
+    export(&store, &options, &built, &out, started)?;
     if !(args.cache_from.is_empty() && args.cache_to.is_empty()) {
         // After the outputs: a layer they needed was fetched by then.
         let t = crate::build::remote::stats::totals();
@@ -177,9 +180,31 @@ fn report_id(args: &BuildArgs, quiet: bool, out: &Resolved, id: &ImageId) -> Res
     Ok(())
 }
 
-/// The outputs, `--push` and `--metadata-file`.
-fn export(store: &Store, built: &Built, out: &Resolved) -> Result<()> {
-    let exported = crate::build::output::export::export(store, built, &out.export)?;
+/// The outputs, `--push` and `--metadata-file`, with `--provenance` made
+/// first (the build ran from `started` to now).
+fn export(
+    store: &Store,
+    options: &BuildOptions,
+    built: &Built,
+    out: &Resolved,
+    started: String,
+) -> Result<()> {
+    let mut settings = out.export.clone();
+    if let Some(mode) = out.provenance {
+        let times = match settings.epoch {
+            // Clamped, as the image's times are.
+            Some(epoch) => Times {
+                started: rfc3339(epoch),
+                finished: rfc3339(epoch),
+            },
+            None => Times {
+                started,
+                finished: crate::store::now_rfc3339(),
+            },
+        };
+        settings.provenance = Some(Provenance::new(store, options, built, mode, times)?);
+    }
+    let exported = crate::build::output::export::export(store, built, &settings)?;
     if let Some(path) = &out.metadata_file {
         crate::build::output::metadata::write(path, &built.id, &exported)?;
     }

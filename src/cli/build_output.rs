@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::compression::CompressionFlags;
 use crate::build::output::export::{self, ExportSettings};
+use crate::build::output::provenance::{parse_mode, Mode};
 use crate::build::output::repro::{self, Verdict};
 use crate::build::output::{AddAnnotation, Annotations, Built, Finish, OutputSpec, Squash};
 use crate::build::{BuildError, BuildOptions};
@@ -45,6 +46,9 @@ pub struct OutputFlags {
     /// Remove a label the image would have (inherited or set)
     #[arg(long, value_name = "KEY")]
     unsetlabel: Vec<String>,
+    /// Attach SLSA provenance to pushed images and write it beside type=oci outputs: mode=min (default) or mode=max
+    #[arg(long, value_name = "mode=min|max", num_args = 0..=1, require_equals = true, default_missing_value = "mode=min")]
+    provenance: Option<String>,
     /// Build twice in isolated stores (the second without cache) and compare: reproducible, or the first difference (exit 1)
     #[arg(long)]
     verify_repro: bool,
@@ -56,6 +60,7 @@ pub struct Resolved {
     pub export: ExportSettings,
     pub metadata_file: Option<PathBuf>,
     pub verify_repro: bool,
+    pub provenance: Option<Mode>,
 }
 
 impl OutputFlags {
@@ -97,9 +102,14 @@ impl OutputFlags {
                 registry: Default::default(),
                 epoch,
                 log_to_stderr,
+                provenance: None,
             },
             metadata_file: self.metadata_file.clone(),
             verify_repro: self.verify_repro,
+            provenance: match &self.provenance {
+                Some(text) => parse_mode(text).map_err(anyhow::Error::msg)?,
+                None => None,
+            },
         })
     }
 

@@ -11,6 +11,7 @@
 //! [`auth::Secret`], whose `Debug` is redacted, and no error quotes a
 //! request header or a token server's body.
 
+pub mod attest;
 pub mod auth;
 pub mod backoff;
 pub mod client;

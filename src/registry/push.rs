@@ -203,7 +203,7 @@ fn push_with(
 
 /// Uploads the image's layers and config to `dest`'s repository; returns
 /// the manifest to put (the kept one when it matches) and its format.
-fn upload_image(
+pub(super) fn upload_image(
     client: &Registry,
     store: &Store,
     id: &ImageId,
@@ -248,7 +248,7 @@ fn upload_image(
 
 /// A small blob of the store (a config) in one PUT, unless the registry
 /// has it.
-fn upload_stored_blob(
+pub(super) fn upload_stored_blob(
     client: &Registry,
     store: &Store,
     dest: &Reference,

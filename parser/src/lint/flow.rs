@@ -39,6 +39,17 @@ const SECRET_WORDS: [&str; 10] = [
 ];
 const NOT_SECRET_WORDS: [&str; 3] = ["public", "file", "version"];
 
+/// Whether a variable's name says it holds a secret (`API_TOKEN`, not
+/// `TOKEN_FILE`): SecretsUsedInArgOrEnv's test, also what keeps a build
+/// arg out of provenance.
+pub fn looks_secret(name: &str) -> bool {
+    let has = |words: &[&str]| {
+        name.split('_')
+            .any(|part| words.contains(&part.to_lowercase().as_str()))
+    };
+    has(&SECRET_WORDS) && !has(&NOT_SECRET_WORDS)
+}
+
 /// A stage's state as the lint follows it.
 #[derive(Debug, Clone, Default)]
 struct Flow {
@@ -252,11 +263,7 @@ impl Walk<'_> {
     }
 
     fn secret(&mut self, step: &Step, instruction: &str, key: &str) {
-        let has = |words: &[&str]| {
-            key.split('_')
-                .any(|part| words.contains(&part.to_lowercase().as_str()))
-        };
-        if has(&SECRET_WORDS) && !has(&NOT_SECRET_WORDS) {
+        if looks_secret(key) {
             let message = format!(
                 "Do not use ARG or ENV instructions for sensitive data ({instruction} {key:?})"
             );

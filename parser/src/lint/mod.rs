@@ -30,6 +30,7 @@ use std::fmt;
 use thiserror::Error;
 
 pub use config::{CheckConfig, CheckError};
+pub use flow::looks_secret;
 pub use rules::Rule;
 
 use crate::directives::match_directive;

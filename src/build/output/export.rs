@@ -9,11 +9,13 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use super::provenance::{Provenance, PREDICATE_TYPE};
 use super::spec::{Dest, OutputKind, OutputSpec};
 use super::{Built, OutputError};
 use crate::digest::{Digest, ImageId};
 use crate::layer::diff::{write_merged_tar, TarOptions};
 use crate::reference::Reference;
+use crate::registry::attest::push_attested;
 use crate::registry::flags::RegistryFlags;
 use crate::registry::push::{push_image, PushOptions};
 use crate::store::config::Annotations;
@@ -37,6 +39,9 @@ pub struct ExportSettings {
     pub epoch: Option<u64>,
     /// Step lines go to stderr (stdout carries an output).
     pub log_to_stderr: bool,
+    /// `--provenance`: made after the build, attached by pushes and
+    /// written beside `type=oci` files.
+    pub provenance: Option<Provenance>,
 }
 
 /// What the outputs made, for `--metadata-file`.
@@ -150,7 +155,11 @@ fn one(
             Ok(None)
         }
         OutputKind::Oci { dest, tar: true } => {
-            archive(store, named(), ExportFormat::OciArchive(compression), dest)
+            let d = archive(store, named(), ExportFormat::OciArchive(compression), dest)?;
+            if let (Dest::File(path), Some(d)) = (dest, &d) {
+                beside(path, names, d, s)?;
+            }
+            Ok(d)
         }
         OutputKind::Oci {
             dest: Dest::File(dir),
@@ -158,6 +167,7 @@ fn one(
         } => {
             let tag = names.first().and_then(|n| n.tag().map(str::to_string));
             let d = export_oci_dir(store, id, tag.as_deref(), dir, compression, &annotations)?;
+            beside(dir, names, &d, s)?;
             Ok(Some(d))
         }
         OutputKind::Oci { .. } => Err(OutputError::Invalid(
@@ -261,6 +271,33 @@ fn push(
         annotations: annotations.manifest.clone(),
         ..PushOptions::default()
     };
-    let pushed = push_image(store, &id.to_string(), dest, &s.registry, &opts)?;
+    let pushed = match &s.provenance {
+        None => push_image(store, &id.to_string(), dest, &s.registry, &opts)?,
+        Some(p) => {
+            let statement = |d: &Digest| (p.statement(&dest.to_string(), d), PREDICATE_TYPE.into());
+            push_attested(store, id, dest, &s.registry, &opts, &statement)?
+        }
+    };
     Ok(pushed.digest)
+}
+
+/// `--provenance` beside a `type=oci` file or directory: the statement
+/// about its manifest `digest` as `PATH.provenance.json`.
+fn beside(
+    path: &Path,
+    names: &[Reference],
+    digest: &Digest,
+    s: &ExportSettings,
+) -> Result<(), OutputError> {
+    let Some(p) = &s.provenance else {
+        return Ok(());
+    };
+    let name = names
+        .first()
+        .map_or_else(|| "image".into(), |n| n.to_string());
+    let mut file = path.as_os_str().to_owned();
+    file.push(".provenance.json");
+    let file = PathBuf::from(file);
+    std::fs::write(&file, p.statement(&name, digest))
+        .map_err(OutputError::io("write", file.display()))
 }

@@ -15,6 +15,7 @@ pub mod compare;
 pub mod export;
 pub mod finish;
 pub mod metadata;
+pub mod provenance;
 pub mod repro;
 pub mod spec;
 
