@@ -72,7 +72,6 @@ const MISSING_FLAGS: &[MissingFlag] = &[
     flag("build", "memory-swap", None),
     flag("build", "no-cache-filter", None),
     flag("build", "platform", None),
-    flag("build", "provenance", None),
     flag_note("build", "rm", None, "strata always removes a step's container"),
     flag("build", "sbom", None),
     flag("build", "security-opt", None),

@@ -12,11 +12,9 @@ use serde_json::json;
 
 use super::client::Registry;
 use super::flags::RegistryFlags;
-use super::pull::connect;
-use super::push::{upload_image, upload_stored_blob, PushOptions, Pushed};
+use super::push::{announced, upload_image, upload_stored_blob, PushOptions, Pushed};
 use super::RegistryError;
 use crate::digest::{Digest, ImageId};
-use crate::progress;
 use crate::reference::{Reference, DEFAULT_TAG};
 use crate::store::config::{MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
 use crate::store::Store;
@@ -38,19 +36,9 @@ pub fn push_attested(
     opts: &PushOptions,
     statement: &dyn Fn(&Digest) -> (Vec<u8>, String),
 ) -> Result<Pushed, RegistryError> {
-    progress::transfer_line(format!(
-        "The push refers to repository [{}]",
-        dest.familiar_repository()
-    ));
-    let client = connect(dest, flags)?;
-    let result = push_index(&client, store, id, dest, opts, statement);
-    progress::transfers_done();
-    let pushed = result?;
-    progress::transfer_line(format!(
-        "{}: digest: {} size: {}",
-        pushed.tag, pushed.digest, pushed.size
-    ));
-    Ok(pushed)
+    announced(dest, flags, |client| {
+        push_index(client, store, id, dest, opts, statement)
+    })
 }
 
 fn push_index(

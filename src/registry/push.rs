@@ -94,12 +94,24 @@ pub fn push_image(
     opts: &PushOptions,
 ) -> Result<Pushed, RegistryError> {
     let id = store.resolve(image)?;
+    announced(dest, flags, |client| {
+        push_with(client, store, &id, dest, opts)
+    })
+}
+
+/// A push to `dest` between Docker's lines: the repository first, the
+/// digest last.
+pub(super) fn announced(
+    dest: &Reference,
+    flags: &RegistryFlags,
+    push: impl FnOnce(&Registry) -> Result<Pushed, RegistryError>,
+) -> Result<Pushed, RegistryError> {
     progress::transfer_line(format!(
         "The push refers to repository [{}]",
         dest.familiar_repository()
     ));
     let client = connect(dest, flags)?;
-    let result = push_with(&client, store, &id, dest, opts);
+    let result = push(&client);
     progress::transfers_done();
     let pushed = result?;
     progress::transfer_line(format!(
