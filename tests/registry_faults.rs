@@ -462,3 +462,29 @@ fn registry_fault_killed_pull_leaves_no_temp_dir() {
     let check = s.run(&["system", "check"]).success();
     assert!(!check.stdout.contains("note:"), "{check:#?}");
 }
+
+#[test]
+fn registry_fault_401_and_404_are_not_tried_again() {
+    for status in [401, 403, 404] {
+        let mock = MockRegistry::start(move |seen, _| match seen.is_blob_get() {
+            true => Fault::Status(status),
+            false => Fault::None,
+        });
+        let (digest, layer) = mock_image(&mock);
+        let reg = Registry::connect(&mock.addr, None, &Options::default()).unwrap();
+        let start = Instant::now();
+        let (r, _) = download_from(&reg, &digest, layer.len());
+        assert!(r.is_err(), "{status}");
+        // One try, no back-off (the default schedule sleeps seconds).
+        assert_eq!(
+            mock.blob_gets().len(),
+            1,
+            "{status}: {:#?}",
+            mock.blob_gets()
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{status}"
+        );
+    }
+}
