@@ -554,3 +554,48 @@ fn rootless_mount_network_per_step_and_refusals() {
         );
     }
 }
+
+/// Cache mounts are shown by `system df` and removed by `system prune
+/// --cache-mounts` and by `prune -a`; a build after finds an empty cache.
+#[test]
+fn rootless_mount_cache_mounts_in_system_df_and_prune() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let row = |s: &Strata| {
+        let out = s
+            .run(&[
+                "system",
+                "df",
+                "--format",
+                "{{.Type}} {{.TotalCount}} {{.Active}}",
+            ])
+            .success()
+            .stdout;
+        out.lines()
+            .find(|l| l.starts_with("Cache Mounts"))
+            .unwrap_or_else(|| panic!("no Cache Mounts row: {out}"))
+            .to_string()
+    };
+    assert_eq!(row(&s), "Cache Mounts 0 0");
+    let write = |n: &str| {
+        let df = format!(
+            "FROM busybox\nRUN --mount=type=cache,target=/c sh -c 'ls /c > /seen; echo {n} > /c/f'\n"
+        );
+        let ctx = context(&[("Dockerfile", &df)]);
+        build(&s, "overlay", ctx.path(), &["-t", "c"]).success();
+        sh(&s, "c", "cat /seen").success().stdout
+    };
+    assert_eq!(write("1"), "");
+    assert_eq!(row(&s), "Cache Mounts 1 0");
+    let pruned = s
+        .run(&["system", "prune", "--cache-mounts"])
+        .success()
+        .stdout;
+    assert!(pruned.contains("Deleted 1 cache mount(s)"), "{pruned}");
+    assert_eq!(row(&s), "Cache Mounts 0 0");
+    assert_eq!(write("2"), "", "the cache was emptied");
+    assert_eq!(write("3"), "f\n", "and is kept again");
+    let all = s.run(&["system", "prune", "-a"]).success().stdout;
+    assert!(all.contains("Deleted 1 cache mount(s)"), "{all}");
+    assert_eq!(row(&s), "Cache Mounts 0 0");
+}

@@ -36,6 +36,9 @@ enum SystemCommand {
         /// Prune the build cache only (its entries and the images only it keeps)
         #[arg(long)]
         build_cache: bool,
+        /// Remove the RUN --mount=type=cache directories not in use (also with -a)
+        #[arg(long, conflicts_with = "build_cache")]
+        cache_mounts: bool,
         /// With --build-cache: until=DURATION (entries not used for that long, e.g. 24h)
         #[arg(long, value_name = "FILTER", requires = "build_cache")]
         filter: Vec<String>,
@@ -58,6 +61,9 @@ pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
             keep_storage,
             ..
         } => prune_build_cache(&store, filter, *keep_storage, &mut out)?,
+        SystemCommand::Prune {
+            cache_mounts: true, ..
+        } => prune_cache_mounts(&store, &mut out)?,
         SystemCommand::Prune { all, .. } => {
             let rep = store.prune(*all)?;
             if !rep.images.is_empty() {
@@ -76,6 +82,9 @@ pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
                 if rep.temp_entries == 1 { "y" } else { "ies" }
             )?;
             writeln!(out, "Total reclaimed space: {}", human_size(rep.bytes))?;
+            if *all {
+                prune_cache_mounts(&store, &mut out)?;
+            }
         }
         SystemCommand::Check => {
             let rep = store.check()?;
@@ -133,6 +142,15 @@ fn prune_build_cache(
     Ok(())
 }
 
+/// `system prune --cache-mounts` (and `-a`): every cache mount no build
+/// is using.
+fn prune_cache_mounts(store: &Store, out: &mut impl Write) -> Result<()> {
+    let (count, bytes) = store.prune_cache_mounts()?;
+    writeln!(out, "Deleted {count} cache mount(s)")?;
+    writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;
+    Ok(())
+}
+
 /// Column titles of `--format 'table ...'`, by field.
 const DF_HEADERS: &[(&str, &str)] = &[
     ("Active", "ACTIVE"),
@@ -143,17 +161,25 @@ const DF_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// `system df`: Docker's rows (images, containers, build cache) and
-/// strata's own (layers, blobs). Containers are active while running.
+/// strata's own (layers, blobs, RUN cache mounts). Containers are active while running.
 fn df(store: &Store, format: Option<&str>, out: &mut impl Write) -> Result<()> {
     let format = Format::parse(format)?;
     let mut du = store.disk_usage()?;
     du.cache = crate::build::cache_gc::usage(store)?;
+    let (total, active, size, free) = store.cache_mounts_usage()?;
+    let mounts = crate::store::UsageRow {
+        total,
+        active,
+        size,
+        reclaimable: free,
+    };
     let rows = [
         ("Images", &du.images, true),
         ("Layers", &du.layers, true),
         ("Blobs", &du.blobs, false),
         ("Containers", &du.containers, true),
         ("Build Cache", &du.cache, false),
+        ("Cache Mounts", &mounts, false),
     ];
     let cells: Vec<[String; 5]> = rows
         .iter()
