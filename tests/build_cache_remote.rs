@@ -403,3 +403,44 @@ fn cache_mounts_travel_with_mounts_true() {
     );
     assert_eq!(cat(&d, "/seen"), "");
 }
+
+#[test]
+fn a_cached_layer_that_fails_its_digest_is_not_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base_archive(tmp.path());
+    let cache = tmp.path().join("cache");
+    let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("f", "one\n")]);
+    let a = runner(&base);
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    build(&a, ctx.path(), &["--cache-to", &to]);
+    // Every layer blob of the cache gets other bytes of the same size.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        cache.join("blobs/sha256").join(hex)
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap())
+            .unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let path = blob(&layer["digest"]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    // A changed file: the COPY must run on the first RUN's layer, whose
+    // blob is bad. The entry is not used; the build goes on without it.
+    let ctx2 = common::context(&[("Dockerfile", DOCKERFILE), ("f", "two\n")]);
+    let c = runner(&base);
+    let from = format!("type=local,src={}", cache.display());
+    let out = build(&c, ctx2.path(), &["--cache-from", &from]);
+    assert!(
+        out.stderr.contains("not used, building again without it"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("digest mismatch"), "{out:#?}");
+    assert_ne!(cat(&c, "/t1"), cat(&a, "/t1"), "the bad entry was used");
+    c.run(&["system", "check"]).success();
+}

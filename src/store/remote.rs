@@ -15,7 +15,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,25 @@ pub trait LayerFetcher: Send + Sync {
 }
 
 static FETCHER: OnceLock<Box<dyn LayerFetcher>> = OnceLock::new();
+
+/// A remote blob that could not be made a layer (unreachable, or bytes
+/// that fail their digest or diff id).
+#[derive(Debug, Clone)]
+pub struct FailedFetch {
+    pub diff_id: DiffId,
+    pub source: RemoteSource,
+    /// The cause, as a chain.
+    pub reason: String,
+}
+
+/// The failed fetches of this process not taken yet: a build that failed
+/// because of one tries again without the cache entries that need it.
+static FAILED: Mutex<Vec<FailedFetch>> = Mutex::new(Vec::new());
+
+/// The failed fetches since the last call.
+pub fn take_failed_fetches() -> Vec<FailedFetch> {
+    std::mem::take(&mut *FAILED.lock().unwrap_or_else(|e| e.into_inner()))
+}
 
 /// Installs the process's fetcher (the first call wins).
 pub fn install_fetcher(fetcher: Box<dyn LayerFetcher>) {
@@ -142,7 +161,18 @@ impl Store {
                     let lock = self.lock()?;
                     return self.publish_layer(&lock, &staging, layer);
                 }
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    let failed = FailedFetch {
+                        diff_id: diff_id.clone(),
+                        source: remote.source.clone(),
+                        reason: super::error_chain(&e),
+                    };
+                    FAILED
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(failed);
+                    last = Some(e);
+                }
             }
         }
         Err(last.unwrap_or_else(missing))

@@ -31,7 +31,7 @@ mod stage;
 mod tests;
 mod workdir;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -152,8 +152,37 @@ struct Build<'a> {
 }
 
 /// Builds the Dockerfile of `opts`, applies `opts.finish`, tags the
-/// result, returns it with what the exporters need.
+/// result, returns it with what the exporters need. A build that failed
+/// because a remote cache's layer could not be fetched (unreachable, or
+/// bytes that fail their digest) runs once more without the cache entries
+/// that need that layer.
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
+    use crate::store::remote::take_failed_fetches;
+    take_failed_fetches();
+    let err = match build_skipping(store, opts, BTreeSet::new()) {
+        Err(e) if !matches!(e, BuildError::Interrupted { .. }) => e,
+        done => return done,
+    };
+    let failed = take_failed_fetches();
+    if failed.is_empty() {
+        return Err(err);
+    }
+    for f in &failed {
+        crate::progress::warn(format!(
+            "cache {}: layer {}: {}; not used, building again without it",
+            f.source, f.diff_id, f.reason
+        ));
+    }
+    build_skipping(store, opts, failed.into_iter().map(|f| f.diff_id).collect())
+}
+
+/// [`build`] with the cache entries that need a layer of `poisoned` taken
+/// as misses.
+fn build_skipping(
+    store: &Store,
+    opts: &BuildOptions,
+    poisoned: BTreeSet<crate::digest::DiffId>,
+) -> Result<Built, BuildError> {
     let out = Printer::new(opts.quiet);
     if let Err(e) = crate::sandbox::interrupt::catch() {
         // Without it ^C still stops the build, only less tidily.
@@ -171,7 +200,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         false => remote::import::read_all(&opts.cache_from),
     };
     remote::mounts::restore(store, &imports);
-    let cache = LayeredCache::new(store, imports);
+    let cache = LayeredCache::new(store, imports, poisoned);
     let b = Build {
         store,
         opts,

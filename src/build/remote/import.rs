@@ -7,7 +7,7 @@
 //! something needs its content. The hit is then recorded in the local
 //! cache, so the next build on this machine finds it there.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::ThreadId;
 
@@ -69,10 +69,17 @@ pub struct LayeredCache<'a> {
     journal: Mutex<Journal>,
     /// The stage each building thread is at.
     stage: Mutex<HashMap<ThreadId, usize>>,
+    /// Layers whose remote blob failed: an entry whose image has one is a
+    /// miss, here or imported.
+    poisoned: BTreeSet<DiffId>,
 }
 
 impl<'a> LayeredCache<'a> {
-    pub fn new(store: &'a Store, imports: Vec<Imported>) -> LayeredCache<'a> {
+    pub fn new(
+        store: &'a Store,
+        imports: Vec<Imported>,
+        poisoned: BTreeSet<DiffId>,
+    ) -> LayeredCache<'a> {
         LayeredCache {
             store,
             local: LocalCache::new(store),
@@ -80,7 +87,32 @@ impl<'a> LayeredCache<'a> {
             origin: Mutex::default(),
             journal: Mutex::default(),
             stage: Mutex::default(),
+            poisoned,
         }
+    }
+
+    /// Whether `entry` names an image with a poisoned layer.
+    fn is_poisoned(&self, entry: &Entry) -> bool {
+        let Entry::Image(id) = entry else {
+            return false;
+        };
+        if self.poisoned.is_empty() {
+            return false;
+        }
+        let config = self
+            .store
+            .config(id)
+            .map(|c| c.rootfs.diff_ids)
+            .or_else(|_| {
+                // Not adopted yet: its config is in the record.
+                let found = self.imports.iter().find_map(|i| i.record.image(id));
+                found.map(|(_, c)| c.rootfs.diff_ids).ok_or(())
+            });
+        // A layer made here since (the step built again) is fine.
+        config.map_or(true, |ids| {
+            ids.iter()
+                .any(|d| self.poisoned.contains(d) && !self.store.has_layer(d))
+        })
     }
 
     /// What the build looked up and recorded so far.
@@ -112,6 +144,7 @@ impl<'a> LayeredCache<'a> {
                 continue;
             };
             let entry = match found {
+                Some(id) if self.is_poisoned(&Entry::Image(id.clone())) => continue,
                 None => Entry::Step,
                 Some(id) => match adopt(self.store, imported, id) {
                     Ok(()) => Entry::Image(id.clone()),
@@ -135,7 +168,7 @@ impl<'a> LayeredCache<'a> {
 impl StepCache for LayeredCache<'_> {
     fn lookup(&self, key: &CacheKey) -> Option<Entry> {
         lock(&self.origin).remove(&thread());
-        if let Some(e) = self.local.lookup(key) {
+        if let Some(e) = self.local.lookup(key).filter(|e| !self.is_poisoned(e)) {
             self.note(key, &e);
             return Some(e);
         }
