@@ -21,7 +21,7 @@ pub struct ImageArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ImageCommand {
     /// Build an image from a Dockerfile (`strata build`)
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Show the history of an image (`strata history`)
     History(history::HistoryArgs),
     /// Import a rootfs tarball (`strata import`)

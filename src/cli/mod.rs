@@ -132,7 +132,7 @@ pub enum Command {
     /// Run a command inside strata's user namespace (as `buildah unshare`)
     Unshare(unshare::UnshareArgs),
     /// Build an image from a Dockerfile
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Create and run a new container from an image
     Run(run::RunArgs),
     /// List containers
