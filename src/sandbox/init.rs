@@ -300,14 +300,8 @@ fn wait_for(
     let mut stdout = std::io::stdout();
     loop {
         if let Some(code) = children.poll()? {
-            // What the program wrote just before exiting is still queued.
-            while let Some(m) = master.as_ref().filter(|_| master_open) {
-                let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
-                if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0
-                    || !tty::pump(m.as_fd(), &mut stdout)
-                {
-                    break;
-                }
+            if let Some(m) = master.as_ref().filter(|_| master_open) {
+                drain(m, &mut stdout);
             }
             return Ok(code);
         }
@@ -348,29 +342,53 @@ fn wait_for(
                 stdin_open = tty::pump(stdin.as_fd(), w);
             }
         }
-        if !sig_ready {
-            continue;
-        }
-        let info = match signals.read_signal() {
-            Ok(Some(info)) => info,
-            Ok(None) | Err(Errno::EINTR) => continue,
-            Err(errno) => {
-                return Err(InitError::Sys {
-                    what: "reading signals",
-                    errno,
-                })
-            }
-        };
-        match Signal::try_from(info.ssi_signo as i32) {
-            Ok(Signal::SIGWINCH) => {
-                if let Some(m) = &master {
-                    tty::copy_window_size(m);
-                }
-            }
-            Ok(sig) if FORWARDED.contains(&sig) => children.kill(sig),
-            _ => {}
+        if sig_ready {
+            on_signal(children, signals, master.as_ref())?;
         }
     }
+}
+
+/// What the program wrote on its terminal just before exiting is still
+/// queued: pass it on.
+fn drain(master: &OwnedFd, stdout: &mut std::io::Stdout) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0 || !tty::pump(master.as_fd(), stdout)
+        {
+            return;
+        }
+    }
+}
+
+/// Handles one pending signal: a window change goes to the terminal, a
+/// forwarded signal kills pid 1 (and so its whole pid namespace).
+fn on_signal(
+    children: &mut dyn Children,
+    signals: &SignalFd,
+    master: Option<&OwnedFd>,
+) -> Result<(), InitError> {
+    let info = match signals.read_signal() {
+        Ok(Some(info)) => info,
+        Ok(None) | Err(Errno::EINTR) => return Ok(()),
+        Err(errno) => {
+            return Err(InitError::Sys {
+                what: "reading signals",
+                errno,
+            })
+        }
+    };
+    match Signal::try_from(info.ssi_signo as i32) {
+        Ok(Signal::SIGWINCH) => {
+            if let Some(m) = master {
+                tty::copy_window_size(m);
+            }
+        }
+        Ok(sig) if FORWARDED.contains(&sig) => children.kill(sig),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Pid 1: becomes the container and execs its command; returns only on
