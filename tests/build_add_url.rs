@@ -176,8 +176,9 @@ fn rootless_build_add_url_failures_say_what_and_where() {
             vec![format!("cannot determine a file name for {url}/")],
         ),
         (
+            // A git source: fetched as a repository, not downloaded.
             "ADD https://example.invalid/repo.git /src".into(),
-            vec!["ADD of a git source is not supported yet".into()],
+            vec!["fetching https://example.invalid/repo.git: ".into()],
         ),
         // COPY takes a URL as a path in the context, as Docker does.
         (format!("COPY {url}/hello.txt /h"), vec!["not found".into()]),

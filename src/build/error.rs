@@ -236,6 +236,8 @@ pub enum StepFailure {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
+    Git(#[from] super::git::GitError),
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Mount(#[from] super::mounts::MountError),

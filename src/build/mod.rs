@@ -32,6 +32,7 @@ pub mod dockerignore;
 pub mod engine;
 pub mod error;
 pub mod fetch;
+pub mod git;
 pub mod key;
 pub mod lint;
 pub mod mounts;

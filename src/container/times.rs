@@ -22,11 +22,17 @@ pub fn copy_times(path: &Path, meta: &Metadata) -> io::Result<()> {
 
 /// Sets both times of `path` to the epoch.
 pub fn zero_times(path: &Path) -> io::Result<()> {
-    let zero = rustix::fs::Timespec {
-        tv_sec: 0,
+    date(path, 0)
+}
+
+/// Sets both times of `path` (a symlink itself, not followed) to `secs`
+/// after the epoch.
+pub fn date(path: &Path, secs: i64) -> io::Result<()> {
+    let t = rustix::fs::Timespec {
+        tv_sec: secs,
         tv_nsec: 0,
     };
-    set(path, zero, zero)
+    set(path, t, t)
 }
 
 fn set(path: &Path, atime: rustix::fs::Timespec, mtime: rustix::fs::Timespec) -> io::Result<()> {

@@ -23,11 +23,17 @@ use super::RegistryError;
 /// the whole transfer, so it bounds stalls, never the size of a transfer;
 /// a request given a timeout of its own uses that for both instead.
 pub fn client_builder(read_timeout: std::time::Duration) -> reqwest::blocking::ClientBuilder {
-    // Err means a provider is already installed, which is all we need.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     reqwest::blocking::Client::builder()
         .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
         .timeout(read_timeout)
+}
+
+/// rustls with ring as the process's TLS provider, before any client is
+/// built (here, or by a library such as gix).
+pub fn install_tls_provider() {
+    // Err means a provider is already installed, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The URL without its query, for messages (token URLs carry scopes only,

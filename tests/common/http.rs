@@ -15,13 +15,19 @@ use std::path::{Path, PathBuf};
 
 /// Serves `dir`; returns the base URL, `http://127.0.0.1:PORT`.
 pub fn serve_dir(dir: &Path) -> String {
+    let dir = dir.to_path_buf();
+    listen(move |conn| serve(conn, &dir))
+}
+
+/// Hands each connection to 127.0.0.1:PORT to `handle`, one at a time, on a
+/// thread that lives as long as the test process; returns the base URL.
+pub fn listen(handle: impl Fn(TcpStream) -> std::io::Result<()> + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let addr = listener.local_addr().expect("local address");
-    let dir = dir.to_path_buf();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             // A client that hangs up early is its own problem.
-            let _ = serve(conn, &dir);
+            let _ = handle(conn);
         }
     });
     format!("http://{addr}")

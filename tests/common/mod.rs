@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fstree;
+pub mod githttp;
 pub mod http;
 pub mod tarspec;
 

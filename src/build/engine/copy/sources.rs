@@ -12,6 +12,7 @@ use super::super::{Build, Stages};
 use crate::build::context::Context;
 use crate::build::error::StepFailure;
 use crate::build::fetch::{self, Download, Fetcher};
+use crate::build::git;
 use crate::digest::{Digest, ImageId};
 use crate::store::Staging;
 
@@ -61,9 +62,11 @@ pub(super) fn resolve(
     for (index, s) in fc.sources.iter().enumerate() {
         match s {
             ParsedSource::Path(p) if add && fetch::is_git(p) => {
-                return Err(StepFailure::Unsupported(
-                    "ADD of a git source is not supported yet",
-                ));
+                let dir = staging_dir(b, &mut staging)?;
+                let checksum = fc.checksum.as_deref();
+                let download = git::add_source(p, &dir, index, fc.keep_git_dir, checksum)?;
+                sources.push((Origin::Inline, download.path.to_string_lossy().into_owned()));
+                downloads.push(download);
             }
             ParsedSource::Path(p) if add && fetch::is_url(p) => {
                 let dir = staging_dir(b, &mut staging)?;
@@ -122,10 +125,13 @@ pub(in crate::build::engine) fn image_of_from(
 /// refuses (a checksum for several or local sources).
 fn checksum_of(fc: &FileCopy) -> Result<Option<Digest>, StepFailure> {
     let is_url = |s: &ParsedSource| matches!(s, ParsedSource::Path(p) if fetch::is_url(p));
+    let is_git = |s: &ParsedSource| matches!(s, ParsedSource::Path(p) if fetch::is_git(p));
     let urls = fc.sources.iter().filter(|s| is_url(s)).count();
     match &fc.checksum {
         None => Ok(None),
         Some(_) if fc.sources.len() != 1 => Err(StepFailure::ChecksumPlace("multiple sources")),
+        // A commit id, checked by the git fetch.
+        Some(_) if is_git(&fc.sources[0]) => Ok(None),
         Some(_) if urls == 0 => Err(StepFailure::ChecksumPlace("non-HTTP(S) sources")),
         Some(c) => Ok(Some(c.parse::<Digest>().map_err(StepFailure::Checksum)?)),
     }
