@@ -235,3 +235,96 @@ fn rootless_a_failed_stage_stops_the_others_and_leaves_nothing() {
     let images = s.run(&["images", "-q", "never"]).success();
     assert_eq!(images.stdout.trim(), "", "nothing tagged");
 }
+
+fn report(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn rootless_report_tells_every_step_hits_misses_and_totals() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS a\nRUN echo a > /a\nFROM busybox\nCOPY f /f\nENV X=1\nCOPY --from=a /a /a\n";
+    let ctx = context(&[("Dockerfile", df), ("f", "one\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("report.json");
+    let file = path.to_str().unwrap();
+    build(&s, ctx.path(), &["-q", "--report", file]).success();
+    std::fs::write(ctx.path().join("f"), "two!\n").unwrap();
+    let run = build(&s, ctx.path(), &["-q", "--report", file, "-t", "rep"]).success();
+    let r = report(&path);
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["result"], "built");
+    assert_eq!(r["image"]["id"], run.stdout.trim());
+    assert_eq!(r["image"]["tags"][0], "rep:latest");
+    let steps = r["steps"].as_array().unwrap();
+    let status: Vec<&str> = steps
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        status,
+        ["base", "cached", "base", "run", "run", "run"],
+        "{r:#}"
+    );
+    assert_eq!(steps[1]["instruction"], "RUN echo a > /a");
+    assert_eq!(steps[1]["stage_name"], "a");
+    assert_eq!(steps[1]["location"]["line"], 2);
+    assert_eq!(steps[1]["miss_reason"], Value::Null);
+    assert_eq!(steps[3]["miss_reason"], "not in the cache");
+    assert_eq!(steps[4]["miss_reason"], "parent step 4 missed");
+    assert_eq!(steps[3]["layer"]["size"], 5, "COPY f: its 5 bytes");
+    assert!(steps[3]["layer"]["diff_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(steps[4]["layer"], Value::Null, "ENV adds no layer");
+    assert_eq!(steps[5]["image"], r["image"]["id"]);
+    let totals = &r["totals"];
+    assert_eq!(
+        (totals["steps"].clone(), totals["steps_cached"].clone()),
+        (6.into(), 1.into())
+    );
+    assert_eq!(totals["steps_run"], 3);
+    assert!(
+        totals["context_bytes_read"].as_u64().unwrap() >= 5,
+        "{totals:#}"
+    );
+    assert!(
+        totals["peak_memory_bytes"].as_u64().unwrap() > 0,
+        "{totals:#}"
+    );
+    for field in [
+        "bytes_downloaded",
+        "bytes_uploaded",
+        "remote_cache_hits",
+        "wall_ms",
+    ] {
+        assert!(totals[field].is_u64(), "{field}: {totals:#}");
+    }
+}
+
+#[test]
+fn rootless_report_of_a_failed_build_names_the_failed_step() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN exit 4\nRUN true\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("report.json");
+    let run = build(&s, ctx.path(), &["--report", path.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let r = report(&path);
+    assert_eq!(r["result"], "failed");
+    assert!(
+        r["error"].as_str().unwrap().contains("exit status 4"),
+        "{r:#}"
+    );
+    assert_eq!(r["image"], Value::Null);
+    let status: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["base", "failed"], "step 3 never started: {r:#}");
+}

@@ -34,11 +34,22 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::dockerignore::{self, Glob, IgnoreError, Matcher};
 
 pub use beside::read_beside;
+
+/// Bytes of context files read by this process (a build's report).
+static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of context files this process has read so far.
+pub fn bytes_read() -> u64 {
+    BYTES_READ.load(Ordering::Relaxed)
+}
+
 pub use digest::{digest_sources, Digester};
 
 /// Name of the ignore file at the context root.
@@ -326,6 +337,8 @@ impl Context {
                 found: "another file type",
             });
         }
+        // Whoever opens a context file reads it whole (to hash or copy it).
+        BYTES_READ.fetch_add(u64::try_from(st.st_size).unwrap_or(0), Ordering::Relaxed);
         Ok(std::fs::File::from(fd))
     }
 

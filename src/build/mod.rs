@@ -39,6 +39,7 @@ pub mod mounts;
 pub mod output;
 pub mod plan;
 pub mod remote;
+pub mod report;
 pub mod scheduler;
 
 pub use engine::{build, BuildOptions, PullPolicy};

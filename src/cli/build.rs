@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -15,7 +16,7 @@ use crate::build::output::finish::rfc3339;
 use crate::build::output::provenance::{Provenance, Times};
 use crate::build::output::Built;
 use crate::build::remote::spec::{self, CacheSpec, Direction};
-use crate::build::{BuildOptions, PullPolicy};
+use crate::build::{report, BuildError, BuildOptions, PullPolicy};
 use crate::digest::ImageId;
 use crate::progress::Progress;
 use crate::reference::Reference;
@@ -69,6 +70,9 @@ pub struct BuildArgs {
     /// Type of progress output: auto, tty, plain, quiet, rawjson
     #[arg(long, value_enum, value_name = "TYPE", env = "STRATA_PROGRESS", default_value_t = Progress::Auto, hide_env = true)]
     progress: Progress,
+    /// Write what the build did (every step, cache hits and misses, totals) as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Check the Dockerfile against the lint rules and print what they find; build nothing
     #[arg(long)]
     check: bool,
@@ -99,7 +103,11 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         .collect();
     let epoch_arg = build_args.get(SOURCE_DATE_EPOCH).map(|v| v.as_deref());
     let out = args.outputs.resolve(&tags, epoch_arg)?;
-    let quiet = configure_printer(args, &out);
+    let report = args
+        .report
+        .clone()
+        .map(|path| (path, Arc::new(report::Collector::default())));
+    let quiet = configure_printer(args, &out, report.as_ref().map(|r| r.1.clone()));
     let context = (args.context != "-").then(|| PathBuf::from(&args.context));
     if let Some(dir) = &context {
         if !dir.is_dir() {
@@ -141,12 +149,13 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
     let started = crate::store::now_rfc3339();
-    let built = build_or_verify(&store, &options, out.verify_repro);
-    crate::progress::emit(crate::progress::Event::BuildDone);
+    let built = build_and_export(&store, &options, &out, started);
+    if let Some((path, collector)) = &report {
+        write_report(path, collector, &built, &options.tags)?;
+    }
     let Some(built) = built? else {
         return Ok(ExitCode::from(EXIT_BUILD_FAILED));
     };
-    export(&store, &options, &built, &out, started)?;
     if !(args.cache_from.is_empty() && args.cache_to.is_empty()) {
         // After the outputs: a layer they needed was fetched by then.
         let t = crate::build::remote::stats::totals();
@@ -213,18 +222,71 @@ fn export(
 
 /// Installs the printer in the `--progress` mode; whether the build is
 /// quiet (`-q`, or `--progress=quiet` as in buildx).
-fn configure_printer(args: &BuildArgs, out: &Resolved) -> bool {
+fn configure_printer(
+    args: &BuildArgs,
+    out: &Resolved,
+    report: Option<Arc<report::Collector>>,
+) -> bool {
     let progress = progress_mode(args);
     let quiet = args.quiet || progress == Progress::Quiet;
     // Steps on stdout (stderr when stdout carries an output); FROM's
     // automatic pulls and a --push's lines on stderr, as Docker's.
-    crate::progress::configure(crate::progress::Config {
+    let config = crate::progress::Config {
         quiet,
         transfers: crate::progress::Stream::Stderr,
         stdout_to_stderr: out.export.log_to_stderr,
         progress,
-    });
+    };
+    match report {
+        Some(collector) => crate::progress::configure_with(config, collector),
+        None => crate::progress::configure(config),
+    }
     quiet
+}
+
+/// The build and its outputs; `None` when `--verify-repro` found the two
+/// builds differ.
+fn build_and_export(
+    store: &Store,
+    options: &BuildOptions,
+    out: &Resolved,
+    started: String,
+) -> Result<Option<Built>> {
+    let built = build_or_verify(store, options, out.verify_repro);
+    crate::progress::emit(crate::progress::Event::BuildDone);
+    let Some(built) = built? else {
+        return Ok(None);
+    };
+    export(store, options, &built, out, started)?;
+    Ok(Some(built))
+}
+
+/// `--report FILE`: what the build did, as JSON (docs/build-report.md).
+fn write_report(
+    path: &std::path::Path,
+    collector: &report::Collector,
+    built: &Result<Option<Built>>,
+    tags: &[Reference],
+) -> Result<()> {
+    let ending = match built {
+        Ok(Some(b)) => report::Ending::Built {
+            id: b.id.to_string(),
+            tags: tags.iter().map(|t| t.familiar()).collect(),
+        },
+        Ok(None) => report::Ending::Failed {
+            error: "not reproducible".into(),
+            step: None,
+        },
+        Err(e) => report::Ending::Failed {
+            error: format!("{e:#}"),
+            step: match e.downcast_ref::<BuildError>() {
+                Some(BuildError::Step(s)) => Some(s.number),
+                _ => None,
+            },
+        },
+    };
+    let json = serde_json::to_vec_pretty(&collector.finish(ending))?;
+    std::fs::write(path, json).with_context(|| format!("writing the report {}", path.display()))
 }
 
 /// `--progress`, else `STRATA_PROGRESS` (clap reads it), else BuildKit's

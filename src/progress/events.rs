@@ -16,13 +16,26 @@ pub struct StepId {
     pub number: usize,
 }
 
+/// The layer a step added to its image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepLayer {
+    pub diff_id: String,
+    /// Bytes of regular file content (Docker's layer size).
+    pub size: u64,
+}
+
 /// Everything strata shows while it works.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// A build is about to run its first step: how many steps, and whether
-    /// stages may run at once (then lines say which stage they are of).
-    BuildStarted { total: usize, parallel: bool },
+    /// A build is about to run its first step: its Dockerfile (as named
+    /// in errors), how many steps, and whether stages may run at once
+    /// (then lines say which stage they are of).
+    BuildStarted {
+        dockerfile: String,
+        total: usize,
+        parallel: bool,
+    },
     /// A build step begins (`Step 2/5 : ENV A=1`): `step.number` of
     /// `total` in the build; `stage_step` of `stage_steps` in the stage
     /// named `stage_name` (its FROM is 1), as BuildKit's `[name 2/3]`.
@@ -33,16 +46,25 @@ pub enum Event {
         stage_step: usize,
         stage_steps: usize,
         text: String,
+        /// Where the instruction is in the Dockerfile (1-based).
+        line: usize,
+        column: usize,
     },
     /// A line the step's process wrote (stdout and stderr), when the
     /// printer shows it rather than the terminal getting it directly.
     StepOutput { step: StepId, line: String },
     /// The step is over (cached, built, or applied to the config):
-    /// `cached` and how long it took.
+    /// `cached` and how long it took; the image the stage is at after it
+    /// (`None` while metadata steps wait to become one), the layer it
+    /// added, and why it missed the cache (`None` when it hit, and for a
+    /// FROM).
     StepDone {
         step: StepId,
         cached: bool,
         millis: u64,
+        image: Option<String>,
+        layer: Option<StepLayer>,
+        miss: Option<String>,
     },
     /// The step's image came from the cache (` ---> Using cache`).
     StepCached { step: StepId },

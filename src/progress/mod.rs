@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::digest::Digest;
 
-pub use events::{Event, LayerStatus, LogLevel, StepId, Transfer};
+pub use events::{Event, LayerStatus, LogLevel, StepId, StepLayer, Transfer};
 pub use printer::{Config, Printer, Progress, Stream};
 
 /// Where events go: the terminal printer, or any other renderer.
@@ -29,6 +29,22 @@ pub trait Sink: Send + Sync {
     /// [`Event::StepOutput`] rather than straight to the terminal.
     fn captures_output(&self) -> bool {
         false
+    }
+}
+
+/// Every event to each of its sinks in turn (the printer and a build's
+/// report).
+pub struct Tee(pub Vec<Arc<dyn Sink>>);
+
+impl Sink for Tee {
+    fn emit(&self, event: &Event) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+
+    fn captures_output(&self) -> bool {
+        self.0.iter().any(|s| s.captures_output())
     }
 }
 
@@ -45,6 +61,11 @@ pub fn install(sink: Arc<dyn Sink>) {
 /// per command, from `-q` and from whose stream pull lines use).
 pub fn configure(config: Config) {
     install(Arc::new(Printer::new(config)));
+}
+
+/// Installs a terminal [`Printer`] with `config`, and `also` beside it.
+pub fn configure_with(config: Config, also: Arc<dyn Sink>) {
+    install(Arc::new(Tee(vec![Arc::new(Printer::new(config)), also])));
 }
 
 /// Shows `event` through the installed sink (a default printer if none).

@@ -177,6 +177,7 @@ impl Printer {
                 step,
                 cached,
                 millis,
+                ..
             } => live.done(*step, *cached, Duration::from_millis(*millis)),
             Event::BuildDone => live.finish(),
             Event::StepCached { .. }
@@ -341,6 +342,8 @@ mod tests {
                     stage_step: 2,
                     stage_steps: 7,
                     text: "RUN make".into(),
+                    line: 1,
+                    column: 1,
                 },
                 Some((Stream::Stdout, "Step 2/7 : RUN make")),
             ),
@@ -408,6 +411,8 @@ mod tests {
             stage_step: 1,
             stage_steps: 1,
             text: "FROM x".into(),
+            line: 1,
+            column: 1,
         };
         assert_eq!(plain_line(&step, true), None);
         let warning = Event::Warning {

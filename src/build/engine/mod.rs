@@ -49,7 +49,7 @@ use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
 use super::remote::{self, LayeredCache};
 use super::scheduler::{self, Cancel, Node};
 use crate::digest::ImageId;
-use crate::progress::StepId;
+use crate::progress::{self, StepId};
 use crate::reference::Reference;
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::spec::Network;
@@ -316,8 +316,9 @@ impl Build<'_> {
             })
             .collect();
         let jobs = self.opts.jobs.max(1);
+        let parallel = scheduler::can_overlap(&nodes, jobs);
         self.out
-            .build_started(plan.total, scheduler::can_overlap(&nodes, jobs));
+            .build_started(&dockerfile_name(self.opts), plan.total, parallel);
         let by_id: HashMap<usize, &StagePlan> =
             plan.stages.iter().map(|sp| (sp.stage.index, sp)).collect();
         let work = |id: usize, done: &Stages| self.stage(plan, by_id[&id], globals, done);
@@ -361,11 +362,19 @@ impl Build<'_> {
         self.out.image(state.step, &base);
         self.onbuild_triggers(&mut state)
             .map_err(|cause| self.failed(plan, &sp.from, &mut state, cause))?;
-        self.out.step_done(state.step, false, started.elapsed());
+        let base = out::Finished {
+            cached: false,
+            took: started.elapsed(),
+            image: state.image.as_ref().map(ToString::to_string),
+            layer: None,
+            miss: None,
+        };
+        self.out.step_done(state.step, base);
         for (i, planned) in sp.steps.iter().enumerate() {
             self.stopped()?;
             let started = self.begin(plan, sp, planned);
             state.step = step_id(sp, planned);
+            let layers = state.config().rootfs.diff_ids.len();
             let outcome = self.step(
                 &mut state,
                 planned.step,
@@ -384,7 +393,7 @@ impl Build<'_> {
                     false => Ok(cached),
                 });
             let cached = finished.map_err(|cause| self.failed(plan, planned, &mut state, cause))?;
-            self.out.step_done(state.step, cached, started.elapsed());
+            self.step_over(&mut state, cached, layers, started);
         }
         self.materialize(&mut state)
             .map_err(|cause| self.unplaced(cause))?;
@@ -399,10 +408,51 @@ impl Build<'_> {
             stage_name: &name,
             stage_step: planned.number - sp.from.number + 1,
             stage_steps: sp.steps.len() + 1,
+            line: planned.step.span().start_line,
+            column: planned.step.raw.col,
         };
         self.out
             .step_started(step_id(sp, planned), plan.total, place, text);
         Instant::now()
+    }
+
+    /// Says the step is over: cached or not (and then why), the image the
+    /// stage is at, the layer the step added (the stage had `layers`
+    /// before it).
+    fn step_over(&self, state: &mut StageState, cached: bool, layers: usize, started: Instant) {
+        let miss = (!cached).then(|| match (self.opts.no_cache, state.first_miss) {
+            (true, _) => "--no-cache".to_string(),
+            (false, Some(n)) => format!("parent step {n} missed"),
+            (false, None) => "not in the cache".to_string(),
+        });
+        if !cached && state.first_miss.is_none() {
+            state.first_miss = Some(state.step.number);
+        }
+        let diff_ids = &state.config().rootfs.diff_ids;
+        let layer = diff_ids
+            .get(layers..)
+            .and_then(<[_]>::last)
+            .map(|d| progress::StepLayer {
+                diff_id: d.to_string(),
+                // A layer with no record has no size to tell.
+                size: self
+                    .store
+                    .layer_record(d)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |r| r.size),
+            });
+        let finished = out::Finished {
+            cached,
+            took: started.elapsed(),
+            image: match state.pending {
+                Some(_) => None,
+                None => state.image.as_ref().map(ToString::to_string),
+            },
+            layer,
+            miss,
+        };
+        self.out.step_done(state.step, finished);
     }
 
     /// One step of a stage (or an ONBUILD trigger): expand, then the

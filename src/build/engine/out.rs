@@ -6,18 +6,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::progress::{self, Event, StepId};
+use crate::progress::{self, Event, StepId, StepLayer};
 use crate::sandbox::spawn::Output;
 
 pub(super) struct Printer {
     quiet: bool,
 }
 
-/// Where a step stands in its stage, for BuildKit's `[name 2/3]`.
+/// Where a step stands in its stage, for BuildKit's `[name 2/3]`, and
+/// in the Dockerfile.
 pub(super) struct Place<'a> {
     pub stage_name: &'a str,
     pub stage_step: usize,
     pub stage_steps: usize,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// How a step ended, for [`Event::StepDone`].
+pub(super) struct Finished {
+    pub cached: bool,
+    pub took: Duration,
+    pub image: Option<String>,
+    pub layer: Option<StepLayer>,
+    pub miss: Option<String>,
 }
 
 impl Printer {
@@ -30,8 +42,12 @@ impl Printer {
         self.quiet
     }
 
-    pub fn build_started(&self, total: usize, parallel: bool) {
-        progress::emit(Event::BuildStarted { total, parallel });
+    pub fn build_started(&self, dockerfile: &str, total: usize, parallel: bool) {
+        progress::emit(Event::BuildStarted {
+            dockerfile: dockerfile.into(),
+            total,
+            parallel,
+        });
     }
 
     pub fn step_started(&self, step: StepId, total: usize, place: Place<'_>, text: &str) {
@@ -42,6 +58,8 @@ impl Printer {
             stage_step: place.stage_step,
             stage_steps: place.stage_steps,
             text: text.into(),
+            line: place.line,
+            column: place.column,
         });
     }
 
@@ -90,11 +108,14 @@ impl Printer {
         });
     }
 
-    pub fn step_done(&self, step: StepId, cached: bool, took: Duration) {
+    pub fn step_done(&self, step: StepId, f: Finished) {
         progress::emit(Event::StepDone {
             step,
-            cached,
-            millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            cached: f.cached,
+            millis: u64::try_from(f.took.as_millis()).unwrap_or(u64::MAX),
+            image: f.image,
+            layer: f.layer,
+            miss: f.miss,
         });
     }
 

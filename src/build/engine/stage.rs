@@ -23,6 +23,9 @@ pub(super) struct StageState {
     pub args: BTreeMap<String, String>,
     /// The step under way, for its events.
     pub step: StepId,
+    /// The first step of the stage that missed the cache: every later
+    /// one misses because of it.
+    pub first_miss: Option<usize>,
 }
 
 impl StageState {
@@ -33,6 +36,7 @@ impl StageState {
             pending: None,
             args: BTreeMap::new(),
             step: StepId::default(),
+            first_miss: None,
         }
     }
 
