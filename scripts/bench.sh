@@ -56,3 +56,5 @@ for k in "a cold RUN $(n 200)MB" "b COPY $(n 20000) files" "c cached rebuild of 
 done
 # g: the CI case (a cold runner with a remote cache), in a script of its own.
 [ "${BENCH_CACHE:-1}" = 0 ] || STRATA=$strata bash scripts/bench-cache.sh
+# h: independent stages at once (--jobs), strata alone.
+[ "${BENCH_JOBS:-1}" = 0 ] || STRATA=$strata bash scripts/bench-jobs.sh
