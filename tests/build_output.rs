@@ -530,3 +530,32 @@ fn registry_build_provenance_is_attached_as_buildkit_does() {
     let out = other.run(&["run", "--rm", &app, "cat", "/v"]).success();
     assert_eq!(out.stdout, "7\n");
 }
+
+#[test]
+fn rootless_build_arg_file_under_build_arg() {
+    let st = Strata::new();
+    st.import_busybox("busybox");
+    let ctx = common::context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nARG A\nARG B\nRUN echo \"$A $B\" > /ab\n",
+        ),
+        ("args.conf", "# a comment\n\nA=from-file\n  B=file\n"),
+    ]);
+    let file = ctx.path().join("args.conf");
+    let args = [
+        "-q",
+        "-t",
+        "ab",
+        "--build-arg-file",
+        s(&file),
+        "--build-arg",
+        "B=cli",
+    ];
+    build(&st, ctx.path(), &args).success();
+    let out = st.run(&["run", "--rm", "ab", "cat", "/ab"]).success();
+    assert_eq!(out.stdout, "from-file cli\n");
+    let missing = build(&st, ctx.path(), &["--build-arg-file", "/nonexistent/args"]);
+    assert_eq!(missing.code, Some(125), "{missing:#?}");
+    assert!(missing.stderr.contains("/nonexistent/args"), "{missing:#?}");
+}

@@ -35,6 +35,9 @@ pub struct BuildArgs {
     /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     build_arg: Vec<String>,
+    /// Read build-time variables from FILE: a KEY=VALUE a line, # comments (buildah's flag; --build-arg wins)
+    #[arg(long = "build-arg-file", value_name = "FILE")]
+    build_arg_file: Vec<PathBuf>,
     /// Set the target build stage to build
     #[arg(long)]
     target: Option<String>,
@@ -98,7 +101,9 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         .iter()
         .map(|t| Reference::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let build_args: std::collections::BTreeMap<_, _> = key_values(&args.build_arg)
+    let from_files = arg_file_lines(&args.build_arg_file)?;
+    let build_args: std::collections::BTreeMap<_, _> = key_values(&from_files)
+        .chain(key_values(&args.build_arg))
         .map(|(k, v)| (k, v.map(str::to_string)))
         .collect();
     let epoch_arg = build_args.get(SOURCE_DATE_EPOCH).map(|v| v.as_deref());
@@ -345,6 +350,23 @@ fn cache_specs(values: &[String], direction: Direction) -> Result<Vec<CacheSpec>
         .iter()
         .map(|v| spec::parse(v, direction))
         .collect::<Result<_, _>>()?)
+}
+
+/// The lines of `--build-arg-file`s, as buildah reads them: blank lines
+/// and lines starting with `#` skipped, each other line one `--build-arg`.
+fn arg_file_lines(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
 }
 
 /// `KEY=VALUE` (or `KEY`) pairs; a later key wins.
