@@ -328,3 +328,44 @@ fn rootless_report_of_a_failed_build_names_the_failed_step() {
         .collect();
     assert_eq!(status, ["base", "failed"], "step 3 never started: {r:#}");
 }
+
+#[test]
+fn rootless_no_cache_filter_runs_only_the_named_stages_again() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS a\nRUN echo a > /a\nFROM busybox AS b\nRUN echo b > /b\nFROM b\nCOPY --from=a /a /a\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("report.json");
+    let file = path.to_str().unwrap();
+    build(&s, ctx.path(), &["-q"]).success();
+    build(
+        &s,
+        ctx.path(),
+        &["-q", "--no-cache-filter", "a", "--report", file],
+    )
+    .success();
+    let r = report(&path);
+    let steps: Vec<(u64, &str, &Value)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["number"].as_u64().unwrap(),
+                s["status"].as_str().unwrap(),
+                &s["miss_reason"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps[1],
+        (2, "run", &Value::from("--no-cache-filter")),
+        "{r:#}"
+    );
+    assert_eq!(
+        steps[3],
+        (4, "cached", &Value::Null),
+        "stage b is not named: {r:#}"
+    );
+}

@@ -44,6 +44,9 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     no_cache: bool,
+    /// Do not use cache for the named stages (names or indices, comma-separated)
+    #[arg(long, value_name = "STAGE", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
     /// Set metadata for the image (KEY=VALUE)
     #[arg(long, value_name = "KEY=VALUE")]
     label: Vec<String>,
@@ -132,6 +135,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
         labels: key_values(&args.label)
             .map(|(k, v)| (k, v.unwrap_or_default().to_string()))
             .collect(),

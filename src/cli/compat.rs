@@ -70,7 +70,6 @@ const MISSING_FLAGS: &[MissingFlag] = &[
     flag_note("build", "load", None, "a built image is already in strata's store; `strata push IMAGE docker-archive:FILE` and `docker load` move it to Docker"),
     flag("build", "memory", Some('m')),
     flag("build", "memory-swap", None),
-    flag("build", "no-cache-filter", None),
     flag("build", "platform", None),
     flag_note("build", "rm", None, "strata always removes a step's container"),
     flag("build", "sbom", None),

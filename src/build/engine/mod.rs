@@ -73,6 +73,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, Option<String>>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `--no-cache-filter`: the stages (by name or index) that take
+    /// nothing from the cache.
+    pub no_cache_filter: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub quiet: bool,
     pub network: Network,
@@ -265,6 +268,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+thread_local! {
+    /// Set while a stage `--no-cache-filter` names runs on this thread (a
+    /// stage runs wholly on one thread, so the executors' lookups need not
+    /// be told which stage they are of).
+    static UNCACHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The stage running on this thread takes nothing from the cache, until
+/// dropped.
+struct Uncached;
+
+impl Uncached {
+    fn set(on: bool) -> Uncached {
+        UNCACHED.with(|u| u.set(on));
+        Uncached
+    }
+
+    fn here() -> bool {
+        UNCACHED.with(std::cell::Cell::get)
+    }
+}
+
+impl Drop for Uncached {
+    fn drop(&mut self) {
+        UNCACHED.with(|u| u.set(false));
+    }
+}
+
 /// The id a step's events go by.
 fn step_id(sp: &StagePlan, planned: &PlannedStep) -> StepId {
     StepId {
@@ -294,6 +325,19 @@ impl Build<'_> {
             output::finish::finish(self.store, &image, base, &self.opts.finish)
         };
         finished().map_err(|e| BuildError::Output(Box::new(e)))
+    }
+
+    /// Whether `--no-cache-filter` names the stage (by name or index).
+    fn filtered(&self, sp: &StagePlan) -> bool {
+        let index = sp.stage.index.to_string();
+        self.opts.no_cache_filter.iter().any(|f| {
+            *f == index
+                || sp
+                    .stage
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(f))
+        })
     }
 
     /// Err once the build should stop: a signal, or another stage failed.
@@ -349,6 +393,7 @@ impl Build<'_> {
         done: &Stages,
     ) -> Result<Option<ImageId>, BuildError> {
         self.stopped()?;
+        let _uncached = Uncached::set(self.filtered(sp));
         self.cache.stage_started(sp.stage.index);
         let started = self.begin(plan, sp, &sp.from);
         let mut state = self
@@ -422,6 +467,7 @@ impl Build<'_> {
     fn step_over(&self, state: &mut StageState, cached: bool, layers: usize, started: Instant) {
         let miss = (!cached).then(|| match (self.opts.no_cache, state.first_miss) {
             (true, _) => "--no-cache".to_string(),
+            _ if Uncached::here() => "--no-cache-filter".to_string(),
             (false, Some(n)) => format!("parent step {n} missed"),
             (false, None) => "not in the cache".to_string(),
         });
@@ -687,7 +733,7 @@ impl Build<'_> {
 
     /// What `key` made before, unless `--no-cache`.
     pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
-        if self.opts.no_cache {
+        if self.opts.no_cache || Uncached::here() {
             return None;
         }
         let entry = self.cache.lookup(key);
@@ -719,7 +765,7 @@ impl Build<'_> {
 
     /// Whether the step at `site` can be in the cache at all.
     pub fn may_hit(&self, site: &CacheKey) -> bool {
-        !self.opts.no_cache && self.cache.has_site(site)
+        !(self.opts.no_cache || Uncached::here()) && self.cache.has_site(site)
     }
 
     pub fn commit_config(

@@ -55,6 +55,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         build_args: BTreeMap::from([("V".to_string(), Some("given".to_string()))]),
         target: None,
         no_cache: false,
+        no_cache_filter: Vec::new(),
         labels: BTreeMap::new(),
         quiet: true,
         network: Network::Host,
