@@ -25,9 +25,9 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Gid, Pid, Uid};
 
+use super::children::{Children, Pid1, Subtree};
 use super::chroot::{self, ChrootError};
 use super::ladder::Isolation;
 use super::spec::{InitMessage, Network, ProcessSpec, DEFAULT_PATH};
@@ -152,42 +152,6 @@ enum Root<'a> {
     Chroot(&'a chroot::Prepared),
 }
 
-/// The processes container-init waits for.
-trait Children {
-    /// Reaps what has ended; the exit code once the container is over.
-    fn poll(&mut self) -> Result<Option<i32>, InitError>;
-    /// Ends the container because of a forwarded signal.
-    fn kill(&mut self, by: Signal);
-}
-
-/// Pid 1 of a pid namespace: killing it ends everything else.
-struct Pid1 {
-    pid: Pid,
-    killed_by: Option<Signal>,
-}
-
-impl Children for Pid1 {
-    fn poll(&mut self) -> Result<Option<i32>, InitError> {
-        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                Ok(Some(128 + self.killed_by.unwrap_or(sig) as i32))
-            }
-            Ok(_) | Err(Errno::EINTR) => Ok(None),
-            Err(errno) => Err(InitError::Sys {
-                what: "waitpid",
-                errno,
-            }),
-        }
-    }
-
-    fn kill(&mut self, by: Signal) {
-        self.killed_by = Some(by);
-        // Already gone is fine: waitpid reports it next.
-        let _ = signal::kill(self.pid, Signal::SIGKILL);
-    }
-}
-
 /// The traced processes of a chrooted RUN, and what they were prepared with.
 #[cfg(target_arch = "x86_64")]
 struct Traced {
@@ -197,11 +161,8 @@ struct Traced {
 
 #[cfg(target_arch = "x86_64")]
 impl Children for Traced {
-    fn poll(&mut self) -> Result<Option<i32>, InitError> {
-        self.tracer.poll().map_err(|errno| InitError::Sys {
-            what: "following the RUN processes",
-            errno,
-        })
+    fn poll(&mut self) -> Result<Option<i32>, Errno> {
+        self.tracer.poll()
     }
 
     fn kill(&mut self, by: Signal) {
@@ -242,11 +203,24 @@ fn start_namespaced(
     if spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
+    if bind_proc {
+        // The container's /proc shows its own pid namespace: RUN stays in
+        // it, with container-init as the subreaper of all it starts.
+        flags.remove(CloneFlags::CLONE_NEWPID);
+        nix::sys::prctl::set_child_subreaper(true).map_err(sys("PR_SET_CHILD_SUBREAPER"))?;
+    }
     nix::sched::unshare(flags).map_err(sys("unshare"))?;
     if spec.network == Network::None {
         net::loopback_up()?;
     }
     let pid = fork_pid1(spec, pty, Root::Namespaced { bind_proc })?;
+    if bind_proc {
+        return Ok(Box::new(Subtree {
+            main: pid,
+            code: None,
+            killed_by: None,
+        }));
+    }
     Ok(Box::new(Pid1 {
         pid,
         killed_by: None,
@@ -299,7 +273,11 @@ fn wait_for(
     };
     let mut stdout = std::io::stdout();
     loop {
-        if let Some(code) = children.poll()? {
+        let polled = children.poll().map_err(|errno| InitError::Sys {
+            what: "waiting for the container's processes",
+            errno,
+        })?;
+        if let Some(code) = polled {
             if let Some(m) = master.as_ref().filter(|_| master_open) {
                 drain(m, &mut stdout);
             }

@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 pub mod caps;
+pub mod children;
 pub mod chroot;
 pub mod driver;
 pub mod environment;
