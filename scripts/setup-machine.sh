@@ -6,7 +6,7 @@
 # With --packages-only: just the packages and the Rust toolchain check.
 set -euo pipefail
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-PACKAGES=(uidmap fuse-overlayfs fuse3 busybox-static docker-registry skopeo umoci jq curl tmux buildah bc faketime git)
+PACKAGES=(uidmap fuse-overlayfs fuse3 busybox-static docker-registry skopeo umoci jq curl tmux buildah bc faketime git docker.io debootstrap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

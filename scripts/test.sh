@@ -6,7 +6,9 @@
 #   units:     the library's and the parser's own tests, as the caller
 #   tests/:    every whole-binary test as the unprivileged user strata-test
 #              (rootless_*, interop_*, registry_* against a real registry),
-#              and rootless_nosubid_* as strata-nosub, who has no subuid range
+#              and rootless_nosubid_* as strata-nosub, who has no subuid range;
+#              incontainer_* as root, against a private dockerd holding
+#              strata's image (scripts/dockerd.sh, scripts/strata-image.sh)
 # `scripts/test.sh --only FILE [FILTER]` runs just tests/FILE.rs (for
 # developers; lint and units are skipped).
 set -uo pipefail
@@ -17,11 +19,12 @@ bash scripts/setup-machine.sh || exit 1
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 source scripts/registry.sh
+source scripts/dockerd.sh
 TARGET=${CARGO_TARGET_DIR:-target}
 mkdir -p "$TARGET/test-logs"
 LOG=$(realpath "$TARGET/test-logs")/test-$(date +%Y%m%d-%H%M%S)-$$.log
 STAGE=$(mktemp -d /tmp/strata-tests.XXXXXX)
-trap 'stop_registry; rm -rf "$STAGE"' EXIT
+trap 'stop_dockerd; stop_registry; rm -rf "$STAGE"' EXIT
 broken=()  # steps that failed other than by a failing test
 step() {
   echo "== $*"
@@ -54,8 +57,29 @@ as_user() {
     env STRATA_BIN="$STAGE/strata" STRATA_PROJECT_DIR="$STAGE" CI="${CI:-}" \
     STRATA_TEST_REGISTRY="${REGISTRY_ADDR:-}" "$@"
 }
+# The in-container tier: strata's image (built by the strata just built, in
+# a store kept between runs so its apt layer is cached) loaded into a
+# private dockerd, and the Debian base pushed to the test registry.
+IMAGE_STORE=${STRATA_IMAGE_STORE:-/var/cache/strata/image-store}
+incontainer() {
+  local exe=$1 base
+  [ "$(id -u)" -eq 0 ] || { broken+=("the incontainer tier runs dockerd: run scripts/test.sh as root"); return; }
+  start_dockerd || { broken+=("start_dockerd"); return; }
+  base=$REGISTRY_ADDR/debian:bookworm
+  if ! { STRATA_ROOT=$IMAGE_STORE STRATA_BIN=target/debug/strata scripts/strata-image.sh strata-test:latest >/dev/null &&
+         "$STAGE/strata" --root "$IMAGE_STORE" save strata-test:latest | docker load -q &&
+         "$STAGE/strata" --root "$IMAGE_STORE" tag localhost/debian:bookworm "$base" &&
+         "$STAGE/strata" --root "$IMAGE_STORE" push "$base"; } >>"$LOG" 2>&1; then
+    broken+=("making strata's image (see the log)"); stop_dockerd; return
+  fi
+  step env STRATA_BIN="$STAGE/strata" STRATA_PROJECT_DIR="$STAGE" CI="${CI:-}" \
+    STRATA_TEST_REGISTRY="$REGISTRY_ADDR" STRATA_TEST_IMAGE=strata-test:latest \
+    STRATA_TEST_BASE="$base" DOCKER_HOST="$DOCKER_HOST" "$exe" ${FILTER:+"$FILTER"}
+  stop_dockerd
+}
 for bin in "${bins[@]}"; do
   exe="$STAGE/$(basename "$bin")"
+  case "$(basename "$bin")" in incontainer_*) incontainer "$exe"; continue ;; esac
   step as_user strata-test "$exe" --skip rootless_nosubid_ ${FILTER:+"$FILTER"}
   case "$FILTER" in ""|*nosubid*) step as_user strata-nosub "$exe" "${FILTER:-rootless_nosubid_}" ;; esac
 done
