@@ -21,8 +21,10 @@
 //! each stage's guards clean up before the error is reported.
 
 pub(crate) mod args;
+mod base;
 mod container;
 mod copy;
+mod lookup;
 mod meta;
 mod out;
 mod run;
@@ -36,14 +38,13 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use strata_parser::{Parsed, StageRef, Step};
+use strata_parser::{Parsed, Step};
 
 use super::cache::{Entry, StepCache};
 use super::commit::{self, Take};
-use super::config_steps::ConfigEditor;
 use super::context::Context;
 use super::error::{shown, BuildError, Location, StepError, StepFailure};
-use super::key::{self, CacheKey, Op, Parent};
+use super::key::{self, Op, Parent};
 use super::output::{self, Built, Finish};
 use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
 use super::remote::{self, LayeredCache};
@@ -56,6 +57,7 @@ use crate::sandbox::spec::Network;
 use crate::store::config::{History, ManifestFormat};
 use crate::store::{now_rfc3339, ImageConfig, Store};
 use args::BuildArgs;
+use lookup::Uncached;
 use out::Printer;
 use stage::StageState;
 
@@ -266,34 +268,6 @@ fn interrupted() -> Result<(), BuildError> {
 /// nothing: each value is whole between two statements.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-thread_local! {
-    /// Set while a stage `--no-cache-filter` names runs on this thread (a
-    /// stage runs wholly on one thread, so the executors' lookups need not
-    /// be told which stage they are of).
-    static UNCACHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// The stage running on this thread takes nothing from the cache, until
-/// dropped.
-struct Uncached;
-
-impl Uncached {
-    fn set(on: bool) -> Uncached {
-        UNCACHED.with(|u| u.set(on));
-        Uncached
-    }
-
-    fn here() -> bool {
-        UNCACHED.with(std::cell::Cell::get)
-    }
-}
-
-impl Drop for Uncached {
-    fn drop(&mut self) {
-        UNCACHED.with(|u| u.set(false));
-    }
 }
 
 /// The id a step's events go by.
@@ -627,84 +601,13 @@ impl Build<'_> {
         BuildError::Finish(Box::new(cause))
     }
 
-    /// FROM: the stage's base image (pulled as `--pull` says), its config.
-    fn base_step(&self, sp: &StagePlan, done: &Stages) -> Result<StageState, StepFailure> {
-        let base = sp.base.clone()?;
-        let host = args::host_platform();
-        if let Some(p) = base.platform.filter(|p| !p.is_empty() && *p != host) {
-            return Err(StepFailure::Platform { given: p, host });
-        }
-        let (image, root) = match base.reference {
-            StageRef::Stage(i) => {
-                let root = lock(&self.roots).get(&i).cloned().flatten();
-                (done.get(&i).cloned().flatten(), root)
-            }
-            StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => (None, None),
-            StageRef::Image(name) => {
-                let id = self.base_image(&name)?;
-                lock(&self.bases).insert(sp.stage.index, (name, id.clone()));
-                (Some(id.clone()), Some(id))
-            }
-        };
-        lock(&self.roots).insert(sp.stage.index, root);
-        let config = match &image {
+    /// The config of `image`, or a new one where there is none (FROM
+    /// scratch).
+    fn config_of(&self, image: Option<&ImageId>) -> Result<ImageConfig, StepFailure> {
+        Ok(match image {
             Some(id) => self.store.config(id)?,
             None => ImageConfig::new(now_rfc3339()),
-        };
-        let mut editor = ConfigEditor::new(config);
-        editor.ensure_path();
-        Ok(StageState::new(image, editor))
-    }
-
-    /// A FROM image, from the store (or `bases_from`) or its registry as
-    /// `--pull` says.
-    fn base_image(&self, name: &str) -> Result<ImageId, StepFailure> {
-        let Some(from) = &self.opts.bases_from else {
-            return self.base_image_in(self.store, name);
-        };
-        let id = self.base_image_in(from, name)?;
-        output::repro::copy_image(from, self.store, &id)?;
-        Ok(id)
-    }
-
-    fn base_image_in(&self, store: &Store, name: &str) -> Result<ImageId, StepFailure> {
-        use crate::registry::pull;
-        let flags = crate::registry::flags::RegistryFlags::default();
-        let quiet = self.out.quiet();
-        Ok(match self.opts.pull {
-            PullPolicy::Never => store.resolve(name)?,
-            PullPolicy::Missing => pull::resolve_or_pull(store, name, &flags, quiet)?,
-            PullPolicy::Always => {
-                let reference = Reference::parse(name)?;
-                let options = pull::PullOptions::default();
-                pull::pull_image(store, &reference, &flags, &options)?.id
-            }
         })
-    }
-
-    /// ONBUILD triggers of the base image run first, then are dropped.
-    fn onbuild_triggers(&self, state: &mut StageState) -> Result<(), StepFailure> {
-        let triggers = state
-            .editor
-            .config_mut()
-            .config
-            .as_mut()
-            .and_then(|c| c.on_build.take())
-            .unwrap_or_default();
-        if triggers.is_empty() {
-            return Ok(());
-        }
-        let s = if triggers.len() == 1 { "" } else { "s" };
-        self.out
-            .say(&format!("# Executing {} build trigger{s}", triggers.len()));
-        let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
-        let parsed = strata_parser::parse(&text).map_err(StepFailure::Trigger)?;
-        for step in &parsed.stages[0].steps {
-            let kind = StepKind::of(&step.instruction);
-            let done = self.step(state, step, kind, 0, &HashMap::new(), &Stages::new())?;
-            self.finish(state, done).map(drop)?;
-        }
-        self.materialize(state)
     }
 
     /// `--label`s on the final image.
@@ -715,10 +618,7 @@ impl Build<'_> {
             return Ok(id);
         }
         let labelled = || -> Result<ImageId, StepFailure> {
-            let mut config = match &image {
-                Some(id) => self.store.config(id)?,
-                None => ImageConfig::new(now_rfc3339()),
-            };
+            let mut config = self.config_of(image.as_ref())?;
             let labels = config
                 .run_config_mut()
                 .labels
@@ -729,43 +629,6 @@ impl Build<'_> {
         let id = labelled().map_err(|cause| self.unplaced(cause))?;
         self.record(&key, &Entry::Image(id.clone()));
         Ok(id)
-    }
-
-    /// What `key` made before, unless `--no-cache`.
-    pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
-        if self.opts.no_cache || Uncached::here() {
-            return None;
-        }
-        let entry = self.cache.lookup(key);
-        crate::log::debug(&format!("cache key {key}: {entry:?}"));
-        entry
-    }
-
-    /// The image `key` made before, unless `--no-cache`.
-    pub fn lookup_image(&self, key: &CacheKey) -> Option<ImageId> {
-        match self.lookup(key)? {
-            Entry::Image(id) => Some(id),
-            Entry::Step => None,
-        }
-    }
-
-    pub fn record(&self, key: &CacheKey, entry: &Entry) {
-        if let Err(e) = self.cache.record(key, entry) {
-            // A cache that cannot be written only costs the next build time.
-            self.out.warn(&format!("recording the build cache: {e}"));
-        }
-    }
-
-    /// Records that a version of the step at `site` is in the cache.
-    pub fn record_site(&self, site: &CacheKey) {
-        if let Err(e) = self.cache.record_site(site) {
-            self.out.warn(&format!("recording the build cache: {e}"));
-        }
-    }
-
-    /// Whether the step at `site` can be in the cache at all.
-    pub fn may_hit(&self, site: &CacheKey) -> bool {
-        !(self.opts.no_cache || Uncached::here()) && self.cache.has_site(site)
     }
 
     pub fn commit_config(

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::build::cache::Entry;
+use crate::build::config_steps::ConfigEditor;
+use crate::build::key::CacheKey;
 
 /// A cache in memory; `hit_all` answers every lookup with that image.
 #[derive(Default)]

@@ -1,0 +1,97 @@
+//! FROM: a stage's base image (from the store, `bases_from` or its
+//! registry as `--pull` says) and the ONBUILD triggers it carries.
+
+use std::collections::HashMap;
+
+use strata_parser::StageRef;
+
+use super::stage::StageState;
+use super::{args, lock, output, Build, PullPolicy, Stages};
+use crate::build::config_steps::ConfigEditor;
+use crate::build::error::StepFailure;
+use crate::build::plan::{StagePlan, StepKind};
+use crate::digest::ImageId;
+use crate::reference::Reference;
+use crate::store::Store;
+
+impl Build<'_> {
+    /// FROM: the stage's base image (pulled as `--pull` says), its config.
+    pub(super) fn base_step(
+        &self,
+        sp: &StagePlan,
+        done: &Stages,
+    ) -> Result<StageState, StepFailure> {
+        let base = sp.base.clone()?;
+        let host = args::host_platform();
+        if let Some(p) = base.platform.filter(|p| !p.is_empty() && *p != host) {
+            return Err(StepFailure::Platform { given: p, host });
+        }
+        let (image, root) = match base.reference {
+            StageRef::Stage(i) => {
+                let root = lock(&self.roots).get(&i).cloned().flatten();
+                (done.get(&i).cloned().flatten(), root)
+            }
+            StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => (None, None),
+            StageRef::Image(name) => {
+                let id = self.base_image(&name)?;
+                lock(&self.bases).insert(sp.stage.index, (name, id.clone()));
+                (Some(id.clone()), Some(id))
+            }
+        };
+        lock(&self.roots).insert(sp.stage.index, root);
+        let mut editor = ConfigEditor::new(self.config_of(image.as_ref())?);
+        editor.ensure_path();
+        Ok(StageState::new(image, editor))
+    }
+
+    /// A FROM image, from the store (or `bases_from`) or its registry as
+    /// `--pull` says.
+    fn base_image(&self, name: &str) -> Result<ImageId, StepFailure> {
+        let Some(from) = &self.opts.bases_from else {
+            return self.base_image_in(self.store, name);
+        };
+        let id = self.base_image_in(from, name)?;
+        output::repro::copy_image(from, self.store, &id)?;
+        Ok(id)
+    }
+
+    fn base_image_in(&self, store: &Store, name: &str) -> Result<ImageId, StepFailure> {
+        use crate::registry::pull;
+        let flags = crate::registry::flags::RegistryFlags::default();
+        let quiet = self.out.quiet();
+        Ok(match self.opts.pull {
+            PullPolicy::Never => store.resolve(name)?,
+            PullPolicy::Missing => pull::resolve_or_pull(store, name, &flags, quiet)?,
+            PullPolicy::Always => {
+                let reference = Reference::parse(name)?;
+                let options = pull::PullOptions::default();
+                pull::pull_image(store, &reference, &flags, &options)?.id
+            }
+        })
+    }
+
+    /// ONBUILD triggers of the base image run first, then are dropped.
+    pub(super) fn onbuild_triggers(&self, state: &mut StageState) -> Result<(), StepFailure> {
+        let triggers = state
+            .editor
+            .config_mut()
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let s = if triggers.len() == 1 { "" } else { "s" };
+        self.out
+            .say(&format!("# Executing {} build trigger{s}", triggers.len()));
+        let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
+        let parsed = strata_parser::parse(&text).map_err(StepFailure::Trigger)?;
+        for step in &parsed.stages[0].steps {
+            let kind = StepKind::of(&step.instruction);
+            let done = self.step(state, step, kind, 0, &HashMap::new(), &Stages::new())?;
+            self.finish(state, done).map(drop)?;
+        }
+        self.materialize(state)
+    }
+}

@@ -1,0 +1,73 @@
+//! The step cache as the engine asks it: `--no-cache` and
+//! `--no-cache-filter` applied, write failures only warned about.
+
+use super::{Build, Entry};
+use crate::build::key::CacheKey;
+use crate::digest::ImageId;
+
+thread_local! {
+    /// Set while a stage `--no-cache-filter` names runs on this thread (a
+    /// stage runs wholly on one thread, so the executors' lookups need not
+    /// be told which stage they are of).
+    static UNCACHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The stage running on this thread takes nothing from the cache, until
+/// dropped.
+pub(super) struct Uncached;
+
+impl Uncached {
+    pub(super) fn set(on: bool) -> Uncached {
+        UNCACHED.with(|u| u.set(on));
+        Uncached
+    }
+
+    pub(super) fn here() -> bool {
+        UNCACHED.with(std::cell::Cell::get)
+    }
+}
+
+impl Drop for Uncached {
+    fn drop(&mut self) {
+        UNCACHED.with(|u| u.set(false));
+    }
+}
+
+impl Build<'_> {
+    /// What `key` made before, unless `--no-cache`.
+    pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        if self.opts.no_cache || Uncached::here() {
+            return None;
+        }
+        let entry = self.cache.lookup(key);
+        crate::log::debug(&format!("cache key {key}: {entry:?}"));
+        entry
+    }
+
+    /// The image `key` made before, unless `--no-cache`.
+    pub fn lookup_image(&self, key: &CacheKey) -> Option<ImageId> {
+        match self.lookup(key)? {
+            Entry::Image(id) => Some(id),
+            Entry::Step => None,
+        }
+    }
+
+    pub fn record(&self, key: &CacheKey, entry: &Entry) {
+        if let Err(e) = self.cache.record(key, entry) {
+            // A cache that cannot be written only costs the next build time.
+            self.out.warn(&format!("recording the build cache: {e}"));
+        }
+    }
+
+    /// Records that a version of the step at `site` is in the cache.
+    pub fn record_site(&self, site: &CacheKey) {
+        if let Err(e) = self.cache.record_site(site) {
+            self.out.warn(&format!("recording the build cache: {e}"));
+        }
+    }
+
+    /// Whether the step at `site` can be in the cache at all.
+    pub fn may_hit(&self, site: &CacheKey) -> bool {
+        !(self.opts.no_cache || Uncached::here()) && self.cache.has_site(site)
+    }
+}
