@@ -28,10 +28,12 @@ trap 'stop_dockerd; stop_registry; rm -rf "$STAGE"' EXIT
 broken=()  # steps that failed other than by a failing test
 step() {
   echo "== $*"
-  "$@" 2>&1 | tee "$STAGE/out"
+  # One file per shell: the in-container tier runs beside the others.
+  local out=$STAGE/out.$BASHPID
+  "$@" 2>&1 | tee "$out"
   local rc=${PIPESTATUS[0]}
-  cat "$STAGE/out" >>"$LOG"
-  if [ "$rc" -ne 0 ] && ! grep -qE '^test result: .* [1-9][0-9]* failed' "$STAGE/out"; then
+  cat "$out" >>"$LOG"
+  if [ "$rc" -ne 0 ] && ! grep -qE '^test result: .* [1-9][0-9]* failed' "$out"; then
     echo "== failed: $*"; broken+=("$*")
   fi
 }
@@ -77,12 +79,34 @@ incontainer() {
     STRATA_TEST_BASE="$base" DOCKER_HOST="$DOCKER_HOST" "$exe" ${FILTER:+"$FILTER"}
   stop_dockerd
 }
+# It runs in the background, beside the other tiers (it mostly waits on
+# dockerd and disk), with its own log and list of broken steps, both
+# added to the run's when it is done.
+incontainer_pid=
+# Started first, so that it overlaps as much of the rest as it can.
+[ ${#bins[@]} -eq 0 ] || mapfile -t bins < <(printf '%s\n' "${bins[@]}" | grep '/incontainer_'; printf '%s\n' "${bins[@]}" | grep -v '/incontainer_')
 for bin in "${bins[@]}"; do
   exe="$STAGE/$(basename "$bin")"
-  case "$(basename "$bin")" in incontainer_*) incontainer "$exe"; continue ;; esac
+  case "$(basename "$bin")" in incontainer_*)
+    (
+      trap stop_dockerd EXIT
+      LOG=$STAGE/incontainer.log broken=()
+      incontainer "$exe" >"$STAGE/incontainer.out" 2>&1
+      [ ${#broken[@]} -eq 0 ] || printf '%s\n' "${broken[@]}" >"$STAGE/incontainer.broken"
+    ) &
+    incontainer_pid=$!
+    continue ;;
+  esac
   step as_user strata-test "$exe" --skip rootless_nosubid_ ${FILTER:+"$FILTER"}
   case "$FILTER" in ""|*nosubid*) step as_user strata-nosub "$exe" "${FILTER:-rootless_nosubid_}" ;; esac
 done
+
+if [ -n "$incontainer_pid" ]; then
+  wait "$incontainer_pid"
+  cat "$STAGE/incontainer.out"
+  cat "$STAGE/incontainer.log" >>"$LOG" 2>/dev/null
+  [ -s "$STAGE/incontainer.broken" ] && mapfile -t -O "${#broken[@]}" broken <"$STAGE/incontainer.broken"
+fi
 
 read -r passed failed < <(grep -E '^test result: ' "$LOG" |
   sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
