@@ -191,11 +191,11 @@ fn apply_layer(tree: &mut BTreeMap<String, String>, mut layer: tar::Archive<std:
 }
 
 /// The same build on the host (as root: rung 2, overlay), made once for
-/// every test.
+/// every test; its store goes once the image is read.
 fn host_image() -> &'static Image {
     static IMAGE: OnceLock<Image> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let strata = Box::leak(Box::new(Strata::new()));
+        let strata = Strata::new();
         let ctx = context();
         let args = build_args("host-build");
         let run = Run::of(
@@ -207,7 +207,7 @@ fn host_image() -> &'static Image {
                 .unwrap(),
         );
         run.success();
-        image(strata, "host-build")
+        image(&strata, "host-build")
     })
 }
 
@@ -350,19 +350,22 @@ fn incontainer_user_1000_under_dockers_defaults_is_told_the_fixes() {
     );
 }
 
-/// A default `docker run` as root (rung 4), two builds in a row: both give
-/// the host's image, and strata's binary, the workspace and the
-/// credentials file come out of them untouched.
+/// A default `docker run` as root (rung 4), as docs/ci.md's recipes: login
+/// with --password-stdin, two builds in a row (the first exporting a
+/// registry cache). Both give the host's image, and strata's binary, the
+/// workspace and the credentials file come out of them untouched.
 #[test]
 fn incontainer_default_docker_run_as_root_uses_rung_4_twice() {
     let ctx = context();
     let registry = &setup().registry;
-    let first = build_args("first");
+    let cache = format!("type=registry,ref={registry}/incontainer/cache");
+    let mut first = build_args("first");
+    first.splice(1..1, ["--cache-to".into(), format!("{cache},mode=max")]);
     let mut second = build_args("second");
     second.insert(1, "--no-cache".into());
     let script = format!(
         "strata info | grep '^isolation:'\n\
-         strata login -u ci -p secret {registry} >/dev/null\n\
+         echo secret | strata login -u ci --password-stdin {registry} >/dev/null\n\
          sums() {{ sha256sum /usr/local/bin/strata /root/.docker/config.json; \
                    find /workspace -exec stat -c '%n %s %u %a %Y' {{}} + | sort; ls -a /; }}\n\
          sums >/tmp/before\n\
