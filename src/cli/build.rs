@@ -170,16 +170,24 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         let t = crate::build::remote::stats::totals();
         crate::progress::emit(crate::progress::Event::BuildLine {
             text: format!(
-                "Build cache: {} downloaded ({} layers), {} uploaded ({} layers)",
+                "Build cache: {} downloaded ({}), {} uploaded ({})",
                 human_size(t.downloaded),
-                t.layers_downloaded,
+                layers(t.layers_downloaded),
                 human_size(t.uploaded),
-                t.layers_uploaded
+                layers(t.layers_uploaded)
             ),
         });
     }
     report_id(args, quiet, &out, &built.id)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `1 layer`, `2 layers`.
+fn layers(n: u64) -> String {
+    match n {
+        1 => "1 layer".into(),
+        n => format!("{n} layers"),
+    }
 }
 
 /// `-q`'s id and `--iidfile`.
