@@ -116,15 +116,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         .clone()
         .map(|path| (path, Arc::new(report::Collector::default())));
     let quiet = configure_printer(args, &out, report.as_ref().map(|r| r.1.clone()));
-    let context = (args.context != "-").then(|| PathBuf::from(&args.context));
-    if let Some(dir) = &context {
-        if !dir.is_dir() {
-            bail!(
-                "unable to prepare context: path {:?} not found",
-                dir.display().to_string()
-            );
-        }
-    }
+    let context = context_dir(&args.context)?;
     let (dockerfile_path, dockerfile) = read_dockerfile(args, context.as_deref())?;
     let store = open_store(settings)?;
     let options = BuildOptions {
@@ -167,19 +159,38 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     };
     if !(args.cache_from.is_empty() && args.cache_to.is_empty()) {
         // After the outputs: a layer they needed was fetched by then.
-        let t = crate::build::remote::stats::totals();
-        crate::progress::emit(crate::progress::Event::BuildLine {
-            text: format!(
-                "Build cache: {} downloaded ({}), {} uploaded ({})",
-                human_size(t.downloaded),
-                layers(t.layers_downloaded),
-                human_size(t.uploaded),
-                layers(t.layers_uploaded)
-            ),
-        });
+        emit_cache_totals();
     }
     report_id(args, quiet, &out, &built.id)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `Build cache:` line, from the remote cache's counters.
+fn emit_cache_totals() {
+    let t = crate::build::remote::stats::totals();
+    crate::progress::emit(crate::progress::Event::BuildLine {
+        text: format!(
+            "Build cache: {} downloaded ({}), {} uploaded ({})",
+            human_size(t.downloaded),
+            layers(t.layers_downloaded),
+            human_size(t.uploaded),
+            layers(t.layers_uploaded)
+        ),
+    });
+}
+
+/// The context directory, or None for `-` (a Dockerfile on stdin).
+fn context_dir(arg: &str) -> Result<Option<PathBuf>> {
+    let dir = (arg != "-").then(|| PathBuf::from(arg));
+    if let Some(dir) = &dir {
+        if !dir.is_dir() {
+            bail!(
+                "unable to prepare context: path {:?} not found",
+                dir.display().to_string()
+            );
+        }
+    }
+    Ok(dir)
 }
 
 /// `1 layer`, `2 layers`.
