@@ -399,8 +399,8 @@ fn pid1(
             Some(prepared)
         }
     };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let passwd = user::read_account_file("/etc/passwd".as_ref());
+    let groups = user::read_account_file("/etc/group".as_ref());
     let who = user::resolve(&spec.user, &passwd, &groups).map_err(|e| setup(e.into()))?;
     let owner = spec.workdir_for_user.then_some((who.uid, who.gid));
     enter_workdir(&spec.workdir, owner, chroot.map(|p| p.kept())).map_err(setup)?;

@@ -2,7 +2,8 @@
 //! Docker does it: `name`, `uid`, `name:group`, `uid:gid`; a numeric id
 //! needs no entry, a name must have one.
 //!
-//! Parsing is pure; the caller reads the files from inside the rootfs.
+//! Parsing is pure; the caller reads the files from inside the rootfs with
+//! [`read_account_file`], since an image's /etc/passwd can be a trap.
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UserError {
@@ -12,6 +13,38 @@ pub enum UserError {
     NoGroup(String),
     #[error("invalid user specification {0:?}")]
     Invalid(String),
+}
+
+/// The most of /etc/passwd or /etc/group read: far above any real file,
+/// far below what a hostile image could make a reader hold.
+pub const ACCOUNT_FILE_CAP: u64 = 4 << 20;
+
+/// Opens and reads an image's /etc/passwd or /etc/group (the caller is
+/// inside the rootfs). Only a regular file of at most
+/// [`ACCOUNT_FILE_CAP`] bytes counts: a link to /dev/zero, a FIFO (opened
+/// without blocking), a directory or a huge file reads as missing, so
+/// numeric ids still work and names fail with "unable to find user".
+pub fn read_account_file(path: &std::path::Path) -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map(read_account)
+        .unwrap_or_default()
+}
+
+/// Reads an opened account file by the rules of [`read_account_file`].
+pub fn read_account(file: std::fs::File) -> String {
+    use std::io::Read;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut text = String::new();
+    match file.take(ACCOUNT_FILE_CAP + 1).read_to_string(&mut text) {
+        Ok(n) if n as u64 <= ACCOUNT_FILE_CAP => text,
+        _ => String::new(),
+    }
 }
 
 /// Who the container process runs as.
@@ -143,6 +176,27 @@ mod tests {
         assert_eq!(
             resolve("root", "", ""),
             Err(UserError::NoUser("root".into()))
+        );
+    }
+
+    #[test]
+    fn account_files_are_read_only_as_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Would block forever (no writer) if opened without O_NONBLOCK.
+        assert_eq!(read_account_file(&fifo), "");
+        // Would grow without end if read as a file.
+        assert_eq!(read_account_file(std::path::Path::new("/dev/zero")), "");
+        assert_eq!(read_account_file(dir.path()), "");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; ACCOUNT_FILE_CAP as usize + 1]).unwrap();
+        assert_eq!(read_account_file(&big), "");
+        let passwd = dir.path().join("passwd");
+        std::fs::write(&passwd, "app:x:7:8::/home/app:/bin/sh\n").unwrap();
+        assert_eq!(
+            resolve("app", &read_account_file(&passwd), ""),
+            Ok(user(7, 8, &[8], "/home/app"))
         );
     }
 }

@@ -354,13 +354,11 @@ pub(super) fn read_in_root(root: &Path, path: &str) -> String {
     let fd = rustix::fs::openat2(
         &dir,
         path.trim_start_matches('/'),
-        OFlags::RDONLY | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     );
-    let Ok(fd) = fd else { return String::new() };
-    let mut text = String::new();
     // A file that cannot be read counts as missing: numeric ids still work.
-    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
-    text
+    let Ok(fd) = fd else { return String::new() };
+    crate::sandbox::user::read_account(std::fs::File::from(fd))
 }
