@@ -61,6 +61,10 @@ pub enum ManifestError {
     UnsupportedType { media_type: String },
     #[error("manifest is not valid JSON: {reason}")]
     NotJson { reason: String },
+    #[error("manifest is ambiguous: it has both `manifests` (an index's) and `layers` or `config` (an image manifest's)")]
+    Ambiguous,
+    #[error("manifest says its media type is {body:?} but the registry served it as {header:?}")]
+    TypeMismatch { body: String, header: String },
     #[error("bad platform {input:?}: expected os/arch[/variant], e.g. linux/amd64")]
     BadPlatform { input: String },
 }
@@ -78,12 +82,17 @@ struct Peek {
     #[serde(default)]
     layers: Option<Value>,
     #[serde(default)]
+    config: Option<Value>,
+    #[serde(default)]
     fs_layers: Option<Value>,
 }
 
 /// Tell what `body` is: its own `mediaType` first (it is covered by the
 /// digest, the header is not), then the `Content-Type` header, then its
-/// shape (OCI allows omitting `mediaType`).
+/// shape (OCI allows omitting `mediaType`). A document that could be read
+/// as both kinds, or whose `mediaType` differs from the header it came
+/// with, is refused: one client would take it for an image, another for an
+/// index (CVE-2021-41190).
 pub fn classify(content_type: Option<&str>, body: &[u8]) -> Result<Kind, ManifestError> {
     let peek: Peek = serde_json::from_slice(body).map_err(|e| ManifestError::NotJson {
         reason: e.to_string(),
@@ -91,22 +100,45 @@ pub fn classify(content_type: Option<&str>, body: &[u8]) -> Result<Kind, Manifes
     if peek.schema_version == Some(1) || peek.fs_layers.is_some() {
         return Err(ManifestError::Schema1);
     }
+    if peek.manifests.is_some() && (peek.layers.is_some() || peek.config.is_some()) {
+        return Err(ManifestError::Ambiguous);
+    }
     // Content-Type may carry parameters (`; charset=utf-8`).
     let header = content_type
         .map(|c| c.split(';').next().unwrap_or(c).trim())
         .filter(|c| !c.is_empty() && *c != "application/json" && *c != "application/octet-stream");
-    match peek.media_type.as_deref().or(header) {
-        Some(OCI_MANIFEST | DOCKER_MANIFEST) => Ok(Kind::Image),
-        Some(OCI_INDEX | DOCKER_LIST) => Ok(Kind::Index),
-        Some(DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED) => Err(ManifestError::Schema1),
-        Some(other) => Err(ManifestError::UnsupportedType {
-            media_type: other.into(),
-        }),
-        None if peek.manifests.is_some() => Ok(Kind::Index),
-        None if peek.layers.is_some() => Ok(Kind::Image),
-        None => Err(ManifestError::UnsupportedType {
-            media_type: String::new(),
-        }),
+    if let (Some(body), Some(header)) = (peek.media_type.as_deref(), header) {
+        if body != header {
+            return Err(ManifestError::TypeMismatch {
+                body: body.into(),
+                header: header.into(),
+            });
+        }
+    }
+    let kind = match peek.media_type.as_deref().or(header) {
+        Some(OCI_MANIFEST | DOCKER_MANIFEST) => Kind::Image,
+        Some(OCI_INDEX | DOCKER_LIST) => Kind::Index,
+        Some(DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED) => return Err(ManifestError::Schema1),
+        Some(other) => {
+            return Err(ManifestError::UnsupportedType {
+                media_type: other.into(),
+            })
+        }
+        None if peek.manifests.is_some() => Kind::Index,
+        None if peek.layers.is_some() => Kind::Image,
+        None => {
+            return Err(ManifestError::UnsupportedType {
+                media_type: String::new(),
+            })
+        }
+    };
+    // A declared kind whose fields are the other kind's.
+    match kind {
+        Kind::Image if peek.manifests.is_some() => Err(ManifestError::Ambiguous),
+        Kind::Index if peek.layers.is_some() || peek.config.is_some() => {
+            Err(ManifestError::Ambiguous)
+        }
+        _ => Ok(kind),
     }
 }
 
@@ -254,11 +286,35 @@ mod tests {
                 Ok(Kind::Index),
             ),
             (None, r#"{"schemaVersion":2,"layers":[]}"#, Ok(Kind::Image)),
-            // The body's own media type wins over the header.
+            // The body's own media type and the header disagree.
             (
                 Some(DOCKER_MANIFEST),
                 r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
-                Ok(Kind::Index),
+                Err(ManifestError::TypeMismatch {
+                    body: OCI_INDEX.into(),
+                    header: DOCKER_MANIFEST.into(),
+                }),
+            ),
+            // Both kinds' fields, with or without a media type.
+            (
+                None,
+                r#"{"schemaVersion":2,"manifests":[],"layers":[]}"#,
+                Err(ManifestError::Ambiguous),
+            ),
+            (
+                Some(OCI_MANIFEST),
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","manifests":[],"config":{}}"#,
+                Err(ManifestError::Ambiguous),
+            ),
+            (
+                Some(OCI_MANIFEST),
+                r#"{"schemaVersion":2,"manifests":[]}"#,
+                Err(ManifestError::Ambiguous),
+            ),
+            (
+                Some(OCI_INDEX),
+                r#"{"schemaVersion":2,"layers":[]}"#,
+                Err(ManifestError::Ambiguous),
             ),
             (
                 Some(DOCKER_SCHEMA1_SIGNED),

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,6 +45,15 @@ pub enum Fault {
     IgnoreRange,
     /// Answer with this status, headers and body.
     Respond(u16, Vec<(String, String)>, Vec<u8>),
+    /// Answer with this status and a body of `len` filler bytes, written
+    /// as long as the client reads; with `declared`, the headers announce
+    /// the length, else the body ends with the connection. How much the
+    /// client took is [`MockRegistry::flooded`].
+    Flood {
+        status: u16,
+        len: u64,
+        declared: bool,
+    },
 }
 
 type Rule = dyn Fn(&Seen, usize) -> Fault + Send + Sync;
@@ -65,6 +74,7 @@ pub struct MockRegistry {
     log: Arc<Mutex<Vec<Seen>>>,
     content: Arc<Mutex<Content>>,
     stop: Arc<AtomicBool>,
+    flooded: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -98,18 +108,27 @@ impl MockRegistry {
         let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let content: Arc<Mutex<Content>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let flooded = Arc::new(AtomicU64::new(0));
         let rule: Arc<Rule> = Arc::new(rule);
         let thread = {
             let (log, content, stop) = (log.clone(), content.clone(), stop.clone());
+            let flooded = flooded.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((conn, _)) => {
                             let (log, content, rule, stop) =
                                 (log.clone(), content.clone(), rule.clone(), stop.clone());
+                            let flooded = flooded.clone();
                             std::thread::spawn(move || {
+                                let shared = Shared {
+                                    log: &log,
+                                    content: &content,
+                                    stop: &stop,
+                                    flooded: &flooded,
+                                };
                                 // A client that hung up is not a test failure.
-                                let _ = serve(conn, &*rule, &log, &content, &stop);
+                                let _ = serve(conn, &*rule, &shared);
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -122,8 +141,40 @@ impl MockRegistry {
             log,
             content,
             stop,
+            flooded,
             thread: Some(thread),
         }
+    }
+
+    /// The filler bytes [`Fault::Flood`] answers got written so far (the
+    /// kernel's socket buffers hold a few MiB a client never read).
+    pub fn flooded(&self) -> u64 {
+        self.flooded.load(Ordering::Relaxed)
+    }
+
+    /// Store `bytes` as the blob named `digest`, whatever they hash to: a
+    /// registry serving the wrong bytes for a digest.
+    pub fn put_blob_as(&self, digest: &str, bytes: &[u8]) {
+        let mut c = self.content.lock().unwrap();
+        c.blobs.insert(digest.to_string(), bytes.to_vec());
+    }
+
+    /// Store a manifest under `repo:reference` only (a digest reference
+    /// then names bytes that may hash to anything else).
+    pub fn put_manifest_as(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+        let mut c = self.content.lock().unwrap();
+        c.manifests.insert(
+            (repo.to_string(), reference.to_string()),
+            (media_type.to_string(), bytes.to_vec()),
+        );
+    }
+
+    /// The manifest stored under `repo:reference`.
+    pub fn manifest(&self, repo: &str, reference: &str) -> Vec<u8> {
+        let c = self.content.lock().unwrap();
+        c.manifests[&(repo.to_string(), reference.to_string())]
+            .1
+            .clone()
     }
 
     /// Every request so far.
@@ -395,17 +446,27 @@ fn upload_answer(
     }
 }
 
-fn serve(
-    conn: TcpStream,
-    rule: &Rule,
-    log: &Mutex<Vec<Seen>>,
-    content: &Mutex<Content>,
-    stop: &AtomicBool,
-) -> std::io::Result<()> {
-    let Some((seen, body, count)) = take_request(&conn, log)? else {
+/// What every connection's thread shares with the mock.
+struct Shared<'a> {
+    log: &'a Mutex<Vec<Seen>>,
+    content: &'a Mutex<Content>,
+    stop: &'a AtomicBool,
+    flooded: &'a AtomicU64,
+}
+
+fn serve(conn: TcpStream, rule: &Rule, shared: &Shared) -> std::io::Result<()> {
+    let Some((seen, body, count)) = take_request(&conn, shared.log)? else {
         return Ok(());
     };
     let fault = rule(&seen, count);
+    if let Fault::Flood {
+        status,
+        len,
+        declared,
+    } = fault
+    {
+        return flood(conn, status, len, declared, shared.flooded);
+    }
     let a = match &fault {
         Fault::Status(code) => Answer::new(*code),
         Fault::Respond(code, headers, body) => Answer {
@@ -413,7 +474,7 @@ fn serve(
             headers: headers.clone(),
             body: body.clone(),
         },
-        _ => answer(&seen, body, content, fault == Fault::IgnoreRange),
+        _ => answer(&seen, body, shared.content, fault == Fault::IgnoreRange),
     };
     let mut conn = conn;
     let mut head = format!("HTTP/1.1 {} Mock\r\n", a.status);
@@ -434,7 +495,8 @@ fn serve(
             conn.write_all(&a.body[..part(f)])?;
             conn.flush()?;
             let until = Instant::now() + STALL_LIMIT;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < until && !hung_up(&conn) {
+            while !shared.stop.load(Ordering::Relaxed) && Instant::now() < until && !hung_up(&conn)
+            {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Ok(())
@@ -450,6 +512,34 @@ fn serve(
             conn.shutdown(Shutdown::Both)
         }
     }
+}
+
+/// [`Fault::Flood`]: JSON-looking filler (`[[[[...`) until `len` bytes or
+/// the client hangs up, counting what was written.
+fn flood(
+    mut conn: TcpStream,
+    status: u16,
+    len: u64,
+    declared: bool,
+    flooded: &AtomicU64,
+) -> std::io::Result<()> {
+    let length = match declared {
+        true => format!("Content-Length: {len}\r\n"),
+        false => String::new(),
+    };
+    let head = format!(
+        "HTTP/1.1 {status} Mock\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes())?;
+    let chunk = vec![b'['; 64 << 10];
+    let mut sent = 0u64;
+    while sent < len {
+        let n = chunk.len().min((len - sent) as usize);
+        conn.write_all(&chunk[..n])?;
+        sent += n as u64;
+        flooded.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    conn.shutdown(Shutdown::Both)
 }
 
 /// Whether the client closed its end (a read sees EOF or an error).
