@@ -207,11 +207,15 @@ fn rootless_build_failures_say_where() {
     );
     assert!(run.stderr.contains("did you mean COPY?"), "{}", run.stderr);
 
-    let mounts = context(&[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh true\n")]);
+    let mounts = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh,required=true true\n",
+    )]);
     let run = build(&s, mounts.path(), &[]);
     assert_eq!(run.code, Some(1));
     assert!(
-        run.stderr.contains("not supported yet") && run.stderr.contains("Dockerfile:2:1) RUN"),
+        run.stderr.contains("ssh agent default is required")
+            && run.stderr.contains("Dockerfile:2:1) RUN"),
         "{}",
         run.stderr
     );

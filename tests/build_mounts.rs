@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::{context, Run, Strata};
+use common::{context, files_holding, Run, Strata};
 
 const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
 
@@ -372,32 +372,6 @@ fn rootless_mount_bind_of_the_context_is_keyed_by_its_content() {
     assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "2");
 }
 
-/// Every file under `dir` (not following links) holding `needle`.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                todo.push(path);
-            } else if meta.is_file() {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    found
-}
-
 /// Case 9: a secret as a file (owner and mode as asked) and as a variable
 /// reaches the step and nothing else: not the image, its layers, config or
 /// history, not the store, not the output; a build arg used only in a
@@ -528,8 +502,8 @@ fn rootless_mount_secret_values_are_not_in_the_key() {
     assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "one");
 }
 
-/// `RUN --network=none` has only a loopback; `--security=insecure` and the
-/// mount types not done yet are refused naming the line.
+/// `RUN --network=none` has only a loopback; `--security=insecure` and a
+/// required ssh agent not given are refused naming the line.
 #[test]
 fn rootless_mount_network_per_step_and_refusals() {
     let s = Strata::new();
@@ -542,7 +516,10 @@ fn rootless_mount_network_per_step_and_refusals() {
     assert_eq!(sh(&s, "n", "cat /none").success().stdout, "1\n");
     for (line, want) in [
         ("RUN --security=insecure true", "--security=insecure"),
-        ("RUN --mount=type=ssh true", "not supported yet"),
+        (
+            "RUN --mount=type=ssh,required=true true",
+            "ssh agent default is required",
+        ),
     ] {
         let ctx = context(&[("Dockerfile", &format!("FROM busybox\n{line}\n"))]);
         let run = build(&s, "overlay", ctx.path(), &[]);

@@ -11,7 +11,7 @@ use super::build_output::{build_or_verify, OutputFlags, Resolved, SOURCE_DATE_EP
 use super::images::{human_size, open_store};
 use super::settings::Settings;
 use crate::build::error::EXIT_BUILD_FAILED;
-use crate::build::mounts::SecretSource;
+use crate::build::mounts::{SecretSource, SshAgent};
 use crate::build::output::finish::rfc3339;
 use crate::build::output::provenance::{Provenance, Times};
 use crate::build::output::Built;
@@ -93,6 +93,9 @@ pub struct BuildArgs {
     /// Secret to expose to RUN --mount=type=secret (id=ID[,src=FILE|,env=VAR])
     #[arg(long, value_name = "id=ID[,src=FILE]")]
     secret: Vec<String>,
+    /// SSH agent socket or keys to expose to RUN --mount=type=ssh (default|ID[=SOCKET|KEY[,KEY...]])
+    #[arg(long, value_name = "default|ID[=SOCKET|KEY]")]
+    ssh: Vec<String>,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -143,6 +146,11 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         bases_from: None,
         jobs: args.jobs.map_or(1, |n| n as usize),
         secrets: secrets(&args.secret)?,
+        ssh: args
+            .ssh
+            .iter()
+            .map(|s| SshAgent::parse(s))
+            .collect::<Result<_, _>>()?,
     };
     if args.check {
         return super::lint::check(&store, &options);

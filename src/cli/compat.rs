@@ -75,7 +75,6 @@ const MISSING_FLAGS: &[MissingFlag] = &[
     flag("build", "sbom", None),
     flag("build", "security-opt", None),
     flag("build", "shm-size", None),
-    flag("build", "ssh", None),
     flag("build", "ulimit", None),
     flag("run", "add-host", None),
     flag("run", "attach", Some('a')),

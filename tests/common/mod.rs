@@ -11,7 +11,7 @@ pub mod githttp;
 pub mod http;
 pub mod tarspec;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn strata_bin() -> PathBuf {
@@ -281,4 +281,30 @@ pub fn file_entry(builder: &mut tar::Builder<std::fs::File>, path: &str, data: &
     h.set_gid(0);
     h.set_mtime(1_000_000_000);
     builder.append_data(&mut h, path, data).unwrap();
+}
+
+/// Every file under `dir` (not following links) holding `needle`.
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    found
 }

@@ -103,6 +103,8 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// `--secret`s, for `RUN --mount=type=secret`.
     pub secrets: Vec<crate::build::mounts::SecretSource>,
+    /// `--ssh` agents, for `RUN --mount=type=ssh`.
+    pub ssh: Vec<crate::build::mounts::SshAgent>,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.

@@ -13,7 +13,7 @@ use crate::build::config_steps::{argv, shell_of};
 use crate::build::context::Context;
 use crate::build::error::StepFailure;
 use crate::build::key::{self, Op};
-use crate::build::mounts::{self, Host, MountedImage, SecretSource};
+use crate::build::mounts::{self, Host, MountedImage, SecretSource, SshAgent};
 use crate::container::run::{self, MountedRoot, RunError, RunOptions};
 use crate::digest::ImageId;
 use crate::sandbox::driver::DriverKind;
@@ -145,6 +145,10 @@ impl Host for StepHost<'_, '_> {
 
     fn secrets(&self) -> &[SecretSource] {
         &self.b.opts.secrets
+    }
+
+    fn agents(&self) -> &[SshAgent] {
+        &self.b.opts.ssh
     }
 
     fn waiting(&self, message: &str) {

@@ -50,6 +50,7 @@ fn id(c: char) -> ImageId {
 fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
     BuildOptions {
         secrets: Vec::new(),
+        ssh: Vec::new(),
         context,
         dockerfile_path: None,
         dockerfile: dockerfile.to_string(),

@@ -3,6 +3,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use super::agent::{self, Served};
 use super::secrets::SecretDir;
 use super::{Host, MountError, Perms, Planned, StepMounts};
 use crate::build::context::Context;
@@ -22,8 +23,10 @@ pub trait MountedImage {
 pub struct Active<'h> {
     /// For the sandbox, parents before what is mounted below them.
     pub mounts: Vec<Mount>,
-    /// `NAME=value` for `env=` secrets.
+    /// `NAME=value` for `env=` secrets and `SSH_AUTH_SOCK`.
     pub env: Vec<String>,
+    /// Stopped before their sockets' tmpfs goes.
+    agents: Vec<Served>,
     secrets: Option<SecretDir>,
     caches: Vec<CacheMount>,
     copies: Vec<Staging>,
@@ -36,6 +39,7 @@ impl StepMounts {
         let mut a = Active {
             mounts: Vec::new(),
             env: Vec::new(),
+            agents: Vec::new(),
             secrets: None,
             caches: Vec::new(),
             copies: Vec::new(),
@@ -76,6 +80,7 @@ impl StepMounts {
                     Some(m) => m,
                     None => continue,
                 },
+                Planned::Ssh { .. } => a.ssh(host, planned, n)?,
             };
             a.mounts.push(mount);
         }
@@ -192,15 +197,47 @@ impl Active<'_> {
         let Some((target, Perms { uid, gid, mode })) = file else {
             return Ok(None);
         };
-        if self.secrets.is_none() {
-            self.secrets = Some(SecretDir::new(host.store())?);
-        }
-        let Some(dir) = &self.secrets else {
-            return Ok(None);
-        };
+        let dir = self.secret_dir(host)?;
         let name = format!("secret-{n}");
         dir.write(&name, &value, (*uid, *gid), *mode)?;
         Ok(Some(bind(dir.path().to_path_buf(), name, target, true)))
+    }
+
+    /// An agent socket strata serves on the step's private tmpfs, bound
+    /// read-only (connecting needs no write to the mount).
+    fn ssh(&mut self, host: &dyn Host, planned: &Planned, n: usize) -> Result<Mount, StepFailure> {
+        let Planned::Ssh {
+            id,
+            target,
+            perms,
+            first,
+        } = planned
+        else {
+            return Err(StepFailure::NotHere("an ssh mount"));
+        };
+        let Some(agent) = host.agents().iter().find(|a| &a.id == id) else {
+            return Err(MountError::SshMissing { id: id.clone() }.into());
+        };
+        let name = format!("ssh-{n}");
+        let within = self.secret_dir(host)?.path().to_path_buf();
+        let socket = within.join(&name);
+        let served = agent::serve(&socket, agent.upstream.clone())
+            .map_err(|e| MountError::io("serve an ssh agent on", &socket, e))?;
+        self.agents.push(served);
+        set_owner_mode(&socket, (perms.uid, perms.gid), perms.mode)
+            .map_err(|e| MountError::io("set the owner of", &socket, e))?;
+        if *first {
+            self.env.push(format!("SSH_AUTH_SOCK={target}"));
+        }
+        Ok(bind(within, name, target, true))
+    }
+
+    fn secret_dir(&mut self, host: &dyn Host) -> Result<&SecretDir, MountError> {
+        let dir = match self.secrets.take() {
+            Some(dir) => dir,
+            None => SecretDir::new(host.store())?,
+        };
+        Ok(self.secrets.insert(dir))
     }
 }
 

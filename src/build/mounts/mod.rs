@@ -19,9 +19,10 @@
 //!   its locking), keyed by a digest of its id, never by the id as a path;
 //! - tmpfs: made by the sandbox;
 //! - secret: a file on a private tmpfs of strata's ([`secrets`]), bound in
-//!   read-only, and/or a variable of the step's environment.
-//!
-//! `type=ssh` is refused for now, naming the line.
+//!   read-only, and/or a variable of the step's environment;
+//! - ssh: a socket on that tmpfs where strata serves the `--ssh` agent for
+//!   the step ([`agent`]: a relay to the host's agent, or keys of its own),
+//!   bound at its target, `SSH_AUTH_SOCK` naming the first one.
 //!
 //! Every source is resolved inside its own root and every target inside the
 //! container's (the sandbox's openat2 `RESOLVE_IN_ROOT` and /proc/self/fd
@@ -30,6 +31,7 @@
 //! never reach the step's layer.
 
 mod active;
+pub mod agent;
 pub mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ use super::error::StepFailure;
 use crate::digest::ImageId;
 use crate::store::{CacheSharing, Store, StoreError};
 pub use active::{Active, MountedImage};
+pub use agent::SshAgent;
 pub use secrets::{SecretFrom, SecretSource};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +61,8 @@ pub enum MountError {
     SecretUnreadable { id: String, reason: String },
     #[error("secret {id}: its value is not UTF-8, so it cannot be the variable {env}")]
     SecretNotText { id: String, env: String },
-    #[error("RUN --mount=type={0} is not supported yet")]
-    Unsupported(&'static str),
+    #[error("ssh agent {id} is required but was not given (strata build --ssh {id}[=SOCKET|KEY])")]
+    SshMissing { id: String },
     #[error("cache mount {target}: source {source_path} is not in the cache")]
     CacheSource { target: String, source_path: String },
     #[error("{op} {path}")]
@@ -97,11 +100,13 @@ pub trait Host {
     fn mount_image(&self, image: &ImageId) -> Result<Box<dyn MountedImage + '_>, StepFailure>;
     /// The build's `--secret`s.
     fn secrets(&self) -> &[SecretSource];
+    /// The build's `--ssh` agents.
+    fn agents(&self) -> &[SshAgent];
     /// Tells the user the step waits for another build.
     fn waiting(&self, message: &str);
 }
 
-/// Owner and mode of a cache directory or a secret file.
+/// Owner and mode of a cache directory, a secret file or an agent socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Perms {
     uid: u32,
@@ -148,6 +153,13 @@ enum Planned {
         /// `env=`: the variable it is also (or only) exposed as.
         env: Option<String>,
     },
+    Ssh {
+        id: String,
+        target: String,
+        perms: Perms,
+        /// The first ssh mount of the step: `SSH_AUTH_SOCK` names it.
+        first: bool,
+    },
 }
 
 /// A RUN's mounts, ready to key and (on a miss) to make.
@@ -176,6 +188,7 @@ impl StepMounts {
 /// Settles the parsed mounts of a RUN whose WORKDIR is `workdir`.
 pub fn plan(host: &dyn Host, mounts: &[Mount], workdir: &str) -> Result<StepMounts, StepFailure> {
     let mut out = StepMounts::default();
+    let mut ssh_count = 0;
     for mount in mounts {
         let (planned, key) = match mount {
             Mount::Bind {
@@ -209,7 +222,10 @@ pub fn plan(host: &dyn Host, mounts: &[Mount], workdir: &str) -> Result<StepMoun
                 )
             }
             Mount::Secret { .. } => plan_secret(host, mount, workdir)?,
-            Mount::Ssh { .. } => return Err(MountError::Unsupported("ssh").into()),
+            Mount::Ssh { .. } => {
+                ssh_count += 1;
+                plan_ssh(host, mount, workdir, ssh_count - 1)?
+            }
         };
         out.planned.extend(planned);
         out.key.push(key.to_string());
@@ -410,6 +426,48 @@ fn plan_secret(host: &dyn Host, mount: &Mount, workdir: &str) -> Result<PlannedK
         id,
         file,
         env: env.clone(),
+    };
+    Ok((Some(planned), key))
+}
+
+/// `type=ssh`: BuildKit's defaults (id `default`, target
+/// `/run/buildkit/ssh_agent.N` for the Nth, mode 0600); a missing agent
+/// that is not `required` leaves the mount out.
+fn plan_ssh(
+    host: &dyn Host,
+    mount: &Mount,
+    workdir: &str,
+    n: usize,
+) -> Result<PlannedKey, StepFailure> {
+    let Mount::Ssh {
+        id,
+        target,
+        required,
+        ownership,
+    } = mount
+    else {
+        return Ok((None, serde_json::Value::Null));
+    };
+    let id = id.clone().unwrap_or_else(|| "default".to_string());
+    let target = match target {
+        Some(t) => absolute(t, workdir)?,
+        None => format!("/run/buildkit/ssh_agent.{n}"),
+    };
+    let perms = perms(ownership, 0o600)?;
+    // Which agent, never what it holds: keys do not decide a rebuild.
+    let key = serde_json::json!({"type": "ssh", "id": id, "target": target, "required": required,
+        "uid": perms.uid, "gid": perms.gid, "mode": perms.mode});
+    if !host.agents().iter().any(|a| a.id == id) {
+        return match required {
+            true => Err(MountError::SshMissing { id }.into()),
+            false => Ok((None, key)),
+        };
+    }
+    let planned = Planned::Ssh {
+        id,
+        target,
+        perms,
+        first: n == 0,
     };
     Ok((Some(planned), key))
 }

@@ -32,6 +32,9 @@ impl Host for Fake {
     fn secrets(&self) -> &[SecretSource] {
         &[]
     }
+    fn agents(&self) -> &[SshAgent] {
+        &[]
+    }
     fn waiting(&self, _: &str) {}
 }
 
@@ -106,8 +109,22 @@ fn a_missing_secret_is_an_error_only_when_required() {
         "an optional missing secret mounts nothing"
     );
     assert_eq!(m.key().len(), 1, "but it is keyed by its definition");
-    let e = planned("type=ssh", "/").unwrap_err().to_string();
-    assert!(e.contains("not supported yet"), "{e}");
+}
+
+#[test]
+fn an_ssh_mount_takes_buildkits_defaults_and_is_left_out_unless_required() {
+    let m = planned("type=ssh", "/").unwrap();
+    assert!(m.planned.is_empty(), "no --ssh default given");
+    let line = &m.key()[0];
+    for want in [
+        "\"id\":\"default\"",
+        "/run/buildkit/ssh_agent.0",
+        "\"mode\":384",
+    ] {
+        assert!(line.contains(want), "{want} in {line}");
+    }
+    let e = planned("type=ssh,id=gh,required=true", "/").unwrap_err();
+    assert!(e.to_string().contains("ssh agent gh is required"), "{e}");
 }
 
 #[test]
