@@ -197,6 +197,56 @@ fn rootless_mount_cache_id_and_source_cannot_climb_out() {
     );
 }
 
+/// Case 3 (CVE-2024-23651, BuildKit's testCacheMountSourceEscape): stage
+/// one fills a cache, stage two swaps its `src` directory for a symlink to a
+/// host directory (absolute, or climbing out of the cache), stage three
+/// mounts `source=src`: the source is resolved inside the cache, so the
+/// build fails (no such path in the cache) and the host canary is never
+/// read; a link to `/` is the cache's own root.
+#[test]
+fn rootless_mount_cache_source_swapped_for_a_symlink_stays_in_the_cache() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("hostname"), "HOST-CANARY-5e1").unwrap();
+    let dir = host.path().display().to_string();
+    let climbing = format!("{}{dir}", "../".repeat(12));
+    for driver in DRIVERS {
+        let s = Strata::new();
+        s.import_busybox("busybox");
+        for (n, link) in [dir.as_str(), climbing.as_str(), "/"]
+            .into_iter()
+            .enumerate()
+        {
+            let df = format!(
+                "FROM busybox AS fill\n\
+                 RUN --mount=type=cache,id=c{n},target=/c mkdir -p /c/src && echo cache > /c/src/hostname\n\
+                 FROM fill AS swap\n\
+                 RUN --mount=type=cache,id=c{n},target=/c rm -rf /c/src && ln -s {link} /c/src\n\
+                 FROM swap\n\
+                 RUN --mount=type=cache,id=c{n},source=src,target=/m sh -c 'cat /m/hostname > /read 2>&1; ls /m > /list'\n"
+            );
+            let ctx = context(&[("Dockerfile", &df)]);
+            let run = build(&s, driver, ctx.path(), &["-t", "swap"]);
+            assert!(
+                !format!("{run:?}").contains("HOST-CANARY"),
+                "{driver}: {run:?}"
+            );
+            if link != "/" {
+                assert_eq!(run.code, Some(1), "{driver} {link}: {run:?}");
+                assert!(run.stderr.contains("is not in the cache"), "{}", run.stderr);
+                continue;
+            }
+            run.success();
+            let seen = sh(&s, "swap", "cat /read /list").success().stdout;
+            assert!(!seen.contains("HOST-CANARY"), "{driver}: {seen}");
+            assert!(
+                seen.ends_with("src\n"),
+                "{driver}: the cache's root: {seen}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
+}
+
 /// Case 4 (CVE-2024-1753): an `rw` bind of a stage's `/rootdir -> /`
 /// writes into a throwaway copy of that stage, never outside it.
 #[test]
