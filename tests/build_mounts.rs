@@ -1,7 +1,8 @@
-//! `RUN --mount` (cache, bind, tmpfs, secret) and per-step `--network`, as the
-//! unprivileged user: what a step sees, what reaches its layer (nothing of
-//! a mount), and the escapes of the builder CVEs (security checklist cases
-//! 3–7, 9 and 17), each of which must stay inside its root.
+//! `RUN --mount` (cache, bind, tmpfs, secret; ssh is in build_mounts_ssh.rs)
+//! and per-step `--network`, as the unprivileged user: what a step sees,
+//! what reaches its layer (nothing of a mount), and the escapes of the
+//! builder CVEs (security checklist cases 3–7, 9 and 17), each of which
+//! must stay inside its root, on the three storage drivers.
 #![allow(clippy::unwrap_used)] // a test helper panicking is a failing test
 
 mod common;
@@ -160,6 +161,126 @@ fn rootless_mount_cache_sharing_locked_makes_the_second_build_wait() {
     }
 }
 
+/// `from=` seeds a new cache with that path of a stage (BuildKit: the base
+/// of the cache); what a step writes stays in the cache for the next
+/// build, and the stage itself is never written.
+#[test]
+fn rootless_mount_cache_seeded_from_a_stage() {
+    for driver in DRIVERS {
+        let s = Strata::new();
+        s.import_busybox("busybox");
+        let df = |run: &str| {
+            format!(
+                "FROM busybox AS deps\nRUN mkdir -p /deps && echo seeded > /deps/pkg\n\
+                 FROM busybox\nRUN --mount=type=cache,id=s,from=deps,source=/deps,target=/c {run}\n\
+                 RUN --mount=type=bind,from=deps,source=/deps,target=/d ls /d > /stage\n"
+            )
+        };
+        let first = df(&format!(
+            "sh -c 'cat /c/pkg > /seen && echo {driver} > /c/added'"
+        ));
+        let ctx = context(&[("Dockerfile", &first)]);
+        build(&s, driver, ctx.path(), &["-t", "c1"]).success();
+        assert_eq!(
+            sh(&s, "c1", "cat /seen /stage").success().stdout,
+            "seeded\npkg\n",
+            "{driver}: the seed, and the stage unchanged"
+        );
+        let second = df("sh -c 'cat /c/pkg /c/added > /seen'");
+        let ctx = context(&[("Dockerfile", &second)]);
+        build(&s, driver, ctx.path(), &["-t", "c2"]).success();
+        assert_eq!(
+            sh(&s, "c2", "cat /seen").success().stdout,
+            format!("seeded\n{driver}\n"),
+            "{driver}: the cache was kept"
+        );
+    }
+}
+
+/// `sharing=private`: a second build using the cache while the first holds
+/// it gets an instance of its own (no waiting, neither sees the other's
+/// file); once free, an instance is used again.
+#[test]
+fn rootless_mount_cache_sharing_private_gives_each_holder_its_own() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let step = |name: &str| {
+        format!(
+            "FROM busybox\nRUN --mount=type=cache,id=p,target=/c,sharing=private sh -c 'ls /c > /before; touch /c/{name}; sleep 3; ls /c > /after'\n"
+        )
+    };
+    let (a, b) = (
+        context(&[("Dockerfile", &step("a"))]),
+        context(&[("Dockerfile", &step("b"))]),
+    );
+    let spawn = |dir: &Path, tag: &str| {
+        s.cmd()
+            .args(["build", "-q", "-t", tag, dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(a.path(), "a");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = spawn(b.path(), "b");
+    let first = Run::of(first.wait_with_output().unwrap()).success();
+    let second = Run::of(second.wait_with_output().unwrap()).success();
+    assert!(
+        !format!("{first:?}{second:?}").contains("waiting"),
+        "{first:?} {second:?}"
+    );
+    assert_eq!(sh(&s, "a", "cat /after").success().stdout, "a\n");
+    assert_eq!(sh(&s, "b", "cat /after").success().stdout, "b\n");
+    let read = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,id=p,target=/c,sharing=private ls /c > /seen\n",
+    )]);
+    build(&s, "overlay", read.path(), &["-t", "r"]).success();
+    let seen = sh(&s, "r", "cat /seen").success().stdout;
+    assert!(seen == "a\n" || seen == "b\n", "a kept instance: {seen}");
+}
+
+/// `--secret type=env,...` (and `id=ID,env=VAR`) reads strata's
+/// environment; the step gets it as a file or as `env=`; the value is in
+/// neither the image nor the output.
+#[test]
+fn rootless_mount_secret_from_the_environment() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\n\
+              RUN --mount=type=secret,id=tok --mount=type=secret,id=api,env=API_KEY \
+                  sh -c 'test \"$(tr a-z A-Z < /run/secrets/tok)\" = ENV-TOK-41 && test \"$(echo $API_KEY | tr a-z A-Z)\" = ENV-API-42 && echo ok > /ok'\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let run = Run::of(
+        s.cmd()
+            .env("TOK_VAR", "env-tok-41")
+            .env("api", "env-api-42")
+            .args(["build", "-t", "e", "--progress", "plain"])
+            .args(["--secret", "type=env,id=tok,src=TOK_VAR"])
+            .args(["--secret", "id=api,type=env"])
+            .arg(ctx.path())
+            .output()
+            .unwrap(),
+    )
+    .success();
+    assert_eq!(sh(&s, "e", "cat /ok").success().stdout, "ok\n");
+    let saved = s.root.path().join("e.tar");
+    s.run(&["save", "-o", saved.to_str().unwrap(), "e"])
+        .success();
+    let image = std::fs::read(&saved).unwrap();
+    std::fs::remove_file(&saved).unwrap();
+    for value in ["env-tok-41", "env-api-42"] {
+        assert!(!format!("{run:?}").contains(value), "{value} in the output");
+        assert!(
+            !image.windows(value.len()).any(|w| w == value.as_bytes()),
+            "{value} in the image"
+        );
+        let found = files_holding(s.root.path(), value.as_bytes());
+        assert!(found.is_empty(), "{value} in the store: {found:?}");
+    }
+}
+
 /// Case 3 (CVE-2024-9675): a cache id or source that climbs, and a source
 /// climbing out of a stage, show an empty cache or the stage, never the host.
 #[test]
@@ -305,36 +426,38 @@ fn rootless_mount_bind_source_symlinks_resolve_inside_the_stage() {
 fn rootless_mount_tmpfs_mount_points_never_reach_the_host() {
     let s = Strata::new();
     s.import_busybox("busybox");
-    let host = tempfile::tempdir().unwrap();
-    let hostdir = host.path().join("HOSTDIR");
-    std::fs::create_dir_all(hostdir.join("b/c")).unwrap();
-    let df = format!(
-        "FROM busybox\n\
-         RUN --mount=type=tmpfs,target=/a/b/c sh -c 'rm -rf /a; ln -s {h} /a; true'\n\
-         RUN rm -rf /a && mkdir /inside && ln -s /inside /a\n\
-         RUN --mount=type=tmpfs,target=/a/b/c/d,size=1m sh -c 'df -k /a/b/c/d > /df'\n",
-        h = hostdir.display()
-    );
-    let ctx = context(&[("Dockerfile", &df)]);
-    build(&s, "overlay", ctx.path(), &["-t", "t"]).success();
-    let df_out = sh(&s, "t", "cat /df").success().stdout;
-    assert!(df_out.contains(" 1024 "), "size=1m: {df_out}");
-    // The mount point made through /a -> /inside is gone again: the layer
-    // holds /df only.
-    assert_eq!(top_layer(&s, "t"), ["df"]);
-    // A symlink in the image to the host's path names a path in the image:
-    // the step fails (nothing to mount on) or mounts inside.
-    let df = format!(
-        "FROM busybox\nRUN rm -rf /a && ln -s {h} /a\nRUN --mount=type=tmpfs,target=/a/b/c touch /a/b/c/x\n",
-        h = hostdir.display()
-    );
-    let ctx = context(&[("Dockerfile", &df)]);
-    build(&s, "overlay", ctx.path(), &[]);
-    assert!(
-        hostdir.join("b/c").is_dir(),
-        "the host directory is still there"
-    );
-    assert_eq!(std::fs::read_dir(hostdir.join("b/c")).unwrap().count(), 0);
+    for driver in DRIVERS {
+        let host = tempfile::tempdir().unwrap();
+        let hostdir = host.path().join("HOSTDIR");
+        std::fs::create_dir_all(hostdir.join("b/c")).unwrap();
+        let df = format!(
+            "FROM busybox\n\
+             RUN --mount=type=tmpfs,target=/a/b/c sh -c 'rm -rf /a; ln -s {h} /a; true'\n\
+             RUN rm -rf /a && mkdir /inside && ln -s /inside /a\n\
+             RUN --mount=type=tmpfs,target=/a/b/c/d,size=1m sh -c 'df -k /a/b/c/d > /df'\n",
+            h = hostdir.display()
+        );
+        let ctx = context(&[("Dockerfile", &df)]);
+        build(&s, driver, ctx.path(), &["-t", "t"]).success();
+        let df_out = sh(&s, "t", "cat /df").success().stdout;
+        assert!(df_out.contains(" 1024 "), "{driver}: size=1m: {df_out}");
+        // The mount point made through /a -> /inside is gone again: the
+        // layer holds /df only.
+        assert_eq!(top_layer(&s, "t"), ["df"], "{driver}");
+        // A symlink in the image to the host's path names a path in the
+        // image: the step fails (nothing to mount on) or mounts inside.
+        let df = format!(
+            "FROM busybox\nRUN rm -rf /a && ln -s {h} /a\nRUN --mount=type=tmpfs,target=/a/b/c touch /a/b/c/x\n",
+            h = hostdir.display()
+        );
+        let ctx = context(&[("Dockerfile", &df)]);
+        build(&s, driver, ctx.path(), &[]);
+        assert!(
+            hostdir.join("b/c").is_dir(),
+            "{driver}: the host directory is still there"
+        );
+        assert_eq!(std::fs::read_dir(hostdir.join("b/c")).unwrap().count(), 0);
+    }
 }
 
 /// Case 7 (CVE-2024-9407): propagation options are not Docker's for RUN.
@@ -393,12 +516,15 @@ fn rootless_mount_bind_from_a_stage_avoids_a_copy() {
               RUN --mount=type=bind,from=builder,source=/out,target=/in cp /in/app /app\n\
               RUN --mount=type=bind,from=builder,source=/out/app,target=/in/app sh -c '! echo x > /in/app && cat /in/app > /again'\n";
     let ctx = context(&[("Dockerfile", df)]);
-    build(&s, "overlay", ctx.path(), &["-t", "app"]).success();
-    assert_eq!(
-        sh(&s, "app", "cat /app /again").success().stdout,
-        "artifact\nartifact\n"
-    );
-    assert_eq!(top_layer(&s, "app"), ["again"]);
+    for driver in DRIVERS {
+        build(&s, driver, ctx.path(), &["-t", "app"]).success();
+        assert_eq!(
+            sh(&s, "app", "cat /app /again").success().stdout,
+            "artifact\nartifact\n",
+            "{driver}"
+        );
+        assert_eq!(top_layer(&s, "app"), ["again"], "{driver}");
+    }
 }
 
 /// A bind of the context is keyed by its content: a changed file reruns
