@@ -678,8 +678,9 @@ fn rootless_mount_secret_values_are_not_in_the_key() {
     assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "one");
 }
 
-/// `RUN --network=none` has only a loopback; `--security=insecure` and a
-/// required ssh agent not given are refused naming the line.
+/// `RUN --network=none` has only a loopback; `--network=host` runs with
+/// `--allow network.host` only (Docker's entitlement); `--security=insecure`
+/// and a required ssh agent not given are refused naming the line.
 #[test]
 fn rootless_mount_network_per_step_and_refusals() {
     let s = Strata::new();
@@ -688,9 +689,19 @@ fn rootless_mount_network_per_step_and_refusals() {
               RUN --network=none sh -c 'grep -c : /proc/net/dev > /none'\n\
               RUN --network=default true\nRUN --network=host true\n";
     let ctx = context(&[("Dockerfile", df)]);
-    build(&s, "overlay", ctx.path(), &["-t", "n"]).success();
+    build(
+        &s,
+        "overlay",
+        ctx.path(),
+        &["-t", "n", "--allow", "network.host"],
+    )
+    .success();
     assert_eq!(sh(&s, "n", "cat /none").success().stdout, "1\n");
     for (line, want) in [
+        (
+            "RUN --network=host true",
+            "RUN --network=host is not allowed: pass --allow network.host",
+        ),
         ("RUN --security=insecure true", "--security=insecure"),
         (
             "RUN --mount=type=ssh,required=true true",
@@ -706,6 +717,20 @@ fn rootless_mount_network_per_step_and_refusals() {
             run.stderr
         );
     }
+    let insecure = context(&[("Dockerfile", "FROM busybox\nRUN --security=insecure true\n")]);
+    let run = build(
+        &s,
+        "overlay",
+        insecure.path(),
+        &["--allow", "security.insecure"],
+    );
+    assert!(
+        run.stderr.contains("--security=insecure is refused"),
+        "{run:?}"
+    );
+    let bad = build(&s, "overlay", insecure.path(), &["--allow", "net.host"]);
+    assert_ne!(bad.code, Some(0), "{bad:?}");
+    assert!(bad.stderr.contains("net.host"), "{}", bad.stderr);
 }
 
 /// Cache mounts are shown by `system df` and removed by `system prune

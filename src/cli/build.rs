@@ -96,6 +96,9 @@ pub struct BuildArgs {
     /// SSH agent socket or keys to expose to RUN --mount=type=ssh (default|ID[=SOCKET|KEY[,KEY...]])
     #[arg(long, value_name = "default|ID[=SOCKET|KEY]")]
     ssh: Vec<String>,
+    /// Allow an extra privilege for the build: network.host (RUN --network=host)
+    #[arg(long, value_name = "ENTITLEMENT", value_parser = ["network.host", "security.insecure"])]
+    allow: Vec<String>,
     /// The build context directory, or - for a Dockerfile on stdin and no context
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -146,6 +149,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         bases_from: None,
         jobs: args.jobs.map_or(1, |n| n as usize),
         secrets: secrets(&args.secret)?,
+        allow_network_host: args.allow.iter().any(|a| a == "network.host"),
         ssh: args
             .ssh
             .iter()

@@ -51,7 +51,6 @@ const FOREGROUND: &str = "strata runs containers in the foreground only";
 #[rustfmt::skip]
 const MISSING_FLAGS: &[MissingFlag] = &[
     flag("build", "add-host", None),
-    flag("build", "allow", None),
     flag("build", "attest", None),
     flag("build", "build-context", None),
     flag("build", "builder", None),

@@ -103,6 +103,9 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// `--secret`s, for `RUN --mount=type=secret`.
     pub secrets: Vec<crate::build::mounts::SecretSource>,
+    /// `--allow network.host`: `RUN --network=host` may run (Docker's
+    /// entitlement; without it such a step is refused).
+    pub allow_network_host: bool,
     /// `--ssh` agents, for `RUN --mount=type=ssh`.
     pub ssh: Vec<crate::build::mounts::SshAgent>,
 }

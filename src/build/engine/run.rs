@@ -50,10 +50,16 @@ pub(super) fn execute(
         }
         c => argv(c, &shell),
     };
-    // `default` is the build's network (`--network`); rootless, `host`
-    // grants nothing the caller lacks.
+    // `default` is the build's network (`--network`). `host` needs Docker's
+    // entitlement even where (rootless) it grants nothing the caller lacks:
+    // a Dockerfile that asks for it asks the one who runs the build.
     let network = match network {
         Some(StepNetwork::None) => Network::None,
+        Some(StepNetwork::Host) if !b.opts.allow_network_host => {
+            return Err(StepFailure::Unsupported(
+                "RUN --network=host is not allowed: pass --allow network.host (Docker's entitlement)",
+            ))
+        }
         Some(StepNetwork::Host) => Network::Host,
         Some(StepNetwork::Default) | None => b.opts.network,
     };

@@ -51,6 +51,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
     BuildOptions {
         secrets: Vec::new(),
         ssh: Vec::new(),
+        allow_network_host: false,
         context,
         dockerfile_path: None,
         dockerfile: dockerfile.to_string(),
