@@ -3,16 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{context, Run, Strata};
-
-fn build(s: &Strata, dir: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["build"];
-    args.extend(extra);
-    args.push(dir.to_str().unwrap());
-    s.run(&args)
-}
 
 fn inspect(s: &Strata, image: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&s.run(&["inspect", image]).success().stdout).unwrap()
@@ -46,7 +37,8 @@ fn rootless_build_runs_every_step_and_sets_the_config() {
     let s = Strata::new();
     s.import_busybox("busybox");
     let ctx = context(&[("Dockerfile", DOCKERFILE)]);
-    let out = build(&s, ctx.path(), &["-t", "app", "--build-arg", "GREETING=hi"])
+    let out = s
+        .build(ctx.path(), &["-t", "app", "--build-arg", "GREETING=hi"])
         .success()
         .stdout;
     let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("Step ")).collect();
@@ -105,13 +97,14 @@ fn rootless_build_runs_every_step_and_sets_the_config() {
         .stdout;
     assert_eq!(ran, "hi world\n/app\n");
     // The base stage keeps its trigger, which fires in a child build.
-    build(&s, ctx.path(), &["--target", "base", "-t", "base-img"]).success();
+    s.build(ctx.path(), &["--target", "base", "-t", "base-img"])
+        .success();
     assert_eq!(
         inspect(&s, "base-img")["Config"]["OnBuild"],
         serde_json::json!(["RUN echo triggered"])
     );
     let child = context(&[("Dockerfile", "FROM base-img\nRUN test -d /app\n")]);
-    let out = build(&s, child.path(), &["-t", "child"]).success().stdout;
+    let out = s.build(child.path(), &["-t", "child"]).success().stdout;
     assert!(
         out.contains("# Executing 1 build trigger") && out.contains("triggered"),
         "{out}"
@@ -124,16 +117,17 @@ fn rootless_build_cache_hits_and_misses() {
     s.import_busybox("busybox");
     let df = "FROM busybox\nRUN echo start\nARG V=1\nRUN echo v=$V > /v\nENV X=1\nRUN echo end\n";
     let ctx = context(&[("Dockerfile", df)]);
-    let first = build(&s, ctx.path(), &["-t", "c"]).success().stdout;
+    let first = s.build(ctx.path(), &["-t", "c"]).success().stdout;
     assert_eq!(first.matches("Using cache").count(), 0, "{first}");
-    let again = build(&s, ctx.path(), &["-t", "c"]).success().stdout;
+    let again = s.build(ctx.path(), &["-t", "c"]).success().stdout;
     assert_eq!(
         again.matches("Using cache").count(),
         5,
         "every step after FROM hits: {again}"
     );
     assert_eq!(again.lines().last(), first.lines().last());
-    let changed = build(&s, ctx.path(), &["-t", "c", "--build-arg", "V=2"])
+    let changed = s
+        .build(ctx.path(), &["-t", "c", "--build-arg", "V=2"])
         .success()
         .stdout;
     // As Docker: every RUN after the ARG sees V in its environment.
@@ -142,7 +136,8 @@ fn rootless_build_cache_hits_and_misses() {
         2,
         "the steps up to the ARG hit: {changed}"
     );
-    let no_cache = build(&s, ctx.path(), &["-t", "c", "--no-cache"])
+    let no_cache = s
+        .build(ctx.path(), &["-t", "c", "--no-cache"])
         .success()
         .stdout;
     assert_eq!(no_cache.matches("Using cache").count(), 0, "{no_cache}");
@@ -161,7 +156,7 @@ fn rootless_build_failures_say_where() {
         "Dockerfile",
         "FROM busybox\nENV A=1\nRUN exit 3\nRUN echo never\n",
     )]);
-    let run = build(&s, ctx.path(), &["-t", "broken"]);
+    let run = s.build(ctx.path(), &["-t", "broken"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     // One line: the step, where it is, the instruction, the cause.
     let file = ctx.path().join("Dockerfile");
@@ -197,7 +192,7 @@ fn rootless_build_failures_say_where() {
     );
 
     let bad = context(&[("Dockerfile", "FROM busybox\nCOPPY a b\n")]);
-    let run = build(&s, bad.path(), &[]);
+    let run = s.build(bad.path(), &[]);
     assert_eq!(run.code, Some(1));
     let file = bad.path().join("Dockerfile");
     assert!(
@@ -211,7 +206,7 @@ fn rootless_build_failures_say_where() {
         "Dockerfile",
         "FROM busybox\nRUN --mount=type=ssh,required=true true\n",
     )]);
-    let run = build(&s, mounts.path(), &[]);
+    let run = s.build(mounts.path(), &[]);
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr.contains("ssh agent default is required")
@@ -227,7 +222,8 @@ fn rootless_build_target_quiet_iidfile_and_stdin() {
     s.import_busybox("busybox");
     let df = "FROM busybox AS one\nRUN echo one > /one\nFROM busybox AS two\nRUN echo two > /two\nFROM one\nRUN cat /one\n";
     let ctx = context(&[("Dockerfile", df)]);
-    let out = build(&s, ctx.path(), &["--target", "two", "-t", "t2"])
+    let out = s
+        .build(ctx.path(), &["--target", "two", "-t", "t2"])
         .success()
         .stdout;
     assert!(
@@ -236,7 +232,8 @@ fn rootless_build_target_quiet_iidfile_and_stdin() {
     );
     let dir = tempfile::tempdir().unwrap();
     let iid = dir.path().join("iid");
-    let quiet = build(&s, ctx.path(), &["-q", "--iidfile", iid.to_str().unwrap()])
+    let quiet = s
+        .build(ctx.path(), &["-q", "--iidfile", iid.to_str().unwrap()])
         .success()
         .stdout;
     assert!(
@@ -265,9 +262,9 @@ fn rootless_build_target_quiet_iidfile_and_stdin() {
             .stdout,
         "piped\n"
     );
-    let unknown = build(&s, ctx.path(), &["--target", "nope"]);
+    let unknown = s.build(ctx.path(), &["--target", "nope"]);
     assert_eq!(unknown.code, Some(1));
-    let unused = build(&s, ctx.path(), &["--build-arg", "UNUSED=1", "-q"]);
+    let unused = s.build(ctx.path(), &["--build-arg", "UNUSED=1", "-q"]);
     assert!(
         unused.stderr.contains("[UNUSED] were not consumed"),
         "{}",
@@ -303,7 +300,7 @@ COPY a.txt rel
     // Docker; inside a copied directory it stays a symlink.
     std::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
     std::os::unix::fs::symlink("sub/b.txt", ctx.path().join("dir/l")).unwrap();
-    build(&s, ctx.path(), &["-t", "copied"]).success();
+    s.build(ctx.path(), &["-t", "copied"]).success();
     let check = "cat /one/a.txt /two/sub/b.txt; echo; ls /docs; stat -c '%u:%g %a' /owned /numeric; cat /link; echo; readlink /two/l; cat /w/rel";
     let out = s
         .run(&["run", "--rm", "copied", "sh", "-c", check])
@@ -314,7 +311,7 @@ COPY a.txt rel
         "ab\nx.md\ny.md\n65534:65534 600\n1234:1234 644\na\nsub/b.txt\na"
     );
     let escape = context(&[("Dockerfile", "FROM busybox\nCOPY ../x /x\n")]);
-    let run = build(&s, escape.path(), &[]);
+    let run = s.build(escape.path(), &[]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("COPY"), "{}", run.stderr);
     let ignored = context(&[
@@ -322,7 +319,7 @@ COPY a.txt rel
         ("secret.md", "s"),
         (".dockerignore", "secret.md\n"),
     ]);
-    let run = build(&s, ignored.path(), &[]);
+    let run = s.build(ignored.path(), &[]);
     assert_eq!(run.code, Some(1), "an ignored file cannot be copied");
 }
 
@@ -338,7 +335,7 @@ COPY --from=0 /out/ /by-index/
 COPY --from=busybox /etc/passwd /from-image
 ";
     let ctx = context(&[("Dockerfile", df)]);
-    build(&s, ctx.path(), &["-t", "staged"]).success();
+    s.build(ctx.path(), &["-t", "staged"]).success();
     let out = s
         .run(&[
             "run",
@@ -360,7 +357,7 @@ fn rootless_build_copy_cache_sees_every_change() {
     let df = "FROM busybox\nRUN echo before\nCOPY one /one\nRUN echo middle\nCOPY two /two\nRUN echo after\n";
     let ctx = context(&[("Dockerfile", df), ("one", "1111"), ("two", "2222")]);
     let hits = |extra: &[&str]| {
-        build(&s, ctx.path(), extra)
+        s.build(ctx.path(), extra)
             .success()
             .stdout
             .matches("Using cache")
@@ -424,7 +421,7 @@ fn rootless_build_add_extracts_local_archives() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
     std::fs::write(ctx.path().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();
-    build(&s, ctx.path(), &["-t", "added"]).success();
+    s.build(ctx.path(), &["-t", "added"]).success();
     let out = s
         .run(&[
             "run",
@@ -450,7 +447,7 @@ fn interop_built_image_is_read_by_skopeo_and_umoci() {
         ),
         ("f", "content\n"),
     ]);
-    build(&s, ctx.path(), &["-t", "built"]).success();
+    s.build(ctx.path(), &["-t", "built"]).success();
     let out = tempfile::tempdir().unwrap();
     let layout = out.path().join("layout");
     let dest = format!("oci:{}:v1", layout.display());
@@ -506,7 +503,7 @@ fn rootless_build_heredocs() {
     s.import_busybox("busybox");
     let df = "FROM busybox\nENV NAME=heredoc\nCOPY <<EOF /etc/greeting\nhello from $NAME\nEOF\nRUN <<EOF\necho ran > /ran\nEOF\n";
     let ctx = context(&[("Dockerfile", df)]);
-    build(&s, ctx.path(), &["-t", "hd"]).success();
+    s.build(ctx.path(), &["-t", "hd"]).success();
     assert_eq!(
         s.run(&["run", "--rm", "hd", "cat", "/etc/greeting", "/ran"])
             .success()
@@ -514,7 +511,7 @@ fn rootless_build_heredocs() {
         "hello from heredoc\nran\n"
     );
     assert_eq!(
-        build(&s, ctx.path(), &["-t", "hd"])
+        s.build(ctx.path(), &["-t", "hd"])
             .success()
             .stdout
             .matches("Using cache")
@@ -534,7 +531,7 @@ fn rootless_build_platform_args_and_from_platform() {
     };
     let df = "FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nARG TARGETPLATFORM\nRUN echo \"$TARGETPLATFORM $TARGETARCH\" > /p\n";
     let ctx = context(&[("Dockerfile", df)]);
-    build(&s, ctx.path(), &["-t", "plat"]).success();
+    s.build(ctx.path(), &["-t", "plat"]).success();
     let out = s
         .run(&["run", "--rm", "plat", "cat", "/p"])
         .success()
@@ -546,7 +543,7 @@ fn rootless_build_platform_args_and_from_platform() {
         "linux/s390x"
     };
     let foreign = context(&[("Dockerfile", &*format!("FROM --platform={other} busybox\n"))]);
-    let run = build(&s, foreign.path(), &[]);
+    let run = s.build(foreign.path(), &[]);
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr.contains("only the host platform"),

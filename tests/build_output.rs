@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::fstree::tree;
-use common::{Run, Strata};
+use common::Strata;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -31,13 +31,6 @@ fn setup() -> (Strata, tempfile::TempDir) {
     s.import_busybox("busybox");
     let ctx = common::context(&[("Dockerfile", DOCKERFILE), ("hello", "hello\n")]);
     (s, ctx)
-}
-
-fn build(st: &Strata, ctx: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["build"];
-    args.extend(extra);
-    args.push(s(ctx));
-    st.run(&args)
 }
 
 /// A tar's entries as `tree` lines (no directories' trailing slash).
@@ -108,8 +101,7 @@ fn interop_build_outputs_are_read_by_their_readers() {
         w.join("ocidir"),
         w.join("docker.tar"),
     );
-    build(
-        &st,
+    st.build(
         ctx.path(),
         &[
             "-t",
@@ -207,7 +199,7 @@ fn rootless_build_output_to_stdout_keeps_the_log_on_stderr() {
         &["-o", "-", "-o", "type=tar,dest=-"][..],
         &["-o", "type=nope"],
     ] {
-        let r = build(&st, ctx.path(), bad);
+        let r = st.build(ctx.path(), bad);
         assert_eq!(r.code, Some(125), "{r:#?}");
         assert!(!r.stdout.contains("Step"), "{r:#?}");
     }
@@ -217,9 +209,11 @@ fn rootless_build_output_to_stdout_keeps_the_log_on_stderr() {
 fn rootless_build_squash_and_squash_all() {
     let (st, ctx) = setup();
     let work = tempfile::tempdir().unwrap();
-    build(&st, ctx.path(), &["-q", "-t", "plain"]).success();
-    build(&st, ctx.path(), &["-q", "-t", "sq", "--squash"]).success();
-    build(&st, ctx.path(), &["-q", "-t", "all", "--squash-all"]).success();
+    st.build(ctx.path(), &["-q", "-t", "plain"]).success();
+    st.build(ctx.path(), &["-q", "-t", "sq", "--squash"])
+        .success();
+    st.build(ctx.path(), &["-q", "-t", "all", "--squash-all"])
+        .success();
     let base = layers(&st, "busybox");
     let plain = layers(&st, "plain");
     let sq = layers(&st, "sq");
@@ -242,7 +236,7 @@ fn rootless_build_squash_and_squash_all() {
         );
     }
     // A rebuild reuses every step: the transforms do not touch the cache.
-    let again = build(&st, ctx.path(), &["-t", "sq2", "--squash"]).success();
+    let again = st.build(ctx.path(), &["-t", "sq2", "--squash"]).success();
     assert_eq!(again.stdout.matches("Using cache").count(), 4, "{again:#?}");
     assert_eq!(layers(&st, "sq2"), sq);
 }
@@ -252,8 +246,7 @@ fn rootless_build_metadata_annotations_and_unsetlabel() {
     let (st, ctx) = setup();
     let work = tempfile::tempdir().unwrap();
     let (meta, oci) = (work.path().join("meta.json"), work.path().join("oci.tar"));
-    build(
-        &st,
+    st.build(
         ctx.path(),
         &[
             "-q",
@@ -337,8 +330,7 @@ fn registry_build_outputs_zstd_and_force_compression() {
     };
     // type=registry and a gzip push: skopeo reads both.
     let oci = w.join("zstd.tar");
-    build(
-        &st,
+    st.build(
         ctx.path(),
         &[
             "-q",
@@ -355,8 +347,7 @@ fn registry_build_outputs_zstd_and_force_compression() {
     // zstd asked without force: the layers' kept gzip blobs go as they are
     // (BuildKit); with --force-compression they are recompressed.
     let zstd = ["--compression-format", "zstd"];
-    build(
-        &st,
+    st.build(
         ctx.path(),
         &[&["-q", "-t", &format!("{repo}:kept"), "--push"][..], &zstd].concat(),
     )
@@ -367,7 +358,7 @@ fn registry_build_outputs_zstd_and_force_compression() {
     args.extend(zstd);
     let oci_out = format!("type=oci,dest={}", s(&oci));
     args.extend(["-o", &oci_out]);
-    build(&st, ctx.path(), &args).success();
+    st.build(ctx.path(), &args).success();
     assert!(all_zstd(&layer_types(&raw("zstd"))), "{}", raw("zstd"));
     // skopeo reads the zstd output and the zstd image in the registry.
     let copy = w.join("copy");
@@ -447,24 +438,24 @@ fn registry_build_provenance_is_attached_as_buildkit_does() {
     let oci = work.path().join("app.tar");
     let app = format!("{addr}/{ns}/app:prov");
     let secret = "s3cr3t-valu3";
-    build(
-        &fresh,
-        ctx.path(),
-        &[
-            "-q",
-            "--provenance=mode=max",
-            "--build-arg",
-            &format!("API_TOKEN={secret}"),
-            "--build-arg",
-            "VERSION=7",
-            "-t",
-            &app,
-            "--push",
-            "-o",
-            &format!("type=oci,dest={}", s(&oci)),
-        ],
-    )
-    .success();
+    fresh
+        .build(
+            ctx.path(),
+            &[
+                "-q",
+                "--provenance=mode=max",
+                "--build-arg",
+                &format!("API_TOKEN={secret}"),
+                "--build-arg",
+                "VERSION=7",
+                "-t",
+                &app,
+                "--push",
+                "-o",
+                &format!("type=oci,dest={}", s(&oci)),
+            ],
+        )
+        .success();
     // The index: the image, then its attestation manifest.
     let index: serde_json::Value = serde_json::from_str(&raw(&format!("docker://{app}"))).unwrap();
     let (image, att) = (&index["manifests"][0], &index["manifests"][1]);
@@ -552,10 +543,10 @@ fn rootless_build_arg_file_under_build_arg() {
         "--build-arg",
         "B=cli",
     ];
-    build(&st, ctx.path(), &args).success();
+    st.build(ctx.path(), &args).success();
     let out = st.run(&["run", "--rm", "ab", "cat", "/ab"]).success();
     assert_eq!(out.stdout, "from-file cli\n");
-    let missing = build(&st, ctx.path(), &["--build-arg-file", "/nonexistent/args"]);
+    let missing = st.build(ctx.path(), &["--build-arg-file", "/nonexistent/args"]);
     assert_eq!(missing.code, Some(125), "{missing:#?}");
     assert!(missing.stderr.contains("/nonexistent/args"), "{missing:#?}");
 }

@@ -12,13 +12,6 @@ use std::process::Command;
 use common::{context, processes_with_arg, Run, Strata};
 use serde_json::Value;
 
-fn build(s: &Strata, dir: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["build"];
-    args.extend(extra);
-    args.push(dir.to_str().unwrap());
-    s.run(&args)
-}
-
 /// Every stderr line of a `--progress=rawjson` build, parsed (a line that
 /// is not JSON fails the test).
 fn json_events(run: &Run) -> Vec<Value> {
@@ -52,7 +45,9 @@ fn rootless_rawjson_is_one_event_a_line_for_every_step() {
     s.import_busybox("busybox");
     let df = "FROM busybox AS base\nRUN echo made-in-run\nFROM base\nENV A=1\nCOPY f /f\n";
     let ctx = context(&[("Dockerfile", df), ("f", "x")]);
-    let run = build(&s, ctx.path(), &["--progress=rawjson", "-t", "j"]).success();
+    let run = s
+        .build(ctx.path(), &["--progress=rawjson", "-t", "j"])
+        .success();
     assert!(
         !run.stdout.contains("Step "),
         "steps go to stderr as JSON: {run:#?}"
@@ -86,7 +81,10 @@ fn rootless_rawjson_is_one_event_a_line_for_every_step() {
         .any(|e| e["text"] == "Successfully tagged j:latest"));
 
     // Built again, every step but the FROMs is cached.
-    let again = json_events(&build(&s, ctx.path(), &["--progress=rawjson", "-t", "j"]).success());
+    let again = json_events(
+        &s.build(ctx.path(), &["--progress=rawjson", "-t", "j"])
+            .success(),
+    );
     let cached: Vec<u64> = of_kind(&again, "step_done")
         .iter()
         .filter(|e| e["cached"] == true)
@@ -100,7 +98,7 @@ fn rootless_tty_without_a_terminal_is_plain_and_quiet_is_quiet() {
     let s = Strata::new();
     s.import_busybox("busybox");
     let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo hi\n")]);
-    let run = build(&s, ctx.path(), &["--progress=tty"]).success();
+    let run = s.build(ctx.path(), &["--progress=tty"]).success();
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(!all.contains('\x1b') && !all.contains('\r'), "{run:#?}");
     assert!(run.stdout.contains("Step 2/2 : RUN echo hi\n"), "{run:#?}");
@@ -167,7 +165,9 @@ fn rootless_independent_stages_build_at_once() {
          FROM busybox\nCOPY --from=a /bin/true /a\nCOPY --from=b /bin/true /b\n"
     );
     let ctx = context(&[("Dockerfile", &df)]);
-    let run = build(&s, ctx.path(), &["--jobs", "2", "--progress=rawjson"]).success();
+    let run = s
+        .build(ctx.path(), &["--jobs", "2", "--progress=rawjson"])
+        .success();
     let events = json_events(&run);
     assert_eq!(events[0]["parallel"], true);
     // Steps 2 (a's RUN) and 4 (b's RUN) each start before the other ends.
@@ -181,12 +181,12 @@ fn rootless_independent_stages_build_at_once() {
     );
 
     // Plain lines say whose they are, as BuildKit's.
-    let plain = build(
-        &s,
-        ctx.path(),
-        &["--jobs", "2", "--progress=plain", "--no-cache"],
-    )
-    .success();
+    let plain = s
+        .build(
+            ctx.path(),
+            &["--jobs", "2", "--progress=plain", "--no-cache"],
+        )
+        .success();
     assert!(plain.stdout.contains("[a 2/2] a-met-b\n"), "{plain:#?}");
     assert!(plain.stdout.contains("[b 2/2] b-met-a\n"), "{plain:#?}");
     assert!(
@@ -213,8 +213,7 @@ fn rootless_a_failed_stage_stops_the_others_and_leaves_nothing() {
          FROM busybox\nCOPY --from=a /bin/true /a\nCOPY --from=b /bin/true /b\n"
     );
     let ctx = context(&[("Dockerfile", &df)]);
-    let run = build(
-        &s,
+    let run = s.build(
         ctx.path(),
         &["--jobs", "2", "--progress=plain", "-t", "never"],
     );
@@ -249,9 +248,11 @@ fn rootless_report_tells_every_step_hits_misses_and_totals() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("report.json");
     let file = path.to_str().unwrap();
-    build(&s, ctx.path(), &["-q", "--report", file]).success();
+    s.build(ctx.path(), &["-q", "--report", file]).success();
     std::fs::write(ctx.path().join("f"), "two!\n").unwrap();
-    let run = build(&s, ctx.path(), &["-q", "--report", file, "-t", "rep"]).success();
+    let run = s
+        .build(ctx.path(), &["-q", "--report", file, "-t", "rep"])
+        .success();
     let r = report(&path);
     assert_eq!(r["version"], 1);
     assert_eq!(r["result"], "built");
@@ -311,7 +312,7 @@ fn rootless_report_of_a_failed_build_names_the_failed_step() {
     let ctx = context(&[("Dockerfile", "FROM busybox\nRUN exit 4\nRUN true\n")]);
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("report.json");
-    let run = build(&s, ctx.path(), &["--report", path.to_str().unwrap()]);
+    let run = s.build(ctx.path(), &["--report", path.to_str().unwrap()]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     let r = report(&path);
     assert_eq!(r["result"], "failed");
@@ -338,9 +339,8 @@ fn rootless_no_cache_filter_runs_only_the_named_stages_again() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("report.json");
     let file = path.to_str().unwrap();
-    build(&s, ctx.path(), &["-q"]).success();
-    build(
-        &s,
+    s.build(ctx.path(), &["-q"]).success();
+    s.build(
         ctx.path(),
         &["-q", "--no-cache-filter", "a", "--report", file],
     )

@@ -199,6 +199,14 @@ pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 impl Strata {
+    /// `strata build EXTRA… CTX`.
+    pub fn build(&self, ctx: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["build"];
+        args.extend(extra);
+        args.push(ctx.to_str().unwrap());
+        self.run(&args)
+    }
+
     /// Imports the busybox rootfs as `name`.
     pub fn import_busybox(&self, name: &str) {
         let tar = busybox_tar();
