@@ -468,21 +468,7 @@ fn interop_built_image_is_read_by_skopeo_and_umoci() {
         "busybox + COPY + RUN: {manifest:#}"
     );
     let bundle = out.path().join("bundle");
-    let unpack = std::process::Command::new("umoci")
-        .args([
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:v1", layout.display()),
-            bundle.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        unpack.status.success(),
-        "{}",
-        String::from_utf8_lossy(&unpack.stderr)
-    );
+    common::umoci_unpack(&format!("{}:v1", layout.display()), &bundle);
     assert_eq!(
         std::fs::read_to_string(bundle.join("rootfs/f")).unwrap(),
         "content\n"

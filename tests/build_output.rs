@@ -143,21 +143,8 @@ fn interop_build_outputs_are_read_by_their_readers() {
         ],
     );
     let bundle = w.join("bundle");
-    common::tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:1", s(&ocidir)),
-            s(&bundle),
-        ],
-    );
-    assert_eq!(
-        tree(&bundle.join("rootfs")),
-        want,
-        "umoci of type=oci,tar=false"
-    );
+    let rootfs = common::umoci_unpack(&format!("{}:1", s(&ocidir)), &bundle);
+    assert_eq!(tree(&rootfs), want, "umoci of type=oci,tar=false");
 
     // type=docker loads into a fresh store with the same id.
     let other = Strata::new();

@@ -591,17 +591,10 @@ fn unpacked_tree(layout: &Path, w: &Path) -> BTreeMap<String, String> {
         "{}-unpacked",
         layout.file_name().unwrap().to_string_lossy()
     ));
-    common::tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:latest", layout.display()),
-            dir.to_str().unwrap(),
-        ],
-    );
-    tree(&dir.join("rootfs"))
+    tree(&common::umoci_unpack(
+        &format!("{}:latest", layout.display()),
+        &dir,
+    ))
 }
 
 fn compare_trees(

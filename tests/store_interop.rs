@@ -111,20 +111,8 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
 
     // umoci unpacks the same tree strata unpacked.
     let bundle = w.join("bundle");
-    common::tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:latest", s(&oci)),
-            s(&bundle),
-        ],
-    );
-    assert_eq!(
-        tree(&bundle.join("rootfs")),
-        tree(&layer_dir(&strata, "busybox"))
-    );
+    let rootfs = common::umoci_unpack(&format!("{}:latest", s(&oci)), &bundle);
+    assert_eq!(tree(&rootfs), tree(&layer_dir(&strata, "busybox")));
 }
 
 #[test]

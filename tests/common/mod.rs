@@ -110,6 +110,22 @@ fn empty_auth_file() -> &'static std::path::Path {
     })
 }
 
+/// `umoci unpack --rootless` of `image` (`LAYOUT:TAG`) into `bundle`;
+/// returns the bundle's rootfs.
+pub fn umoci_unpack(image: &str, bundle: &Path) -> PathBuf {
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            image,
+            bundle.to_str().unwrap(),
+        ],
+    );
+    bundle.join("rootfs")
+}
+
 /// Runs a tool (skopeo, umoci, buildah) and returns its stdout; panics with
 /// its output unless it succeeds.
 pub fn tool(program: &str, args: &[&str]) -> String {
