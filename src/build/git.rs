@@ -137,8 +137,8 @@ pub fn fetch(
     make_dir(out)?;
     writer.write(tree.id, out, "")?;
     if keep_git_dir && src.subdir.is_none() {
-        keep_repository(&repo, &git_dir, &out.join(".git"), &commit_id, tree.id)
-            .map_err(|e| repo_err(format!("keeping .git: {e}")))?;
+        let dest = out.join(".git");
+        keep_repository(&repo, &remote, &git_dir, &dest, &commit_id, tree.id)?;
     }
     date_tree(out, time)?;
     Ok(Fetched { commit: commit_id })
@@ -355,16 +355,22 @@ fn make_dir(path: &Path) -> Result<(), GitError> {
 /// remote's URL.
 fn keep_repository(
     repo: &gix::Repository,
+    remote: &str,
     git_dir: &Path,
     dest: &Path,
     commit: &str,
     tree: gix::ObjectId,
-) -> Result<(), String> {
-    let index = repo.index_from_tree(&tree).map_err(|e| e.to_string())?;
-    std::fs::rename(git_dir, dest).map_err(|e| e.to_string())?;
-    std::fs::write(dest.join("HEAD"), format!("{commit}\n")).map_err(|e| e.to_string())?;
+) -> Result<(), GitError> {
+    let gix_err = |e: &dyn std::fmt::Display| GitError::Repo {
+        remote: remote.to_string(),
+        what: format!("keeping .git: {e}"),
+    };
+    let index = repo.index_from_tree(&tree).map_err(|e| gix_err(&e))?;
+    std::fs::rename(git_dir, dest).map_err(io_err("rename", git_dir))?;
+    let head = dest.join("HEAD");
+    std::fs::write(&head, format!("{commit}\n")).map_err(io_err("write", &head))?;
     let config = dest.join("config");
-    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&config).map_err(io_err("read", &config))?;
     let text: String = text
         .lines()
         .map(|l| match l.trim_start().strip_prefix("url = ") {
@@ -373,12 +379,13 @@ fn keep_repository(
             None => format!("{l}\n"),
         })
         .collect();
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    let out = std::fs::File::create(dest.join("index")).map_err(|e| e.to_string())?;
+    std::fs::write(&config, text).map_err(io_err("write", &config))?;
+    let path = dest.join("index");
+    let out = std::fs::File::create(&path).map_err(io_err("create", &path))?;
     index
         .write_to(std::io::BufWriter::new(out), Default::default())
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| gix_err(&e))
 }
 
 /// Dates every entry under `root` (itself included) at `secs`, deepest

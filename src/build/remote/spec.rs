@@ -107,10 +107,14 @@ pub fn parse(value: &str, direction: Direction) -> Result<CacheSpec, SpecError> 
             ("ref", _) => reference = Some(v.to_string()),
             ("dest", Direction::To) | ("src", Direction::From) => dir = Some(PathBuf::from(v)),
             ("tag", _) => tag = Some(v.to_string()),
-            ("mode", Direction::To) => spec.mode = mode(v).map_err(err)?,
-            ("compression", Direction::To) => spec.compression = compression(v).map_err(err)?,
-            ("mounts", _) => spec.mounts = boolean(k, v).map_err(err)?,
-            ("ignore-error", Direction::To) => spec.ignore_error = boolean(k, v).map_err(err)?,
+            ("mode", Direction::To) => spec.mode = mode(v).map_err(|e| err(e.to_string()))?,
+            ("compression", Direction::To) => {
+                spec.compression = compression(v).map_err(|e| err(e.to_string()))?
+            }
+            ("mounts", _) => spec.mounts = boolean(k, v).map_err(|e| err(e.to_string()))?,
+            ("ignore-error", Direction::To) => {
+                spec.ignore_error = boolean(k, v).map_err(|e| err(e.to_string()))?
+            }
             (k, _) if ACCEPTED_NO_OPS.contains(&k) => {}
             (k, _) => return Err(err(format!("unknown attribute {k:?}"))),
         }
@@ -146,30 +150,39 @@ pub fn parse(value: &str, direction: Direction) -> Result<CacheSpec, SpecError> 
     Ok(spec)
 }
 
-fn mode(v: &str) -> Result<Mode, String> {
+/// An attribute's value that is not one of its choices.
+#[derive(Debug, thiserror::Error)]
+enum BadValue {
+    #[error("mode {0:?}: expected min or max")]
+    Mode(String),
+    #[error("compression {0:?}: expected gzip, zstd or uncompressed")]
+    Compression(String),
+    #[error("{0} {1:?}: expected true or false")]
+    Boolean(String, String),
+}
+
+fn mode(v: &str) -> Result<Mode, BadValue> {
     match v {
         "min" => Ok(Mode::Min),
         "max" => Ok(Mode::Max),
-        _ => Err(format!("mode {v:?}: expected min or max")),
+        _ => Err(BadValue::Mode(v.into())),
     }
 }
 
-fn compression(v: &str) -> Result<Compression, String> {
+fn compression(v: &str) -> Result<Compression, BadValue> {
     match v {
         "gzip" => Ok(Compression::Gzip),
         "zstd" => Ok(Compression::Zstd),
         "uncompressed" => Ok(Compression::None),
-        _ => Err(format!(
-            "compression {v:?}: expected gzip, zstd or uncompressed"
-        )),
+        _ => Err(BadValue::Compression(v.into())),
     }
 }
 
-fn boolean(k: &str, v: &str) -> Result<bool, String> {
+fn boolean(k: &str, v: &str) -> Result<bool, BadValue> {
     match v {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(format!("{k} {v:?}: expected true or false")),
+        _ => Err(BadValue::Boolean(k.into(), v.into())),
     }
 }
 
