@@ -50,19 +50,7 @@ pub(super) fn execute(
         }
         c => argv(c, &shell),
     };
-    // `default` is the build's network (`--network`). `host` needs Docker's
-    // entitlement even where (rootless) it grants nothing the caller lacks:
-    // a Dockerfile that asks for it asks the one who runs the build.
-    let network = match network {
-        Some(StepNetwork::None) => Network::None,
-        Some(StepNetwork::Host) if !b.opts.allow_network_host => {
-            return Err(StepFailure::Unsupported(
-                "RUN --network=host is not allowed: pass --allow network.host (Docker's entitlement)",
-            ))
-        }
-        Some(StepNetwork::Host) => Network::Host,
-        Some(StepNetwork::Default) | None => b.opts.network,
-    };
+    let network = step_network(b, *network)?;
     let host = StepHost { b, stage, done };
     let workdir = state
         .config()
@@ -159,6 +147,20 @@ impl Host for StepHost<'_, '_> {
 
     fn waiting(&self, message: &str) {
         self.b.out.notice(message);
+    }
+}
+
+/// `RUN --network`: `default` is the build's (`--network`). `host` needs
+/// Docker's entitlement even where (rootless) it grants nothing the caller
+/// lacks: a Dockerfile that asks for it asks the one who runs the build.
+fn step_network(b: &Build, network: Option<StepNetwork>) -> Result<Network, StepFailure> {
+    match network {
+        Some(StepNetwork::None) => Ok(Network::None),
+        Some(StepNetwork::Host) if !b.opts.allow_network_host => Err(StepFailure::Unsupported(
+            "RUN --network=host is not allowed: pass --allow network.host (Docker's entitlement)",
+        )),
+        Some(StepNetwork::Host) => Ok(Network::Host),
+        Some(StepNetwork::Default) | None => Ok(b.opts.network),
     }
 }
 
