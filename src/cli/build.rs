@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::build_output::{build_or_verify, OutputFlags, Resolved, SOURCE_DATE_EPOCH};
 use super::images::{human_size, open_store};
@@ -418,8 +418,8 @@ fn secrets(flags: &[String]) -> Result<Vec<SecretSource>> {
     flags
         .iter()
         .map(|s| {
-            let secret = SecretSource::parse(s).map_err(|e| anyhow!("--secret {s:?}: {e}"))?;
-            secret.check().map_err(|e| anyhow!("--secret {s:?}: {e}"))?;
+            let secret = SecretSource::parse(s).with_context(|| format!("--secret {s:?}"))?;
+            secret.check().with_context(|| format!("--secret {s:?}"))?;
             Ok(secret)
         })
         .collect()

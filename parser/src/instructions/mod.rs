@@ -16,8 +16,8 @@ use thiserror::Error;
 use crate::raw::{Heredoc, RawInstruction};
 
 pub use expand::expand_raw;
-pub use mount::{Mount, Ownership, Sharing};
-pub use values::{Deferred, PortRange, Protocol, UserGroup};
+pub use mount::{Mount, MountError, Ownership, Sharing};
+pub use values::{Deferred, PortRange, Protocol, UserGroup, ValueError};
 
 /// Every instruction keyword, upper case.
 pub const KEYWORDS: &[&str] = &[
@@ -109,11 +109,8 @@ pub enum InstructionError {
         word: Option<String>,
     },
     /// A malformed `--mount`.
-    #[error("invalid --mount: {message}")]
-    BadMount {
-        /// What is wrong.
-        message: String,
-    },
+    #[error("invalid --mount: {0}")]
+    BadMount(#[source] mount::MountError),
     /// SHELL not in JSON form.
     #[error("SHELL requires the arguments to be in JSON form")]
     ShellNotJson,
@@ -138,7 +135,7 @@ impl InstructionError {
             | InstructionError::FlagNeedsValue { flag, .. }
             | InstructionError::BadFlagValue { flag, .. } => Some((flag, false)),
             InstructionError::DuplicateFlag { flag, .. } => Some((flag, true)),
-            InstructionError::BadMount { .. } => Some(("--mount", false)),
+            InstructionError::BadMount(_) => Some(("--mount", false)),
             _ => None,
         }
     }

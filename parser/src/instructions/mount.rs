@@ -4,7 +4,7 @@
 //! a comma). `type` defaults to `bind`. Each type accepts its own keys;
 //! anything else is an error naming the key and the type.
 
-use super::values::{parse_mode, parse_number, Deferred};
+use super::values::{parse_mode, parse_number, Deferred, ValueError};
 use super::InstructionError;
 
 /// How a cache mount is shared between concurrent builds.
@@ -100,8 +100,8 @@ pub enum Mount {
 /// A size as Docker's `RAMInBytes` reads it (`^(\d+(\.\d+)*) ?([kmgtp])?i?b?$`,
 /// any case): a number, then an optional binary unit (`64m`, `1.5GiB`,
 /// `512 kb`, `4096`).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size {text:?} (expected e.g. 64m or 1g)");
+fn parse_size(text: &str) -> Result<u64, ValueError> {
+    let bad = || ValueError::Size(text.to_string());
     let mut rest = text.to_ascii_lowercase();
     for suffix in ['b', 'i'] {
         if rest.ends_with(suffix) {
@@ -147,8 +147,61 @@ fn fields(value: &str) -> Vec<String> {
     out
 }
 
-fn bad(message: String) -> InstructionError {
-    InstructionError::BadMount { message }
+/// What is wrong with a `--mount` value (BuildKit's option names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountError {
+    /// `type=` names no mount type.
+    #[error("unsupported mount type {0:?} (expected bind, cache, secret, ssh or tmpfs)")]
+    Type(String),
+    /// A key given twice.
+    #[error("key {0:?} given more than once")]
+    Duplicate(String),
+    /// A key the mount type does not take.
+    #[error("unexpected key {key:?} for type={kind}")]
+    UnexpectedKey {
+        /// The key as written (lower case).
+        key: String,
+        /// The mount type.
+        kind: String,
+    },
+    /// A key that needs `=value` given bare.
+    #[error("{0} needs a value ({0}=...)")]
+    NeedsValue(String),
+    /// A boolean that is neither true nor false.
+    #[error("invalid value {value:?} for {key}: expected true or false")]
+    NotBool {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A mode, id or size that does not read as one.
+    #[error("{key}: {source}")]
+    Value {
+        /// The key.
+        key: String,
+        /// Why its value does not read.
+        source: ValueError,
+    },
+    /// A mount type that needs a target given none.
+    #[error("type={0} needs a target")]
+    NoTarget(String),
+    /// `ro` and `rw` both.
+    #[error("ro and rw given together")]
+    ReadOnlyAndWrite,
+    /// `sharing=` other than shared, private or locked.
+    #[error("unsupported sharing value {0:?} (expected shared, private or locked)")]
+    Sharing(String),
+    /// A secret with both `id` and `source` (BuildKit's words).
+    #[error("both source and id can't be set")]
+    SecretSourceAndId,
+    /// A secret with nothing to name it by.
+    #[error("type=secret needs an id, a target or an env")]
+    SecretUnnamed,
+}
+
+fn bad(error: MountError) -> InstructionError {
+    InstructionError::BadMount(error)
 }
 
 /// Reads `key=value` (or a bare `key`) into a lookup of typed options.
@@ -170,7 +223,7 @@ impl Options {
         match self.take(keys) {
             None => Ok(None),
             Some(Some(v)) => Ok(Some(v)),
-            Some(None) => Err(bad(format!("{} needs a value ({}=...)", keys[0], keys[0]))),
+            Some(None) => Err(bad(MountError::NeedsValue(keys[0].to_string()))),
         }
     }
 
@@ -181,10 +234,10 @@ impl Options {
             Some(Some(v)) => match v.to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(bad(format!(
-                    "invalid value {v:?} for {}: expected true or false",
-                    keys[0]
-                ))),
+                _ => Err(bad(MountError::NotBool {
+                    key: keys[0].to_string(),
+                    value: v,
+                })),
             },
         }
     }
@@ -192,13 +245,16 @@ impl Options {
     fn deferred<T>(
         &mut self,
         key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, ValueError>,
     ) -> Result<Option<Deferred<T>>, InstructionError> {
         match self.string(&[key])? {
             None => Ok(None),
-            Some(v) => Deferred::parse(&v, parse)
-                .map(Some)
-                .map_err(|e| bad(format!("{key}: {e}"))),
+            Some(v) => Deferred::parse(&v, parse).map(Some).map_err(|source| {
+                bad(MountError::Value {
+                    key: key.to_string(),
+                    source,
+                })
+            }),
         }
     }
 
@@ -216,17 +272,17 @@ impl Options {
 
     fn required_target(&mut self) -> Result<String, InstructionError> {
         self.target()?
-            .ok_or_else(|| bad(format!("type={} needs a target", self.kind)))
+            .ok_or_else(|| bad(MountError::NoTarget(self.kind.clone())))
     }
 
     /// Errors on the first key no rule took.
     fn finish(self) -> Result<(), InstructionError> {
         match self.pairs.first() {
             None => Ok(()),
-            Some((key, _)) => Err(bad(format!(
-                "unexpected key {key:?} for type={}",
-                self.kind
-            ))),
+            Some((key, _)) => Err(bad(MountError::UnexpectedKey {
+                key: key.clone(),
+                kind: self.kind,
+            })),
         }
     }
 }
@@ -247,7 +303,7 @@ impl Options {
                 None => (field.to_ascii_lowercase(), None),
             };
             if !seen.insert(key.clone()) {
-                return Err(bad(format!("key {key:?} given more than once")));
+                return Err(bad(MountError::Duplicate(key)));
             }
             pairs.push((key, val));
         }
@@ -267,7 +323,7 @@ impl Options {
         let readonly = self.boolean(&["readonly", "ro"])?;
         let readwrite = self.boolean(&["readwrite", "rw"])?;
         if readonly && readwrite {
-            return Err(bad("ro and rw given together".to_string()));
+            return Err(bad(MountError::ReadOnlyAndWrite));
         }
         Ok(match default_ro {
             true => !readwrite,
@@ -280,9 +336,7 @@ impl Options {
             None | Some("shared") => Ok(Sharing::Shared),
             Some("private") => Ok(Sharing::Private),
             Some("locked") => Ok(Sharing::Locked),
-            Some(other) => Err(bad(format!(
-                "unsupported sharing value {other:?} (expected shared, private or locked)"
-            ))),
+            Some(other) => Err(bad(MountError::Sharing(other.to_string()))),
         }
     }
 
@@ -315,7 +369,7 @@ impl Options {
         let id = self.string(&["id"])?;
         let source = self.string(&["source", "src"])?;
         if id.is_some() && source.is_some() {
-            return Err(bad("both source and id can't be set".to_string()));
+            return Err(bad(MountError::SecretSourceAndId));
         }
         let mount = Mount::Secret {
             id: id.or(source),
@@ -330,9 +384,7 @@ impl Options {
                 target: None,
                 env: None,
                 ..
-            } => Err(bad(
-                "type=secret needs an id, a target or an env".to_string()
-            )),
+            } => Err(bad(MountError::SecretUnnamed)),
             mount => Ok(mount),
         }
     }
@@ -361,11 +413,7 @@ impl Mount {
                     ownership: opts.ownership()?,
                 }
             }
-            other => {
-                return Err(bad(format!(
-                    "unsupported mount type {other:?} (expected bind, cache, secret, ssh or tmpfs)"
-                )))
-            }
+            other => return Err(bad(MountError::Type(other.to_string()))),
         };
         opts.finish()?;
         Ok(mount)

@@ -247,7 +247,7 @@ fn expose(req: &Req) -> Result<Instruction, InstructionError> {
     let ports = req
         .at_least_one()?
         .iter()
-        .map(|p| Deferred::parse(p, PortRange::parse).map_err(|e| req.bad_word(p, e)))
+        .map(|p| Deferred::parse(p, PortRange::parse).map_err(|e| req.bad_word(p, e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Instruction::Expose(ports))
 }

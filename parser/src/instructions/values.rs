@@ -100,6 +100,32 @@ pub enum Protocol {
     Sctp,
 }
 
+/// Why a value does not read as its type, with the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// EXPOSE's protocol.
+    #[error("unknown protocol {0:?} (expected tcp, udp or sctp)")]
+    Protocol(String),
+    /// A port that is not a number up to 65535.
+    #[error("invalid port {0:?} (expected a number from 0 to 65535)")]
+    Port(String),
+    /// A port range whose end is below its start.
+    #[error("invalid port range {0:?}: end is below start")]
+    PortRange(String),
+    /// Not an octal mode.
+    #[error("invalid mode {0:?} (expected octal like 0755)")]
+    Mode(String),
+    /// Not a number.
+    #[error("invalid number {0:?}")]
+    Number(String),
+    /// Not a Go duration.
+    #[error("invalid duration {0:?} (expected e.g. 30s, 1m30s, 500ms)")]
+    Duration(String),
+    /// Not a size as Docker reads it.
+    #[error("invalid size {0:?} (expected e.g. 64m or 1g)")]
+    Size(String),
+}
+
 /// `port`, `port/proto`, `start-end[/proto]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
@@ -112,8 +138,8 @@ pub struct PortRange {
 }
 
 impl PortRange {
-    /// Parses an EXPOSE word; the error is a short reason.
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    /// Parses an EXPOSE word.
+    pub(crate) fn parse(text: &str) -> Result<Self, ValueError> {
         let (ports, proto) = match text.split_once('/') {
             Some((p, proto)) => (p, proto),
             None => (text, "tcp"),
@@ -122,22 +148,18 @@ impl PortRange {
             "tcp" => Protocol::Tcp,
             "udp" => Protocol::Udp,
             "sctp" => Protocol::Sctp,
-            _ => {
-                return Err(format!(
-                    "unknown protocol {proto:?} (expected tcp, udp or sctp)"
-                ))
-            }
+            _ => return Err(ValueError::Protocol(proto.to_string())),
         };
         let port = |p: &str| {
             p.parse::<u16>()
-                .map_err(|_| format!("invalid port {p:?} (expected a number from 0 to 65535)"))
+                .map_err(|_| ValueError::Port(p.to_string()))
         };
         let (start, end) = match ports.split_once('-') {
             Some((a, b)) => (port(a)?, port(b)?),
             None => (port(ports)?, port(ports)?),
         };
         if end < start {
-            return Err(format!("invalid port range {ports:?}: end is below start"));
+            return Err(ValueError::PortRange(ports.to_string()));
         }
         Ok(Self {
             start,
@@ -148,22 +170,23 @@ impl PortRange {
 }
 
 /// An octal file mode such as `0755` (at most `7777`).
-pub(crate) fn parse_mode(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(text: &str) -> Result<u32, ValueError> {
     match u32::from_str_radix(text, 8) {
         Ok(mode) if mode <= 0o7777 => Ok(mode),
-        _ => Err(format!("invalid mode {text:?} (expected octal like 0755)")),
+        _ => Err(ValueError::Mode(text.to_string())),
     }
 }
 
 /// A numeric id or size.
-pub(crate) fn parse_number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("invalid number {text:?}"))
+pub(crate) fn parse_number<T: std::str::FromStr>(text: &str) -> Result<T, ValueError> {
+    text.parse()
+        .map_err(|_| ValueError::Number(text.to_string()))
 }
 
 /// A Go duration string: `300ms`, `1.5h`, `2h45m`, or `0`. Negative
 /// durations are rejected.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?} (expected e.g. 30s, 1m30s, 500ms)");
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, ValueError> {
+    let bad = || ValueError::Duration(text.to_string());
     if text == "0" {
         return Ok(Duration::ZERO);
     }
@@ -266,9 +289,9 @@ mod tests {
 
     #[test]
     fn deferred() {
-        let d: Result<Deferred<u32>, String> = Deferred::parse("$X", parse_number);
+        let d: Result<Deferred<u32>, ValueError> = Deferred::parse("$X", parse_number);
         assert_eq!(d, Ok(Deferred::Unexpanded("$X".into())));
-        let d: Result<Deferred<u32>, String> = Deferred::parse("7", parse_number);
+        let d: Result<Deferred<u32>, ValueError> = Deferred::parse("7", parse_number);
         assert_eq!(d.ok().and_then(|d| d.value().copied()), Some(7));
     }
 }

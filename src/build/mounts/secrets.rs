@@ -22,6 +22,27 @@ pub const MAX_SECRET_SIZE: u64 = 500 * 1024;
 /// The size of a step's secrets tmpfs: its files and sockets are small.
 const SECRETS_TMPFS_SIZE: u64 = 64 << 20;
 
+/// Why a `--secret` flag cannot be used (Docker's words).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFlagError {
+    #[error("invalid field '{0}' must be a key=value pair")]
+    NotKeyValue(String),
+    #[error("unsupported secret type {0:?}")]
+    Type(String),
+    #[error("unexpected key '{key}' in '{field}'")]
+    UnexpectedKey { key: String, field: String },
+    #[error("secret missing ID")]
+    NoId,
+    #[error("failed to stat {}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret {0} too big. max size 500KB")]
+    TooBig(String),
+}
+
 /// Where a secret's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretFrom {
@@ -42,22 +63,27 @@ impl SecretSource {
     /// `id=ID`, `src=`/`source=FILE`, `env=VAR`, `type=file|env`. With
     /// neither a file nor a variable, the variable named ID is used if set,
     /// else the file named ID.
-    pub fn parse(text: &str) -> Result<SecretSource, String> {
+    pub fn parse(text: &str) -> Result<SecretSource, SecretFlagError> {
         let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
         for field in text.split(',') {
             let Some((key, value)) = field.split_once('=') else {
-                return Err(format!("invalid field '{field}' must be a key=value pair"));
+                return Err(SecretFlagError::NotKeyValue(field.to_string()));
             };
             match key.to_ascii_lowercase().as_str() {
                 "type" if value == "file" || value == "env" => kind = Some(value.to_string()),
-                "type" => return Err(format!("unsupported secret type {value:?}")),
+                "type" => return Err(SecretFlagError::Type(value.to_string())),
                 "id" => id = Some(value.to_string()),
                 "source" | "src" => src = Some(value.to_string()),
                 "env" => env = Some(value.to_string()),
-                other => return Err(format!("unexpected key '{other}' in '{field}'")),
+                other => {
+                    return Err(SecretFlagError::UnexpectedKey {
+                        key: other.to_string(),
+                        field: field.to_string(),
+                    })
+                }
             }
         }
-        let id = id.filter(|i| !i.is_empty()).ok_or("secret missing ID")?;
+        let id = id.filter(|i| !i.is_empty()).ok_or(SecretFlagError::NoId)?;
         if kind.as_deref() == Some("env") && env.is_none() {
             env = src.take();
         }
@@ -73,13 +99,15 @@ impl SecretSource {
 
     /// Checks it can be read at all (a file exists and is small enough),
     /// as Docker does before the build starts.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SecretFlagError> {
         match &self.from {
             SecretFrom::File(path) => {
-                let meta = std::fs::metadata(path)
-                    .map_err(|e| format!("failed to stat {}: {e}", path.display()))?;
+                let meta = std::fs::metadata(path).map_err(|source| SecretFlagError::Stat {
+                    path: path.clone(),
+                    source,
+                })?;
                 if meta.len() > MAX_SECRET_SIZE {
-                    return Err(format!("secret {} too big. max size 500KB", self.id));
+                    return Err(SecretFlagError::TooBig(self.id.clone()));
                 }
                 Ok(())
             }
@@ -194,7 +222,7 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(
-                SecretSource::parse(text),
+                SecretSource::parse(text).map_err(|e| e.to_string()),
                 want.map_err(String::from),
                 "{text}"
             );
@@ -218,7 +246,10 @@ mod tests {
             id: "b".into(),
             from: SecretFrom::File(big),
         };
-        assert_eq!(b.check().unwrap_err(), "secret b too big. max size 500KB");
+        assert_eq!(
+            b.check().unwrap_err().to_string(),
+            "secret b too big. max size 500KB"
+        );
         assert!(b.value().is_err());
         let missing = SecretSource {
             id: "m".into(),
