@@ -197,6 +197,26 @@ fn rootless_mount_cache_seeded_from_a_stage() {
     }
 }
 
+/// The cache options of BuildKit's reference not covered above: `mode`,
+/// `uid`, `gid` give a new cache its owner and mode; `source=` mounts a
+/// directory inside the cache; `ro` mounts it read-only.
+#[test]
+fn rootless_mount_cache_options_mode_owner_source_and_ro() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox\n\
+              RUN --mount=type=cache,id=o,target=/c,mode=0750,uid=1,gid=2 sh -c 'stat -c \"%a %u %g\" /c > /perm && mkdir -p /c/sub && echo deep > /c/sub/f'\n\
+              RUN --mount=type=cache,id=o,source=sub,target=/s cat /s/f > /sub\n\
+              RUN --mount=type=cache,id=o,target=/r,ro sh -c '! touch /r/new 2>/dev/null && ls /r > /ro'\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build(&s, "overlay", ctx.path(), &["-t", "o"]).success();
+    assert_eq!(
+        sh(&s, "o", "cat /perm /sub /ro").success().stdout,
+        "750 1 2\ndeep\nsub\n"
+    );
+    assert_eq!(top_layer(&s, "o"), ["ro"]);
+}
+
 /// `sharing=private`: a second build using the cache while the first holds
 /// it gets an instance of its own (no waiting, neither sees the other's
 /// file); once free, an instance is used again.
@@ -243,7 +263,8 @@ fn rootless_mount_cache_sharing_private_gives_each_holder_its_own() {
 
 /// `--secret type=env,...` (and `id=ID,env=VAR`) reads strata's
 /// environment; the step gets it as a file or as `env=`; the value is in
-/// neither the image nor the output.
+/// neither the image, the output, the JSON report nor the store (the report
+/// is written into the store's directory, so the store's grep covers it).
 #[test]
 fn rootless_mount_secret_from_the_environment() {
     let s = Strata::new();
@@ -252,11 +273,13 @@ fn rootless_mount_secret_from_the_environment() {
               RUN --mount=type=secret,id=tok --mount=type=secret,id=api,env=API_KEY \
                   sh -c 'test \"$(tr a-z A-Z < /run/secrets/tok)\" = ENV-TOK-41 && test \"$(echo $API_KEY | tr a-z A-Z)\" = ENV-API-42 && echo ok > /ok'\n";
     let ctx = context(&[("Dockerfile", df)]);
+    let report = s.root.path().join("report.json");
     let run = Run::of(
         s.cmd()
             .env("TOK_VAR", "env-tok-41")
             .env("api", "env-api-42")
-            .args(["build", "-t", "e", "--progress", "plain"])
+            .args(["build", "-t", "e", "--progress", "plain", "--report"])
+            .arg(&report)
             .args(["--secret", "type=env,id=tok,src=TOK_VAR"])
             .args(["--secret", "id=api,type=env"])
             .arg(ctx.path())
@@ -265,6 +288,8 @@ fn rootless_mount_secret_from_the_environment() {
     )
     .success();
     assert_eq!(sh(&s, "e", "cat /ok").success().stdout, "ok\n");
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(report.contains("\"steps\""), "{report}");
     let saved = s.root.path().join("e.tar");
     s.run(&["save", "-o", saved.to_str().unwrap(), "e"])
         .success();
