@@ -124,11 +124,11 @@ fn context_with_ssh_add(agent: &Agent, dockerfile: &str) -> tempfile::TempDir {
 /// `ssh-add ARGS` of the bound host tools, in a step.
 const SSH_ADD: &str = "/h/ld.so --library-path /h/lib /h/ssh-add";
 
-fn build(s: &Strata, ctx: &Path, agent: &Agent, extra: &[&str]) -> Run {
+fn build(s: &Strata, driver: &str, ctx: &Path, agent: &Agent, extra: &[&str]) -> Run {
     Run::of(
         s.cmd()
             .env("SSH_AUTH_SOCK", agent.sock())
-            .args(["build", "--progress", "plain"])
+            .args(["--storage-driver", driver, "build", "--progress", "plain"])
             .args(extra)
             .arg(ctx)
             .output()
@@ -139,11 +139,9 @@ fn build(s: &Strata, ctx: &Path, agent: &Agent, extra: &[&str]) -> Run {
 /// `--ssh default`: the agent of `$SSH_AUTH_SOCK`, relayed to a socket at
 /// BuildKit's default target; `test -S`, `ssh-add -l` (lists the key) and
 /// `ssh-add -T` (a signature made by the host's agent) succeed in the step,
-/// and the step's layer holds only what it wrote.
+/// and the step's layer holds only what it wrote; on the three drivers.
 #[test]
 fn rootless_mount_ssh_default_forwards_the_agent() {
-    let s = Strata::new();
-    s.import_busybox("busybox");
     let agent = Agent::start();
     let df = format!(
         "FROM busybox\n\
@@ -151,26 +149,43 @@ fn rootless_mount_ssh_default_forwards_the_agent() {
          sh -c 'test -S \"$SSH_AUTH_SOCK\" && echo \"sock=$SSH_AUTH_SOCK\" && {SSH_ADD} -l && {SSH_ADD} -T /h/id.pub && echo signed > /done'\n"
     );
     let ctx = context_with_ssh_add(&agent, &df);
-    let run = build(&s, ctx.path(), &agent, &["--ssh", "default", "-t", "ssh"]).success();
-    let output = format!("{}{}", run.stdout, run.stderr);
-    assert!(
-        output.contains("sock=/run/buildkit/ssh_agent.0"),
-        "{output}"
-    );
-    assert!(output.contains(&agent.fingerprint()), "{output}");
-    let layer = s.run(&["run", "--rm", "ssh", "cat", "/done"]);
-    assert_eq!(layer.success().stdout, "signed\n");
-    let leftover = s.run(&["run", "--rm", "ssh", "test", "-e", "/run/buildkit"]);
-    assert_eq!(
-        leftover.code,
-        Some(1),
-        "the mount point strata made is gone"
-    );
-    let sock = agent.sock().display().to_string();
-    for needle in [agent.secret_line(), sock] {
-        assert!(!output.contains(&needle), "{needle} in the output");
-        let found = files_holding(s.root.path(), needle.as_bytes());
-        assert!(found.is_empty(), "{needle} in the store: {found:?}");
+    for driver in ["overlay", "fuse-overlayfs", "vfs"] {
+        let s = Strata::new();
+        s.import_busybox("busybox");
+        let run = build(
+            &s,
+            driver,
+            ctx.path(),
+            &agent,
+            &["--ssh", "default", "-t", "ssh"],
+        );
+        let output = format!("{}{}", run.stdout, run.stderr);
+        run.success();
+        assert!(
+            output.contains("sock=/run/buildkit/ssh_agent.0"),
+            "{driver}: {output}"
+        );
+        assert!(output.contains(&agent.fingerprint()), "{driver}: {output}");
+        let layer = s.run(&["run", "--rm", "ssh", "cat", "/done"]);
+        assert_eq!(layer.success().stdout, "signed\n");
+        let leftover = s.run(&["run", "--rm", "ssh", "test", "-e", "/run/buildkit"]);
+        assert_eq!(
+            leftover.code,
+            Some(1),
+            "{driver}: the mount point strata made is gone"
+        );
+        let sock = agent.sock().display().to_string();
+        for needle in [agent.secret_line(), sock] {
+            assert!(
+                !output.contains(&needle),
+                "{driver}: {needle} in the output"
+            );
+            let found = files_holding(s.root.path(), needle.as_bytes());
+            assert!(
+                found.is_empty(),
+                "{driver}: {needle} in the store: {found:?}"
+            );
+        }
     }
 }
 
@@ -210,14 +225,20 @@ fn rootless_mount_ssh_key_file_is_served_by_strata() {
 
     let df = "FROM busybox\nRUN --mount=type=ssh,id=gh,required=true true\n";
     let ctx = context_with_ssh_add(&agent, df);
-    let run = build(&s, ctx.path(), &agent, &["--ssh", "default"]);
+    let run = build(&s, "overlay", ctx.path(), &agent, &["--ssh", "default"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.stderr.contains("ssh agent gh is required") && run.stderr.contains("Dockerfile:2:1"),
         "{}",
         run.stderr
     );
-    let bad = build(&s, ctx.path(), &agent, &["--ssh", "x=/nonexistent/key"]);
+    let bad = build(
+        &s,
+        "overlay",
+        ctx.path(),
+        &agent,
+        &["--ssh", "x=/nonexistent/key"],
+    );
     assert_ne!(bad.code, Some(0), "{bad:?}");
     assert!(
         bad.stderr.contains("--ssh x: /nonexistent/key"),
