@@ -186,19 +186,16 @@ mod tests {
             base: Duration::from_millis(1),
             max: Duration::from_millis(1),
         };
-        let give_up = |n: u32, e: String| format!("gave up after {n}: {e}");
+        let give_up = |n: u32, e: TryError| TryError::GaveUp(n, Box::new(e));
+        let e = TryError::Try;
         // (outcomes of the tries, result, tries made)
-        type Case = (&'static [Result<u8, bool>], Result<u8, String>, u32);
+        type Case = (&'static [Result<u8, bool>], Result<u8, TryError>, u32);
         let cases: [Case; 5] = [
             (&[Ok(7)], Ok(7), 1),
             (&[Err(true), Ok(8)], Ok(8), 2),
-            (&[Err(false)], Err("e1".into()), 1),
-            (&[Err(true), Err(false)], Err("e2".into()), 2),
-            (
-                &[Err(true), Err(true), Err(true)],
-                Err("gave up after 3: e3".into()),
-                3,
-            ),
+            (&[Err(false)], Err(e(1)), 1),
+            (&[Err(true), Err(false)], Err(e(2)), 2),
+            (&[Err(true), Err(true), Err(true)], Err(give_up(3, e(3))), 3),
         ];
         for (outcomes, want, want_tries) in cases {
             let mut made = 0;
@@ -208,8 +205,8 @@ mod tests {
                     made = n;
                     match outcomes[n as usize - 1] {
                         Ok(v) => Ok(v),
-                        Err(true) => Err(Failure::Retry(format!("e{n}"))),
-                        Err(false) => Err(Failure::Fatal(format!("e{n}"))),
+                        Err(true) => Err(Failure::Retry(e(n))),
+                        Err(false) => Err(Failure::Fatal(e(n))),
                     }
                 },
                 give_up,
@@ -218,8 +215,16 @@ mod tests {
             assert_eq!(made, want_tries, "{outcomes:?}");
         }
         let single = Backoff { tries: 1, ..quick };
-        let got: Result<u8, String> = retry(&single, |_| Err(Failure::Retry("x".into())), give_up);
-        assert_eq!(got, Err("x".into()));
+        let got = retry(&single, |_| Err::<u8, _>(Failure::Retry(e(1))), give_up);
+        assert_eq!(got, Err(e(1)));
+    }
+
+    /// What a try of the tests fails with: which try, or the give-up
+    /// wrapping the last one.
+    #[derive(Debug, PartialEq)]
+    enum TryError {
+        Try(u32),
+        GaveUp(u32, Box<TryError>),
     }
 
     #[test]
