@@ -161,3 +161,91 @@ fn registry_a_password_in_a_reference_is_never_shown() {
         }
     }
 }
+
+/// Every file under `dir` whose bytes contain one of `needles`.
+fn files_holding(dir: &Path, needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                let bytes = fs::read(&p).unwrap_or_default();
+                let hit = needles
+                    .iter()
+                    .any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()));
+                if hit {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn registry_credentials_reach_no_store_file_history_or_log() {
+    // Checklist case 35: push, pull and a build FROM the pulled image, with
+    // credentials, at debug level; the password (plain or in the base64 of
+    // `user:password`) is in no output and in no file of either store,
+    // and the auth file is 0600.
+    use base64::Engine as _;
+    let reg = TestRegistry::start(Some((USER, PASSWORD)), None);
+    let auth_dir = tempfile::tempdir().unwrap();
+    let auth = auth_dir.path().join("auth.json");
+    let pusher = Strata::new();
+    let puller = Strata::new();
+    login(&pusher, &auth, &[&reg.addr], PASSWORD).success();
+    let mode = fs::metadata(&auth).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    pusher.import_busybox("busybox");
+    let image = format!("{}/secret/busybox:1", reg.addr);
+    let ctx = common::context(&[(
+        "Dockerfile",
+        &format!("FROM {image}\nARG TOKEN=none\nRUN echo built > /b\n"),
+    )]);
+    let runs: Vec<(&Strata, Vec<&str>)> = vec![
+        (&pusher, vec!["tag", "busybox", &image]),
+        (&pusher, vec!["push", &image]),
+        (&puller, vec!["pull", &image]),
+        (
+            &puller,
+            vec!["build", "-t", "built", ctx.path().to_str().unwrap()],
+        ),
+        (&puller, vec!["history", "--no-trunc", "built"]),
+        (&puller, vec!["inspect", "built"]),
+    ];
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let needles = [PASSWORD, b64.as_str()];
+    for (s, args) in runs {
+        let out = s
+            .cmd()
+            .env("REGISTRY_AUTH_FILE", &auth)
+            .env("RUST_LOG", "trace")
+            .args(["--log-level", "debug"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let run = Run::of(out).success();
+        for n in needles {
+            assert!(
+                !run.stdout.contains(n) && !run.stderr.contains(n),
+                "{args:?}: {run:#?}"
+            );
+        }
+    }
+    // The search finds what is there: the auth file holds the base64.
+    assert_eq!(files_holding(auth_dir.path(), &needles).len(), 1);
+    for s in [&pusher, &puller] {
+        let found = files_holding(s.root.path(), &needles);
+        assert!(found.is_empty(), "the password is in {found:#?}");
+    }
+}

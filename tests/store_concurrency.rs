@@ -210,3 +210,146 @@ fn rootless_store_survives_sigkill_during_import_and_load() {
         .success();
     assert_clean(&strata, "after the kills");
 }
+
+mod registry_support;
+
+#[test]
+fn rootless_store_prune_and_rmi_during_builds_and_pulls() {
+    // Checklist case 37 and issue #12: `system prune -a` and `rmi` loop
+    // while builds (FROM an image pulled when missing, RUN, COPY) and pulls
+    // of images sharing a layer run on the same store. Every build and
+    // pull succeeds: what they use is held against GC. The store stays
+    // consistent.
+    use registry_support::mock::{plain_layer, MockRegistry};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const BUILDERS: usize = 3;
+    const PULLERS: usize = 2;
+    const ROUNDS: usize = 3;
+    let mock = MockRegistry::serving();
+    let base = plain_layer(std::fs::read(common::busybox_tar()).unwrap());
+    let extra = {
+        let work = tempfile::tempdir().unwrap();
+        let tar = work.path().join("extra.tar");
+        rootfs(&tar, 20, 2000, 7);
+        plain_layer(std::fs::read(&tar).unwrap())
+    };
+    let busybox = mock.push_image("gc/busybox", "1", std::slice::from_ref(&base));
+    let plus = mock.push_image("gc/plus", "1", &[base, extra]);
+    let strata = Strata::new();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut loops = 0;
+            while !stop.load(Ordering::Relaxed) {
+                strata.run(&["system", "prune", "-a", "-f"]).success();
+                // Absent half the time: only a failure of another kind counts.
+                let rmi = strata.run(&["rmi", "-f", &busybox]);
+                assert!(
+                    rmi.code == Some(0) || rmi.stderr.contains("No such image"),
+                    "{rmi:#?}"
+                );
+                loops += 1;
+            }
+            loops
+        });
+        let mut workers = Vec::new();
+        for w in 0..BUILDERS {
+            let (strata, busybox) = (&strata, &busybox);
+            workers.push(s.spawn(move || {
+                for round in 0..ROUNDS {
+                    let df = format!(
+                        "FROM {busybox}\nRUN echo {w}-{round} > /made\nCOPY a /a\nRUN cat /made /a\n"
+                    );
+                    let ctx = common::context(&[("Dockerfile", &df), ("a", "a")]);
+                    let run = strata.run(&["build", "-q", ctx.path().to_str().unwrap()]);
+                    assert_eq!(run.code, Some(0), "build {w}/{round}: {run:#?}");
+                }
+            }));
+        }
+        for p in 0..PULLERS {
+            let (strata, busybox, plus) = (&strata, &busybox, &plus);
+            workers.push(s.spawn(move || {
+                for round in 0..ROUNDS {
+                    for image in [plus, busybox] {
+                        let run = strata.run(&["pull", "-q", image]);
+                        assert_eq!(run.code, Some(0), "pull {p}/{round} {image}: {run:#?}");
+                    }
+                }
+            }));
+        }
+        // Every worker's end is awaited, and the pruner stopped, before a
+        // failure is reported: a panic here would leave it looping.
+        let ends: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        stop.store(true, Ordering::Relaxed);
+        let loops = pruner.join().unwrap();
+        for end in ends {
+            if let Err(panic) = end {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        assert!(loops >= 2, "prune ran {loops} times only: nothing raced");
+    });
+    assert_clean(&strata, "after the builds and pulls");
+    let check = strata.run(&["system", "check"]).success();
+    assert!(!check.stdout.contains("missing"), "{check:#?}");
+    // What is left works.
+    strata.run(&["pull", "-q", &busybox]).success();
+    strata.run(&["run", "--rm", &busybox, "true"]).success();
+}
+
+#[test]
+fn rootless_store_parallel_identical_builds_agree() {
+    // Checklist case 36 (buildah's parallel-commit race): 25 builds of one
+    // context at once, with `--timestamp 0` and no cache, so each runs and
+    // commits every step. All succeed with one image id; the store's JSON
+    // stays whole.
+    const BUILDS: usize = 25;
+    let strata = Strata::new();
+    strata.import_busybox("busybox");
+    let ctx = common::context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY a /a\nRUN echo made > /made\nENV K=v\n",
+        ),
+        ("a", "a"),
+    ]);
+    let ctx = ctx.path().to_str().unwrap();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let builds: Vec<_> = (0..BUILDS)
+            .map(|i| {
+                let strata = &strata;
+                s.spawn(move || {
+                    let tag = format!("same:{i}");
+                    let args = [
+                        "build",
+                        "-q",
+                        "--no-cache",
+                        "--timestamp",
+                        "0",
+                        "-t",
+                        &tag,
+                        ctx,
+                    ];
+                    let run = strata.run(&args);
+                    assert_eq!(run.code, Some(0), "build {i}: {run:#?}");
+                    run.stdout.trim().to_string()
+                })
+            })
+            .collect();
+        builds.into_iter().map(|b| b.join().unwrap()).collect()
+    });
+    assert!(ids[0].starts_with("sha256:"), "{ids:?}");
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:#?}");
+    assert_clean(&strata, "after the parallel builds");
+    let images = strata
+        .run(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        .success()
+        .stdout;
+    assert_eq!(
+        images.lines().filter(|l| l.starts_with("same:")).count(),
+        BUILDS,
+        "{images}"
+    );
+    let out = strata.run(&["run", "--rm", "same:7", "cat", "/made", "/a"]);
+    assert_eq!(out.success().stdout, "made\na");
+}

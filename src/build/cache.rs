@@ -150,6 +150,8 @@ impl StepCache for LocalCache<'_> {
             true => Entry::Step,
             false => {
                 let id: ImageId = text.parse().ok()?;
+                // Held before it is checked: GC keeps it for the build.
+                self.store.hold(std::slice::from_ref(&id), &[]).ok()?;
                 self.store
                     .has_blob(id.digest())
                     .then_some(Entry::Image(id))?

@@ -111,7 +111,7 @@ pub fn resolve_or_pull(
     flags: &RegistryFlags,
     quiet: bool,
 ) -> Result<ImageId, RegistryError> {
-    match store.resolve(name) {
+    match store.resolve_held(name) {
         Ok(id) => Ok(id),
         Err(crate::store::StoreError::ImageNotFound { .. }) => match Reference::parse(name) {
             Ok(reference) => ensure_image(store, &reference, flags, quiet),
@@ -231,13 +231,17 @@ fn pull_with(
     } else {
         Vec::new()
     };
+    // Held before the store is asked which layers it has: a concurrent
+    // GC keeps them from here to the commit.
+    store.hold(&[], &config.rootfs.diff_ids)?;
     let already = store.index()?.lookup(reference) == Some(&id)
         && config.rootfs.diff_ids.iter().all(|d| store.has_layer(d));
     // Kept until the commit: the prepared layers are in it.
     let staging = store.staging()?;
     let jobs = opts.jobs;
     let layers = prepare_layers(client, store, &staging, reference, &config, &manifest, jobs)?;
-    let id_stored = store.commit_image(layers, &config_bytes, &tags, None)?;
+    let manifest = Some((&image.bytes[..], Some(reference)));
+    let id_stored = store.commit_image_with(layers, &config_bytes, &tags, None, manifest)?;
     if id_stored != id {
         return Err(RegistryError::DigestMismatch {
             what: format!("config of {}", reference.familiar()),
@@ -245,7 +249,6 @@ fn pull_with(
             found: id_stored.0,
         });
     }
-    store.add_manifest(&id, &image.bytes, Some(reference))?;
     Ok(Pulled {
         reference: reference.clone(),
         id,

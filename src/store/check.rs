@@ -110,11 +110,20 @@ impl Store {
     /// lock, so nothing is half-published.
     pub(crate) fn gc(
         &self,
-        _lock: &FileLock,
+        lock: &FileLock,
         index: &ImageIndex,
         roots: &[ImageId],
     ) -> Result<Collected, StoreError> {
-        let keep = self.reachable(index, roots)?;
+        // What running builds and pulls hold is kept like what tags reach.
+        let held = self.held(lock)?;
+        let roots: Vec<ImageId> = roots.iter().chain(&held.images).cloned().collect();
+        let mut keep = self.reachable(index, &roots)?;
+        for d in held.layers {
+            if let Some(rec) = self.layer_record(&d)? {
+                keep.blobs.extend(rec.blobs.into_iter().map(|b| b.digest));
+            }
+            keep.layers.insert(d);
+        }
         let mut out = Collected::default();
         let layers = self.root.join("layers");
         for name in list(&layers)? {
@@ -174,6 +183,7 @@ impl Store {
         let mut report = PruneReport::default();
         self.update_index(|lock, _, index| {
             let containers = self.containers_by_image()?;
+            let held = self.held(lock)?.images;
             // Until none is left: removing a dangling image can leave its
             // untagged parent dangling (the steps of a stage no tagged
             // image is built on), as Docker's image prune removes them.
@@ -187,7 +197,8 @@ impl Store {
                 let next: Vec<ImageId> = index
                     .images
                     .keys()
-                    .filter(|id| !containers.contains_key(*id) && may_remove(id))
+                    .filter(|id| !containers.contains_key(*id) && !held.contains(*id))
+                    .filter(|id| may_remove(id))
                     .filter(|id| all || (index.tags_of(id).is_empty() && !parents.contains(*id)))
                     .cloned()
                     .collect();

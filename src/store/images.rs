@@ -118,12 +118,28 @@ impl Store {
     /// Publish `layers`, the config and the image record, and set `tags`,
     /// all under one lock. Every diff id of the config must be among
     /// `layers` or already in the store.
+    /// The image is held ([`Store::hold`]) for the rest of this process:
+    /// what a build or pull just made is not collected under it.
     pub fn commit_image(
         &self,
         layers: Vec<PreparedLayer>,
         config: &[u8],
         tags: &[Reference],
         parent: Option<ImageId>,
+    ) -> Result<ImageId, StoreError> {
+        self.commit_image_with(layers, config, tags, parent, None)
+    }
+
+    /// [`Store::commit_image`], keeping `manifest` for the image (and
+    /// recording `repo@digest` for it with a repository) under the same
+    /// lock, as a pull does: no `rmi` can come between the two.
+    pub fn commit_image_with(
+        &self,
+        layers: Vec<PreparedLayer>,
+        config: &[u8],
+        tags: &[Reference],
+        parent: Option<ImageId>,
+        manifest: Option<(&[u8], Option<&Reference>)>,
     ) -> Result<ImageId, StoreError> {
         let parsed: ImageConfig =
             serde_json::from_slice(config).map_err(|e| StoreError::Invalid {
@@ -154,6 +170,11 @@ impl Store {
             for tag in tags {
                 index.tags.insert(tag.to_string(), id.clone());
             }
+            if let Some((bytes, repo)) = manifest {
+                let digest = self.put_blob(lock, staging, bytes)?;
+                record_manifest(index, &id, digest, repo)?;
+            }
+            self.hold_locked(lock, std::slice::from_ref(&id), &[])?;
             Ok(id)
         })
     }
@@ -167,13 +188,7 @@ impl Store {
     ) -> Result<Digest, StoreError> {
         self.update_index(|lock, staging, index| {
             let digest = self.put_blob(lock, staging, manifest)?;
-            let record = index.record_mut(id)?;
-            record.manifests.insert(digest.clone());
-            if let Some(repo) = repo {
-                record
-                    .repo_digests
-                    .insert(repo.with_digest(digest.clone()).to_string());
-            }
+            record_manifest(index, id, digest.clone(), repo)?;
             Ok(digest)
         })
     }
@@ -366,6 +381,24 @@ impl Store {
             .collect();
         self.gc(lock, index, &roots)
     }
+}
+
+/// Keep manifest `digest` in `id`'s record, with `repo@digest` for a
+/// repository.
+fn record_manifest(
+    index: &mut ImageIndex,
+    id: &ImageId,
+    digest: Digest,
+    repo: Option<&Reference>,
+) -> Result<(), StoreError> {
+    let record = index.record_mut(id)?;
+    if let Some(repo) = repo {
+        record
+            .repo_digests
+            .insert(repo.with_digest(digest.clone()).to_string());
+    }
+    record.manifests.insert(digest);
+    Ok(())
 }
 
 /// An image id from a full id or a unique prefix, within `index`.

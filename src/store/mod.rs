@@ -22,7 +22,9 @@
 //! ├── cache-mounts/<key>/     RUN --mount=type=cache directories, each with
 //! │                           its own lock (see the `cache_mounts` module)
 //! └── tmp/<pid>-<rand>/       staging, one directory per operation, alive while
-//!     tmp/<pid>-<rand>.lock   its lock file is flock'ed by the owning process
+//!     tmp/<pid>-<rand>.lock   its lock file is flock'ed by the owning process;
+//!                             one per process may hold `hold.json`: images and
+//!                             layers GC must keep for it (the `hold` module)
 //! ```
 //!
 //! Rules that keep it consistent with concurrent strata processes and
@@ -60,6 +62,7 @@ mod cache_mounts;
 mod check;
 pub mod config;
 pub mod fsutil;
+mod hold;
 mod images;
 mod layers;
 pub mod remote;

@@ -65,7 +65,9 @@ fn import_tag_list_remove() {
     // Two tags: removing one only untags.
     let ev = s.remove_image("other", false, true).unwrap();
     assert_eq!(ev, vec![RemoveEvent::Untagged("other:latest".into())]);
-    // By id with one tag: untag and delete, layers go too.
+    // By id with one tag: untag and delete, layers go too (once this
+    // process no longer holds the image it committed).
+    s.release();
     let ev = s.remove_image(a.short(), false, true).unwrap();
     assert_eq!(ev[0], RemoveEvent::Untagged("app:1".into()));
     assert_eq!(ev[1], RemoveEvent::Deleted(a.0.clone()));
@@ -257,6 +259,7 @@ fn open_removes_containers_whose_owner_died() {
 fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     let (_t, s) = store();
     let a = import(&s, &[("x", "1")], "x");
+    s.release();
     let tmp = s.root().join("tmp");
     // A dead process's staging: a lock file nobody holds, and its directory.
     fs::write(tmp.join("999-dead.lock"), "").unwrap();
@@ -374,4 +377,36 @@ fn rmi_no_prune_keeps_untagged_parents() {
     s.remove_image("base", false, true).unwrap();
     s.remove_image("child", false, false).unwrap();
     assert_eq!(s.resolve(&base.to_string()).unwrap(), base);
+}
+
+#[test]
+fn gc_keeps_what_a_live_process_holds_and_forgets_a_dead_ones() {
+    let (_t, s) = store();
+    let a = import(&s, &[("a", "1")], "a");
+    let b = import(&s, &[("b", "2")], "b");
+    let layer_of = |id: &ImageId| s.config(id).unwrap().rootfs.diff_ids[0].clone();
+    let (la, lb) = (layer_of(&a), layer_of(&b));
+    s.release();
+    // Held: image `a` as a build's base, `b`'s layer as a pull's reuse.
+    s.hold(std::slice::from_ref(&a), std::slice::from_ref(&lb))
+        .unwrap();
+    let pr = s.prune(true).unwrap();
+    assert_eq!(pr.images, vec![b.clone()], "a held image was pruned");
+    assert!(s.has_layer(&la) && s.has_blob(a.digest()));
+    assert!(s.has_layer(&lb), "a held layer was collected");
+    // rmi of the held image untags it; its config and layers stay.
+    s.remove_image("a", true, true).unwrap();
+    assert!(s.has_layer(&la) && s.has_blob(a.digest()));
+    // A held image that is gone resolves as missing.
+    assert!(matches!(
+        s.resolve_held("b"),
+        Err(StoreError::ImageNotFound { .. })
+    ));
+    // The process is gone (its hold released, as its death frees its
+    // staging lock): the next GC takes all.
+    s.release();
+    s.prune(true).unwrap();
+    assert!(!s.has_layer(&la) && !s.has_layer(&lb));
+    let rep = s.check().unwrap();
+    assert!(rep.problems.is_empty() && rep.garbage.is_empty(), "{rep:?}");
 }

@@ -60,7 +60,7 @@ impl Build<'_> {
         let flags = crate::registry::flags::RegistryFlags::default();
         let quiet = self.out.quiet();
         Ok(match self.opts.pull {
-            PullPolicy::Never => store.resolve(name)?,
+            PullPolicy::Never => store.resolve_held(name)?,
             PullPolicy::Missing => pull::resolve_or_pull(store, name, &flags, quiet)?,
             PullPolicy::Always => {
                 let reference = Reference::parse(name)?;
