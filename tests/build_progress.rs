@@ -198,6 +198,53 @@ fn rootless_independent_stages_build_at_once() {
     assert!(!plain.stdout.contains("Step "), "{plain:#?}");
 }
 
+/// Without `--jobs`, as many stages build at once as there are CPUs (a
+/// build on one CPU keeps Docker's lines); `--jobs 1` builds the stages
+/// one after the other in the Dockerfile's order, with `Step N/M` lines.
+#[test]
+fn rootless_jobs_default_to_the_cpus_and_one_keeps_the_order() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let df = "FROM busybox AS a\nRUN echo in-a\n\
+              FROM busybox AS b\nRUN echo in-b\n\
+              FROM busybox\nCOPY --from=a /bin/true /a\nCOPY --from=b /bin/true /b\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let run = s.build(ctx.path(), &["--progress=rawjson"]).success();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(json_events(&run)[0]["parallel"], cpus > 1, "{run:#?}");
+
+    let one = s
+        .build(
+            ctx.path(),
+            &["--jobs", "1", "--progress=plain", "--no-cache"],
+        )
+        .success();
+    let out = &one.stdout;
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("Step ")).collect();
+    assert_eq!(
+        steps,
+        [
+            "Step 1/7 : FROM busybox AS a",
+            "Step 2/7 : RUN echo in-a",
+            "Step 3/7 : FROM busybox AS b",
+            "Step 4/7 : RUN echo in-b",
+            "Step 5/7 : FROM busybox",
+            "Step 6/7 : COPY --from=a /bin/true /a",
+            "Step 7/7 : COPY --from=b /bin/true /b",
+        ],
+        "{one:#?}"
+    );
+    // Each RUN's output comes between its step and the next stage's.
+    let line = |l: &str| out.lines().position(|x| x == l).unwrap();
+    assert!(line("Step 2/7 : RUN echo in-a") < line("in-a"), "{one:#?}");
+    assert!(
+        line("in-a") < line("Step 3/7 : FROM busybox AS b"),
+        "{one:#?}"
+    );
+    assert!(line("Step 4/7 : RUN echo in-b") < line("in-b"), "{one:#?}");
+    assert!(line("in-b") < line("Step 5/7 : FROM busybox"), "{one:#?}");
+}
+
 #[test]
 fn rootless_a_failed_stage_stops_the_others_and_leaves_nothing() {
     let s = Strata::new();

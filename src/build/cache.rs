@@ -60,11 +60,27 @@ pub trait StepCache: Send + Sync {
 /// The cache in the local store.
 pub struct LocalCache<'a> {
     store: &'a Store,
+    /// Whether a lookup may write to the store: hold what hits and mark
+    /// its entry used (not in a dry run).
+    writes: bool,
 }
 
 impl<'a> LocalCache<'a> {
     pub fn new(store: &'a Store) -> LocalCache<'a> {
-        LocalCache { store }
+        LocalCache {
+            store,
+            writes: true,
+        }
+    }
+
+    /// The cache, looked up without holding what hits or marking it used:
+    /// a dry run leaves the store as it was (and makes nothing from what
+    /// it finds, so a GC meanwhile only makes its answer stale).
+    pub fn peeking(self) -> LocalCache<'a> {
+        LocalCache {
+            writes: false,
+            ..self
+        }
     }
 
     fn dir(&self) -> PathBuf {
@@ -151,7 +167,9 @@ impl StepCache for LocalCache<'_> {
             false => {
                 let id: ImageId = text.parse().ok()?;
                 // Held before it is checked: GC keeps it for the build.
-                self.store.hold(std::slice::from_ref(&id), &[]).ok()?;
+                if self.writes {
+                    self.store.hold(std::slice::from_ref(&id), &[]).ok()?;
+                }
                 self.store
                     .has_blob(id.digest())
                     .then_some(Entry::Image(id))?
@@ -159,6 +177,9 @@ impl StepCache for LocalCache<'_> {
         };
         // The time of the last hit is what `prune --filter until=` reads;
         // not recording it only makes the entry look older.
+        if !self.writes {
+            return Some(entry);
+        }
         let _ = std::fs::File::options()
             .write(true)
             .open(&path)

@@ -241,6 +241,9 @@ pub enum StepFailure {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Mount(#[from] super::mounts::MountError),
+    /// A dry run's step that missed the cache: not executed.
+    #[error("not executed in a dry run")]
+    WouldRun,
     #[error("writing {path}")]
     Write {
         path: std::path::PathBuf,

@@ -42,5 +42,5 @@ pub mod remote;
 pub mod report;
 pub mod scheduler;
 
-pub use engine::{build, BuildOptions, PullPolicy};
+pub use engine::{build, dry_run, BuildOptions, DryRun, PullPolicy};
 pub use error::{BuildError, StepError};

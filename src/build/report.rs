@@ -21,7 +21,7 @@ pub const VERSION: u32 = 1;
 pub struct Report {
     pub version: u32,
     pub dockerfile: String,
-    /// `built` or `failed`.
+    /// `built`, `failed` or `dry_run`.
     pub result: Outcome,
     /// The error that ended a failed build, as strata printed it.
     pub error: Option<String>,
@@ -37,6 +37,8 @@ pub struct Report {
 pub enum Outcome {
     Built,
     Failed,
+    /// `--dry-run`: nothing was built.
+    DryRun,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +94,8 @@ pub enum Status {
     Failed,
     /// Started, and stopped by another stage's failure or a signal.
     Stopped,
+    /// A dry run's step the cache does not hold.
+    WouldRun,
 }
 
 /// What the build did in all.
@@ -170,6 +174,11 @@ impl State {
             Event::StepDone { step, .. } => {
                 if let Some(s) = self.step(step) {
                     done(s, event);
+                }
+            }
+            Event::StepWouldRun { step, .. } => {
+                if let Some(s) = self.step(step) {
+                    s.status = Status::WouldRun;
                 }
             }
             Event::LayerBytes {
@@ -271,6 +280,8 @@ pub enum Ending {
         error: String,
         step: Option<usize>,
     },
+    /// `--dry-run`.
+    DryRun,
 }
 
 impl Collector {
@@ -288,6 +299,7 @@ impl Collector {
                 }
                 (Outcome::Failed, Some(error), None)
             }
+            Ending::DryRun => (Outcome::DryRun, None, None),
         };
         let totals = totals(&state, &steps, self.started);
         Report {

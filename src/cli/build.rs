@@ -69,8 +69,8 @@ pub struct BuildArgs {
     /// --format` overrides). BUILDAH_FORMAT is buildah's variable for it.
     #[arg(long, value_enum, env = "BUILDAH_FORMAT", default_value_t = ManifestFormat::Oci)]
     format: ManifestFormat,
-    /// How many independent stages may build at once (default 1: one after
-    /// the other, in the Dockerfile's order)
+    /// How many independent stages may build at once (default: the number
+    /// of CPUs; 1 builds them one after the other, in the Dockerfile's order)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
     /// Type of progress output: auto, tty, plain, quiet, rawjson
@@ -82,6 +82,9 @@ pub struct BuildArgs {
     /// Check the Dockerfile against the lint rules and print what they find; build nothing
     #[arg(long)]
     check: bool,
+    /// Say which steps would run and which are cached; execute nothing, write nothing to the store
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     outputs: OutputFlags,
     /// External cache sources (type=registry,ref=REF | type=local,src=DIR | REF); the first hit wins
@@ -147,7 +150,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         cache_from: cache_specs(&args.cache_from, Direction::From)?,
         cache_to: cache_specs(&args.cache_to, Direction::To)?,
         bases_from: None,
-        jobs: args.jobs.map_or(1, |n| n as usize),
+        jobs: args.jobs.map_or_else(default_jobs, |n| n as usize),
         secrets: secrets(&args.secret)?,
         allow_network_host: args.allow.iter().any(|a| a == "network.host"),
         ssh: args
@@ -155,9 +158,13 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
             .iter()
             .map(|s| SshAgent::parse(s))
             .collect::<Result<_, _>>()?,
+        dry_run: false,
     };
     if args.check {
         return super::lint::check(&store, &options);
+    }
+    if args.dry_run {
+        return dry_run(args, &store, &options, &out, report);
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
@@ -174,6 +181,35 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         emit_cache_totals();
     }
     report_id(args, quiet, &out, &built.id)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--jobs` unset: as many stages at once as there are CPUs to run them
+/// (the affinity mask, as `nproc` counts), BuildKit's default.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// `--dry-run`: the steps that would run, nothing done (no output, no
+/// tag); the report says `dry_run`.
+fn dry_run(
+    args: &BuildArgs,
+    store: &Store,
+    options: &BuildOptions,
+    out: &Resolved,
+    report: Option<(PathBuf, Arc<report::Collector>)>,
+) -> Result<ExitCode> {
+    if !args.cache_from.is_empty() || out.verify_repro {
+        bail!("--dry-run looks in the local cache only: it cannot be used with --cache-from or --verify-repro");
+    }
+    let found = crate::build::dry_run(store, options);
+    crate::progress::emit(crate::progress::Event::BuildDone);
+    if let Some((path, collector)) = &report {
+        let json = serde_json::to_vec_pretty(&collector.finish(report::Ending::DryRun))?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the report {}", path.display()))?;
+    }
+    found?;
     Ok(ExitCode::SUCCESS)
 }
 

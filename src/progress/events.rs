@@ -66,6 +66,9 @@ pub enum Event {
         layer: Option<StepLayer>,
         miss: Option<String>,
     },
+    /// A dry run's step that the cache does not hold, and why
+    /// (` ---> Would run: not in the cache`).
+    StepWouldRun { step: StepId, reason: String },
     /// The step's image came from the cache (` ---> Using cache`).
     StepCached { step: StepId },
     /// The step's image came from a remote cache (` ---> Using cache

@@ -253,7 +253,8 @@ fn step_of(event: &Event) -> Option<StepId> {
         | Event::StepCachedFrom { step, .. }
         | Event::StepRunning { step, .. }
         | Event::StepImage { step, .. }
-        | Event::StepOutput { step, .. } => Some(*step),
+        | Event::StepOutput { step, .. }
+        | Event::StepWouldRun { step, .. } => Some(*step),
         _ => None,
     }
 }
@@ -299,6 +300,7 @@ pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
             step, total, text, ..
         } => out(format!("Step {}/{total} : {text}", step.number)),
         Event::StepCached { .. } => out(" ---> Using cache".into()),
+        Event::StepWouldRun { reason, .. } => out(format!(" ---> Would run: {reason}")),
         Event::StepCachedFrom { origin, .. } => out(format!(" ---> Using cache ({origin})")),
         Event::StepRunning { container, .. } => out(format!(" ---> Running in {container}")),
         Event::StepImage { image, .. } => out(format!(" ---> {image}")),

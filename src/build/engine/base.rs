@@ -60,6 +60,8 @@ impl Build<'_> {
         let flags = crate::registry::flags::RegistryFlags::default();
         let quiet = self.out.quiet();
         Ok(match self.opts.pull {
+            // A dry run holds nothing: it writes nothing to the store.
+            PullPolicy::Never if self.opts.dry_run => store.resolve(name)?,
             PullPolicy::Never => store.resolve_held(name)?,
             PullPolicy::Missing => pull::resolve_or_pull(store, name, &flags, quiet)?,
             PullPolicy::Always => {

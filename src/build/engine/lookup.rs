@@ -52,7 +52,11 @@ impl Build<'_> {
         }
     }
 
+    /// Records what `key` made (nothing in a dry run).
     pub fn record(&self, key: &CacheKey, entry: &Entry) {
+        if self.opts.dry_run {
+            return;
+        }
         if let Err(e) = self.cache.record(key, entry) {
             // A cache that cannot be written only costs the next build time.
             self.out.warn(&format!("recording the build cache: {e}"));
@@ -61,6 +65,9 @@ impl Build<'_> {
 
     /// Records that a version of the step at `site` is in the cache.
     pub fn record_site(&self, site: &CacheKey) {
+        if self.opts.dry_run {
+            return;
+        }
         if let Err(e) = self.cache.record_site(site) {
             self.out.warn(&format!("recording the build cache: {e}"));
         }

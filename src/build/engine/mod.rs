@@ -24,6 +24,7 @@ pub(crate) mod args;
 mod base;
 mod container;
 mod copy;
+mod dry;
 mod lookup;
 mod meta;
 mod out;
@@ -40,7 +41,7 @@ use std::time::Instant;
 
 use strata_parser::{Parsed, Step};
 
-use super::cache::{Entry, StepCache};
+use super::cache::{Entry, LocalCache, StepCache};
 use super::commit::{self, Take};
 use super::context::Context;
 use super::error::{shown, BuildError, Location, StepError, StepFailure};
@@ -60,6 +61,8 @@ use args::BuildArgs;
 use lookup::Uncached;
 use out::Printer;
 use stage::StageState;
+
+pub use dry::DryRun;
 
 /// What to build and how.
 #[derive(Debug, Clone)]
@@ -108,6 +111,8 @@ pub struct BuildOptions {
     pub allow_network_host: bool,
     /// `--ssh` agents, for `RUN --mount=type=ssh`.
     pub ssh: Vec<crate::build::mounts::SshAgent>,
+    /// `--dry-run`: say which steps would run, do nothing (see [`dry_run`]).
+    pub dry_run: bool,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -159,6 +164,10 @@ struct Build<'a> {
     /// Per stage, the image outside the build its FROM chain starts from
     /// (`None`: scratch): its layers are not this build's.
     roots: Mutex<BTreeMap<usize, Option<ImageId>>>,
+    /// A dry run's stages that would run (by index, with their names) and
+    /// its steps that would.
+    would_run: Mutex<BTreeMap<usize, String>>,
+    dry_steps: Mutex<BTreeSet<usize>>,
 }
 
 /// Builds the Dockerfile of `opts`, applies `opts.finish`, tags the
@@ -193,42 +202,15 @@ fn build_skipping(
     opts: &BuildOptions,
     poisoned: BTreeSet<crate::digest::DiffId>,
 ) -> Result<Built, BuildError> {
-    let out = Printer::new(opts.quiet);
-    if let Err(e) = crate::sandbox::interrupt::catch() {
-        // Without it ^C still stops the build, only less tidily.
-        out.warn(&format!("catching ^C: {e}"));
-    }
-    let file = dockerfile_name(opts);
-    let parse_error = |error: strata_parser::ParseError| BuildError::Parse {
-        file: file.clone(),
-        rendered: error.render(&opts.dockerfile),
-        error: Box::new(error),
-    };
-    let parsed = strata_parser::parse(&opts.dockerfile).map_err(parse_error)?;
+    let parsed = parse(opts)?;
     let imports = match opts.no_cache {
         true => Vec::new(),
         false => remote::import::read_all(&opts.cache_from),
     };
     remote::mounts::restore(store, &imports);
     let cache = LayeredCache::new(store, imports, poisoned);
-    let b = Build {
-        store,
-        opts,
-        parsed: &parsed,
-        cache: &cache,
-        out,
-        args: BuildArgs::new(&opts.build_args),
-        driver: Mutex::new(opts.driver.unwrap_or_else(DriverKind::first)),
-        context: OnceLock::new(),
-        opening: Mutex::new(()),
-        cancel: Cancel::default(),
-        bases: Mutex::new(BTreeMap::new()),
-        roots: Mutex::new(BTreeMap::new()),
-    };
-    let globals = b.args.globals(&parsed).map_err(parse_error)?;
-    let plan = plan::plan(&parsed, opts.target.as_deref(), &globals).map_err(|e| match e {
-        plan::PlanError::NoTarget(name) => BuildError::NoTarget(name),
-    })?;
+    let b = Build::new(store, opts, &parsed, &cache);
+    let (plan, globals) = b.plan()?;
     let image = b.run(&plan, &globals)?;
     if let Some(warning) = b.args.unused_warning() {
         b.out.notice(&warning);
@@ -253,6 +235,38 @@ fn build_skipping(
     }
     let bases = std::mem::take(&mut *lock(&b.bases)).into_values().collect();
     Ok(Built { id: image, bases })
+}
+
+/// `--dry-run`: which steps of the build of `opts` would run and which
+/// the local cache holds; nothing is executed and the store is left as it
+/// was ([`dry`]).
+pub fn dry_run(store: &Store, opts: &BuildOptions) -> Result<DryRun, BuildError> {
+    let opts = BuildOptions {
+        dry_run: true,
+        // What is not in the store would be pulled: the dry run says so.
+        pull: PullPolicy::Never,
+        ..opts.clone()
+    };
+    let parsed = parse(&opts)?;
+    let cache = LocalCache::new(store).peeking();
+    let b = Build::new(store, &opts, &parsed, &cache);
+    let (plan, globals) = b.plan()?;
+    b.run_stages(&plan, &globals)?;
+    interrupted()?;
+    Ok(b.dry_run_result(&plan))
+}
+
+/// The Dockerfile of `opts`, parsed.
+fn parse(opts: &BuildOptions) -> Result<Parsed, BuildError> {
+    strata_parser::parse(&opts.dockerfile).map_err(|e| parse_error(opts, e))
+}
+
+fn parse_error(opts: &BuildOptions, error: strata_parser::ParseError) -> BuildError {
+    BuildError::Parse {
+        file: dockerfile_name(opts),
+        rendered: error.render(&opts.dockerfile),
+        error: Box::new(error),
+    }
 }
 
 pub(crate) fn dockerfile_name(opts: &BuildOptions) -> String {
@@ -328,8 +342,72 @@ impl Build<'_> {
         }
     }
 
+    /// The engine for one build of `opts`, looking steps up in `cache`.
+    fn new<'a>(
+        store: &'a Store,
+        opts: &'a BuildOptions,
+        parsed: &'a Parsed,
+        cache: &'a dyn StepCache,
+    ) -> Build<'a> {
+        let out = Printer::new(opts.quiet);
+        if let Err(e) = crate::sandbox::interrupt::catch() {
+            // Without it ^C still stops the build, only less tidily.
+            out.warn(&format!("catching ^C: {e}"));
+        }
+        Build {
+            store,
+            opts,
+            parsed,
+            cache,
+            out,
+            args: BuildArgs::new(&opts.build_args),
+            driver: Mutex::new(opts.driver.unwrap_or_else(DriverKind::first)),
+            context: OnceLock::new(),
+            opening: Mutex::new(()),
+            cancel: Cancel::default(),
+            bases: Mutex::new(BTreeMap::new()),
+            roots: Mutex::new(BTreeMap::new()),
+            would_run: Mutex::new(BTreeMap::new()),
+            dry_steps: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The plan of the target, and the global args it was made with.
+    fn plan(&self) -> Result<(Plan<'_>, HashMap<String, String>), BuildError> {
+        let globals = self
+            .args
+            .globals(self.parsed)
+            .map_err(|e| parse_error(self.opts, e))?;
+        let target = self.opts.target.as_deref();
+        let plan = plan::plan(self.parsed, target, &globals).map_err(|e| match e {
+            plan::PlanError::NoTarget(name) => BuildError::NoTarget(name),
+        })?;
+        Ok((plan, globals))
+    }
+
     /// Every stage of the plan; the target's image (with `--label`s).
     fn run(&self, plan: &Plan, globals: &HashMap<String, String>) -> Result<ImageId, BuildError> {
+        let done = self.run_stages(plan, globals)?;
+        let image = done.get(&plan.target).cloned().flatten();
+        let labelled = match self.opts.labels.is_empty() {
+            true => image,
+            false => Some(self.final_labels(image)?),
+        };
+        match labelled {
+            Some(id) => Ok(id),
+            // FROM scratch and nothing else: an empty image.
+            None => self
+                .commit_config(&ImageConfig::new(now_rfc3339()), None)
+                .map_err(|cause| self.unplaced(cause)),
+        }
+    }
+
+    /// Every stage of the plan, through the scheduler; their images.
+    fn run_stages(
+        &self,
+        plan: &Plan,
+        globals: &HashMap<String, String>,
+    ) -> Result<Stages, BuildError> {
         let nodes: Vec<Node> = plan
             .stages
             .iter()
@@ -349,19 +427,7 @@ impl Build<'_> {
         let done = scheduler::run(&nodes, jobs, &self.cancel, &stop, &work);
         // Every stage has ended: nothing of this build is left to stop.
         crate::sandbox::interrupt::resume();
-        let done = done?;
-        let image = done.get(&plan.target).cloned().flatten();
-        let labelled = match self.opts.labels.is_empty() {
-            true => image,
-            false => Some(self.final_labels(image)?),
-        };
-        match labelled {
-            Some(id) => Ok(id),
-            // FROM scratch and nothing else: an empty image.
-            None => self
-                .commit_config(&ImageConfig::new(now_rfc3339()), None)
-                .map_err(|cause| self.unplaced(cause)),
-        }
+        done
     }
 
     fn stage(
@@ -375,6 +441,9 @@ impl Build<'_> {
         let _uncached = Uncached::set(self.filtered(sp));
         self.cache.stage_started(sp.stage.index);
         let started = self.begin(plan, sp, &sp.from);
+        if let Some(reason) = self.dry_base(sp) {
+            return self.would_run_from(plan, sp, None, reason);
+        }
         let mut state = self
             .base_step(sp, done)
             .map_err(|cause| self.step_error(plan, &sp.from, None, cause))?;
@@ -384,8 +453,13 @@ impl Build<'_> {
             .as_ref()
             .map_or("scratch".into(), |id| id.short().to_string());
         self.out.image(state.step, &base);
-        self.onbuild_triggers(&mut state)
-            .map_err(|cause| self.failed(plan, &sp.from, &mut state, cause))?;
+        match self.onbuild_triggers(&mut state) {
+            Err(StepFailure::WouldRun) => {
+                let reason = "an ONBUILD trigger is not in the cache".to_string();
+                return self.would_run_from(plan, sp, None, reason);
+            }
+            triggered => triggered.map_err(|e| self.failed(plan, &sp.from, &mut state, e))?,
+        }
         let base = out::Finished {
             cached: false,
             took: started.elapsed(),
@@ -397,6 +471,9 @@ impl Build<'_> {
         for (i, planned) in sp.steps.iter().enumerate() {
             self.stopped()?;
             let started = self.begin(plan, sp, planned);
+            if let Some(reason) = self.dry_needs(planned) {
+                return self.would_run_from(plan, sp, Some(i), reason);
+            }
             state.step = step_id(sp, planned);
             let layers = state.config().rootfs.diff_ids.len();
             let outcome = self.step(
@@ -416,6 +493,10 @@ impl Build<'_> {
                     true => self.materialize(&mut state).map(|()| cached),
                     false => Ok(cached),
                 });
+            if self.dry_miss(&finished) {
+                let reason = "not in the cache".to_string();
+                return self.would_run_from(plan, sp, Some(i), reason);
+            }
             let cached = finished.map_err(|cause| self.failed(plan, planned, &mut state, cause))?;
             self.step_over(&mut state, cached, layers, started);
         }
@@ -558,6 +639,7 @@ impl Build<'_> {
             self.adopt(state, id.clone())?;
             return Ok(Some(id));
         }
+        self.may_execute()?;
         let id = self.commit_config(state.config(), state.image.clone())?;
         self.record(&key, &Entry::Image(id.clone()));
         state.image = Some(id.clone());

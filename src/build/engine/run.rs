@@ -75,6 +75,7 @@ pub(super) fn execute(
     if let Some(id) = b.lookup_image(&key) {
         return Ok(Done::Cached(id));
     }
+    b.may_execute()?;
     let mut c = WorkingContainer::create(b.store, b.stand_on(state)?, args.clone(), b.driver())?;
     let active = step_mounts.activate(&host)?;
     let mut options = options(b, state, args.clone(), network);

@@ -72,6 +72,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         cache_to: Vec::new(),
         bases_from: None,
         jobs: 1,
+        dry_run: false,
     }
 }
 
@@ -99,6 +100,8 @@ fn with_build<T>(
         cancel: Cancel::default(),
         bases: Default::default(),
         roots: Default::default(),
+        would_run: Default::default(),
+        dry_steps: Default::default(),
     };
     f(&b, &store)
 }

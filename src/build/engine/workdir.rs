@@ -39,6 +39,7 @@ pub(super) fn execute(
     if let Some(id) = b.lookup_image(&key) {
         return Ok(Done::Cached(id));
     }
+    b.may_execute()?;
     let c = WorkingContainer::create(
         b.store,
         b.stand_on(state)?,

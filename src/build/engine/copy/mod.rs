@@ -163,6 +163,7 @@ fn from_image(
     if let Some(id) = b.lookup_image(&image_key) {
         return Ok(Done::Cached(id));
     }
+    b.may_execute()?;
     let source = WorkingContainer::create(b.store, image.clone(), Vec::new(), b.driver())?;
     let root = source.mount()?;
     let ctx = Context::rootfs(root.path())?;
@@ -219,7 +220,9 @@ fn copy_groups(
     groups: &[Group],
     image_key: Option<CacheKey>,
 ) -> Result<Done, StepFailure> {
-    let mut digester = context::Digester::load(Some(&b.store.root().join("cache")));
+    // A dry run reads every file rather than write the metadata cache.
+    let cache_dir = (!b.opts.dry_run).then(|| b.store.root().join("cache"));
+    let mut digester = context::Digester::load(cache_dir.as_deref());
     let (unread, total) = groups
         .iter()
         .map(|g| digester.unread_bytes(g.ctx, &g.selected))
@@ -230,7 +233,8 @@ fn copy_groups(
     // step (a hit then makes no container): a step the cache never saw in
     // any version, or under --no-cache, cannot hit.
     let site = job.site(state);
-    let key_first = unread == 0 || unread.saturating_mul(2) < total || b.may_hit(&site);
+    let key_first =
+        unread == 0 || unread.saturating_mul(2) < total || b.may_hit(&site) || b.opts.dry_run;
     let none = KnownSums::new();
     let early = match key_first {
         true => Some(content_key(
@@ -245,6 +249,7 @@ fn copy_groups(
     if let Some(done) = early.as_ref().and_then(|k| hit(b, k, image_key.as_ref())) {
         return Ok(done);
     }
+    b.may_execute()?;
     let dest = WorkingContainer::create(
         b.store,
         b.stand_on(state)?,

@@ -117,6 +117,7 @@ pub(in crate::build::engine) fn image_of_from(
             .cloned()
             .flatten()
             .ok_or_else(|| StepFailure::EmptyStage(from.to_string())),
+        StageRef::Image(name) if b.opts.dry_run => Ok(b.store.resolve(&name)?),
         StageRef::Image(name) => Ok(b.store.resolve_held(&name)?),
     }
 }
