@@ -331,3 +331,74 @@ fn rootless_store_malicious_imports_stay_inside_the_layer() {
     let check = strata.run(&["system", "check"]).success();
     assert!(!check.stdout.contains("damaged"), "{check:#?}");
 }
+
+#[test]
+fn rootless_store_full_disk_during_a_copy_says_no_space_and_recovers() {
+    // Checklist case 40 (buildah commit.bats): the store on a 4 MiB tmpfs,
+    // a build COPYing an 8 MiB random file. It fails once with "no space
+    // left on device" (no retry loop), leaves no temp file or container,
+    // the base image still works, and once there is room the same build
+    // succeeds.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let ctx = w.join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY big /big\n").unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(ctx.join("big"), &big).unwrap();
+    let mnt = w.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let script = r#"
+set -u
+mount -t tmpfs -o size=4m tmpfs "$MNT" || exit 3
+export STRATA_ROOT="$MNT/root"
+"$BIN" import "$BUSYBOX" busybox >/dev/null || exit 4
+"$BIN" build -t big "$CTX" >/dev/null 2>"$W/err"
+echo $? > "$W/rc"
+ls -A "$MNT/root/tmp" > "$W/tmp-left"
+ls -A "$MNT/root/containers" > "$W/containers-left"
+"$BIN" inspect busybox > /dev/null || exit 5
+"$BIN" save -o "$W/saved.tar" busybox || exit 6
+mount -o remount,size=64m "$MNT" || exit 7
+"$BIN" build -t big "$CTX" > /dev/null || exit 8
+"$BIN" system check > "$W/check" || exit 9
+"#;
+    let strata = Strata::new();
+    let out = strata
+        .cmd()
+        .args(["unshare", "--", "sh", "-c", script])
+        .env("MNT", &mnt)
+        .env("BIN", common::strata_bin())
+        .env("BUSYBOX", common::busybox_tar())
+        .env("CTX", &ctx)
+        .env("W", w)
+        .output()
+        .unwrap();
+    let run = common::Run::of(out);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let err = fs::read_to_string(w.join("err")).unwrap();
+    assert_eq!(
+        fs::read_to_string(w.join("rc")).unwrap().trim(),
+        "1",
+        "{err}"
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.matches("No space left").count(), 1, "{err}");
+    for left in ["tmp-left", "containers-left"] {
+        assert_eq!(
+            fs::read_to_string(w.join(left)).unwrap(),
+            "",
+            "{left}: {err}"
+        );
+    }
+    let check = fs::read_to_string(w.join("check")).unwrap();
+    assert!(check.starts_with("ok:"), "{check}");
+}

@@ -258,7 +258,10 @@ pub fn main() -> ExitCode {
     // A layer known only remotely (a remote cache hit) is fetched the first
     // time any command needs its content.
     crate::build::remote::fetch::install();
-    match dispatch(cli, &settings) {
+    let result = dispatch(cli, &settings);
+    // What the command held against GC goes with it (store/hold.rs).
+    crate::store::release_holds();
+    match result {
         Ok(code) => code,
         Err(err) => report(&err),
     }

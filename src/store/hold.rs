@@ -143,6 +143,16 @@ impl Store {
     }
 }
 
+/// Drop every hold of this process, in every store: the CLI calls it when
+/// its command has ended, so a process that ends leaves nothing in `tmp/`
+/// (one killed leaves its hold to the next sweep).
+pub fn release_holds() {
+    // Never wait here: a thread that died holding the map leaves it.
+    if let Ok(mut holds) = HOLDS.try_lock() {
+        std::mem::take(&mut *holds);
+    }
+}
+
 /// Replace `dir`'s hold file by rename, so a reader sees it whole.
 fn write_hold(dir: &Path, held: &Held) -> Result<(), StoreError> {
     let path = dir.join(HOLD_FILE);

@@ -77,6 +77,7 @@ pub use cache_mounts::{CacheMount, CacheSharing};
 pub use check::{CheckReport, DiskUsage, PruneReport, UsageRow};
 pub use config::{ImageConfig, RunConfig};
 pub use fsutil::{FileLock, Staging};
+pub use hold::release_holds;
 pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
 pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
 pub use sweep::{OWNER_LOCK, RUNNING_LOCK};
