@@ -353,3 +353,63 @@ fn rootless_store_parallel_identical_builds_agree() {
     let out = strata.run(&["run", "--rm", "same:7", "cat", "/made", "/a"]);
     assert_eq!(out.success().stdout, "made\na");
 }
+
+#[test]
+fn rootless_store_sigkill_at_random_points_of_pull_and_build() {
+    // Checklist case 38: kill -9 of a pull (from the mock registry) and of
+    // a build with RUN and COPY at a point drawn from each seed. After
+    // each, the next command finds a consistent store: the old image
+    // intact, no container, no staging, no process of the killed tree.
+    use registry_support::mock::{plain_layer, MockRegistry};
+    const SEEDS: u64 = 16;
+    let mock = MockRegistry::serving();
+    let extra = {
+        let work = tempfile::tempdir().unwrap();
+        let tar = work.path().join("extra.tar");
+        rootfs(&tar, 200, 20_000, 3);
+        plain_layer(std::fs::read(&tar).unwrap())
+    };
+    let image = mock.push_image("kill/extra", "1", &[extra]);
+    let strata = Strata::new();
+    strata.import_busybox("busybox");
+    let before = strata.run(&["inspect", "busybox"]).success().stdout;
+    let ctx = common::context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN dd if=/dev/zero of=/z bs=1024 count=2048\nCOPY a /a\nRUN sleep 0.2\n",
+        ),
+        ("a", "a"),
+    ]);
+    let ctx = ctx.path().to_str().unwrap();
+    for seed in 0..SEEDS {
+        // xorshift of the seed: a delay up to 1.5 s, into any phase.
+        let mut x = (seed + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = Duration::from_millis(x % 1500);
+        let args: Vec<&str> = match seed % 2 {
+            0 => vec!["pull", "-q", &image],
+            _ => vec!["build", "--no-cache", "-t", "killed", ctx],
+        };
+        let mut child = spawn_killable(&strata, &args);
+        std::thread::sleep(delay);
+        kill_group(&mut child);
+        let what = format!("seed {seed}: {args:?} killed after {delay:?}");
+        assert_clean(&strata, &what);
+        let after = strata.run(&["inspect", "busybox"]).success().stdout;
+        assert_eq!(after, before, "{what}");
+        let ps = strata.run(&["ps", "-a", "-q"]).success().stdout;
+        assert_eq!(ps, "", "{what}: containers left");
+        let tmp: Vec<_> = std::fs::read_dir(strata.root.path().join("tmp"))
+            .unwrap()
+            .collect();
+        assert!(tmp.is_empty(), "{what}: staging left: {tmp:?}");
+        let left = common::processes_with_arg(ctx);
+        assert!(left.is_empty(), "{what}: processes left: {left:?}");
+    }
+    // And the work, done whole, still works.
+    strata.run(&["pull", "-q", &image]).success();
+    strata.run(&["build", "-q", "-t", "whole", ctx]).success();
+    strata.run(&["run", "--rm", "whole", "cat", "/a"]).success();
+}
