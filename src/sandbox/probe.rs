@@ -139,7 +139,7 @@ fn survey(caller: &Caller, forced: Option<Isolation>) -> (Facts, Next) {
     } else {
         (IdMapPlan::detect(caller.clone()), Mapping::Single)
     };
-    let nothing = || Ok(String::new());
+    let nothing = || Ok::<_, userns::ProbeFailure>(String::new());
     loop {
         let fact = match ladder::next(&facts, forced) {
             Next::Probe(fact) => fact,
@@ -156,7 +156,7 @@ fn survey(caller: &Caller, forced: Option<Isolation>) -> (Facts, Next) {
             (Fact::UserNs, Err(e)) => facts.user_ns = Probe::Failed(error_chain(e)),
             (Fact::FreshProc, Ok(plan)) => {
                 let fresh = || match userns::probe_fresh_proc() {
-                    Probe::Failed(why) => Err(why),
+                    Probe::Failed(why) => Err(userns::ProbeFailure(why)),
                     _ => Ok(String::new()),
                 };
                 facts.fresh_proc = as_probe(userns::probe_in(plan, mapping, fresh));
@@ -167,10 +167,10 @@ fn survey(caller: &Caller, forced: Option<Isolation>) -> (Facts, Next) {
     }
 }
 
-fn as_probe(r: Result<Result<String, String>, userns::UsernsError>) -> Probe {
+fn as_probe(r: Result<Result<String, userns::ProbeFailure>, userns::UsernsError>) -> Probe {
     match r {
         Ok(Ok(_)) => Probe::Ok,
-        Ok(Err(why)) => Probe::Failed(why),
+        Ok(Err(why)) => Probe::Failed(why.0),
         Err(e) => Probe::Failed(userns::describe(&e)),
     }
 }
@@ -338,11 +338,11 @@ fn in_ns(
     plan: &IdMapPlan,
     mapping: Mapping,
     name: &'static str,
-    probe: impl FnOnce() -> Result<String, String>,
+    probe: impl FnOnce() -> Result<String, ProbeError>,
 ) -> Check {
     match userns::probe_in(plan, mapping, probe) {
         Ok(Ok(detail)) => Check::pass(name, detail),
-        Ok(Err(detail)) => Check::fail(name, detail, fix_for(name)),
+        Ok(Err(failure)) => Check::fail(name, failure.0, fix_for(name)),
         Err(err) => Check::fail(name, error_chain(&err), fix_for(name)),
     }
 }
@@ -359,10 +359,63 @@ fn fix_for(name: &str) -> String {
     }
 }
 
+/// Why a probe run in a namespace child failed. The child sends it to the
+/// parent as one line with its causes (`userns::probe_in`), so each message
+/// leaves its cause to the chain.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error("reading {file}")]
+    Read {
+        file: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("entered, but uid is {0} instead of 0")]
+    NotRoot(nix::unistd::Uid),
+    #[error("creating a scratch dir")]
+    Scratch(#[source] std::io::Error),
+    #[error("mkdir {sub}")]
+    ScratchSub {
+        sub: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the lower file")]
+    WriteLower(#[source] std::io::Error),
+    #[error("reading through the mount")]
+    ReadThrough(#[source] std::io::Error),
+    #[error("the lower file reads wrong through the mount")]
+    LowerWrong,
+    #[error("writing through the mount")]
+    WriteThrough(#[source] std::io::Error),
+    #[error("a write through the mount did not reach the upper dir")]
+    UpperMissed,
+    #[error("mount -t overlay -o userxattr failed")]
+    Overlay(#[source] nix::errno::Errno),
+    #[error("unmounting {}", .path.display())]
+    Unmount {
+        path: PathBuf,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("running {}", .program.display())]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mount failed ({status}): {stderr}")]
+    FuseMount {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
 /// In the child: which ids are mapped.
-fn read_uid_map() -> Result<String, String> {
-    let count = |file: &str| -> Result<u64, String> {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("reading {file}: {e}"))?;
+fn read_uid_map() -> Result<String, ProbeError> {
+    let count = |file: &'static str| -> Result<u64, ProbeError> {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ProbeError::Read { file, source })?;
         Ok(text
             .lines()
             .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
@@ -370,7 +423,7 @@ fn read_uid_map() -> Result<String, String> {
     };
     let uid = nix::unistd::getuid();
     if !uid.is_root() {
-        return Err(format!("entered, but uid is {uid} instead of 0"));
+        return Err(ProbeError::NotRoot(uid));
     }
     let (uids, gids) = (count("/proc/self/uid_map")?, count("/proc/self/gid_map")?);
     Ok(format!(
@@ -382,16 +435,17 @@ fn read_uid_map() -> Result<String, String> {
 struct Scratch(tempfile::TempDir);
 
 impl Scratch {
-    fn new() -> Result<Scratch, String> {
+    fn new() -> Result<Scratch, ProbeError> {
         let dir = tempfile::Builder::new()
             .prefix("strata-probe-")
             .tempdir()
-            .map_err(|e| format!("creating a scratch dir: {e}"))?;
+            .map_err(ProbeError::Scratch)?;
         for sub in ["lower", "upper", "work", "merged"] {
-            std::fs::create_dir(dir.path().join(sub)).map_err(|e| format!("mkdir {sub}: {e}"))?;
+            std::fs::create_dir(dir.path().join(sub))
+                .map_err(|source| ProbeError::ScratchSub { sub, source })?;
         }
         std::fs::write(dir.path().join("lower/from-lower"), "lower")
-            .map_err(|e| format!("writing the lower file: {e}"))?;
+            .map_err(ProbeError::WriteLower)?;
         Ok(Scratch(dir))
     }
 
@@ -410,24 +464,23 @@ impl Scratch {
 
     /// Reads through the mount and writes through it, checking the write
     /// lands in the upper dir: proof the overlay really works.
-    fn exercise(&self) -> Result<(), String> {
+    fn exercise(&self) -> Result<(), ProbeError> {
         let merged = self.path("merged");
-        let seen = std::fs::read_to_string(merged.join("from-lower"))
-            .map_err(|e| format!("reading through the mount: {e}"))?;
+        let seen =
+            std::fs::read_to_string(merged.join("from-lower")).map_err(ProbeError::ReadThrough)?;
         if seen != "lower" {
-            return Err("the lower file reads wrong through the mount".into());
+            return Err(ProbeError::LowerWrong);
         }
-        std::fs::write(merged.join("new"), "upper")
-            .map_err(|e| format!("writing through the mount: {e}"))?;
+        std::fs::write(merged.join("new"), "upper").map_err(ProbeError::WriteThrough)?;
         if !self.path("upper/new").exists() {
-            return Err("a write through the mount did not reach the upper dir".into());
+            return Err(ProbeError::UpperMissed);
         }
         Ok(())
     }
 }
 
 /// In the child: mount kernel overlayfs with `userxattr` and use it.
-fn probe_overlay() -> Result<String, String> {
+fn probe_overlay() -> Result<String, ProbeError> {
     let scratch = Scratch::new()?;
     let merged = scratch.path("merged");
     nix::mount::mount(
@@ -437,15 +490,17 @@ fn probe_overlay() -> Result<String, String> {
         MsFlags::empty(),
         Some(scratch.options(",userxattr").as_str()),
     )
-    .map_err(|e| format!("mount -t overlay -o userxattr failed: {e}"))?;
+    .map_err(ProbeError::Overlay)?;
     let used = scratch.exercise();
     unmount(&merged)?;
     used.map(|()| "ok: mounts with userxattr in strata's namespace".to_string())
 }
 
-fn unmount(path: &Path) -> Result<(), String> {
-    nix::mount::umount2(path, MntFlags::MNT_DETACH)
-        .map_err(|e| format!("unmounting {}: {e}", path.display()))
+fn unmount(path: &Path) -> Result<(), ProbeError> {
+    nix::mount::umount2(path, MntFlags::MNT_DETACH).map_err(|source| ProbeError::Unmount {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// /dev/fuse access and a real fuse-overlayfs mount. Returns whether the
@@ -505,7 +560,7 @@ fn probe_fuse(plan: &IdMapPlan, mapping: Mapping, checks: &mut Vec<Check>) -> bo
 }
 
 /// In the child: mount with fuse-overlayfs and use it.
-fn probe_fuse_mount(program: &Path) -> Result<String, String> {
+fn probe_fuse_mount(program: &Path) -> Result<String, ProbeError> {
     let scratch = Scratch::new()?;
     let merged = scratch.path("merged");
     let out = Command::new(program)
@@ -513,13 +568,15 @@ fn probe_fuse_mount(program: &Path) -> Result<String, String> {
         .arg(scratch.options(""))
         .arg(&merged)
         .output()
-        .map_err(|e| format!("running {}: {e}", program.display()))?;
+        .map_err(|source| ProbeError::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "mount failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(ProbeError::FuseMount {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     let used = scratch.exercise();
     unmount(&merged)?;

@@ -223,11 +223,11 @@ fn fresh_proc_child(dir: &std::path::Path) -> i32 {
 /// Runs `probe` in a forked child inside a fresh namespace set up as
 /// `mapping` says, and returns what it returned. Used by `strata info`, so a
 /// probe's mounts and failures can never touch the caller.
-pub fn probe_in(
+pub fn probe_in<E: std::error::Error>(
     plan: &IdMapPlan,
     mapping: Mapping,
-    probe: impl FnOnce() -> Result<String, String>,
-) -> Result<Result<String, String>, UsernsError> {
+    probe: impl FnOnce() -> Result<String, E>,
+) -> Result<Result<String, ProbeFailure>, UsernsError> {
     let (result_r, result_w) = unistd::pipe2(OFlag::O_CLOEXEC).map_err(UsernsError::Pipe)?;
     let child = if mapping == Mapping::Host {
         // SAFETY: `strata info` runs its probes before starting any thread,
@@ -235,9 +235,10 @@ pub fn probe_in(
         match unsafe { unistd::fork() }.map_err(UsernsError::Fork)? {
             ForkResult::Child => {
                 drop(result_r);
-                let outcome = enter_mount_ns()
-                    .map_err(|e| describe(&e))
-                    .and_then(|()| probe());
+                let outcome = match enter_mount_ns() {
+                    Ok(()) => probe().map_err(|e| ProbeFailure(error_chain(&e))),
+                    Err(e) => Err(ProbeFailure(describe(&e))),
+                };
                 report_and_exit(result_w, outcome)
             }
             ForkResult::Parent { child } => child,
@@ -246,7 +247,7 @@ pub fn probe_in(
         match fork_into(plan, mapping, &|_| {})? {
             None => {
                 drop(result_r);
-                report_and_exit(result_w, probe())
+                report_and_exit(result_w, probe().map_err(|e| ProbeFailure(error_chain(&e))))
             }
             Some(child) => child,
         }
@@ -257,12 +258,18 @@ pub fn probe_in(
     let status = wait(child)?;
     match (read, text.split_once('\n')) {
         (Ok(_), Some(("ok", detail))) => Ok(Ok(detail.to_string())),
-        (Ok(_), Some(("err", detail))) => Ok(Err(detail.to_string())),
-        _ => Ok(Err(format!(
+        (Ok(_), Some(("err", detail))) => Ok(Err(ProbeFailure(detail.to_string()))),
+        _ => Ok(Err(ProbeFailure(format!(
             "probe child ended without an answer ({status:?})"
-        ))),
+        )))),
     }
 }
+
+/// Why a probe failed, as its child reported it over the pipe: the child's
+/// error with its causes, as one line (the typed error stays in the child).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeFailure(pub String);
 
 /// The error with its causes, as one line.
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
@@ -276,10 +283,10 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-fn report_and_exit(pipe: OwnedFd, outcome: Result<String, String>) -> ! {
+fn report_and_exit(pipe: OwnedFd, outcome: Result<String, ProbeFailure>) -> ! {
     let (code, text) = match outcome {
         Ok(detail) => (0, format!("ok\n{detail}")),
-        Err(detail) => (1, format!("err\n{detail}")),
+        Err(ProbeFailure(detail)) => (1, format!("err\n{detail}")),
     };
     // Nothing useful can be done if the parent went away; the exit code
     // still tells it something went wrong.
