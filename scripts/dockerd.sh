@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Starts Debian's dockerd on a private socket and data root, with no
-# iptables, masquerading or bridge (containers use --network host or none),
-# so it touches nothing of the machine's own Docker, if any. Sourced by
-# test.sh: sets DOCKER_HOST and registers stop_dockerd, which the caller
-# runs from its EXIT trap. The data root is kept between runs
-# (STRATA_DOCKERD_DIR), so images loaded once are there next time.
-DOCKERD_DIR=${STRATA_DOCKERD_DIR:-/var/tmp/strata-dockerd}
+# A private Debian dockerd for tests, as root. Source this file, then:
+#
+#   start_dockerd   starts dockerd with its socket, exec root and data root
+#                   all in one new directory, $DOCKERD_RUN (/tmp/strata-
+#                   dockerd.XXXXXX), with no iptables, masquerading or
+#                   bridge: it touches nothing of the machine's own Docker
+#                   nor another test's dockerd, and any number can run at
+#                   once (one per shell). Exports DOCKER_HOST for `docker`
+#                   and the tests; returns 1, with the daemon's log on
+#                   stderr, if dockerd is missing or does not answer in 20 s.
+#   stop_dockerd    removes its containers, stops it, unmounts what it left
+#                   mounted and removes $DOCKERD_RUN, data root included:
+#                   nothing stays behind. A no-op when nothing was started:
+#                   call it from the EXIT trap of the shell that started it.
+#
+# In between: nothing is pulled (the machines cannot reach Docker Hub).
+# Give the daemon images with `strata save REF | docker load`, then
+# `docker run --network host` (or `none`: there is no bridge) by the loaded
+# name or id. Loading again in each run is cheaper than keeping a data root.
 DOCKERD_PID=
+DOCKERD_RUN=
 
 start_dockerd() {
   command -v dockerd >/dev/null || { echo "dockerd not found: apt-get install docker.io" >&2; return 1; }
-  mkdir -p "$DOCKERD_DIR"
-  # The socket path must be short (108 bytes) and private to this run.
+  # The socket path must be short (108 bytes).
   DOCKERD_RUN=$(mktemp -d /tmp/strata-dockerd.XXXXXX)
   export DOCKER_HOST=unix://$DOCKERD_RUN/sock
-  dockerd --host "$DOCKER_HOST" --data-root "$DOCKERD_DIR/data" --exec-root "$DOCKERD_RUN/exec" \
+  dockerd --host "$DOCKER_HOST" --data-root "$DOCKERD_RUN/data" --exec-root "$DOCKERD_RUN/exec" \
     --pidfile "$DOCKERD_RUN/pid" --iptables=false --ip-masq=false --bridge=none \
     >"$DOCKERD_RUN/log" 2>&1 &
   DOCKERD_PID=$!
@@ -25,16 +37,21 @@ start_dockerd() {
   done
   echo "dockerd did not start; its log:" >&2
   tail -20 "$DOCKERD_RUN/log" >&2
+  stop_dockerd
   return 1
 }
 
 stop_dockerd() {
-  [ -n "$DOCKERD_PID" ] || return 0
-  # Containers left by a failed test go with their daemon.
-  docker ps -aq 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1
-  kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
-  # dockerd leaves its network namespace mounted under the exec root.
-  find "$DOCKERD_RUN/exec/netns" -mindepth 1 -maxdepth 1 -exec umount {} \; 2>/dev/null
+  [ -n "$DOCKERD_RUN" ] || return 0
+  if [ -n "$DOCKERD_PID" ]; then
+    # Containers left by a failed test go with their daemon.
+    docker ps -aq 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1
+    kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
+  fi
+  # dockerd leaves its network namespace mounted under the exec root, and
+  # one killed uncleanly its overlay mounts under the data root: unmount
+  # them, deepest first, so that rm removes files, not what they show.
+  findmnt -rn -o TARGET | grep "^$DOCKERD_RUN/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$DOCKERD_RUN"
-  DOCKERD_PID=
+  DOCKERD_PID= DOCKERD_RUN=
 }

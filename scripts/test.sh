@@ -74,6 +74,10 @@ incontainer() {
          "$STAGE/strata" --root "$IMAGE_STORE" push "$base"; } >>"$LOG" 2>&1; then
     broken+=("making strata's image (see the log)"); stop_dockerd; return
   fi
+  # The store keeps the image's apt layer for next time, not every run's
+  # strata image and registry tag.
+  { "$STAGE/strata" --root "$IMAGE_STORE" rmi "$base" &&
+    "$STAGE/strata" --root "$IMAGE_STORE" system prune -f; } >>"$LOG" 2>&1
   step env STRATA_BIN="$STAGE/strata" STRATA_PROJECT_DIR="$STAGE" CI="${CI:-}" \
     STRATA_TEST_REGISTRY="$REGISTRY_ADDR" STRATA_TEST_IMAGE=strata-test:latest \
     STRATA_TEST_BASE="$base" DOCKER_HOST="$DOCKER_HOST" "$exe" ${FILTER:+"$FILTER"}

@@ -392,3 +392,41 @@ fn incontainer_default_docker_run_as_root_uses_rung_4_twice() {
         pulled_is_the_hosts(&format!("{registry}/incontainer/twice:{n}"), "twice");
     }
 }
+
+/// `--isolation` forces a rung on build, run and info. On the host as root
+/// the ladder picks rung 2, whose RUN has its own pid namespace; forced to
+/// rung 4 (chroot), RUN shares the caller's and sees the host's pid 1.
+#[test]
+fn incontainer_isolation_flag_forces_the_rung_on_build_and_run() {
+    let strata = Strata::new();
+    strata.import_busybox("bb");
+    let info = strata.run(&["info", "--isolation", "chroot"]).success();
+    assert!(
+        info.stdout.lines().any(|l| l.starts_with("isolation:")
+            && l.contains("rung 4 (chroot)")
+            && l.contains("(--isolation)")),
+        "{info:#?}"
+    );
+    let host_init = std::fs::read_to_string("/proc/1/comm").unwrap();
+    let ctx = common::context(&[("Dockerfile", "FROM bb\nRUN cat /proc/1/comm >/init\n")]);
+    let build = Run::of(
+        strata
+            .cmd()
+            .current_dir(ctx.path())
+            .args(["build", "--isolation", "chroot", "-t", "forced", "."])
+            .output()
+            .unwrap(),
+    );
+    build.success();
+    let run = |args: &[&str]| strata.run(args).success().stdout;
+    assert_eq!(run(&["run", "--rm", "forced", "cat", "/init"]), host_init);
+    let forced = ["run", "--rm", "--isolation", "chroot", "forced"];
+    assert_eq!(
+        run(&[&forced[..], &["cat", "/proc/1/comm"]].concat()),
+        host_init
+    );
+    assert_ne!(
+        run(&["run", "--rm", "forced", "cat", "/proc/1/comm"]),
+        host_init
+    );
+}
