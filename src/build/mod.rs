@@ -10,7 +10,9 @@
 //! - [`engine`]: runs the plan; one executor per kind (RUN, COPY/ADD,
 //!   config-only) on a miss; [`scheduler`] runs independent stages at once;
 //! - [`commit`]: the one way changes become an image (also `strata commit`);
-//! - [`error`]: what a failed build says ([`BuildError`], [`StepError`]).
+//! - [`error`]: what a failed build says ([`BuildError`], [`StepError`]);
+//! - [`explain`]: each step's inputs kept per target, and what changed
+//!   since the last build when a step misses (`--explain-cache`).
 //!
 //! And what the executors use: [`config_steps`] (the one config applier,
 //! also for `commit --change` and `import --change`), [`context`] (the
@@ -31,6 +33,7 @@ pub mod copy;
 pub mod dockerignore;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod fetch;
 pub mod git;
 pub mod key;

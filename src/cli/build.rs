@@ -85,6 +85,12 @@ pub struct BuildArgs {
     /// Say which steps would run and which are cached; execute nothing, write nothing to the store
     #[arg(long)]
     dry_run: bool,
+    /// Say, for a step that misses the cache, what changed since the last build of the same target
+    #[arg(long)]
+    explain_cache: bool,
+    /// Use only cached steps whose images were made less than DURATION ago (e.g. 30m, 24h; 0 uses none)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    cache_ttl: Option<std::time::Duration>,
     #[command(flatten)]
     outputs: OutputFlags,
     /// External cache sources (type=registry,ref=REF | type=local,src=DIR | REF); the first hit wins
@@ -159,6 +165,8 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
             .map(|s| SshAgent::parse(s))
             .collect::<Result<_, _>>()?,
         dry_run: false,
+        explain_cache: args.explain_cache,
+        cache_ttl: args.cache_ttl,
     };
     if args.check {
         return super::lint::check(&store, &options);

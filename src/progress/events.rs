@@ -69,6 +69,9 @@ pub enum Event {
     /// A dry run's step that the cache does not hold, and why
     /// (` ---> Would run: not in the cache`).
     StepWouldRun { step: StepId, reason: String },
+    /// `--explain-cache`: why the step missed the cache (` ---> Cache
+    /// miss: files changed: a.txt (content)`).
+    StepMissed { step: StepId, reason: String },
     /// The step's image came from the cache (` ---> Using cache`).
     StepCached { step: StepId },
     /// The step's image came from a remote cache (` ---> Using cache

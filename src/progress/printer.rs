@@ -254,7 +254,8 @@ fn step_of(event: &Event) -> Option<StepId> {
         | Event::StepRunning { step, .. }
         | Event::StepImage { step, .. }
         | Event::StepOutput { step, .. }
-        | Event::StepWouldRun { step, .. } => Some(*step),
+        | Event::StepWouldRun { step, .. }
+        | Event::StepMissed { step, .. } => Some(*step),
         _ => None,
     }
 }
@@ -301,6 +302,7 @@ pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
         } => out(format!("Step {}/{total} : {text}", step.number)),
         Event::StepCached { .. } => out(" ---> Using cache".into()),
         Event::StepWouldRun { reason, .. } => out(format!(" ---> Would run: {reason}")),
+        Event::StepMissed { reason, .. } => out(format!(" ---> Cache miss: {reason}")),
         Event::StepCachedFrom { origin, .. } => out(format!(" ---> Using cache ({origin})")),
         Event::StepRunning { container, .. } => out(format!(" ---> Running in {container}")),
         Event::StepImage { image, .. } => out(format!(" ---> {image}")),

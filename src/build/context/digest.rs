@@ -34,6 +34,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Context, ContextError, ContextKind, Entry, EntryKind, Source};
 use crate::build::copy::CopyOptions;
+use crate::build::explain::{FileState, Files};
 use crate::digest::{Digest, HashingReader};
 
 /// File name of the metadata cache inside the cache dir.
@@ -245,12 +246,15 @@ pub fn digest_sources(
 /// [`Digester::save`].
 pub struct Digester {
     cache: MetaCache,
+    /// What each file was, for `--explain-cache`'s record.
+    seen: Files,
 }
 
 impl Digester {
     pub fn load(cache_dir: Option<&Path>) -> Digester {
         Digester {
             cache: MetaCache::load(cache_dir),
+            seen: Files::default(),
         }
     }
 
@@ -284,11 +288,16 @@ impl Digester {
                     (_, None) => entry.mode,
                 };
                 field(&mut h, format!("{mode:o} {uid}:{gid}").as_bytes());
-                match &entry.kind {
-                    EntryKind::Dir => field(&mut h, b"d"),
+                let owner = format!("{uid}:{gid}");
+                let content = match &entry.kind {
+                    EntryKind::Dir => {
+                        field(&mut h, b"d");
+                        "dir".to_string()
+                    }
                     EntryKind::Symlink(target) => {
                         field(&mut h, b"l");
                         field(&mut h, target.as_os_str().as_encoded_bytes());
+                        format!("-> {}", target.display())
                     }
                     EntryKind::File => {
                         field(&mut h, b"f");
@@ -305,8 +314,15 @@ impl Digester {
                             None => file_sha256(ctx, root_fd, &cpath, entry, &mut self.cache)?,
                         };
                         field(&mut h, sum.as_bytes());
+                        sum
                     }
-                }
+                };
+                let state = FileState {
+                    content,
+                    mode,
+                    owner,
+                };
+                self.seen.add(&cpath, state);
             }
         }
         self.cache.prune(ctx);
@@ -333,6 +349,11 @@ impl Digester {
             }
         }
         (unread, total)
+    }
+
+    /// What the files digested so far were (and forgets them).
+    pub fn take_seen(&mut self) -> Files {
+        std::mem::take(&mut self.seen)
     }
 
     /// Writes the metadata cache back if it changed.

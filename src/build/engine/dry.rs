@@ -9,11 +9,13 @@
 
 use std::collections::BTreeSet;
 
-use super::{lock, stage_name, step_id, Build};
+use super::{interrupted, lock, parse, stage_name, step_id, Build, BuildOptions, PullPolicy};
+use crate::build::cache::LocalCache;
 use crate::build::error::{BuildError, StepFailure};
 use crate::build::fetch;
 use crate::build::plan::{Input, Plan, PlannedStep, StagePlan, StepKind};
 use crate::progress::{Event, StepId};
+use crate::store::Store;
 use strata_parser::StageRef;
 
 /// What a dry run found.
@@ -23,6 +25,26 @@ pub struct DryRun {
     pub would_run: BTreeSet<usize>,
     /// Steps in all.
     pub total: usize,
+}
+
+/// `--dry-run`: which steps of the build of `opts` would run and which
+/// the local cache holds; nothing is executed and the store is left as it
+/// was (this module).
+pub fn dry_run(store: &Store, opts: &BuildOptions) -> Result<DryRun, BuildError> {
+    let opts = BuildOptions {
+        dry_run: true,
+        // Nothing is recorded: the explanations go by the last real build.
+        // What is not in the store would be pulled: the dry run says so.
+        pull: PullPolicy::Never,
+        ..opts.clone()
+    };
+    let parsed = parse(&opts)?;
+    let cache = LocalCache::new(store).peeking();
+    let b = Build::new(store, &opts, &parsed, &cache);
+    let (plan, globals) = b.plan()?;
+    b.run_stages(&plan, &globals)?;
+    interrupted()?;
+    Ok(b.dry_run_result(&plan))
 }
 
 impl Build<'_> {

@@ -39,9 +39,26 @@ impl Build<'_> {
         if self.opts.no_cache || Uncached::here() {
             return None;
         }
-        let entry = self.cache.lookup(key);
+        let entry = self.cache.lookup(key).filter(|e| self.fresh(e));
         crate::log::debug(&format!("cache key {key}: {entry:?}"));
         entry
+    }
+
+    /// Whether an entry is young enough for `--cache-ttl` (buildah's: the
+    /// image it names entered the store less than the TTL ago).
+    fn fresh(&self, entry: &Entry) -> bool {
+        let (Some(ttl), Entry::Image(id)) = (self.opts.cache_ttl, entry) else {
+            return true;
+        };
+        let added = self.store.index().ok().and_then(|index| {
+            let record = index.images.get(id)?;
+            humantime::parse_rfc3339_weak(&record.added).ok()
+        });
+        // An image of unknown age is taken as too old: the TTL asked for
+        // images known to be recent.
+        added
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < ttl)
     }
 
     /// The image `key` made before, unless `--no-cache`.

@@ -25,6 +25,7 @@ mod base;
 mod container;
 mod copy;
 mod dry;
+mod explained;
 mod lookup;
 mod meta;
 mod out;
@@ -41,7 +42,7 @@ use std::time::Instant;
 
 use strata_parser::{Parsed, Step};
 
-use super::cache::{Entry, LocalCache, StepCache};
+use super::cache::{Entry, StepCache};
 use super::commit::{self, Take};
 use super::context::Context;
 use super::error::{shown, BuildError, Location, StepError, StepFailure};
@@ -62,7 +63,7 @@ use lookup::Uncached;
 use out::Printer;
 use stage::StageState;
 
-pub use dry::DryRun;
+pub use dry::{dry_run, DryRun};
 
 /// What to build and how.
 #[derive(Debug, Clone)]
@@ -113,6 +114,10 @@ pub struct BuildOptions {
     pub ssh: Vec<crate::build::mounts::SshAgent>,
     /// `--dry-run`: say which steps would run, do nothing (see [`dry_run`]).
     pub dry_run: bool,
+    /// `--explain-cache`: a miss says what changed since the last build.
+    pub explain_cache: bool,
+    /// `--cache-ttl`: cached images made longer ago than this are misses.
+    pub cache_ttl: Option<std::time::Duration>,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -168,6 +173,8 @@ struct Build<'a> {
     /// its steps that would.
     would_run: Mutex<BTreeMap<usize, String>>,
     dry_steps: Mutex<BTreeSet<usize>>,
+    /// The inputs of every step, against the last build's.
+    explain: crate::build::explain::Explainer,
 }
 
 /// Builds the Dockerfile of `opts`, applies `opts.finish`, tags the
@@ -228,6 +235,7 @@ fn build_skipping(
         })?;
     remote::export::write_all(store, &cache.journal(), &final_stages, &opts.cache_to)
         .map_err(|e| BuildError::CacheExport(Box::new(e)))?;
+    b.save_explained();
     b.out.say(&format!("Successfully built {}", image.short()));
     for tag in &opts.tags {
         b.out
@@ -235,25 +243,6 @@ fn build_skipping(
     }
     let bases = std::mem::take(&mut *lock(&b.bases)).into_values().collect();
     Ok(Built { id: image, bases })
-}
-
-/// `--dry-run`: which steps of the build of `opts` would run and which
-/// the local cache holds; nothing is executed and the store is left as it
-/// was ([`dry`]).
-pub fn dry_run(store: &Store, opts: &BuildOptions) -> Result<DryRun, BuildError> {
-    let opts = BuildOptions {
-        dry_run: true,
-        // What is not in the store would be pulled: the dry run says so.
-        pull: PullPolicy::Never,
-        ..opts.clone()
-    };
-    let parsed = parse(&opts)?;
-    let cache = LocalCache::new(store).peeking();
-    let b = Build::new(store, &opts, &parsed, &cache);
-    let (plan, globals) = b.plan()?;
-    b.run_stages(&plan, &globals)?;
-    interrupted()?;
-    Ok(b.dry_run_result(&plan))
 }
 
 /// The Dockerfile of `opts`, parsed.
@@ -369,6 +358,7 @@ impl Build<'_> {
             roots: Mutex::new(BTreeMap::new()),
             would_run: Mutex::new(BTreeMap::new()),
             dry_steps: Mutex::new(BTreeSet::new()),
+            explain: explained::explainer(store, opts),
         }
     }
 
@@ -460,6 +450,7 @@ impl Build<'_> {
             }
             triggered => triggered.map_err(|e| self.failed(plan, &sp.from, &mut state, e))?,
         }
+        self.note_base(sp, &state);
         let base = out::Finished {
             cached: false,
             took: started.elapsed(),
@@ -494,11 +485,13 @@ impl Build<'_> {
                     false => Ok(cached),
                 });
             if self.dry_miss(&finished) {
-                let reason = "not in the cache".to_string();
+                let why = self.note_step(sp, planned, &state, false);
+                let reason = why.unwrap_or_else(|| "not in the cache".to_string());
                 return self.would_run_from(plan, sp, Some(i), reason);
             }
             let cached = finished.map_err(|cause| self.failed(plan, planned, &mut state, cause))?;
-            self.step_over(&mut state, cached, layers, started);
+            let why = self.note_step(sp, planned, &state, cached);
+            self.step_over(&mut state, cached, layers, started, why);
         }
         self.materialize(&mut state)
             .map_err(|cause| self.unplaced(cause))?;
@@ -521,16 +514,27 @@ impl Build<'_> {
         Instant::now()
     }
 
-    /// Says the step is over: cached or not (and then why), the image the
-    /// stage is at, the layer the step added (the stage had `layers`
-    /// before it).
-    fn step_over(&self, state: &mut StageState, cached: bool, layers: usize, started: Instant) {
+    /// Says the step is over: cached or not (and then why: `why`, what
+    /// changed, for the first miss of a stage under `--explain-cache`),
+    /// the image the stage is at, the layer the step added (the stage had
+    /// `layers` before it).
+    fn step_over(
+        &self,
+        state: &mut StageState,
+        cached: bool,
+        layers: usize,
+        started: Instant,
+        why: Option<String>,
+    ) {
         let miss = (!cached).then(|| match (self.opts.no_cache, state.first_miss) {
             (true, _) => "--no-cache".to_string(),
             _ if Uncached::here() => "--no-cache-filter".to_string(),
             (false, Some(n)) => format!("parent step {n} missed"),
-            (false, None) => "not in the cache".to_string(),
+            (false, None) => why.unwrap_or_else(|| "not in the cache".to_string()),
         });
+        if let (true, Some(reason)) = (self.opts.explain_cache, &miss) {
+            self.out.missed(state.step, reason);
+        }
         if !cached && state.first_miss.is_none() {
             state.first_miss = Some(state.step.number);
         }

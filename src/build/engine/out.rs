@@ -71,6 +71,14 @@ impl Printer {
         });
     }
 
+    /// `--explain-cache`: why the step missed (` ---> Cache miss: …`).
+    pub fn missed(&self, step: StepId, reason: &str) {
+        progress::emit(Event::StepMissed {
+            step,
+            reason: reason.into(),
+        });
+    }
+
     pub fn running(&self, step: StepId, container: &str) {
         progress::emit(Event::StepRunning {
             step,

@@ -73,6 +73,8 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         bases_from: None,
         jobs: 1,
         dry_run: false,
+        explain_cache: false,
+        cache_ttl: None,
     }
 }
 
@@ -102,6 +104,7 @@ fn with_build<T>(
         roots: Default::default(),
         would_run: Default::default(),
         dry_steps: Default::default(),
+        explain: super::explained::explainer(&store, &opts),
     };
     f(&b, &store)
 }

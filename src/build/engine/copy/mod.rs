@@ -159,6 +159,7 @@ fn from_image(
     resolved: &Resolved,
     image: &ImageId,
 ) -> Result<Done, StepFailure> {
+    crate::build::explain::note_source(&image.to_string());
     let image_key = job.key(state, Sources::Image(image));
     if let Some(id) = b.lookup_image(&image_key) {
         return Ok(Done::Cached(id));
@@ -304,6 +305,7 @@ fn content_key(
         digests.push(digester.digest(g.ctx, &g.selected, &job.options, known)?);
     }
     digester.save()?;
+    crate::build::explain::note_files(digester.take_seen());
     Ok(job.key(state, Sources::Content(&digests)))
 }
 
