@@ -177,6 +177,13 @@ mod tests {
         }
     }
 
+    /// How a stage of these tests fails: on its own, or stopped.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Failed {
+        Own(usize),
+        Cancelled,
+    }
+
     /// a, b independent; c needs both.
     fn diamond() -> Vec<Node> {
         vec![node(0, &[]), node(1, &[]), node(2, &[0, 1])]
@@ -218,15 +225,15 @@ mod tests {
         let cancel = Cancel::default();
         let hooks = AtomicUsize::new(0);
         let third_ran = AtomicBool::new(false);
-        let work = |id: usize, _: &BTreeMap<usize, ()>| -> Result<(), String> {
+        let work = |id: usize, _: &BTreeMap<usize, ()>| -> Result<(), Failed> {
             match id {
-                0 => Err("a failed".into()),
+                0 => Err(Failed::Own(0)),
                 1 => {
                     // Runs until cancelled, as a stage checks between steps.
                     while !cancel.is_set() {
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err("b cancelled".into())
+                    Err(Failed::Cancelled)
                 }
                 _ => {
                     third_ran.store(true, Ordering::SeqCst);
@@ -238,7 +245,7 @@ mod tests {
             hooks.fetch_add(1, Ordering::SeqCst);
         };
         let err = run(&diamond(), 2, &cancel, &on_cancel, &work).unwrap_err();
-        assert_eq!(err, "a failed");
+        assert_eq!(err, Failed::Own(0));
         assert_eq!(hooks.load(Ordering::SeqCst), 1);
         assert!(!third_ran.load(Ordering::SeqCst));
     }
