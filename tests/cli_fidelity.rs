@@ -235,3 +235,79 @@ fn rootless_cli_system_prune_and_df() {
     assert!(df.contains("Containers 1 0\n"), "{df}");
     assert!(df.contains("Images 2 1\n"), "{df}");
 }
+
+/// The backquoted words of a markdown table cell (`--memory`, `-m`).
+fn quoted(cell: &str) -> Vec<&str> {
+    cell.split('`').skip(1).step_by(2).collect()
+}
+
+/// Every command and flag docs/compat.md says strata refuses (`no`), as
+/// the arguments that name it: (`["build", "--memory"]`, what the error
+/// must name).
+fn refused_in_compat_md() -> Vec<(Vec<String>, String)> {
+    // Read at build time: the tests run from a copy without docs/.
+    let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compat.md"));
+    let mut refused = Vec::new();
+    let mut command: Option<String> = None; // the flags' command, in a flag table
+    for line in doc.lines() {
+        if let Some(head) = line.strip_prefix("### ") {
+            command = match quoted(head).first() {
+                Some(_) if head.contains("buildah build") => Some("build".into()),
+                Some(c) => c.strip_prefix("strata ").map(str::to_string),
+                None => None,
+            };
+            continue;
+        }
+        if line.starts_with("## ") {
+            command = None;
+        }
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let (Some(what), Some(status)) = (cells.first(), cells.get(1)) else {
+            continue;
+        };
+        if !status.starts_with("no") {
+            continue;
+        }
+        for word in quoted(what) {
+            let named = match &command {
+                Some(c) => {
+                    let mut args: Vec<String> = c.split(' ').map(String::from).collect();
+                    args.push(word.to_string());
+                    (args, format!("{c} {word}"))
+                }
+                // A command of the command tables: `buildx (other than
+                // build)` is the whole of buildx but build.
+                None => (vec![word.to_string()], format!("'{word}'")),
+            };
+            refused.push(named);
+        }
+    }
+    refused
+}
+
+#[test]
+fn rootless_cli_everything_compat_md_refuses_is_one_line_exit_125() {
+    let s = Strata::new();
+    let refused = refused_in_compat_md();
+    // The tables hold some 150 of them (Docker's and buildah's).
+    assert!(refused.len() > 100, "{refused:?}");
+    for (args, named) in refused {
+        let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        argv.extend(["x", "."]);
+        let run = s.run(&argv);
+        assert_eq!(run.code, Some(125), "{argv:?}: {run:#?}");
+        assert!(run.stdout.is_empty(), "{argv:?}: {run:#?}");
+        let line = run.stderr.strip_suffix('\n').unwrap_or("");
+        assert!(
+            line.starts_with("strata: ") && !line.contains('\n'),
+            "{argv:?}: {run:#?}"
+        );
+        // A flag strata knows of from Docker says it is not supported; one
+        // only buildah has is an unknown flag; either way it is named.
+        let flag = named.rsplit(' ').next().unwrap();
+        let said = line.contains(&format!("{named} is not supported"))
+            || line.contains(&format!("unknown flag: {flag} "))
+            || (named.starts_with('\'') && line.contains(&named));
+        assert!(said, "{argv:?} must name {named}: {line}");
+    }
+}
