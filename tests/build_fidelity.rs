@@ -155,6 +155,74 @@ COPY --from=src --chown=: /y /e2
 }
 
 #[test]
+fn rootless_fidelity_chown_unknown_names_as_buildkit() {
+    let s = strata();
+    let dir = context(&[
+        ("f", "x\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:local
+COPY --chown=nosuchuser f /a
+COPY --chown=nosuchuser:nosuchgroup f /b
+COPY --chown=1234:nosuchgroup f /c
+COPY --chown=nosuchuser:1234 f /d
+COPY --chown=nobody:nosuchgroup f /e
+ADD --chown=nosuchuser:nogroup f /g
+",
+        ),
+    ]);
+    build(&s, dir.path(), "unknown").success();
+    // Docker BuildKit's `stat` output for the same image: an unknown user
+    // is 0:0, an unknown group leaves the user's gid.
+    let docker = "/a 0:0
+/b 0:0
+/c 1234:1234
+/d 0:1234
+/e 65534:65534
+/g 0:65534
+";
+    let got = sh(&s, "unknown", "stat -c '%n %u:%g' /a /b /c /d /e /g");
+    assert_eq!(got, docker);
+    // Only where the image lacks the file a name needs does BuildKit fail
+    // (`open .../etc/passwd: no such file or directory`), a COPY and a
+    // WORKDIR for the USER alike; a number needs no file.
+    for (lines, want) in [
+        (
+            "RUN rm /etc/passwd\nCOPY --chown=1234:nosuchgroup f /c",
+            None,
+        ),
+        (
+            "RUN rm /etc/passwd\nCOPY --chown=nosuchuser f /a",
+            Some("--chown nosuchuser"),
+        ),
+        (
+            "RUN rm /etc/group\nCOPY --chown=nobody:nosuchgroup f /d",
+            Some("--chown nobody:nosuchgroup"),
+        ),
+        (
+            "RUN rm /etc/group\nUSER 1000:nosuchgroup\nWORKDIR /w",
+            Some("USER 1000:nosuchgroup"),
+        ),
+    ] {
+        let df = format!("FROM busybox:local\n{lines}\n");
+        std::fs::write(dir.path().join("Dockerfile"), &df).unwrap();
+        let run = build(&s, dir.path(), "unknown2");
+        match want {
+            None => _ = run.success(),
+            Some(want) => {
+                assert_eq!(run.code, Some(1), "{lines}: {run:#?}");
+                assert!(run.stderr.contains(want), "{lines}: {}", run.stderr);
+                assert!(
+                    run.stderr.contains("unable to find"),
+                    "{lines}: {}",
+                    run.stderr
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn rootless_fidelity_symlinks_meeting_directories() {
     let s = strata();
     let base = context(&[(
@@ -263,4 +331,137 @@ no /a/b
         build(&s, dir.path(), "wd1").success();
         assert_eq!(config(&s, "wd1")["WorkingDir"], want, "{lines}");
     }
+}
+
+/// The stdout of `strata ARGS` run under a pseudo-terminal (`script`),
+/// with the terminal's escapes and all.
+fn on_terminal(s: &Strata, args: &str) -> String {
+    let command = format!("{} {args}", common::strata_bin().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("STRATA_ROOT", s.root.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn rootless_fidelity_large_context_and_copy_show_progress_on_a_terminal() {
+    let s = strata();
+    let dir = context(&[("Dockerfile", "FROM busybox:local\nCOPY big /big\n")]);
+    let big = std::fs::File::create(dir.path().join("big")).unwrap();
+    big.set_len(64 << 20).unwrap();
+    let build = format!("build -t big {}", dir.path().display());
+    // The first build copies the file, reading it once (its sum taken on
+    // the way): a bar for the copy, in the live view and in plain mode on
+    // a terminal alike (Docker BuildKit: `transferring context: 67.11MB`).
+    for mode in ["tty", "plain"] {
+        let out = on_terminal(&s, &format!("{build} --no-cache --progress={mode}"));
+        assert!(out.contains("Step 2: Copying"), "{mode}: {out}");
+        assert!(out.contains("64.00 MiB"), "{mode}: {out}");
+        assert!(!out.contains("Reading context"), "{mode}: {out}");
+    }
+    // A changed file under a step the cache has seen is read to key the
+    // step first (BuildKit's context transfer), then copied.
+    big.set_len(65 << 20).unwrap();
+    let out = on_terminal(&s, &format!("{build} --progress=tty"));
+    assert!(out.contains("Step 2: Reading context"), "{out}");
+    assert!(out.contains("Step 2: Copying"), "{out}");
+    // The same as events: from 0 to the whole, a few of them, not one per
+    // read; nothing of the kind where a pipe is not a terminal.
+    let path = dir.path().to_str().unwrap();
+    let run = s.run(&[
+        "build",
+        "--no-cache",
+        "--progress=rawjson",
+        "-t",
+        "big",
+        path,
+    ]);
+    let bytes: Vec<serde_json::Value> = run
+        .success()
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "step_bytes")
+        .collect();
+    let whole = 65u64 << 20;
+    assert!((3..=102).contains(&bytes.len()), "{bytes:#?}");
+    assert_eq!(bytes[0]["done"], 0);
+    assert_eq!(bytes[bytes.len() - 1]["done"], whole);
+    assert!(
+        bytes
+            .iter()
+            .all(|e| e["total"] == whole && e["work"] == "copy" && e["step"]["number"] == 2),
+        "{bytes:#?}"
+    );
+    let plain = s.run(&["build", "--no-cache", "-t", "big", path]).success();
+    assert!(!format!("{plain:?}").contains("Copying"), "{plain:#?}");
+    // A small COPY shows nothing.
+    big.set_len(1 << 20).unwrap();
+    let out = on_terminal(&s, &format!("{build} --no-cache --progress=tty"));
+    assert!(!out.contains("Copying"), "{out}");
+}
+
+#[test]
+fn rootless_fidelity_what_already_matched_docker_stays_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = strata();
+    let dir = context(&[
+        ("ex/sub/a", "a\n"),
+        ("keep/k", "k\n"),
+        (".dockerignore", "ex\n"),
+        ("su", ""),
+        ("sg", ""),
+        (
+            "Dockerfile",
+            "ARG B=busybox:local
+ARG SET=1
+FROM ${B:-nope}${UNSET:+bad}
+ARG SET
+ARG UNSET
+COPY su sg /perm/
+COPY keep ${UNSET:-/d1}${SET:+/plus}/
+VOLUME /vol
+EXPOSE 80 443/udp 8000-8001/tcp
+",
+        ),
+    ]);
+    let p = dir.path();
+    std::fs::create_dir(p.join("keep/st")).unwrap();
+    for (name, mode) in [("su", 0o4755), ("sg", 0o2711), ("keep/st", 0o1777)] {
+        std::fs::set_permissions(p.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    build(&s, p, "kept").success();
+    // Docker BuildKit's output of the same `stat`, `ls` and `test` in a RUN
+    // after these steps: setuid, setgid and sticky bits kept, `${V:-x}` and
+    // `${V:+x}` expanded in FROM and in a destination, no /vol made.
+    let got = sh(
+        &s,
+        "kept",
+        "stat -c '%n %a' /perm/su /perm/sg /d1/plus/st; ls /d1/plus; test -e /vol || echo no /vol",
+    );
+    assert_eq!(
+        got,
+        "/perm/su 4755\n/perm/sg 2711\n/d1/plus/st 1777\nk\nst\nno /vol\n"
+    );
+    // Docker: {"443/udp":{},"80/tcp":{},"8000/tcp":{},"8001/tcp":{}} {"/vol":{}}
+    let c = config(&s, "kept");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"443/udp":{},"80/tcp":{},"8000/tcp":{},"8001/tcp":{}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/vol":{}}));
+    // A directory the ignore file drops whole cannot be copied (Docker:
+    // `"/ex" not found: not found`).
+    std::fs::write(p.join("Dockerfile"), "FROM busybox:local\nCOPY ex /ex/\n").unwrap();
+    let run = build(&s, p, "kept2");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains("excluded by .dockerignore"),
+        "{}",
+        run.stderr
+    );
 }

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use super::context::digest::{KnownSum, KnownSums};
 use super::context::{Context, ContextError, Entry, EntryKind, Source};
 use crate::digest::HashingReader;
-use crate::sandbox::user::{self, UserError};
+use crate::sandbox::user::UserError;
 use rustix::fs::FileType;
 use strata_parser::instructions::UserGroup;
 use tree::{Meta, Tree};
@@ -56,6 +56,8 @@ pub struct CopyOptions {
     /// Take each copied file's sha256 while reading it (into
     /// [`CopyStats::sums`]), so the cache key needs no second read.
     pub hash_contents: bool,
+    /// Where the bytes of copied files are counted (a progress bar).
+    pub meter: crate::progress::Meter,
 }
 
 /// What a copy wrote.
@@ -127,12 +129,16 @@ impl CopyError {
     }
 }
 
-/// `--chown=user[:group]` as ids, BuildKit's way (checked with docker.io
-/// 20.10): an empty part is 0 (`:` is 0:0, `1234:` is 1234:0); a numeric
-/// user with no group takes its own number as gid, a named one its
-/// /etc/passwd group; names are looked up in the image's files (`passwd`,
-/// `groups`: their text, empty when missing). An empty spec (`--chown=$U`
-/// with `U` unset) is no `--chown` at all: `None`, owners kept.
+/// `--chown=user[:group]` as ids, BuildKit's way (its file op's
+/// `readUser`, checked with docker.io 20.10): a number is that id and an
+/// empty part is 0 (`:` is 0:0, `1234:` is 1234:0); a user alone also gives
+/// the gid, its own number or its /etc/passwd group. A name is looked up in
+/// the image's files (`passwd`, `groups`: their text, empty when missing):
+/// a user no entry has is uid 0 (and gid 0), a group no entry has leaves
+/// the user's gid (`--chown=nosuchuser` is 0:0, `1234:nosuchgroup`
+/// 1234:1234); only a file that is missing (or empty) fails the lookup, as
+/// BuildKit's open does. An empty spec (`--chown=$U` with `U` unset) is no
+/// `--chown` at all: `None`, owners kept.
 pub(crate) fn chown_ids(
     ug: &UserGroup,
     passwd: &str,
@@ -144,20 +150,35 @@ pub(crate) fn chown_ids(
     let (uid, user_gid) = match ug.user.parse::<u32>() {
         _ if ug.user.is_empty() => (0, 0),
         Ok(n) => (n, n),
-        Err(_) => {
-            let found = user::resolve(&ug.user, passwd, groups)?;
-            (found.uid, found.gid)
-        }
+        Err(_) if passwd.is_empty() => return Err(UserError::NoUser(ug.user.clone())),
+        Err(_) => account_entry(passwd, &ug.user)
+            .map(|f| (id_field(&f, 2), id_field(&f, 3)))
+            .unwrap_or((0, 0)),
     };
     let gid = match ug.group.as_deref() {
         None => user_gid,
         Some("") => 0,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => user::resolve(&format!("0:{g}"), passwd, groups)?.gid,
+            Err(_) if groups.is_empty() => return Err(UserError::NoGroup(g.to_string())),
+            Err(_) => account_entry(groups, g).map_or(user_gid, |f| id_field(&f, 2)),
         },
     };
     Ok(Some((uid, gid)))
+}
+
+/// The fields of the first line of an /etc/passwd or /etc/group text whose
+/// name is `name`.
+fn account_entry<'a>(text: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == name)
+}
+
+/// A numeric field of an account entry; a missing or bad one reads as 0, as
+/// Go's `user.ParsePasswdFile` leaves it.
+fn id_field(fields: &[&str], i: usize) -> u32 {
+    fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// Makes the directory `dir` (a container path, cleaned first) in `rootfs`
@@ -369,8 +390,9 @@ impl<'a> Copier<'a> {
                         other => io::Error::other(other.to_string()),
                     },
                 })?;
+                let mut src = self.opts.meter.reader(&mut file);
                 let n = if self.opts.hash_contents {
-                    let mut reader = HashingReader::new(&mut file);
+                    let mut reader = HashingReader::new(&mut src);
                     let n = self
                         .tree
                         .put_file(&pfd, name, at, &mut reader, meta, &xattrs)?;
@@ -381,7 +403,7 @@ impl<'a> Copier<'a> {
                     n
                 } else {
                     self.tree
-                        .put_file(&pfd, name, at, &mut file, meta, &xattrs)?
+                        .put_file(&pfd, name, at, &mut src, meta, &xattrs)?
                 };
                 self.stats.files += 1;
                 self.stats.bytes += n;

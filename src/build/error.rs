@@ -211,6 +211,13 @@ pub enum StepFailure {
         #[source]
         source: UserError,
     },
+    /// The USER a WORKDIR is made for names what the image lacks.
+    #[error("USER {spec}")]
+    User {
+        spec: String,
+        #[source]
+        source: UserError,
+    },
     #[error("--chmod {0}: not an octal mode")]
     Chmod(String),
     #[error("checksum can't be specified for {0}")]

@@ -72,6 +72,15 @@ pub enum Event {
     /// `--explain-cache`: why the step missed the cache (` ---> Cache
     /// miss: files changed: a.txt (content)`).
     StepMissed { step: StepId, reason: String },
+    /// Bytes a step has read or written so far of `total` (a COPY reading
+    /// a large context to key it, then copying it), for a step that moves
+    /// enough of them to be worth a bar on a terminal.
+    StepBytes {
+        step: StepId,
+        work: StepWork,
+        done: u64,
+        total: u64,
+    },
     /// The step's image came from the cache (` ---> Using cache`).
     StepCached { step: StepId },
     /// The step's image came from a remote cache (` ---> Using cache
@@ -165,6 +174,26 @@ impl std::fmt::Display for LayerStatus {
             LayerStatus::Pushing => "Pushing",
             LayerStatus::Pushed => "Pushed",
         })
+    }
+}
+
+/// What a step's bytes are going through ([`Event::StepBytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepWork {
+    /// Read from the build context for the step's cache key.
+    Read,
+    /// Copied into the image.
+    Copy,
+}
+
+impl StepWork {
+    /// The words a progress bar shows.
+    pub fn verb(self) -> &'static str {
+        match self {
+            StepWork::Read => "Reading context",
+            StepWork::Copy => "Copying",
+        }
     }
 }
 

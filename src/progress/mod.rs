@@ -11,6 +11,7 @@
 
 mod events;
 mod live;
+mod meter;
 mod printer;
 mod transfer;
 
@@ -18,7 +19,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::digest::Digest;
 
-pub use events::{Event, LayerStatus, LogLevel, StepId, StepLayer, Transfer};
+pub use events::{Event, LayerStatus, LogLevel, StepId, StepLayer, StepWork, Transfer};
+pub use meter::{ByteMeter, Meter, Metered, METER_MIN_BYTES};
 pub use printer::{Config, Printer, Progress, Stream};
 
 /// Where events go: the terminal printer, or any other renderer.

@@ -277,6 +277,12 @@ impl Sink for Printer {
                 done,
                 total,
             } => self.transfers().bytes(layer, *action, *done, *total),
+            Event::StepBytes {
+                step,
+                work,
+                done,
+                total,
+            } => self.transfers().step_bytes(*step, *work, *done, *total),
             Event::TransfersDone => self.transfers().finish(),
             Event::BuildStarted { parallel, .. } => self.build_started(*parallel),
             other => {
@@ -322,6 +328,7 @@ pub fn plain_line(event: &Event, quiet: bool) -> Option<(Stream, String)> {
         Event::TransferLine { .. }
         | Event::LayerStatus { .. }
         | Event::LayerBytes { .. }
+        | Event::StepBytes { .. }
         | Event::TransfersDone => None,
     }
 }

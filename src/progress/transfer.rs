@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::events::{LayerStatus, Transfer};
+use super::events::{LayerStatus, StepId, StepWork, Transfer};
 use super::printer::Stream;
 use crate::digest::Digest;
 
@@ -27,7 +27,8 @@ pub struct TransferView {
     mode: TransferMode,
     stream: Stream,
     multi: MultiProgress,
-    bars: HashMap<Digest, ProgressBar>,
+    /// By layer digest, or by step for a step's own bytes.
+    bars: HashMap<String, ProgressBar>,
     /// Bars are frozen: later lines are printed below them, not through
     /// indicatif (which would redraw the frozen bars after each line).
     finished: bool,
@@ -77,7 +78,7 @@ impl TransferView {
         let text = status_line(layer, status);
         match self.mode {
             TransferMode::Tty => {
-                let bar = self.bar(layer, ProgressBar::new_spinner);
+                let bar = self.bar(layer.to_string(), ProgressBar::new_spinner);
                 bar.set_style(message_style());
                 bar.set_message(text);
                 bar.tick();
@@ -95,7 +96,7 @@ impl TransferView {
             return;
         }
         let message = format!("{}: {}", layer.short(), action.verb());
-        let bar = self.bar(layer, ProgressBar::new_spinner);
+        let bar = self.bar(layer.to_string(), ProgressBar::new_spinner);
         if bar.length() != total || bar.message() != message {
             match total {
                 Some(n) => {
@@ -110,6 +111,27 @@ impl TransferView {
             bar.set_message(message);
         }
         bar.set_position(done);
+    }
+
+    /// Shows `done` of `total` bytes of a build step's work as a bar on a
+    /// terminal, gone once whole (the step's own line says it is done);
+    /// nothing elsewhere, as logs need no byte counts.
+    pub fn step_bytes(&mut self, step: StepId, work: StepWork, done: u64, total: u64) {
+        if self.mode != TransferMode::Tty {
+            return;
+        }
+        let key = format!("step {} {}", step.number, work.verb());
+        let message = format!("Step {}: {}", step.number, work.verb());
+        let bar = self.bar(key.clone(), || {
+            ProgressBar::new(total)
+                .with_style(bar_style())
+                .with_message(message)
+        });
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+            self.bars.remove(&key);
+        }
     }
 
     /// Freezes every line as it is (the transfer is done or failed).
@@ -135,14 +157,12 @@ impl TransferView {
 
     /// The bar of `layer`; a transfer after a finished one starts a new
     /// display below the frozen one.
-    fn bar(&mut self, layer: &Digest, make: impl FnOnce() -> ProgressBar) -> &ProgressBar {
+    fn bar(&mut self, key: String, make: impl FnOnce() -> ProgressBar) -> &ProgressBar {
         if self.finished {
             *self = TransferView::new(self.mode, self.stream);
         }
         let multi = &self.multi;
-        self.bars
-            .entry(layer.clone())
-            .or_insert_with(|| multi.add(make()))
+        self.bars.entry(key).or_insert_with(|| multi.add(make()))
     }
 }
 

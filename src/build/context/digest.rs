@@ -36,6 +36,7 @@ use super::{Context, ContextError, ContextKind, Entry, EntryKind, Source};
 use crate::build::copy::CopyOptions;
 use crate::build::explain::{FileState, Files};
 use crate::digest::{Digest, HashingReader};
+use crate::progress::Meter;
 
 /// File name of the metadata cache inside the cache dir.
 const CACHE_FILE: &str = "files.json";
@@ -311,7 +312,14 @@ impl Digester {
                                 self.cache.remember(ctx, &cpath, entry, k);
                                 k.sha256.clone()
                             }
-                            None => file_sha256(ctx, root_fd, &cpath, entry, &mut self.cache)?,
+                            None => file_sha256(
+                                ctx,
+                                root_fd,
+                                &cpath,
+                                entry,
+                                &mut self.cache,
+                                &opts.meter,
+                            )?,
                         };
                         field(&mut h, sum.as_bytes());
                         sum
@@ -399,6 +407,7 @@ fn file_sha256(
     rel: &Path,
     entry: &Entry,
     cache: &mut MetaCache,
+    meter: &Meter,
 ) -> Result<String, ContextError> {
     if let Some(hit) = cache.lookup(ctx, rel, entry) {
         return Ok(hit.to_string());
@@ -408,7 +417,7 @@ fn file_sha256(
         cause,
     };
     let mut file = ctx.open_file(root_fd, rel)?;
-    let mut reader = HashingReader::new(&mut file);
+    let mut reader = HashingReader::new(meter.reader(&mut file));
     io::copy(&mut reader, &mut io::sink()).map_err(unreadable)?;
     let (digest, _) = reader.finish();
     let sum = KnownSum::after_reading(digest.hex().to_string(), &file).map_err(unreadable)?;

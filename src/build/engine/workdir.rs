@@ -9,12 +9,14 @@ use strata_parser::instructions::UserGroup;
 use strata_parser::{Instruction, Step};
 
 use super::container::WorkingContainer;
-use super::copy::read_in_root;
+use super::copy::resolve_chown;
 use super::stage::StageState;
 use super::{meta, Build, Done};
 use crate::build::cache::Entry;
 use crate::build::config_steps::workdir;
-use crate::build::copy::{chown_ids, make_dir};
+#[cfg(doc)]
+use crate::build::copy::chown_ids;
+use crate::build::copy::make_dir;
 use crate::build::error::StepFailure;
 use crate::build::key::{self, Op};
 
@@ -48,9 +50,9 @@ pub(super) fn execute(
     )?;
     {
         let root = c.mount()?;
-        let passwd = read_in_root(root.path(), "/etc/passwd");
-        let groups = read_in_root(root.path(), "/etc/group");
-        make_dir(root.path(), &path, owner(&user, &passwd, &groups))?;
+        let owner = resolve_chown(root.path(), &user_group(&user))
+            .map_err(|source| StepFailure::User { spec: user, source })?;
+        make_dir(root.path(), &path, owner.unwrap_or((0, 0)))?;
     }
     state.editor.apply(step, instruction)?;
     let created_by = format!("/bin/sh -c #(nop) {}", step.raw.original.trim());
@@ -61,33 +63,26 @@ pub(super) fn execute(
     Ok(done)
 }
 
-/// The ids BuildKit makes a WORKDIR for, from the config's `User`: those
-/// `COPY --chown=<User>` gives ([`chown_ids`]: a numeric user with no group
-/// is uid:uid), except that a name the image does not know is no error: an
-/// unknown user is 0:0, an unknown group leaves the user's gid.
-fn owner(user: &str, passwd: &str, groups: &str) -> (u32, u32) {
-    let (name, group) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let ids = |user: &str, group: Option<&str>| {
-        let ug = UserGroup {
+/// The config's `User` as `--chown` takes it: BuildKit makes a WORKDIR
+/// for the ids `COPY --chown=<User>` gives ([`chown_ids`]), failing where
+/// it fails (a name in an image without /etc/passwd or /etc/group).
+fn user_group(user: &str) -> UserGroup {
+    match user.split_once(':') {
+        Some((u, g)) => UserGroup {
+            user: u.to_string(),
+            group: Some(g.to_string()),
+        },
+        None => UserGroup {
             user: user.to_string(),
-            group: group.map(str::to_string),
-        };
-        chown_ids(&ug, passwd, groups).ok().flatten()
-    };
-    let (uid, user_gid) = ids(name, None).unwrap_or((0, 0));
-    let gid = match group {
-        None => user_gid,
-        Some(g) => ids("0", Some(g)).map_or(user_gid, |(_, gid)| gid),
-    };
-    (uid, gid)
+            group: None,
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::owner;
+    use super::user_group;
+    use crate::build::copy::chown_ids;
 
     #[test]
     fn owner_as_buildkit() {
@@ -103,11 +98,12 @@ mod tests {
             ("nobody", (65534, 65534)),
             ("nobody:nogroup", (65534, 65534)),
             ("app", (1000, 300)),
-            ("ghost", (0, 0)),      // unknown user: root, no error
+            ("ghost", (0, 0)),      // unknown user: root
             ("1:ghostgrp", (1, 1)), // unknown group: the user's gid
             ("app:staff", (1000, 300)),
         ] {
-            assert_eq!(owner(user, passwd, groups), want, "USER {user}");
+            let ids = chown_ids(&user_group(user), passwd, groups);
+            assert_eq!(ids.map(|o| o.unwrap_or((0, 0))), Ok(want), "USER {user}");
         }
     }
 }

@@ -35,6 +35,8 @@ use crate::build::copy::{self as write, CopyOptions, CopyStats};
 use crate::build::error::StepFailure;
 use crate::build::key::{self, CacheKey, Op, Sources};
 use crate::digest::{Digest, ImageId};
+use crate::progress::{ByteMeter, Meter, StepWork};
+use crate::sandbox::user::UserError;
 use sources::{Origin, Resolved};
 
 /// One COPY/ADD's settled inputs.
@@ -125,7 +127,7 @@ impl<'a> Job<'a> {
                 chmod,
                 parents: fc.parents,
                 link: fc.link,
-                hash_contents: false,
+                ..CopyOptions::default()
             },
             params,
             created_by: format!("/bin/sh -c #(nop) {}", step.raw.original.trim()),
@@ -244,6 +246,7 @@ fn copy_groups(
             groups,
             &mut digester,
             &vec![&none; groups.len()],
+            meter(state, StepWork::Read, unread),
         )?),
         false => None,
     };
@@ -257,12 +260,18 @@ fn copy_groups(
         vec![job.keyword.into()],
         b.driver(),
     )?;
-    let stats = write_groups(&dest, job, groups, !key_first)?;
+    // ADDed archives are unpacked, not copied: not on the bar.
+    let copied = groups.iter().filter(|g| !g.unpack);
+    let copied = copied
+        .map(|g| digester.unread_bytes(g.ctx, &g.selected).1)
+        .sum();
+    let meter = meter(state, StepWork::Copy, copied);
+    let stats = write_groups(&dest, job, groups, !key_first, meter)?;
     let key = match early {
         Some(key) => key,
         None => {
             let sums: Vec<&KnownSums> = stats.iter().map(|s| &s.sums).collect();
-            let key = content_key(state, job, groups, &mut digester, &sums)?;
+            let key = content_key(state, job, groups, &mut digester, &sums, Meter::default())?;
             // The same content was copied before (from another image, or a
             // context whose metadata cache was lost): that layer.
             if let Some(done) = hit(b, &key, image_key.as_ref()) {
@@ -299,10 +308,18 @@ fn content_key(
     groups: &[Group],
     digester: &mut context::Digester,
     sums: &[&KnownSums],
+    meter: Meter,
 ) -> Result<CacheKey, StepFailure> {
+    let options = CopyOptions {
+        meter,
+        ..job.options.clone()
+    };
     let mut digests: Vec<Digest> = Vec::new();
     for (g, known) in groups.iter().zip(sums) {
-        digests.push(digester.digest(g.ctx, &g.selected, &job.options, known)?);
+        digests.push(digester.digest(g.ctx, &g.selected, &options, known)?);
+    }
+    if let Some(m) = &options.meter.0 {
+        m.finish();
     }
     digester.save()?;
     crate::build::explain::note_files(digester.take_seen());
@@ -316,15 +333,20 @@ fn write_groups(
     job: &Job,
     groups: &[Group],
     hash_contents: bool,
+    meter: Meter,
 ) -> Result<Vec<CopyStats>, StepFailure> {
     let root = dest.mount()?;
     let chown = match &job.fc.chown {
-        Some(ug) => resolve_chown(root.path(), ug)?,
+        Some(ug) => resolve_chown(root.path(), ug).map_err(|source| StepFailure::Chown {
+            spec: ug.to_string(),
+            source,
+        })?,
         None => None,
     };
     let options = CopyOptions {
         chown,
         hash_contents,
+        meter,
         ..job.options.clone()
     };
     let mut all = Vec::new();
@@ -335,17 +357,24 @@ fn write_groups(
         };
         all.push(stats?);
     }
+    if let Some(m) = &options.meter.0 {
+        m.finish();
+    }
     Ok(all)
 }
 
-/// `--chown` to ids, names looked up in the image.
-fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<Option<(u32, u32)>, StepFailure> {
+/// A progress meter of `total` bytes of the step's `work`, if that is
+/// enough to show.
+fn meter(state: &StageState, work: StepWork, total: u64) -> Meter {
+    Meter(ByteMeter::start(state.step, work, total))
+}
+
+/// `--chown` (or the USER a WORKDIR is made for) to ids, names looked up
+/// in the image.
+pub(super) fn resolve_chown(root: &Path, ug: &UserGroup) -> Result<Option<(u32, u32)>, UserError> {
     let passwd = read_in_root(root, "/etc/passwd");
     let groups = read_in_root(root, "/etc/group");
-    write::chown_ids(ug, &passwd, &groups).map_err(|source| StepFailure::Chown {
-        spec: ug.to_string(),
-        source,
-    })
+    write::chown_ids(ug, &passwd, &groups)
 }
 
 /// Reads a file of the image through the mounted rootfs without leaving it
