@@ -12,7 +12,9 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,dev,sys,home,var}
 install -m 0755 "$busybox" "$root/bin/busybox"
-for applet in $("$busybox" --list-full); do
+# BUSYBOX_LIST: a busybox this machine runs, to list the applets of a
+# foreign one (scripts/busybox-arm64.sh).
+for applet in $("${BUSYBOX_LIST:-$busybox}" --list-full); do
   [ "$applet" = bin/busybox ] && continue
   mkdir -p "$root/$(dirname "$applet")"
   ln -sfn /bin/busybox "$root/$applet"

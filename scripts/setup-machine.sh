@@ -6,7 +6,7 @@
 # With --packages-only: just the packages and the Rust toolchain check.
 set -euo pipefail
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-PACKAGES=(uidmap fuse-overlayfs fuse3 busybox-static docker-registry skopeo umoci jq curl tmux buildah bc faketime git docker.io debootstrap)
+PACKAGES=(uidmap fuse-overlayfs fuse3 busybox-static docker-registry skopeo umoci jq curl tmux buildah bc faketime git docker.io debootstrap qemu-user-static binfmt-support)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -26,6 +26,20 @@ for c in rustfmt clippy; do
 done
 
 [ "${1:-}" = --packages-only ] && exit 0
+
+# Emulated RUN for other platforms: qemu-user through binfmt_misc, its
+# handlers registered with the F flag (Debian's are), so they work inside
+# strata's user and mount namespaces.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  echo "setup: mounting binfmt_misc"
+  $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if ! grep -qs '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
+  echo "setup: enabling the qemu-user binfmt_misc handlers"
+  $SUDO update-binfmts --enable || true
+  grep -qs '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
+    echo "setup: WARNING: qemu-aarch64 has no binfmt_misc handler with the F flag; emulated tests will fail" >&2
+fi
 
 # strata-test: the rootless tier's user, with ranges as useradd gives them.
 if ! id strata-test >/dev/null 2>&1; then

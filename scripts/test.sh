@@ -53,11 +53,14 @@ mapfile -t bins < <(cargo test -p strata --no-run --message-format=json ${ONLY:+
   jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"]) | .executable')
 cp -r "${bins[@]}" scripts testdata "$STAGE/" 2>/dev/null
 start_registry || broken+=("start_registry")
+# The multi-platform tests' arm64 base (made once, kept between runs).
+ARM64_TAR=${STRATA_ARM64_TAR:-/var/cache/strata/busybox-arm64.tar}
+$SUDO scripts/busybox-arm64.sh "$ARM64_TAR" >>"$LOG" 2>&1 || broken+=("scripts/busybox-arm64.sh")
 as_user() {
   local user=$1; shift
   $SUDO setpriv --reuid="$user" --regid="$user" --init-groups --reset-env -- \
     env STRATA_BIN="$STAGE/strata" STRATA_PROJECT_DIR="$STAGE" CI="${CI:-}" \
-    STRATA_TEST_REGISTRY="${REGISTRY_ADDR:-}" "$@"
+    STRATA_TEST_REGISTRY="${REGISTRY_ADDR:-}" STRATA_TEST_ARM64_TAR="$ARM64_TAR" "$@"
 }
 # The in-container tier: strata's image (built by the strata just built, in
 # a store kept between runs so its apt layer is cached) loaded into a

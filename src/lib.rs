@@ -11,6 +11,7 @@ pub mod digest;
 pub mod fuzz;
 pub mod layer;
 pub mod log;
+pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod registry;

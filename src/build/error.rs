@@ -197,8 +197,19 @@ pub enum StepFailure {
     /// The command of a RUN failed.
     #[error("exit status {0}")]
     Exit(i32),
-    #[error("FROM --platform={given}: only the host platform ({host}) can be built")]
-    Platform { given: String, host: String },
+    #[error("FROM --platform={given}")]
+    Platform {
+        given: String,
+        #[source]
+        source: crate::platform::ManifestError,
+    },
+    /// A RUN for a platform this machine cannot run.
+    #[error("cannot run {platform} binaries here: {reason}; to emulate it, {fix}")]
+    Emulation {
+        platform: String,
+        reason: String,
+        fix: String,
+    },
     #[error("ONBUILD trigger")]
     Trigger(#[source] ParseError),
     #[error("--from {0:?} names a stage with no image (FROM scratch and nothing else)")]

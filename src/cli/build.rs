@@ -41,6 +41,12 @@ pub struct BuildArgs {
     /// Set the target build stage to build
     #[arg(long)]
     target: Option<String>,
+    /// Build for OS/ARCH[/VARIANT] (foreign ones emulated); a comma-separated list builds each and makes an image index
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][,...]")]
+    platform: Option<crate::platform::PlatformList>,
+    /// Add the built image (every platform's) to the manifest list NAME, made if missing (buildah's flag)
+    #[arg(long, value_name = "NAME")]
+    manifest: Option<String>,
     /// Do not use cache when building the image
     #[arg(long)]
     no_cache: bool,
@@ -143,9 +149,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         target: args.target.clone(),
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
-        labels: key_values(&args.label)
-            .map(|(k, v)| (k, v.unwrap_or_default().to_string()))
-            .collect(),
+        labels: labels(args),
         quiet,
         network: args.network,
         driver: settings.storage_driver,
@@ -167,12 +171,16 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         dry_run: false,
         explain_cache: args.explain_cache,
         cache_ttl: args.cache_ttl,
+        platform: one_platform(args),
     };
     if args.check {
         return super::lint::check(&store, &options);
     }
     if args.dry_run {
         return dry_run(args, &store, &options, &out, report);
+    }
+    if args.platform.as_ref().is_some_and(|p| p.0.len() > 1) || args.manifest.is_some() {
+        return build_many(&store, args, &options, &out, quiet);
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
@@ -255,6 +263,39 @@ fn layers(n: u64) -> String {
         1 => "1 layer".into(),
         n => format!("{n} layers"),
     }
+}
+
+/// `--label K=V`s (a bare K is an empty value).
+fn labels(args: &BuildArgs) -> std::collections::BTreeMap<String, String> {
+    key_values(&args.label)
+        .map(|(k, v)| (k, v.unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// `--platform P`'s P; the host's for none or several.
+fn one_platform(args: &BuildArgs) -> crate::platform::Platform {
+    match args.platform.as_ref().map(|p| p.0.as_slice()) {
+        Some([one]) => one.clone(),
+        _ => crate::platform::Platform::host(),
+    }
+}
+
+/// `--platform A,B` or `--manifest NAME`: a build per platform and a list.
+fn build_many(
+    store: &Store,
+    args: &BuildArgs,
+    options: &BuildOptions,
+    out: &Resolved,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let platforms = match &args.platform {
+        Some(list) => list.0.clone(),
+        None => vec![options.platform.clone()],
+    };
+    let manifest = args.manifest.as_deref().map(Reference::parse).transpose()?;
+    let built = super::build_platforms::build(store, options, &platforms, manifest.as_ref(), out)?;
+    report_id(args, quiet, out, &built.id)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `-q`'s id and `--iidfile`.

@@ -51,6 +51,7 @@ struct Row {
     created_since: String,
     created_at: String,
     size: String,
+    platform: String,
 }
 
 impl Row {
@@ -62,6 +63,7 @@ impl Row {
             "CreatedSince": self.created_since,
             "Digest": self.digest,
             "ID": self.id,
+            "Platform": self.platform,
             "Repository": self.repository,
             "SharedSize": "N/A",
             "Size": self.size,
@@ -79,6 +81,7 @@ const HEADERS: &[(&str, &str)] = &[
     ("CreatedSince", "CREATED"),
     ("Digest", "DIGEST"),
     ("ID", "IMAGE ID"),
+    ("Platform", "PLATFORM"),
     ("Repository", "REPOSITORY"),
     ("SharedSize", "SHARED SIZE"),
     ("Size", "SIZE"),
@@ -111,6 +114,12 @@ pub fn run(settings: &Settings, args: &ImagesArgs) -> Result<ExitCode> {
         header.push("DIGEST");
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    // Docker's columns, and the platform once an image is not the host's.
+    let host = crate::platform::show(&crate::platform::Platform::host());
+    let platforms = rows.iter().any(|r| r.platform != host);
+    if platforms {
+        header.push("PLATFORM");
+    }
     let table: Vec<Vec<String>> = rows
         .into_iter()
         .map(|r| {
@@ -119,6 +128,9 @@ pub fn run(settings: &Settings, args: &ImagesArgs) -> Result<ExitCode> {
                 v.push(r.digest);
             }
             v.extend([r.id, r.created_since, r.size]);
+            if platforms {
+                v.push(r.platform);
+            }
             v
         })
         .collect();
@@ -168,6 +180,7 @@ fn rows(store: &Store, args: &ImagesArgs) -> Result<Vec<Row>> {
                     // Not fetched yet: their size is known when they are.
                     n => format!("{} (+{n} remote)", human_size(img.size)),
                 },
+                platform: img.platform.clone(),
             });
         }
     }

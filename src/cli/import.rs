@@ -34,6 +34,9 @@ pub struct ImportArgs {
     /// Name for the image
     #[arg(value_name = "REPOSITORY[:TAG]")]
     reference: Option<String>,
+    /// The platform the image's config declares [default: this machine's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<crate::platform::Platform>,
 }
 
 pub fn run(settings: &Settings, args: &ImportArgs) -> Result<ExitCode> {
@@ -42,7 +45,11 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let now = now_rfc3339();
-    let mut editor = ConfigEditor::new(ImageConfig::new(now.clone()));
+    let mut base = ImageConfig::new(now.clone());
+    if let Some(p) = &args.platform {
+        crate::platform::set_config(&mut base, p);
+    }
+    let mut editor = ConfigEditor::new(base);
     for change in &args.changes {
         editor
             .apply_change(change)
@@ -70,6 +77,7 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<ExitCode> {
     }];
     let bytes = to_canonical_json(&config)?;
     let id = store.commit_image(vec![layer], &bytes, &tags, None)?;
+    store.record_platform(&tags, &id)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

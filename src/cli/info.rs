@@ -45,6 +45,7 @@ pub fn run(settings: &Settings, args: &InfoArgs) -> Result<ExitCode> {
                 "isolation": report.isolation,
                 "storageDriver": report.driver,
                 "checks": report.checks,
+                "platforms": crate::platform::support(),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
@@ -75,6 +76,10 @@ pub fn run(settings: &Settings, args: &InfoArgs) -> Result<ExitCode> {
                 let mark = if check.ok { "" } else { "FAILED: " };
                 rows.push((check.name.to_string(), format!("{mark}{}", check.detail)));
                 fixes.push((rows.len() - 1, check.fix.clone()));
+            }
+            for p in crate::platform::support() {
+                rows.push((format!("platform {}", p.platform), p.runs));
+                fixes.push((rows.len() - 1, p.fix));
             }
             let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
             for (i, (key, value)) in rows.iter().enumerate() {

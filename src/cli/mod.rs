@@ -8,6 +8,7 @@
 mod aliases;
 mod build;
 mod build_output;
+mod build_platforms;
 mod commit;
 mod compat;
 mod completion;
@@ -25,6 +26,7 @@ mod lint;
 mod load;
 mod login;
 mod logout;
+mod manifest;
 mod ps;
 mod pull;
 mod push;
@@ -119,6 +121,8 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Push an image to a registry, or copy it to oci:DIR, oci-archive:FILE, docker-archive:FILE
     Push(push::PushArgs),
+    /// Manage manifest lists: create, add, annotate, inspect, push, rm
+    Manifest(manifest::ManifestArgs),
     /// Pull an image from a registry, or copy it from oci:DIR, oci-archive:FILE, docker-archive:FILE
     Pull(pull::PullArgs),
     /// Log in to a registry (checks the credentials, then stores them)
@@ -176,6 +180,7 @@ impl Command {
             | Command::Save(_)
             | Command::Load(_)
             | Command::Push(_)
+            | Command::Manifest(_)
             | Command::Pull(_) => true,
             Command::Build(_)
             | Command::Run(_)
@@ -278,6 +283,7 @@ fn dispatch(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::System(args) => system::run(settings, &args),
         Command::Save(args) => save::run(settings, &args),
         Command::Load(args) => load::run(settings, &args),
+        Command::Manifest(args) => manifest::run(settings, &args),
         Command::Push(args) => push::run(settings, &args),
         Command::Pull(args) => pull::run(settings, &args),
         Command::Login(args) => login::run(settings, &args),

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// Bind mount a volume (HOST:CONTAINER[:ro])
     #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volume: Vec<String>,
+    /// Run the image's OS/ARCH[/VARIANT] (pulled for it if the store lacks it)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<crate::platform::Platform>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -64,13 +67,16 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
     });
     let store = open_store(settings)?;
     // A reference the store lacks is pulled first, as `docker run` does.
-    let image = crate::registry::pull::resolve_or_pull(
-        &store,
-        &args.image,
-        &crate::registry::flags::RegistryFlags::default(),
-        false,
-    )?;
-    let config = store.config(&image)?.config.unwrap_or_default();
+    let flags = crate::registry::flags::RegistryFlags::default();
+    let image = match &args.platform {
+        Some(p) => {
+            crate::registry::pull::resolve_or_pull_for(&store, &args.image, p, &flags, false)?
+        }
+        None => crate::registry::pull::resolve_or_pull(&store, &args.image, &flags, false)?,
+    };
+    let config = store.config(&image)?;
+    runnable(&config)?;
+    let config = config.config.unwrap_or_default();
     let argv = command_line(&config, args.entrypoint.as_deref(), &args.command)?;
     let mounts = args
         .volume
@@ -127,6 +133,21 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
         args.rm,
     )?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
+}
+
+/// An image of a platform this machine cannot run (no binfmt_misc
+/// handler for it) is refused with the fix, before any container exists.
+fn runnable(config: &crate::store::ImageConfig) -> Result<()> {
+    use crate::platform::{self, Runnable};
+    let p = platform::of_config(config);
+    if let Runnable::No { reason } = platform::runnable(&p) {
+        bail!(
+            "the image is for {}, which this machine cannot run: {reason}; to emulate it, {}",
+            platform::show(&p),
+            platform::fix(&p)
+        );
+    }
+    Ok(())
 }
 
 /// Creates a container and runs `options` in it, falling back from kernel

@@ -24,6 +24,7 @@ pub mod manifest;
 mod pool;
 pub mod pull;
 pub mod push;
+pub mod push_list;
 pub mod search;
 pub mod transfer;
 pub mod transport;

@@ -124,6 +124,36 @@ pub fn resolve_or_pull(
     }
 }
 
+/// [`resolve_or_pull`] for a platform: the store's image of `name` for
+/// `wanted` (`strata::store::lists`), or the reference pulled for it.
+pub fn resolve_or_pull_for(
+    store: &Store,
+    name: &str,
+    wanted: &Platform,
+    flags: &RegistryFlags,
+    quiet: bool,
+) -> Result<ImageId, RegistryError> {
+    if let Some(id) = store.resolve_platform(name, wanted)? {
+        return Ok(id);
+    }
+    let reference =
+        Reference::parse(name).map_err(|_| crate::store::StoreError::ImageNotFound {
+            name: format!("{} for {}", crate::reference::shown(name), wanted),
+        })?;
+    if !quiet {
+        progress::notice(format!(
+            "Unable to find image '{}' for {} locally",
+            reference.familiar(),
+            crate::platform::show(wanted)
+        ));
+    }
+    let opts = PullOptions {
+        platform: Some(wanted.clone()),
+        ..PullOptions::default()
+    };
+    Ok(pull_image(store, &reference, flags, &opts)?.id)
+}
+
 /// Every tag of `reference`'s repository (`pull -a`).
 pub fn pull_all_tags(
     store: &Store,
@@ -249,6 +279,8 @@ fn pull_with(
             found: id_stored.0,
         });
     }
+    // Other platforms pulled under the same name stay reachable by platform.
+    store.record_platform(&tags, &id)?;
     Ok(Pulled {
         reference: reference.clone(),
         id,

@@ -97,6 +97,13 @@ pub fn run_push(
         compression,
         ..PushOptions::default()
     };
+    // A multi-platform name goes out as its index and all its images.
+    let list = Reference::parse(image)
+        .ok()
+        .and_then(|r| store.index().ok()?.list(&r).filter(|l| l.index).cloned());
+    if let Some(list) = list {
+        return super::push_list::push_list(store, &list, &dest, &flags.registry, &opts);
+    }
     push_image(store, image, &dest, &flags.registry, &opts)
 }
 

@@ -23,6 +23,9 @@ pub struct ImageIndex {
     /// Full reference (`docker.io/library/busybox:latest`) -> image.
     #[serde(default)]
     pub tags: BTreeMap<String, ImageId>,
+    /// Full reference -> its images by platform (`lists.rs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lists: BTreeMap<String, super::lists::ImageList>,
 }
 
 /// What the store knows of an image beyond its config.
@@ -99,6 +102,8 @@ pub struct ImageSummary {
     pub size: u64,
     /// Layers known only remotely, not fetched yet (`store::remote`).
     pub remote_layers: usize,
+    /// `os/arch[/variant]` of its config.
+    pub platform: String,
 }
 
 /// What `rmi` did, in Docker's words.
@@ -282,6 +287,7 @@ impl Store {
             match &tagged {
                 Some((r, _)) if r.digest().is_none() && tags.len() > 1 => {
                     index.tags.remove(&r.to_string());
+                    index.lists.remove(&r.to_string());
                     events.push(RemoveEvent::Untagged(r.familiar()));
                     return Ok(events);
                 }
@@ -311,6 +317,7 @@ impl Store {
             }
             for t in &tags {
                 index.tags.remove(&t.to_string());
+                index.lists.remove(&t.to_string());
                 events.push(RemoveEvent::Untagged(t.familiar()));
             }
             if has_children {
@@ -346,11 +353,12 @@ impl Store {
             }
             out.push(ImageSummary {
                 id: id.clone(),
-                tags: index.tags_of(id),
+                tags: index.names_of(id),
                 repo_digests: rec.repo_digests.iter().cloned().collect(),
                 created: config.created.clone(),
                 size,
                 remote_layers,
+                platform: crate::platform::show(&crate::platform::of_config(&config)),
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
@@ -430,6 +438,9 @@ fn delete_record(
     events: &mut Vec<RemoveEvent>,
 ) -> Option<ImageId> {
     let rec = index.images.remove(id);
+    for list in index.lists.values_mut() {
+        list.manifests.retain(|e| e.image != *id);
+    }
     let mut parent = None;
     if let Some(rec) = rec {
         for rd in rec.repo_digests {

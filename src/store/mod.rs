@@ -3,7 +3,8 @@
 //! ```text
 //! $STRATA_ROOT  (default $XDG_DATA_HOME/strata, /var/lib/strata for real root)
 //! ├── lock                    flock(2) taken for every change of what is published
-//! ├── images/index.json       tags -> image id; per image: when added, parent,
+//! ├── images/index.json       tags -> image id; per name, its images by
+//! │                           platform (lists.rs); per image: when added, parent,
 //! │                           RepoDigests, manifests kept for it, the
 //! │                           manifest format of its build or commit
 //! ├── blobs/sha256/<hex>      configs (the image id is the config digest),
@@ -65,6 +66,7 @@ pub mod fsutil;
 mod hold;
 mod images;
 mod layers;
+mod lists;
 pub mod remote;
 mod sweep;
 pub mod transport;
@@ -80,6 +82,7 @@ pub use fsutil::{FileLock, Staging};
 pub use hold::release_holds;
 pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
 pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
+pub use lists::{ImageList, ListEntry};
 pub use sweep::{OWNER_LOCK, RUNNING_LOCK};
 
 use crate::digest::{DiffId, Digest, ImageId};

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use strata_parser::{Instruction, ParseError, Parsed};
 
+use crate::platform::Platform;
+
 /// Build args Docker predefines: usable with --build-arg without an ARG.
 const PREDEFINED_ARGS: [&str; 10] = [
     "HTTP_PROXY",
@@ -21,22 +23,10 @@ const PREDEFINED_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
-/// `linux/<arch>` of this machine.
-pub(super) fn host_platform() -> String {
-    format!("linux/{}", crate::store::config::go_arch())
-}
-
-/// TARGETPLATFORM, BUILDOS, ...: the build and target platform are the host.
+/// TARGETPLATFORM, BUILDOS, ...: for a build whose target is the host.
 pub(crate) fn platform_args() -> Vec<(String, String)> {
-    let arch = crate::store::config::go_arch();
-    let mut out = Vec::new();
-    for side in ["TARGET", "BUILD"] {
-        out.push((format!("{side}PLATFORM"), host_platform()));
-        out.push((format!("{side}OS"), "linux".to_string()));
-        out.push((format!("{side}ARCH"), arch.to_string()));
-        out.push((format!("{side}VARIANT"), String::new()));
-    }
-    out
+    let host = Platform::host();
+    crate::platform::build_args(&host, &host)
 }
 
 /// A `--build-arg` value: as given, or with only a name, strata's own
@@ -52,13 +42,17 @@ pub(crate) fn given(name: &str, value: &Option<String>) -> String {
 pub(super) struct BuildArgs<'a> {
     given: &'a BTreeMap<String, Option<String>>,
     used: Mutex<BTreeSet<String>>,
+    /// TARGETPLATFORM, BUILDARCH, ... of this build.
+    platform: Vec<(String, String)>,
 }
 
 impl<'a> BuildArgs<'a> {
-    pub fn new(given: &'a BTreeMap<String, Option<String>>) -> BuildArgs<'a> {
+    /// The args of a build for `target` on this machine.
+    pub fn new(given: &'a BTreeMap<String, Option<String>>, target: &Platform) -> BuildArgs<'a> {
         BuildArgs {
             given,
             used: Mutex::new(BTreeSet::new()),
+            platform: crate::platform::build_args(target, &Platform::host()),
         }
     }
 
@@ -81,10 +75,10 @@ impl<'a> BuildArgs<'a> {
             .or_else(|| default.cloned())
             .or_else(|| globals.get(name).cloned())
             .or_else(|| {
-                platform_args()
-                    .into_iter()
+                self.platform
+                    .iter()
                     .find(|(k, _)| k == name)
-                    .map(|(_, v)| v)
+                    .map(|(_, v)| v.clone())
             })
             .unwrap_or_default()
     }
@@ -92,7 +86,7 @@ impl<'a> BuildArgs<'a> {
     /// The global args (before the first FROM), which FROM lines see, over
     /// BuildKit's automatic platform args.
     pub fn globals(&self, parsed: &Parsed) -> Result<HashMap<String, String>, ParseError> {
-        let mut globals: HashMap<String, String> = platform_args().into_iter().collect();
+        let mut globals: HashMap<String, String> = self.platform.iter().cloned().collect();
         for step in &parsed.global_args {
             if let Instruction::Arg(decls) = step.expanded(&globals, parsed.escape())? {
                 for d in decls {
@@ -146,7 +140,7 @@ mod tests {
             ("UNUSED".to_string(), Some("x".to_string())),
             ("HTTP_PROXY".to_string(), Some("http://p".to_string())),
         ]);
-        let args = BuildArgs::new(&given);
+        let args = BuildArgs::new(&given, &Platform::host());
         let globals = HashMap::from([("G".to_string(), "global".to_string())]);
         let default = "d".to_string();
         // (name, default, value)

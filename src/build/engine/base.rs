@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use strata_parser::StageRef;
 
 use super::stage::StageState;
-use super::{args, lock, output, Build, PullPolicy, Stages};
+use super::{lock, output, Build, PullPolicy, Stages};
 use crate::build::config_steps::ConfigEditor;
 use crate::build::error::StepFailure;
+use crate::build::key::{self, Op, Parent};
 use crate::build::plan::{StagePlan, StepKind};
 use crate::digest::ImageId;
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::store::Store;
 
@@ -22,10 +24,13 @@ impl Build<'_> {
         done: &Stages,
     ) -> Result<StageState, StepFailure> {
         let base = sp.base.clone()?;
-        let host = args::host_platform();
-        if let Some(p) = base.platform.filter(|p| !p.is_empty() && *p != host) {
-            return Err(StepFailure::Platform { given: p, host });
-        }
+        let platform = match base.platform.filter(|p| !p.is_empty()) {
+            Some(p) => p.parse().map_err(|source| StepFailure::Platform {
+                given: p.clone(),
+                source,
+            })?,
+            None => self.opts.platform.clone(),
+        };
         let (image, root) = match base.reference {
             StageRef::Stage(i) => {
                 let root = lock(&self.roots).get(&i).cloned().flatten();
@@ -33,7 +38,7 @@ impl Build<'_> {
             }
             StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => (None, None),
             StageRef::Image(name) => {
-                let id = self.base_image(&name)?;
+                let id = self.base_image(&name, &platform)?;
                 lock(&self.bases).insert(sp.stage.index, (name, id.clone()));
                 (Some(id.clone()), Some(id))
             }
@@ -41,34 +46,82 @@ impl Build<'_> {
         lock(&self.roots).insert(sp.stage.index, root);
         let mut editor = ConfigEditor::new(self.config_of(image.as_ref())?);
         editor.ensure_path();
-        Ok(StageState::new(image, editor))
+        if image.is_some() || platform == Platform::host() {
+            return Ok(StageState::new(image, editor));
+        }
+        // FROM scratch for another platform: its config says so, and the
+        // platform is the first input of the stage's keys (a host scratch
+        // stage keeps the keys it always had).
+        crate::platform::set_config(editor.config_mut(), &platform);
+        let mut state = StageState::new(None, editor);
+        let from = format!(
+            "FROM --platform={} scratch",
+            crate::platform::show(&platform)
+        );
+        state.pending = Some(key::key(
+            Parent::Scratch,
+            &Op::Config { instruction: &from },
+        ));
+        Ok(state)
     }
 
     /// A FROM image, from the store (or `bases_from`) or its registry as
     /// `--pull` says.
-    fn base_image(&self, name: &str) -> Result<ImageId, StepFailure> {
+    fn base_image(&self, name: &str, platform: &Platform) -> Result<ImageId, StepFailure> {
         let Some(from) = &self.opts.bases_from else {
-            return self.base_image_in(self.store, name);
+            return self.base_image_in(self.store, name, platform);
         };
-        let id = self.base_image_in(from, name)?;
+        let id = self.base_image_in(from, name, platform)?;
         output::repro::copy_image(from, self.store, &id)?;
         Ok(id)
     }
 
-    fn base_image_in(&self, store: &Store, name: &str) -> Result<ImageId, StepFailure> {
+    fn base_image_in(
+        &self,
+        store: &Store,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<ImageId, StepFailure> {
         use crate::registry::pull;
         let flags = crate::registry::flags::RegistryFlags::default();
         let quiet = self.out.quiet();
+        if *platform != Platform::host() {
+            return self.foreign_base(store, name, platform);
+        }
         Ok(match self.opts.pull {
             // A dry run holds nothing: it writes nothing to the store.
             PullPolicy::Never if self.opts.dry_run => store.resolve(name)?,
             PullPolicy::Never => store.resolve_held(name)?,
             PullPolicy::Missing => pull::resolve_or_pull(store, name, &flags, quiet)?,
-            PullPolicy::Always => {
-                let reference = Reference::parse(name)?;
-                let options = pull::PullOptions::default();
-                pull::pull_image(store, &reference, &flags, &options)?.id
+            PullPolicy::Always => pull_for(store, name, platform)?,
+        })
+    }
+
+    /// A FROM image for another platform than the host's: the store's
+    /// image of that name for the platform, else pulled for it.
+    fn foreign_base(
+        &self,
+        store: &Store,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<ImageId, StepFailure> {
+        let found = match self.opts.pull {
+            PullPolicy::Always => None,
+            _ => store.resolve_platform(name, platform)?,
+        };
+        Ok(match (found, self.opts.pull) {
+            (Some(id), _) => id,
+            (None, PullPolicy::Never) => {
+                return Err(crate::store::StoreError::ImageNotFound {
+                    name: format!(
+                        "{} for {}",
+                        crate::reference::shown(name),
+                        crate::platform::show(platform)
+                    ),
+                }
+                .into())
             }
+            (None, _) => pull_for(store, name, platform)?,
         })
     }
 
@@ -96,4 +149,17 @@ impl Build<'_> {
         }
         self.materialize(state)
     }
+}
+
+/// `name` pulled from its registry for `platform` (`--pull=always`, or a
+/// foreign platform the store lacks).
+fn pull_for(store: &Store, name: &str, platform: &Platform) -> Result<ImageId, StepFailure> {
+    use crate::registry::pull;
+    let flags = crate::registry::flags::RegistryFlags::default();
+    let reference = Reference::parse(name)?;
+    let options = pull::PullOptions {
+        platform: Some(platform.clone()),
+        ..Default::default()
+    };
+    Ok(pull::pull_image(store, &reference, &flags, &options)?.id)
 }

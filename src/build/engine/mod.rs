@@ -118,6 +118,8 @@ pub struct BuildOptions {
     pub explain_cache: bool,
     /// `--cache-ttl`: cached images made longer ago than this are misses.
     pub cache_ttl: Option<std::time::Duration>,
+    /// The platform built for (`--platform`; the host's by default).
+    pub platform: crate::platform::Platform,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -229,6 +231,7 @@ fn build_skipping(
         .map_err(|e| BuildError::CacheExport(Box::new(e)))?;
     store
         .finish_image(&image, opts.format, &opts.tags)
+        .and_then(|()| store.record_platform(&opts.tags, &image))
         .map_err(|source| BuildError::Tag {
             id: image.clone(),
             source,
@@ -349,7 +352,7 @@ impl Build<'_> {
             parsed,
             cache,
             out,
-            args: BuildArgs::new(&opts.build_args),
+            args: BuildArgs::new(&opts.build_args, &opts.platform),
             driver: Mutex::new(opts.driver.unwrap_or_else(DriverKind::first)),
             context: OnceLock::new(),
             opening: Mutex::new(()),

@@ -76,6 +76,7 @@ pub(super) fn execute(
         return Ok(Done::Cached(id));
     }
     b.may_execute()?;
+    runnable(state)?;
     let mut c = WorkingContainer::create(b.store, b.stand_on(state)?, args.clone(), b.driver())?;
     let active = step_mounts.activate(&host)?;
     let mut options = options(b, state, args.clone(), network);
@@ -166,6 +167,20 @@ fn step_network(b: &Build, network: Option<StepNetwork>) -> Result<Network, Step
 }
 
 /// The process: the image's user, workdir and env, plus the build args.
+/// A RUN on another platform's image needs the kernel to emulate it.
+fn runnable(state: &StageState) -> Result<(), StepFailure> {
+    use crate::platform::{self, Runnable};
+    let p = platform::of_config(state.config());
+    match platform::runnable(&p) {
+        Runnable::No { reason } => Err(StepFailure::Emulation {
+            platform: platform::show(&p),
+            reason,
+            fix: platform::fix(&p),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn options(
     b: &Build,
     state: &StageState,

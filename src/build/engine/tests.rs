@@ -75,6 +75,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         dry_run: false,
         explain_cache: false,
         cache_ttl: None,
+        platform: crate::platform::Platform::host(),
     }
 }
 
@@ -95,7 +96,7 @@ fn with_build<T>(
         parsed: &parsed,
         cache,
         out: Printer::new(true),
-        args: BuildArgs::new(&opts.build_args),
+        args: BuildArgs::new(&opts.build_args, &opts.platform),
         driver: Mutex::new(DriverKind::Overlay),
         context: OnceLock::new(),
         opening: Mutex::new(()),

@@ -14,10 +14,10 @@ fn error_line(args: &str) -> String {
 fn usage_errors_are_one_line_naming_the_flag() {
     let cases = [
         ("build --cgroup-parent x .", "build --cgroup-parent is not supported yet"),
-        ("build --platform x .", "build --platform is not supported yet"),
+        ("build --memory-swap x .", "build --memory-swap is not supported yet"),
         (
-            "--root /tmp/x build --platform=linux/arm64 .",
-            "build --platform is not supported yet",
+            "--root /tmp/x build --ulimit=nofile=1 .",
+            "build --ulimit is not supported yet",
         ),
         ("build -m 1g .", "build -m is not supported yet"),
         (

@@ -1,0 +1,432 @@
+//! Multi-platform images (issue #18) with the whole binary: `--platform` on
+//! build, pull and run; RUN of an arm64 image emulated by qemu-user through
+//! binfmt_misc; `build --platform A,B --push` making an index a registry
+//! and skopeo read; the store keeping both platforms under one name; the
+//! BuildKit platform args; `strata info` and a foreign run that cannot be
+//! emulated.
+//!
+//! The arm64 base is Debian's busybox-static for arm64, made offline by
+//! scripts/busybox-arm64.sh (scripts/test.sh passes it in
+//! STRATA_TEST_ARM64_TAR). The emulated tests skip, saying why, only when
+//! this machine has no qemu-aarch64 handler with the F flag, never under
+//! CI=true.
+#![allow(clippy::unwrap_used)]
+// A skipped emulated test says why on stderr.
+#![allow(clippy::disallowed_macros)]
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use common::Strata;
+
+/// The arm64 busybox tarball, or `None` (with the reason printed) when
+/// emulated tests cannot run here.
+fn arm64_base() -> Option<PathBuf> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let handler = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64");
+    let usable = handler.as_ref().is_ok_and(|h| {
+        h.starts_with("enabled")
+            && h.lines()
+                .any(|l| l.starts_with("flags:") && l.contains('F'))
+    });
+    if !usable {
+        assert!(!ci, "CI=true: no qemu-aarch64 binfmt_misc handler with the F flag (scripts/setup-machine.sh sets it up)");
+        eprintln!("skipped: no qemu-aarch64 binfmt_misc handler with the F flag: apt-get install qemu-user-static binfmt-support");
+        return None;
+    }
+    let tar = std::env::var("STRATA_TEST_ARM64_TAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/var/cache/strata/busybox-arm64.tar"));
+    assert!(
+        tar.is_file(),
+        "{} is missing: scripts/busybox-arm64.sh makes it (scripts/test.sh runs it)",
+        tar.display()
+    );
+    Some(tar)
+}
+
+/// A store with busybox for amd64 (the host) and arm64 under one name.
+fn store_with_both(name: &str, arm64: &Path) -> Strata {
+    let s = Strata::new();
+    let cmd = r#"CMD ["/bin/sh"]"#;
+    s.run(&[
+        "import",
+        "--platform",
+        "linux/arm64",
+        "-c",
+        cmd,
+        arm64.to_str().unwrap(),
+        name,
+    ])
+    .success();
+    let host = common::busybox_tar();
+    s.run(&["import", "-c", cmd, host.to_str().unwrap(), name])
+        .success();
+    s
+}
+
+fn unique(prefix: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{prefix}{}x{ms}", std::process::id())
+}
+
+const CROSS: &str = "FROM --platform=$BUILDPLATFORM bb:1 AS builder
+ARG BUILDARCH
+RUN echo \"builder-ran-$(uname -m)\" && echo \"$BUILDARCH\" > /built-on
+FROM bb:1
+ARG TARGETARCH
+ARG TARGETPLATFORM
+ARG BUILDARCH
+COPY --from=builder /built-on /built-on
+RUN uname -m > /arch && echo \"$TARGETARCH $TARGETPLATFORM $BUILDARCH\" > /args
+";
+
+/// A file of the top layer of the image in OCI layout `dir`.
+fn top_layer_file(dir: &Path, file: &str) -> String {
+    let read_json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index = read_json(dir.join("index.json"));
+    let manifest = read_json(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let top = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(blob(&top)).unwrap());
+    let mut archive = tar::Archive::new(gz);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if path.trim_start_matches("./") == file {
+            let mut s = String::new();
+            entry.read_to_string(&mut s).unwrap();
+            return s;
+        }
+    }
+    panic!("{file} is not in the top layer {top}")
+}
+
+#[test]
+fn registry_platform_build_two_platforms_push_index_pull_run() {
+    let Some(arm64) = arm64_base() else { return };
+    let addr = common::registry_addr();
+    let s = store_with_both("bb:1", &arm64);
+    let ctx = common::context(&[("Dockerfile", CROSS)]);
+    let dest = format!("{addr}/{}/x:1", unique("plat"));
+    let out = s
+        .run(&[
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &dest,
+            "--push",
+            ctx.path().to_str().unwrap(),
+        ])
+        .success();
+    let log = format!("{}{}", out.stdout, out.stderr);
+    // The builder stage ran once, natively, for both platforms.
+    let ran: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("builder-ran-"))
+        .collect();
+    assert_eq!(ran, ["builder-ran-x86_64"], "{log}");
+
+    let raw = common::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{raw}");
+
+    let oci = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}:x", oci.path().display());
+    let src = format!("docker://{dest}");
+    common::tool(
+        "skopeo",
+        &[
+            "copy",
+            "--override-arch",
+            "arm64",
+            "--src-tls-verify=false",
+            &src,
+            &layout,
+        ],
+    );
+    assert_eq!(top_layer_file(oci.path(), "arch"), "aarch64\n");
+    assert_eq!(
+        top_layer_file(oci.path(), "args"),
+        "arm64 linux/arm64 amd64\n"
+    );
+
+    // A fresh store: pull the arm64 image by platform and run it.
+    let fresh = Strata::new();
+    fresh
+        .run(&["pull", "--platform", "linux/arm64", &dest])
+        .success();
+    let run = fresh.run(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        &dest,
+        "cat",
+        "/arch",
+        "/args",
+        "/built-on",
+    ]);
+    assert_eq!(
+        run.success().stdout,
+        "aarch64\narm64 linux/arm64 amd64\namd64\n"
+    );
+    // The host's too, beside it under the same name.
+    fresh
+        .run(&["pull", "--platform", "linux/amd64", &dest])
+        .success();
+    let both = fresh.run(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        &dest,
+        "uname",
+        "-m",
+    ]);
+    assert_eq!(both.success().stdout, "aarch64\n");
+    let host = fresh.run(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/amd64",
+        &dest,
+        "cat",
+        "/args",
+    ]);
+    assert_eq!(host.success().stdout, "amd64 linux/amd64 amd64\n");
+}
+
+#[test]
+fn rootless_platform_single_foreign_build_images_inspect() {
+    let Some(arm64) = arm64_base() else { return };
+    let s = store_with_both("bb:1", &arm64);
+    let ctx = common::context(&[("Dockerfile", CROSS)]);
+    s.run(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        "cross:1",
+        ctx.path().to_str().unwrap(),
+    ])
+    .success();
+    let run = s
+        .run(&["run", "--rm", "cross:1", "cat", "/arch", "/args"])
+        .success();
+    assert_eq!(run.stdout, "aarch64\narm64 linux/arm64 amd64\n");
+    let inspect = s.run(&["inspect", "cross:1"]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v[0]["Architecture"], "arm64", "{inspect}");
+    // Both busybox images listed under bb:1, each with its platform.
+    let images = s
+        .run(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.Platform}}",
+        ])
+        .success()
+        .stdout;
+    let mut bb: Vec<&str> = images.lines().filter(|l| l.starts_with("bb:1 ")).collect();
+    bb.sort_unstable();
+    assert_eq!(bb, ["bb:1 linux/amd64", "bb:1 linux/arm64"], "{images}");
+    let table = s.run(&["images"]).success().stdout;
+    assert!(
+        table.lines().next().unwrap().ends_with("PLATFORM"),
+        "{table}"
+    );
+}
+
+#[test]
+fn rootless_platform_foreign_run_without_emulation_says_how() {
+    let s = Strata::new();
+    let tar = common::busybox_tar();
+    // No emulator is known for big-endian mips64: it cannot run here.
+    s.run(&[
+        "import",
+        "--platform",
+        "linux/mips64",
+        tar.to_str().unwrap(),
+        "odd:1",
+    ])
+    .success();
+    let out = s.run(&["run", "--rm", "odd:1", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("linux/mips64"), "{}", out.stderr);
+    assert!(out.stderr.contains("qemu-user-static"), "{}", out.stderr);
+    let ctx = common::context(&[("Dockerfile", "FROM odd:1\nRUN true\n")]);
+    let build = s.run(&[
+        "build",
+        "--platform",
+        "linux/mips64",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(build.code, Some(1), "{build:#?}");
+    assert!(
+        build
+            .stderr
+            .contains("cannot run linux/mips64 binaries here"),
+        "{}",
+        build.stderr
+    );
+    let bad = s.run(&["build", "--platform", "linux", ctx.path().to_str().unwrap()]);
+    assert_eq!(bad.code, Some(125), "{bad:#?}");
+}
+
+#[test]
+fn rootless_platform_info_lists_runnable_platforms() {
+    let s = Strata::new();
+    let out = s.run(&["info"]).success().stdout;
+    assert!(out.contains("platform linux/amd64:"), "{out}");
+    let arm = out
+        .lines()
+        .find(|l| l.starts_with("platform linux/arm64:"))
+        .unwrap();
+    match arm64_base() {
+        Some(_) => assert!(arm.contains("emulated"), "{out}"),
+        None => assert!(
+            arm.contains("no:") && out.contains("qemu-user-static"),
+            "{out}"
+        ),
+    }
+    let json = s.run(&["info", "--format", "json"]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["platforms"].as_array().unwrap().len() >= 2, "{json}");
+}
+
+#[test]
+fn registry_platform_manifest_round_trip() {
+    let Some(arm64) = arm64_base() else { return };
+    let addr = common::registry_addr();
+    let s = Strata::new();
+    let host = common::busybox_tar();
+    s.run(&["import", host.to_str().unwrap(), "one:amd"])
+        .success();
+    s.run(&[
+        "import",
+        "--platform",
+        "linux/arm64",
+        arm64.to_str().unwrap(),
+        "one:arm",
+    ])
+    .success();
+    let list = format!("{addr}/{}/list:1", unique("man"));
+    s.run(&["manifest", "create", &list]).success();
+    let again = s.run(&["manifest", "create", &list]);
+    assert_eq!(again.code, Some(125), "{again:#?}");
+    s.run(&["manifest", "add", &list, "one:amd"]).success();
+    s.run(&[
+        "manifest",
+        "add",
+        "--annotation",
+        "org.example.k=v",
+        &list,
+        "one:arm",
+    ])
+    .success();
+    s.run(&[
+        "manifest",
+        "annotate",
+        "--index",
+        "--annotation",
+        "org.example.idx=1",
+        &list,
+    ])
+    .success();
+    let local = s.run(&["manifest", "inspect", &list]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&local).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 2, "{local}");
+    assert_eq!(
+        v["manifests"][1]["platform"]["architecture"], "arm64",
+        "{local}"
+    );
+    assert_eq!(
+        v["manifests"][1]["annotations"]["org.example.k"], "v",
+        "{local}"
+    );
+    assert_eq!(v["annotations"]["org.example.idx"], "1", "{local}");
+    s.run(&["manifest", "push", &list]).success();
+
+    // The registry has the index; a fresh store pulls each by platform.
+    let raw = common::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{list}"),
+        ],
+    );
+    let remote: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(remote["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    assert_eq!(remote["annotations"]["org.example.idx"], "1", "{raw}");
+    let fresh = Strata::new();
+    let shown = fresh.run(&["manifest", "inspect", &list]).success().stdout;
+    assert!(shown.contains("\"arm64\""), "{shown}");
+    fresh
+        .run(&["pull", "--platform", "linux/arm64", &list])
+        .success();
+    let arch = fresh.run(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        &list,
+        "uname",
+        "-m",
+    ]);
+    assert_eq!(arch.success().stdout, "aarch64\n");
+    fresh
+        .run(&["pull", "--platform", "linux/amd64", &list])
+        .success();
+    let images = fresh
+        .run(&["images", "--format", "{{.Platform}}"])
+        .success()
+        .stdout;
+    let mut platforms: Vec<&str> = images.lines().collect();
+    platforms.sort_unstable();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{images}");
+
+    s.run(&["manifest", "rm", &list]).success();
+    let gone = s.run(&["manifest", "inspect", &list.replace("list:1", "missing:1")]);
+    assert_ne!(gone.code, Some(0), "{gone:#?}");
+    let again = s.run(&["manifest", "add", &list, "one:amd"]);
+    assert_eq!(again.code, Some(125), "{again:#?}");
+}
