@@ -104,6 +104,11 @@ pub enum Runnable {
 /// Whether `p` runs here, reading the handlers under `binfmt_dir`.
 pub fn runnable_in(p: &Platform, binfmt_dir: &Path) -> Runnable {
     let host = Platform::host();
+    // A config that names no architecture (hand-made, very old) is run
+    // as Docker runs it: on the CPU.
+    if p.architecture.is_empty() {
+        return Runnable::Native;
+    }
     if p.os != "linux" {
         return Runnable::No {
             reason: format!("only linux images run on this machine ({})", show(&host)),
@@ -303,6 +308,8 @@ mod tests {
             }
         );
         assert_eq!(runnable_in(&Platform::host(), dir.path()), Runnable::Native);
+        let unnamed = Platform::new("linux", "", None);
+        assert_eq!(runnable_in(&unnamed, dir.path()), Runnable::Native);
     }
 
     #[test]
