@@ -537,3 +537,91 @@ fn rootless_build_arg_file_under_build_arg() {
     assert_eq!(missing.code, Some(125), "{missing:#?}");
     assert!(missing.stderr.contains("/nonexistent/args"), "{missing:#?}");
 }
+
+/// `--provenance` of a context that is no git checkout names the digest of
+/// its files as the build sees them: the same for the same files, another
+/// for a new file, the first again once `.dockerignore` leaves it out.
+#[test]
+fn rootless_build_provenance_names_the_context_digest() {
+    let (st, ctx) = setup();
+    let work = tempfile::tempdir().unwrap();
+    let digest = |n: usize| {
+        let dest = work.path().join(format!("oci{n}"));
+        st.build(
+            ctx.path(),
+            &[
+                "--provenance",
+                "-t",
+                "app:1",
+                "-o",
+                &format!("type=oci,dest={},tar=false", s(&dest)),
+            ],
+        )
+        .success();
+        let beside =
+            fs::read_to_string(work.path().join(format!("oci{n}.provenance.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&beside).unwrap();
+        let context = &v["predicate"]["buildDefinition"]["externalParameters"]["context"];
+        let d = context["digest"]["sha256"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(d.len(), 64, "{v:#}");
+        d
+    };
+    let first = digest(1);
+    assert_eq!(digest(2), first, "the same files");
+    fs::write(ctx.path().join("new"), "new\n").unwrap();
+    let with_new = digest(3);
+    assert_ne!(with_new, first, "a new file");
+    fs::write(ctx.path().join(".dockerignore"), "new\n.dockerignore\n").unwrap();
+    assert_eq!(digest(4), first, "the new file ignored");
+}
+
+/// Compressing shows as a push shows it, on stderr: `save` to stdout (the
+/// archive whole) and a build's `type=oci` output, each making new blobs.
+#[test]
+fn rootless_save_and_outputs_show_compression() {
+    let (st, ctx) = setup();
+    st.build(ctx.path(), &["-t", "app:1"]).success();
+    let out = st
+        .cmd()
+        .args([
+            "save",
+            "--format",
+            "oci-archive",
+            "--compression-format",
+            "zstd",
+            "app:1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(": Compressing"), "{stderr}");
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "index.json"), "{names:?}");
+
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("gz.tar");
+    let run = st
+        .build(
+            ctx.path(),
+            &[
+                "-t",
+                "app:1",
+                "-o",
+                &format!(
+                    "type=oci,dest={},compression=gzip,compression-level=1,force-compression=true",
+                    s(&dest)
+                ),
+            ],
+        )
+        .success();
+    assert!(run.stderr.contains(": Compressing"), "{run:#?}");
+}

@@ -430,3 +430,63 @@ fn incontainer_isolation_flag_forces_the_rung_on_build_and_run() {
         host_init
     );
 }
+
+/// `docker` with `args`, its output as a [`Run`].
+fn docker(args: &[&str]) -> Run {
+    Run::of(
+        Command::new("docker")
+            .args(args)
+            .output()
+            .expect("running docker"),
+    )
+}
+
+/// `-o type=docker` (issue #16): `docker load` reads the archive under the
+/// name given, with strata's image id, and a container of it runs the
+/// image's CMD over the build's files.
+#[test]
+fn incontainer_build_output_docker_is_loaded_and_run_by_docker() {
+    assert!(
+        std::env::var_os("DOCKER_HOST").is_some(),
+        "DOCKER_HOST is not set: run the incontainer tier through scripts/test.sh"
+    );
+    let strata = Strata::new();
+    strata.import_busybox("busybox");
+    let ctx = common::context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY hello /hello\nRUN echo ran >> /hello\nCMD [\"cat\", \"/hello\"]\n",
+        ),
+        ("hello", "from the context\n"),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("docker.tar");
+    let name = "strata-output/docker:1";
+    let output = format!("type=docker,dest={},name={name}", archive.display());
+    let build = Run::of(
+        strata
+            .cmd()
+            .current_dir(ctx.path())
+            .args(["build", "-t", "out:1", "-o", &output, "."])
+            .output()
+            .unwrap(),
+    );
+    build.success();
+    let load = docker(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(load.code, Some(0), "{load:#?}");
+    assert!(
+        load.stdout.contains(&format!("Loaded image: {name}")),
+        "{load:#?}"
+    );
+    let docker_id = docker(&["image", "inspect", "-f", "{{.Id}}", name]);
+    let strata_id = strata.run(&["inspect", "-f", "{{.Id}}", "out:1"]).success();
+    assert_eq!(
+        docker_id.stdout.trim(),
+        strata_id.stdout.trim(),
+        "{docker_id:#?}"
+    );
+    let run = docker(&["run", "--rm", "--network", "host", name]);
+    docker(&["rmi", name]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stdout, "from the context\nran\n", "{run:#?}");
+}

@@ -222,8 +222,18 @@ impl Source {
 impl Context {
     /// Open a context directory: read its ignore file and walk it once.
     pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
+        Context::open_ignoring(dir, dockerfile, None)
+    }
+
+    /// As [`Context::open`], with `--ignorefile`'s rules (when given)
+    /// instead of the context's own ignore file.
+    pub fn open_ignoring(
+        dir: &Path,
+        dockerfile: Option<&Path>,
+        ignorefile: Option<&Path>,
+    ) -> Result<Context, ContextError> {
         let root = std::fs::canonicalize(dir).map_err(ContextError::io("open context", dir))?;
-        let ignore = read_ignore_file(&root, dockerfile)?;
+        let ignore = read_ignore_file(&root, dockerfile, ignorefile)?;
         Context::walk(root, ContextKind::Local, ignore.as_ref())
     }
 
@@ -647,11 +657,23 @@ fn excluded_top(excludes: &Matcher, path: &Path) -> bool {
 }
 
 /// The ignore rules for a context: `<Dockerfile>.dockerignore` beside the
-/// Dockerfile wins over `<root>/.dockerignore`.
+/// Dockerfile wins over `<root>/.dockerignore`; `ignorefile`
+/// (`--ignorefile`, buildah's: any path, which must exist) over both.
 pub(crate) fn read_ignore_file(
     root: &Path,
     dockerfile: Option<&Path>,
+    ignorefile: Option<&Path>,
 ) -> Result<Option<Matcher>, ContextError> {
+    if let Some(path) = ignorefile {
+        let bytes = std::fs::read(path).map_err(ContextError::io("reading --ignorefile", path))?;
+        let m = Matcher::parse(&String::from_utf8_lossy(&bytes)).map_err(|cause| {
+            ContextError::IgnoreFile {
+                path: path.to_path_buf(),
+                cause,
+            }
+        })?;
+        return Ok(Some(m));
+    }
     let mut candidates = Vec::new();
     if let Some(df) = dockerfile {
         let mut name = df.as_os_str().to_os_string();

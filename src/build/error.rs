@@ -212,6 +212,8 @@ pub enum StepFailure {
     },
     #[error("ONBUILD trigger")]
     Trigger(#[source] ParseError),
+    #[error("--build-context {0}: a directory is read by COPY --from only (FROM and RUN --mount need an image: docker-image:// or oci-layout://)")]
+    NamedDir(String),
     #[error("--from {0:?} names a stage with no image (FROM scratch and nothing else)")]
     EmptyStage(String),
     #[error(transparent)]

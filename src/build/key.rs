@@ -70,6 +70,8 @@ pub enum Op<'a> {
         /// One line per `--mount`: its definition and, for a bind, the
         /// digest of what it shows (never a secret's value).
         mounts: &'a [String],
+        /// `--add-host`, `--shm-size`, `--ulimit` (`Extras::key_lines`).
+        extras: &'a [String],
     },
     Copy {
         /// `COPY` or `ADD`.
@@ -115,6 +117,7 @@ pub fn key(parent: Parent, op: &Op) -> CacheKey {
             args,
             network,
             mounts,
+            extras,
         } => {
             h.field("RUN");
             h.list(argv);
@@ -124,6 +127,11 @@ pub fn key(parent: Parent, op: &Op) -> CacheKey {
             // stay valid.
             if !mounts.is_empty() {
                 h.list(mounts);
+            }
+            // Nor do none of these.
+            if !extras.is_empty() {
+                h.field("extras");
+                h.list(extras);
             }
         }
         Op::Copy {
@@ -217,11 +225,13 @@ mod tests {
         let args2 = s(&["V=2"]);
         let split = s(&["/bin/sh", "-c make"]);
         let mount = s(&[r#"{"type":"tmpfs","target":"/t"}"#]);
+        let extra = s(&["add-host db=10.0.0.1"]);
         let run = |argv, args| Op::Run {
             argv,
             args,
             network: "Host",
             mounts: &[],
+            extras: &[],
         };
         let copy = |params, sources| Op::Copy {
             keyword: "COPY",
@@ -287,6 +297,7 @@ mod tests {
                         args: &args,
                         network: "None",
                         mounts: &[],
+                        extras: &[],
                     },
                 ),
                 false,
@@ -301,6 +312,22 @@ mod tests {
                         args: &args,
                         network: "Host",
                         mounts: &mount,
+                        extras: &[],
+                    },
+                ),
+                false,
+            ),
+            (
+                "an --add-host",
+                (Parent::Image(&a), run(&argv, &args)),
+                (
+                    Parent::Image(&a),
+                    Op::Run {
+                        argv: &argv,
+                        args: &args,
+                        network: "Host",
+                        mounts: &[],
+                        extras: &extra,
                     },
                 ),
                 false,
@@ -314,6 +341,7 @@ mod tests {
                         args: &mount,
                         network: "Host",
                         mounts: &[],
+                        extras: &[],
                     },
                 ),
                 (
@@ -323,6 +351,7 @@ mod tests {
                         args: &[],
                         network: "Host",
                         mounts: &mount,
+                        extras: &[],
                     },
                 ),
                 false,

@@ -49,7 +49,14 @@ pub fn lint(store: &Store, opts: &BuildOptions) -> Result<Lint, BuildError> {
     let ignore = opts
         .context
         .as_deref()
-        .and_then(|root| read_ignore_file(root, opts.dockerfile_path.as_deref()).ok())
+        .and_then(|root| {
+            read_ignore_file(
+                root,
+                opts.dockerfile_path.as_deref(),
+                opts.ignorefile.as_deref(),
+            )
+            .ok()
+        })
         .flatten();
     let inputs = BuildInputs {
         store,

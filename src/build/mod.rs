@@ -39,6 +39,7 @@ pub mod git;
 pub mod key;
 pub mod lint;
 pub mod mounts;
+pub mod named_context;
 pub mod output;
 pub mod plan;
 pub mod remote;

@@ -38,6 +38,12 @@ pub struct BuildArgs {
     /// Read build-time variables from FILE: a KEY=VALUE a line, # comments (buildah's flag; --build-arg wins)
     #[arg(long = "build-arg-file", value_name = "FILE")]
     build_arg_file: Vec<PathBuf>,
+    /// A named context for FROM NAME and --from=NAME: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_context: Vec<String>,
+    /// Read the context's ignore rules from FILE instead of .dockerignore (buildah's flag)
+    #[arg(long, value_name = "FILE")]
+    ignorefile: Option<PathBuf>,
     /// Set the target build stage to build
     #[arg(long)]
     target: Option<String>,
@@ -99,6 +105,8 @@ pub struct BuildArgs {
     cache_ttl: Option<std::time::Duration>,
     #[command(flatten)]
     outputs: OutputFlags,
+    #[command(flatten)]
+    extras: super::extras_flags::ExtrasFlags,
     /// External cache sources (type=registry,ref=REF | type=local,src=DIR | REF); the first hit wins
     #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
@@ -172,6 +180,9 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         explain_cache: args.explain_cache,
         cache_ttl: args.cache_ttl,
         platform: one_platform(args),
+        ignorefile: args.ignorefile.clone(),
+        build_contexts: build_contexts(&args.build_context)?,
+        extras: args.extras.resolve()?,
     };
     if args.check {
         return super::lint::check(&store, &options);
@@ -495,6 +506,13 @@ fn key_values(list: &[String]) -> impl Iterator<Item = (String, Option<&str>)> {
         Some((k, v)) => (k.to_string(), Some(v)),
         None => (kv.clone(), None),
     })
+}
+
+/// `--build-context`s, their directories checked before the build starts.
+fn build_contexts(values: &[String]) -> Result<crate::build::named_context::NamedContexts> {
+    let contexts = crate::build::named_context::NamedContexts::parse(values)?;
+    contexts.check()?;
+    Ok(contexts)
 }
 
 /// `--secret`s, each checked as Docker does before the build starts (the

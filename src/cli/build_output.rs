@@ -68,12 +68,12 @@ impl OutputFlags {
     pub fn resolve(&self, tags: &[Reference], build_arg: Option<Option<&str>>) -> Result<Resolved> {
         let mut outputs = Vec::new();
         for o in &self.output {
-            outputs.push(OutputSpec::parse(o).map_err(anyhow::Error::msg)?);
+            outputs.push(OutputSpec::parse(o)?);
         }
         export::check(&outputs)?;
         let mut annotations = Annotations::default();
         for a in &self.annotation {
-            annotations.add(a).map_err(anyhow::Error::msg)?;
+            annotations.add(a)?;
         }
         if self.push && tags.is_empty() {
             bail!("--push needs a name: give -t NAME");

@@ -15,6 +15,7 @@ mod completion;
 mod compression;
 mod diff;
 mod export;
+mod extras_flags;
 mod format;
 mod github;
 mod history;

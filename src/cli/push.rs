@@ -47,6 +47,11 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<ExitCode> {
         .with_context(|| format!("pushing {}", args.image))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The digest alone on stdout; compressing lines on stderr.
+    crate::progress::configure(crate::progress::Config {
+        transfers: crate::progress::Stream::Stderr,
+        ..Default::default()
+    });
     let transport = Transport::parse(dest.unwrap_or_default())?;
     check_format(&transport, args.registry.format)?;
     let mut named = name_images(&store, std::slice::from_ref(&args.image))?;

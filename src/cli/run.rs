@@ -14,6 +14,8 @@ use crate::store::{RunConfig, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    extras: Box<super::extras_flags::ExtrasFlags>,
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
@@ -116,6 +118,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<ExitCode> {
         network: args.network,
         mounts,
         tty: args.tty,
+        extras: args.extras.resolve()?,
         input: if args.interactive {
             Input::Inherit
         } else {

@@ -42,6 +42,11 @@ enum Format {
 }
 
 pub fn run(settings: &Settings, args: &SaveArgs) -> Result<ExitCode> {
+    // Compressing lines on stderr: stdout may carry the archive.
+    crate::progress::configure(crate::progress::Config {
+        transfers: crate::progress::Stream::Stderr,
+        ..Default::default()
+    });
     let store = open_store(settings)?;
     let named = name_images(&store, &args.images)?;
     let format = match args.format {

@@ -8,6 +8,7 @@ use super::vfs;
 use super::{Container, ContainerError, Status};
 use crate::sandbox::driver::DriverKind;
 use crate::sandbox::driver::{self, Layout, MountError};
+use crate::sandbox::extras::Extras;
 use crate::sandbox::spawn::{self, Input, Output, SpawnError};
 use crate::sandbox::spec::{Bind, Mount, Network, ProcessSpec};
 use crate::store::{FileLock, Store};
@@ -46,6 +47,8 @@ pub struct RunOptions {
     /// `-v` binds, or a RUN step's mounts, after the name files.
     pub mounts: Vec<Mount>,
     pub tty: bool,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    pub extras: Extras,
     pub input: Input,
     /// Where the process's stdout and stderr go.
     pub output: Output,
@@ -60,7 +63,7 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
     let image_lowers = store
         .lowerdirs(&container.state.image)
         .map_err(ContainerError::from)?;
-    let mut mounts = name_file_binds(container)?;
+    let mut mounts = name_file_binds(container, &opts.extras)?;
     mounts.extend(opts.mounts);
     let init = container.dir.join("init");
     let mut points = vec![
@@ -91,6 +94,7 @@ pub fn run(store: &Store, container: &mut Container, opts: RunOptions) -> Result
         network: opts.network,
         mounts,
         tty: opts.tty,
+        extras: opts.extras,
     };
     container.state.status = Status::Running {
         started: crate::store::now_rfc3339(),
@@ -173,13 +177,22 @@ pub fn mount_rootfs(store: &Store, container: &Container) -> Result<MountedRoot,
     })
 }
 
-/// Copies of the host's /etc/hosts and /etc/resolv.conf, for binding.
-fn name_file_binds(container: &Container) -> Result<Vec<Mount>, ContainerError> {
+/// Copies of the host's /etc/hosts (with `--add-host`'s lines) and
+/// /etc/resolv.conf, for binding.
+fn name_file_binds(container: &Container, extras: &Extras) -> Result<Vec<Mount>, ContainerError> {
     let mut binds = Vec::new();
     for (host, name) in NAME_FILES {
         let copy: PathBuf = container.dir.join(name);
         match std::fs::read(host) {
-            Ok(bytes) => std::fs::write(&copy, bytes).map_err(super::io_err("write", &copy))?,
+            Ok(mut bytes) => {
+                if name == "hosts" {
+                    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                        bytes.push(b'\n');
+                    }
+                    bytes.extend(extras.hosts_lines().into_bytes());
+                }
+                std::fs::write(&copy, bytes).map_err(super::io_err("write", &copy))?
+            }
             // A host without the file gives the container none either.
             Err(_) => continue,
         }

@@ -125,6 +125,16 @@ pub fn layer_bytes(layer: &Digest, action: Transfer, done: u64, total: Option<u6
     });
 }
 
+/// `layer`'s blob is being made (a push, `save`, a build output): its
+/// status when it starts (`done` 0), then the compressed bytes so far
+/// (the final size is known only at the end).
+pub fn compressing(layer: &Digest, done: u64) {
+    match done {
+        0 => layer_status(layer, LayerStatus::Compressing),
+        n => layer_bytes(layer, Transfer::Compress, n, None),
+    }
+}
+
 /// The pull or push is over (or failed): its lines stay as they are.
 pub fn transfers_done() {
     emit(Event::TransfersDone);

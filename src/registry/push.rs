@@ -299,11 +299,8 @@ fn layer_blobs(
             blobs.push_back((layer.clone(), blob));
             continue;
         }
-        let b = store.layer_blob_with(diff_id, compression, &mut |n| match n {
-            // A blob is being made: say so, then how big it has grown (its
-            // final size is known only at the end).
-            0 => progress::layer_status(layer, LayerStatus::Compressing),
-            n => progress::layer_bytes(layer, Transfer::Compress, n, None),
+        let b = store.layer_blob_with(diff_id, compression, &mut |n| {
+            progress::compressing(layer, n)
         })?;
         blobs.push_back((
             layer.clone(),

@@ -69,6 +69,8 @@ pub enum InitError {
     Workdir(String, std::io::Error),
     #[error(transparent)]
     Chroot(#[from] ChrootError),
+    #[error("--ulimit {0}: {1} (rootless, a limit cannot go above the caller's hard limit)")]
+    Ulimit(String, Errno),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(Errno) -> InitError {
@@ -413,6 +415,8 @@ fn pid1(
         .map_err(sys("no_new_privs"))
         .map_err(setup)?;
     caps::restrict_to_default().map_err(|e| setup(e.into()))?;
+    super::extras::apply_ulimits(&spec.extras.ulimits)
+        .map_err(|(u, errno)| setup(InitError::Ulimit(u, errno)))?;
     become_user(&who).map_err(setup)?;
     if let Some(prepared) = chroot {
         filter(prepared).map_err(setup)?;

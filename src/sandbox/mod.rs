@@ -13,6 +13,7 @@ pub mod children;
 pub mod chroot;
 pub mod driver;
 pub mod environment;
+pub mod extras;
 pub mod idmap;
 pub mod init;
 pub mod interrupt;

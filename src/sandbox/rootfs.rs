@@ -169,7 +169,7 @@ pub fn enter(spec: &ProcessSpec, bind_proc: bool) -> Result<(), RootfsError> {
             "/proc",
         )?;
     }
-    setup_dev(&root)?;
+    setup_dev(&root, spec.extras.shm_size)?;
     for m in &spec.mounts {
         match m {
             Mount::Bind(bind) => bind_mount(&root, bind)?,
@@ -186,7 +186,7 @@ pub fn enter(spec: &ProcessSpec, bind_proc: bool) -> Result<(), RootfsError> {
     std::env::set_current_dir("/").map_err(io("chdir", "/"))
 }
 
-fn setup_dev(root: &OwnedFd) -> Result<(), RootfsError> {
+fn setup_dev(root: &OwnedFd, shm_size: Option<u64>) -> Result<(), RootfsError> {
     let dev = mount_dir(root, "/dev")?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
     mount(
@@ -243,7 +243,10 @@ fn setup_dev(root: &OwnedFd) -> Result<(), RootfsError> {
         &fd_path(&shm),
         Some("tmpfs"),
         shm_flags,
-        Some(&format!("mode=1777,{DEV_TMPFS}")),
+        Some(&format!(
+            "mode=1777,size={}",
+            shm_size.unwrap_or(super::extras::DEFAULT_SHM_SIZE)
+        )),
         "/dev/shm",
     )?;
     for (target, name) in [

@@ -87,6 +87,9 @@ pub struct ProcessSpec {
     pub mounts: Vec<Mount>,
     /// Give the process a new pseudo-terminal as its stdio.
     pub tty: bool,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    #[serde(default)]
+    pub extras: super::extras::Extras,
 }
 
 impl ProcessSpec {

@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::raw::{Heredoc, RawInstruction};
 
 pub use expand::expand_raw;
-pub use mount::{Mount, MountError, Ownership, Sharing};
+pub use mount::{parse_size, Mount, MountError, Ownership, Sharing};
 pub use values::{Deferred, PortRange, Protocol, UserGroup, ValueError};
 
 /// Every instruction keyword, upper case.

@@ -100,7 +100,7 @@ pub enum Mount {
 /// A size as Docker's `RAMInBytes` reads it (`^(\d+(\.\d+)*) ?([kmgtp])?i?b?$`,
 /// any case): a number, then an optional binary unit (`64m`, `1.5GiB`,
 /// `512 kb`, `4096`).
-fn parse_size(text: &str) -> Result<u64, ValueError> {
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let bad = || ValueError::Size(text.to_string());
     let mut rest = text.to_ascii_lowercase();
     for suffix in ['b', 'i'] {

@@ -10,6 +10,7 @@ use super::{lock, output, Build, PullPolicy, Stages};
 use crate::build::config_steps::ConfigEditor;
 use crate::build::error::StepFailure;
 use crate::build::key::{self, Op, Parent};
+use crate::build::named_context::NamedContext;
 use crate::build::plan::{StagePlan, StepKind};
 use crate::digest::ImageId;
 use crate::platform::Platform;
@@ -65,9 +66,39 @@ impl Build<'_> {
         Ok(state)
     }
 
-    /// A FROM image, from the store (or `bases_from`) or its registry as
-    /// `--pull` says.
+    /// A FROM image: the `--build-context` of its name, else from the
+    /// store (or `bases_from`) or its registry as `--pull` says.
     fn base_image(&self, name: &str, platform: &Platform) -> Result<ImageId, StepFailure> {
+        match self.opts.build_contexts.get(name) {
+            Some(named) => self.named_image(name, named, platform),
+            None => self.pulled_image(name, platform),
+        }
+    }
+
+    /// The image a `--build-context` stands for: `docker-image://` as a
+    /// FROM image, `oci-layout://` brought into the store.
+    pub(super) fn named_image(
+        &self,
+        name: &str,
+        named: &NamedContext,
+        platform: &Platform,
+    ) -> Result<ImageId, StepFailure> {
+        match named {
+            NamedContext::Image(reference) => self.pulled_image(reference, platform),
+            NamedContext::Layout { dir, tag } => {
+                let imported =
+                    crate::store::transport::import(self.store, dir, tag.as_deref(), None)?;
+                imported
+                    .into_iter()
+                    .next()
+                    .map(|i| i.id)
+                    .ok_or_else(|| StepFailure::NamedDir(name.to_string()))
+            }
+            NamedContext::Dir(_) => Err(StepFailure::NamedDir(name.to_string())),
+        }
+    }
+
+    fn pulled_image(&self, name: &str, platform: &Platform) -> Result<ImageId, StepFailure> {
         let Some(from) = &self.opts.bases_from else {
             return self.base_image_in(self.store, name, platform);
         };

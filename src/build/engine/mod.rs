@@ -120,6 +120,12 @@ pub struct BuildOptions {
     pub cache_ttl: Option<std::time::Duration>,
     /// The platform built for (`--platform`; the host's by default).
     pub platform: crate::platform::Platform,
+    /// `--build-context`s: what FROM and `--from` names stand for.
+    pub build_contexts: crate::build::named_context::NamedContexts,
+    /// `--ignorefile`: the context's ignore rules, from this file.
+    pub ignorefile: Option<PathBuf>,
+    /// `--add-host`, `--shm-size`, `--ulimit`, for every RUN.
+    pub extras: crate::sandbox::extras::Extras,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -788,7 +794,11 @@ impl Build<'_> {
             return Ok(ctx);
         }
         let ctx = match &self.opts.context {
-            Some(dir) => Context::open(dir, self.opts.dockerfile_path.as_deref())?,
+            Some(dir) => Context::open_ignoring(
+                dir,
+                self.opts.dockerfile_path.as_deref(),
+                self.opts.ignorefile.as_deref(),
+            )?,
             None => Context::empty(),
         };
         for w in ctx.warnings() {

@@ -63,6 +63,7 @@ pub(super) fn execute(
         b.cache.note_cache_mount(cache);
     }
     let visible = state.visible_args();
+    let extras = b.opts.extras.key_lines();
     let key = key::key(
         state.parent(),
         &Op::Run {
@@ -70,6 +71,7 @@ pub(super) fn execute(
             args: &visible,
             network: &format!("{network:?}"),
             mounts: step_mounts.key(),
+            extras: &extras,
         },
     );
     if let Some(id) = b.lookup_image(&key) {
@@ -209,6 +211,7 @@ pub(super) fn options(
         network,
         mounts: Vec::new(),
         tty: false,
+        extras: b.opts.extras.clone(),
         input: Input::Null,
         output: b.out.run_output(state.step, b.opts.log_to_stderr),
     }

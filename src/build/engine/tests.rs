@@ -76,6 +76,9 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         explain_cache: false,
         cache_ttl: None,
         platform: crate::platform::Platform::host(),
+        ignorefile: None,
+        build_contexts: Default::default(),
+        extras: Default::default(),
     }
 }
 

@@ -44,6 +44,8 @@ pub enum OutputError {
     Layer(#[from] crate::layer::LayerError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Context(#[from] crate::build::context::ContextError),
     #[error("{op} {path}")]
     Io {
         op: &'static str,

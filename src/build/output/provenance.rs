@@ -4,7 +4,8 @@
 //! `export` for the file beside a `type=oci` output).
 //!
 //! What it says: strata and its version, the Dockerfile's digest, the git
-//! commit when the context is a git checkout, each FROM image with its
+//! commit when the context is a git checkout (else the digest of its
+//! files, `externalParameters.context.digest`), each FROM image with its
 //! digest (the manifest's when the store knows the registry's, else the
 //! image id), the build args (never one whose name says it holds a secret,
 //! by the lint's SecretsUsedInArgOrEnv words), `--target`, and when the
@@ -17,6 +18,9 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::{Built, OutputError};
+use crate::build::context::digest::digest_sources;
+use crate::build::context::Context;
+use crate::build::copy::CopyOptions;
 use crate::build::BuildOptions;
 use crate::digest::Digest;
 use crate::reference::Reference;
@@ -70,8 +74,8 @@ impl Provenance {
         let mut external = Map::new();
         external.insert("configSource".into(), config_source(opts));
         external.insert("request".into(), request(opts));
-        if let Some(commit) = opts.context.as_deref().and_then(git_commit) {
-            external.insert("context".into(), json!({"git": {"commit": commit}}));
+        if let Some(context) = context(store, opts)? {
+            external.insert("context".into(), context);
         }
         let mut internal = json!({"builderPlatform": host_platform()});
         if mode == Mode::Max {
@@ -203,6 +207,27 @@ fn steps(dockerfile: &str) -> Vec<Value> {
 /// The commit checked out in `dir` when it is a git work tree (read from
 /// `.git`, no git program): HEAD's ref resolved through the loose refs and
 /// packed-refs.
+/// The context: its git commit when it is a checkout, else the digest of
+/// its files as the build sees them (`.dockerignore` applied; the digest a
+/// `COPY . /` keys on, so the metadata cache spares reading them again).
+fn context(store: &Store, opts: &BuildOptions) -> Result<Option<Value>, OutputError> {
+    let Some(dir) = opts.context.as_deref() else {
+        return Ok(None);
+    };
+    if let Some(commit) = git_commit(dir) {
+        return Ok(Some(json!({"git": {"commit": commit}})));
+    }
+    let ctx = Context::open_ignoring(
+        dir,
+        opts.dockerfile_path.as_deref(),
+        opts.ignorefile.as_deref(),
+    )?;
+    let all = ctx.select(&[".".to_string()], &[])?;
+    let cache = store.root().join("cache");
+    let digest = digest_sources(&ctx, &all, &CopyOptions::default(), Some(&cache))?;
+    Ok(Some(json!({"digest": {"sha256": digest.hex()}})))
+}
+
 fn git_commit(dir: &Path) -> Option<String> {
     let git = dir.join(".git");
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;

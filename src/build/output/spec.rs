@@ -12,6 +12,63 @@ use std::path::PathBuf;
 use crate::layer::compress::Compression;
 pub use crate::store::config::Annotations;
 
+/// A bad `-o` value or `--annotation`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("--annotation {0:?}: expected KEY=VALUE")]
+    AnnotationForm(String),
+    #[error("--annotation {0:?}: the key is empty")]
+    AnnotationKey(String),
+    #[error("--annotation {text:?}: unknown type {kind:?} (manifest, index, manifest-descriptor)")]
+    AnnotationType { text: String, kind: String },
+    #[error("--output: empty value")]
+    Empty,
+    #[error("--output {0:?}: unterminated quote")]
+    Quote(String),
+    #[error("--output {text:?}: {field:?} is not KEY=VALUE")]
+    Field { text: String, field: String },
+    #[error("--output {text:?}: {key} is not an option of type={kind}")]
+    NotAnOption {
+        text: String,
+        key: String,
+        kind: String,
+    },
+    /// One field of `text` is wrong: the cause says which.
+    #[error("--output {text:?}")]
+    Output {
+        text: String,
+        #[source]
+        source: Box<SpecError>,
+    },
+    #[error("compression={0}: gzip, zstd or uncompressed")]
+    Compression(String),
+    #[error("compression-level={0}: not a number")]
+    Level(String),
+    #[error("{key}={value}: expected true or false")]
+    Bool { key: String, value: String },
+    #[error("{0}: expected annotation.KEY=VALUE")]
+    AnnotationAttr(String),
+    #[error("type={0} needs dest=FILE (or dest=- for stdout)")]
+    NeedsDest(String),
+    #[error("type=local writes a directory: dest=DIR")]
+    LocalStdout,
+    #[error("tar=false writes a directory: dest=DIR")]
+    OciDirStdout,
+    #[error("type=docker needs dest=FILE: the image is in strata's store already (strata has no daemon to load it into)")]
+    DockerDest,
+    #[error("unknown type {0:?} (local, tar, oci, docker, image, registry)")]
+    UnknownType(String),
+}
+
+impl SpecError {
+    fn in_output(text: &str) -> impl FnOnce(SpecError) -> SpecError + '_ {
+        move |e| SpecError::Output {
+            text: text.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
 /// Where a file output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
@@ -50,17 +107,17 @@ pub struct OutputSpec {
 
 /// Parsing of `--annotation`.
 pub trait AddAnnotation {
-    fn add(&mut self, text: &str) -> Result<(), String>;
+    fn add(&mut self, text: &str) -> Result<(), SpecError>;
 }
 
 impl AddAnnotation for Annotations {
     /// One `[TYPE:]KEY=VALUE`: TYPE is `manifest`, `index`,
     /// `manifest-descriptor` (or `index-descriptor`, which has nowhere to
     /// go in an image strata writes and is refused).
-    fn add(&mut self, text: &str) -> Result<(), String> {
+    fn add(&mut self, text: &str) -> Result<(), SpecError> {
         let (key, value) = text
             .split_once('=')
-            .ok_or_else(|| format!("--annotation {text:?}: expected KEY=VALUE"))?;
+            .ok_or_else(|| SpecError::AnnotationForm(text.into()))?;
         let (kind, key) = match key.split_once(':') {
             Some((k, rest)) if !k.contains('/') && !k.contains('.') => (k, rest),
             _ => ("manifest", key),
@@ -69,16 +126,17 @@ impl AddAnnotation for Annotations {
         // bracketed platform is accepted and ignored only when empty.
         let kind = kind.strip_suffix("[]").unwrap_or(kind);
         if key.is_empty() {
-            return Err(format!("--annotation {text:?}: the key is empty"));
+            return Err(SpecError::AnnotationKey(text.into()));
         }
         let map = match kind {
             "manifest" => &mut self.manifest,
             "index" => &mut self.index,
             "manifest-descriptor" => &mut self.descriptor,
             other => {
-                return Err(format!(
-                    "--annotation {text:?}: unknown type {other:?} (manifest, index, manifest-descriptor)"
-                ))
+                return Err(SpecError::AnnotationType {
+                    text: text.into(),
+                    kind: other.into(),
+                })
             }
         };
         map.insert(key.to_string(), value.to_string());
@@ -88,7 +146,7 @@ impl AddAnnotation for Annotations {
 
 /// Splits CSV fields: commas separate, double quotes group (`""` is a
 /// quote inside quotes).
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+fn csv_fields(s: &str) -> Result<Vec<String>, SpecError> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -105,32 +163,33 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("--output {s:?}: unterminated quote"));
+        return Err(SpecError::Quote(s.into()));
     }
     fields.push(cur);
     Ok(fields)
 }
 
-fn boolean(key: &str, value: &str) -> Result<bool, String> {
+fn boolean(key: &str, value: &str) -> Result<bool, SpecError> {
     match value {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(format!("{key}={value}: expected true or false")),
+        _ => Err(SpecError::Bool {
+            key: key.into(),
+            value: value.into(),
+        }),
     }
 }
 
-fn dest_of(value: Option<&String>, kind: &str) -> Result<Dest, String> {
+fn dest_of(value: Option<&String>, kind: &str) -> Result<Dest, SpecError> {
     match value.map(String::as_str) {
         Some("-") => Ok(Dest::Stdout),
-        Some("") | None => Err(format!(
-            "type={kind} needs dest=FILE (or dest=- for stdout)"
-        )),
+        Some("") | None => Err(SpecError::NeedsDest(kind.into())),
         Some(path) => Ok(Dest::File(PathBuf::from(path))),
     }
 }
 
 impl OutputSpec {
-    pub fn parse(text: &str) -> Result<OutputSpec, String> {
+    pub fn parse(text: &str) -> Result<OutputSpec, SpecError> {
         let bare = |kind| OutputSpec {
             kind,
             names: Vec::new(),
@@ -144,25 +203,28 @@ impl OutputSpec {
         }
         if !text.contains('=') {
             if text.is_empty() {
-                return Err("--output: empty value".into());
+                return Err(SpecError::Empty);
             }
             return Ok(bare(OutputKind::Local(PathBuf::from(text))));
         }
         let mut attrs: BTreeMap<String, String> = BTreeMap::new();
         let mut spec = bare(OutputKind::Image { push: false });
         for field in csv_fields(text)? {
-            let (k, v) = field
-                .split_once('=')
-                .ok_or_else(|| format!("--output {text:?}: {field:?} is not KEY=VALUE"))?;
+            let (k, v) = field.split_once('=').ok_or_else(|| SpecError::Field {
+                text: text.into(),
+                field: field.clone(),
+            })?;
             spec.attr(k, v, &mut attrs)
-                .map_err(|e| format!("--output {text:?}: {e}"))?;
+                .map_err(SpecError::in_output(text))?;
         }
         let kind = attrs.remove("type").unwrap_or_else(|| "local".into());
-        spec.kind = kind_of(&kind, &mut attrs).map_err(|e| format!("--output {text:?}: {e}"))?;
+        spec.kind = kind_of(&kind, &mut attrs).map_err(SpecError::in_output(text))?;
         if let Some(k) = attrs.keys().next() {
-            return Err(format!(
-                "--output {text:?}: {k} is not an option of type={kind}"
-            ));
+            return Err(SpecError::NotAnOption {
+                text: text.into(),
+                key: k.clone(),
+                kind,
+            });
         }
         Ok(spec)
     }
@@ -174,7 +236,7 @@ impl OutputSpec {
         k: &str,
         v: &str,
         attrs: &mut BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SpecError> {
         match k {
             "name" => self.names.extend(v.split(',').map(str::to_string)),
             "compression" => {
@@ -182,14 +244,11 @@ impl OutputSpec {
                     "gzip" => Compression::Gzip,
                     "zstd" => Compression::Zstd,
                     "uncompressed" => Compression::None,
-                    _ => return Err(format!("compression={v}: gzip, zstd or uncompressed")),
+                    _ => return Err(SpecError::Compression(v.into())),
                 })
             }
             "compression-level" => {
-                self.compression_level = Some(
-                    v.parse()
-                        .map_err(|_| format!("compression-level={v}: not a number"))?,
-                )
+                self.compression_level = Some(v.parse().map_err(|_| SpecError::Level(v.into()))?)
             }
             "force-compression" => self.force_compression = Some(boolean(k, v)?),
             // strata writes OCI media types in OCI outputs and Docker's in
@@ -202,7 +261,7 @@ impl OutputSpec {
                 let (kind, key) = match k.split_once('.') {
                     Some(("annotation", key)) => ("manifest", key),
                     Some((a, key)) => (a.trim_start_matches("annotation-"), key),
-                    None => return Err(format!("{k}: expected annotation.KEY=VALUE")),
+                    None => return Err(SpecError::AnnotationAttr(k.into())),
                 };
                 self.annotations.add(&format!("{kind}:{key}={v}"))?;
             }
@@ -215,11 +274,11 @@ impl OutputSpec {
 }
 
 /// The type and its own attributes (removed from `attrs` as read).
-fn kind_of(kind: &str, attrs: &mut BTreeMap<String, String>) -> Result<OutputKind, String> {
+fn kind_of(kind: &str, attrs: &mut BTreeMap<String, String>) -> Result<OutputKind, SpecError> {
     Ok(match kind {
         "local" => match dest_of(attrs.remove("dest").as_ref(), kind)? {
             Dest::File(dir) => OutputKind::Local(dir),
-            Dest::Stdout => return Err("type=local writes a directory: dest=DIR".into()),
+            Dest::Stdout => return Err(SpecError::LocalStdout),
         },
         "tar" => OutputKind::Tar(dest_of(attrs.remove("dest").as_ref(), kind)?),
         "oci" => {
@@ -229,18 +288,13 @@ fn kind_of(kind: &str, attrs: &mut BTreeMap<String, String>) -> Result<OutputKin
             };
             let dest = dest_of(attrs.remove("dest").as_ref(), kind)?;
             if !tar && dest == Dest::Stdout {
-                return Err("tar=false writes a directory: dest=DIR".into());
+                return Err(SpecError::OciDirStdout);
             }
             OutputKind::Oci { dest, tar }
         }
         "docker" => match attrs.remove("dest") {
             Some(d) => OutputKind::Docker(dest_of(Some(&d), kind)?),
-            None => {
-                return Err(
-                    "type=docker needs dest=FILE: the image is in strata's store already (strata has no daemon to load it into)"
-                        .into(),
-                )
-            }
+            None => return Err(SpecError::DockerDest),
         },
         "image" => OutputKind::Image {
             push: match attrs.remove("push") {
@@ -249,11 +303,7 @@ fn kind_of(kind: &str, attrs: &mut BTreeMap<String, String>) -> Result<OutputKin
             },
         },
         "registry" => OutputKind::Image { push: true },
-        other => {
-            return Err(format!(
-                "unknown type {other:?} (local, tar, oci, docker, image, registry)"
-            ))
-        }
+        other => return Err(SpecError::UnknownType(other.into())),
     })
 }
 
@@ -261,7 +311,7 @@ fn kind_of(kind: &str, attrs: &mut BTreeMap<String, String>) -> Result<OutputKin
 mod tests {
     use super::*;
 
-    fn kind(s: &str) -> Result<OutputKind, String> {
+    fn kind(s: &str) -> Result<OutputKind, SpecError> {
         OutputSpec::parse(s).map(|o| o.kind)
     }
 
@@ -330,6 +380,43 @@ mod tests {
         assert_eq!(o.force_compression, Some(true));
         assert_eq!(o.annotations.manifest["k"], "v");
         assert_eq!(o.annotations.index["i"], "j");
+    }
+
+    /// The cause chain as the CLI renders it.
+    fn chain(e: &SpecError) -> String {
+        let mut out = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            out.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        out
+    }
+
+    #[test]
+    fn messages_name_the_value_and_the_field() {
+        for (input, want) in [
+            (
+                "type=tar,dest=x,compression=lz4",
+                "--output \"type=tar,dest=x,compression=lz4\": compression=lz4: gzip, zstd or uncompressed",
+            ),
+            (
+                "type=tar,dest=x,bogus=1",
+                "--output \"type=tar,dest=x,bogus=1\": bogus is not an option of type=tar",
+            ),
+            (
+                "type=image,push=maybe",
+                "--output \"type=image,push=maybe\": push=maybe: expected true or false",
+            ),
+            ("type=tar,x", "--output \"type=tar,x\": \"x\" is not KEY=VALUE"),
+        ] {
+            assert_eq!(chain(&OutputSpec::parse(input).unwrap_err()), want);
+        }
+        let e = Annotations::default().add("bogus:k=v").unwrap_err();
+        assert_eq!(
+            chain(&e),
+            "--annotation \"bogus:k=v\": unknown type \"bogus\" (manifest, index, manifest-descriptor)"
+        );
     }
 
     #[test]

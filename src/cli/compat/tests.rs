@@ -16,8 +16,8 @@ fn usage_errors_are_one_line_naming_the_flag() {
         ("build --cgroup-parent x .", "build --cgroup-parent is not supported yet"),
         ("build --memory-swap x .", "build --memory-swap is not supported yet"),
         (
-            "--root /tmp/x build --ulimit=nofile=1 .",
-            "build --ulimit is not supported yet",
+            "--root /tmp/x build --cpuset-cpus=0-1 .",
+            "build --cpuset-cpus is not supported yet",
         ),
         ("build -m 1g .", "build -m is not supported yet"),
         (

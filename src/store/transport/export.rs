@@ -56,13 +56,23 @@ fn plan(
     let config_bytes = store.config_bytes(id)?;
     let config = store.config(id)?;
     let mut layers = Vec::new();
+    let mut made = false;
     for diff_id in &config.rootfs.diff_ids {
-        let blob = store.layer_blob(diff_id, compression)?;
+        // Compressing takes a while: shown as a push shows it.
+        let blob = store.layer_blob_with(diff_id, compression, &mut |n| {
+            if compression.format != Compression::None {
+                made = true;
+                crate::progress::compressing(diff_id.digest(), n);
+            }
+        })?;
         layers.push(Descriptor::new(
             format.layer_type(blob.compression),
             blob.digest,
             blob.size,
         ));
+    }
+    if made {
+        crate::progress::transfers_done();
     }
     let manifest = Manifest {
         schema_version: 2,

@@ -186,7 +186,10 @@ fn from_contexts(
     let mut groups = Vec::new();
     for (origin, names) in &resolved.runs {
         let ctx = match (origin, &resolved.inline) {
-            (Origin::Context, _) => b.context()?,
+            (Origin::Context, _) => match &resolved.named {
+                Some(named) => named,
+                None => b.context()?,
+            },
             (Origin::Inline, Some(inline)) => &inline.context,
             (Origin::Inline, None) => return Err(StepFailure::NotHere("an inline source")),
         };

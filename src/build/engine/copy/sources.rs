@@ -13,6 +13,7 @@ use crate::build::context::Context;
 use crate::build::error::StepFailure;
 use crate::build::fetch::{self, Download, Fetcher};
 use crate::build::git;
+use crate::build::named_context::NamedContext;
 use crate::digest::{Digest, ImageId};
 use crate::store::Staging;
 
@@ -40,6 +41,9 @@ pub(super) struct Resolved {
     pub downloads: Vec<Download>,
     /// `--from`: the image the sources are read from.
     pub from: Option<ImageId>,
+    /// `--from` a `--build-context NAME=DIR`: read instead of the build
+    /// context.
+    pub named: Option<Context>,
 }
 
 pub(super) fn resolve(
@@ -50,9 +54,13 @@ pub(super) fn resolve(
     stage: usize,
     done: &Stages,
 ) -> Result<Resolved, StepFailure> {
-    let from = match &fc.from {
-        Some(f) => Some(image_of_from(b, f, stage, done)?),
+    let named = match fc.from.as_deref().and_then(|f| named_dir(b, f, stage)) {
+        Some(dir) => Some(Context::open(dir, None)?),
         None => None,
+    };
+    let from = match &fc.from {
+        Some(f) if named.is_none() => Some(image_of_from(b, f, stage, done)?),
+        _ => None,
     };
     let checksum = checksum_of(fc)?;
     let mut fetcher: Option<Fetcher> = None;
@@ -100,6 +108,7 @@ pub(super) fn resolve(
         inline,
         downloads,
         from,
+        named,
     })
 }
 
@@ -117,8 +126,23 @@ pub(in crate::build::engine) fn image_of_from(
             .cloned()
             .flatten()
             .ok_or_else(|| StepFailure::EmptyStage(from.to_string())),
-        StageRef::Image(name) if b.opts.dry_run => Ok(b.store.resolve(&name)?),
-        StageRef::Image(name) => Ok(b.store.resolve_held(&name)?),
+        StageRef::Image(name) => match b.opts.build_contexts.get(&name) {
+            Some(named) => b.named_image(&name, named, &b.opts.platform),
+            None if b.opts.dry_run => Ok(b.store.resolve(&name)?),
+            None => Ok(b.store.resolve_held(&name)?),
+        },
+    }
+}
+
+/// The directory a `--from` names through `--build-context NAME=DIR`
+/// (unless a stage has that name).
+fn named_dir<'b>(b: &'b Build, from: &str, stage: usize) -> Option<&'b Path> {
+    match b.parsed.resolve_copy_from(from, stage) {
+        Ok(StageRef::Image(name)) => match b.opts.build_contexts.get(&name) {
+            Some(NamedContext::Dir(dir)) => Some(dir),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
