@@ -311,3 +311,34 @@ fn rootless_cli_everything_compat_md_refuses_is_one_line_exit_125() {
         assert!(said, "{argv:?} must name {named}: {line}");
     }
 }
+
+/// A permission error names the path it met, in one line, exit 125. The
+/// test user's own files are readable to strata whatever their mode (it is
+/// root in its user namespace, as Docker's root would be), so the file is
+/// one of root's that the test user may not read.
+#[test]
+fn rootless_cli_permission_errors_name_the_path() {
+    let secret = "/etc/shadow";
+    assert!(
+        std::fs::File::open(secret).is_err(),
+        "run as an unprivileged user"
+    );
+    let s = Strata::new();
+    let dir = context(&[("Dockerfile", "FROM scratch\n")]);
+    let ctx = dir.path().to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["build", "-f", secret, ctx],
+        &["load", "-i", secret],
+        &["import", secret, "x"],
+    ];
+    for args in cases {
+        let run = s.run(args);
+        assert_eq!(run.code, Some(125), "{args:?}: {run:#?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(secret) && run.stderr.contains("Permission denied"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
