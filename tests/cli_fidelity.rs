@@ -21,8 +21,8 @@ fn rootless_cli_unsupported_flags_are_one_line_exit_125() {
             "build --cgroup-parent is not supported yet",
         ),
         (
-            &["build", "--shm-size", "64m", ctx],
-            "build --shm-size is not supported yet",
+            &["build", "--cpuset-cpus", "0", ctx],
+            "build --cpuset-cpus is not supported yet",
         ),
         (
             &["run", "-d", "busybox"],
