@@ -128,7 +128,7 @@ pub fn fetch(
     let time = commit.time().map_err(|e| repo_err(e.to_string()))?.seconds;
     let mut tree = commit.tree().map_err(|e| repo_err(e.to_string()))?;
     if let Some(sub) = &src.subdir {
-        tree = subtree(&repo, tree, sub).map_err(repo_err)?;
+        tree = subtree(&repo, &remote, tree, sub)?;
     }
     let writer = TreeWriter {
         repo: &repo,
@@ -243,19 +243,24 @@ fn check_checksum(
 /// the way is refused, as BuildKit's subdir check does).
 fn subtree<'r>(
     repo: &'r gix::Repository,
+    remote: &str,
     tree: gix::Tree<'r>,
     path: &str,
-) -> Result<gix::Tree<'r>, String> {
+) -> Result<gix::Tree<'r>, GitError> {
+    let err = |what: String| GitError::Repo {
+        remote: remote.to_string(),
+        what,
+    };
     let mut tree = tree;
     for name in path.split('/') {
         let entry = tree
             .find_entry(name)
-            .ok_or_else(|| format!("no directory {path} in the tree"))?;
+            .ok_or_else(|| err(format!("no directory {path} in the tree")))?;
         if entry.mode().kind() != EntryKind::Tree {
-            return Err(format!("{path} is not a directory"));
+            return Err(err(format!("{path} is not a directory")));
         }
         let id = entry.object_id();
-        tree = repo.find_tree(id).map_err(|e| e.to_string())?;
+        tree = repo.find_tree(id).map_err(|e| err(e.to_string()))?;
     }
     Ok(tree)
 }

@@ -107,7 +107,7 @@ impl OutputFlags {
             metadata_file: self.metadata_file.clone(),
             verify_repro: self.verify_repro,
             provenance: match &self.provenance {
-                Some(text) => parse_mode(text).map_err(anyhow::Error::msg)?,
+                Some(text) => parse_mode(text)?,
                 None => None,
             },
         })

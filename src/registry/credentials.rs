@@ -368,14 +368,21 @@ struct HelperStore<'a> {
     secret: &'a str,
 }
 
-/// Runs `program verb` with `input` on stdin; stdout on success. A failure
-/// message quotes stderr (helpers print their errors there, and
-/// "credentials not found" on stdout, which is checked by the caller).
-pub fn run_helper(
-    program: &Path,
-    verb: &str,
-    input: &[u8],
-) -> Result<Result<Vec<u8>, String>, io::Error> {
+/// Why a credential helper gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperFailure {
+    /// The protocol's "credentials not found in native keychain".
+    #[error("credentials not found")]
+    NotFound,
+    /// Its stderr (or exit status): helpers print their errors there.
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Runs `program verb` with `input` on stdin; stdout on success.
+pub fn run_helper(program: &Path, verb: &str, input: &[u8]) -> Result<Vec<u8>, HelperFailure> {
     let mut child = Command::new(program)
         .arg(verb)
         .stdin(Stdio::piped())
@@ -387,20 +394,20 @@ pub fn run_helper(
     }
     let out = child.wait_with_output()?;
     if out.status.success() {
-        return Ok(Ok(out.stdout));
+        return Ok(out.stdout);
     }
     // The protocol reports "credentials not found in native keychain" on
     // stdout; that message holds no secret.
     let stdout = String::from_utf8_lossy(&out.stdout);
     if stdout.contains("credentials not found") {
-        return Ok(Err("credentials not found".into()));
+        return Err(HelperFailure::NotFound);
     }
     let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
     msg.truncate(HELPER_STDERR_MAX);
     if msg.is_empty() {
         msg = format!("exited with {}", out.status);
     }
-    Ok(Err(msg))
+    Err(HelperFailure::Failed(msg))
 }
 
 fn helper_program(helper: &str) -> PathBuf {
@@ -422,9 +429,7 @@ fn helper_error(
 }
 
 fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>, CredentialError> {
-    let out = run_helper(&helper_program(helper), "get", server.as_bytes())
-        .map_err(|e| helper_error(helper, "get", server, e.to_string()))?;
-    match out {
+    match run_helper(&helper_program(helper), "get", server.as_bytes()) {
         Ok(stdout) => {
             // Never quote the output in an error: it holds the secret.
             let c: HelperCredential = serde_json::from_slice(&stdout).map_err(|_| {
@@ -440,8 +445,8 @@ fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>, Credenti
                 secret: Secret::new(c.secret),
             }))
         }
-        Err(msg) if msg == "credentials not found" => Ok(None),
-        Err(msg) => Err(helper_error(helper, "get", server, msg)),
+        Err(HelperFailure::NotFound) => Ok(None),
+        Err(e) => Err(helper_error(helper, "get", server, e.to_string())),
     }
 }
 
@@ -453,17 +458,15 @@ fn helper_store(helper: &str, server: &str, cred: &Credential) -> Result<(), Cre
     })
     .map_err(|e| helper_error(helper, "store", server, e.to_string()))?;
     match run_helper(&helper_program(helper), "store", &input) {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(msg)) => Err(helper_error(helper, "store", server, msg)),
+        Ok(_) => Ok(()),
         Err(e) => Err(helper_error(helper, "store", server, e.to_string())),
     }
 }
 
 fn helper_erase(helper: &str, server: &str) -> Result<bool, CredentialError> {
     match run_helper(&helper_program(helper), "erase", server.as_bytes()) {
-        Ok(Ok(_)) => Ok(true),
-        Ok(Err(msg)) if msg == "credentials not found" => Ok(false),
-        Ok(Err(msg)) => Err(helper_error(helper, "erase", server, msg)),
+        Ok(_) => Ok(true),
+        Err(HelperFailure::NotFound) => Ok(false),
         Err(e) => Err(helper_error(helper, "erase", server, e.to_string())),
     }
 }
@@ -624,17 +627,17 @@ mod tests {
         )
         .unwrap();
         fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
-        let out = run_helper(&prog, "get", b"r.io").unwrap().unwrap();
+        let out = run_helper(&prog, "get", b"r.io").unwrap();
         let c: HelperCredential = serde_json::from_slice(&out).unwrap();
         assert_eq!((c.username.as_str(), c.secret.as_str()), ("u", "s3cret"));
-        assert_eq!(
-            run_helper(&prog, "get", b"x.io").unwrap(),
-            Err("credentials not found".into())
-        );
-        assert_eq!(
-            run_helper(&prog, "erase", b"x.io").unwrap(),
-            Err("boom erase".into())
-        );
+        assert!(matches!(
+            run_helper(&prog, "get", b"x.io"),
+            Err(HelperFailure::NotFound)
+        ));
+        assert!(matches!(
+            run_helper(&prog, "erase", b"x.io"),
+            Err(HelperFailure::Failed(m)) if m == "boom erase"
+        ));
     }
 
     #[test]

@@ -39,16 +39,19 @@ pub enum Mode {
 
 /// `--provenance`'s value as buildx reads it: nothing (or `true`, `1`) is
 /// `mode=min`; `false`/`0` none; `mode=min|max` (other keys refused).
-pub fn parse_mode(text: &str) -> Result<Option<Mode>, String> {
+pub fn parse_mode(text: &str) -> Result<Option<Mode>, BadMode> {
     match text {
         "" | "true" | "1" | "mode=min" => Ok(Some(Mode::Min)),
         "false" | "0" => Ok(None),
         "mode=max" => Ok(Some(Mode::Max)),
-        other => Err(format!(
-            "--provenance={other}: expected mode=min, mode=max, true or false"
-        )),
+        other => Err(BadMode(other.to_string())),
     }
 }
+
+/// A `--provenance` value that is none of buildx's.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--provenance={0}: expected mode=min, mode=max, true or false")]
+pub struct BadMode(pub String);
 
 /// The predicate of one build; each output makes a statement of it about
 /// the manifest it wrote.
