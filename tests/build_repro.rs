@@ -92,8 +92,14 @@ fn registry_build_reproducible_pushes_the_same_manifest_from_two_stores() {
     let addr = common::registry_addr();
     let ns = format!("repro{}", std::process::id());
     let work = tempfile::tempdir().unwrap();
-    let variants: [Variant; 3] = [
+    let variants: [Variant; 4] = [
         ("ts0", &["--timestamp", "0"], &[], "1970-01-01T00:00:00Z"),
+        (
+            "zstd-ts0",
+            &["--timestamp", "0", "--compression-format", "zstd"],
+            &[],
+            "1970-01-01T00:00:00Z",
+        ),
         (
             "zstd-env",
             &["--compression-format", "zstd"],
