@@ -133,11 +133,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         .iter()
         .map(|t| Reference::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let from_files = arg_file_lines(&args.build_arg_file)?;
-    let build_args: std::collections::BTreeMap<_, _> = key_values(&from_files)
-        .chain(key_values(&args.build_arg))
-        .map(|(k, v)| (k, v.map(str::to_string)))
-        .collect();
+    let build_args = build_args(args)?;
     let epoch_arg = build_args.get(SOURCE_DATE_EPOCH).map(|v| v.as_deref());
     let out = args.outputs.resolve(&tags, epoch_arg)?;
     let report = args
@@ -209,6 +205,15 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     }
     report_id(args, quiet, &out, &built.id)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--build-arg-file` lines, then `--build-arg`s (which win).
+fn build_args(args: &BuildArgs) -> Result<std::collections::BTreeMap<String, Option<String>>> {
+    let from_files = arg_file_lines(&args.build_arg_file)?;
+    Ok(key_values(&from_files)
+        .chain(key_values(&args.build_arg))
+        .map(|(k, v)| (k, v.map(str::to_string)))
+        .collect())
 }
 
 /// `--jobs` unset: as many stages at once as there are CPUs to run them
