@@ -22,6 +22,7 @@
 
 pub(crate) mod args;
 mod base;
+mod committing;
 mod container;
 mod copy;
 mod dry;
@@ -729,49 +730,6 @@ impl Build<'_> {
         let id = labelled().map_err(|cause| self.unplaced(cause))?;
         self.record(&key, &Entry::Image(id.clone()));
         Ok(id)
-    }
-
-    pub fn commit_config(
-        &self,
-        config: &ImageConfig,
-        parent: Option<ImageId>,
-    ) -> Result<ImageId, StepFailure> {
-        Ok(commit::commit_config(self.store, config, parent)?)
-    }
-
-    /// The image a step's container stands on: the stage's image, or for
-    /// FROM scratch with nothing yet an empty one.
-    pub fn stand_on(&self, state: &StageState) -> Result<ImageId, StepFailure> {
-        match &state.image {
-            Some(id) => Ok(id.clone()),
-            None => self.commit_config(state.config(), None),
-        }
-    }
-
-    /// The container's changes as the stage's next image.
-    pub fn commit_layer(
-        &self,
-        state: &StageState,
-        c: &container::WorkingContainer,
-        created_by: String,
-    ) -> Result<Done, StepFailure> {
-        let history = History {
-            created_by: Some(created_by),
-            ..History::default()
-        };
-        let config = state.config().clone();
-        let (id, config) = commit::commit_container(
-            self.store,
-            &c.c,
-            Take::Move,
-            config,
-            history,
-            state.image.clone(),
-        )?;
-        Ok(Done::Built {
-            id,
-            config: Box::new(config),
-        })
     }
 
     pub fn driver(&self) -> DriverKind {
