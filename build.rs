@@ -27,30 +27,30 @@ fn main() {
 /// which files to watch so a new commit rebuilds.
 fn git_commit(root: &Path) -> Option<String> {
     let dot_git = root.join(".git");
-    let git_dir = match std::fs::read_to_string(&dot_git) {
+    let git_dir = match fs_err::read_to_string(&dot_git) {
         Ok(text) => PathBuf::from(text.strip_prefix("gitdir:")?.trim()),
         Err(_) => dot_git,
     };
     let head_path = git_dir.join("HEAD");
     println!("cargo:rerun-if-changed={}", head_path.display());
-    let head = std::fs::read_to_string(&head_path).ok()?;
+    let head = fs_err::read_to_string(&head_path).ok()?;
     let hex = match head.trim().strip_prefix("ref:") {
         None => head.trim().to_string(),
         Some(name) => {
             let name = name.trim();
-            let common = std::fs::read_to_string(git_dir.join("commondir"))
+            let common = fs_err::read_to_string(git_dir.join("commondir"))
                 .map(|c| git_dir.join(c.trim()))
                 .unwrap_or_else(|_| git_dir.clone());
             let loose = [git_dir.join(name), common.join(name)];
             match loose.iter().find(|p| p.exists()) {
                 Some(path) => {
                     println!("cargo:rerun-if-changed={}", path.display());
-                    std::fs::read_to_string(path).ok()?.trim().to_string()
+                    fs_err::read_to_string(path).ok()?.trim().to_string()
                 }
                 None => {
                     let packed = common.join("packed-refs");
                     println!("cargo:rerun-if-changed={}", packed.display());
-                    std::fs::read_to_string(packed)
+                    fs_err::read_to_string(packed)
                         .ok()?
                         .lines()
                         .find(|l| l.ends_with(&format!(" {name}")))?

@@ -29,12 +29,12 @@ pub fn layer_apply(data: &[u8]) {
     };
     let canary = tmp.path().join("canary");
     let layer = tmp.path().join("layer");
-    if std::fs::write(&canary, "canary").is_err() || std::fs::create_dir(&layer).is_err() {
+    if fs_err::write(&canary, "canary").is_err() || fs_err::create_dir(&layer).is_err() {
         return;
     }
     // Errors are fine: only what happened outside the layer matters.
     let _applied = crate::layer::apply::apply(data, &layer);
-    let mut names: Vec<_> = std::fs::read_dir(tmp.path())
+    let mut names: Vec<_> = fs_err::read_dir(tmp.path())
         .into_iter()
         .flatten()
         .flatten()
@@ -42,7 +42,7 @@ pub fn layer_apply(data: &[u8]) {
         .collect();
     names.sort();
     assert_eq!(names, ["canary", "layer"], "something was written outside");
-    let kept = std::fs::read_to_string(&canary).ok();
+    let kept = fs_err::read_to_string(&canary).ok();
     assert_eq!(kept.as_deref(), Some("canary"), "the canary changed");
     // The tree may hold anything the kernel refuses to remove as a user
     // (nothing, in practice); a leftover temp dir is not a bug here.

@@ -123,7 +123,7 @@ pub fn runnable_in(p: &Platform, binfmt_dir: &Path) -> Runnable {
         };
     };
     let handler = binfmt_dir.join(format!("qemu-{qemu}"));
-    let Ok(text) = std::fs::read_to_string(&handler) else {
+    let Ok(text) = fs_err::read_to_string(&handler) else {
         return Runnable::No {
             reason: format!("no binfmt_misc handler {}", handler.display()),
         };
@@ -290,17 +290,17 @@ mod tests {
             Runnable::No { .. }
         ));
         let handler = dir.path().join(foreign.1);
-        std::fs::write(&handler, "enabled\ninterpreter /usr/bin/q\nflags: P\n").unwrap();
+        fs_err::write(&handler, "enabled\ninterpreter /usr/bin/q\nflags: P\n").unwrap();
         let Runnable::No { reason } = runnable_in(&target, dir.path()) else {
             panic!("no F flag must not count")
         };
         assert!(reason.contains("fix-binary"), "{reason}");
-        std::fs::write(&handler, "disabled\ninterpreter /usr/bin/q\nflags: PF\n").unwrap();
+        fs_err::write(&handler, "disabled\ninterpreter /usr/bin/q\nflags: PF\n").unwrap();
         assert!(matches!(
             runnable_in(&target, dir.path()),
             Runnable::No { .. }
         ));
-        std::fs::write(&handler, "enabled\ninterpreter /usr/bin/q\nflags: PF\n").unwrap();
+        fs_err::write(&handler, "enabled\ninterpreter /usr/bin/q\nflags: PF\n").unwrap();
         assert_eq!(
             runnable_in(&target, dir.path()),
             Runnable::Emulated {

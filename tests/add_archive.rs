@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::fs;
-
 use common::tarspec::{tar, T};
 use common::{context, Strata};
 
@@ -15,7 +13,7 @@ use common::{context, Strata};
 fn build(s: &Strata, tag: &str, dockerfile: &str, archives: &[(&str, Vec<u8>)]) -> common::Run {
     let ctx = context(&[("Dockerfile", dockerfile)]);
     for (name, bytes) in archives {
-        fs::write(ctx.path().join(name), bytes).unwrap();
+        fs_err::write(ctx.path().join(name), bytes).unwrap();
     }
     s.run(&["build", "-t", tag, ctx.path().to_str().unwrap()])
 }

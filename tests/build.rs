@@ -240,7 +240,7 @@ fn rootless_build_target_quiet_iidfile_and_stdin() {
         quiet.trim().starts_with("sha256:") && quiet.lines().count() == 1,
         "{quiet}"
     );
-    assert_eq!(std::fs::read_to_string(&iid).unwrap(), quiet.trim());
+    assert_eq!(fs_err::read_to_string(&iid).unwrap(), quiet.trim());
     let mut child = s
         .cmd()
         .args(["build", "-t", "from-stdin", "-"])
@@ -298,8 +298,8 @@ COPY a.txt rel
     ]);
     // Named as a source, a symlink is followed (inside the context), as in
     // Docker; inside a copied directory it stays a symlink.
-    std::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
-    std::os::unix::fs::symlink("sub/b.txt", ctx.path().join("dir/l")).unwrap();
+    fs_err::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
+    fs_err::os::unix::fs::symlink("sub/b.txt", ctx.path().join("dir/l")).unwrap();
     s.build(ctx.path(), &["-t", "copied"]).success();
     let check = "cat /one/a.txt /two/sub/b.txt; echo; ls /docs; stat -c '%u:%g %a' /owned /numeric; cat /link; echo; readlink /two/l; cat /w/rel";
     let out = s
@@ -371,9 +371,9 @@ fn rootless_build_copy_cache_sees_every_change() {
     );
     // Same size and mtime, other content: still a change.
     let two = ctx.path().join("two");
-    let mtime = std::fs::metadata(&two).unwrap().modified().unwrap();
-    std::fs::write(&two, "2229").unwrap();
-    std::fs::File::options()
+    let mtime = fs_err::metadata(&two).unwrap().modified().unwrap();
+    fs_err::write(&two, "2229").unwrap();
+    fs_err::File::options()
         .write(true)
         .open(&two)
         .unwrap()
@@ -386,7 +386,7 @@ fn rootless_build_copy_cache_sees_every_change() {
     );
     // The mode alone: a change.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
+    fs_err::set_permissions(
         ctx.path().join("one"),
         std::fs::Permissions::from_mode(0o600),
     )
@@ -420,7 +420,7 @@ fn rootless_build_add_extracts_local_archives() {
     tar.append_data(&mut h, name, data.as_bytes()).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
-    std::fs::write(ctx.path().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();
+    fs_err::write(ctx.path().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();
     s.build(ctx.path(), &["-t", "added"]).success();
     let out = s
         .run(&[
@@ -470,11 +470,11 @@ fn interop_built_image_is_read_by_skopeo_and_umoci() {
     let bundle = out.path().join("bundle");
     common::umoci_unpack(&format!("{}:v1", layout.display()), &bundle);
     assert_eq!(
-        std::fs::read_to_string(bundle.join("rootfs/f")).unwrap(),
+        fs_err::read_to_string(bundle.join("rootfs/f")).unwrap(),
         "content\n"
     );
     assert_eq!(
-        std::fs::read_to_string(bundle.join("rootfs/ran")).unwrap(),
+        fs_err::read_to_string(bundle.join("rootfs/ran")).unwrap(),
         "ran\n"
     );
     assert_eq!(
@@ -576,7 +576,7 @@ fn rootless_build_copy_reads_each_source_file_once() {
     }
     let df = "FROM busybox AS one\nCOPY big /big\nFROM busybox\nCOPY --from=one /big /again\n";
     let ctx = context(&[("Dockerfile", df)]);
-    std::fs::write(ctx.path().join("big"), &data).unwrap();
+    fs_err::write(ctx.path().join("big"), &data).unwrap();
     // A file changed within the last second is never remembered by the
     // metadata cache (it could change again unseen in the same tick).
     std::thread::sleep(std::time::Duration::from_millis(1100));

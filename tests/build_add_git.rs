@@ -41,23 +41,23 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// two commit ids and the tag's.
 fn repository(root: &Path) -> (String, String, String) {
     let work = root.join("work");
-    std::fs::create_dir_all(work.join("sub")).unwrap();
+    fs_err::create_dir_all(work.join("sub")).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
-    std::fs::write(work.join("a.txt"), "a\n").unwrap();
-    std::fs::write(work.join("sub/s.txt"), "s\n").unwrap();
-    std::fs::write(work.join("run.sh"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(
+    fs_err::write(work.join("a.txt"), "a\n").unwrap();
+    fs_err::write(work.join("sub/s.txt"), "s\n").unwrap();
+    fs_err::write(work.join("run.sh"), "#!/bin/sh\n").unwrap();
+    fs_err::set_permissions(
         work.join("run.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    std::os::unix::fs::symlink("a.txt", work.join("link")).unwrap();
+    fs_err::os::unix::fs::symlink("a.txt", work.join("link")).unwrap();
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-qm", "one"]);
     let first = git(&work, &["rev-parse", "HEAD"]);
     git(&work, &["tag", "-a", "-m", "v1", "v1"]);
     let tag = git(&work, &["rev-parse", "v1"]);
-    std::fs::write(work.join("b.txt"), "b\n").unwrap();
+    fs_err::write(work.join("b.txt"), "b\n").unwrap();
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-qm", "two"]);
     let second = git(&work, &["rev-parse", "HEAD"]);

@@ -18,8 +18,8 @@ const SERVED_AT: u64 = 1_600_000_000;
 /// Writes a file to serve, dated `secs` after the epoch.
 fn served(dir: &Path, name: &str, content: &[u8], secs: u64) {
     let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    fs_err::write(&path, content).unwrap();
+    let f = fs_err::File::options().write(true).open(&path).unwrap();
     f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
         .unwrap();
 }
@@ -27,9 +27,9 @@ fn served(dir: &Path, name: &str, content: &[u8], secs: u64) {
 /// Builds `dockerfile` in a context holding it and `files`.
 fn build(s: &Strata, dockerfile: &str, files: &[(&str, &str)], extra: &[&str]) -> Run {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    fs_err::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
     for (name, content) in files {
-        std::fs::write(ctx.path().join(name), content).unwrap();
+        fs_err::write(ctx.path().join(name), content).unwrap();
     }
     let mut args = vec!["build"];
     args.extend(extra);

@@ -248,7 +248,7 @@ fn registry_acceptance_on_the_debian_base() {
 /// machine and base: importing and compressing 120 MB is most of the
 /// test's time otherwise.
 fn debian_archive(tar: &Path) -> std::path::PathBuf {
-    let meta = std::fs::metadata(tar).unwrap();
+    let meta = fs_err::metadata(tar).unwrap();
     let mtime = meta.modified().unwrap();
     let secs = mtime
         .duration_since(std::time::UNIX_EPOCH)
@@ -264,7 +264,7 @@ fn debian_archive(tar: &Path) -> std::path::PathBuf {
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));
     let dest = format!("oci-archive:{}:base", tmp.display());
     s.run(&["push", "base", &dest]).success();
-    std::fs::rename(&tmp, &out).unwrap();
+    fs_err::rename(&tmp, &out).unwrap();
     out
 }
 
@@ -305,7 +305,7 @@ fn two_runners_share_a_registry(base: &Path, ns: &str) -> (String, String) {
     // A changed context file: the step before the COPY is reused, and only
     // the layer under the first miss is fetched.
     let t1 = cat(&a, "/t1");
-    std::fs::write(ctx.path().join("f"), "two\n").unwrap();
+    fs_err::write(ctx.path().join("f"), "two\n").unwrap();
     let out = build(&b, ctx.path(), &["--cache-from", &cache]);
     assert_eq!(
         out.stdout.matches(" ---> Using cache").count(),
@@ -478,20 +478,20 @@ fn a_cached_layer_that_fails_its_digest_is_not_used() {
     build(&a, ctx.path(), &["--cache-to", &to]);
     // Every layer blob of the cache gets other bytes of the same size.
     let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(cache.join("index.json")).unwrap()).unwrap();
     let blob = |digest: &serde_json::Value| {
         let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
         cache.join("blobs/sha256").join(hex)
     };
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap())
+        serde_json::from_slice(&fs_err::read(blob(&index["manifests"][0]["digest"])).unwrap())
             .unwrap();
     for layer in manifest["layers"].as_array().unwrap() {
         let path = blob(&layer["digest"]);
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = fs_err::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
+        fs_err::write(&path, bytes).unwrap();
     }
     // A changed file: the COPY must run on the first RUN's layer, whose
     // blob is bad. The entry is not used; the build goes on without it.

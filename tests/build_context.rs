@@ -12,8 +12,8 @@ use common::Strata;
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (name, content) in files {
         let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, content).unwrap();
     }
 }
 
@@ -41,7 +41,7 @@ COPY tree/sub /d/sub
     s.run(&["build", "-t", "planted", ctx.path().to_str().unwrap()])
         .success();
     assert_eq!(
-        std::fs::read_dir(host.path()).unwrap().count(),
+        fs_err::read_dir(host.path()).unwrap().count(),
         0,
         "COPY wrote through a symlink onto the host"
     );
@@ -68,7 +68,7 @@ COPY tree/sub /d/sub
     let run = s.run(&["build", ctx.path().to_str().unwrap()]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.contains("cannot copy to non-directory: /d/sub"));
-    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+    assert_eq!(fs_err::read_dir(host.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn rootless_build_dockerfile_and_ignore_file_may_not_link_out_of_the_context() {
         ],
     );
     let link = |ctx: &Path, name: &str, target: &Path| {
-        std::os::unix::fs::symlink(target, ctx.join(name)).unwrap();
+        fs_err::os::unix::fs::symlink(target, ctx.join(name)).unwrap();
     };
     let build = |ctx: &Path| s.run(&["build", "-t", "linked", ctx.to_str().unwrap()]);
     // The Dockerfile, then the ignore file, a link to a host file.
@@ -160,8 +160,8 @@ fn rootless_build_dockerfile_and_ignore_file_may_not_link_out_of_the_context() {
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains(".dockerignore is a symlink"), "{run:?}");
     // A link to a file of the context is followed.
-    std::fs::remove_file(ctx.path().join(".dockerignore")).unwrap();
-    std::fs::rename(ctx.path().join("Dockerfile"), ctx.path().join("real")).unwrap();
+    fs_err::remove_file(ctx.path().join(".dockerignore")).unwrap();
+    fs_err::rename(ctx.path().join("Dockerfile"), ctx.path().join("real")).unwrap();
     link(ctx.path(), "Dockerfile", Path::new("real"));
     write(ctx.path(), &[("ignore", "real\n")]);
     link(ctx.path(), ".dockerignore", Path::new("ignore"));
@@ -305,7 +305,7 @@ fn rootless_build_volume_climbing_out_stays_in_the_image() {
     let out = out.success().stdout;
     assert!(out.starts_with("image\n"), "{out}");
     // Nothing of the host's /etc (the machine's os-release, hostname) came in.
-    let host_only: Vec<String> = std::fs::read_dir("/etc")
+    let host_only: Vec<String> = fs_err::read_dir("/etc")
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| ["os-release", "debian_version", "apt"].contains(&n.as_str()))
@@ -372,9 +372,9 @@ fn rootless_build_context_symlinks_are_copied_as_links() {
         ("sub/foo", "foo"),
     ]);
     let p = ctx.path();
-    std::os::unix::fs::symlink("/etc/shadow", p.join("shadow")).unwrap();
-    std::os::unix::fs::symlink("../../../etc/group", p.join("sub/group")).unwrap();
-    std::os::unix::fs::symlink("sub", p.join("link")).unwrap();
+    fs_err::os::unix::fs::symlink("/etc/shadow", p.join("shadow")).unwrap();
+    fs_err::os::unix::fs::symlink("../../../etc/group", p.join("sub/group")).unwrap();
+    fs_err::os::unix::fs::symlink("sub", p.join("link")).unwrap();
     s.run(&["build", "-t", "links", p.to_str().unwrap()])
         .success();
     let out = s.run(&[
@@ -415,9 +415,9 @@ fn rootless_build_context_special_files_neither_block_nor_overflow() {
     assert_eq!(listing.success().stdout, "Dockerfile\na\n");
     // A directory symlink loop is a link, copied as one.
     let ctx = common::context(&[("Dockerfile", df)]);
-    std::os::unix::fs::symlink("..", ctx.path().join("up")).unwrap();
-    std::fs::create_dir(ctx.path().join("loop")).unwrap();
-    std::os::unix::fs::symlink("../loop", ctx.path().join("loop/self")).unwrap();
+    fs_err::os::unix::fs::symlink("..", ctx.path().join("up")).unwrap();
+    fs_err::create_dir(ctx.path().join("loop")).unwrap();
+    fs_err::os::unix::fs::symlink("../loop", ctx.path().join("loop/self")).unwrap();
     build(ctx.path()).success();
     let out = s.run(&["run", "--rm", "special", "readlink", "/c/loop/self"]);
     assert_eq!(out.success().stdout, "../loop\n");
@@ -441,7 +441,7 @@ fn rootless_build_context_special_files_neither_block_nor_overflow() {
     // caller's to put in a context.
     let ctx = common::context(&[("Dockerfile", df), ("secret", "s")]);
     let secret = ctx.path().join("secret");
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    fs_err::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
     build(ctx.path()).success();
     let out = s.run(&["run", "--rm", "special", "stat", "-c", "%a", "/c/secret"]);
     assert_eq!(out.success().stdout, "0\n");
@@ -476,11 +476,11 @@ fn rootless_build_context_hardlinks_stay_linked() {
     ]);
     let p = ctx.path();
     for d in ["b", "c/d"] {
-        std::fs::create_dir_all(p.join(d)).unwrap();
+        fs_err::create_dir_all(p.join(d)).unwrap();
     }
-    std::fs::hard_link(p.join("a/f"), p.join("a/g")).unwrap();
-    std::fs::hard_link(p.join("a/f"), p.join("b/f")).unwrap();
-    std::fs::hard_link(p.join("a/f"), p.join("c/d/f")).unwrap();
+    fs_err::hard_link(p.join("a/f"), p.join("a/g")).unwrap();
+    fs_err::hard_link(p.join("a/f"), p.join("b/f")).unwrap();
+    fs_err::hard_link(p.join("a/f"), p.join("c/d/f")).unwrap();
     s.run(&["build", "-t", "hard", p.to_str().unwrap()])
         .success();
     let out = s.run(&[

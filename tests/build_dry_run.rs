@@ -32,7 +32,7 @@ fn snapshot(s: &Strata) -> String {
 }
 
 fn report(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    serde_json::from_slice(&fs_err::read(path).unwrap()).unwrap()
 }
 
 /// The statuses of the report's steps, by step number.
@@ -63,7 +63,7 @@ fn rootless_dry_run_names_the_steps_a_change_reruns_and_changes_nothing() {
         "{same:#?}"
     );
 
-    std::fs::write(ctx.path().join("b.txt"), "b, changed").unwrap();
+    fs_err::write(ctx.path().join("b.txt"), "b, changed").unwrap();
     let before = snapshot(&s);
     assert!(before.contains("./cache/steps/"), "{before}");
     let out = tempfile::tempdir().unwrap();

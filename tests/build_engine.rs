@@ -73,9 +73,9 @@ fn rootless_build_config_changes_agree_with_dockerfile_steps() {
 /// Everything but directories under `dir` (symlinks not followed).
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
+    for entry in fs_err::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        match std::fs::symlink_metadata(&path).unwrap().is_dir() {
+        match fs_err::symlink_metadata(&path).unwrap().is_dir() {
             true => files.extend(walk(&path)),
             false => files.push(path),
         }
@@ -88,7 +88,7 @@ fn usage(root: &Path) -> (u64, u64) {
     let files = walk(root);
     let bytes = files
         .iter()
-        .map(|f| std::fs::symlink_metadata(f).unwrap().len())
+        .map(|f| fs_err::symlink_metadata(f).unwrap().len())
         .sum();
     (files.len() as u64, bytes)
 }
@@ -144,10 +144,10 @@ fn rootless_build_cache_hits_make_no_container_and_mount_nothing() {
     // A large context: many files and a big one.
     for i in 0..500 {
         let path = ctx.path().join(format!("tree/d{}/f{i}", i % 20));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, format!("file {i}\n")).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, format!("file {i}\n")).unwrap();
     }
-    std::fs::write(ctx.path().join("tree/big"), vec![7u8; 16 << 20]).unwrap();
+    fs_err::write(ctx.path().join("tree/big"), vec![7u8; 16 << 20]).unwrap();
     // A file changed within the last second is never remembered by the
     // metadata cache (it could change again unseen in the same tick).
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -175,7 +175,7 @@ fn rootless_build_cache_hits_make_no_container_and_mount_nothing() {
     // the files are read to key the step, and it still hits.
     let now = std::time::SystemTime::now();
     for entry in walk(&ctx.path().join("tree")) {
-        std::fs::File::options()
+        fs_err::File::options()
             .write(true)
             .open(entry)
             .unwrap()

@@ -75,10 +75,10 @@ fn rootless_explain_cache_names_the_changed_files_args_and_base() {
     );
 
     // Files: content, mode, added, removed.
-    std::fs::write(app.join("b.txt"), "b, changed").unwrap();
-    std::fs::set_permissions(app.join("c.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(app.join("new.txt"), "new").unwrap();
-    std::fs::remove_file(app.join("old.txt")).unwrap();
+    fs_err::write(app.join("b.txt"), "b, changed").unwrap();
+    fs_err::set_permissions(app.join("c.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    fs_err::write(app.join("new.txt"), "new").unwrap();
+    fs_err::remove_file(app.join("old.txt")).unwrap();
     let out = tempfile::tempdir().unwrap();
     let report_path = out.path().join("report.json");
     let files = build(&s, ctx.path(), &["--report", report_path.to_str().unwrap()]);
@@ -92,7 +92,7 @@ fn rootless_explain_cache_names_the_changed_files_args_and_base() {
         ],
         "{files:#?}"
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let report: Value = serde_json::from_slice(&fs_err::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["steps"][3]["miss_reason"], said, "{report:#}");
     assert_eq!(report["steps"][2]["status"], "cached", "{report:#}");
 

@@ -205,7 +205,7 @@ ADD --chown=nosuchuser:nogroup f /g
         ),
     ] {
         let df = format!("FROM busybox:local\n{lines}\n");
-        std::fs::write(dir.path().join("Dockerfile"), &df).unwrap();
+        fs_err::write(dir.path().join("Dockerfile"), &df).unwrap();
         let run = build(&s, dir.path(), "unknown2");
         match want {
             None => _ = run.success(),
@@ -233,8 +233,8 @@ RUN mkdir -p /dst/x /elsewhere /real && echo keep > /dst/x/keep && ln -s /elsewh
     )]);
     build(&s, base.path(), "symbase").success();
     let dir = context(&[("b/sub/file", "f\n"), ("c/g", "g\n"), ("Dockerfile", "")]);
-    std::fs::create_dir(dir.path().join("a")).unwrap();
-    std::os::unix::fs::symlink("target", dir.path().join("a/x")).unwrap();
+    fs_err::create_dir(dir.path().join("a")).unwrap();
+    fs_err::os::unix::fs::symlink("target", dir.path().join("a/x")).unwrap();
     let df = dir.path().join("Dockerfile");
     // Docker: `ERROR: cannot replace to directory <rootfs>/dst/x with
     // file` and `ERROR: cannot copy to non-directory: <rootfs>/dst/sub`.
@@ -245,14 +245,14 @@ RUN mkdir -p /dst/x /elsewhere /real && echo keep > /dst/x/keep && ln -s /elsewh
         ),
         ("COPY b/ /dst/", "cannot copy to non-directory: /dst/sub"),
     ] {
-        std::fs::write(&df, format!("FROM symbase\n{copy}\n")).unwrap();
+        fs_err::write(&df, format!("FROM symbase\n{copy}\n")).unwrap();
         let run = build(&s, dir.path(), "sym");
         assert_eq!(run.code, Some(1), "{copy}: {run:#?}");
         assert!(run.stderr.contains(want), "{copy}: {}", run.stderr);
     }
     // The destination itself a symlink is followed (Docker: /real/g and
     // /elsewhere/file).
-    std::fs::write(&df, "FROM symbase\nCOPY c/ /link/\nCOPY b/sub/ /dst/sub\n").unwrap();
+    fs_err::write(&df, "FROM symbase\nCOPY c/ /link/\nCOPY b/sub/ /dst/sub\n").unwrap();
     build(&s, dir.path(), "sym").success();
     assert_eq!(sh(&s, "sym", "cat /real/g /elsewhere/file"), "g\nf\n");
 }
@@ -351,7 +351,7 @@ fn on_terminal(s: &Strata, args: &str) -> String {
 fn rootless_fidelity_large_context_and_copy_show_progress_on_a_terminal() {
     let s = strata();
     let dir = context(&[("Dockerfile", "FROM busybox:local\nCOPY big /big\n")]);
-    let big = std::fs::File::create(dir.path().join("big")).unwrap();
+    let big = fs_err::File::create(dir.path().join("big")).unwrap();
     big.set_len(64 << 20).unwrap();
     let build = format!("build -t big {}", dir.path().display());
     // The first build copies the file, reading it once (its sum taken on
@@ -430,9 +430,9 @@ EXPOSE 80 443/udp 8000-8001/tcp
         ),
     ]);
     let p = dir.path();
-    std::fs::create_dir(p.join("keep/st")).unwrap();
+    fs_err::create_dir(p.join("keep/st")).unwrap();
     for (name, mode) in [("su", 0o4755), ("sg", 0o2711), ("keep/st", 0o1777)] {
-        std::fs::set_permissions(p.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        fs_err::set_permissions(p.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
     }
     build(&s, p, "kept").success();
     // Docker BuildKit's output of the same `stat`, `ls` and `test` in a RUN
@@ -456,7 +456,7 @@ EXPOSE 80 443/udp 8000-8001/tcp
     assert_eq!(c["Volumes"], serde_json::json!({"/vol":{}}));
     // A directory the ignore file drops whole cannot be copied (Docker:
     // `"/ex" not found: not found`).
-    std::fs::write(p.join("Dockerfile"), "FROM busybox:local\nCOPY ex /ex/\n").unwrap();
+    fs_err::write(p.join("Dockerfile"), "FROM busybox:local\nCOPY ex /ex/\n").unwrap();
     let run = build(&s, p, "kept2");
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(

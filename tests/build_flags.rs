@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 
 use common::{Run, Strata};
@@ -25,7 +24,7 @@ fn build_files(st: &Strata, ctx: &Path, args: &[&str], files: &[&str]) -> Vec<St
     st.run(&all).success();
     files
         .iter()
-        .map(|f| match fs::read(out.path().join(f)) {
+        .map(|f| match fs_err::read(out.path().join(f)) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(_) => "(none)".into(),
         })
@@ -120,7 +119,7 @@ fn rootless_build_ignorefile_replaces_dockerignore() {
     ]);
     let elsewhere = tempfile::tempdir().unwrap();
     let ignore = elsewhere.path().join("only-b.ignore");
-    fs::write(&ignore, "b\n").unwrap();
+    fs_err::write(&ignore, "b\n").unwrap();
     let files = ["ctx/a", "ctx/b"];
     let with = build_files(&st, ctx.path(), &["--ignorefile", s(&ignore)], &files);
     assert_eq!(with, ["a\n", "(none)"]);

@@ -34,7 +34,7 @@ fn top_layer(s: &Strata, image: &str) -> Vec<String> {
     s.run(&["save", "-o", out.to_str().unwrap(), image])
         .success();
     let mut files = BTreeMap::new();
-    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let mut archive = tar::Archive::new(fs_err::File::open(&out).unwrap());
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let name = entry.path().unwrap().to_string_lossy().into_owned();
@@ -67,12 +67,12 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
     let mut out = BTreeMap::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
+        for e in fs_err::read_dir(&d).unwrap() {
             let path = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let meta = fs_err::symlink_metadata(&path).unwrap();
             let name = path.strip_prefix(dir).unwrap().display().to_string();
             let content = match meta.is_file() {
-                true => std::fs::read(&path).unwrap(),
+                true => fs_err::read(&path).unwrap(),
                 false => Vec::new(),
             };
             out.insert(name, (meta.mode(), content));
@@ -288,13 +288,13 @@ fn rootless_mount_secret_from_the_environment() {
     )
     .success();
     assert_eq!(sh(&s, "e", "cat /ok").success().stdout, "ok\n");
-    let report = std::fs::read_to_string(&report).unwrap();
+    let report = fs_err::read_to_string(&report).unwrap();
     assert!(report.contains("\"steps\""), "{report}");
     let saved = s.root.path().join("e.tar");
     s.run(&["save", "-o", saved.to_str().unwrap(), "e"])
         .success();
-    let image = std::fs::read(&saved).unwrap();
-    std::fs::remove_file(&saved).unwrap();
+    let image = fs_err::read(&saved).unwrap();
+    fs_err::remove_file(&saved).unwrap();
     for value in ["env-tok-41", "env-api-42"] {
         assert!(!format!("{run:?}").contains(value), "{value} in the output");
         assert!(
@@ -313,7 +313,7 @@ fn rootless_mount_cache_id_and_source_cannot_climb_out() {
     let s = Strata::new();
     s.import_busybox("busybox");
     let host = tempfile::tempdir().unwrap();
-    std::fs::write(host.path().join("CANARY"), "host").unwrap();
+    fs_err::write(host.path().join("CANARY"), "host").unwrap();
     let up = "../".repeat(12);
     let dir = host.path().display().to_string();
     let df = format!(
@@ -337,7 +337,7 @@ fn rootless_mount_cache_id_and_source_cannot_climb_out() {
         assert!(!run.stderr.contains("CANARY"), "{run:?}");
     }
     assert_eq!(
-        std::fs::read_dir(host.path()).unwrap().count(),
+        fs_err::read_dir(host.path()).unwrap().count(),
         1,
         "nothing was created in the host directory"
     );
@@ -352,7 +352,7 @@ fn rootless_mount_cache_id_and_source_cannot_climb_out() {
 #[test]
 fn rootless_mount_cache_source_swapped_for_a_symlink_stays_in_the_cache() {
     let host = tempfile::tempdir().unwrap();
-    std::fs::write(host.path().join("hostname"), "HOST-CANARY-5e1").unwrap();
+    fs_err::write(host.path().join("hostname"), "HOST-CANARY-5e1").unwrap();
     let dir = host.path().display().to_string();
     let climbing = format!("{}{dir}", "../".repeat(12));
     for driver in DRIVERS {
@@ -390,7 +390,7 @@ fn rootless_mount_cache_source_swapped_for_a_symlink_stays_in_the_cache() {
             );
         }
     }
-    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
+    assert_eq!(fs_err::read_dir(host.path()).unwrap().count(), 1);
 }
 
 /// Case 4 (CVE-2024-1753): an `rw` bind of a stage's `/rootdir -> /`
@@ -432,7 +432,7 @@ fn rootless_mount_bind_source_symlinks_resolve_inside_the_stage() {
     s.import_busybox("busybox");
     let host = tempfile::tempdir().unwrap();
     let canary = host.path().join("canary");
-    std::fs::write(&canary, "host secret").unwrap();
+    fs_err::write(&canary, "host secret").unwrap();
     let df = format!(
         "FROM busybox AS a\nRUN ln -s {} /link\n\
          FROM busybox\nRUN --mount=type=bind,from=a,source=/link,target=/x cat /x\n",
@@ -454,7 +454,7 @@ fn rootless_mount_tmpfs_mount_points_never_reach_the_host() {
     for driver in DRIVERS {
         let host = tempfile::tempdir().unwrap();
         let hostdir = host.path().join("HOSTDIR");
-        std::fs::create_dir_all(hostdir.join("b/c")).unwrap();
+        fs_err::create_dir_all(hostdir.join("b/c")).unwrap();
         let df = format!(
             "FROM busybox\n\
              RUN --mount=type=tmpfs,target=/a/b/c sh -c 'rm -rf /a; ln -s {h} /a; true'\n\
@@ -481,7 +481,7 @@ fn rootless_mount_tmpfs_mount_points_never_reach_the_host() {
             hostdir.join("b/c").is_dir(),
             "{driver}: the host directory is still there"
         );
-        assert_eq!(std::fs::read_dir(hostdir.join("b/c")).unwrap().count(), 0);
+        assert_eq!(fs_err::read_dir(hostdir.join("b/c")).unwrap().count(), 0);
     }
 }
 
@@ -563,7 +563,7 @@ fn rootless_mount_bind_of_the_context_is_keyed_by_its_content() {
     build(&s, "overlay", ctx.path(), &["-t", "k"]).success();
     let again = build(&s, "overlay", ctx.path(), &["-t", "k"]).success();
     assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
-    std::fs::write(ctx.path().join("v"), "2").unwrap();
+    fs_err::write(ctx.path().join("v"), "2").unwrap();
     let changed = build(&s, "overlay", ctx.path(), &["-t", "k"]).success();
     assert!(
         !changed.stdout.contains("Using cache"),
@@ -583,7 +583,7 @@ fn rootless_mount_secrets_reach_the_step_and_nothing_else() {
     s.import_busybox("busybox");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tok");
-    std::fs::write(&file, "p4ss-FILE-9f3a").unwrap();
+    fs_err::write(&file, "p4ss-FILE-9f3a").unwrap();
     for driver in DRIVERS {
         let df = "FROM busybox AS builder\nARG TOKEN\n\
                   RUN test \"$(echo $TOKEN | tr a-z A-Z)\" = S3CR3T-ARG-77 && echo built > /artifact\n\
@@ -632,7 +632,7 @@ fn rootless_mount_secrets_reach_the_step_and_nothing_else() {
                 !output.contains(value),
                 "{driver}: {value} in the output: {output}"
             );
-            let image = std::fs::read(&saved).unwrap();
+            let image = fs_err::read(&saved).unwrap();
             assert!(
                 !image.windows(value.len()).any(|w| w == value.as_bytes()),
                 "{driver}: {value} in the image"
@@ -645,7 +645,7 @@ fn rootless_mount_secrets_reach_the_step_and_nothing_else() {
                 "{driver}: {value} in the store: {found:?}"
             );
         }
-        std::fs::remove_file(&saved).unwrap();
+        fs_err::remove_file(&saved).unwrap();
     }
 }
 
@@ -692,12 +692,12 @@ fn rootless_mount_secret_values_are_not_in_the_key() {
     s.import_busybox("busybox");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tok");
-    std::fs::write(&file, "one").unwrap();
+    fs_err::write(&file, "one").unwrap();
     let df = "FROM busybox\nRUN --mount=type=secret,id=t cp /run/secrets/t /copy\n";
     let ctx = context(&[("Dockerfile", df)]);
     let flag = format!("id=t,src={}", file.display());
     build(&s, "overlay", ctx.path(), &["--secret", &flag, "-t", "k"]).success();
-    std::fs::write(&file, "two").unwrap();
+    fs_err::write(&file, "two").unwrap();
     let again = build(&s, "overlay", ctx.path(), &["--secret", &flag, "-t", "k"]).success();
     assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
     assert_eq!(sh(&s, "k", "cat /copy").success().stdout, "one");

@@ -81,7 +81,7 @@ impl Agent {
 
     /// The private key's base64 body (what must never be copied anywhere).
     fn secret_line(&self) -> String {
-        let text = std::fs::read_to_string(self.key()).unwrap();
+        let text = fs_err::read_to_string(self.key()).unwrap();
         text.lines().nth(2).unwrap().to_string()
     }
 }
@@ -105,9 +105,9 @@ fn ok(cmd: &mut Command) -> String {
 fn context_with_ssh_add(agent: &Agent, dockerfile: &str) -> tempfile::TempDir {
     let ctx = tempfile::tempdir().unwrap();
     let host = ctx.path().join("host");
-    std::fs::create_dir_all(host.join("lib")).unwrap();
-    std::fs::copy("/usr/bin/ssh-add", host.join("ssh-add")).unwrap();
-    std::fs::copy(agent.dir.path().join("id.pub"), host.join("id.pub")).unwrap();
+    fs_err::create_dir_all(host.join("lib")).unwrap();
+    fs_err::copy("/usr/bin/ssh-add", host.join("ssh-add")).unwrap();
+    fs_err::copy(agent.dir.path().join("id.pub"), host.join("id.pub")).unwrap();
     let ldd = ok(Command::new("ldd").arg("/usr/bin/ssh-add"));
     for path in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
         let path = Path::new(path);
@@ -115,9 +115,9 @@ fn context_with_ssh_add(agent: &Agent, dockerfile: &str) -> tempfile::TempDir {
             true => host.join("ld.so"),
             false => host.join("lib").join(path.file_name().unwrap()),
         };
-        std::fs::copy(path, to).unwrap();
+        fs_err::copy(path, to).unwrap();
     }
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    fs_err::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
     ctx
 }
 

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -35,7 +34,7 @@ fn setup() -> (Strata, tempfile::TempDir) {
 
 /// A tar's entries as `tree` lines (no directories' trailing slash).
 fn tar_tree(tar: &Path) -> Vec<String> {
-    let mut a = tar::Archive::new(fs::File::open(tar).unwrap());
+    let mut a = tar::Archive::new(fs_err::File::open(tar).unwrap());
     let mut out = Vec::new();
     for e in a.entries().unwrap() {
         let e = e.unwrap();
@@ -128,7 +127,7 @@ fn interop_build_outputs_are_read_by_their_readers() {
     // type=local is the image's root file system, owned by the caller.
     assert_eq!(tree(&local), want, "type=local");
     use std::os::unix::fs::MetadataExt;
-    let owner = fs::metadata(local.join("hello")).unwrap().uid();
+    let owner = fs_err::metadata(local.join("hello")).unwrap().uid();
     assert_eq!(owner, nix::unistd::getuid().as_raw());
     assert_eq!(tar_tree(&tar), want, "type=tar");
 
@@ -174,7 +173,7 @@ fn rootless_build_output_to_stdout_keeps_the_log_on_stderr() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("Step 1/5 : FROM busybox"), "{stderr}");
         let path = work.path().join("out.tar");
-        fs::write(&path, &out.stdout).unwrap();
+        fs_err::write(&path, &out.stdout).unwrap();
         let names = tar_tree(&path);
         assert!(
             names.iter().any(|l| l.starts_with(check)),
@@ -252,7 +251,7 @@ fn rootless_build_metadata_annotations_and_unsetlabel() {
         ],
     )
     .success();
-    let v: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&fs_err::read(&meta).unwrap()).unwrap();
     let id = inspect(&st, "app:m")["Id"].as_str().unwrap().to_string();
     assert_eq!(v["containerimage.config.digest"], id);
     assert_eq!(v["image.name"], "docker.io/library/app:m");
@@ -267,7 +266,7 @@ fn rootless_build_metadata_annotations_and_unsetlabel() {
         m["annotations"]["org.opencontainers.image.title"],
         "strata test"
     );
-    let mut a = tar::Archive::new(fs::File::open(&oci).unwrap());
+    let mut a = tar::Archive::new(fs_err::File::open(&oci).unwrap());
     let index = a
         .entries()
         .unwrap()
@@ -497,7 +496,7 @@ fn registry_build_provenance_is_attached_as_buildkit_does() {
         assert!(!text.contains(secret), "a secret in {text}");
     }
     // Beside the type=oci output: a statement about the manifest in it.
-    let beside = fs::read_to_string(work.path().join("app.tar.provenance.json")).unwrap();
+    let beside = fs_err::read_to_string(work.path().join("app.tar.provenance.json")).unwrap();
     assert!(!beside.contains(secret));
     let b: serde_json::Value = serde_json::from_str(&beside).unwrap();
     let in_oci = sha(&raw(&format!("oci-archive:{}", s(&oci))));
@@ -559,7 +558,7 @@ fn rootless_build_provenance_names_the_context_digest() {
         )
         .success();
         let beside =
-            fs::read_to_string(work.path().join(format!("oci{n}.provenance.json"))).unwrap();
+            fs_err::read_to_string(work.path().join(format!("oci{n}.provenance.json"))).unwrap();
         let v: serde_json::Value = serde_json::from_str(&beside).unwrap();
         let context = &v["predicate"]["buildDefinition"]["externalParameters"]["context"];
         let d = context["digest"]["sha256"]
@@ -571,10 +570,10 @@ fn rootless_build_provenance_names_the_context_digest() {
     };
     let first = digest(1);
     assert_eq!(digest(2), first, "the same files");
-    fs::write(ctx.path().join("new"), "new\n").unwrap();
+    fs_err::write(ctx.path().join("new"), "new\n").unwrap();
     let with_new = digest(3);
     assert_ne!(with_new, first, "a new file");
-    fs::write(ctx.path().join(".dockerignore"), "new\n.dockerignore\n").unwrap();
+    fs_err::write(ctx.path().join(".dockerignore"), "new\n.dockerignore\n").unwrap();
     assert_eq!(digest(4), first, "the new file ignored");
 }
 

@@ -283,7 +283,7 @@ fn rootless_a_failed_stage_stops_the_others_and_leaves_nothing() {
 }
 
 fn report(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    serde_json::from_slice(&fs_err::read(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn rootless_report_tells_every_step_hits_misses_and_totals() {
     let path = out.path().join("report.json");
     let file = path.to_str().unwrap();
     s.build(ctx.path(), &["-q", "--report", file]).success();
-    std::fs::write(ctx.path().join("f"), "two!\n").unwrap();
+    fs_err::write(ctx.path().join("f"), "two!\n").unwrap();
     let run = s
         .build(ctx.path(), &["-q", "--report", file, "-t", "rep"])
         .success();

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
@@ -58,8 +57,8 @@ fn run(st: &Strata, later: bool, args: &[&str], env: &[(&str, &str)]) -> Run {
 /// Sets the mtime of every file of the context `hours` ahead of now.
 fn touch_ahead(ctx: &Path, hours: u64) {
     let when = SystemTime::now() + Duration::from_secs(hours * 3600);
-    for e in fs::read_dir(ctx).unwrap() {
-        let f = fs::File::options()
+    for e in fs_err::read_dir(ctx).unwrap() {
+        let f = fs_err::File::options()
             .write(true)
             .open(e.unwrap().path())
             .unwrap();
@@ -134,7 +133,8 @@ fn registry_build_reproducible_pushes_the_same_manifest_from_two_stores() {
                 "--tls-verify=false",
                 &format!("docker://{tag}"),
             ]);
-            let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+            let m: serde_json::Value =
+                serde_json::from_slice(&fs_err::read(&meta).unwrap()).unwrap();
             assert_eq!(m["containerimage.digest"], sha256(raw.as_bytes()), "{name}");
             let config = skopeo(&[
                 "inspect",
@@ -169,10 +169,10 @@ type Entry = (String, String, u64);
 fn read_layout(dir: &Path) -> (serde_json::Value, Vec<Vec<Entry>>) {
     let blob = |d: &serde_json::Value| {
         let hex = d.as_str().unwrap().trim_start_matches("sha256:");
-        fs::read(dir.join("blobs/sha256").join(hex)).unwrap()
+        fs_err::read(dir.join("blobs/sha256").join(hex)).unwrap()
     };
     let json = |b: Vec<u8>| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
-    let index = json(fs::read(dir.join("index.json")).unwrap());
+    let index = json(fs_err::read(dir.join("index.json")).unwrap());
     let manifest = json(blob(&index["manifests"][0]["digest"]));
     let config = json(blob(&manifest["config"]["digest"]));
     let layers = manifest["layers"]

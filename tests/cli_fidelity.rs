@@ -53,7 +53,7 @@ fn rootless_cli_unsupported_flags_are_one_line_exit_125() {
 /// same id) in Docker and in strata. Returns the archive and the config's
 /// digest (the image id).
 fn same_image(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let layer = std::fs::read(busybox_tar()).unwrap();
+    let layer = fs_err::read(busybox_tar()).unwrap();
     let diff_id = hex::encode(sha2::Sha256::digest(&layer));
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{{"Env":["PATH=/usr/bin:/bin","A=1"],"Cmd":["sh"],"Labels":{{"k":"v"}}}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}},"history":[{{"created":"2024-01-01T00:00:00Z","created_by":"test"}}]}}"#
@@ -62,7 +62,7 @@ fn same_image(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let manifest =
         format!(r#"[{{"Config":"{id}.json","RepoTags":["fid/same:v1"],"Layers":["layer.tar"]}}]"#);
     let path = dir.join("same.tar");
-    let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    let mut tar = tar::Builder::new(fs_err::File::create(&path).unwrap());
     for (name, bytes) in [
         (format!("{id}.json"), config.as_bytes()),
         ("layer.tar".to_string(), &layer[..]),
@@ -320,7 +320,7 @@ fn rootless_cli_everything_compat_md_refuses_is_one_line_exit_125() {
 fn rootless_cli_permission_errors_name_the_path() {
     let secret = "/etc/shadow";
     assert!(
-        std::fs::File::open(secret).is_err(),
+        fs_err::File::open(secret).is_err(),
         "run as an unprivileged user"
     );
     let s = Strata::new();

@@ -17,7 +17,7 @@ fn completion_scripts_know_the_commands_and_flags() {
     assert!(!bash.contains("container-init"), "{bash}");
     // bash itself completes with it.
     let script = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(script.path(), &bash).unwrap();
+    fs_err::write(script.path(), &bash).unwrap();
     let complete = |words: &str, cword: usize| {
         let shell = format!(
             "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _strata strata \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\"",
@@ -47,7 +47,7 @@ fn man_pages_are_written_per_command() {
     let dir = tempfile::tempdir().unwrap();
     s.run(&["man-pages", dir.path().to_str().unwrap()])
         .success();
-    let build = std::fs::read_to_string(dir.path().join("strata-build.1")).unwrap();
+    let build = fs_err::read_to_string(dir.path().join("strata-build.1")).unwrap();
     assert!(build.contains(".TH strata-build 1"), "{build}");
     assert!(
         build.contains("\\-\\-check") && build.contains("\\-\\-tag"),

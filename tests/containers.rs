@@ -123,7 +123,7 @@ fn rootless_container_inside_view() {
         .run(&["run", "--rm", "busybox", "ip", "-o", "link"])
         .success()
         .stdout;
-    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let host_links = fs_err::read_dir("/sys/class/net").unwrap().count();
     assert_eq!(
         host_net.lines().count(),
         host_links,
@@ -190,7 +190,7 @@ fn rootless_container_exit_codes_and_options() {
     ])
     .success();
     assert_eq!(
-        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        fs_err::read_to_string(host.path().join("f")).unwrap(),
         "out\n"
     );
     let ro = format!("{}:/data:ro", host.path().display());
@@ -247,7 +247,7 @@ fn rootless_container_changes_leave_out_mount_points() {
     let out = tar.path().join("rootfs.tar");
     s.run(&["export", "-o", out.to_str().unwrap(), "busy"])
         .success();
-    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&out).unwrap())
+    let names: Vec<String> = tar::Archive::new(fs_err::File::open(&out).unwrap())
         .entries()
         .unwrap()
         .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
@@ -499,7 +499,7 @@ fn rootless_container_drivers_make_identical_layers() {
 fn many_layer_archive(dir: &Path, extra: usize) -> std::path::PathBuf {
     use sha2::{Digest, Sha256};
     let mut files: Vec<(String, Vec<u8>)> =
-        vec![("base.tar".into(), std::fs::read(busybox_tar()).unwrap())];
+        vec![("base.tar".into(), fs_err::read(busybox_tar()).unwrap())];
     for i in 0..extra {
         let mut b = tar::Builder::new(Vec::new());
         let data = format!("layer {i}\n");
@@ -531,7 +531,7 @@ fn many_layer_archive(dir: &Path, extra: usize) -> std::path::PathBuf {
         "Layers": files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
     }]);
     let out = dir.join("tall.tar");
-    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut b = tar::Builder::new(fs_err::File::create(&out).unwrap());
     let mut add = |name: &str, data: &[u8]| {
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);

@@ -14,8 +14,8 @@ fn rootless_malicious_images_cannot_reach_the_host() {
     let s = Strata::new();
     let dir = tempfile::tempdir().unwrap();
     let canary_dir = dir.path().join("canary");
-    std::fs::create_dir(&canary_dir).unwrap();
-    std::fs::write(canary_dir.join("file"), "untouched").unwrap();
+    fs_err::create_dir(&canary_dir).unwrap();
+    fs_err::write(canary_dir.join("file"), "untouched").unwrap();
     let canary = canary_dir.to_str().unwrap().to_string();
     for (name, target) in [
         ("proc", canary.clone()),
@@ -66,11 +66,11 @@ fn rootless_malicious_images_cannot_reach_the_host() {
         assert_eq!(run.code, Some(125), "workdir {w}: {run:?}");
     }
     assert_eq!(
-        std::fs::read_to_string(canary_dir.join("file")).unwrap(),
+        fs_err::read_to_string(canary_dir.join("file")).unwrap(),
         "untouched"
     );
     assert_eq!(
-        std::fs::read_dir(&canary_dir).unwrap().count(),
+        fs_err::read_dir(&canary_dir).unwrap().count(),
         1,
         "nothing was created in the canary dir"
     );
@@ -174,7 +174,7 @@ fn rootless_malicious_dev_null_and_background_flipper() {
     let s = Strata::new();
     let dir = tempfile::tempdir().unwrap();
     let canary = dir.path().join("canary");
-    std::fs::write(&canary, "untouched").unwrap();
+    fs_err::write(&canary, "untouched").unwrap();
     let target = canary.to_str().unwrap().to_string();
     let tar = busybox_variant(dir.path(), &[], |b| symlink_entry(b, "dev/null", &target));
     s.run(&["import", tar.to_str().unwrap(), "evil-null"])
@@ -218,7 +218,7 @@ fn rootless_malicious_dev_null_and_background_flipper() {
         !marker_gone.stdout.contains("untouched"),
         "the host file was read into the layer"
     );
-    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched");
+    assert_eq!(fs_err::read_to_string(&canary).unwrap(), "untouched");
     assert_eq!(
         s.run(&["ps", "-q"]).success().stdout,
         "",

@@ -45,7 +45,7 @@ fn rootless_runs_unprivileged_without_capabilities() {
         !nix::unistd::Uid::effective().is_root(),
         "the rootless tier must not run as root"
     );
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let status = fs_err::read_to_string("/proc/self/status").unwrap();
     let cap_eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
@@ -326,7 +326,7 @@ fn busybox_rootfs_fixture_is_deterministic() {
             .status()
             .unwrap();
         assert!(status.success());
-        std::fs::read(out).unwrap()
+        fs_err::read(out).unwrap()
     };
     let (a, b) = (make("a.tar"), make("b.tar"));
     assert!(a == b, "two runs gave different tarballs");

@@ -75,9 +75,9 @@ fn context() -> tempfile::TempDir {
         .prefix("strata-incontainer-")
         .tempdir()
         .unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), DOCKERFILE).unwrap();
-    std::fs::write(dir.path().join("note.txt"), "from the context\n").unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    fs_err::write(dir.path().join("Dockerfile"), DOCKERFILE).unwrap();
+    fs_err::write(dir.path().join("note.txt"), "from the context\n").unwrap();
+    fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     dir
 }
 
@@ -122,14 +122,16 @@ fn image(strata: &Strata, reference: &str) -> Image {
     strata
         .run(&["save", "-o", archive_arg, reference])
         .success();
-    tar::Archive::new(std::fs::File::open(&archive).unwrap())
+    tar::Archive::new(fs_err::File::open(&archive).unwrap())
         .unpack(dir.path())
         .unwrap();
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     let mut tree = BTreeMap::new();
     for layer in manifest[0]["Layers"].as_array().unwrap() {
-        let file = std::fs::File::open(dir.path().join(layer.as_str().unwrap())).unwrap();
+        let file = fs_err::File::open(dir.path().join(layer.as_str().unwrap()))
+            .unwrap()
+            .into_file();
         apply_layer(&mut tree, tar::Archive::new(file));
     }
     Image { config, tree }
@@ -407,7 +409,7 @@ fn incontainer_isolation_flag_forces_the_rung_on_build_and_run() {
             && l.contains("(--isolation)")),
         "{info:#?}"
     );
-    let host_init = std::fs::read_to_string("/proc/1/comm").unwrap();
+    let host_init = fs_err::read_to_string("/proc/1/comm").unwrap();
     let ctx = common::context(&[("Dockerfile", "FROM bb\nRUN cat /proc/1/comm >/init\n")]);
     let build = Run::of(
         strata

@@ -87,7 +87,7 @@ cases!(
 
 #[test]
 fn interop_build_every_case_has_a_test() {
-    let mut names: Vec<String> = std::fs::read_dir(cases_dir())
+    let mut names: Vec<String> = fs_err::read_dir(cases_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -142,19 +142,19 @@ fn prepare(name: &str, w: &Path) -> Case {
     // Moves `file` out of the context, if there, to `w`.
     let take = |file: &str| {
         let (from, to) = (ctx.join(file), w.join(file));
-        std::fs::symlink_metadata(&from).is_ok().then(|| {
-            std::fs::rename(&from, &to).unwrap();
+        fs_err::symlink_metadata(&from).is_ok().then(|| {
+            fs_err::rename(&from, &to).unwrap();
             to
         })
     };
     if ctx.join("fixtures.txt").exists() {
-        let text = std::fs::read_to_string(ctx.join("fixtures.txt")).unwrap();
+        let text = fs_err::read_to_string(ctx.join("fixtures.txt")).unwrap();
         write_fixtures(&ctx, &text);
     }
     take("fixtures.txt");
     let mut args: Vec<(String, String)> = Vec::new();
     if let Some(file) = take("build-args") {
-        let text = std::fs::read_to_string(file).unwrap();
+        let text = fs_err::read_to_string(file).unwrap();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let (k, v) = line.split_once('=').expect("build-args: KEY=VALUE");
             args.push((k.into(), v.into()));
@@ -372,18 +372,18 @@ fn buildah_has_busybox() {
 
 /// Copies a case directory, keeping symlinks as they are and modes.
 fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
+    fs_err::create_dir(to).unwrap();
+    for e in fs_err::read_dir(from).unwrap() {
         let e = e.unwrap();
         let (src, dst) = (e.path(), to.join(e.file_name()));
-        let m = std::fs::symlink_metadata(&src).unwrap();
+        let m = fs_err::symlink_metadata(&src).unwrap();
         if m.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+            fs_err::os::unix::fs::symlink(fs_err::read_link(&src).unwrap(), &dst).unwrap();
         } else if m.is_dir() {
             copy_tree(&src, &dst);
-            std::fs::set_permissions(&dst, m.permissions()).unwrap();
+            fs_err::set_permissions(&dst, m.permissions()).unwrap();
         } else {
-            std::fs::copy(&src, &dst).unwrap();
+            fs_err::copy(&src, &dst).unwrap();
         }
     }
 }
@@ -432,17 +432,17 @@ fn write_fixtures(ctx: &Path, text: &str) {
                     Some((f, how)) => (f.to_string(), how.to_string()),
                     None => (name.clone(), compression_of(&name).into()),
                 };
-                std::fs::write(ctx.join(file), compress(&tar, &how)).unwrap();
+                fs_err::write(ctx.join(file), compress(&tar, &how)).unwrap();
             }
         }
         match words[..] {
             ["end"] => {}
             ["hardlink", path, existing] => {
-                std::fs::hard_link(ctx.join(existing), ctx.join(path)).unwrap();
+                fs_err::hard_link(ctx.join(existing), ctx.join(path)).unwrap();
             }
             ["gzip", name, ref text @ ..] => {
                 let data = compress(format!("{}\n", text.join(" ")).as_bytes(), "gzip");
-                std::fs::write(ctx.join(name), data).unwrap();
+                fs_err::write(ctx.join(name), data).unwrap();
             }
             ["archive", ref names @ ..] => {
                 let names = names.iter().map(|n| n.to_string()).collect();
@@ -650,20 +650,20 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
     let mut inodes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
+        for e in fs_err::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let m = std::fs::symlink_metadata(&p).unwrap();
+            let m = fs_err::symlink_metadata(&p).unwrap();
             let mode = m.permissions().mode() & 0o7777;
             // An image's mode (e.g. COPY --chmod 0640 on a directory) may
             // lock out the unpacking user, who owns everything here.
             if !m.file_type().is_symlink() {
                 let needed = if m.is_dir() { 0o700 } else { 0o400 };
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode | needed))
+                fs_err::set_permissions(&p, std::fs::Permissions::from_mode(mode | needed))
                     .unwrap();
             }
             let what = if m.file_type().is_symlink() {
-                format!("link {}", std::fs::read_link(&p).unwrap().display())
+                format!("link {}", fs_err::read_link(&p).unwrap().display())
             } else if m.is_dir() {
                 stack.push(p.clone());
                 "dir".into()
@@ -671,7 +671,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
                 if m.nlink() > 1 {
                     inodes.entry(m.ino()).or_default().push(rel.clone());
                 }
-                let data = std::fs::read(&p).unwrap();
+                let data = fs_err::read(&p).unwrap();
                 match std::str::from_utf8(&data) {
                     // Short text as itself, so a difference reads at once.
                     Ok(text) if text.len() <= 200 => format!("file {text:?}"),

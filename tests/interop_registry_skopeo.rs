@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -57,11 +56,12 @@ fn interop_registry_strata_push_skopeo_copy_keeps_the_digest() {
         ],
     );
     let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest.as_str(), "{index}");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap())
-            .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         manifest["layers"].as_array().unwrap().len(),
         2,
@@ -72,16 +72,16 @@ fn interop_registry_strata_push_skopeo_copy_keeps_the_digest() {
 /// An OCI layout holding an index of the same rootfs for amd64 and arm64;
 /// returns the config digest per architecture.
 fn two_platform_layout(layout: &Path) -> Vec<(&'static str, String)> {
-    let tar = fs::read(common::busybox_tar()).unwrap();
+    let tar = fs_err::read(common::busybox_tar()).unwrap();
     let diff_id = sha(&tar);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
     let layer = gz.finish().unwrap();
     let blobs = layout.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
+    fs_err::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| {
         let d = sha(data);
-        fs::write(blobs.join(&d[7..]), data).unwrap();
+        fs_err::write(blobs.join(&d[7..]), data).unwrap();
         d
     };
     let layer_digest = put(&layer);
@@ -127,8 +127,8 @@ fn two_platform_layout(layout: &Path) -> Vec<(&'static str, String)> {
             "annotations": {"org.opencontainers.image.ref.name": "multi"},
         }],
     });
-    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-    fs::write(
+    fs_err::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    fs_err::write(
         layout.join("oci-layout"),
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )

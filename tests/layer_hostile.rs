@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 
 use common::tarspec::{
@@ -19,7 +18,7 @@ const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
 
 /// Load an image made of busybox and then `layers` (plain tars).
 fn load(s: &Strata, dir: &Path, tag: &str, layers: &[Vec<u8>]) {
-    let mut all = vec![fs::read(busybox_tar()).unwrap()];
+    let mut all = vec![fs_err::read(busybox_tar()).unwrap()];
     all.extend(layers.iter().cloned());
     let blobs = plain_layers(all);
     let archive = dir.join(format!("{tag}.tar"));
@@ -62,7 +61,7 @@ fn rootless_layer_repeated_pax_keys_read_as_gnu_tar_in_load_and_add() {
     assert_eq!(out, "0\n1024\nafter", "load");
 
     let ctx = context(&[("Dockerfile", "FROM smuggle\nADD evil.tar /x/\n")]);
-    fs::write(ctx.path().join("evil.tar"), &evil).unwrap();
+    fs_err::write(ctx.path().join("evil.tar"), &evil).unwrap();
     s.run(&["build", "-t", "added", ctx.path().to_str().unwrap()])
         .success();
     let out = sh(&s, "overlay", "added", "ls /x; wc -c < /x/carrier");
@@ -112,7 +111,7 @@ fn rootless_layer_whiteouts_give_one_tree_on_every_driver() {
     }
 
     // An opaque marker at a layer's root hides every layer below it.
-    let base = fs::read(busybox_tar()).unwrap();
+    let base = fs_err::read(busybox_tar()).unwrap();
     let old = tar(&[T::Dir("old/"), T::File("old/f", b"old")]);
     let top = append(&base, &[T::File(".wh..wh..opq", b""), T::File("new", b"n")]);
     let blobs = plain_layers(vec![old, top]);
@@ -144,7 +143,7 @@ fn rootless_layer_hardlink_target_with_dotdot_inside_is_accepted() {
 
 /// Files and directories under the store's `tmp/`.
 fn staged(s: &Strata) -> Vec<String> {
-    match fs::read_dir(s.root.path().join("tmp")) {
+    match fs_err::read_dir(s.root.path().join("tmp")) {
         Ok(rd) => rd
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| !n.ends_with(".lock"))
@@ -183,7 +182,7 @@ fn rootless_layer_bombs_stop_at_the_cap_through_load_and_add() {
         // The same bytes ADDed in a build.
         s.import_busybox("busybox");
         let ctx = context(&[("Dockerfile", "FROM busybox\nADD bomb.tar.x /b/\n")]);
-        fs::write(ctx.path().join("bomb.tar.x"), &blob).unwrap();
+        fs_err::write(ctx.path().join("bomb.tar.x"), &blob).unwrap();
         let out = s
             .cmd()
             .env("STRATA_MAX_LAYER_SIZE", "8m")
@@ -287,12 +286,12 @@ fn rootless_layer_breakout_matrix_through_load_and_add() {
         );
 
         let ctx = context(&[("Dockerfile", "FROM busybox\nADD case.tar /x/\n")]);
-        fs::write(ctx.path().join("case.tar"), &layer).unwrap();
+        fs_err::write(ctx.path().join("case.tar"), &layer).unwrap();
         let run = s.run(&["build", "-t", "added", ctx.path().to_str().unwrap()]);
         assert_victim_intact(&victim, case);
         assert!(!run.stderr.contains("panicked"), "{case}: {run:#?}");
     }
-    let names: Vec<_> = fs::read_dir(work.path())
+    let names: Vec<_> = fs_err::read_dir(work.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -358,7 +357,9 @@ fn rootless_layer_garbage_blobs_fail_cleanly_in_every_compression() {
             run.stderr
         );
         assert_eq!(staged(&s), Vec::<String>::new(), "{case}: staging left");
-        let layers = fs::read_dir(s.root.path().join("layers")).unwrap().count();
+        let layers = fs_err::read_dir(s.root.path().join("layers"))
+            .unwrap()
+            .count();
         assert_eq!(layers, 0, "{case}: a layer was kept");
     }
 }
@@ -415,7 +416,7 @@ fn rootless_layer_overlay_xattr_records_are_dropped_on_unpack_and_kept_by_save()
     s.run(&["save", "-o", out.to_str().unwrap(), "xattrs"])
         .success();
     let want = common::tarspec::sha256_hex(&upper);
-    let mut archive = tar::Archive::new(fs::File::open(&out).unwrap());
+    let mut archive = tar::Archive::new(fs_err::File::open(&out).unwrap());
     let mut found = false;
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
@@ -460,7 +461,7 @@ fn rootless_layer_load_reads_the_outer_archive_as_gnu_tar_does() {
     let s = Strata::new();
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("outer.tar");
-    fs::write(&archive, &bytes).unwrap();
+    fs_err::write(&archive, &bytes).unwrap();
     let out = s.run(&["load", "-i", archive.to_str().unwrap()]).success();
     assert!(out.stdout.contains("good:latest"), "{out:#?}");
     let images = s.run(&["images"]).success().stdout;

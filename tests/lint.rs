@@ -65,7 +65,7 @@ fn store_with_base() -> Strata {
 }
 
 fn check(s: &Strata, dir: &Path, dockerfile: &str) -> Run {
-    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    fs_err::write(dir.join("Dockerfile"), dockerfile).unwrap();
     s.run(&["build", "--check", dir.to_str().unwrap()])
 }
 
@@ -136,7 +136,7 @@ fn rootless_lint_warnings_in_a_build_leave_its_result_alone() {
     let ctx = context(&[("hello", "hi\n")]);
     let path = ctx.path().join("Dockerfile");
     let text = "FROM scratch as base\nCOPY hello /hello\nMAINTAINER me\n";
-    std::fs::write(&path, text).unwrap();
+    fs_err::write(&path, text).unwrap();
     let dir = ctx.path().to_str().unwrap();
     let run = s.run(&["build", "-t", "warned", dir]).success();
     let f = path.display();
@@ -155,14 +155,14 @@ fn rootless_lint_warnings_in_a_build_leave_its_result_alone() {
     assert!(inspect.contains("\"Author\": \"me\""), "{inspect}");
 
     // A failing build still shows them, and fails for its own reason.
-    std::fs::write(&path, "FROM scratch as base\nCOPY missing /m\n").unwrap();
+    fs_err::write(&path, "FROM scratch as base\nCOPY missing /m\n").unwrap();
     let failed = s.run(&["build", dir]);
     assert_eq!(failed.code, Some(1), "{failed:#?}");
     assert!(failed.stderr.contains("FromAsCasing"), "{failed:#?}");
     assert!(failed.stderr.contains("COPY missing /m"), "{failed:#?}");
 
     // error=true: the build does not start.
-    std::fs::write(&path, format!("# check=error=true\n{text}")).unwrap();
+    fs_err::write(&path, format!("# check=error=true\n{text}")).unwrap();
     let strict = s.run(&["build", "-t", "strict", dir]);
     assert_eq!(strict.code, Some(1), "{strict:#?}");
     assert!(!strict.stdout.contains("Step 1/"), "{strict:#?}");
@@ -175,7 +175,7 @@ fn rootless_lint_warnings_in_a_build_leave_its_result_alone() {
     assert_ne!(s.run(&["inspect", "strict"]).code, Some(0));
 
     // A `# check=` it cannot read stops a build too, as in BuildKit.
-    std::fs::write(&path, format!("# check=error=maybe\n{text}")).unwrap();
+    fs_err::write(&path, format!("# check=error=maybe\n{text}")).unwrap();
     let bad = s.run(&["build", dir]);
     assert_eq!(bad.code, Some(1), "{bad:#?}");
     assert!(
@@ -190,7 +190,7 @@ fn rootless_lint_github_actions_annotations() {
     let s = Strata::new();
     let ctx = context(&[]);
     let path = ctx.path().join("Dockerfile");
-    std::fs::write(&path, "FROM scratch as base\n").unwrap();
+    fs_err::write(&path, "FROM scratch as base\n").unwrap();
     let dir = ctx.path().to_str().unwrap();
     let run = Run::of(
         s.cmd()
@@ -212,7 +212,7 @@ fn rootless_lint_github_actions_annotations() {
         "{run:#?}"
     );
 
-    std::fs::write(&path, "FROM scratch\n  COPPY a b\n").unwrap();
+    fs_err::write(&path, "FROM scratch\n  COPPY a b\n").unwrap();
     let failed = Run::of(
         s.cmd()
             .env("GITHUB_ACTIONS", "true")

@@ -5,7 +5,6 @@
 mod common;
 mod registry_support;
 
-use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -77,9 +76,9 @@ fn login_cycle(registry: &str, extra: &[&str]) {
     let good = login(&s, &auth, &args, PASSWORD).success();
     assert!(good.stdout.contains("Login Succeeded"), "{good:#?}");
     assert_no_secret(&good);
-    let mode = fs::metadata(&auth).unwrap().permissions().mode() & 0o777;
+    let mode = fs_err::metadata(&auth).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&auth).unwrap()).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&fs_err::read(&auth).unwrap()).unwrap();
     use base64::Engine as _;
     let want = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
     assert_eq!(doc["auths"][registry]["auth"], want.as_str(), "{doc}");
@@ -90,7 +89,7 @@ fn login_cycle(registry: &str, extra: &[&str]) {
             .contains(&format!("Removing login credentials for {registry}")),
         "{out:#?}"
     );
-    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&auth).unwrap()).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&fs_err::read(&auth).unwrap()).unwrap();
     assert!(doc["auths"].get(registry).is_none(), "{doc}");
     let again = logout(&s, &auth, registry).success();
     assert!(again.stdout.contains("Not logged in"), "{again:#?}");
@@ -167,18 +166,18 @@ fn files_holding(dir: &Path, needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
+        let Ok(entries) = fs_err::read_dir(&d) else {
             continue;
         };
         for e in entries.flatten() {
             let p = e.path();
-            let Ok(meta) = fs::symlink_metadata(&p) else {
+            let Ok(meta) = fs_err::symlink_metadata(&p) else {
                 continue;
             };
             if meta.is_dir() {
                 stack.push(p);
             } else if meta.is_file() {
-                let bytes = fs::read(&p).unwrap_or_default();
+                let bytes = fs_err::read(&p).unwrap_or_default();
                 let hit = needles
                     .iter()
                     .any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()));
@@ -204,7 +203,7 @@ fn registry_credentials_reach_no_store_file_history_or_log() {
     let pusher = Strata::new();
     let puller = Strata::new();
     login(&pusher, &auth, &[&reg.addr], PASSWORD).success();
-    let mode = fs::metadata(&auth).unwrap().permissions().mode() & 0o777;
+    let mode = fs_err::metadata(&auth).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     pusher.import_busybox("busybox");
     let image = format!("{}/secret/busybox:1", reg.addr);

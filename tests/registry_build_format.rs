@@ -32,7 +32,7 @@ fn setup() -> (Strata, tempfile::TempDir) {
     let s = Strata::new();
     s.import_busybox("busybox");
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), DOCKERFILE).unwrap();
+    fs_err::write(ctx.path().join("Dockerfile"), DOCKERFILE).unwrap();
     (s, ctx)
 }
 
@@ -203,7 +203,7 @@ fn build_format_local_transports_keep_their_own_format() {
     s.run(&["push", "app:docker", &format!("oci:{}:t", layout.display())])
         .success();
     let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(
         index["manifests"][0]["mediaType"], OCI_MANIFEST,
         "{index:#}"

@@ -10,7 +10,6 @@
 mod common;
 mod registry_support;
 
-use std::fs;
 use std::time::Instant;
 
 use registry_support::mock::{plain_layer, Fault, MockRegistry};
@@ -61,7 +60,7 @@ fn registry_fault_503_twice_then_success() {
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
     let (r, dest, _dir) = download(&reg, &s);
     r.unwrap();
-    assert_eq!(fs::read(&dest).unwrap(), s.blob);
+    assert_eq!(fs_err::read(&dest).unwrap(), s.blob);
     let gets = proxy
         .seen()
         .iter()
@@ -116,7 +115,7 @@ fn registry_fault_truncated_blob_is_resumed() {
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
     let (r, dest, _dir) = download(&reg, &s);
     r.unwrap();
-    assert_eq!(fs::read(&dest).unwrap(), s.blob);
+    assert_eq!(fs_err::read(&dest).unwrap(), s.blob);
     let gets: Vec<Seen> = proxy
         .seen()
         .into_iter()
@@ -245,7 +244,7 @@ fn registry_fault_cut_blob_restarts_when_range_is_ignored() {
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
     let (r, dest, _dir) = download(&reg, &s);
     r.unwrap();
-    assert_eq!(fs::read(&dest).unwrap(), s.blob);
+    assert_eq!(fs_err::read(&dest).unwrap(), s.blob);
 }
 
 #[test]
@@ -302,7 +301,7 @@ fn download_from(
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("blob");
     let r = reg.download_blob("faults/stall", digest, len as u64, &dest, &mut |_| {});
-    let got = fs::read(&dest).unwrap_or_default();
+    let got = fs_err::read(&dest).unwrap_or_default();
     (r, got)
 }
 
@@ -388,7 +387,7 @@ fn registry_fault_pull_of_a_stalling_registry_resumes() {
     let (_, layer) = mock_image(&mock);
     let s = common::Strata::new();
     let config = s.root.path().join("config.json");
-    fs::write(&config, r#"{"read-timeout": "2s"}"#).unwrap();
+    fs_err::write(&config, r#"{"read-timeout": "2s"}"#).unwrap();
     let start = Instant::now();
     let out = s
         .cmd()
@@ -414,7 +413,7 @@ fn registry_fault_pull_of_a_stalling_registry_resumes() {
 
 /// The entries of a store's `tmp/`.
 fn temp_entries(s: &common::Strata) -> Vec<String> {
-    fs::read_dir(s.root.path().join("tmp"))
+    fs_err::read_dir(s.root.path().join("tmp"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()

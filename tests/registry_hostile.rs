@@ -9,7 +9,6 @@
 mod common;
 mod registry_support;
 
-use std::fs;
 use std::sync::{Arc, Mutex};
 
 use common::{Run, Strata};
@@ -30,7 +29,7 @@ fn failed(run: &Run) -> bool {
 
 /// The names in `dir` of the store (none when it does not exist).
 fn entries(s: &Strata, dir: &str) -> Vec<String> {
-    fs::read_dir(s.root.path().join(dir))
+    fs_err::read_dir(s.root.path().join(dir))
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect()
@@ -317,7 +316,7 @@ fn registry_hostile_foreign_layer_urls_are_never_fetched() {
     let s = Strata::new();
     let auth = s.root.path().join("auth.json");
     let secret = base64_creds("u", "COLLECTED-SECRET");
-    fs::write(
+    fs_err::write(
         &auth,
         format!(
             r#"{{"auths":{{"{}":{{"auth":"{secret}"}},"{}":{{"auth":"{secret}"}}}}}}"#,

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::fs;
-
 use common::tarspec::{bomb, sha256_hex, smuggling_tar};
 use common::Strata;
 use strata::digest::Digest;
@@ -31,7 +29,7 @@ fn push(repo: &str, layers: &[(Vec<u8>, String)]) -> String {
     for bytes in &blobs {
         let digest = Digest::of(bytes);
         let path = dir.path().join(digest.hex());
-        fs::write(&path, bytes).unwrap();
+        fs_err::write(&path, bytes).unwrap();
         let local = LocalBlob {
             digest: &digest,
             path: &path,
@@ -98,7 +96,7 @@ fn registry_layer_bomb_pull_stops_at_the_cap() {
         "the error names the cap and the layer: {}",
         run.stderr
     );
-    let tmp: Vec<_> = fs::read_dir(s.root.path().join("tmp"))
+    let tmp: Vec<_> = fs_err::read_dir(s.root.path().join("tmp"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .filter(|n| !n.to_string_lossy().ends_with(".lock"))
@@ -109,7 +107,7 @@ fn registry_layer_bomb_pull_stops_at_the_cap() {
 
 #[test]
 fn registry_layer_repeated_pax_size_pulls_as_gnu_tar_reads_it() {
-    let base = fs::read(common::busybox_tar()).unwrap();
+    let base = fs_err::read(common::busybox_tar()).unwrap();
     let evil = smuggling_tar();
     let layers = vec![
         (base.clone(), sha256_hex(&base)),
@@ -152,5 +150,5 @@ fn registry_layer_breakout_matrix_through_pull() {
         );
         assert_victim_intact(&victim, case);
     }
-    assert_eq!(fs::read_dir(work.path()).unwrap().count(), 1);
+    assert_eq!(fs_err::read_dir(work.path()).unwrap().count(), 1);
 }

@@ -25,7 +25,7 @@ use common::Strata;
 /// emulated tests cannot run here.
 fn arm64_base() -> Option<PathBuf> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let handler = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64");
+    let handler = fs_err::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64");
     let usable = handler.as_ref().is_ok_and(|h| {
         h.starts_with("enabled")
             && h.lines()
@@ -89,7 +89,7 @@ RUN uname -m > /arch && echo \"$TARGETARCH $TARGETPLATFORM $BUILDARCH\" > /args
 /// A file of the top layer of the image in OCI layout `dir`.
 fn top_layer_file(dir: &Path, file: &str) -> String {
     let read_json = |p: PathBuf| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        serde_json::from_slice(&fs_err::read(p).unwrap()).unwrap()
     };
     let blob = |d: &str| {
         dir.join("blobs/sha256")
@@ -101,7 +101,7 @@ fn top_layer_file(dir: &Path, file: &str) -> String {
         .as_str()
         .unwrap()
         .to_string();
-    let gz = flate2::read::GzDecoder::new(std::fs::File::open(blob(&top)).unwrap());
+    let gz = flate2::read::GzDecoder::new(fs_err::File::open(blob(&top)).unwrap());
     let mut archive = tar::Archive::new(gz);
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();

@@ -210,7 +210,7 @@ fn registry_build_pulls_a_from_image_it_lacks() {
     let image = format!("{addr}/buildpull{}/base:1", std::process::id());
     a.run(&["push", "base:1", &image]).success();
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
+    fs_err::write(
         ctx.path().join("Dockerfile"),
         format!("FROM {image}\nRUN echo built > /b\n"),
     )
@@ -235,7 +235,7 @@ fn registry_build_pull_policies() {
     let image = format!("{addr}/pullpolicy{}/base:1", std::process::id());
     a.run(&["push", "base:1", &image]).success();
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
+    fs_err::write(
         ctx.path().join("Dockerfile"),
         format!("FROM {image}\nRUN true\n"),
     )

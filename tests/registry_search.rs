@@ -17,7 +17,7 @@ fn put_image(reg: &Registry, repo: &str) {
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let digest = Digest::of(config);
     let path = dir.path().join("config");
-    std::fs::write(&path, config).unwrap();
+    fs_err::write(&path, config).unwrap();
     let loc = reg.start_upload(repo).unwrap();
     let blob = LocalBlob {
         digest: &digest,

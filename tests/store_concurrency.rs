@@ -16,7 +16,7 @@ use common::Strata;
 
 /// A rootfs tarball of `files` files of `size` bytes, content seeded by `seed`.
 fn rootfs(path: &Path, files: usize, size: usize, seed: u64) {
-    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut b = tar::Builder::new(fs_err::File::create(path).unwrap());
     let mut x = seed | 1;
     for i in 0..files {
         let data: Vec<u8> = (0..size)
@@ -226,12 +226,12 @@ fn rootless_store_prune_and_rmi_during_builds_and_pulls() {
     const PULLERS: usize = 2;
     const ROUNDS: usize = 3;
     let mock = MockRegistry::serving();
-    let base = plain_layer(std::fs::read(common::busybox_tar()).unwrap());
+    let base = plain_layer(fs_err::read(common::busybox_tar()).unwrap());
     let extra = {
         let work = tempfile::tempdir().unwrap();
         let tar = work.path().join("extra.tar");
         rootfs(&tar, 20, 2000, 7);
-        plain_layer(std::fs::read(&tar).unwrap())
+        plain_layer(fs_err::read(&tar).unwrap())
     };
     let busybox = mock.push_image("gc/busybox", "1", std::slice::from_ref(&base));
     let plus = mock.push_image("gc/plus", "1", &[base, extra]);
@@ -367,7 +367,7 @@ fn rootless_store_sigkill_at_random_points_of_pull_and_build() {
         let work = tempfile::tempdir().unwrap();
         let tar = work.path().join("extra.tar");
         rootfs(&tar, 200, 20_000, 3);
-        plain_layer(std::fs::read(&tar).unwrap())
+        plain_layer(fs_err::read(&tar).unwrap())
     };
     let image = mock.push_image("kill/extra", "1", &[extra]);
     let strata = Strata::new();
@@ -401,7 +401,7 @@ fn rootless_store_sigkill_at_random_points_of_pull_and_build() {
         assert_eq!(after, before, "{what}");
         let ps = strata.run(&["ps", "-a", "-q"]).success().stdout;
         assert_eq!(ps, "", "{what}: containers left");
-        let tmp: Vec<_> = std::fs::read_dir(strata.root.path().join("tmp"))
+        let tmp: Vec<_> = fs_err::read_dir(strata.root.path().join("tmp"))
             .unwrap()
             .collect();
         assert!(tmp.is_empty(), "{what}: staging left: {tmp:?}");

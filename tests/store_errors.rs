@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -46,7 +45,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// Names under a store directory, sorted.
 fn names(root: &Path, dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(root.join(dir))
+    let mut v: Vec<String> = fs_err::read_dir(root.join(dir))
         .map(|rd| {
             rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect()
@@ -61,7 +60,7 @@ fn rootless_store_bad_streams_leave_nothing_behind() {
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new();
     let good = work.path().join("good.tar");
-    fs::write(&good, rootfs_tar(3, 100, 1)).unwrap();
+    fs_err::write(&good, rootfs_tar(3, 100, 1)).unwrap();
     strata
         .run(&["import", good.to_str().unwrap(), "good:1"])
         .success();
@@ -99,7 +98,7 @@ fn rootless_store_bad_streams_leave_nothing_behind() {
     ];
     for (name, bytes, want) in cases {
         let file = work.path().join(name);
-        fs::write(&file, bytes).unwrap();
+        fs_err::write(&file, bytes).unwrap();
         let run = strata.run(&["import", file.to_str().unwrap(), "bad:1"]);
         assert_ne!(run.code, Some(0), "{name}: {run:#?}");
         assert!(run.stderr.contains(want), "{name}: {}", run.stderr);
@@ -133,11 +132,11 @@ fn rootless_store_bad_streams_leave_nothing_behind() {
     other
         .run(&["save", "-o", archive.to_str().unwrap(), "good:1"])
         .success();
-    let mut bytes = fs::read(&archive).unwrap();
+    let mut bytes = fs_err::read(&archive).unwrap();
     let at = bytes.windows(4).position(|w| w == b"f0\0\0").unwrap() + 512 + 10;
     bytes[at] ^= 0xff;
     let tampered = work.path().join("tampered.tar");
-    fs::write(&tampered, &bytes).unwrap();
+    fs_err::write(&tampered, &bytes).unwrap();
     let fresh = Strata::new();
     let run = fresh.run(&["load", "-i", tampered.to_str().unwrap()]);
     assert_ne!(run.code, Some(0), "{run:#?}");
@@ -145,7 +144,7 @@ fn rootless_store_bad_streams_leave_nothing_behind() {
     assert_eq!(names(fresh.root.path(), "layers"), Vec::<String>::new());
     // Garbage is neither format.
     let garbage = work.path().join("garbage");
-    fs::write(&garbage, b"this is not an archive at all").unwrap();
+    fs_err::write(&garbage, b"this is not an archive at all").unwrap();
     assert_ne!(
         fresh.run(&["load", "-i", garbage.to_str().unwrap()]).code,
         Some(0)
@@ -155,7 +154,7 @@ fn rootless_store_bad_streams_leave_nothing_behind() {
     let check = strata.run(&["system", "check"]).success();
     assert!(!check.stdout.contains("note:"), "{check:#?}");
     let ok = work.path().join("ok.tar.gz");
-    fs::write(&ok, &gz).unwrap();
+    fs_err::write(&ok, &gz).unwrap();
     strata
         .run(&["import", ok.to_str().unwrap(), "ok:1"])
         .success();
@@ -167,10 +166,10 @@ fn rootless_store_full_disk_says_no_space_and_recovers() {
     let w = work.path();
     let small = w.join("small.tar");
     let big = w.join("big.tar");
-    fs::write(&small, rootfs_tar(2, 1000, 3)).unwrap();
-    fs::write(&big, rootfs_tar(100, 40_000, 4)).unwrap();
+    fs_err::write(&small, rootfs_tar(2, 1000, 3)).unwrap();
+    fs_err::write(&big, rootfs_tar(100, 40_000, 4)).unwrap();
     let mnt = w.join("mnt");
-    fs::create_dir(&mnt).unwrap();
+    fs_err::create_dir(&mnt).unwrap();
     let bin = common::strata_bin();
     // An 8 MiB tmpfs, mounted in strata's own mount namespace (so an
     // unprivileged user can make one), holds the store; a filler file
@@ -204,9 +203,9 @@ rm "$MNT/filler"
         .unwrap();
     let run = common::Run::of(out);
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let err = fs::read_to_string(w.join("err")).unwrap();
+    let err = fs_err::read_to_string(w.join("err")).unwrap();
     assert_ne!(
-        fs::read_to_string(w.join("rc")).unwrap().trim(),
+        fs_err::read_to_string(w.join("rc")).unwrap().trim(),
         "0",
         "the big import fit: {err}"
     );
@@ -215,19 +214,19 @@ rm "$MNT/filler"
         "{err}"
     );
     assert_eq!(
-        fs::read_to_string(w.join("tmp-left")).unwrap(),
+        fs_err::read_to_string(w.join("tmp-left")).unwrap(),
         "",
         "temp files left"
     );
     // Only the small image's layer (directory and record) remains.
     assert_eq!(
-        fs::read_to_string(w.join("layers-left"))
+        fs_err::read_to_string(w.join("layers-left"))
             .unwrap()
             .lines()
             .count(),
         2
     );
-    let check = fs::read_to_string(w.join("check")).unwrap();
+    let check = fs_err::read_to_string(w.join("check")).unwrap();
     assert_eq!(check.matches("ok:").count(), 2, "{check}");
 }
 
@@ -261,9 +260,9 @@ fn rootless_store_malicious_imports_stay_inside_the_layer() {
     use tar::EntryType::{Directory, Link, Regular, Symlink};
     let work = tempfile::tempdir().unwrap();
     let outside = work.path().join("outside");
-    fs::create_dir(&outside).unwrap();
+    fs_err::create_dir(&outside).unwrap();
     let canary = outside.join("canary");
-    fs::write(&canary, "canary").unwrap();
+    fs_err::write(&canary, "canary").unwrap();
     let out = outside.to_str().unwrap();
     let can = canary.to_str().unwrap();
     let through_root = format!("r{can}");
@@ -311,18 +310,18 @@ fn rootless_store_malicious_imports_stay_inside_the_layer() {
             raw_entry(&mut b, kind, path, link, data);
         }
         let file = work.path().join("evil.tar");
-        fs::write(&file, b.into_inner().unwrap()).unwrap();
+        fs_err::write(&file, b.into_inner().unwrap()).unwrap();
         let run = strata.run(&["import", file.to_str().unwrap(), "evil:1"]);
         assert_eq!(
-            fs::read_to_string(&canary).unwrap(),
+            fs_err::read_to_string(&canary).unwrap(),
             "canary",
             "{name}: {run:#?}"
         );
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(&canary).unwrap().permissions().mode() & 0o777;
+        let mode = fs_err::metadata(&canary).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644, "{name}: canary mode changed");
         assert_eq!(
-            fs::read_dir(&outside).unwrap().count(),
+            fs_err::read_dir(&outside).unwrap().count(),
             1,
             "{name}: a file appeared outside"
         );
@@ -342,8 +341,8 @@ fn rootless_store_full_disk_during_a_copy_says_no_space_and_recovers() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let ctx = w.join("ctx");
-    fs::create_dir(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY big /big\n").unwrap();
+    fs_err::create_dir(&ctx).unwrap();
+    fs_err::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY big /big\n").unwrap();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let big: Vec<u8> = (0..8 << 20)
         .map(|_| {
@@ -353,9 +352,9 @@ fn rootless_store_full_disk_during_a_copy_says_no_space_and_recovers() {
             x as u8
         })
         .collect();
-    fs::write(ctx.join("big"), &big).unwrap();
+    fs_err::write(ctx.join("big"), &big).unwrap();
     let mnt = w.join("mnt");
-    fs::create_dir(&mnt).unwrap();
+    fs_err::create_dir(&mnt).unwrap();
     let script = r#"
 set -u
 mount -t tmpfs -o size=4m tmpfs "$MNT" || exit 3
@@ -384,9 +383,9 @@ mount -o remount,size=64m "$MNT" || exit 7
         .unwrap();
     let run = common::Run::of(out);
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let err = fs::read_to_string(w.join("err")).unwrap();
+    let err = fs_err::read_to_string(w.join("err")).unwrap();
     assert_eq!(
-        fs::read_to_string(w.join("rc")).unwrap().trim(),
+        fs_err::read_to_string(w.join("rc")).unwrap().trim(),
         "1",
         "{err}"
     );
@@ -394,11 +393,11 @@ mount -o remount,size=64m "$MNT" || exit 7
     assert_eq!(err.matches("No space left").count(), 1, "{err}");
     for left in ["tmp-left", "containers-left"] {
         assert_eq!(
-            fs::read_to_string(w.join(left)).unwrap(),
+            fs_err::read_to_string(w.join(left)).unwrap(),
             "",
             "{left}: {err}"
         );
     }
-    let check = fs::read_to_string(w.join("check")).unwrap();
+    let check = fs_err::read_to_string(w.join("check")).unwrap();
     assert!(check.starts_with("ok:"), "{check}");
 }

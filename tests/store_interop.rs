@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::fstree::tree;
@@ -55,7 +54,7 @@ fn interop_strata_exports_are_read_by_skopeo_and_umoci() {
     strata.run(&["save", "-o", s(&a), "busybox"]).success();
     strata.run(&["save", "-o", s(&b), "busybox"]).success();
     assert!(
-        fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+        fs_err::read(&a).unwrap() == fs_err::read(&b).unwrap(),
         "two saves differ"
     );
     let inspect = common::tool("skopeo", &["inspect", &format!("docker-archive:{}", s(&a))]);
@@ -135,7 +134,7 @@ fn interop_skopeo_made_archives_load_into_strata() {
             s(&bundle),
         ],
     );
-    let mut archive = tar::Archive::new(fs::File::open(&bb).unwrap());
+    let mut archive = tar::Archive::new(fs_err::File::open(&bb).unwrap());
     archive.set_preserve_permissions(true);
     archive.unpack(bundle.join("rootfs")).unwrap();
     common::tool(

@@ -9,7 +9,6 @@
 #![allow(clippy::disallowed_macros)]
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::PathBuf;
 
 use strata_parser::{dump, expand_word, expand_words, parse, parse_raw};
@@ -83,7 +82,7 @@ impl Tally {
 }
 
 fn case_dirs(dir: PathBuf) -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = fs::read_dir(dir)
+    let mut cases: Vec<PathBuf> = fs_err::read_dir(dir)
         .expect("read case folder")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.is_dir())
@@ -99,8 +98,8 @@ fn testfiles_dump_matches_result() {
     assert!(!cases.is_empty(), "no testfiles cases found");
     let mut tally = Tally::default();
     for case in &cases {
-        let text = fs::read_to_string(case.join("Dockerfile")).expect("Dockerfile");
-        let want = fs::read_to_string(case.join("result")).expect("result");
+        let text = fs_err::read_to_string(case.join("Dockerfile")).expect("Dockerfile");
+        let want = fs_err::read_to_string(case.join("result")).expect("result");
         let got = parse_raw(&text)
             .map(|tree| dump(&tree))
             .map_err(|e| e.to_string());
@@ -118,7 +117,7 @@ fn testfiles_negative_are_errors() {
     assert!(!cases.is_empty(), "no negative cases found");
     let mut tally = Tally::default();
     for case in &cases {
-        let text = fs::read_to_string(case.join("Dockerfile")).expect("Dockerfile");
+        let text = fs_err::read_to_string(case.join("Dockerfile")).expect("Dockerfile");
         let rejected = parse(&text).is_err() && parse_raw(&text).is_err();
         tally.record(rejected, || {
             format!("{}: parsed without error", case.display())
@@ -130,7 +129,7 @@ fn testfiles_negative_are_errors() {
 #[test]
 fn env_var_test_lines() {
     let Some(dir) = buildkit_dir() else { return };
-    let text = fs::read_to_string(dir.join("envVarTest")).expect("envVarTest");
+    let text = fs_err::read_to_string(dir.join("envVarTest")).expect("envVarTest");
     let env: HashMap<String, String> = [
         ("PWD", "/home"),
         ("SHELL", "bash"),
@@ -161,7 +160,7 @@ fn env_var_test_lines() {
 #[test]
 fn words_test_lines() {
     let Some(dir) = buildkit_dir() else { return };
-    let text = fs::read_to_string(dir.join("wordsTest")).expect("wordsTest");
+    let text = fs_err::read_to_string(dir.join("wordsTest")).expect("wordsTest");
     let mut env: Vec<(String, String)> = Vec::new();
     let mut tally = Tally::default();
     for line in text.lines() {

@@ -106,7 +106,7 @@ impl LocalCache<'_> {
     /// Every entry (unordered).
     pub fn stored(&self) -> std::io::Result<Vec<Stored>> {
         let mut out = Vec::new();
-        let entries = match std::fs::read_dir(self.dir()) {
+        let entries = match fs_err::read_dir(self.dir()) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(e),
@@ -117,7 +117,7 @@ impl LocalCache<'_> {
                 continue; // a temporary file of a record in progress
             };
             let used = e.metadata()?.modified()?;
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let text = fs_err::read_to_string(e.path()).unwrap_or_default();
             let image = text.trim().parse().ok();
             out.push(Stored { key, image, used });
         }
@@ -133,7 +133,7 @@ impl LocalCache<'_> {
     /// `None`); how many.
     pub fn forget_sites(&self, before: Option<SystemTime>) -> std::io::Result<usize> {
         let mut n = 0;
-        let entries = match std::fs::read_dir(self.sites()) {
+        let entries = match fs_err::read_dir(self.sites()) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
@@ -150,7 +150,7 @@ impl LocalCache<'_> {
 }
 
 fn remove_if_there(path: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
+    match fs_err::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
@@ -160,7 +160,7 @@ impl StepCache for LocalCache<'_> {
     fn lookup(&self, key: &CacheKey) -> Option<Entry> {
         // Unreadable or damaged is a miss: the step runs again.
         let path = self.dir().join(key.hex());
-        let text = std::fs::read_to_string(&path).ok()?;
+        let text = fs_err::read_to_string(&path).ok()?;
         let text = text.trim();
         let entry = match text == STEP_MARK {
             true => Entry::Step,
@@ -180,7 +180,7 @@ impl StepCache for LocalCache<'_> {
         if !self.writes {
             return Some(entry);
         }
-        let _ = std::fs::File::options()
+        let _ = fs_err::File::options()
             .write(true)
             .open(&path)
             .and_then(|f| f.set_modified(SystemTime::now()));
@@ -189,7 +189,7 @@ impl StepCache for LocalCache<'_> {
 
     fn record(&self, key: &CacheKey, entry: &Entry) -> std::io::Result<()> {
         let dir = self.dir();
-        std::fs::create_dir_all(&dir)?;
+        fs_err::create_dir_all(&dir)?;
         let text = match entry {
             Entry::Image(id) => id.to_string(),
             Entry::Step => STEP_MARK.to_string(),
@@ -199,8 +199,8 @@ impl StepCache for LocalCache<'_> {
         static WRITES: AtomicU64 = AtomicU64::new(0);
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{}.{}.{n}", key.hex(), std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, dir.join(key.hex()))
+        fs_err::write(&tmp, text)?;
+        fs_err::rename(&tmp, dir.join(key.hex()))
     }
 
     fn has_site(&self, site: &CacheKey) -> bool {
@@ -209,8 +209,8 @@ impl StepCache for LocalCache<'_> {
 
     fn record_site(&self, site: &CacheKey) -> std::io::Result<()> {
         let dir = self.sites();
-        std::fs::create_dir_all(&dir)?;
+        fs_err::create_dir_all(&dir)?;
         // An empty file: its name says it all, and a second write is a no-op.
-        std::fs::write(dir.join(site.hex()), b"")
+        fs_err::write(dir.join(site.hex()), b"")
     }
 }

@@ -234,7 +234,7 @@ impl Context {
         dockerfile: Option<&Path>,
         ignorefile: Option<&Path>,
     ) -> Result<Context, ContextError> {
-        let root = std::fs::canonicalize(dir).map_err(ContextError::io("open context", dir))?;
+        let root = fs_err::canonicalize(dir).map_err(ContextError::io("open context", dir))?;
         let ignore = read_ignore_file(&root, dockerfile, ignorefile)?;
         Context::walk(root, ContextKind::Local, ignore.as_ref())
     }
@@ -251,7 +251,7 @@ impl Context {
 
     /// A root file system used as a `COPY --from` source: no ignore file.
     pub fn rootfs(dir: &Path) -> Result<Context, ContextError> {
-        let root = std::fs::canonicalize(dir).map_err(ContextError::io("open", dir))?;
+        let root = fs_err::canonicalize(dir).map_err(ContextError::io("open", dir))?;
         Context::walk(root, ContextKind::Rootfs, None)
     }
 
@@ -282,7 +282,7 @@ impl Context {
         kind: ContextKind,
         ignore: Option<&Matcher>,
     ) -> Result<Context, ContextError> {
-        let meta = std::fs::symlink_metadata(&root).map_err(ContextError::io("stat", &root))?;
+        let meta = fs_err::symlink_metadata(&root).map_err(ContextError::io("stat", &root))?;
         if !meta.is_dir() {
             return Err(ContextError::NotADirectory { path: root });
         }
@@ -296,7 +296,7 @@ impl Context {
         ctx.entries.insert(PathBuf::new(), root_entry);
         // The root must be listable now; a directory below only matters
         // if a COPY selects it.
-        if let Err(cause) = std::fs::read_dir(&ctx.root) {
+        if let Err(cause) = fs_err::read_dir(&ctx.root) {
             return Err(ContextError::Unreadable {
                 path: ctx.root.clone(),
                 cause,
@@ -667,7 +667,7 @@ pub(crate) fn read_ignore_file(
     ignorefile: Option<&Path>,
 ) -> Result<Option<Matcher>, ContextError> {
     if let Some(path) = ignorefile {
-        let bytes = std::fs::read(path).map_err(ContextError::io("reading --ignorefile", path))?;
+        let bytes = fs_err::read(path).map_err(ContextError::io("reading --ignorefile", path))?;
         let m = Matcher::parse(&String::from_utf8_lossy(&bytes)).map_err(|cause| {
             ContextError::IgnoreFile {
                 path: path.to_path_buf(),

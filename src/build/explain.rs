@@ -163,7 +163,7 @@ impl Explainer {
     pub fn load(store: &Store, identity: &str) -> Explainer {
         let dir = store.root().join("cache").join("explain");
         let name = format!("{:x}.json", Sha256::digest(identity.as_bytes()));
-        let last = std::fs::read(dir.join(&name))
+        let last = fs_err::read(dir.join(&name))
             .ok()
             // A missing or damaged record only means nothing to compare.
             .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
@@ -216,7 +216,7 @@ impl Explainer {
     /// [`MAX_TARGETS`]. A record that cannot be written only leaves the
     /// next explanation without a comparison.
     pub fn save(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        fs_err::create_dir_all(&self.dir)?;
         let bytes = serde_json::to_vec(&*self.now()).map_err(std::io::Error::from)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::io::Write::write_all(&mut tmp, &bytes)?;
@@ -228,7 +228,7 @@ impl Explainer {
 
 /// Keeps the `keep` records written last.
 fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
-    let mut records: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
+    let mut records: Vec<(std::time::SystemTime, PathBuf)> = fs_err::read_dir(dir)?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
@@ -236,7 +236,7 @@ fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
     records.sort();
     let extra = records.len().saturating_sub(keep);
     for (_, path) in &records[..extra] {
-        std::fs::remove_file(path)?;
+        fs_err::remove_file(path)?;
     }
     Ok(())
 }
@@ -429,7 +429,7 @@ mod tests {
             Explainer::load(&store, &n.to_string()).save().unwrap();
         }
         prune(&store.root().join("cache/explain"), 3).unwrap();
-        let left = std::fs::read_dir(store.root().join("cache/explain")).unwrap();
+        let left = fs_err::read_dir(store.root().join("cache/explain")).unwrap();
         assert_eq!(left.count(), 3);
     }
 }

@@ -23,7 +23,8 @@
 //! the digest of the files (which covers names, modes and content but no
 //! times), as BuildKit keys a download on its Last-Modified.
 
-use std::fs::{File, Permissions};
+use fs_err::File;
+use std::fs::Permissions;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -206,7 +207,7 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok());
         let mtime = mtime_of(last_modified);
         let sub = dir.join(index.to_string());
-        std::fs::create_dir(&sub).map_err(io_err("create", &sub))?;
+        fs_err::create_dir(&sub).map_err(io_err("create", &sub))?;
         let path = sub.join(&name);
         let file = File::create(&path).map_err(io_err("create", &path))?;
         let (actual, file) = save(resp, file, url)?;

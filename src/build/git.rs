@@ -20,10 +20,11 @@
 //! - `--checksum=<hex>` must be a prefix of the commit id (or of an
 //!   annotated tag's id), BuildKit's check.
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::io::Write;
 use std::num::NonZeroU32;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -160,7 +161,7 @@ pub fn add_source(
     let work = dir.join(format!(".git-fetch-{index}"));
     make_dir(&work)?;
     let fetched = fetch(&parsed, &dir.join(&out), &work, keep_git_dir, checksum);
-    std::fs::remove_dir_all(&work).map_err(io_err("remove", &work))?;
+    fs_err::remove_dir_all(&work).map_err(io_err("remove", &work))?;
     let fetched = fetched?;
     Ok(Download {
         path: out,
@@ -298,7 +299,8 @@ impl TreeWriter<'_> {
                 EntryKind::Link => {
                     let target = self.blob(entry.object_id())?;
                     let target = std::ffi::OsStr::from_bytes(&target);
-                    std::os::unix::fs::symlink(target, &path).map_err(io_err("symlink", &path))?;
+                    fs_err::os::unix::fs::symlink(target, &path)
+                        .map_err(io_err("symlink", &path))?;
                 }
                 EntryKind::Commit => {
                     return Err(GitError::Submodule {
@@ -321,7 +323,7 @@ impl TreeWriter<'_> {
 
     fn file(&self, id: gix::ObjectId, path: &Path, mode: u32) -> Result<(), GitError> {
         let data = self.blob(id)?;
-        let mut f = std::fs::OpenOptions::new()
+        let mut f = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -350,8 +352,8 @@ fn safe_name(name: &str) -> bool {
 }
 
 fn make_dir(path: &Path) -> Result<(), GitError> {
-    std::fs::create_dir(path).map_err(io_err("create directory", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+    fs_err::create_dir(path).map_err(io_err("create directory", path))?;
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .map_err(io_err("chmod", path))
 }
 
@@ -371,11 +373,11 @@ fn keep_repository(
         what: format!("keeping .git: {e}"),
     };
     let index = repo.index_from_tree(&tree).map_err(|e| gix_err(&e))?;
-    std::fs::rename(git_dir, dest).map_err(io_err("rename", git_dir))?;
+    fs_err::rename(git_dir, dest).map_err(io_err("rename", git_dir))?;
     let head = dest.join("HEAD");
-    std::fs::write(&head, format!("{commit}\n")).map_err(io_err("write", &head))?;
+    fs_err::write(&head, format!("{commit}\n")).map_err(io_err("write", &head))?;
     let config = dest.join("config");
-    let text = std::fs::read_to_string(&config).map_err(io_err("read", &config))?;
+    let text = fs_err::read_to_string(&config).map_err(io_err("read", &config))?;
     let text: String = text
         .lines()
         .map(|l| match l.trim_start().strip_prefix("url = ") {
@@ -384,9 +386,9 @@ fn keep_repository(
             None => format!("{l}\n"),
         })
         .collect();
-    std::fs::write(&config, text).map_err(io_err("write", &config))?;
+    fs_err::write(&config, text).map_err(io_err("write", &config))?;
     let path = dest.join("index");
-    let out = std::fs::File::create(&path).map_err(io_err("create", &path))?;
+    let out = fs_err::File::create(&path).map_err(io_err("create", &path))?;
     index
         .write_to(std::io::BufWriter::new(out), Default::default())
         .map(|_| ())
@@ -396,7 +398,7 @@ fn keep_repository(
 /// Dates every entry under `root` (itself included) at `secs`, deepest
 /// first, symlinks themselves.
 fn date_tree(root: &Path, secs: i64) -> Result<(), GitError> {
-    let walk = std::fs::read_dir(root).map_err(io_err("read directory", root))?;
+    let walk = fs_err::read_dir(root).map_err(io_err("read directory", root))?;
     for entry in walk {
         let entry = entry.map_err(io_err("read directory", root))?;
         let path = entry.path();

@@ -238,7 +238,7 @@ fn dry_run(
     crate::progress::emit(crate::progress::Event::BuildDone);
     if let Some((path, collector)) = &report {
         let json = serde_json::to_vec_pretty(&collector.finish(report::Ending::DryRun))?;
-        std::fs::write(path, json)
+        fs_err::write(path, json)
             .with_context(|| format!("writing the report {}", path.display()))?;
     }
     found?;
@@ -324,7 +324,7 @@ fn report_id(args: &BuildArgs, quiet: bool, out: &Resolved, id: &ImageId) -> Res
         }
     }
     if let Some(path) = &args.iidfile {
-        std::fs::write(path, id.to_string())
+        fs_err::write(path, id.to_string())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
@@ -427,7 +427,7 @@ fn write_report(
         },
     };
     let json = serde_json::to_vec_pretty(&collector.finish(ending))?;
-    std::fs::write(path, json).with_context(|| format!("writing the report {}", path.display()))
+    fs_err::write(path, json).with_context(|| format!("writing the report {}", path.display()))
 }
 
 /// `--progress`, else `STRATA_PROGRESS` (clap reads it), else BuildKit's
@@ -467,7 +467,7 @@ fn read_dockerfile(
         };
         let bytes = match context {
             Some(dir) => crate::build::context::read_beside(dir, &path)?,
-            None => std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+            None => fs_err::read(&path).with_context(|| format!("reading {}", path.display()))?,
         };
         (Some(path), bytes)
     };
@@ -493,8 +493,7 @@ fn cache_specs(values: &[String], direction: Direction) -> Result<Vec<CacheSpec>
 fn arg_file_lines(files: &[PathBuf]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text = fs_err::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         out.extend(
             text.lines()
                 .map(str::trim)

@@ -63,7 +63,7 @@ fn visible(mut cmd: clap::Command) -> clap::Command {
 }
 
 pub fn man_pages(args: &ManPagesArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.dir)
+    fs_err::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let mut cmd = Cli::command();
     // Subcommand pages are named from the full path (strata-system-df).
@@ -80,7 +80,7 @@ fn write_pages(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
         .render(&mut roff)
         .with_context(|| format!("rendering the {name} page"))?;
     let path = dir.join(format!("{name}.1"));
-    std::fs::write(&path, roff).with_context(|| format!("writing {}", path.display()))?;
+    fs_err::write(&path, roff).with_context(|| format!("writing {}", path.display()))?;
     for sub in cmd.get_subcommands().filter(documented) {
         write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
     }

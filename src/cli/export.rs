@@ -25,7 +25,7 @@ pub fn run(settings: &Settings, args: &ExportArgs) -> Result<ExitCode> {
     let c = container::find(&store, &args.container)?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            fs_err::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         ),
         None if std::io::stdout().is_terminal() => {
             bail!("cowardly refusing to write a tar to a terminal: use -o FILE or redirect stdout")

@@ -2,7 +2,6 @@
 //! a one-layer image, with `--change` instructions applied to its config.
 //! Also the progress-bar reader the other long copies (load, save) use.
 
-use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
@@ -87,7 +86,7 @@ pub(super) fn open_input(name: &str) -> Result<(Box<dyn Read + Send>, Option<u64
     if name == "-" {
         return Ok((Box::new(io::stdin()), None));
     }
-    let f = File::open(Path::new(name)).with_context(|| format!("opening {name}"))?;
+    let f = fs_err::File::open(Path::new(name)).with_context(|| format!("opening {name}"))?;
     let len = f.metadata().ok().map(|m| m.len());
     Ok((Box::new(io::BufReader::new(f)), len))
 }

@@ -1,7 +1,6 @@
 //! `strata load [-i FILE]`: a docker-archive or OCI archive from a file or
 //! standard input into the store.
 
-use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,8 +32,8 @@ pub fn run(settings: &Settings, args: &LoadArgs) -> Result<ExitCode> {
             let spool = staging.file("load");
             let (input, len) = open_input("-")?;
             let bar = progress(len, "Reading");
-            let mut f =
-                File::create(&spool).with_context(|| format!("creating {}", spool.display()))?;
+            let mut f = fs_err::File::create(&spool)
+                .with_context(|| format!("creating {}", spool.display()))?;
             io::copy(&mut bar.wrap_read(input), &mut f).context("reading standard input")?;
             bar.finish_and_clear();
             spool

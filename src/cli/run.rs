@@ -237,7 +237,7 @@ fn parse_volume(spec: &str) -> Result<Mount> {
     if !target.starts_with('/') {
         bail!("invalid volume {spec:?}: the container path must be absolute");
     }
-    let source = std::fs::canonicalize(host).with_context(|| format!("volume source {host}"))?;
+    let source = fs_err::canonicalize(host).with_context(|| format!("volume source {host}"))?;
     Ok(Mount::Bind(Bind {
         source,
         within: None,

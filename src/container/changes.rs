@@ -57,16 +57,16 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
     while let Some(dir) = stack.pop() {
         let mut opaque = false;
         // Removing a driver's marker must not change the directory's times.
-        let before = fs::symlink_metadata(&dir).map_err(err("stat", &dir))?;
+        let before = fs_err::symlink_metadata(&dir).map_err(err("stat", &dir))?;
         let mut touched = false;
-        let entries = fs::read_dir(&dir).map_err(err("read directory", &dir))?;
+        let entries = fs_err::read_dir(&dir).map_err(err("read directory", &dir))?;
         for entry in entries {
             let entry = entry.map_err(err("read directory", &dir))?;
             let path = entry.path();
             let name = entry.file_name();
-            let meta = fs::symlink_metadata(&path).map_err(err("stat", &path))?;
+            let meta = fs_err::symlink_metadata(&path).map_err(err("stat", &path))?;
             if name == OPAQUE_MARKER || (name == FUSE_OPAQUE_DEVICE && is_whiteout(&meta)) {
-                fs::remove_file(&path).map_err(err("remove", &path))?;
+                fs_err::remove_file(&path).map_err(err("remove", &path))?;
                 opaque = true;
                 touched = true;
                 continue;
@@ -75,7 +75,7 @@ pub fn normalise(upper: &Path) -> Result<(), ChangesError> {
                 // A `.wh.NAME` file is what a tar would turn into a whiteout
                 // anyway: make it one now, so every driver agrees.
                 if meta.file_type().is_file() && !target.is_empty() {
-                    fs::remove_file(&path).map_err(err("remove", &path))?;
+                    fs_err::remove_file(&path).map_err(err("remove", &path))?;
                     let real = dir.join(OsStr::from_bytes(target));
                     make_whiteout(&real)?;
                     touched = true;
@@ -114,7 +114,8 @@ fn restore_times(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError> {
 fn settle_whiteout(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if meta.mode() & 0o7777 != 0 {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o0)).map_err(err("chmod", path))?;
+        fs_err::set_permissions(path, fs::Permissions::from_mode(0o0))
+            .map_err(err("chmod", path))?;
     }
     if meta.uid() != 0 || meta.gid() != 0 {
         rustix::fs::chownat(
@@ -130,7 +131,7 @@ fn settle_whiteout(path: &Path, meta: &fs::Metadata) -> Result<(), ChangesError>
 }
 
 fn make_whiteout(path: &Path) -> Result<(), ChangesError> {
-    match fs::symlink_metadata(path) {
+    match fs_err::symlink_metadata(path) {
         Ok(m) if is_whiteout(&m) => return Ok(()),
         Ok(_) => crate::layer::apply::remove_tree(path).map_err(err("remove", path))?,
         Err(_) => {}
@@ -145,7 +146,7 @@ fn make_whiteout(path: &Path) -> Result<(), ChangesError> {
         0,
     )
     .map_err(|e| err("create whiteout", path)(rustix_err(e)))?;
-    let meta = fs::symlink_metadata(path).map_err(err("stat", path))?;
+    let meta = fs_err::symlink_metadata(path).map_err(err("stat", path))?;
     settle_whiteout(path, &meta)
 }
 
@@ -238,10 +239,11 @@ pub fn list(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, ChangesErro
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = upper.join(&rel);
-        for entry in fs::read_dir(&dir).map_err(err("read directory", &dir))? {
+        for entry in fs_err::read_dir(&dir).map_err(err("read directory", &dir))? {
             let entry = entry.map_err(err("read directory", &dir))?;
             let rel_child = rel.join(entry.file_name());
-            let meta = fs::symlink_metadata(entry.path()).map_err(err("stat", &entry.path()))?;
+            let meta =
+                fs_err::symlink_metadata(entry.path()).map_err(err("stat", &entry.path()))?;
             let path = format!("/{}", rel_child.display());
             let kind = if is_whiteout(&meta) {
                 ChangeKind::Deleted

@@ -42,7 +42,7 @@ pub fn build(init: &Path, lowers: &[PathBuf], points: &[MountPoint]) -> Result<(
     if init.exists() {
         crate::layer::apply::remove_tree(init).map_err(err("remove", init))?;
     }
-    fs::create_dir(init).map_err(err("create", init))?;
+    fs_err::create_dir(init).map_err(err("create", init))?;
     let mut mirrored: Vec<(PathBuf, fs::Metadata)> = Vec::new();
     'points: for point in points {
         let resolved = resolve(lowers, Path::new(point.path));
@@ -79,7 +79,7 @@ pub fn build(init: &Path, lowers: &[PathBuf], points: &[MountPoint]) -> Result<(
                 // skips) this mount point inside the image itself.
                 Some(_) => continue 'points,
                 None if last && !point.is_dir => {
-                    fs::write(&here, b"").map_err(err("create", &here))?;
+                    fs_err::write(&here, b"").map_err(err("create", &here))?;
                 }
                 None => {
                     if !here.exists() {
@@ -119,7 +119,7 @@ fn resolve(lowers: &[PathBuf], path: &Path) -> PathBuf {
             _ => out.push(&part),
         }
         let link = match lookup(lowers, &out) {
-            Some((p, meta)) if meta.file_type().is_symlink() => fs::read_link(p),
+            Some((p, meta)) if meta.file_type().is_symlink() => fs_err::read_link(p),
             _ => continue,
         };
         hops += 1;
@@ -145,7 +145,7 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), InitLayerError> {
         .create(path)
         .map_err(err("create", path))?;
     // The umask may have cut bits the image's directory has.
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err("chmod", path))
+    fs_err::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err("chmod", path))
 }
 
 #[cfg(test)]
@@ -156,9 +156,9 @@ mod tests {
     fn adds_only_what_is_missing_and_mirrors_parents() {
         let t = tempfile::tempdir().unwrap();
         let image = t.path().join("image");
-        fs::create_dir_all(image.join("etc")).unwrap();
-        fs::create_dir_all(image.join("proc")).unwrap();
-        fs::set_permissions(image.join("etc"), fs::Permissions::from_mode(0o751)).unwrap();
+        fs_err::create_dir_all(image.join("etc")).unwrap();
+        fs_err::create_dir_all(image.join("proc")).unwrap();
+        fs_err::set_permissions(image.join("etc"), fs::Permissions::from_mode(0o751)).unwrap();
         let init = t.path().join("init");
         let points = [
             MountPoint {
@@ -178,9 +178,9 @@ mod tests {
                 is_dir: true,
             },
         ];
-        std::os::unix::fs::symlink("/inside", image.join("link")).unwrap();
-        std::os::unix::fs::symlink("../../inside", image.join("rel")).unwrap();
-        fs::create_dir(image.join("inside")).unwrap();
+        fs_err::os::unix::fs::symlink("/inside", image.join("link")).unwrap();
+        fs_err::os::unix::fs::symlink("../../inside", image.join("rel")).unwrap();
+        fs_err::create_dir(image.join("inside")).unwrap();
         assert_eq!(
             resolve(std::slice::from_ref(&image), Path::new("/link/a/b")),
             Path::new("inside/a/b")
@@ -198,12 +198,12 @@ mod tests {
         assert!(init.join("dev").is_dir());
         assert!(init.join("etc/hosts").is_file());
         assert_eq!(
-            fs::metadata(init.join("etc")).unwrap().mode() & 0o7777,
+            fs_err::metadata(init.join("etc")).unwrap().mode() & 0o7777,
             0o751
         );
         assert_eq!(
-            fs::metadata(init.join("etc")).unwrap().mtime(),
-            fs::metadata(image.join("etc")).unwrap().mtime()
+            fs_err::metadata(init.join("etc")).unwrap().mtime(),
+            fs_err::metadata(image.join("etc")).unwrap().mtime()
         );
         assert!(init.join("data/deep").is_dir());
         // Rebuilding starts clean.

@@ -2,7 +2,7 @@
 //! them: the top-most layer that has it wins, a whiteout deletes it, an
 //! opaque directory hides everything below it in lower layers.
 
-use std::fs::{self, Metadata};
+use std::fs::Metadata;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ pub fn lookup(lowers: &[PathBuf], rel: &Path) -> Option<(PathBuf, Metadata)> {
         let mut prefix = lower.clone();
         for part in rel.parent().into_iter().flat_map(|p| p.components()) {
             prefix.push(part);
-            match fs::symlink_metadata(&prefix) {
+            match fs_err::symlink_metadata(&prefix) {
                 // A deleted ancestor deletes everything under it, in every
                 // layer beneath.
                 Ok(m) if is_whiteout(&m) => return None,
@@ -38,7 +38,7 @@ pub fn lookup(lowers: &[PathBuf], rel: &Path) -> Option<(PathBuf, Metadata)> {
             }
         }
         let path = lower.join(rel);
-        match fs::symlink_metadata(&path) {
+        match fs_err::symlink_metadata(&path) {
             Ok(m) if is_whiteout(&m) => return None,
             Ok(m) => return Some((path, m)),
             Err(_) if hidden_below => return None,
@@ -56,11 +56,11 @@ mod tests {
     fn top_layer_wins_and_whiteouts_delete() {
         let t = tempfile::tempdir().unwrap();
         let (top, bottom) = (t.path().join("top"), t.path().join("bottom"));
-        fs::create_dir_all(bottom.join("etc/sub")).unwrap();
-        fs::write(bottom.join("etc/a"), "bottom").unwrap();
-        fs::write(bottom.join("etc/sub/x"), "").unwrap();
-        fs::create_dir_all(top.join("etc")).unwrap();
-        fs::write(top.join("etc/a"), "top").unwrap();
+        fs_err::create_dir_all(bottom.join("etc/sub")).unwrap();
+        fs_err::write(bottom.join("etc/a"), "bottom").unwrap();
+        fs_err::write(bottom.join("etc/sub/x"), "").unwrap();
+        fs_err::create_dir_all(top.join("etc")).unwrap();
+        fs_err::write(top.join("etc/a"), "top").unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
             top.join("etc/sub"),

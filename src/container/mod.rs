@@ -29,7 +29,6 @@ pub mod times;
 pub mod vfs;
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -143,7 +142,7 @@ impl Container {
         if self.state.driver == DriverKind::Vfs {
             let lowers = store.lowerdirs(&self.state.image)?;
             crate::layer::apply::remove_tree(&upper).map_err(io_err("remove", &upper))?;
-            fs::create_dir(&upper).map_err(io_err("create", &upper))?;
+            fs_err::create_dir(&upper).map_err(io_err("create", &upper))?;
             vfs::diff(&self.dir, &self.rootfs(), &lowers, &self.init(), &upper).map_err(|e| {
                 ContainerError::Io {
                     op: "compare",
@@ -176,13 +175,13 @@ impl Container {
                 path: path.clone(),
                 source,
             })?;
-        fs::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err("rename", &path))
+        fs_err::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
+        fs_err::rename(&tmp, &path).map_err(io_err("rename", &path))
     }
 
     fn load(dir: PathBuf) -> Result<Option<Container>, ContainerError> {
         let path = dir.join("state.json");
-        let bytes = match fs::read(&path) {
+        let bytes = match fs_err::read(&path) {
             Ok(b) => b,
             // Being created, or half removed: not a container (yet).
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -201,7 +200,7 @@ fn containers_dir(store: &Store) -> PathBuf {
 /// Every container, oldest first.
 pub fn list(store: &Store) -> Result<Vec<Container>, ContainerError> {
     let dir = containers_dir(store);
-    let entries = match fs::read_dir(&dir) {
+    let entries = match fs_err::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err("read directory", &dir)(e)),
@@ -284,7 +283,7 @@ pub fn create(store: &Store, new: NewContainer) -> Result<Container, ContainerEr
     let staging = root.join(format!(".{id}.new"));
     for sub in ["upper", "work", "merged", "empty"] {
         let d = staging.join(sub);
-        fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+        fs_err::create_dir_all(&d).map_err(io_err("create", &d))?;
     }
     let container = Container {
         dir: root.join(&id),
@@ -305,14 +304,14 @@ pub fn create(store: &Store, new: NewContainer) -> Result<Container, ContainerEr
     };
     staged.save()?;
     let lock = staging.join(RUNNING_LOCK);
-    fs::write(&lock, b"").map_err(io_err("create", &lock))?;
+    fs_err::write(&lock, b"").map_err(io_err("create", &lock))?;
     // Taken before the container is visible, so no sweep finds it free.
     let owner = match new.owned {
         true => Some(FileLock::exclusive(&staging.join(OWNER_LOCK))?),
         false => None,
     };
     // The rename publishes the container whole: list() never sees a half.
-    fs::rename(&staging, &container.dir).map_err(io_err("rename", &container.dir))?;
+    fs_err::rename(&staging, &container.dir).map_err(io_err("rename", &container.dir))?;
     if let Some(owner) = owner {
         owned_locks(|locks| locks.insert(id, owner));
     }
@@ -329,7 +328,7 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<Container, Contai
     let _lock = store.lock()?;
     let doomed = containers_dir(store).join(format!(".{}.rm", container.state.id));
     // Renamed away first, so a crash mid-delete leaves no half container.
-    fs::rename(&container.dir, &doomed).map_err(io_err("rename", &container.dir))?;
+    fs_err::rename(&container.dir, &doomed).map_err(io_err("rename", &container.dir))?;
     crate::layer::apply::remove_tree(&doomed).map_err(io_err("remove", &doomed))?;
     owned_locks(|locks| locks.remove(&container.state.id));
     Ok(container)

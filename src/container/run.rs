@@ -183,7 +183,7 @@ fn name_file_binds(container: &Container, extras: &Extras) -> Result<Vec<Mount>,
     let mut binds = Vec::new();
     for (host, name) in NAME_FILES {
         let copy: PathBuf = container.dir.join(name);
-        match std::fs::read(host) {
+        match fs_err::read(host) {
             Ok(mut bytes) => {
                 if name == "hosts" {
                     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
@@ -191,7 +191,7 @@ fn name_file_binds(container: &Container, extras: &Extras) -> Result<Vec<Mount>,
                     }
                     bytes.extend(extras.hosts_lines().into_bytes());
                 }
-                std::fs::write(&copy, bytes).map_err(super::io_err("write", &copy))?
+                fs_err::write(&copy, bytes).map_err(super::io_err("write", &copy))?
             }
             // A host without the file gives the container none either.
             Err(_) => continue,

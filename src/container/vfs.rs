@@ -9,6 +9,7 @@
 //! of the copy is recorded when it is made (`vfs-dirs.json`), so a directory
 //! removed and made again is seen as new even with the same name.
 
+use fs_err::PathExt as _;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
@@ -92,7 +93,7 @@ pub fn populate(
         if rootfs.exists() {
             crate::layer::apply::remove_tree(rootfs).map_err(err("remove", rootfs))?;
         }
-        fs::create_dir_all(rootfs).map_err(err("create", rootfs))?;
+        fs_err::create_dir_all(rootfs).map_err(err("create", rootfs))?;
         for lower in lowers.iter().rev() {
             copy_layer(lower, rootfs)?;
         }
@@ -100,10 +101,10 @@ pub fn populate(
         record_dirs(rootfs, Path::new(""), &mut rec.dirs)?;
         // A file written now has a newer ctime than this one.
         let stamp = container_dir.join("vfs-stamp");
-        fs::write(&stamp, b"").map_err(err("write", &stamp))?;
-        rec.finished_ns = ctime_ns(&fs::symlink_metadata(&stamp).map_err(err("stat", &stamp))?);
+        fs_err::write(&stamp, b"").map_err(err("write", &stamp))?;
+        rec.finished_ns = ctime_ns(&fs_err::symlink_metadata(&stamp).map_err(err("stat", &stamp))?);
         let bytes = serde_json::to_vec(&rec).map_err(|e| err("write", &record)(e.into()))?;
-        fs::write(&record, bytes).map_err(err("write", &record))?;
+        fs_err::write(&record, bytes).map_err(err("write", &record))?;
     }
     if init.exists() {
         copy_missing(init, rootfs)
@@ -114,9 +115,9 @@ pub fn populate(
 
 fn record_dirs(root: &Path, rel: &Path, out: &mut BTreeMap<String, u64>) -> Result<(), VfsError> {
     let dir = root.join(rel);
-    let meta = fs::symlink_metadata(&dir).map_err(err("stat", &dir))?;
+    let meta = fs_err::symlink_metadata(&dir).map_err(err("stat", &dir))?;
     out.insert(rel.to_string_lossy().into_owned(), meta.ino());
-    for entry in fs::read_dir(&dir).map_err(err("read directory", &dir))? {
+    for entry in fs_err::read_dir(&dir).map_err(err("read directory", &dir))? {
         let entry = entry.map_err(err("read directory", &dir))?;
         if entry.file_type().map_err(err("stat", &dir))?.is_dir() {
             record_dirs(root, &rel.join(entry.file_name()), out)?;
@@ -139,25 +140,25 @@ fn apply_dir(
     links: &mut HashMap<(u64, u64), PathBuf>,
     dirs: &mut Vec<(PathBuf, Metadata)>,
 ) -> Result<(), VfsError> {
-    for entry in fs::read_dir(src).map_err(err("read directory", src))? {
+    for entry in fs_err::read_dir(src).map_err(err("read directory", src))? {
         let entry = entry.map_err(err("read directory", src))?;
         let from = entry.path();
         let to = dest.join(entry.file_name());
-        let meta = fs::symlink_metadata(&from).map_err(err("stat", &from))?;
+        let meta = fs_err::symlink_metadata(&from).map_err(err("stat", &from))?;
         if is_whiteout(&meta) {
             remove_any(&to)?;
             continue;
         }
         if meta.is_dir() {
-            let existing = fs::symlink_metadata(&to).ok();
+            let existing = fs_err::symlink_metadata(&to).ok();
             let opaque = xattr_opaque(&from);
             match existing {
                 Some(m) if m.is_dir() && !opaque => {}
                 Some(_) => {
                     remove_any(&to)?;
-                    fs::create_dir(&to).map_err(err("create", &to))?;
+                    fs_err::create_dir(&to).map_err(err("create", &to))?;
                 }
-                None => fs::create_dir(&to).map_err(err("create", &to))?,
+                None => fs_err::create_dir(&to).map_err(err("create", &to))?,
             }
             copy_meta(&from, &to, &meta)?;
             apply_dir(&from, &to, links, dirs)?;
@@ -182,19 +183,19 @@ fn copy_missing_in(
     dest: &Path,
     dirs: &mut Vec<(PathBuf, Metadata)>,
 ) -> Result<(), VfsError> {
-    let parent_meta = fs::symlink_metadata(dest).map_err(err("stat", dest))?;
+    let parent_meta = fs_err::symlink_metadata(dest).map_err(err("stat", dest))?;
     let mut changed = false;
-    for entry in fs::read_dir(src).map_err(err("read directory", src))? {
+    for entry in fs_err::read_dir(src).map_err(err("read directory", src))? {
         let entry = entry.map_err(err("read directory", src))?;
         let (from, to) = (entry.path(), dest.join(entry.file_name()));
-        let meta = fs::symlink_metadata(&from).map_err(err("stat", &from))?;
-        match fs::symlink_metadata(&to) {
+        let meta = fs_err::symlink_metadata(&from).map_err(err("stat", &from))?;
+        match fs_err::symlink_metadata(&to) {
             Ok(m) if m.is_dir() && meta.is_dir() => copy_missing_in(&from, &to, dirs)?,
             Ok(_) => {}
             Err(_) => {
                 changed = true;
                 if meta.is_dir() {
-                    fs::create_dir(&to).map_err(err("create", &to))?;
+                    fs_err::create_dir(&to).map_err(err("create", &to))?;
                     copy_meta(&from, &to, &meta)?;
                     copy_missing_in(&from, &to, dirs)?;
                 } else {
@@ -218,9 +219,9 @@ fn set_dir_times(dirs: &[(PathBuf, Metadata)]) -> Result<(), VfsError> {
 }
 
 fn remove_any(path: &Path) -> Result<(), VfsError> {
-    match fs::symlink_metadata(path) {
+    match fs_err::symlink_metadata(path) {
         Ok(m) if m.is_dir() => crate::layer::apply::remove_tree(path).map_err(err("remove", path)),
-        Ok(_) => fs::remove_file(path).map_err(err("remove", path)),
+        Ok(_) => fs_err::remove_file(path).map_err(err("remove", path)),
         Err(_) => Ok(()),
     }
 }
@@ -241,15 +242,15 @@ fn copy_entry(
     let ft = meta.file_type();
     if ft.is_file() && meta.nlink() > 1 {
         if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-            return fs::hard_link(first, to).map_err(err("link", to));
+            return fs_err::hard_link(first, to).map_err(err("link", to));
         }
         links.insert((meta.dev(), meta.ino()), to.to_path_buf());
     }
     if ft.is_symlink() {
-        let target = fs::read_link(from).map_err(err("read link", from))?;
-        std::os::unix::fs::symlink(&target, to).map_err(err("create", to))?;
+        let target = fs_err::read_link(from).map_err(err("read link", from))?;
+        fs_err::os::unix::fs::symlink(&target, to).map_err(err("create", to))?;
     } else if ft.is_file() {
-        fs::copy(from, to).map_err(err("copy", to))?;
+        fs_err::copy(from, to).map_err(err("copy", to))?;
     } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
         let kind = if ft.is_fifo() {
             rustix::fs::FileType::Fifo
@@ -289,7 +290,7 @@ fn copy_meta(from: &Path, to: &Path, meta: &Metadata) -> Result<(), VfsError> {
     )
     .map_err(rerr("chown", to))?;
     if !meta.file_type().is_symlink() {
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        fs_err::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(err("chmod", to))?;
     }
     for (name, value) in xattrs(from)? {
@@ -330,7 +331,7 @@ pub fn diff(
     upper: &Path,
 ) -> Result<(), VfsError> {
     let record = inodes_file(container_dir);
-    let bytes = fs::read(&record).map_err(err("read", &record))?;
+    let bytes = fs_err::read(&record).map_err(err("read", &record))?;
     let rec: Record = serde_json::from_slice(&bytes).map_err(|e| err("read", &record)(e.into()))?;
     let mut d = Differ {
         rootfs,
@@ -359,7 +360,7 @@ impl Differ<'_> {
     /// anything under it went into the upper dir.
     fn dir(&mut self, rel: &Path, new: bool) -> Result<bool, VfsError> {
         let here = self.rootfs.join(rel);
-        let mut names: Vec<OsString> = fs::read_dir(&here)
+        let mut names: Vec<OsString> = fs_err::read_dir(&here)
             .map_err(err("read directory", &here))?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
@@ -369,7 +370,7 @@ impl Differ<'_> {
         for name in &names {
             let child = rel.join(name);
             let meta =
-                fs::symlink_metadata(self.rootfs.join(&child)).map_err(err("stat", &child))?;
+                fs_err::symlink_metadata(self.rootfs.join(&child)).map_err(err("stat", &child))?;
             let lower = if new {
                 None
             } else {
@@ -383,7 +384,7 @@ impl Differ<'_> {
         if !new {
             // What the layers have here and the copy no longer does: deleted.
             for lower in self.lowers {
-                let Ok(entries) = fs::read_dir(lower.join(rel)) else {
+                let Ok(entries) = fs_err::read_dir(lower.join(rel)) else {
                     continue;
                 };
                 for entry in entries.flatten() {
@@ -391,7 +392,7 @@ impl Differ<'_> {
                     let child = rel.join(&name);
                     if names.contains(&name)
                         || lookup(self.lowers, &child).is_none()
-                        || self.upper.join(&child).symlink_metadata().is_ok()
+                        || self.upper.join(&child).fs_err_symlink_metadata().is_ok()
                     {
                         continue;
                     }
@@ -416,8 +417,8 @@ impl Differ<'_> {
     /// file, or a directory holding only such mount points (`/a/b` made
     /// for a mount at `/a/b/c`).
     fn is_untouched_mount_point(&self, rel: &Path, meta: &Metadata) -> bool {
-        match fs::symlink_metadata(self.init.join(rel)) {
-            Ok(m) if m.is_dir() && meta.is_dir() => match fs::read_dir(self.rootfs.join(rel)) {
+        match fs_err::symlink_metadata(self.init.join(rel)) {
+            Ok(m) if m.is_dir() && meta.is_dir() => match fs_err::read_dir(self.rootfs.join(rel)) {
                 Ok(entries) => entries.flatten().all(|e| {
                     let child = rel.join(e.file_name());
                     lookup(self.lowers, &child).is_none()
@@ -450,9 +451,9 @@ impl Differ<'_> {
             let below = self.dir(rel, added)?;
             if changed || below {
                 let dest = self.upper.join(rel);
-                if fs::symlink_metadata(&dest).is_err() {
+                if fs_err::symlink_metadata(&dest).is_err() {
                     self.ensure_parent(rel)?;
-                    fs::create_dir(&dest).map_err(err("create", &dest))?;
+                    fs_err::create_dir(&dest).map_err(err("create", &dest))?;
                 }
                 copy_meta(&src, &dest, meta)?;
                 if replaced {
@@ -489,8 +490,8 @@ impl Differ<'_> {
         for part in rel.parent().into_iter().flat_map(|p| p.components()) {
             prefix.push(part);
             let dest = self.upper.join(&prefix);
-            if fs::symlink_metadata(&dest).is_err() {
-                fs::create_dir(&dest).map_err(err("create", &dest))?;
+            if fs_err::symlink_metadata(&dest).is_err() {
+                fs_err::create_dir(&dest).map_err(err("create", &dest))?;
             }
         }
         Ok(())
@@ -525,13 +526,13 @@ fn layer_xattrs(path: &Path) -> Option<Vec<(OsString, Vec<u8>)>> {
 
 fn same_content(a: &Path, b: &Path, meta: &Metadata) -> bool {
     if meta.file_type().is_symlink() {
-        return fs::read_link(a).ok() == fs::read_link(b).ok();
+        return fs_err::read_link(a).ok() == fs_err::read_link(b).ok();
     }
     if !meta.is_file() {
         return true;
     }
     // Same size and mtime were already checked; the bytes settle it.
-    match (fs::read(a), fs::read(b)) {
+    match (fs_err::read(a), fs_err::read(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     }

@@ -99,10 +99,10 @@ fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let outer = tmp.path().to_path_buf();
     let canary = outer.join("canary");
-    fs::write(&canary, "canary").unwrap();
-    fs::set_permissions(&canary, fs::Permissions::from_mode(0o600)).unwrap();
+    fs_err::write(&canary, "canary").unwrap();
+    fs_err::set_permissions(&canary, fs::Permissions::from_mode(0o600)).unwrap();
     let layer = outer.join("layer");
-    fs::create_dir(&layer).unwrap();
+    fs_err::create_dir(&layer).unwrap();
     Fixture {
         _tmp: tmp,
         outer,
@@ -117,11 +117,11 @@ impl Fixture {
     }
 
     fn assert_contained(&self) {
-        assert_eq!(fs::read_to_string(&self.canary).unwrap(), "canary");
-        let meta = fs::symlink_metadata(&self.canary).unwrap();
+        assert_eq!(fs_err::read_to_string(&self.canary).unwrap(), "canary");
+        let meta = fs_err::symlink_metadata(&self.canary).unwrap();
         assert!(meta.is_file());
         assert_eq!(meta.mode() & 0o7777, 0o600);
-        let mut names: Vec<_> = fs::read_dir(&self.outer)
+        let mut names: Vec<_> = fs_err::read_dir(&self.outer)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
@@ -207,9 +207,9 @@ fn malicious_tars_are_refused_or_contained() {
         f.assert_contained();
         // Whatever was refused or contained, nothing under the layer is a
         // path to the canary's inode.
-        let canary_ino = fs::metadata(&f.canary).unwrap().ino();
+        let canary_ino = fs_err::metadata(&f.canary).unwrap().ino();
         for e in walk(&f.layer) {
-            let m = fs::symlink_metadata(&e).unwrap();
+            let m = fs_err::symlink_metadata(&e).unwrap();
             assert_ne!(m.ino(), canary_ino, "{name}: {} is the canary", e.display());
         }
         eprintln!(
@@ -223,34 +223,42 @@ fn malicious_tars_are_refused_or_contained() {
             }
             "symlink to .." => {
                 result.unwrap();
-                assert_eq!(fs::read_to_string(f.layer.join("x")).unwrap(), "contained");
-                assert_eq!(fs::read_to_string(f.layer.join("canary")).unwrap(), "pwned");
+                assert_eq!(
+                    fs_err::read_to_string(f.layer.join("x")).unwrap(),
+                    "contained"
+                );
+                assert_eq!(
+                    fs_err::read_to_string(f.layer.join("canary")).unwrap(),
+                    "pwned"
+                );
             }
             "symlink swapped for dir" => {
                 result.unwrap();
-                assert!(fs::symlink_metadata(f.layer.join("d")).unwrap().is_dir());
+                assert!(fs_err::symlink_metadata(f.layer.join("d"))
+                    .unwrap()
+                    .is_dir());
                 assert_eq!(
-                    fs::read_to_string(f.layer.join("d/canary")).unwrap(),
+                    fs_err::read_to_string(f.layer.join("d/canary")).unwrap(),
                     "inside"
                 );
             }
             "chmod through symlink (file)" => {
                 result.unwrap();
-                let m = fs::symlink_metadata(f.layer.join("c")).unwrap();
+                let m = fs_err::symlink_metadata(f.layer.join("c")).unwrap();
                 assert!(m.is_file() && m.mode() & 0o777 == 0o777);
             }
             _ => {}
         }
-        fs::remove_dir_all(&f.layer).unwrap();
-        fs::create_dir(&f.layer).unwrap();
+        fs_err::remove_dir_all(&f.layer).unwrap();
+        fs_err::create_dir(&f.layer).unwrap();
     }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
+    for e in fs_err::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if fs::symlink_metadata(&p).unwrap().is_dir() {
+        if fs_err::symlink_metadata(&p).unwrap().is_dir() {
             out.extend(walk(&p));
         }
         out.push(p);
@@ -268,9 +276,12 @@ fn absolute_symlink_stays_in_rootfs() {
         E::File("var/run/x", "pid"),
     ])
     .unwrap();
-    assert_eq!(fs::read_to_string(f.layer.join("run/x")).unwrap(), "pid");
     assert_eq!(
-        fs::read_link(f.layer.join("var/run")).unwrap(),
+        fs_err::read_to_string(f.layer.join("run/x")).unwrap(),
+        "pid"
+    );
+    assert_eq!(
+        fs_err::read_link(f.layer.join("var/run")).unwrap(),
         Path::new("/run")
     );
     f.assert_contained();
@@ -291,10 +302,13 @@ fn dir_replaced_by_file_and_back_and_rewrites() {
         E::File("bin/sh", "third"),
     ])
     .unwrap();
-    assert!(fs::metadata(f.layer.join("a")).unwrap().is_dir());
+    assert!(fs_err::metadata(f.layer.join("a")).unwrap().is_dir());
     assert!(!f.layer.join("a/f").exists());
-    assert_eq!(fs::read_to_string(f.layer.join("a/g")).unwrap(), "2");
-    assert_eq!(fs::read_to_string(f.layer.join("bin/sh")).unwrap(), "third");
+    assert_eq!(fs_err::read_to_string(f.layer.join("a/g")).unwrap(), "2");
+    assert_eq!(
+        fs_err::read_to_string(f.layer.join("bin/sh")).unwrap(),
+        "third"
+    );
 }
 
 #[test]
@@ -312,7 +326,7 @@ fn whiteouts_opaque_and_overlay_xattrs() {
         E::Dir("plain/"),
     ])
     .unwrap();
-    let wh = fs::symlink_metadata(f.layer.join("gone")).unwrap();
+    let wh = fs_err::symlink_metadata(f.layer.join("gone")).unwrap();
     assert!(wh.file_type().is_char_device());
     assert_eq!(wh.rdev(), 0);
     let d = read_xattrs(&f.layer.join("d")).unwrap();
@@ -363,11 +377,11 @@ fn round_trip_is_byte_identical() {
         assert_eq!(stats.compression, c);
         assert_eq!(stats.blob.digest, crate::digest::Digest::of(&blob));
         assert_eq!(
-            fs::read_to_string(f.layer.join(&long)).unwrap(),
+            fs_err::read_to_string(f.layer.join(&long)).unwrap(),
             "long name"
         );
-        let a = fs::metadata(f.layer.join("etc/passwd")).unwrap();
-        let b = fs::metadata(f.layer.join("etc/passwd-link")).unwrap();
+        let a = fs_err::metadata(f.layer.join("etc/passwd")).unwrap();
+        let b = fs_err::metadata(f.layer.join("etc/passwd-link")).unwrap();
         assert_eq!(a.ino(), b.ino());
 
         let mut t1 = Vec::new();
@@ -376,15 +390,15 @@ fn round_trip_is_byte_identical() {
         write_tar(&f.layer, &mut t1b).unwrap();
         assert_eq!(t1, t1b, "tar of a directory is deterministic");
         let second = f.outer.join("second");
-        fs::create_dir(&second).unwrap();
+        fs_err::create_dir(&second).unwrap();
         let s2 = apply(&t1[..], &second).unwrap();
         assert_eq!(s2.diff_id, s1.diff_id);
         let mut t2 = Vec::new();
         write_tar(&second, &mut t2).unwrap();
         assert_eq!(t1, t2, "apply then tar reproduces the tar");
-        fs::remove_dir_all(&second).unwrap();
-        fs::remove_dir_all(&f.layer).unwrap();
-        fs::create_dir(&f.layer).unwrap();
+        fs_err::remove_dir_all(&second).unwrap();
+        fs_err::remove_dir_all(&f.layer).unwrap();
+        fs_err::create_dir(&f.layer).unwrap();
     }
 }
 
@@ -435,10 +449,10 @@ fn breakout_matrix_leaves_the_victim_intact() {
     let victim = make_victim(tmp.path());
     for (case, tar) in breakout_matrix(victim.to_str().unwrap()) {
         let dest = tmp.path().join("dest");
-        fs::create_dir(&dest).unwrap();
+        fs_err::create_dir(&dest).unwrap();
         let result = apply(&tar[..], &dest);
         assert_victim_intact(&victim, case);
-        let mut names: Vec<_> = fs::read_dir(tmp.path())
+        let mut names: Vec<_> = fs_err::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -464,11 +478,14 @@ fn root_entries_whiteout_orders_and_odd_shapes() {
             &f.layer,
         )
         .unwrap();
-        assert!(fs::symlink_metadata(&f.layer).unwrap().is_dir(), "{root}");
-        assert_eq!(fs::read_to_string(f.layer.join("x")).unwrap(), "in");
+        assert!(
+            fs_err::symlink_metadata(&f.layer).unwrap().is_dir(),
+            "{root}"
+        );
+        assert_eq!(fs_err::read_to_string(f.layer.join("x")).unwrap(), "in");
         f.assert_contained();
         remove_tree(&f.layer).unwrap();
-        fs::create_dir(&f.layer).unwrap();
+        fs_err::create_dir(&f.layer).unwrap();
     }
     // 21: symlink -> .. then symlink/exploit/foo/bar: made inside.
     apply(
@@ -502,18 +519,18 @@ fn root_entries_whiteout_orders_and_odd_shapes() {
     ];
     for items in orders {
         let dir = f.outer.join("orders");
-        fs::create_dir(&dir).unwrap();
+        fs_err::create_dir(&dir).unwrap();
         apply(&t(items)[..], &dir).unwrap();
         assert!(crate::layer::whiteout::is_opaque_dir(&dir.join("o")));
-        assert_eq!(fs::read_to_string(dir.join("o/kept")).unwrap(), "k");
-        let gone = fs::symlink_metadata(dir.join("o/gone")).unwrap();
+        assert_eq!(fs_err::read_to_string(dir.join("o/kept")).unwrap(), "k");
+        let gone = fs_err::symlink_metadata(dir.join("o/gone")).unwrap();
         assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
         remove_tree(&dir).unwrap();
     }
     // 26: a link with more `..` than depth, `bin/sh -> dash` written three
     // times, a file named `..gitme`, a file under a non-directory parent.
     remove_tree(&f.layer).unwrap();
-    fs::create_dir(&f.layer).unwrap();
+    fs_err::create_dir(&f.layer).unwrap();
     let dir = f.layer.clone();
     apply(
         &t(&[
@@ -529,11 +546,14 @@ fn root_entries_whiteout_orders_and_odd_shapes() {
     )
     .unwrap();
     assert_eq!(
-        fs::read_link(dir.join("bin/sh")).unwrap(),
+        fs_err::read_link(dir.join("bin/sh")).unwrap(),
         Path::new("bash")
     );
-    assert_eq!(fs::read_to_string(dir.join("..gitme")).unwrap(), "g");
-    assert_eq!(fs::read_to_string(dir.join("plain/under")).unwrap(), "u");
+    assert_eq!(fs_err::read_to_string(dir.join("..gitme")).unwrap(), "g");
+    assert_eq!(
+        fs_err::read_to_string(dir.join("plain/under")).unwrap(),
+        "u"
+    );
     f.assert_contained();
 }
 

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{self, File, Metadata};
+use std::fs::Metadata;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -176,7 +176,7 @@ fn is_whiteout(meta: &Metadata) -> bool {
 fn top_entry(dirs: &[PathBuf], name: &OsString) -> Result<Option<(usize, Metadata)>, LayerError> {
     for (i, d) in dirs.iter().enumerate() {
         let p = d.join(name);
-        match fs::symlink_metadata(&p) {
+        match fs_err::symlink_metadata(&p) {
             Ok(m) => return Ok(Some((i, m))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(LayerError::io("stat", &p)(e)),
@@ -192,7 +192,7 @@ fn dir_pieces(dirs: &[PathBuf], name: &OsString) -> Result<(Vec<PathBuf>, bool),
     let mut pieces = Vec::new();
     for d in dirs {
         let p = d.join(name);
-        let meta = match fs::symlink_metadata(&p) {
+        let meta = match fs_err::symlink_metadata(&p) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(LayerError::io("stat", &p)(e)),
@@ -237,7 +237,7 @@ struct TarWriter<W: Write> {
 /// The names in `dir`, sorted bytewise.
 fn sorted_names(dir: &Path) -> Result<Vec<OsString>, LayerError> {
     let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(LayerError::io("read directory", dir))? {
+    for entry in fs_err::read_dir(dir).map_err(LayerError::io("read directory", dir))? {
         names.push(
             entry
                 .map_err(LayerError::io("read directory", dir))?
@@ -287,7 +287,7 @@ impl<W: Write> TarWriter<W> {
             let abs_child = abs.join(&name);
             let rel_child = rel.join(&name);
             let meta =
-                fs::symlink_metadata(&abs_child).map_err(LayerError::io("stat", &abs_child))?;
+                fs_err::symlink_metadata(&abs_child).map_err(LayerError::io("stat", &abs_child))?;
             self.entry(&abs_child, &rel_child, &meta, None)?;
             if meta.is_dir() {
                 self.walk(&abs_child, &rel_child)?;
@@ -373,7 +373,7 @@ impl<W: Write> TarWriter<W> {
             e.name.push(b'/');
             (EntryType::Directory, None)
         } else if ft.is_symlink() {
-            let target = fs::read_link(abs).map_err(LayerError::io("read link", abs))?;
+            let target = fs_err::read_link(abs).map_err(LayerError::io("read link", abs))?;
             let field = &mut e.header.as_old_mut().linkname;
             set_name_field(field, &mut e.pax, "linkpath", target.as_os_str().as_bytes());
             (EntryType::Symlink, None)
@@ -430,7 +430,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn file_data(&mut self, abs: &Path, size: u64) -> Result<(), LayerError> {
-        let file = File::open(abs).map_err(LayerError::io("open", abs))?;
+        let file = fs_err::File::open(abs).map_err(LayerError::io("open", abs))?;
         let copied =
             io::copy(&mut file.take(size), &mut self.out).map_err(LayerError::io("read", abs))?;
         if copied != size {
@@ -569,7 +569,7 @@ mod tests {
             .enumerate()
             .map(|(i, t)| {
                 let dir = root.join(i.to_string());
-                fs::create_dir_all(&dir).unwrap();
+                fs_err::create_dir_all(&dir).unwrap();
                 crate::layer::apply::apply(&t[..], &dir).unwrap();
                 dir
             })

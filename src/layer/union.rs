@@ -189,8 +189,6 @@ fn is_opaque(layer: &OwnedFd, path: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::os::unix::fs::symlink;
 
     use super::*;
 
@@ -198,7 +196,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dirs: Vec<_> = (0..n).map(|i| tmp.path().join(format!("l{i}"))).collect();
         for d in &dirs {
-            fs::create_dir(d).unwrap();
+            fs_err::create_dir(d).unwrap();
         }
         (tmp, dirs)
     }
@@ -211,13 +209,13 @@ mod tests {
     fn lookup_and_resolve_table() {
         // l0 is the top layer.
         let (_tmp, d) = layers(2);
-        fs::create_dir_all(d[1].join("var")).unwrap();
-        fs::create_dir_all(d[1].join("run/x")).unwrap();
-        symlink("/run", d[1].join("var/run")).unwrap();
-        symlink("../../..", d[1].join("var/up")).unwrap();
-        symlink("loop", d[1].join("loop")).unwrap();
-        fs::create_dir_all(d[1].join("gone/sub")).unwrap();
-        fs::create_dir_all(d[0].join("var")).unwrap();
+        fs_err::create_dir_all(d[1].join("var")).unwrap();
+        fs_err::create_dir_all(d[1].join("run/x")).unwrap();
+        fs_err::os::unix::fs::symlink("/run", d[1].join("var/run")).unwrap();
+        fs_err::os::unix::fs::symlink("../../..", d[1].join("var/up")).unwrap();
+        fs_err::os::unix::fs::symlink("loop", d[1].join("loop")).unwrap();
+        fs_err::create_dir_all(d[1].join("gone/sub")).unwrap();
+        fs_err::create_dir_all(d[0].join("var")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
             d[0].join("gone"),

@@ -9,7 +9,6 @@
 //! object store authenticates with the signed URL itself).
 
 use std::collections::HashMap;
-use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -588,7 +587,7 @@ fn body_of(body: &ReqBody) -> Result<Body, RegistryError> {
                 let path = path.clone();
                 move |source| RegistryError::Io { op, path, source }
             };
-            let mut f = fs::File::open(path).map_err(io("open"))?;
+            let mut f = fs_err::File::open(path).map_err(io("open"))?;
             f.seek(SeekFrom::Start(*offset)).map_err(io("seek"))?;
             Body::sized(f.take(*len), *len)
         }
@@ -610,7 +609,7 @@ fn build_client(
         b = b.danger_accept_invalid_certs(true);
     }
     for dir in cert_dirs(host, cert_dir, config_home) {
-        let Ok(entries) = fs::read_dir(&dir) else {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
             // A certs.d directory that does not exist is the usual case.
             continue;
         };
@@ -619,7 +618,7 @@ fn build_client(
         for path in &names {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             let read = |p: &Path| {
-                fs::read(p).map_err(|source| RegistryError::Io {
+                fs_err::read(p).map_err(|source| RegistryError::Io {
                     op: "read",
                     path: p.into(),
                     source,

@@ -12,10 +12,11 @@
 //! Errors never contain a password: a helper's stdout is never quoted, and
 //! [`Credential`]'s `Debug` is redacted through [`Secret`].
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -155,7 +156,7 @@ pub enum Source {
 impl AuthFile {
     /// Load the file at `path`; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<AuthFile, CredentialError> {
-        let doc = match fs::read(path) {
+        let doc = match fs_err::read(path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|source| CredentialError::Json {
@@ -307,8 +308,8 @@ impl AuthFile {
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         if !dir.as_os_str().is_empty() && !dir.exists() {
-            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            fs_err::create_dir_all(dir).map_err(io_err("create", dir))?;
+            fs_err::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(io_err("chmod", dir))?;
         }
         let mut bytes =
@@ -324,7 +325,7 @@ impl AuthFile {
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let write = || -> io::Result<()> {
-            let mut f = fs::OpenOptions::new()
+            let mut f = fs_err::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
@@ -338,14 +339,14 @@ impl AuthFile {
         };
         if let Err(source) = write() {
             // The temp file may not exist; the write error is what matters.
-            let _ = fs::remove_file(&tmp);
+            let _ = fs_err::remove_file(&tmp);
             return Err(CredentialError::Io {
                 op: "write",
                 path: tmp,
                 source,
             });
         }
-        fs::rename(&tmp, &self.path).map_err(io_err("rename", &self.path))
+        fs_err::rename(&tmp, &self.path).map_err(io_err("rename", &self.path))
     }
 }
 
@@ -477,7 +478,7 @@ mod tests {
 
     fn file_with(dir: &Path, json: &str) -> AuthFile {
         let path = dir.join("config.json");
-        fs::write(&path, json).unwrap();
+        fs_err::write(&path, json).unwrap();
         AuthFile::load(&path).unwrap()
     }
 
@@ -579,12 +580,12 @@ mod tests {
         f.set("localhost:5000", &cred).unwrap();
         f.set("docker.io", &cred).unwrap();
         f.save().unwrap();
-        let mode = fs::metadata(f.path()).unwrap().permissions().mode() & 0o777;
+        let mode = fs_err::metadata(f.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let again = AuthFile::load(f.path()).unwrap();
         assert_eq!(again.get("localhost:5000").unwrap().unwrap(), cred);
         assert_eq!(again.get("docker.io").unwrap().unwrap(), cred);
-        let v: Value = serde_json::from_slice(&fs::read(f.path()).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&fs_err::read(f.path()).unwrap()).unwrap();
         assert_eq!(v["psFormat"], "table");
         // The existing key spelling is reused, not duplicated.
         assert!(v["auths"]["https://localhost:5000"]["auth"].is_string());
@@ -609,7 +610,7 @@ mod tests {
         )
         .unwrap();
         f.save().unwrap();
-        let mode = fs::metadata(dir.path().join("sub"))
+        let mode = fs_err::metadata(dir.path().join("sub"))
             .unwrap()
             .permissions()
             .mode()
@@ -621,12 +622,12 @@ mod tests {
     fn helper_protocol() {
         let dir = tempfile::tempdir().unwrap();
         let prog = dir.path().join("docker-credential-fake");
-        fs::write(
+        fs_err::write(
             &prog,
             "#!/bin/sh\nread server\ncase \"$1:$server\" in\n  get:r.io) echo '{\"ServerURL\":\"r.io\",\"Username\":\"u\",\"Secret\":\"s3cret\"}';;\n  get:*) echo 'credentials not found in native keychain'; exit 1;;\n  *) echo \"boom $1\" >&2; exit 3;;\nesac\n",
         )
         .unwrap();
-        fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+        fs_err::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
         let out = run_helper(&prog, "get", b"r.io").unwrap();
         let c: HelperCredential = serde_json::from_slice(&out).unwrap();
         assert_eq!((c.username.as_str(), c.secret.as_str()), ("u", "s3cret"));

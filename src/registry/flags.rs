@@ -69,7 +69,7 @@ pub fn config_file_path() -> Option<PathBuf> {
 
 /// The config file at `path` (the defaults if it is absent).
 pub fn config_file(path: &Path) -> Result<ConfigFile, RegistryError> {
-    match std::fs::read(path) {
+    match fs_err::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
             reference: path.display().to_string(),
             what: "strata config file",
@@ -126,7 +126,7 @@ mod tests {
         let absent = config_file(&p).unwrap();
         assert!(absent.insecure_registries.is_empty());
         assert_eq!(absent.read_timeout, None);
-        std::fs::write(
+        fs_err::write(
             &p,
             r#"{"insecure-registries":["a:5000","b"],"read-timeout":"1m 5s","other":1}"#,
         )
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(c.insecure_registries, vec!["a:5000", "b"]);
         assert_eq!(c.read_timeout, Some(std::time::Duration::from_secs(65)));
         for bad in ["{", r#"{"read-timeout":"soon"}"#] {
-            std::fs::write(&p, bad).unwrap();
+            fs_err::write(&p, bad).unwrap();
             assert!(config_file(&p).is_err(), "{bad}");
         }
     }

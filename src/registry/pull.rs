@@ -8,7 +8,6 @@
 //! not in the store.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::BufReader;
 
 use super::client::Registry;
@@ -430,14 +429,14 @@ fn fetch_layer(
     })?;
     progress::layer_status(id, LayerStatus::DownloadComplete);
     progress::layer_status(id, LayerStatus::Extracting);
-    let f = File::open(&path).map_err(|source| RegistryError::Io {
+    let f = fs_err::File::open(&path).map_err(|source| RegistryError::Io {
         op: "open",
         path: path.clone(),
         source,
     })?;
     let (layer, _stats) = store.prepare_layer_tar(staging, BufReader::new(f), Some(diff_id))?;
     // The store kept its own copy of the blob; this one is done with.
-    let _ = std::fs::remove_file(&path);
+    let _ = fs_err::remove_file(&path);
     if !layer.record.blobs.iter().any(|b| b.digest == desc.digest) {
         return Err(RegistryError::Invalid {
             reference: repo.to_string(),

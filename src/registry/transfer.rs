@@ -4,7 +4,7 @@
 //! resumed with `Range` when the server honours it, cross-repository
 //! mount, monolithic or chunked upload), tags and the catalog.
 
-use std::fs::{self, File, OpenOptions};
+use fs_err::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -338,7 +338,7 @@ impl Registry {
         if result.is_err() {
             // Nothing half-written is left behind; the removal failing
             // (already gone) changes nothing about the error.
-            let _ = fs::remove_file(dest);
+            let _ = fs_err::remove_file(dest);
         }
         result
     }

@@ -85,7 +85,7 @@ impl Children for Subtree {
 /// poll.
 fn kill_children() {
     let me = nix::unistd::getpid().as_raw();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(entries) = fs_err::read_dir("/proc") else {
         return;
     };
     for entry in entries.flatten() {
@@ -106,7 +106,7 @@ fn kill_children() {
 /// The parent pid in /proc/PID/stat (after the parenthesised name, which
 /// may itself hold spaces and parentheses).
 fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = fs_err::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_ppid(&stat)
 }
 

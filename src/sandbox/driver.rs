@@ -279,7 +279,7 @@ fn mount_fuse(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountError
 
 fn dev_of(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| m.dev())
+    fs_err::metadata(path).ok().map(|m| m.dev())
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ fn status_hex(status: &str, key: &str) -> Option<u64> {
 
 /// This process's environment, read now.
 pub fn detect() -> Environment {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let read = |p: &str| fs_err::read_to_string(p).ok();
     let cgroup = read("/proc/1/cgroup")
         .or_else(|| read("/proc/self/cgroup"))
         .unwrap_or_default();

@@ -100,7 +100,7 @@ impl IdMapPlan {
     pub fn detect(caller: Caller) -> Result<IdMapPlan, IdMapError> {
         let read = |file: &str| {
             let path = Path::new(file);
-            let content = match std::fs::read_to_string(path) {
+            let content = match fs_err::read_to_string(path) {
                 Ok(c) => c,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
                 Err(source) => {
@@ -239,7 +239,7 @@ impl IdMapPlan {
         let all = format!("0 0 {IDS_ALL}");
         for file in ["uid_map", "gid_map"] {
             let path = proc.join(file);
-            std::fs::write(&path, &all).map_err(|source| IdMapError::Write { path, source })?;
+            fs_err::write(&path, &all).map_err(|source| IdMapError::Write { path, source })?;
         }
         Ok(())
     }
@@ -256,7 +256,7 @@ impl IdMapPlan {
         ];
         for (file, content) in writes {
             let path = proc.join(file);
-            std::fs::write(&path, content).map_err(|source| IdMapError::Write { path, source })?;
+            fs_err::write(&path, content).map_err(|source| IdMapError::Write { path, source })?;
         }
         Ok(())
     }
@@ -307,7 +307,7 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

@@ -530,7 +530,7 @@ fn enter_workdir(
 /// `mkdir -p`, each directory it makes given to `owner` when there is one.
 fn make_workdir(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     let Some((uid, gid)) = owner else {
-        return std::fs::create_dir_all(dir);
+        return fs_err::create_dir_all(dir);
     };
     let mut sofar = PathBuf::new();
     for comp in dir.components() {
@@ -538,8 +538,8 @@ fn make_workdir(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
         if !matches!(comp, Component::Normal(_)) {
             continue;
         }
-        match std::fs::create_dir(&sofar) {
-            Ok(()) => std::os::unix::fs::chown(&sofar, Some(uid), Some(gid))?,
+        match fs_err::create_dir(&sofar) {
+            Ok(()) => fs_err::os::unix::fs::chown(&sofar, Some(uid), Some(gid))?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
@@ -576,7 +576,7 @@ fn find_program(args: &[String], env: &[String]) -> Result<CString, InitError> {
         .unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|dir| format!("{}/{name}", if dir.is_empty() { "." } else { dir }))
-        .find(|candidate| std::fs::metadata(candidate).is_ok_and(|m| m.is_file()))
+        .find(|candidate| fs_err::metadata(candidate).is_ok_and(|m| m.is_file()))
         .map(|p| cstring(&p))
         .ok_or_else(|| InitError::NotFound(name.clone()))
 }
@@ -587,7 +587,7 @@ fn become_user(who: &user::ExecUser) -> Result<(), InitError> {
         // With a single-id map the kernel denies setgroups outright; the
         // process then keeps the one group it has, which is all there is.
         let denied =
-            std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+            fs_err::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
         if !(errno == Errno::EPERM && denied) {
             return Err(InitError::Sys {
                 what: "setgroups",

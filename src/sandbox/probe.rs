@@ -415,7 +415,7 @@ enum ProbeError {
 fn read_uid_map() -> Result<String, ProbeError> {
     let count = |file: &'static str| -> Result<u64, ProbeError> {
         let text =
-            std::fs::read_to_string(file).map_err(|source| ProbeError::Read { file, source })?;
+            fs_err::read_to_string(file).map_err(|source| ProbeError::Read { file, source })?;
         Ok(text
             .lines()
             .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
@@ -441,10 +441,10 @@ impl Scratch {
             .tempdir()
             .map_err(ProbeError::Scratch)?;
         for sub in ["lower", "upper", "work", "merged"] {
-            std::fs::create_dir(dir.path().join(sub))
+            fs_err::create_dir(dir.path().join(sub))
                 .map_err(|source| ProbeError::ScratchSub { sub, source })?;
         }
-        std::fs::write(dir.path().join("lower/from-lower"), "lower")
+        fs_err::write(dir.path().join("lower/from-lower"), "lower")
             .map_err(ProbeError::WriteLower)?;
         Ok(Scratch(dir))
     }
@@ -467,11 +467,11 @@ impl Scratch {
     fn exercise(&self) -> Result<(), ProbeError> {
         let merged = self.path("merged");
         let seen =
-            std::fs::read_to_string(merged.join("from-lower")).map_err(ProbeError::ReadThrough)?;
+            fs_err::read_to_string(merged.join("from-lower")).map_err(ProbeError::ReadThrough)?;
         if seen != "lower" {
             return Err(ProbeError::LowerWrong);
         }
-        std::fs::write(merged.join("new"), "upper").map_err(ProbeError::WriteThrough)?;
+        fs_err::write(merged.join("new"), "upper").map_err(ProbeError::WriteThrough)?;
         if !self.path("upper/new").exists() {
             return Err(ProbeError::UpperMissed);
         }
@@ -506,7 +506,7 @@ fn unmount(path: &Path) -> Result<(), ProbeError> {
 /// /dev/fuse access and a real fuse-overlayfs mount. Returns whether the
 /// driver works.
 fn probe_fuse(plan: &IdMapPlan, mapping: Mapping, checks: &mut Vec<Check>) -> bool {
-    let dev = match std::fs::OpenOptions::new()
+    let dev = match fs_err::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/fuse")

@@ -263,7 +263,7 @@ fn setup_dev(root: &OwnedFd, shm_size: Option<u64>) -> Result<(), RootfsError> {
 }
 
 fn gid_is_mapped(gid: u32) -> bool {
-    let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    let map = fs_err::read_to_string("/proc/self/gid_map").unwrap_or_default();
     map.lines().any(|l| {
         let f: Vec<u64> = l
             .split_whitespace()

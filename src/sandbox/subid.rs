@@ -50,7 +50,7 @@ pub fn read_ranges(
     user: Option<&str>,
     id: u32,
 ) -> Result<Vec<SubidRange>, std::io::Error> {
-    match std::fs::read_to_string(file) {
+    match fs_err::read_to_string(file) {
         Ok(content) => Ok(parse_ranges(&content, user, id)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(err) => Err(err),

@@ -25,12 +25,12 @@ pub const ACCOUNT_FILE_CAP: u64 = 4 << 20;
 /// without blocking), a directory or a huge file reads as missing, so
 /// numeric ids still work and names fail with "unable to find user".
 pub fn read_account_file(path: &std::path::Path) -> String {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    fs_err::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(path)
-        .map(read_account)
+        .map(|f| read_account(f.into()))
         .unwrap_or_default()
 }
 
@@ -190,10 +190,10 @@ mod tests {
         assert_eq!(read_account_file(std::path::Path::new("/dev/zero")), "");
         assert_eq!(read_account_file(dir.path()), "");
         let big = dir.path().join("big");
-        std::fs::write(&big, vec![b'x'; ACCOUNT_FILE_CAP as usize + 1]).unwrap();
+        fs_err::write(&big, vec![b'x'; ACCOUNT_FILE_CAP as usize + 1]).unwrap();
         assert_eq!(read_account_file(&big), "");
         let passwd = dir.path().join("passwd");
-        std::fs::write(&passwd, "app:x:7:8::/home/app:/bin/sh\n").unwrap();
+        fs_err::write(&passwd, "app:x:7:8::/home/app:/bin/sh\n").unwrap();
         assert_eq!(
             resolve("app", &read_account_file(&passwd), ""),
             Ok(user(7, 8, &[8], "/home/app"))

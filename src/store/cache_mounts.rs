@@ -19,7 +19,6 @@
 //! whose directory prune removed meanwhile finds its lock file unlinked and
 //! starts again.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -161,7 +160,7 @@ impl Store {
 
 /// The cache directories (every instance), sorted.
 fn instances(base: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let entries = match fs::read_dir(base) {
+    let entries = match fs_err::read_dir(base) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err("read directory", base)(e)),
@@ -187,7 +186,7 @@ enum Lock {
 /// Locks `dir/lock` (making `dir` if needed). `None`: try again (the lock
 /// was busy for a try, or prune removed the directory while we waited).
 fn lock_dir(dir: &Path, how: Lock, waiting: &dyn Fn()) -> Result<Option<FileLock>, StoreError> {
-    match fs::create_dir(dir) {
+    match fs_err::create_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err("create", dir)(e)),
@@ -220,9 +219,9 @@ fn make_data(
     if tmp.exists() {
         remove_tree(&tmp).map_err(io_err("remove", &tmp))?;
     }
-    fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+    fs_err::create_dir(&tmp).map_err(io_err("create", &tmp))?;
     init(&tmp).map_err(io_err("prepare cache mount", &tmp))?;
-    match fs::rename(&tmp, data) {
+    match fs_err::rename(&tmp, data) {
         Ok(()) => Ok(()),
         Err(_) if data.is_dir() => remove_tree(&tmp).map_err(io_err("remove", &tmp)),
         Err(e) => Err(io_err("rename", &tmp)(e)),
@@ -240,7 +239,7 @@ mod tests {
     }
 
     fn init(dir: &Path) -> io::Result<()> {
-        fs::write(dir.join("seed"), b"1")
+        fs_err::write(dir.join("seed"), b"1")
     }
 
     #[test]
@@ -263,12 +262,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             m.data(),
-            t.path()
-                .canonicalize()
+            fs_err::canonicalize(t.path())
                 .unwrap()
                 .join("cache-mounts/ab/data")
         );
-        fs::write(m.data().join("x"), b"2").unwrap();
+        fs_err::write(m.data().join("x"), b"2").unwrap();
         // Shared users hold it together.
         let m2 = s
             .cache_mount("ab", CacheSharing::Shared, &|| panic!("waited"), &init)

@@ -7,7 +7,6 @@
 //! not damage, so `check` reports it separately and passes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 
@@ -137,13 +136,13 @@ impl Store {
             }
             let path = layers.join(&name);
             if name.ends_with(".json") {
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                fs_err::remove_file(&path).map_err(io_err("remove", &path))?;
             } else {
                 out.bytes += tree_size(&path);
                 // Unlink the short link first: a dangling link is harmless,
                 // a link to a half-removed layer is not.
                 let link = self.root.join(self.short_link(&diff_id));
-                match fs::remove_file(&link) {
+                match fs_err::remove_file(&link) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_err("remove", link)(e)),
@@ -158,7 +157,7 @@ impl Store {
             if !keep_it {
                 let path = blobs.join(&name);
                 out.bytes += tree_size(&path);
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                fs_err::remove_file(&path).map_err(io_err("remove", &path))?;
                 if let Ok(d) = Digest::from_hex(&name) {
                     out.blobs.push(d);
                 }
@@ -483,7 +482,7 @@ impl Store {
                 .push(format!("layer {d}: record names {}", rec.diff_id));
         }
         let link = self.root.join(self.short_link(d));
-        match fs::read_link(&link) {
+        match fs_err::read_link(&link) {
             Ok(target) if target == Path::new("../layers").join(d.hex()) => {}
             Ok(target) => rep.problems.push(format!(
                 "layer {d}: {} points to {}",
@@ -514,7 +513,7 @@ impl Store {
 /// Names in a directory, sorted (empty if it does not exist).
 fn list(dir: &Path) -> Result<Vec<String>, StoreError> {
     let mut names = Vec::new();
-    let entries = match fs::read_dir(dir) {
+    let entries = match fs_err::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
         Err(e) => return Err(io_err("read directory", dir)(e)),
@@ -532,7 +531,7 @@ fn list(dir: &Path) -> Result<Vec<String>, StoreError> {
 }
 
 fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut r = HashingReader::new(File::open(path)?);
+    let mut r = HashingReader::new(fs_err::File::open(path)?);
     io::copy(&mut r, &mut io::sink())?;
     Ok(r.finish())
 }

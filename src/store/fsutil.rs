@@ -1,7 +1,7 @@
 //! File-system primitives of the store: the store lock, per-process staging
 //! directories whose liveness is a lock, and atomic, verified writes.
 
-use std::fs::{self, File, OpenOptions};
+use fs_err::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -115,7 +115,7 @@ impl FileLock {
     /// replaced by a pruner between our open and our flock).
     pub(crate) fn still_linked(&self) -> Result<bool, StoreError> {
         let held = self.file.metadata().map_err(io_err("stat", &self.path))?;
-        match fs::metadata(&self.path) {
+        match fs_err::metadata(&self.path) {
             Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err("stat", &self.path)(e)),
@@ -151,7 +151,7 @@ impl Staging {
                 continue;
             }
             let dir = tmp.join(&name);
-            fs::create_dir(&dir).map_err(io_err("create staging directory", &dir))?;
+            fs_err::create_dir(&dir).map_err(io_err("create staging directory", &dir))?;
             return Ok(Staging {
                 dir,
                 lock: Some(lock),
@@ -176,7 +176,7 @@ impl Drop for Staging {
             if let Some(lock) = self.lock.take() {
                 // The unlinked lock file is harmless if this fails; prune
                 // removes stale lock files whose directory is gone.
-                let _ = fs::remove_file(lock.path());
+                let _ = fs_err::remove_file(lock.path());
             }
         }
     }
@@ -189,7 +189,7 @@ impl Drop for Staging {
 /// A directory whose lock file is gone gets one made, for the same rule.
 pub fn prune_staging(tmp: &Path) -> Result<(u64, u64), StoreError> {
     let mut freed = (0, 0);
-    let entries = match fs::read_dir(tmp) {
+    let entries = match fs_err::read_dir(tmp) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(freed),
         Err(e) => return Err(io_err("read directory", tmp)(e)),
@@ -213,12 +213,12 @@ pub fn prune_staging(tmp: &Path) -> Result<(u64, u64), StoreError> {
             continue;
         };
         let dir = tmp.join(base);
-        if fs::symlink_metadata(&dir).is_ok() {
+        if fs_err::symlink_metadata(&dir).is_ok() {
             freed.0 += tree_size(&dir);
             freed.1 += 1;
             remove_tree(&dir).map_err(io_err("remove", &dir))?;
         }
-        match fs::remove_file(lock.path()) {
+        match fs_err::remove_file(lock.path()) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(io_err("remove", lock.path())(e))
             }
@@ -230,13 +230,13 @@ pub fn prune_staging(tmp: &Path) -> Result<(u64, u64), StoreError> {
 
 /// Total bytes of regular files under `path` (best effort, for reports).
 pub fn tree_size(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
+    let Ok(meta) = fs_err::symlink_metadata(path) else {
         return 0;
     };
     if !meta.is_dir() {
         return meta.len();
     }
-    fs::read_dir(path)
+    fs_err::read_dir(path)
         .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
         .unwrap_or(0)
 }
@@ -276,7 +276,7 @@ pub fn write_atomic(staging: &Staging, dest: &Path, data: &[u8]) -> Result<(), S
 /// create would give it.
 pub fn write_whole_file<E: From<io::Error>>(
     path: &Path,
-    write: impl FnOnce(io::BufWriter<File>) -> Result<io::BufWriter<File>, E>,
+    write: impl FnOnce(io::BufWriter<std::fs::File>) -> Result<io::BufWriter<std::fs::File>, E>,
 ) -> Result<(), E> {
     let dir = path
         .parent()
@@ -303,7 +303,7 @@ fn current_umask() -> u32 {
 /// Rename a finished staging file or directory into place and fsync the
 /// destination directory.
 pub fn publish(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
-    fs::rename(tmp, dest).map_err(io_err("rename into place", dest))?;
+    fs_err::rename(tmp, dest).map_err(io_err("rename into place", dest))?;
     if let Some(parent) = dest.parent() {
         sync_dir(parent)?;
     }
@@ -330,10 +330,10 @@ pub fn stage_stream<R: Read>(
 
 /// Read a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
-    fs::read(path).map_err(io_err("read", path))
+    fs_err::read(path).map_err(io_err("read", path))
 }
 
 /// Create a directory and its parents, naming it in the error.
 pub fn mkdirs(path: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(path).map_err(io_err("create directory", path))
+    fs_err::create_dir_all(path).map_err(io_err("create directory", path))
 }

@@ -16,7 +16,6 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -109,7 +108,7 @@ impl Store {
     pub(crate) fn held(&self, _lock: &FileLock) -> Result<Held, StoreError> {
         let tmp = self.root.join("tmp");
         let mut all = Held::default();
-        let entries = match fs::read_dir(&tmp) {
+        let entries = match fs_err::read_dir(&tmp) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(all),
             Err(e) => return Err(io_err("read directory", &tmp)(e)),
@@ -119,7 +118,7 @@ impl Store {
                 .map_err(io_err("read directory", &tmp))?
                 .path()
                 .join(HOLD_FILE);
-            let bytes = match fs::read(&path) {
+            let bytes = match fs_err::read(&path) {
                 Ok(b) => b,
                 // Not a hold, or swept since it was listed.
                 Err(e)
@@ -161,6 +160,6 @@ fn write_hold(dir: &Path, held: &Held) -> Result<(), StoreError> {
         path: path.clone(),
         source,
     })?;
-    fs::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+    fs_err::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
+    fs_err::rename(&tmp, &path).map_err(io_err("rename", &tmp))
 }

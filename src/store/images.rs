@@ -2,7 +2,6 @@
 //! new images, tagging, removal, listing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::io;
 
 use serde::{Deserialize, Serialize};
@@ -234,7 +233,7 @@ impl Store {
     pub fn containers_by_image(&self) -> Result<BTreeMap<ImageId, Vec<String>>, StoreError> {
         let dir = self.root.join("containers");
         let mut out: BTreeMap<ImageId, Vec<String>> = BTreeMap::new();
-        let entries = match fs::read_dir(&dir) {
+        let entries = match fs_err::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(io_err("read directory", dir)(e)),
@@ -242,7 +241,7 @@ impl Store {
         for entry in entries {
             let entry = entry.map_err(io_err("read directory", &dir))?;
             let state = entry.path().join("state.json");
-            let bytes = match fs::read(&state) {
+            let bytes = match fs_err::read(&state) {
                 Ok(b) => b,
                 // A container being created has no state yet.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

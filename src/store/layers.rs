@@ -1,7 +1,7 @@
 //! Layers in the store: preparing them (unlocked, in staging), publishing
 //! them (under the lock), their records, and the blobs made from them.
 
-use std::fs::{self, File};
+use fs_err::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -157,7 +157,7 @@ impl Store {
     /// The record of a layer, if the store has one.
     pub fn layer_record(&self, diff_id: &DiffId) -> Result<Option<LayerRecord>, StoreError> {
         let path = self.layer_record_path(diff_id);
-        match fs::read(&path) {
+        match fs_err::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
                 .map_err(|source| StoreError::Json { path, source }),
@@ -409,9 +409,9 @@ impl Store {
         record.regenerable |= layer.record.regenerable;
         self.write_layer_record(lock, staging, &record)?;
         let link = self.root.join(self.short_link(&diff_id));
-        if fs::symlink_metadata(&link).is_err() {
+        if fs_err::symlink_metadata(&link).is_err() {
             let target = Path::new("../layers").join(diff_id.hex());
-            std::os::unix::fs::symlink(&target, &link).map_err(io_err("create link", &link))?;
+            fs_err::os::unix::fs::symlink(&target, &link).map_err(io_err("create link", &link))?;
         }
         Ok(())
     }

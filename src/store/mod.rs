@@ -71,7 +71,6 @@ pub mod remote;
 mod sweep;
 pub mod transport;
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -169,7 +168,7 @@ impl StoreError {
             } => source,
             _ => return false,
         };
-        io.raw_os_error() == Some(libc::ENOSPC)
+        io.kind() == std::io::ErrorKind::StorageFull
     }
 }
 
@@ -199,7 +198,7 @@ impl Store {
         for dir in LAYOUT {
             mkdirs(&root.join(dir))?;
         }
-        let root = fs::canonicalize(root).map_err(io_err("resolve", root))?;
+        let root = fs_err::canonicalize(root).map_err(io_err("resolve", root))?;
         let store = Store { root };
         // What killed processes left goes now, not at the next `system
         // prune`. Best effort: a failure is left for prune to say.
@@ -232,7 +231,7 @@ impl Store {
     /// Read a blob and check its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(digest);
-        let data = match fs::read(&path) {
+        let data = match fs_err::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::BlobMissing {
@@ -366,7 +365,7 @@ impl Store {
     /// The image index as it is now (no lock: it is replaced atomically).
     pub fn index(&self) -> Result<ImageIndex, StoreError> {
         let path = self.index_path();
-        match fs::read(&path) {
+        match fs_err::read(&path) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|source| StoreError::Json { path, source })
             }

@@ -12,7 +12,6 @@
 //! (the blob's digest, the diff id of its tar), unpacks and publishes.
 
 use std::fmt;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -186,7 +185,7 @@ impl Store {
         diff_id: &DiffId,
         remote: &RemoteBlob,
     ) -> Result<PreparedLayer, StoreError> {
-        let f = File::open(path).map_err(super::fsutil::io_err("open", path))?;
+        let f = fs_err::File::open(path).map_err(super::fsutil::io_err("open", path))?;
         let (layer, stats) = self.prepare_layer_tar(staging, BufReader::new(f), Some(diff_id))?;
         if stats.blob.digest != remote.blob.digest {
             return Err(StoreError::DigestMismatch {

@@ -9,7 +9,6 @@
 //! `.<id>.rm` directories found under the store lock are the remains of a
 //! creation or removal that died half way (both hold the store lock).
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +47,7 @@ impl Store {
                 // second sweeper skips it.
                 Some(owner) => {
                     let doomed = dir.join(format!(".{name}.rm"));
-                    fs::rename(&path, &doomed).map_err(io_err("rename", &path))?;
+                    fs_err::rename(&path, &doomed).map_err(io_err("rename", &path))?;
                     remove_tree(&doomed).map_err(io_err("remove", &doomed))?;
                     drop(owner);
                     removed.push(name);
@@ -63,7 +62,7 @@ impl Store {
 /// The containers to remove: orphans (with their owner lock, now ours) and
 /// `.new` / `.rm` remains (no lock; valid only under the store lock).
 fn doomed_containers(dir: &Path) -> Result<Vec<(String, Option<FileLock>)>, StoreError> {
-    let entries = match fs::read_dir(dir) {
+    let entries = match fs_err::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err("read directory", dir)(e)),

@@ -1,6 +1,6 @@
 //! Store unit tests on a temporary root.
 
-use std::fs;
+use fs_err::PathExt as _;
 
 use super::*;
 use crate::layer::compress::Compression;
@@ -60,7 +60,10 @@ fn import_tag_list_remove() {
     assert_eq!(list[0].tags.len(), 2);
     assert_eq!(list[0].size, 5);
     let dirs = s.lowerdirs(&a).unwrap();
-    assert_eq!(fs::read_to_string(dirs[0].join("bin/sh")).unwrap(), "shell");
+    assert_eq!(
+        fs_err::read_to_string(dirs[0].join("bin/sh")).unwrap(),
+        "shell"
+    );
 
     // Two tags: removing one only untags.
     let ev = s.remove_image("other", false, true).unwrap();
@@ -71,7 +74,7 @@ fn import_tag_list_remove() {
     let ev = s.remove_image(a.short(), false, true).unwrap();
     assert_eq!(ev[0], RemoveEvent::Untagged("app:1".into()));
     assert_eq!(ev[1], RemoveEvent::Deleted(a.0.clone()));
-    assert!(dirs[0].symlink_metadata().is_err());
+    assert!(dirs[0].fs_err_symlink_metadata().is_err());
     assert!(matches!(
         s.resolve("app:1"),
         Err(StoreError::ImageNotFound { .. })
@@ -90,8 +93,8 @@ fn shared_layers_survive_and_containers_block_rmi() {
     s.remove_image("a", false, true).unwrap();
     assert!(s.resolve("b").is_ok());
     let c = s.root().join("containers/c1");
-    fs::create_dir_all(&c).unwrap();
-    fs::write(c.join("state.json"), format!("{{\"image\":\"{b}\"}}")).unwrap();
+    fs_err::create_dir_all(&c).unwrap();
+    fs_err::write(c.join("state.json"), format!("{{\"image\":\"{b}\"}}")).unwrap();
     assert!(matches!(
         s.remove_image("b", false, true),
         Err(StoreError::InUse { .. })
@@ -127,7 +130,7 @@ fn check_finds_damage_and_prune_cleans_garbage() {
     let st = s.staging().unwrap();
     let leftover = st.path().to_path_buf();
     std::mem::forget(st);
-    fs::write(leftover.join("partial"), "x").unwrap();
+    fs_err::write(leftover.join("partial"), "x").unwrap();
     let lock = s.lock().unwrap();
     let staging = s.staging().unwrap();
     s.put_blob(&lock, &staging, b"orphan").unwrap();
@@ -141,10 +144,10 @@ fn check_finds_damage_and_prune_cleans_garbage() {
     assert_eq!(pr.blobs, 1);
     assert!(leftover.exists());
     // Damage: a changed file in a layer, a corrupt blob.
-    fs::write(s.layer_dir(&d).join("x"), "HELLO").unwrap();
+    fs_err::write(s.layer_dir(&d).join("x"), "HELLO").unwrap();
     let rep = s.check().unwrap();
     assert_eq!(rep.problems.len(), 1, "{rep:?}");
-    fs::write(s.blob_path(a.digest()), "garbage").unwrap();
+    fs_err::write(s.blob_path(a.digest()), "garbage").unwrap();
     let rep = s.check().unwrap();
     assert!(
         rep.problems.iter().any(|p| p.contains("content digest")),
@@ -163,13 +166,16 @@ fn tar_with_wrong_diff_id_leaves_nothing() {
         .unwrap_err();
     assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
     drop(staging);
-    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
-    assert_eq!(fs::read_dir(s.root().join("layers")).unwrap().count(), 0);
+    assert_eq!(fs_err::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        fs_err::read_dir(s.root().join("layers")).unwrap().count(),
+        0
+    );
 }
 
 /// The names in `dir`, sorted.
 fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
+    let mut v: Vec<String> = fs_err::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -181,11 +187,11 @@ fn names(dir: &std::path::Path) -> Vec<String> {
 fn open_removes_what_killed_processes_left() {
     let (_t, s) = store();
     let tmp = s.root().join("tmp");
-    fs::write(tmp.join("999-dead.lock"), "").unwrap();
-    fs::create_dir_all(tmp.join("999-dead/layer/sub")).unwrap();
-    fs::create_dir(tmp.join("998-orphan")).unwrap();
+    fs_err::write(tmp.join("999-dead.lock"), "").unwrap();
+    fs_err::create_dir_all(tmp.join("999-dead/layer/sub")).unwrap();
+    fs_err::create_dir(tmp.join("998-orphan")).unwrap();
     let live = s.staging().unwrap();
-    fs::write(live.file("part"), "x").unwrap();
+    fs_err::write(live.file("part"), "x").unwrap();
     Store::open(s.root()).unwrap();
     let name = live.path().file_name().unwrap().to_string_lossy();
     assert_eq!(names(&tmp), [name.to_string(), format!("{name}.lock")]);
@@ -199,9 +205,9 @@ fn sweeps_at_once_remove_each_dead_staging_once_and_spare_live_ones() {
     let (_t, s) = store();
     let tmp = s.root().join("tmp");
     for i in 0..40 {
-        fs::create_dir_all(tmp.join(format!("9{i}-dead/a/b"))).unwrap();
+        fs_err::create_dir_all(tmp.join(format!("9{i}-dead/a/b"))).unwrap();
         if i % 4 != 0 {
-            fs::write(tmp.join(format!("9{i}-dead.lock")), "").unwrap();
+            fs_err::write(tmp.join(format!("9{i}-dead.lock")), "").unwrap();
         }
     }
     let freed: Vec<(u64, u64)> = std::thread::scope(|sc| {
@@ -222,10 +228,10 @@ fn sweeps_at_once_remove_each_dead_staging_once_and_spare_live_ones() {
 /// A container directory as the container module makes it, for `image`.
 fn fake_container(s: &Store, name: &str, image: &ImageId) -> std::path::PathBuf {
     let dir = s.root().join("containers").join(name);
-    fs::create_dir_all(dir.join("upper/etc")).unwrap();
-    fs::write(dir.join("upper/etc/f"), "x").unwrap();
-    fs::write(dir.join("state.json"), format!(r#"{{"image":"{image}"}}"#)).unwrap();
-    fs::write(dir.join(RUNNING_LOCK), "").unwrap();
+    fs_err::create_dir_all(dir.join("upper/etc")).unwrap();
+    fs_err::write(dir.join("upper/etc/f"), "x").unwrap();
+    fs_err::write(dir.join("state.json"), format!(r#"{{"image":"{image}"}}"#)).unwrap();
+    fs_err::write(dir.join(RUNNING_LOCK), "").unwrap();
     dir
 }
 
@@ -234,7 +240,7 @@ fn open_removes_containers_whose_owner_died() {
     let (_t, s) = store();
     let id = import(&s, &[("x", "1")], "");
     let orphan = fake_container(&s, "orphan", &id);
-    fs::write(orphan.join(OWNER_LOCK), "").unwrap();
+    fs_err::write(orphan.join(OWNER_LOCK), "").unwrap();
     let owned = fake_container(&s, "owned", &id);
     let _owner = FileLock::exclusive(&owned.join(OWNER_LOCK)).unwrap();
     fake_container(&s, "kept", &id);
@@ -262,11 +268,11 @@ fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     s.release();
     let tmp = s.root().join("tmp");
     // A dead process's staging: a lock file nobody holds, and its directory.
-    fs::write(tmp.join("999-dead.lock"), "").unwrap();
-    fs::create_dir_all(tmp.join("999-dead/layer/sub")).unwrap();
-    fs::write(tmp.join("999-dead/layer/sub/f"), "partial").unwrap();
+    fs_err::write(tmp.join("999-dead.lock"), "").unwrap();
+    fs_err::create_dir_all(tmp.join("999-dead/layer/sub")).unwrap();
+    fs_err::write(tmp.join("999-dead/layer/sub/f"), "partial").unwrap();
     // A directory whose lock file is gone.
-    fs::create_dir(tmp.join("998-orphan")).unwrap();
+    fs_err::create_dir(tmp.join("998-orphan")).unwrap();
     // A live staging stays.
     let live = s.staging().unwrap();
     let rep = s.check().unwrap();
@@ -274,7 +280,7 @@ fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     assert_eq!(rep.garbage.len(), 1, "{rep:?}");
     let pr = s.prune(false).unwrap();
     assert_eq!(pr.temp_entries, 2);
-    let mut left: Vec<String> = fs::read_dir(&tmp)
+    let mut left: Vec<String> = fs_err::read_dir(&tmp)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -284,7 +290,7 @@ fn prune_removes_what_dead_processes_left_and_check_sees_links() {
     // A broken short link is damage: overlay mounts go through it.
     let d = s.config(&a).unwrap().rootfs.diff_ids[0].clone();
     let link = s.root().join(s.short_link(&d));
-    fs::remove_file(&link).unwrap();
+    fs_err::remove_file(&link).unwrap();
     let rep = s.check().unwrap();
     assert_eq!(rep.problems.len(), 1, "{rep:?}");
 }
@@ -302,7 +308,7 @@ fn finish_image_records_the_format_and_old_records_default_to_oci() {
         .unwrap();
     assert_eq!(s.resolve("app:2").unwrap(), a);
     assert_eq!(record(&s).manifest_format(), ManifestFormat::Docker);
-    let json = fs::read_to_string(s.root().join("images/index.json")).unwrap();
+    let json = fs_err::read_to_string(s.root().join("images/index.json")).unwrap();
     assert!(json.contains(r#""format": "docker""#), "{json}");
     // The last build or commit of the same image id decides.
     s.finish_image(&a, ManifestFormat::Oci, &[]).unwrap();

@@ -2,7 +2,6 @@
 //! unpacked the same thing.
 #![allow(dead_code)]
 
-use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -17,11 +16,11 @@ pub fn tree(root: &Path) -> Vec<String> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for e in fs::read_dir(dir).unwrap() {
+    for e in fs_err::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        let m = fs::symlink_metadata(&p).unwrap();
+        let m = fs_err::symlink_metadata(&p).unwrap();
         let rel = p.strip_prefix(root).unwrap().display().to_string();
-        let link = fs::read_link(&p)
+        let link = fs_err::read_link(&p)
             .map(|t| t.display().to_string())
             .unwrap_or_default();
         let kind = match (m.is_dir(), m.is_symlink()) {

@@ -61,8 +61,8 @@ fn serve(mut conn: TcpStream, dir: &Path) -> std::io::Result<()> {
         Some(f) if method == "GET" && f.is_file() => f,
         _ => return respond(&mut conn, "404 Not Found", &[], b"not found\n"),
     };
-    let body = std::fs::read(&file)?;
-    let mtime = std::fs::metadata(&file)?.modified()?;
+    let body = fs_err::read(&file)?;
+    let mtime = fs_err::metadata(&file)?.modified()?;
     let mut headers = vec![];
     let date = httpdate::fmt_http_date(mtime);
     if mtime != std::time::UNIX_EPOCH {

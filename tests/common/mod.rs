@@ -166,7 +166,7 @@ pub fn whoami() -> (String, u32, u32) {
 
 /// The `start count` ranges of `user` in a subordinate id file.
 pub fn subid_ranges(file: &str, user: &str, uid: u32) -> Vec<(u64, u64)> {
-    std::fs::read_to_string(file)
+    fs_err::read_to_string(file)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -208,8 +208,8 @@ pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp context");
     for (name, content) in files {
         let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().expect("a parent")).expect("context dir");
-        std::fs::write(path, content).expect("context file");
+        fs_err::create_dir_all(path.parent().expect("a parent")).expect("context dir");
+        fs_err::write(path, content).expect("context file");
     }
     dir
 }
@@ -239,8 +239,8 @@ pub fn busybox_variant(
     add: impl FnOnce(&mut tar::Builder<std::fs::File>),
 ) -> PathBuf {
     let out = dir.join("variant.tar");
-    let mut builder = tar::Builder::new(std::fs::File::create(&out).unwrap());
-    let mut archive = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    let mut builder = tar::Builder::new(fs_err::File::create(&out).unwrap().into_file());
+    let mut archive = tar::Archive::new(fs_err::File::open(busybox_tar()).unwrap());
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let path = entry.path().unwrap().to_string_lossy().into_owned();
@@ -280,10 +280,10 @@ pub fn processes_running(argv: &[&str]) -> Vec<u32> {
 }
 
 fn pids_where(pred: impl Fn(&[u8]) -> bool) -> Vec<u32> {
-    std::fs::read_dir("/proc")
+    fs_err::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| pred(&c)))
+        .filter(|pid| fs_err::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| pred(&c)))
         .collect()
 }
 
@@ -312,18 +312,18 @@ pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+        let Ok(entries) = fs_err::read_dir(&d) else {
             continue;
         };
         for e in entries.flatten() {
             let path = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            let Ok(meta) = fs_err::symlink_metadata(&path) else {
                 continue;
             };
             if meta.is_dir() {
                 todo.push(path);
             } else if meta.is_file() {
-                let bytes = std::fs::read(&path).unwrap_or_default();
+                let bytes = fs_err::read(&path).unwrap_or_default();
                 if bytes.windows(needle.len()).any(|w| w == needle) {
                     found.push(path.display().to_string());
                 }

@@ -216,7 +216,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub fn docker_archive(out: &std::path::Path, tag: &str, layers: &[(Vec<u8>, String)]) {
     let members = docker_archive_members(tag, layers);
     let items: Vec<T<'_>> = members.iter().map(|(n, d)| T::File(n, d)).collect();
-    std::fs::write(out, tar(&items)).expect("write archive");
+    fs_err::write(out, tar(&items)).expect("write archive");
 }
 
 /// The members of [`docker_archive`], manifest.json last.
@@ -401,34 +401,34 @@ pub fn breakout_matrix(victim: &str) -> Vec<(&'static str, Vec<u8>)> {
 pub fn make_victim(parent: &std::path::Path) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let victim = parent.join("victim");
-    std::fs::create_dir(&victim).expect("victim");
-    std::fs::write(victim.join("hello"), "hello").expect("hello");
-    std::fs::set_permissions(victim.join("hello"), std::fs::Permissions::from_mode(0o644))
+    fs_err::create_dir(&victim).expect("victim");
+    fs_err::write(victim.join("hello"), "hello").expect("hello");
+    fs_err::set_permissions(victim.join("hello"), std::fs::Permissions::from_mode(0o644))
         .expect("chmod");
-    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs_err::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     victim
 }
 
 /// testBreakout's check: the victim is exactly as [`make_victim`] left it.
 pub fn assert_victim_intact(victim: &std::path::Path, case: &str) {
     use std::os::unix::fs::MetadataExt;
-    let names: Vec<_> = std::fs::read_dir(victim)
+    let names: Vec<_> = fs_err::read_dir(victim)
         .expect("victim")
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names, ["hello"], "{case}: the victim directory changed");
     let hello = victim.join("hello");
     assert_eq!(
-        std::fs::read_to_string(&hello).expect("hello"),
+        fs_err::read_to_string(&hello).expect("hello"),
         "hello",
         "{case}"
     );
-    let m = std::fs::symlink_metadata(&hello).expect("hello");
+    let m = fs_err::symlink_metadata(&hello).expect("hello");
     assert_eq!(
         (m.mode() & 0o7777, m.nlink()),
         (0o644, 1),
         "{case}: hello's mode or links"
     );
-    let d = std::fs::metadata(victim).expect("victim");
+    let d = fs_err::metadata(victim).expect("victim");
     assert_eq!(d.mode() & 0o7777, 0o755, "{case}: the victim's mode");
 }

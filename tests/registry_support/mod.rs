@@ -7,7 +7,6 @@ pub mod mock;
 pub mod proxy;
 pub mod seed;
 
-use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,8 +58,8 @@ impl TestCa {
     /// A cert dir holding only `ca.crt`, as `--cert-dir` takes it.
     pub fn cert_dir(&self, parent: &Path) -> PathBuf {
         let dir = parent.join("certs");
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("ca.crt"), &self.ca_pem).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(dir.join("ca.crt"), &self.ca_pem).unwrap();
         dir
     }
 }
@@ -89,8 +88,8 @@ impl TestRegistry {
             root.join("data").display()
         );
         if let Some(ca) = ca {
-            fs::write(root.join("server.crt"), &ca.cert_pem).unwrap();
-            fs::write(root.join("server.key"), &ca.key_pem).unwrap();
+            fs_err::write(root.join("server.crt"), &ca.cert_pem).unwrap();
+            fs_err::write(root.join("server.key"), &ca.key_pem).unwrap();
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 root.join("server.crt").display(),
@@ -103,15 +102,15 @@ impl TestRegistry {
             let hash = bcrypt::hash_with_result(p, 4)
                 .unwrap()
                 .format_for_version(bcrypt::Version::TwoY);
-            fs::write(root.join("htpasswd"), format!("{u}:{hash}\n")).unwrap();
+            fs_err::write(root.join("htpasswd"), format!("{u}:{hash}\n")).unwrap();
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
                 root.join("htpasswd").display()
             ));
         }
         let config_path = root.join("config.yml");
-        fs::write(&config_path, config).unwrap();
-        let log = fs::File::create(root.join("log")).unwrap();
+        fs_err::write(&config_path, config).unwrap();
+        let log = fs_err::File::create(root.join("log")).unwrap().into_file();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
@@ -132,7 +131,7 @@ impl TestRegistry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let log = fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        let log = fs_err::read_to_string(self.dir.path().join("log")).unwrap_or_default();
         panic!("docker-registry did not start on {}: {log}", self.addr);
     }
 }

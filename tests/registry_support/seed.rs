@@ -2,8 +2,6 @@
 //! incompressible bytes, a config and an OCI manifest naming them.
 #![allow(dead_code)]
 
-use std::fs;
-
 use strata::digest::Digest;
 use strata::registry::credentials::Credential;
 use strata::registry::transfer::{LocalBlob, UploadMode};
@@ -44,7 +42,7 @@ pub fn seed(addr: &str, repo: &str, cred: Option<Credential>) -> Seeded {
     let config_digest = Digest::of(config);
     for (bytes, digest) in [(&blob[..], &blob_digest), (&config[..], &config_digest)] {
         let path = dir.path().join(digest.hex());
-        fs::write(&path, bytes).unwrap();
+        fs_err::write(&path, bytes).unwrap();
         let loc = reg.start_upload(repo).unwrap();
         let local = LocalBlob {
             digest,

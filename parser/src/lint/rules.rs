@@ -166,9 +166,9 @@ mod tests {
     #[test]
     fn every_rule_has_its_docs_page() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let index = std::fs::read_to_string(root.join("docs/lint/README.md")).unwrap();
+        let index = fs_err::read_to_string(root.join("docs/lint/README.md")).unwrap();
         for rule in Rule::all() {
-            let page = std::fs::read_to_string(root.join(rule.docs())).unwrap();
+            let page = fs_err::read_to_string(root.join(rule.docs())).unwrap();
             assert!(page.starts_with(&format!("# {}\n", rule.name())), "{rule}");
             let file = rule.docs().trim_start_matches("docs/lint/").to_string();
             assert!(index.contains(&format!("[{rule}]({file})")), "{rule}");

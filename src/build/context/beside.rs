@@ -14,15 +14,15 @@ use super::ContextError;
 /// Read `path`, a file beside or in the context directory `dir`. If `path`
 /// is in the context (as written), where it leads must be too.
 pub fn read_beside(dir: &Path, path: &Path) -> Result<Vec<u8>, ContextError> {
-    let read = |p: &Path| std::fs::read(p).map_err(ContextError::io("read", path));
+    let read = |p: &Path| fs_err::read(p).map_err(ContextError::io("read", path));
     let (Ok(lexical_dir), Ok(lexical)) = (absolute(dir), absolute(path)) else {
         return read(path);
     };
     if !lexical.starts_with(&lexical_dir) {
         return read(path);
     }
-    let root = std::fs::canonicalize(dir).map_err(ContextError::io("open context", dir))?;
-    let real = std::fs::canonicalize(path).map_err(ContextError::io("read", path))?;
+    let root = fs_err::canonicalize(dir).map_err(ContextError::io("open context", dir))?;
+    let real = fs_err::canonicalize(path).map_err(ContextError::io("read", path))?;
     if !real.starts_with(&root) {
         return Err(ContextError::LinkLeaves {
             path: path.to_path_buf(),
@@ -61,13 +61,13 @@ mod tests {
     fn links_may_not_leave_the_context() {
         let outside = tempfile::tempdir().unwrap();
         let secret = outside.path().join("secret");
-        std::fs::write(&secret, "RUN echo OUTSIDE").unwrap();
+        fs_err::write(&secret, "RUN echo OUTSIDE").unwrap();
         let ctx = tempfile::tempdir().unwrap();
         let dir = ctx.path();
-        std::fs::write(dir.join("real.Dockerfile"), "FROM a").unwrap();
-        std::os::unix::fs::symlink("real.Dockerfile", dir.join("Dockerfile")).unwrap();
-        std::os::unix::fs::symlink(&secret, dir.join("out.Dockerfile")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.join("sub")).unwrap();
+        fs_err::write(dir.join("real.Dockerfile"), "FROM a").unwrap();
+        fs_err::os::unix::fs::symlink("real.Dockerfile", dir.join("Dockerfile")).unwrap();
+        fs_err::os::unix::fs::symlink(&secret, dir.join("out.Dockerfile")).unwrap();
+        fs_err::os::unix::fs::symlink(outside.path(), dir.join("sub")).unwrap();
         // In the context, through a link that stays: read.
         assert_eq!(
             read_beside(dir, &dir.join("Dockerfile")).unwrap(),
@@ -88,7 +88,7 @@ mod tests {
         assert!(is_not_found(
             &read_beside(dir, &dir.join("none")).unwrap_err()
         ));
-        std::fs::create_dir(dir.join("x")).unwrap();
+        fs_err::create_dir(dir.join("x")).unwrap();
         let dotdot = dir.join("x/../real.Dockerfile");
         assert_eq!(read_beside(dir, &dotdot).unwrap(), b"FROM a");
     }

@@ -132,7 +132,7 @@ impl MetaCache {
         let path = cache_dir.map(|d| d.join(CACHE_FILE));
         let file = path
             .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|p| fs_err::read(p).ok())
             // A missing, unreadable or corrupt cache is an empty one: it
             // only ever saves work, and is rewritten whole below.
             .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
@@ -216,7 +216,7 @@ impl MetaCache {
             return Ok(());
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(ContextError::io("create", dir))?;
+        fs_err::create_dir_all(dir).map_err(ContextError::io("create", dir))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(ContextError::io("create temp in", dir))?;
         let bytes = serde_json::to_vec(&self.file).map_err(io::Error::from);

@@ -1,4 +1,4 @@
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 
 use sha2::Digest as _;
 
@@ -14,13 +14,13 @@ pub(crate) fn make_tree(root: &Path, spec: &str) {
         let rest = parts.next().unwrap_or("");
         let full = root.join(path);
         if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).expect("parent");
+            fs_err::create_dir_all(parent).expect("parent");
         }
         match kind {
-            "f" => std::fs::write(&full, rest).expect("write"),
-            "d" => std::fs::create_dir_all(&full).expect("mkdir"),
-            "l" => symlink(rest, &full).expect("symlink"),
-            "x" => std::fs::set_permissions(
+            "f" => fs_err::write(&full, rest).expect("write"),
+            "d" => fs_err::create_dir_all(&full).expect("mkdir"),
+            "l" => fs_err::os::unix::fs::symlink(rest, &full).expect("symlink"),
+            "x" => fs_err::set_permissions(
                 &full,
                 std::fs::Permissions::from_mode(u32::from_str_radix(rest, 8).expect("mode")),
             )
@@ -76,7 +76,7 @@ fn walk_is_sorted_and_applies_ignores() {
     let dir = tempfile::tempdir().expect("tempdir");
     make_tree(dir.path(), TREE);
     make_tree(dir.path(), "p fifo");
-    std::fs::write(
+    fs_err::write(
         dir.path().join(".dockerignore"),
         "# build output\ntarget\n**/node_modules\ndocs\n!docs/keep.md\n",
     )
@@ -129,7 +129,7 @@ fn dockerfile_specific_ignore_file_wins() {
 #[test]
 fn bad_ignore_file_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join(".dockerignore"), "ok\n[\n").expect("write");
+    fs_err::write(dir.path().join(".dockerignore"), "ok\n[\n").expect("write");
     let err = Context::open(dir.path(), None).expect_err("bad pattern");
     let ContextError::IgnoreFile { path, cause } = &err else {
         panic!("{err:?}")
@@ -385,16 +385,16 @@ fn digest_tracks_content_mode_owner_but_not_time() {
 
     // Times alone do not matter.
     let a = dir.path().join("app/a.txt");
-    let f = std::fs::File::options().write(true).open(&a).expect("open");
+    let f = fs_err::File::options().write(true).open(&a).expect("open");
     f.set_modified(std::time::SystemTime::UNIX_EPOCH)
         .expect("touch");
     drop(f);
     assert_eq!(digest(&plain), d0, "mtime only");
 
     // Same size, same mtime, new content: ctime gives it away.
-    let meta = std::fs::metadata(&a).expect("stat");
-    std::fs::write(&a, "HELLO").expect("rewrite");
-    let f = std::fs::File::options().write(true).open(&a).expect("open");
+    let meta = fs_err::metadata(&a).expect("stat");
+    fs_err::write(&a, "HELLO").expect("rewrite");
+    let f = fs_err::File::options().write(true).open(&a).expect("open");
     f.set_modified(meta.modified().expect("mtime"))
         .expect("restore mtime");
     drop(f);
@@ -411,7 +411,7 @@ fn digest_tracks_content_mode_owner_but_not_time() {
         ..Default::default()
     };
     assert_ne!(digest(&chmod), d1, "mode");
-    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs_err::set_permissions(&a, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     assert_ne!(digest(&plain), d1, "mode of one file");
 
     // Another selection of the same files differs too.
@@ -430,7 +430,7 @@ fn digest_cache_spares_reading_unchanged_files() {
     make_tree(dir.path(), "f a.txt hello\nf new.txt fresh");
     // Out of the racy window, so the cache may remember a.txt.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    std::fs::write(dir.path().join("new.txt"), "fresh!").expect("rewrite");
+    fs_err::write(dir.path().join("new.txt"), "fresh!").expect("rewrite");
     let ctx = Context::open(dir.path(), None).expect("open");
     let sel = ctx.select(&["a.txt".into()], &[]).expect("select");
     let d0 =
@@ -438,26 +438,26 @@ fn digest_cache_spares_reading_unchanged_files() {
     // Plant a wrong hash under the right metadata: a cache hit must use it,
     // which proves the file was not read again.
     let path = cache.path().join("files.json");
-    let text = std::fs::read_to_string(&path).expect("cache file");
+    let text = fs_err::read_to_string(&path).expect("cache file");
     let real = hex::encode(sha2::Sha256::digest(b"hello"));
     assert!(text.contains(&real), "{text}");
     // A file changed a moment ago is hashed but not remembered.
     let fresh = ctx.select(&["new.txt".into()], &[]).expect("select");
     digest_sources(&ctx, &fresh, &CopyOptions::default(), Some(cache.path())).expect("digest");
-    let text = std::fs::read_to_string(&path).expect("cache file");
+    let text = fs_err::read_to_string(&path).expect("cache file");
     assert!(!text.contains("new.txt"), "{text}");
-    std::fs::write(&path, text.replace(&real, &"0".repeat(64))).expect("tamper");
+    fs_err::write(&path, text.replace(&real, &"0".repeat(64))).expect("tamper");
     let d1 =
         digest_sources(&ctx, &sel, &CopyOptions::default(), Some(cache.path())).expect("digest");
     assert_ne!(d0, d1, "served from the cache");
     // Same size, mtime restored: the new ctime still misses the cache.
     let a = dir.path().join("a.txt");
-    let mtime = std::fs::metadata(&a)
+    let mtime = fs_err::metadata(&a)
         .expect("stat")
         .modified()
         .expect("mtime");
-    std::fs::write(&a, "HELLO").expect("rewrite");
-    let f = std::fs::File::options().write(true).open(&a).expect("open");
+    fs_err::write(&a, "HELLO").expect("rewrite");
+    let f = fs_err::File::options().write(true).open(&a).expect("open");
     f.set_modified(mtime).expect("restore mtime");
     drop(f);
     let ctx2 = Context::open(dir.path(), None).expect("open");
@@ -468,7 +468,7 @@ fn digest_cache_spares_reading_unchanged_files() {
     assert_eq!(cached, changed, "ctime change not seen");
     assert_ne!(changed, d0);
     // A corrupt cache is an empty one.
-    std::fs::write(&path, "{not json").expect("corrupt");
+    fs_err::write(&path, "{not json").expect("corrupt");
     let d2 =
         digest_sources(&ctx2, &sel2, &CopyOptions::default(), Some(cache.path())).expect("digest");
     assert_eq!(d2, changed);

@@ -14,7 +14,7 @@ impl Walker<'_> {
     /// Walk the directory `rel`; returns whether anything below it is kept.
     pub(super) fn dir(&self, ctx: &mut Context, rel: &Path) -> Result<bool, ContextError> {
         let full = ctx.root.join(rel);
-        let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(&full) {
+        let mut names: Vec<std::ffi::OsString> = match fs_err::read_dir(&full) {
             Ok(rd) => {
                 let mut names = Vec::new();
                 for ent in rd {
@@ -36,7 +36,7 @@ impl Walker<'_> {
         for name in names {
             let child = rel.join(&name);
             let child_full = ctx.root.join(&child);
-            let meta = match std::fs::symlink_metadata(&child_full) {
+            let meta = match fs_err::symlink_metadata(&child_full) {
                 Ok(m) => m,
                 // Removed between listing and stat: as if never there.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -51,7 +51,7 @@ impl Walker<'_> {
             } else if ft.is_file() {
                 EntryKind::File
             } else if ft.is_symlink() {
-                let target = std::fs::read_link(&child_full)
+                let target = fs_err::read_link(&child_full)
                     .map_err(ContextError::io("read symlink", &child_full))?;
                 EntryKind::Symlink(target)
             } else {

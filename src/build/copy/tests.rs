@@ -8,24 +8,24 @@ use crate::build::context::tests::make_tree;
 fn listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
+        let mut names: Vec<_> = fs_err::read_dir(dir)
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name())
             .collect();
         names.sort();
         for n in names {
             let p = dir.join(&n);
-            let m = std::fs::symlink_metadata(&p).expect("lstat");
+            let m = fs_err::symlink_metadata(&p).expect("lstat");
             let rel = p.strip_prefix(root).expect("rel").display().to_string();
             let head = format!("{rel} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid());
             if m.file_type().is_symlink() {
-                let t = std::fs::read_link(&p).expect("readlink");
+                let t = fs_err::read_link(&p).expect("readlink");
                 out.push(format!("{rel} -> {}", t.display()));
             } else if m.is_dir() {
                 out.push(format!("{head} dir"));
                 walk(root, &p, out);
             } else {
-                let c = std::fs::read_to_string(&p).expect("read");
+                let c = fs_err::read_to_string(&p).expect("read");
                 out.push(format!("{head} {c:?}"));
             }
         }
@@ -159,7 +159,7 @@ fn escaping_symlinks_in_the_image_stay_inside() {
         let (rootfs, r) = copy(CTX, &spec, &["a.txt"], dest, &CopyOptions::default());
         r.unwrap_or_else(|e| panic!("{dest}: {e:?}"));
         assert_eq!(
-            std::fs::read_dir(outside.path()).expect("outside").count(),
+            fs_err::read_dir(outside.path()).expect("outside").count(),
             0,
             "{dest} wrote outside the root"
         );
@@ -192,7 +192,7 @@ fn chown_chmod_parents_and_times() {
             "srv/new/deep/x/y.txt 750 1000:1001 \"Y\"",
         ]
     );
-    let link = std::fs::symlink_metadata(rootfs.path().join("srv/new/deep/link")).expect("lstat");
+    let link = fs_err::symlink_metadata(rootfs.path().join("srv/new/deep/link")).expect("lstat");
     assert_eq!((link.uid(), link.gid()), (1000, 1001));
 
     let parents = CopyOptions {
@@ -225,7 +225,7 @@ fn chown_chmod_parents_and_times() {
     make_tree(ctx_dir.path(), "f d/sub/f.txt x");
     let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
     for p in ["d/sub/f.txt", "d/sub"] {
-        std::fs::File::open(ctx_dir.path().join(p))
+        fs_err::File::open(ctx_dir.path().join(p))
             .expect("open")
             .set_modified(old)
             .expect("set mtime");
@@ -235,7 +235,7 @@ fn chown_chmod_parents_and_times() {
     let sel = ctx.select(&["d".into()], &[]).expect("select");
     copy_sources(&ctx, &sel, rootfs.path(), "/out", &CopyOptions::default()).expect("copy");
     for p in ["out/sub/f.txt", "out/sub"] {
-        let m = std::fs::metadata(rootfs.path().join(p)).expect("stat");
+        let m = fs_err::metadata(rootfs.path().join(p)).expect("stat");
         assert_eq!(m.mtime(), 1_000_000, "{p}");
     }
 }
@@ -244,15 +244,15 @@ fn chown_chmod_parents_and_times() {
 fn hard_links_are_kept() {
     let ctx_dir = tempfile::tempdir().expect("ctx");
     make_tree(ctx_dir.path(), "f d/one data");
-    std::fs::hard_link(ctx_dir.path().join("d/one"), ctx_dir.path().join("d/two")).expect("link");
+    fs_err::hard_link(ctx_dir.path().join("d/one"), ctx_dir.path().join("d/two")).expect("link");
     let rootfs = tempfile::tempdir().expect("rootfs");
     let ctx = Context::open(ctx_dir.path(), None).expect("open");
     let sel = ctx.select(&["d".into()], &[]).expect("select");
     let stats =
         copy_sources(&ctx, &sel, rootfs.path(), "/d", &CopyOptions::default()).expect("copy");
     assert_eq!((stats.files, stats.hardlinks), (1, 1));
-    let a = std::fs::metadata(rootfs.path().join("d/one")).expect("one");
-    let b = std::fs::metadata(rootfs.path().join("d/two")).expect("two");
+    let a = fs_err::metadata(rootfs.path().join("d/one")).expect("one");
+    let b = fs_err::metadata(rootfs.path().join("d/two")).expect("two");
     assert_eq!(a.ino(), b.ino());
 }
 
@@ -260,8 +260,8 @@ fn hard_links_are_kept() {
 fn rootfs_sources_keep_owners() {
     let src = tempfile::tempdir().expect("src");
     make_tree(src.path(), "f app/bin X");
-    std::os::unix::fs::lchown(src.path().join("app/bin"), Some(7), Some(8)).expect("chown");
-    std::fs::set_permissions(
+    fs_err::os::unix::fs::lchown(src.path().join("app/bin"), Some(7), Some(8)).expect("chown");
+    fs_err::set_permissions(
         src.path().join("app/bin"),
         std::fs::Permissions::from_mode(0o4755),
     )
@@ -277,7 +277,7 @@ fn rootfs_sources_keep_owners() {
         &CopyOptions::default(),
     )
     .expect("copy");
-    let m = std::fs::metadata(rootfs.path().join("usr/local/bin/bin")).expect("stat");
+    let m = fs_err::metadata(rootfs.path().join("usr/local/bin/bin")).expect("stat");
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (7, 8, 0o4755));
 }
 
@@ -347,7 +347,7 @@ fn add_unpacks_archives_of_every_compression() {
         ("a.xz", &xz),
     ] {
         let ctx_dir = tempfile::tempdir().expect("ctx");
-        std::fs::write(ctx_dir.path().join(name), bytes).expect("write");
+        fs_err::write(ctx_dir.path().join(name), bytes).expect("write");
         let ctx = Context::open(ctx_dir.path(), None).expect("open");
         let sel = ctx.select(&[name.into()], &[]).expect("select");
         let rootfs = tempfile::tempdir().expect("rootfs");
@@ -378,7 +378,7 @@ fn add_copies_non_archives_and_refuses_unsafe_entries() {
     let ctx_dir = tempfile::tempdir().expect("ctx");
     make_tree(ctx_dir.path(), "f notes.gz not really gzip");
     let bad = tar_of(&[("../../evil", tar::EntryType::Regular, "x")]);
-    std::fs::write(ctx_dir.path().join("bad.tar"), bad).expect("write");
+    fs_err::write(ctx_dir.path().join("bad.tar"), bad).expect("write");
     let ctx = Context::open(ctx_dir.path(), None).expect("open");
     let rootfs = tempfile::tempdir().expect("rootfs");
     let sel = ctx.select(&["notes.gz".into()], &[]).expect("select");
@@ -471,7 +471,7 @@ fn symlinks_inside_copied_trees_and_archives_stay_inside() {
         .join("x/y.txt")
         .exists());
     assert_eq!(
-        std::fs::read_dir(outside.path()).expect("outside").count(),
+        fs_err::read_dir(outside.path()).expect("outside").count(),
         0
     );
 
@@ -486,7 +486,7 @@ fn symlinks_inside_copied_trees_and_archives_stay_inside() {
     let climbing = tar_of(&[("h", E::Link, "../../../../etc/passwd")]);
     for (tar, unsafe_entry) in [(planting, false), (climbing, true)] {
         let ctx_dir = tempfile::tempdir().expect("ctx");
-        std::fs::write(ctx_dir.path().join("t.tar"), &tar[..]).expect("write");
+        fs_err::write(ctx_dir.path().join("t.tar"), &tar[..]).expect("write");
         let ctx = Context::open(ctx_dir.path(), None).expect("open");
         let sel = ctx.select(&["t.tar".into()], &[]).expect("select");
         let rootfs = tempfile::tempdir().expect("rootfs");
@@ -497,7 +497,7 @@ fn symlinks_inside_copied_trees_and_archives_stay_inside() {
             false => assert!(err.to_string().contains("l: No such file"), "{err}"),
         }
         assert_eq!(
-            std::fs::read_dir(outside.path()).expect("outside").count(),
+            fs_err::read_dir(outside.path()).expect("outside").count(),
             0
         );
         assert!(!rootfs.path().join(out.trim_start_matches('/')).exists());
@@ -511,7 +511,7 @@ fn sums_taken_while_copying_make_the_key_without_reading_again() {
         ctx_dir.path(),
         "f d/one first\nf d/sub/three third\nl d/l one",
     );
-    std::fs::hard_link(ctx_dir.path().join("d/one"), ctx_dir.path().join("d/two")).expect("link");
+    fs_err::hard_link(ctx_dir.path().join("d/one"), ctx_dir.path().join("d/two")).expect("link");
     let ctx = Context::open(ctx_dir.path(), None).expect("open");
     let sel = ctx.select(&["d".into()], &[]).expect("select");
     let opts = CopyOptions {
@@ -525,7 +525,7 @@ fn sums_taken_while_copying_make_the_key_without_reading_again() {
     assert_eq!(stats.sums.len(), 2);
     // The file changes after the copy, in place: a key made by reading it
     // again would differ from what was copied.
-    std::fs::write(ctx_dir.path().join("d/one"), "FIRST").expect("rewrite");
+    fs_err::write(ctx_dir.path().join("d/one"), "FIRST").expect("rewrite");
     let got = crate::build::context::Digester::load(None)
         .digest(&ctx, &sel, &opts, &stats.sums)
         .expect("key");
@@ -627,7 +627,7 @@ fn symlinks_meeting_directories_as_buildkit() {
         "cannot copy to non-directory: /dst/sub"
     );
     assert_eq!(
-        std::fs::read_dir(rootfs.path().join("elsewhere"))
+        fs_err::read_dir(rootfs.path().join("elsewhere"))
             .expect("ls")
             .count(),
         0
@@ -660,7 +660,7 @@ fn symlinks_meeting_directories_as_buildkit() {
     let (rootfs, r) = copy("l h/sub abc", base, &["h/"], "/dst/", &plain);
     r.expect("symlink over symlink");
     assert_eq!(
-        std::fs::read_link(rootfs.path().join("dst/sub")).expect("link"),
+        fs_err::read_link(rootfs.path().join("dst/sub")).expect("link"),
         Path::new("abc")
     );
 }

@@ -15,7 +15,7 @@ pub(super) fn explainer(store: &Store, opts: &super::BuildOptions) -> Explainer 
     let context = opts
         .context
         .as_ref()
-        .map(|c| std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
+        .map(|c| fs_err::canonicalize(c).unwrap_or_else(|_| c.clone()));
     let identity = format!(
         "{:?}\0{}\0{}",
         context,

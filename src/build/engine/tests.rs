@@ -2,6 +2,7 @@
 //! in-memory cache: what it keys, what a hit does (no container), what a
 //! metadata step changes.
 
+use fs_err::PathExt as _;
 use std::collections::HashMap;
 
 use super::*;
@@ -136,8 +137,8 @@ fn run_steps(b: &Build, state: &mut StageState) -> Vec<Result<Done, StepFailure>
 /// Makes creating a container fail: a file where their directory goes.
 fn forbid_containers(store: &Store) {
     let dir = store.root().join("containers");
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::write(&dir, "").unwrap();
+    fs_err::remove_dir_all(&dir).unwrap();
+    fs_err::write(&dir, "").unwrap();
 }
 
 #[test]
@@ -170,7 +171,7 @@ fn metadata_steps_change_the_config_and_chain_their_keys() {
                 store
                     .root()
                     .join("blobs/sha256")
-                    .read_dir()
+                    .fs_err_read_dir()
                     .unwrap()
                     .count(),
                 0
@@ -207,7 +208,7 @@ fn a_metadata_run_becomes_one_image_where_it_ends() {
 #[test]
 fn a_hit_makes_no_container() {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("f"), "x").unwrap();
+    fs_err::write(ctx.path().join("f"), "x").unwrap();
     let hit = id('9');
     let cache = MemCache {
         hit_all: Some(hit.clone()),
@@ -289,12 +290,12 @@ fn keys_agree_between_two_stores_at_different_times() {
     // at another time (files an hour apart).
     let machine = |age: u64| {
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::create_dir(ctx.path().join("d")).unwrap();
+        fs_err::create_dir(ctx.path().join("d")).unwrap();
         for (name, text) in [("f", "one"), ("d/g", "two")] {
             let path = ctx.path().join(name);
-            std::fs::write(&path, text).unwrap();
+            fs_err::write(&path, text).unwrap();
             let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
-            std::fs::File::options()
+            fs_err::File::options()
                 .write(true)
                 .open(&path)
                 .unwrap()

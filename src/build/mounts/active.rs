@@ -244,8 +244,8 @@ impl Active<'_> {
 /// Gives a new cache directory or a secret file its owner and mode.
 pub(super) fn set_owner_mode(path: &Path, owner: (u32, u32), mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    fs_err::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))?;
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Whether `path` exists inside `root`, resolved there (never outside).

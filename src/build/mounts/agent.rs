@@ -106,7 +106,7 @@ impl Upstream {
     fn load(id: &str, paths: &[PathBuf]) -> Result<Upstream, AgentError> {
         use std::os::unix::fs::FileTypeExt;
         if let [path] = paths {
-            let meta = std::fs::metadata(path).map_err(|source| AgentError::Unreadable {
+            let meta = fs_err::metadata(path).map_err(|source| AgentError::Unreadable {
                 id: id.to_string(),
                 path: path.clone(),
                 source,
@@ -345,7 +345,7 @@ mod tests {
         let s = SshAgent::parse(&format!("default={}", sock.display())).unwrap();
         assert!(matches!(&*s.upstream, Upstream::Socket(_)));
         let junk = t.path().join("junk");
-        std::fs::write(&junk, "not a key").unwrap();
+        fs_err::write(&junk, "not a key").unwrap();
         let e = SshAgent::parse(&format!("j={}", junk.display()))
             .unwrap_err()
             .to_string();

@@ -7,9 +7,9 @@
 //! is gone with the step. Nothing of the value goes into a key, a log or an
 //! error message.
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::active::set_owner_mode;
@@ -102,7 +102,7 @@ impl SecretSource {
     pub fn check(&self) -> Result<(), SecretFlagError> {
         match &self.from {
             SecretFrom::File(path) => {
-                let meta = std::fs::metadata(path).map_err(|source| SecretFlagError::Stat {
+                let meta = fs_err::metadata(path).map_err(|source| SecretFlagError::Stat {
                     path: path.clone(),
                     source,
                 })?;
@@ -123,7 +123,7 @@ impl SecretSource {
         };
         match &self.from {
             SecretFrom::File(path) => {
-                let bytes = std::fs::read(path)
+                let bytes = fs_err::read(path)
                     .map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
                 if bytes.len() as u64 > MAX_SECRET_SIZE {
                     return Err(unreadable("larger than 500KB".into()));
@@ -173,7 +173,7 @@ impl SecretDir {
     ) -> Result<PathBuf, MountError> {
         let path = self.path().join(name);
         let fail = |e| MountError::io("write secret file", &path, e);
-        let mut file = std::fs::OpenOptions::new()
+        let mut file = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -233,9 +233,9 @@ mod tests {
     fn values_are_read_when_mounted_and_capped() {
         let t = tempfile::tempdir().unwrap();
         let small = t.path().join("small");
-        std::fs::write(&small, b"s3cr3t").unwrap();
+        fs_err::write(&small, b"s3cr3t").unwrap();
         let big = t.path().join("big");
-        std::fs::write(&big, vec![b'x'; MAX_SECRET_SIZE as usize + 1]).unwrap();
+        fs_err::write(&big, vec![b'x'; MAX_SECRET_SIZE as usize + 1]).unwrap();
         let s = SecretSource {
             id: "a".into(),
             from: SecretFrom::File(small),

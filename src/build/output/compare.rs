@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::io::{BufReader, Read};
 
 use sha2::{Digest as _, Sha256};
@@ -207,7 +206,7 @@ fn first_json_difference(
 fn layer_entries(store: &Store, diff_id: &DiffId) -> Result<Vec<(String, Entry)>, OutputError> {
     let blob = store.layer_blob(diff_id, ANY_KEPT)?;
     let path = store.blob_path(&blob.digest);
-    let file = File::open(&path).map_err(OutputError::io("open", path.display()))?;
+    let file = fs_err::File::open(&path).map_err(OutputError::io("open", path.display()))?;
     with_decompressed(BufReader::new(file), |_, r| read_entries(r))
         .and_then(|r| r)
         .map_err(OutputError::io("read", path.display()))

@@ -237,7 +237,7 @@ where
 /// `type=local`: the root file system unpacked into `dir` (made if
 /// missing), owned by the calling user, device nodes skipped.
 fn local(store: &Store, id: &ImageId, dir: &Path, epoch: Option<u64>) -> Result<(), OutputError> {
-    std::fs::create_dir_all(dir).map_err(OutputError::io("create", dir.display()))?;
+    fs_err::create_dir_all(dir).map_err(OutputError::io("create", dir.display()))?;
     let layers = bottom_first(store.lowerdirs(id)?);
     let opts = TarOptions {
         clamp_mtime: epoch,
@@ -298,6 +298,6 @@ fn beside(
     let mut file = path.as_os_str().to_owned();
     file.push(".provenance.json");
     let file = PathBuf::from(file);
-    std::fs::write(&file, p.statement(&name, digest))
+    fs_err::write(&file, p.statement(&name, digest))
         .map_err(OutputError::io("write", file.display()))
 }

@@ -233,16 +233,16 @@ fn context(store: &Store, opts: &BuildOptions) -> Result<Option<Value>, OutputEr
 
 fn git_commit(dir: &Path) -> Option<String> {
     let git = dir.join(".git");
-    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = fs_err::read_to_string(git.join("HEAD")).ok()?;
     let head = head.trim();
     let Some(name) = head.strip_prefix("ref: ") else {
         return is_hex_commit(head).then(|| head.to_string());
     };
-    if let Ok(loose) = std::fs::read_to_string(git.join(name)) {
+    if let Ok(loose) = fs_err::read_to_string(git.join(name)) {
         let loose = loose.trim();
         return is_hex_commit(loose).then(|| loose.to_string());
     }
-    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    let packed = fs_err::read_to_string(git.join("packed-refs")).ok()?;
     packed.lines().find_map(|l| {
         let (commit, r) = l.split_once(' ')?;
         (r == name && is_hex_commit(commit)).then(|| commit.to_string())
@@ -270,17 +270,17 @@ mod tests {
     fn git_commit_from_a_loose_ref_or_packed_refs() {
         let dir = tempfile::tempdir().unwrap();
         let git = dir.path().join(".git");
-        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
-        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs_err::create_dir_all(git.join("refs/heads")).unwrap();
+        fs_err::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
         let commit = "0123456789abcdef0123456789abcdef01234567";
-        std::fs::write(
+        fs_err::write(
             git.join("packed-refs"),
             format!("# pack\n{commit} refs/heads/main\n"),
         )
         .unwrap();
         assert_eq!(git_commit(dir.path()).as_deref(), Some(commit));
         let other = "89abcdef0123456789abcdef0123456789abcdef";
-        std::fs::write(git.join("refs/heads/main"), format!("{other}\n")).unwrap();
+        fs_err::write(git.join("refs/heads/main"), format!("{other}\n")).unwrap();
         assert_eq!(git_commit(dir.path()).as_deref(), Some(other));
         assert_eq!(git_commit(&dir.path().join("nope")), None);
     }

@@ -2,7 +2,6 @@
 //! OCI image layout directory, behind one type so import and export do not
 //! care which. Every byte moved is counted in [`super::stats`].
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -102,7 +101,7 @@ impl Endpoint {
             }
             Endpoint::Layout { dir, tag } => {
                 let path = dir.join("index.json");
-                let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+                let bytes = fs_err::read(&path).map_err(io_err("read", &path))?;
                 let index: Index =
                     serde_json::from_slice(&bytes).map_err(|e| RemoteError::Invalid {
                         what: "cache index.json",
@@ -136,7 +135,7 @@ impl Endpoint {
             }
             Endpoint::Layout { dir, .. } => {
                 let path = layout_blob(dir, digest);
-                let data = fs::read(&path).map_err(io_err("read", &path))?;
+                let data = fs_err::read(&path).map_err(io_err("read", &path))?;
                 let found = Digest::of(&data);
                 if &found != digest {
                     return Err(RemoteError::Digest {
@@ -197,7 +196,7 @@ impl Endpoint {
     pub fn put_bytes(&self, staging: &Path, bytes: &[u8]) -> Result<Digest, RemoteError> {
         let digest = Digest::of(bytes);
         let path = staging.join(digest.hex());
-        fs::write(&path, bytes).map_err(io_err("write", &path))?;
+        fs_err::write(&path, bytes).map_err(io_err("write", &path))?;
         if self.put_blob(&digest, bytes.len() as u64, Some(&path), None)? {
             stats::uploaded(bytes.len() as u64, false);
         }
@@ -239,7 +238,7 @@ impl Endpoint {
     pub fn prepare(&self) -> Result<(), RemoteError> {
         if let Endpoint::Layout { dir, .. } = self {
             let blobs = dir.join("blobs/sha256");
-            fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
+            fs_err::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
         }
         Ok(())
     }
@@ -257,9 +256,9 @@ pub fn layout_blob(dir: &Path, digest: &Digest) -> PathBuf {
 pub fn copy_checked(from: &Path, dest: &Path, digest: &Digest) -> Result<u64, RemoteError> {
     let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
     let copied = (|| -> Result<u64, RemoteError> {
-        let src = fs::File::open(from).map_err(io_err("open", from))?;
+        let src = fs_err::File::open(from).map_err(io_err("open", from))?;
         let mut reader = HashingReader::new(src);
-        let mut out = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut out = fs_err::File::create(&tmp).map_err(io_err("create", &tmp))?;
         io::copy(&mut reader, &mut out).map_err(io_err("copy to", &tmp))?;
         out.sync_all().map_err(io_err("fsync", &tmp))?;
         let (found, size) = reader.finish();
@@ -270,20 +269,20 @@ pub fn copy_checked(from: &Path, dest: &Path, digest: &Digest) -> Result<u64, Re
                 found,
             });
         }
-        fs::rename(&tmp, dest).map_err(io_err("rename to", dest))?;
+        fs_err::rename(&tmp, dest).map_err(io_err("rename to", dest))?;
         Ok(size)
     })();
     if copied.is_err() {
         // Nothing half-written stays; it may not exist at all.
-        let _ = fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     copied
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RemoteError> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, data).map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("rename to", path))
+    fs_err::write(&tmp, data).map_err(io_err("write", &tmp))?;
+    fs_err::rename(&tmp, path).map_err(io_err("rename to", path))
 }
 
 pub fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RemoteError {

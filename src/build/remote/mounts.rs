@@ -5,7 +5,6 @@
 //! machine); an import restores each one the store lacks before the build
 //! starts, so a pip, npm or cargo cache is warm on a new runner.
 
-use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 
@@ -32,7 +31,7 @@ pub fn pack(
         // that holds it exclusively (sharing=locked) is half-way through.
         let cache = store.cache_mount(key, CacheSharing::Shared, &|| {}, &|_| Ok(()))?;
         let path = staging.file(&format!("mount-{key}"));
-        let file = File::create(&path).map_err(super::endpoint::io_err("create", &path))?;
+        let file = fs_err::File::create(&path).map_err(super::endpoint::io_err("create", &path))?;
         let (_, blob, w) = tar_compressed(cache.data(), compression, None, BufWriter::new(file))
             .map_err(|e| RemoteError::Mount {
                 key: key.clone(),
@@ -101,7 +100,7 @@ fn restore_one(
     // Unpacked by the one safe extraction, into the new cache's directory
     // before anyone can see it (the store renames it into place).
     let unpack = |dir: &std::path::Path| -> std::io::Result<()> {
-        let f = BufReader::new(File::open(&path)?);
+        let f = BufReader::new(fs_err::File::open(&path)?);
         crate::layer::apply::apply(f, dir).map_err(std::io::Error::other)?;
         Ok(())
     };

@@ -78,7 +78,7 @@ fn missing_flags_are_unknown_to_the_parser() {
 /// say: `yes` for each flag strata takes, `no` for each it lacks.
 #[test]
 fn docs_compat_md_agrees_with_the_parser() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compat.md"))
+    let doc = fs_err::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compat.md"))
         .expect("docs/compat.md");
     let mut checked = 0;
     for section in doc.split("\n### ").skip(1) {

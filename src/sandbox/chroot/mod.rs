@@ -199,8 +199,8 @@ fn linked_dir<'a>(
 ) -> Result<PathBuf, ChrootError> {
     use std::os::unix::fs::PermissionsExt;
     let dir = helper.join(name);
-    std::fs::create_dir(&dir).map_err(io("creating", &dir))?;
-    let dir = std::fs::canonicalize(&dir).map_err(io("resolving", &dir))?;
+    fs_err::create_dir(&dir).map_err(io("creating", &dir))?;
+    let dir = fs_err::canonicalize(&dir).map_err(io("resolving", &dir))?;
     let depth = dir
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
@@ -208,12 +208,12 @@ fn linked_dir<'a>(
     let up = "../".repeat(depth);
     for (link, target) in links {
         let at = dir.join(link);
-        std::os::unix::fs::symlink(format!("{up}{}", target.display()), &at)
+        fs_err::os::unix::fs::symlink(format!("{up}{}", target.display()), &at)
             .map_err(io("creating", &at))?;
     }
     // A RUN as another USER must be able to go through them.
     for d in [helper, dir.as_path()] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+        fs_err::set_permissions(d, std::fs::Permissions::from_mode(0o755))
             .map_err(io("chmod", d))?;
     }
     Ok(dir)
@@ -322,7 +322,7 @@ fn probe_child() -> i32 {
         return PROBE_STEPS[2].0;
     }
     // A path call: the tracer must see it.
-    match std::fs::metadata("/") {
+    match fs_err::metadata("/") {
         Ok(_) => 0,
         Err(_) => 14,
     }

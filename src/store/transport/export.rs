@@ -1,7 +1,6 @@
 //! Images out of the store: docker-archive and OCI (archive or directory).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -155,7 +154,7 @@ impl<W: Write> ArchiveWriter<W> {
             return Ok(());
         }
         let path = store.blob_path(digest);
-        let f = File::open(&path).map_err(io_err("open", &path))?;
+        let f = fs_err::File::open(&path).map_err(io_err("open", &path))?;
         let mut h = Self::header(tar::EntryType::Regular, size);
         self.tar
             .append_data(&mut h, name, io::Read::take(f, size))
@@ -316,7 +315,7 @@ pub fn export_oci_dir(
 ) -> Result<Digest, StoreError> {
     let compression = compression.into();
     let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
+    fs_err::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
     let layout = dir.join("oci-layout");
     if !layout.exists() {
         write_replace(&layout, OCI_LAYOUT)?;
@@ -344,7 +343,7 @@ pub fn export_oci_dir(
         write_replace(&mdest, &p.manifest)?;
     }
     let index_path = dir.join("index.json");
-    let (mut manifests, mut index_annotations) = match fs::read(&index_path) {
+    let (mut manifests, mut index_annotations) = match fs_err::read(&index_path) {
         Ok(b) => {
             let index = serde_json::from_slice::<Index>(&b).map_err(|source| StoreError::Json {
                 path: index_path.clone(),
@@ -419,7 +418,7 @@ fn copy_blob(store: &Store, digest: &Digest, dest: &Path) -> Result<(), StoreErr
     let parent = dest.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(parent)
         .map_err(io_err("create temporary file in", parent))?;
-    let mut reader = File::open(&src).map_err(io_err("open", &src))?;
+    let mut reader = fs_err::File::open(&src).map_err(io_err("open", &src))?;
     let mut w = HashingWriter::new(io::BufWriter::new(tmp));
     io::copy(&mut reader, &mut w).map_err(io_err("copy", &src))?;
     let (found, _, buf) = w.finish();

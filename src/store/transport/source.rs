@@ -3,8 +3,8 @@
 //! member, and layers are read after it). The archive is indexed by the
 //! one tar reader, so it holds what GNU tar lists.
 
+use fs_err::File;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
@@ -188,7 +188,7 @@ impl Read for Section<'_> {
             return Ok(0);
         }
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        let got = self.file.file().read_at(&mut buf[..n], self.pos)?;
         if got == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -1,7 +1,5 @@
 //! Round trips through every transport, and their determinism.
 
-use std::fs;
-
 use super::*;
 use crate::layer::compress::Compression;
 use crate::reference::Reference;
@@ -67,7 +65,7 @@ fn archives_round_trip_and_are_deterministic() {
         assert_eq!(d1, d2);
         assert_eq!(bytes1, bytes2, "{format:?} export is not byte-identical");
         let file = t.path().join("out.tar");
-        fs::write(&file, &bytes1).unwrap();
+        fs_err::write(&file, &bytes1).unwrap();
         let got = import(&b, &file, None, None).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, id, "{format:?}");
@@ -143,14 +141,17 @@ fn corrupt_blob_is_refused_and_leaves_nothing() {
     let layer = a.config(&id).unwrap().rootfs.diff_ids[0].clone();
     let blob = a.layer_blob(&layer, Compression::Gzip).unwrap();
     let path = dir.join("blobs/sha256").join(blob.digest.hex());
-    let mut bytes = fs::read(&path).unwrap();
+    let mut bytes = fs_err::read(&path).unwrap();
     let n = bytes.len();
     bytes.truncate(n / 2);
-    fs::write(&path, &bytes).unwrap();
+    fs_err::write(&path, &bytes).unwrap();
     let err = import(&b, &dir, None, None).unwrap_err();
     let chain = crate::store::error_chain(&err);
     assert!(chain.contains("gzip"), "{chain}");
     assert!(b.index().unwrap().images.is_empty());
-    assert_eq!(fs::read_dir(b.root().join("layers")).unwrap().count(), 0);
-    assert_eq!(fs::read_dir(b.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        fs_err::read_dir(b.root().join("layers")).unwrap().count(),
+        0
+    );
+    assert_eq!(fs_err::read_dir(b.root().join("tmp")).unwrap().count(), 0);
 }

@@ -176,8 +176,8 @@ fn staging_dir(b: &Build, slot: &mut Option<Staging>) -> Result<std::path::PathB
 /// An inline file, dated at the epoch: the same text gives the same layer.
 fn write_inline(path: &Path, body: &str) -> Result<(), StepFailure> {
     let write = |path: &Path| -> std::io::Result<()> {
-        std::fs::write(path, body)?;
-        std::fs::File::options()
+        fs_err::write(path, body)?;
+        fs_err::File::options()
             .write(true)
             .open(path)?
             .set_modified(std::time::UNIX_EPOCH)
