@@ -353,7 +353,44 @@ fn chain_text(chain: impl Iterator<Item = String>) -> String {
             out.push_str(&text);
         }
     }
+    drop_repeated_fs_context(out)
+}
+
+/// fs-err prefixes an I/O error with "failed to open file `/p`"; where our
+/// own message already named `/p` just before it ("open /p: failed to open
+/// file `/p`: denied"), that prefix only repeats it, and a deep path would
+/// print twice. A prefix naming a path the message has not shown is kept.
+fn drop_repeated_fs_context(text: String) -> String {
+    const MARK: &str = ": failed to ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(MARK) {
+        let (before, tail) = rest.split_at(at);
+        out.push_str(before);
+        let body = &tail[MARK.len()..];
+        match repeated_prefix_len(&out, body) {
+            Some(len) => {
+                out.push_str(": ");
+                rest = &body[len..];
+            }
+            None => {
+                out.push_str(MARK);
+                rest = body;
+            }
+        }
+    }
+    out.push_str(rest);
     out
+}
+
+/// The length of `body`'s "verb `path`[ to `path`]: " prefix when every
+/// path in it is already in `shown`.
+fn repeated_prefix_len(shown: &str, body: &str) -> Option<usize> {
+    let end = body.find("`: ")?;
+    let prefix = &body[..end + 1];
+    let paths: Vec<&str> = prefix.split('`').skip(1).step_by(2).collect();
+    let all_shown = !paths.is_empty() && paths.iter().all(|p| shown.contains(p));
+    all_shown.then_some(end + 3)
 }
 
 #[cfg(test)]
@@ -364,5 +401,33 @@ mod tests {
         assert_eq!(chain(&["a", "b: c", "c"]), "a: b: c");
         assert_eq!(chain(&["open /x: denied", "denied"]), "open /x: denied");
         assert_eq!(chain(&["one"]), "one");
+    }
+
+    #[test]
+    fn chain_text_drops_an_fs_err_prefix_that_repeats_the_path() {
+        let chain = |v: &[&str]| super::chain_text(v.iter().map(|s| s.to_string()));
+        let denied = "Permission denied (os error 13)";
+        assert_eq!(
+            chain(&[&format!("open /x: failed to open file `/x`: {denied}")]),
+            format!("open /x: {denied}")
+        );
+        assert_eq!(
+            chain(&["loading", &format!("failed to open file `/y`: {denied}")]),
+            format!("loading: failed to open file `/y`: {denied}"),
+            "a path not shown before stays"
+        );
+        assert_eq!(
+            chain(&[&format!(
+                "rename /a: failed to rename `/a` to `/b`: {denied}"
+            )]),
+            format!("rename /a: failed to rename `/a` to `/b`: {denied}"),
+            "the second path is news"
+        );
+        assert_eq!(
+            chain(&[&format!(
+                "stat /p: failed to query raw metadata `/p`: {denied}"
+            )]),
+            format!("stat /p: {denied}")
+        );
     }
 }
