@@ -86,6 +86,15 @@ COPY --from=builder /built-on /built-on
 RUN uname -m > /arch && echo \"$TARGETARCH $TARGETPLATFORM $BUILDARCH\" > /args
 ";
 
+/// What the builder stage's RUN of [`CROSS`] printed, each time it ran
+/// (its lines may start with `[platform stage n/m]`).
+fn builder_runs(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| l.find("builder-ran-").map(|i| &l[i..]))
+        .filter(|ran| !ran.contains('$'))
+        .collect()
+}
+
 /// A file of the top layer of the image in OCI layout `dir`.
 fn top_layer_file(dir: &Path, file: &str) -> String {
     let read_json = |p: PathBuf| -> serde_json::Value {
@@ -136,11 +145,7 @@ fn registry_platform_build_two_platforms_push_index_pull_run() {
         .success();
     let log = format!("{}{}", out.stdout, out.stderr);
     // The builder stage ran once, natively, for both platforms.
-    let ran: Vec<&str> = log
-        .lines()
-        .filter(|l| l.starts_with("builder-ran-"))
-        .collect();
-    assert_eq!(ran, ["builder-ran-x86_64"], "{log}");
+    assert_eq!(builder_runs(&log), ["builder-ran-x86_64"], "{log}");
 
     let raw = common::tool(
         "skopeo",
@@ -429,4 +434,230 @@ fn registry_platform_manifest_round_trip() {
     assert_ne!(gone.code, Some(0), "{gone:#?}");
     let again = s.run(&["manifest", "add", &list, "one:amd"]);
     assert_eq!(again.code, Some(125), "{again:#?}");
+}
+
+/// Each platform's RUN leaves a marker in a cache mount both share, then
+/// (with WAIT=1) waits for the other's, and says whether it saw it.
+const MEET: &str = "FROM bb:1
+ARG TARGETARCH
+ARG NONCE
+ARG WAIT=0
+RUN --mount=type=cache,target=/c,sharing=shared \\
+    echo \"start-$TARGETARCH\"; touch /c/$NONCE-$TARGETARCH; \\
+    other=amd64; [ \"$TARGETARCH\" = amd64 ] && other=arm64; \\
+    i=0; while [ \"$WAIT\" = 1 ] && [ ! -e /c/$NONCE-$other ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; \\
+    if [ -e /c/$NONCE-$other ]; then echo \"end-$TARGETARCH saw-$other\"; else echo \"end-$TARGETARCH alone\"; fi
+";
+
+/// The position of the first line of `log` that ends with `text`.
+fn line_of(log: &str, text: &str) -> usize {
+    log.lines()
+        .position(|l| l.trim_end().ends_with(text))
+        .unwrap_or_else(|| panic!("no line ending {text:?} in:\n{log}"))
+}
+
+#[test]
+fn registry_platform_builds_overlap_with_two_jobs_in_order_with_one() {
+    let Some(arm64) = arm64_base() else { return };
+    let s = store_with_both("bb:1", &arm64);
+    let ctx = common::context(&[("Dockerfile", MEET)]);
+    let build = |jobs: &str, wait: &str| {
+        let nonce = format!("NONCE={}", unique("n"));
+        let out = s
+            .run(&[
+                "build",
+                "--progress=plain",
+                "--jobs",
+                jobs,
+                "--build-arg",
+                &nonce,
+                "--build-arg",
+                &format!("WAIT={wait}"),
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-t",
+                "meet:1",
+                ctx.path().to_str().unwrap(),
+            ])
+            .success();
+        format!("{}{}", out.stdout, out.stderr)
+    };
+    // Two jobs: each RUN saw the marker the other left while it ran, so
+    // they ran at once (neither could have seen it otherwise: each waits
+    // for the other's).
+    let log = build("2", "1");
+    line_of(&log, "end-amd64 saw-arm64");
+    line_of(&log, "end-arm64 saw-amd64");
+    // Their lines say which platform they are of.
+    assert!(log.contains("[linux/arm64 stage-0 "), "{log}");
+    // One job: amd64's whole RUN, then arm64's, which saw amd64's marker.
+    let log = build("1", "0");
+    let order = [
+        line_of(&log, "start-amd64"),
+        line_of(&log, "end-amd64 alone"),
+        line_of(&log, "start-arm64"),
+        line_of(&log, "end-arm64 saw-amd64"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}\n{log}");
+}
+
+#[test]
+fn registry_platform_no_cache_builder_runs_once_report_has_platforms() {
+    let Some(arm64) = arm64_base() else { return };
+    let s = store_with_both("bb:1", &arm64);
+    let ctx = common::context(&[("Dockerfile", CROSS)]);
+    let report = ctx.path().join("report.json");
+    let out = s
+        .run(&[
+            "build",
+            "--progress=plain",
+            "--no-cache",
+            "--jobs",
+            "2",
+            "--report",
+            report.to_str().unwrap(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "cross:2",
+            ctx.path().to_str().unwrap(),
+        ])
+        .success();
+    let log = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(builder_runs(&log), ["builder-ran-x86_64"], "{log}");
+    // The report has each platform's steps, the builder's RUN run once.
+    let v: serde_json::Value = serde_json::from_slice(&fs_err::read(&report).unwrap()).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    let runs = |platform: &str, stage: &str| -> Vec<String> {
+        steps
+            .iter()
+            .filter(|st| st["platform"] == platform && st["stage_name"] == stage)
+            .filter(|st| st["instruction"].as_str().unwrap().starts_with("RUN"))
+            .map(|st| st["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut builder = runs("linux/amd64", "builder");
+    builder.extend(runs("linux/arm64", "builder"));
+    builder.sort();
+    assert_eq!(builder, ["cached", "run"], "{v:#}");
+    assert_eq!(runs("linux/arm64", "stage-1"), ["run"], "{v:#}");
+    assert_eq!(runs("linux/amd64", "stage-1"), ["run"], "{v:#}");
+}
+
+#[test]
+fn registry_platform_push_list_and_build_manifest() {
+    let Some(arm64) = arm64_base() else { return };
+    let addr = common::registry_addr();
+    let s = store_with_both("bb:1", &arm64);
+    let ctx = common::context(&[("Dockerfile", CROSS)]);
+    let dir = ctx.path().to_str().unwrap();
+    // `build --manifest NAME` twice, one platform each: NAME made, then
+    // added to.
+    let list = format!("{addr}/{}/m:1", unique("man"));
+    for p in ["linux/arm64", "linux/amd64"] {
+        s.run(&["build", "-q", "--platform", p, "--manifest", &list, dir])
+            .success();
+    }
+    let shown = s.run(&["manifest", "inspect", &list]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let mut archs: Vec<&str> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    archs.sort_unstable();
+    assert_eq!(archs, ["amd64", "arm64"], "{shown}");
+    // `strata push` of a multi-platform build's tag: the index and both
+    // images.
+    let dest = format!("{addr}/{}/x:1", unique("pushed"));
+    s.run(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &dest,
+        dir,
+    ])
+    .success();
+    for name in [&dest, &list] {
+        s.run(&["push", name]).success();
+        let raw = common::tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{name}"),
+            ],
+        );
+        let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let mut archs: Vec<String> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
+            .collect();
+        archs.sort();
+        assert_eq!(archs, ["amd64", "arm64"], "{raw}");
+        let oci = tempfile::tempdir().unwrap();
+        let layout = format!("oci:{}:x", oci.path().display());
+        let src = format!("docker://{name}");
+        common::tool(
+            "skopeo",
+            &[
+                "copy",
+                "--override-arch",
+                "arm64",
+                "--src-tls-verify=false",
+                &src,
+                &layout,
+            ],
+        );
+        assert_eq!(top_layer_file(oci.path(), "arch"), "aarch64\n");
+    }
+}
+
+#[test]
+fn rootless_platform_rmi_takes_every_platform() {
+    let Some(arm64) = arm64_base() else { return };
+    let s = store_with_both("bb:1", &arm64);
+    let ids = |s: &Strata| -> Vec<String> {
+        let out = s
+            .run(&["images", "-a", "-q", "--no-trunc"])
+            .success()
+            .stdout;
+        let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(ids(&s).len(), 2);
+    s.run(&["rmi", "bb:1"]).success();
+    assert_eq!(ids(&s), Vec::<String>::new(), "both platforms' images went");
+    // An image another name holds stays.
+    let s = store_with_both("bb:1", &arm64);
+    let arm = s
+        .run(&["images", "--format", "{{.ID}} {{.Platform}}"])
+        .success()
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("linux/arm64"))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    s.run(&["tag", &arm, "keep:1"]).success();
+    s.run(&["rmi", "bb:1"]).success();
+    let left = s
+        .run(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.Platform}}",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(left.trim(), "keep:1 linux/arm64", "{left}");
 }

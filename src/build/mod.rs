@@ -45,6 +45,7 @@ pub mod plan;
 pub mod remote;
 pub mod report;
 pub mod scheduler;
+pub mod siblings;
 
 pub use engine::{build, dry_run, BuildOptions, DryRun, PullPolicy};
 pub use error::{BuildError, StepError};

@@ -55,6 +55,9 @@ pub struct StepReport {
     pub stage: usize,
     /// Its `AS` name, or `stage-N`.
     pub stage_name: String,
+    /// The platform the step built for (`linux/arm64`): each platform of a
+    /// `--platform A,B` build has its own steps.
+    pub platform: String,
     /// The step's number in the build (`Step N/M`).
     pub number: usize,
     /// The instruction as written.
@@ -202,6 +205,7 @@ impl State {
     fn started(&mut self, event: &Event) {
         let Event::StepStarted {
             step,
+            platform,
             stage_name,
             text,
             line,
@@ -215,6 +219,9 @@ impl State {
         self.steps.push(StepReport {
             stage: step.stage,
             stage_name: stage_name.clone(),
+            platform: platform
+                .clone()
+                .unwrap_or_else(|| crate::platform::show(&crate::platform::Platform::host())),
             number: step.number,
             instruction: text.clone(),
             location: Location {
@@ -349,12 +356,17 @@ mod tests {
     use super::*;
 
     fn id(number: usize) -> StepId {
-        StepId { stage: 0, number }
+        StepId {
+            stage: 0,
+            number,
+            platform: 0,
+        }
     }
 
     fn started(number: usize, text: &str) -> Event {
         Event::StepStarted {
             step: id(number),
+            platform: None,
             total: 3,
             stage_name: "stage-0".into(),
             stage_step: number,

@@ -136,10 +136,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
     let build_args = build_args(args)?;
     let epoch_arg = build_args.get(SOURCE_DATE_EPOCH).map(|v| v.as_deref());
     let out = args.outputs.resolve(&tags, epoch_arg)?;
-    let report = args
-        .report
-        .clone()
-        .map(|path| (path, Arc::new(report::Collector::default())));
+    let report = report_collector(args);
     let quiet = configure_printer(args, &out, report.as_ref().map(|r| r.1.clone()));
     let context = context_dir(&args.context)?;
     let (dockerfile_path, dockerfile) = read_dockerfile(args, context.as_deref())?;
@@ -179,6 +176,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         ignorefile: args.ignorefile.clone(),
         build_contexts: build_contexts(&args.build_context)?,
         extras: args.extras.resolve()?,
+        sibling: None,
     };
     if args.check {
         return super::lint::check(&store, &options);
@@ -187,15 +185,17 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         return dry_run(args, &store, &options, &out, report);
     }
     if args.platform.as_ref().is_some_and(|p| p.0.len() > 1) || args.manifest.is_some() {
-        return build_many(&store, args, &options, &out, quiet);
+        return build_many(&store, args, &options, &out, quiet, report);
     }
     // The CLI's report path renders a build error (step, place, cause
     // chain, the last good image) and picks its exit code.
     let started = crate::store::now_rfc3339();
     let built = build_and_export(&store, &options, &out, started);
-    if let Some((path, collector)) = &report {
-        write_report(path, collector, &built, &options.tags)?;
-    }
+    write_report(
+        report.as_ref(),
+        built.as_ref().map(Option::as_ref),
+        &options.tags,
+    )?;
     let Some(built) = built? else {
         return Ok(ExitCode::from(EXIT_BUILD_FAILED));
     };
@@ -303,13 +303,17 @@ fn build_many(
     options: &BuildOptions,
     out: &Resolved,
     quiet: bool,
+    report: Option<(PathBuf, Arc<report::Collector>)>,
 ) -> Result<ExitCode> {
     let platforms = match &args.platform {
         Some(list) => list.0.clone(),
         None => vec![options.platform.clone()],
     };
     let manifest = args.manifest.as_deref().map(Reference::parse).transpose()?;
-    let built = super::build_platforms::build(store, options, &platforms, manifest.as_ref(), out)?;
+    let built = super::build_platforms::build(store, options, &platforms, manifest.as_ref(), out);
+    crate::progress::emit(crate::progress::Event::BuildDone);
+    write_report(report.as_ref(), built.as_ref().map(Some), &options.tags)?;
+    let built = built?;
     report_id(args, quiet, out, &built.id)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -402,13 +406,21 @@ fn build_and_export(
     Ok(Some(built))
 }
 
+/// `--report FILE`: where, and what collects the build's events for it.
+fn report_collector(args: &BuildArgs) -> Option<(PathBuf, Arc<report::Collector>)> {
+    let path = args.report.clone()?;
+    Some((path, Arc::new(report::Collector::default())))
+}
+
 /// `--report FILE`: what the build did, as JSON (docs/build-report.md).
 fn write_report(
-    path: &std::path::Path,
-    collector: &report::Collector,
-    built: &Result<Option<Built>>,
+    report: Option<&(PathBuf, Arc<report::Collector>)>,
+    built: Result<Option<&Built>, &anyhow::Error>,
     tags: &[Reference],
 ) -> Result<()> {
+    let Some((path, collector)) = report else {
+        return Ok(());
+    };
     let ending = match built {
         Ok(Some(b)) => report::Ending::Built {
             id: b.id.to_string(),

@@ -2,16 +2,23 @@
 //! once per platform, then a list of the images under each `-t` name (and
 //! NAME), pushed as an image index by `--push` or `strata push`.
 //!
-//! The platforms build one after the other. A stage that does not depend
-//! on the target platform (`FROM --platform=$BUILDPLATFORM` without
-//! TARGET* args) has the same keys for every platform, so it runs once,
-//! natively, and the later platforms take it from the cache.
+//! The platforms build at once, up to `--jobs` (one after the other with
+//! `--jobs 1`), through the stage [`scheduler`]; the first failure stops
+//! the others. A stage that does not depend on the target platform (`FROM
+//! --platform=$BUILDPLATFORM` without TARGET* args) has the same keys for
+//! every platform, so it runs once, natively: the platforms share what
+//! their steps made ([`crate::build::siblings`]), even under `--no-cache`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
 use super::build_output::Resolved;
 use crate::build::output::Built;
-use crate::build::BuildOptions;
+use crate::build::scheduler::{self, Cancel, Node};
+use crate::build::siblings::{Sibling, Siblings};
+use crate::build::{BuildError, BuildOptions};
 use crate::digest::ImageId;
 use crate::platform::{self, Platform};
 use crate::reference::Reference;
@@ -29,17 +36,7 @@ pub(super) fn build(
     if !out.export.outputs.is_empty() || out.verify_repro || out.provenance.is_some() {
         bail!("--output, --verify-repro and --provenance take one platform; --push sends every platform of a multi-platform build");
     }
-    let mut images: Vec<(Platform, ImageId)> = Vec::new();
-    for p in platforms {
-        crate::progress::notice(format!("building for {}", platform::show(p)));
-        let o = BuildOptions {
-            platform: p.clone(),
-            tags: Vec::new(),
-            ..options.clone()
-        };
-        let built = super::lint::around(store, &o, || crate::build::build(store, &o))?;
-        images.push((p.clone(), built.id));
-    }
+    let images = build_each(store, options, platforms)?;
     let host = Platform::host();
     let default = images
         .iter()
@@ -68,6 +65,60 @@ pub(super) fn build(
         id: default,
         bases: Vec::new(),
     })
+}
+
+/// Each platform's image, in `platforms`' order.
+fn build_each(
+    store: &Store,
+    options: &BuildOptions,
+    platforms: &[Platform],
+) -> Result<Vec<(Platform, ImageId)>> {
+    let jobs = options.jobs.max(1);
+    let shared = Arc::new(Siblings::new(jobs > 1 && platforms.len() > 1));
+    let nodes: Vec<Node> = (0..platforms.len())
+        .map(|id| Node {
+            id,
+            deps: BTreeSet::new(),
+        })
+        .collect();
+    // The failure that stopped the others, not what stopping them caused.
+    let first = Mutex::new(None);
+    let work = |i: usize, _: &BTreeMap<usize, ImageId>| -> Result<ImageId, ()> {
+        let p = &platforms[i];
+        crate::progress::notice(format!("building for {}", platform::show(p)));
+        let o = BuildOptions {
+            platform: p.clone(),
+            tags: Vec::new(),
+            sibling: Some(Sibling {
+                index: i,
+                shared: shared.clone(),
+            }),
+            ..options.clone()
+        };
+        match super::lint::around(store, &o, || crate::build::build(store, &o)) {
+            Ok(built) => Ok(built.id),
+            Err(e) => {
+                let caused = matches!(e, BuildError::Cancelled);
+                let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+                if first.is_none() && !caused {
+                    let e = anyhow::Error::new(e);
+                    *first = Some(e.context(format!("building for {}", platform::show(p))));
+                }
+                Err(())
+            }
+        }
+    };
+    let stop = || {
+        shared.stop();
+        crate::sandbox::interrupt::cancel_running();
+    };
+    let done = scheduler::run(&nodes, jobs, &Cancel::default(), &stop, &work);
+    crate::sandbox::interrupt::resume();
+    match (done, first.into_inner().unwrap_or_else(|e| e.into_inner())) {
+        (Ok(ids), _) => Ok(platforms.iter().cloned().zip(ids.into_values()).collect()),
+        (Err(()), Some(e)) => Err(e),
+        (Err(()), None) => Err(BuildError::Cancelled.into()),
+    }
 }
 
 /// `--push`: each tag's index and images.

@@ -14,6 +14,14 @@ use crate::digest::Digest;
 pub struct StepId {
     pub stage: usize,
     pub number: usize,
+    /// The platform's place in `build --platform A,B` (0, and not
+    /// serialised, otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub platform: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The layer a step added to its image.
@@ -41,6 +49,9 @@ pub enum Event {
     /// named `stage_name` (its FROM is 1), as BuildKit's `[name 2/3]`.
     StepStarted {
         step: StepId,
+        /// The platform built for, when one of several or not the host's
+        /// (BuildKit's `[linux/arm64 builder 1/3]`).
+        platform: Option<String>,
         total: usize,
         stage_name: String,
         stage_step: usize,

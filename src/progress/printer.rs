@@ -239,8 +239,12 @@ fn place_of(event: &Event) -> String {
             stage_name,
             stage_step,
             stage_steps,
+            platform,
             ..
-        } => format!("[{stage_name} {stage_step}/{stage_steps}]"),
+        } => match platform {
+            Some(p) => format!("[{p} {stage_name} {stage_step}/{stage_steps}]"),
+            None => format!("[{stage_name} {stage_step}/{stage_steps}]"),
+        },
         _ => String::new(),
     }
 }
@@ -339,7 +343,11 @@ mod tests {
     use crate::progress::StepId;
 
     fn step(number: usize) -> StepId {
-        StepId { stage: 1, number }
+        StepId {
+            stage: 1,
+            number,
+            platform: 0,
+        }
     }
 
     #[test]
@@ -348,6 +356,7 @@ mod tests {
             (
                 Event::StepStarted {
                     step: step(2),
+                    platform: None,
                     total: 7,
                     stage_name: "stage-0".into(),
                     stage_step: 2,
@@ -417,6 +426,7 @@ mod tests {
     fn quiet_keeps_only_what_docker_shows_when_quiet() {
         let step = Event::StepStarted {
             step: step(1),
+            platform: None,
             total: 1,
             stage_name: "stage-0".into(),
             stage_step: 1,

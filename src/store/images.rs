@@ -262,7 +262,9 @@ impl Store {
     /// `rmi [-f] NAME`: untag, and delete the image when no tag is left,
     /// then the layers and blobs nothing else uses. An image other images
     /// were built on is only untagged when named by a tag, and refused when
-    /// named by id, even forced (Docker's rules).
+    /// named by id, even forced (Docker's rules). A name with several
+    /// platforms takes its list's other images along, those no other name
+    /// holds (as Docker's containerd store: one name, all its platforms).
     pub fn remove_image(
         &self,
         name: &str,
@@ -273,59 +275,25 @@ impl Store {
         self.update_index(|lock, _staging, index| {
             // Read under the lock: containers are created under it too.
             let containers = self.containers_by_image()?;
-            let mut events = Vec::new();
-            let tagged = by_ref
-                .as_ref()
-                .and_then(|r| index.lookup(r).cloned().map(|id| (r.clone(), id)));
-            let id = match &tagged {
-                Some((_, id)) => id.clone(),
-                None => resolve_id(index, name)?,
-            };
-            let tags = index.tags_of(&id);
-            let user = containers.get(&id).and_then(|c| c.first()).cloned();
-            match &tagged {
-                Some((r, _)) if r.digest().is_none() && tags.len() > 1 => {
-                    index.tags.remove(&r.to_string());
-                    index.lists.remove(&r.to_string());
-                    events.push(RemoveEvent::Untagged(r.familiar()));
-                    return Ok(events);
+            let listed = by_ref.as_ref().map(|r| index.listed(r)).unwrap_or_default();
+            let mut events = remove_named(
+                index,
+                &containers,
+                name,
+                by_ref.as_ref(),
+                force,
+                prune_parents,
+            )?;
+            for id in listed {
+                if index.unnamed(&id, &containers) {
+                    let parent = delete_record(index, &id, &mut events);
+                    if prune_parents {
+                        remove_untagged_parents(index, &containers, parent, &mut events);
+                    }
                 }
-                Some((r, _)) if r.digest().is_none() => {}
-                _ if tags.len() > 1 && !force => {
-                    return Err(StoreError::MultipleTags {
-                        image: id.short().into(),
-                    });
-                }
-                _ => {}
             }
-            if let (Some(container), false) = (&user, force) {
-                return Err(StoreError::InUse {
-                    reference: name.into(),
-                    container: container.chars().take(12).collect(),
-                    image: id.short().into(),
-                });
-            }
-            let has_children = index
-                .images
-                .values()
-                .any(|r| r.parent.as_ref() == Some(&id));
-            if has_children && tagged.is_none() {
-                return Err(StoreError::HasChildren {
-                    image: id.short().into(),
-                });
-            }
-            for t in &tags {
-                index.tags.remove(&t.to_string());
-                index.lists.remove(&t.to_string());
-                events.push(RemoveEvent::Untagged(t.familiar()));
-            }
-            if has_children {
-                // Kept, untagged, for the images built on it.
+            if !events.iter().any(|e| matches!(e, RemoveEvent::Deleted(_))) {
                 return Ok(events);
-            }
-            let parent = delete_record(index, &id, &mut events);
-            if prune_parents {
-                remove_untagged_parents(index, &containers, parent, &mut events);
             }
             let removed = self.collect_garbage(lock, index, &containers)?;
             events.extend(
@@ -388,6 +356,71 @@ impl Store {
             .collect();
         self.gc(lock, index, &roots)
     }
+}
+
+/// `rmi`'s untagging and deleting of what `name` names, before the
+/// garbage collection.
+fn remove_named(
+    index: &mut ImageIndex,
+    containers: &BTreeMap<ImageId, Vec<String>>,
+    name: &str,
+    by_ref: Option<&Reference>,
+    force: bool,
+    prune_parents: bool,
+) -> Result<Vec<RemoveEvent>, StoreError> {
+    let mut events = Vec::new();
+    let tagged = by_ref.and_then(|r| index.lookup(r).cloned().map(|id| (r.clone(), id)));
+    let id = match &tagged {
+        Some((_, id)) => id.clone(),
+        None => resolve_id(index, name)?,
+    };
+    let tags = index.tags_of(&id);
+    let user = containers.get(&id).and_then(|c| c.first()).cloned();
+    match &tagged {
+        Some((r, _)) if r.digest().is_none() && tags.len() > 1 => {
+            index.tags.remove(&r.to_string());
+            index.lists.remove(&r.to_string());
+            events.push(RemoveEvent::Untagged(r.familiar()));
+            return Ok(events);
+        }
+        Some((r, _)) if r.digest().is_none() => {}
+        _ if tags.len() > 1 && !force => {
+            return Err(StoreError::MultipleTags {
+                image: id.short().into(),
+            });
+        }
+        _ => {}
+    }
+    if let (Some(container), false) = (&user, force) {
+        return Err(StoreError::InUse {
+            reference: name.into(),
+            container: container.chars().take(12).collect(),
+            image: id.short().into(),
+        });
+    }
+    let has_children = index
+        .images
+        .values()
+        .any(|r| r.parent.as_ref() == Some(&id));
+    if has_children && tagged.is_none() {
+        return Err(StoreError::HasChildren {
+            image: id.short().into(),
+        });
+    }
+    for t in &tags {
+        index.tags.remove(&t.to_string());
+        index.lists.remove(&t.to_string());
+        events.push(RemoveEvent::Untagged(t.familiar()));
+    }
+    if has_children {
+        // Kept, untagged, for the images built on it.
+        return Ok(events);
+    }
+    let parent = delete_record(index, &id, &mut events);
+    if prune_parents {
+        remove_untagged_parents(index, containers, parent, &mut events);
+    }
+    Ok(events)
 }
 
 /// Keep manifest `digest` in `id`'s record, with `repo@digest` for a

@@ -72,6 +72,27 @@ impl ImageIndex {
         self.lists.get(&reference.to_string())
     }
 
+    /// The images of a name's list (none without one).
+    pub(super) fn listed(&self, reference: &Reference) -> Vec<ImageId> {
+        self.list(reference)
+            .map(|l| l.manifests.iter().map(|e| e.image.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `id` is in the store with no name (tag or list), no
+    /// container and no image built on it: `rmi` of its list's name takes
+    /// it along.
+    pub(super) fn unnamed(
+        &self,
+        id: &ImageId,
+        containers: &BTreeMap<ImageId, Vec<String>>,
+    ) -> bool {
+        self.images.contains_key(id)
+            && self.names_of(id).is_empty()
+            && !containers.contains_key(id)
+            && !self.images.values().any(|r| r.parent.as_ref() == Some(id))
+    }
+
     /// An image's tags and the names whose list holds it (another
     /// platform's image under the same name), sorted.
     pub fn names_of(&self, id: &ImageId) -> Vec<Reference> {

@@ -34,13 +34,22 @@ impl Drop for Uncached {
 }
 
 impl Build<'_> {
-    /// What `key` made before, unless `--no-cache`.
+    /// What `key` made before, unless `--no-cache`; what another
+    /// platform of this build made for it, even then (the step is this
+    /// thread's to run when `None`: see [`crate::build::siblings`]).
     pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        let siblings = self.siblings();
+        if let Some(entry) = siblings.and_then(|s| s.take_or_claim(key)) {
+            return Some(entry);
+        }
         if self.opts.no_cache || Uncached::here() {
             return None;
         }
         let entry = self.cache.lookup(key).filter(|e| self.fresh(e));
         crate::log::debug(&format!("cache key {key}: {entry:?}"));
+        if let (Some(s), Some(e)) = (siblings, &entry) {
+            s.publish(key, e);
+        }
         entry
     }
 
@@ -74,6 +83,9 @@ impl Build<'_> {
         if self.opts.dry_run {
             return;
         }
+        if let Some(s) = self.siblings() {
+            s.publish(key, entry);
+        }
         if let Err(e) = self.cache.record(key, entry) {
             // A cache that cannot be written only costs the next build time.
             self.out.warn(&format!("recording the build cache: {e}"));
@@ -90,8 +102,10 @@ impl Build<'_> {
         }
     }
 
-    /// Whether the step at `site` can be in the cache at all.
+    /// Whether the step at `site` can be in the cache at all (or made by
+    /// another platform of this build).
     pub fn may_hit(&self, site: &CacheKey) -> bool {
-        !(self.opts.no_cache || Uncached::here()) && self.cache.has_site(site)
+        self.siblings().is_some()
+            || !(self.opts.no_cache || Uncached::here()) && self.cache.has_site(site)
     }
 }

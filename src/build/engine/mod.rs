@@ -52,6 +52,7 @@ use super::output::{self, Built, Finish};
 use super::plan::{self, Plan, PlannedStep, StagePlan, StepKind};
 use super::remote::{self, LayeredCache};
 use super::scheduler::{self, Cancel, Node};
+use super::siblings::Releasing;
 use crate::digest::ImageId;
 use crate::progress::{self, StepId};
 use crate::reference::Reference;
@@ -127,6 +128,9 @@ pub struct BuildOptions {
     pub ignorefile: Option<PathBuf>,
     /// `--add-host`, `--shm-size`, `--ulimit`, for every RUN.
     pub extras: crate::sandbox::extras::Extras,
+    /// One platform of a `--platform A,B` build: what it shares with the
+    /// others (see [`crate::build::siblings`]).
+    pub sibling: Option<crate::build::siblings::Sibling>,
 }
 
 /// `--pull`: when a FROM image is fetched from its registry.
@@ -219,6 +223,8 @@ fn build_skipping(
     poisoned: BTreeSet<crate::digest::DiffId>,
 ) -> Result<Built, BuildError> {
     let parsed = parse(opts)?;
+    // The keys looked up outside a stage (`--label`s) are given up at the end.
+    let _claims = Releasing(opts.sibling.as_ref().map(|s| &*s.shared));
     let imports = match opts.no_cache {
         true => Vec::new(),
         false => remote::import::read_all(&opts.cache_from),
@@ -293,7 +299,18 @@ fn step_id(sp: &StagePlan, planned: &PlannedStep) -> StepId {
     StepId {
         stage: sp.stage.index,
         number: planned.number,
+        // The printer stamps its platform's.
+        platform: 0,
     }
+}
+
+/// The platform a build's steps show (and its place in `--platform`):
+/// when it is one of several, or not the host's.
+fn shown_platform(opts: &BuildOptions) -> Option<(usize, String)> {
+    let index = opts.sibling.as_ref().map(|s| s.index);
+    let foreign = !opts.platform.satisfies(&crate::platform::Platform::host());
+    (index.is_some() || foreign)
+        .then(|| (index.unwrap_or(0), crate::platform::show(&opts.platform)))
 }
 
 /// The name a stage's lines go by: `AS name`, or `stage-N` as BuildKit's.
@@ -335,10 +352,15 @@ impl Build<'_> {
     /// Err once the build should stop: a signal, or another stage failed.
     fn stopped(&self) -> Result<(), BuildError> {
         interrupted()?;
-        match self.cancel.is_set() {
+        match self.cancel.is_set() || self.siblings().is_some_and(|s| s.stopped()) {
             true => Err(BuildError::Cancelled),
             false => Ok(()),
         }
+    }
+
+    /// What this build shares with the other platforms' (if any).
+    fn siblings(&self) -> Option<&crate::build::siblings::Siblings> {
+        self.opts.sibling.as_ref().map(|s| &*s.shared)
     }
 
     /// The engine for one build of `opts`, looking steps up in `cache`.
@@ -348,7 +370,7 @@ impl Build<'_> {
         parsed: &'a Parsed,
         cache: &'a dyn StepCache,
     ) -> Build<'a> {
-        let out = Printer::new(opts.quiet);
+        let out = Printer::new(opts.quiet, shown_platform(opts));
         if let Err(e) = crate::sandbox::interrupt::catch() {
             // Without it ^C still stops the build, only less tidily.
             out.warn(&format!("catching ^C: {e}"));
@@ -417,13 +439,20 @@ impl Build<'_> {
             })
             .collect();
         let jobs = self.opts.jobs.max(1);
-        let parallel = scheduler::can_overlap(&nodes, jobs);
+        let parallel =
+            scheduler::can_overlap(&nodes, jobs) || self.siblings().is_some_and(|s| s.parallel);
         self.out
             .build_started(&dockerfile_name(self.opts), plan.total, parallel);
         let by_id: HashMap<usize, &StagePlan> =
             plan.stages.iter().map(|sp| (sp.stage.index, sp)).collect();
         let work = |id: usize, done: &Stages| self.stage(plan, by_id[&id], globals, done);
-        let stop = crate::sandbox::interrupt::cancel_running;
+        let stop = || {
+            // A failed stage stops the other platforms' builds too.
+            if let Some(s) = self.siblings() {
+                s.stop();
+            }
+            crate::sandbox::interrupt::cancel_running();
+        };
         let done = scheduler::run(&nodes, jobs, &self.cancel, &stop, &work);
         // Every stage has ended: nothing of this build is left to stop.
         crate::sandbox::interrupt::resume();
@@ -438,6 +467,7 @@ impl Build<'_> {
         done: &Stages,
     ) -> Result<Option<ImageId>, BuildError> {
         self.stopped()?;
+        let _claims = Releasing(self.siblings());
         let _uncached = Uncached::set(self.filtered(sp));
         self.cache.stage_started(sp.stage.index);
         let started = self.begin(plan, sp, &sp.from);
@@ -470,6 +500,8 @@ impl Build<'_> {
         };
         self.out.step_done(state.step, base);
         for (i, planned) in sp.steps.iter().enumerate() {
+            // The keys this step claims are given up when it ends.
+            let _claims = Releasing(self.siblings());
             self.stopped()?;
             let started = self.begin(plan, sp, planned);
             if let Some(reason) = self.dry_needs(planned) {

@@ -11,6 +11,10 @@ use crate::sandbox::spawn::Output;
 
 pub(super) struct Printer {
     quiet: bool,
+    /// One platform of several, or a foreign one: its place in
+    /// `--platform` (stamped on every step's id, so the platforms' events
+    /// stay apart) and its name (shown in each step's `[...]`).
+    platform: Option<(usize, String)>,
 }
 
 /// Where a step stands in its stage, for BuildKit's `[name 2/3]`, and
@@ -33,8 +37,16 @@ pub(super) struct Finished {
 }
 
 impl Printer {
-    pub fn new(quiet: bool) -> Printer {
-        Printer { quiet }
+    pub fn new(quiet: bool, platform: Option<(usize, String)>) -> Printer {
+        Printer { quiet, platform }
+    }
+
+    /// `step`, as the events of this printer's platform name it.
+    fn id(&self, step: StepId) -> StepId {
+        StepId {
+            platform: self.platform.as_ref().map_or(0, |p| p.0),
+            ..step
+        }
     }
 
     /// `-q`: RUN output is dropped too.
@@ -52,7 +64,8 @@ impl Printer {
 
     pub fn step_started(&self, step: StepId, total: usize, place: Place<'_>, text: &str) {
         progress::emit(Event::StepStarted {
-            step,
+            step: self.id(step),
+            platform: self.platform.as_ref().map(|p| p.1.clone()),
             total,
             stage_name: place.stage_name.into(),
             stage_step: place.stage_step,
@@ -65,6 +78,7 @@ impl Printer {
 
     /// ` ---> Using cache`, or with where from when not this machine's.
     pub fn cached(&self, step: StepId, origin: Option<String>) {
+        let step = self.id(step);
         progress::emit(match origin {
             None => Event::StepCached { step },
             Some(origin) => Event::StepCachedFrom { step, origin },
@@ -74,14 +88,14 @@ impl Printer {
     /// `--explain-cache`: why the step missed (` ---> Cache miss: …`).
     pub fn missed(&self, step: StepId, reason: &str) {
         progress::emit(Event::StepMissed {
-            step,
+            step: self.id(step),
             reason: reason.into(),
         });
     }
 
     pub fn running(&self, step: StepId, container: &str) {
         progress::emit(Event::StepRunning {
-            step,
+            step: self.id(step),
             container: container.into(),
         });
     }
@@ -94,6 +108,7 @@ impl Printer {
         if self.quiet {
             return Output::Null;
         }
+        let step = self.id(step);
         if !progress::captures_output() {
             return match to_stderr {
                 true => Output::Stderr,
@@ -111,14 +126,14 @@ impl Printer {
     /// The image a step or a stage's FROM stands at (` ---> <id>`).
     pub fn image(&self, step: StepId, image: &str) {
         progress::emit(Event::StepImage {
-            step,
+            step: self.id(step),
             image: image.into(),
         });
     }
 
     pub fn step_done(&self, step: StepId, f: Finished) {
         progress::emit(Event::StepDone {
-            step,
+            step: self.id(step),
             cached: f.cached,
             millis: u64::try_from(f.took.as_millis()).unwrap_or(u64::MAX),
             image: f.image,

@@ -80,6 +80,7 @@ fn options(context: Option<PathBuf>, dockerfile: &str) -> BuildOptions {
         ignorefile: None,
         build_contexts: Default::default(),
         extras: Default::default(),
+        sibling: None,
     }
 }
 
@@ -99,7 +100,7 @@ fn with_build<T>(
         opts: &opts,
         parsed: &parsed,
         cache,
-        out: Printer::new(true),
+        out: Printer::new(true, None),
         args: BuildArgs::new(&opts.build_args, &opts.platform),
         driver: Mutex::new(DriverKind::Overlay),
         context: OnceLock::new(),

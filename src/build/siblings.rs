@@ -1,0 +1,185 @@
+//! What the per-platform builds of one `build --platform A,B` share: a stop
+//! flag (one platform's failure stops the others) and a memo of the steps
+//! done in this invocation, so a step with the same key in two platforms
+//! (a `FROM --platform=$BUILDPLATFORM` stage) runs once, even under
+//! `--no-cache` and when the platforms build at once.
+//!
+//! A step's key is claimed by the thread that looks it up first; another
+//! thread looking the same key up waits until the claimer records what the
+//! step made (then takes it), gives the claim up (then claims it itself),
+//! or the build stops. Claims are given up at the end of every step
+//! ([`Siblings::release_mine`]), so a waiter waits for one step at most.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use super::cache::Entry;
+use super::key::CacheKey;
+
+/// A key's state in the memo.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// The step runs on this thread now.
+    Running(ThreadId),
+    /// It made this.
+    Done(Entry),
+}
+
+/// Shared by every platform of one build.
+#[derive(Debug, Default)]
+pub struct Siblings {
+    stop: AtomicBool,
+    /// Whether the platforms build at once (their lines then say which
+    /// platform they are of).
+    pub parallel: bool,
+    memo: Mutex<HashMap<CacheKey, Slot>>,
+    changed: Condvar,
+}
+
+/// One platform's build among its siblings.
+#[derive(Debug, Clone)]
+pub struct Sibling {
+    /// The platform's place in `--platform`, which tells its steps' events
+    /// apart from the others'.
+    pub index: usize,
+    pub shared: Arc<Siblings>,
+}
+
+impl Siblings {
+    pub fn new(parallel: bool) -> Siblings {
+        Siblings {
+            parallel,
+            ..Siblings::default()
+        }
+    }
+
+    /// Stops every platform's build (between steps).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || crate::sandbox::interrupt::requested()
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Slot>> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What another platform's step of `key` made; else `None`, and the
+    /// key is this thread's to run (waiting first while another thread
+    /// runs it).
+    pub fn take_or_claim(&self, key: &CacheKey) -> Option<Entry> {
+        let me = std::thread::current().id();
+        let mut memo = self.memo();
+        loop {
+            match memo.get(key) {
+                Some(Slot::Done(entry)) => return Some(entry.clone()),
+                Some(Slot::Running(t)) if *t != me => {
+                    if self.stopped() {
+                        return None;
+                    }
+                    // A timeout too, so that a signal (which notifies
+                    // nobody) is seen.
+                    let tick = Duration::from_millis(200);
+                    memo = match self.changed.wait_timeout(memo, tick) {
+                        Ok((m, _)) => m,
+                        Err(e) => e.into_inner().0,
+                    };
+                }
+                Some(Slot::Running(_)) => return None,
+                None => {
+                    memo.insert(key.clone(), Slot::Running(me));
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// `key` made `entry`: the other platforms take it.
+    pub fn publish(&self, key: &CacheKey, entry: &Entry) {
+        self.memo().insert(key.clone(), Slot::Done(entry.clone()));
+        self.changed.notify_all();
+    }
+
+    /// Gives up the keys this thread claimed and did not record (a step
+    /// that failed, or made nothing to record).
+    pub fn release_mine(&self) {
+        let me = std::thread::current().id();
+        self.memo()
+            .retain(|_, slot| !matches!(slot, Slot::Running(t) if *t == me));
+        self.changed.notify_all();
+    }
+}
+
+/// Gives up this thread's claims when dropped: at the end of a step, and
+/// of a build.
+pub struct Releasing<'a>(pub Option<&'a Siblings>);
+
+impl Drop for Releasing<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0 {
+            s.release_mine();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> CacheKey {
+        crate::build::key::key(
+            crate::build::key::Parent::Scratch,
+            &crate::build::key::Op::Labels(&[("k".to_string(), s.to_string())].into()),
+        )
+    }
+
+    #[test]
+    fn the_first_claims_a_waiter_takes_what_it_made() {
+        let s = Arc::new(Siblings::new(true));
+        let k = key("a");
+        assert!(s.take_or_claim(&k).is_none(), "the first claims");
+        let other = {
+            let (s, k) = (s.clone(), k.clone());
+            std::thread::spawn(move || s.take_or_claim(&k))
+        };
+        s.publish(&k, &Entry::Step);
+        assert!(matches!(other.join().unwrap(), Some(Entry::Step)));
+    }
+
+    #[test]
+    fn a_released_claim_passes_to_the_waiter() {
+        let s = Arc::new(Siblings::new(true));
+        let k = key("b");
+        assert!(s.take_or_claim(&k).is_none());
+        let other = {
+            let (s, k) = (s.clone(), k.clone());
+            std::thread::spawn(move || {
+                let got = s.take_or_claim(&k);
+                // Now the waiter's: a third look from it claims nothing new.
+                (got.is_none(), s.take_or_claim(&k).is_none())
+            })
+        };
+        drop(Releasing(Some(&s)));
+        assert_eq!(other.join().unwrap(), (true, true));
+    }
+
+    #[test]
+    fn a_stop_ends_the_wait() {
+        let s = Arc::new(Siblings::new(true));
+        let k = key("c");
+        assert!(s.take_or_claim(&k).is_none());
+        let other = {
+            let (s, k) = (s.clone(), k.clone());
+            std::thread::spawn(move || s.take_or_claim(&k))
+        };
+        s.stop();
+        assert!(other.join().unwrap().is_none());
+        assert!(s.stopped());
+    }
+}
