@@ -661,3 +661,76 @@ fn rootless_platform_rmi_takes_every_platform() {
         .stdout;
     assert_eq!(left.trim(), "keep:1 linux/arm64", "{left}");
 }
+
+#[test]
+fn registry_platform_cache_to_holds_every_platform() {
+    let Some(arm64) = arm64_base() else { return };
+    let addr = common::registry_addr();
+    let cache = format!("{addr}/{}/cache:1", unique("pcache"));
+    let ctx = common::context(&[("Dockerfile", CROSS)]);
+    let dir = ctx.path().to_str().unwrap();
+    let build = |s: &Strata, cache_flag: &str, report: &Path| {
+        let spec = match cache_flag {
+            "--cache-to" => format!("type=registry,ref={cache},mode=max"),
+            _ => format!("type=registry,ref={cache}"),
+        };
+        s.run(&[
+            "build",
+            "-q",
+            cache_flag,
+            &spec,
+            "--report",
+            report.to_str().unwrap(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "cached:1",
+            dir,
+        ])
+        .success();
+    };
+    let first = store_with_both("bb:1", &arm64);
+    let reports = tempfile::tempdir().unwrap();
+    build(&first, "--cache-to", &reports.path().join("1.json"));
+    // The record says which platforms' builds made it.
+    let config = common::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ],
+    );
+    let record: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        record["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"]),
+        "{config}"
+    );
+    // With its local cache gone (the base images kept: a fresh import
+    // would be other images), the store takes every RUN of both platforms
+    // from the registry: neither platform's export replaced the other's.
+    first.run(&["rmi", "cached:1"]).success();
+    first
+        .run(&["system", "prune", "--build-cache", "--force"])
+        .success();
+    let report = reports.path().join("2.json");
+    build(&first, "--cache-from", &report);
+    let v: serde_json::Value = serde_json::from_slice(&fs_err::read(&report).unwrap()).unwrap();
+    let runs: Vec<(String, String)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["instruction"].as_str().unwrap().starts_with("RUN"))
+        .map(|st| {
+            let p = st["platform"].as_str().unwrap().to_string();
+            (p, st["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let platforms: std::collections::BTreeSet<&str> =
+        runs.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(platforms.len(), 2, "{v:#}");
+    assert!(runs.iter().all(|(_, s)| s == "cached"), "{v:#}");
+}

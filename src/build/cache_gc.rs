@@ -40,11 +40,14 @@ pub enum CacheGcError {
     Store(#[from] StoreError),
 }
 
-/// The images tags, containers and tagged images' parent chains need.
+/// The images tags, names' lists (another platform's image under a name),
+/// containers and those images' parent chains need.
 fn protected(store: &Store) -> Result<BTreeSet<ImageId>, StoreError> {
     let index = store.index()?;
     let mut out: BTreeSet<ImageId> = store.containers_by_image()?.into_keys().collect();
     let mut todo: Vec<ImageId> = index.tags.values().cloned().collect();
+    let listed = index.lists.values().flat_map(|l| &l.manifests);
+    todo.extend(listed.map(|e| e.image.clone()));
     todo.extend(out.iter().cloned());
     while let Some(id) = todo.pop() {
         let parent = index.images.get(&id).and_then(|r| r.parent.clone());

@@ -9,8 +9,11 @@
 //! step made (then takes it), gives the claim up (then claims it itself),
 //! or the build stops. Claims are given up at the end of every step
 //! ([`Siblings::release_mine`]), so a waiter waits for one step at most.
+//!
+//! `--cache-to` is written once, when every platform is built, with the
+//! journals of them all (each build alone would replace the others').
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use super::cache::Entry;
 use super::key::CacheKey;
+use super::remote::journal::Journal;
 
 /// A key's state in the memo.
 #[derive(Debug, Clone)]
@@ -37,6 +41,9 @@ pub struct Siblings {
     pub parallel: bool,
     memo: Mutex<HashMap<CacheKey, Slot>>,
     changed: Condvar,
+    /// What the platforms' builds looked up and made, with the stages of
+    /// the final image: `--cache-to` writes one record of them all.
+    journal: Mutex<Option<(Journal, BTreeSet<usize>)>>,
 }
 
 /// One platform's build among its siblings.
@@ -104,6 +111,26 @@ impl Siblings {
     pub fn publish(&self, key: &CacheKey, entry: &Entry) {
         self.memo().insert(key.clone(), Slot::Done(entry.clone()));
         self.changed.notify_all();
+    }
+
+    /// Adds a platform's journal to the build's cache export.
+    pub fn add_journal(&self, journal: Journal, final_stages: BTreeSet<usize>) {
+        let mut all = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *all {
+            Some((j, stages)) => {
+                j.merge(journal);
+                stages.extend(final_stages);
+            }
+            None => *all = Some((journal, final_stages)),
+        }
+    }
+
+    /// Every platform's journal, merged (`None` when none was built).
+    pub fn take_journal(&self) -> Option<(Journal, BTreeSet<usize>)> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Gives up the keys this thread claimed and did not record (a step

@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 
 use super::build_output::Resolved;
 use crate::build::output::Built;
+use crate::build::remote::export::write_all;
 use crate::build::scheduler::{self, Cancel, Node};
 use crate::build::siblings::{Sibling, Siblings};
 use crate::build::{BuildError, BuildOptions};
@@ -115,7 +116,12 @@ fn build_each(
     let done = scheduler::run(&nodes, jobs, &Cancel::default(), &stop, &work);
     crate::sandbox::interrupt::resume();
     match (done, first.into_inner().unwrap_or_else(|e| e.into_inner())) {
-        (Ok(ids), _) => Ok(platforms.iter().cloned().zip(ids.into_values()).collect()),
+        (Ok(ids), _) => {
+            if let Some((journal, stages)) = shared.take_journal() {
+                write_all(store, &journal, &stages, &options.cache_to)?;
+            }
+            Ok(platforms.iter().cloned().zip(ids.into_values()).collect())
+        }
         (Err(()), Some(e)) => Err(e),
         (Err(()), None) => Err(BuildError::Cancelled.into()),
     }

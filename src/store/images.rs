@@ -495,7 +495,7 @@ fn remove_untagged_parents(
     events: &mut Vec<RemoveEvent>,
 ) {
     while let Some(p) = parent.take() {
-        let named = !index.tags_of(&p).is_empty()
+        let named = !index.names_of(&p).is_empty()
             || index
                 .images
                 .get(&p)

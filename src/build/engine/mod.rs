@@ -249,8 +249,16 @@ fn build_skipping(
             id: image.clone(),
             source,
         })?;
-    remote::export::write_all(store, &cache.journal(), &final_stages, &opts.cache_to)
-        .map_err(|e| BuildError::CacheExport(Box::new(e)))?;
+    let mut journal = cache.journal();
+    journal
+        .platforms
+        .insert(crate::platform::show(&opts.platform));
+    match &opts.sibling {
+        // Written once, with every platform's, when all are built.
+        Some(s) => s.shared.add_journal(journal, final_stages),
+        None => remote::export::write_all(store, &journal, &final_stages, &opts.cache_to)
+            .map_err(|e| BuildError::CacheExport(Box::new(e)))?,
+    }
     b.save_explained();
     b.out.say(&format!("Successfully built {}", image.short()));
     for tag in &opts.tags {

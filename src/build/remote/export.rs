@@ -40,6 +40,7 @@ pub fn record(
     compression: Compression,
 ) -> Result<(CacheRecord, Vec<Blob>), RemoteError> {
     let mut record = CacheRecord::new(mode);
+    record.platforms.clone_from(&journal.platforms);
     let mut blobs = Vec::new();
     let wanted = |stage: usize| mode == Mode::Max || final_stages.contains(&stage);
     for (_, site) in journal.sites.iter().filter(|(s, _)| wanted(*s)) {

@@ -43,6 +43,11 @@ pub struct CacheRecord {
     /// a tar of its contents (`mounts=true`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mounts: BTreeMap<String, Descriptor>,
+    /// The platforms whose builds made the record (`linux/arm64`); their
+    /// keys include the platform wherever it matters, so they share one
+    /// record without hitting each other's steps.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub platforms: BTreeSet<String>,
 }
 
 /// A record that cannot be used.
