@@ -95,6 +95,51 @@ fn builder_runs(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The platforms (`os/arch`) of the index `name` in the registry, sorted.
+fn index_platforms(name: &str) -> Vec<String> {
+    let src = format!("docker://{name}");
+    let raw = common::tool("skopeo", &["inspect", "--raw", "--tls-verify=false", &src]);
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {raw}"))
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    platforms.sort();
+    platforms
+}
+
+/// `skopeo copy --override-arch arm64` of `name` into an OCI layout.
+fn arm64_copy(name: &str) -> tempfile::TempDir {
+    let oci = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}:x", oci.path().display());
+    let src = format!("docker://{name}");
+    let args = [
+        "copy",
+        "--override-arch",
+        "arm64",
+        "--src-tls-verify=false",
+        &src,
+        &layout,
+    ];
+    common::tool("skopeo", &args);
+    oci
+}
+
+/// `images`: `NAME:TAG PLATFORM` lines.
+fn names_and_platforms(s: &Strata) -> String {
+    let format = "{{.Repository}}:{{.Tag}} {{.Platform}}";
+    s.run(&["images", "--format", format]).success().stdout
+}
+
 /// A file of the top layer of the image in OCI layout `dir`.
 fn top_layer_file(dir: &Path, file: &str) -> String {
     let read_json = |p: PathBuf| -> serde_json::Value {
@@ -147,45 +192,8 @@ fn registry_platform_build_two_platforms_push_index_pull_run() {
     // The builder stage ran once, natively, for both platforms.
     assert_eq!(builder_runs(&log), ["builder-ran-x86_64"], "{log}");
 
-    let raw = common::tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{dest}"),
-        ],
-    );
-    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
-    let mut platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    platforms.sort();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{raw}");
-
-    let oci = tempfile::tempdir().unwrap();
-    let layout = format!("oci:{}:x", oci.path().display());
-    let src = format!("docker://{dest}");
-    common::tool(
-        "skopeo",
-        &[
-            "copy",
-            "--override-arch",
-            "arm64",
-            "--src-tls-verify=false",
-            &src,
-            &layout,
-        ],
-    );
+    assert_eq!(index_platforms(&dest), ["linux/amd64", "linux/arm64"]);
+    let oci = arm64_copy(&dest);
     assert_eq!(top_layer_file(oci.path(), "arch"), "aarch64\n");
     assert_eq!(
         top_layer_file(oci.path(), "args"),
@@ -261,14 +269,7 @@ fn rootless_platform_single_foreign_build_images_inspect() {
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(v[0]["Architecture"], "arm64", "{inspect}");
     // Both busybox images listed under bb:1, each with its platform.
-    let images = s
-        .run(&[
-            "images",
-            "--format",
-            "{{.Repository}}:{{.Tag}} {{.Platform}}",
-        ])
-        .success()
-        .stdout;
+    let images = names_and_platforms(&s);
     let mut bb: Vec<&str> = images.lines().filter(|l| l.starts_with("bb:1 ")).collect();
     bb.sort_unstable();
     assert_eq!(bb, ["bb:1 linux/amd64", "bb:1 linux/arm64"], "{images}");
@@ -583,38 +584,8 @@ fn registry_platform_push_list_and_build_manifest() {
     .success();
     for name in [&dest, &list] {
         s.run(&["push", name]).success();
-        let raw = common::tool(
-            "skopeo",
-            &[
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                &format!("docker://{name}"),
-            ],
-        );
-        let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
-        let mut archs: Vec<String> = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
-            .collect();
-        archs.sort();
-        assert_eq!(archs, ["amd64", "arm64"], "{raw}");
-        let oci = tempfile::tempdir().unwrap();
-        let layout = format!("oci:{}:x", oci.path().display());
-        let src = format!("docker://{name}");
-        common::tool(
-            "skopeo",
-            &[
-                "copy",
-                "--override-arch",
-                "arm64",
-                "--src-tls-verify=false",
-                &src,
-                &layout,
-            ],
-        );
+        assert_eq!(index_platforms(name), ["linux/amd64", "linux/arm64"]);
+        let oci = arm64_copy(name);
         assert_eq!(top_layer_file(oci.path(), "arch"), "aarch64\n");
     }
 }
@@ -651,14 +622,7 @@ fn rootless_platform_rmi_takes_every_platform() {
         .to_string();
     s.run(&["tag", &arm, "keep:1"]).success();
     s.run(&["rmi", "bb:1"]).success();
-    let left = s
-        .run(&[
-            "images",
-            "--format",
-            "{{.Repository}}:{{.Tag}} {{.Platform}}",
-        ])
-        .success()
-        .stdout;
+    let left = names_and_platforms(&s);
     assert_eq!(left.trim(), "keep:1 linux/arm64", "{left}");
 }
 
