@@ -698,3 +698,57 @@ fn registry_platform_cache_to_holds_every_platform() {
     assert_eq!(platforms.len(), 2, "{v:#}");
     assert!(runs.iter().all(|(_, s)| s == "cached"), "{v:#}");
 }
+
+/// arm64's RUN fails once amd64's runs; amd64's would wait two minutes.
+const ONE_FAILS: &str = "FROM bb:1
+ARG TARGETARCH
+ARG NONCE
+RUN --mount=type=cache,target=/c,sharing=shared \\
+    if [ \"$TARGETARCH\" = arm64 ]; then \\
+      i=0; while [ ! -e /c/$NONCE-amd64 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; exit 3; \\
+    fi; \\
+    touch /c/$NONCE-amd64; i=0; while [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; echo finished-$TARGETARCH
+";
+
+#[test]
+fn registry_platform_one_failure_stops_the_others() {
+    let Some(arm64) = arm64_base() else { return };
+    let s = store_with_both("bb:1", &arm64);
+    let ctx = common::context(&[("Dockerfile", ONE_FAILS)]);
+    let out = s.run(&[
+        "build",
+        "--progress=plain",
+        "--jobs",
+        "2",
+        "--build-arg",
+        &format!("NONCE={}", unique("f")),
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "fails:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    // The error is arm64's own, not the stop it caused in amd64's build.
+    assert!(
+        out.stderr.contains("building for linux/arm64") && out.stderr.contains("exit status 3"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("building for linux/amd64:"),
+        "{}",
+        out.stderr
+    );
+    // amd64's RUN was stopped, not let run to its end.
+    assert!(!out.stdout.contains("finished-amd64"), "{}", out.stdout);
+    assert_eq!(
+        s.run(&["ps", "-aq"]).success().stdout,
+        "",
+        "no container left"
+    );
+    assert!(
+        s.run(&["inspect", "fails:1"]).code != Some(0),
+        "nothing tagged"
+    );
+}

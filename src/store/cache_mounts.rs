@@ -215,7 +215,11 @@ fn make_data(
     data: &Path,
     init: &dyn Fn(&Path) -> io::Result<()>,
 ) -> Result<(), StoreError> {
-    let tmp = dir.join(format!("data.tmp-{}", std::process::id()));
+    // Per process and call: two stages (or platforms) of one build can
+    // make the same mount's data at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("data.tmp-{}-{n}", std::process::id()));
     if tmp.exists() {
         remove_tree(&tmp).map_err(io_err("remove", &tmp))?;
     }
