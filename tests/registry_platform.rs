@@ -265,6 +265,39 @@ fn rootless_platform_single_foreign_build_images_inspect() {
         .run(&["run", "--rm", "cross:1", "cat", "/arch", "/args"])
         .success();
     assert_eq!(run.stdout, "aarch64\narm64 linux/arm64 amd64\n");
+    // Provenance names the platform built for, and each base's own.
+    let oci = tempfile::tempdir().unwrap();
+    let dest = oci.path().join("out");
+    s.run(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/arm64",
+        "--provenance=mode=min",
+        "-o",
+        &format!("type=oci,dest={},tar=false", dest.display()),
+        ctx.path().to_str().unwrap(),
+    ])
+    .success();
+    let statement = fs_err::read_to_string(oci.path().join("out.provenance.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&statement).unwrap();
+    let subject = v["subject"][0]["name"].as_str().unwrap();
+    assert!(subject.ends_with("?platform=linux%2Farm64"), "{statement}");
+    let mut bases: Vec<&str> = v["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["uri"].as_str().unwrap())
+        .collect();
+    bases.sort_unstable();
+    assert_eq!(
+        bases,
+        [
+            "pkg:docker/bb@1?platform=linux%2Famd64",
+            "pkg:docker/bb@1?platform=linux%2Farm64"
+        ],
+        "{statement}"
+    );
     let inspect = s.run(&["inspect", "cross:1"]).success().stdout;
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(v[0]["Architecture"], "arm64", "{inspect}");

@@ -58,6 +58,8 @@ pub struct BadMode(pub String);
 #[derive(Debug, Clone)]
 pub struct Provenance {
     predicate: Value,
+    /// The platform built for (`linux/arm64`), in the subject's purl.
+    platform: String,
 }
 
 /// When the build ran, as RFC 3339 times.
@@ -99,14 +101,17 @@ impl Provenance {
                 "metadata": {"startedOn": times.started, "finishedOn": times.finished},
             },
         });
-        Ok(Provenance { predicate })
+        Ok(Provenance {
+            predicate,
+            platform: crate::platform::show(&opts.platform),
+        })
     }
 
     /// The statement about the manifest `digest` that went out as `name`.
     pub fn statement(&self, name: &str, digest: &Digest) -> Vec<u8> {
         let statement = json!({
             "_type": STATEMENT_TYPE,
-            "subject": [{"name": purl(name), "digest": {"sha256": digest.hex()}}],
+            "subject": [{"name": purl(name, &self.platform), "digest": {"sha256": digest.hex()}}],
             "predicateType": PREDICATE_TYPE,
             "predicate": self.predicate,
         });
@@ -114,14 +119,15 @@ impl Provenance {
     }
 }
 
-/// `linux/<arch>` of this machine: what strata builds for.
+/// `linux/<arch>` of this machine: what strata runs on.
 fn host_platform() -> String {
     format!("linux/{}", crate::store::config::go_arch())
 }
 
-/// A package URL for an image name, as BuildKit writes subjects.
-fn purl(name: &str) -> String {
-    let platform = host_platform().replace('/', "%2F");
+/// A package URL for an image name of `platform`, as BuildKit writes
+/// subjects.
+fn purl(name: &str, platform: &str) -> String {
+    let platform = platform.replace('/', "%2F");
     match Reference::parse(name) {
         Ok(r) => {
             let version = r.tag().unwrap_or(crate::reference::DEFAULT_TAG);
@@ -181,8 +187,10 @@ fn dependencies(store: &Store, built: &Built) -> Result<Vec<Value>, OutputError>
         });
         let digest = manifest.unwrap_or_else(|| id.to_string());
         let hex = digest.trim_start_matches("sha256:").to_string();
+        // A base's platform is its own (a builder stage's is the host's).
+        let platform = crate::platform::show(&crate::platform::of_config(&store.config(id)?));
         out.push(json!({
-            "uri": purl(name),
+            "uri": purl(name, &platform),
             "digest": {"sha256": hex},
             "annotations": {"image.id": id.to_string()},
         }));
@@ -288,7 +296,7 @@ mod tests {
     #[test]
     fn subjects_are_package_urls() {
         assert_eq!(
-            purl("localhost:5000/ns/app:1"),
+            purl("localhost:5000/ns/app:1", &host_platform()),
             format!(
                 "pkg:docker/localhost:5000/ns/app@1?platform={}",
                 host_platform().replace('/', "%2F")
