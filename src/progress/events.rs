@@ -51,6 +51,7 @@ pub enum Event {
         step: StepId,
         /// The platform built for, when one of several or not the host's
         /// (BuildKit's `[linux/arm64 builder 1/3]`).
+        #[serde(skip_serializing_if = "Option::is_none")]
         platform: Option<String>,
         total: usize,
         stage_name: String,
