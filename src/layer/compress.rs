@@ -3,9 +3,9 @@
 //! decompressor of incoming streams (layers and ADDed archives alike):
 //! gzip, bzip2, xz and zstd, told by their magic bytes, never by a name.
 //!
-//! [`tar_compressed`] uses both cores for gzip too: one thread writes the
-//! layer's tar (and hashes it into the diff id) while the calling thread
-//! compresses and hashes the blob. Output is deterministic: the gzip header
+//! gzip is compressed on every core in independent chunks ([`super::pargzip`]),
+//! zstd by zstd's own workers; [`tar_compressed`] also writes the layer's
+//! tar (and hashes it into the diff id) on its own thread. Output is deterministic: the gzip header
 //! carries no name, mtime 0 and the OS byte 255 ("unknown", as Go writes
 //! it), so the same tar gives the same blob on any machine; zstd frames
 //! depend on the level only, not on the number of workers (zstd's
@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diff::{write_tar, DiffStats};
 use super::limits::{self, Capped};
+use super::pargzip::ParGzip;
 use super::LayerError;
 use crate::digest::{Digest, HashingReader, HashingWriter};
 
@@ -38,9 +39,6 @@ const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 pub const MAGIC_LEN: usize = 6;
 /// zstd's default level: a good ratio at several hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
-/// gzip's OS header byte: 255, "unknown", as Go's compress/gzip writes it,
-/// so the blob does not say which system made it.
-const GZIP_OS_UNKNOWN: u8 = 255;
 /// Levels `--compression-level` accepts per format (gzip 0-9, zstd 1-22
 /// as their tools do).
 pub const GZIP_LEVELS: std::ops::RangeInclusive<i32> = 0..=9;
@@ -300,7 +298,7 @@ impl Drop for XzPipe<'_> {
 /// A compressing writer of either kind.
 enum Encoder<W: Write> {
     None(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
@@ -323,12 +321,7 @@ impl<W: Write> Encoder<W> {
                     Some(l) => flate2::Compression::new(u32::try_from(l).unwrap_or(0)),
                     None => flate2::Compression::default(),
                 };
-                Encoder::Gzip(
-                    flate2::GzBuilder::new()
-                        .mtime(0)
-                        .operating_system(GZIP_OS_UNKNOWN)
-                        .write(out, level),
-                )
+                Encoder::Gzip(ParGzip::new(out, level, workers)?)
             }
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_LEVEL))?;
@@ -547,7 +540,7 @@ mod tests {
         let (_, _, out) = compress(&b"x"[..], Compression::Gzip, Vec::new()).unwrap();
         // mtime (bytes 4..8) zero, no FNAME flag, OS byte "unknown".
         assert_eq!(&out[3..8], &[0, 0, 0, 0, 0]);
-        assert_eq!(out[9], GZIP_OS_UNKNOWN);
+        assert_eq!(out[9], super::super::pargzip::OS_UNKNOWN);
     }
 
     #[test]

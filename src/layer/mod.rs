@@ -18,6 +18,7 @@ pub mod apply;
 pub mod compress;
 pub mod diff;
 pub mod limits;
+mod pargzip;
 pub mod reader;
 pub mod union;
 pub mod whiteout;

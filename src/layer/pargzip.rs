@@ -1,0 +1,192 @@
+//! gzip on every core, joined as pgzip does: the input is cut into fixed
+//! chunks of [`CHUNK`] bytes, each deflated on its own thread into a raw
+//! deflate segment ended by a sync flush (byte-aligned, not final), the last
+//! one by a final block; the segments in order make one deflate stream,
+//! wrapped in one gzip member whose CRC is combined from the chunks' CRCs.
+//!
+//! Deterministic: chunk boundaries depend only on byte offsets and each
+//! chunk is compressed with no shared state, so the same input and level
+//! give the same bytes whatever the core count or the caller's write sizes.
+//! The cost is a little ratio (each chunk starts with an empty window).
+//! Memory is bounded: at most [`in_flight`] chunks are being compressed.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::thread::JoinHandle;
+
+use flate2::{Compress, Crc, FlushCompress, Status};
+
+/// Bytes per independently compressed chunk (pgzip's default block size).
+const CHUNK: usize = 1 << 20;
+/// gzip's OS header byte: 255, "unknown", as Go's compress/gzip writes it,
+/// so the blob does not say which system made it.
+pub const OS_UNKNOWN: u8 = 255;
+
+type Segment = io::Result<(Vec<u8>, Crc)>;
+
+pub struct ParGzip<W: Write> {
+    out: W,
+    level: flate2::Compression,
+    workers: usize,
+    buf: Vec<u8>,
+    running: VecDeque<JoinHandle<Segment>>,
+    crc: Crc,
+}
+
+impl<W: Write> ParGzip<W> {
+    pub fn new(mut out: W, level: flate2::Compression, workers: usize) -> io::Result<ParGzip<W>> {
+        // XFL as zlib and flate2 set it: 2 for the best level, 4 the fastest.
+        let xfl = match level.level() {
+            9 => 2,
+            1 => 4,
+            _ => 0,
+        };
+        out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN])?;
+        Ok(ParGzip {
+            out,
+            level,
+            workers: workers.max(1),
+            buf: Vec::with_capacity(CHUNK),
+            running: VecDeque::new(),
+            crc: Crc::new(),
+        })
+    }
+
+    /// Two chunks per worker: one compressing, one ready, so no core idles
+    /// while this thread reads the next chunk.
+    fn in_flight(&self) -> usize {
+        self.workers * 2
+    }
+
+    fn spawn(&mut self, last: bool) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let level = self.level;
+        self.running
+            .push_back(std::thread::spawn(move || deflate(&chunk, level, last)));
+        while self.running.len() >= self.in_flight()
+            || self.running.front().is_some_and(|h| h.is_finished())
+        {
+            self.write_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        let Some(handle) = self.running.pop_front() else {
+            return Ok(());
+        };
+        let (segment, crc) = handle
+            .join()
+            .map_err(|_| io::Error::other("gzip worker panicked"))??;
+        self.crc.combine(&crc);
+        self.out.write_all(&segment)
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.spawn(true)?;
+        while !self.running.is_empty() {
+            self.write_oldest()?;
+        }
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
+        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
+        self.out.write_all(&trailer)?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for ParGzip<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.spawn(false)?;
+        }
+        Ok(n)
+    }
+
+    /// Flushes only what is already compressed: a chunk boundary forced by
+    /// a flush would make the bytes depend on when the caller flushed.
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One chunk as a raw deflate segment: sync-flushed, or final if `last`.
+fn deflate(data: &[u8], level: flate2::Compression, last: bool) -> Segment {
+    let mut c = Compress::new(level, false);
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    loop {
+        let done = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
+        let status = c
+            .compress_vec(&data[done..], &mut out, flush)
+            .map_err(io::Error::other)?;
+        let consumed = c.total_in() == data.len() as u64;
+        // A flush is complete once the output did not fill the space given.
+        let flushed = if last {
+            status == Status::StreamEnd
+        } else {
+            consumed && out.len() < out.capacity()
+        };
+        if flushed {
+            break;
+        }
+        out.reserve(out.capacity().max(64 << 10));
+    }
+    let mut crc = Crc::new();
+    crc.update(data);
+    Ok((out, crc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gzip(data: &[u8], workers: usize, piece: usize) -> Vec<u8> {
+        let mut enc = ParGzip::new(Vec::new(), flate2::Compression::default(), workers).unwrap();
+        for part in data.chunks(piece.max(1)) {
+            enc.write_all(part).unwrap();
+        }
+        enc.finish().unwrap()
+    }
+
+    fn gunzip(blob: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(blob)
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
+    #[test]
+    fn round_trips_at_every_size_around_the_chunk() {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            assert_eq!(gunzip(&gzip(&data, 2, 4096)), data, "len {len}");
+        }
+    }
+
+    #[test]
+    fn bytes_do_not_depend_on_workers_or_write_sizes() {
+        let data: Vec<u8> = (0..5 * CHUNK + 333).map(|i| (i * 7 % 253) as u8).collect();
+        let one = gzip(&data, 1, CHUNK);
+        assert_eq!(one, gzip(&data, 2, 1000));
+        assert_eq!(one, gzip(&data, 8, 3 * CHUNK));
+    }
+
+    #[test]
+    fn levels_zero_and_nine_read_back() {
+        let data = b"level ".repeat(400_000);
+        for level in [0, 1, 9] {
+            let mut enc = ParGzip::new(Vec::new(), flate2::Compression::new(level), 2).unwrap();
+            enc.write_all(&data).unwrap();
+            assert_eq!(gunzip(&enc.finish().unwrap()), data, "level {level}");
+        }
+    }
+}
