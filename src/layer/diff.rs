@@ -431,8 +431,8 @@ impl<W: Write> TarWriter<W> {
 
     fn file_data(&mut self, abs: &Path, size: u64) -> Result<(), LayerError> {
         let file = fs_err::File::open(abs).map_err(LayerError::io("open", abs))?;
-        let copied =
-            io::copy(&mut file.take(size), &mut self.out).map_err(LayerError::io("read", abs))?;
+        let copied = super::chunked::copy(&mut file.take(size), &mut self.out)
+            .map_err(LayerError::io("read", abs))?;
         if copied != size {
             return Err(LayerError::FileChanged {
                 path: abs.to_path_buf(),

@@ -15,6 +15,7 @@
 //! This module knows nothing of the store or of registries.
 
 pub mod apply;
+pub(crate) mod chunked;
 pub mod compress;
 pub mod diff;
 pub mod limits;

@@ -365,7 +365,7 @@ impl Tree {
         )
         .map_err(self.err("create file", path))?;
         let mut file = std::fs::File::from(fd);
-        let n = io::copy(content, &mut file)
+        let n = crate::layer::chunked::copy(content, &mut file)
             .map_err(|e| CopyError::io("write", self.shown(path))(e))?;
         self.chown(&file, (meta.uid, meta.gid), path)?;
         // After chown, which drops file capabilities.
