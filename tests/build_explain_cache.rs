@@ -142,3 +142,26 @@ fn rootless_cache_ttl_takes_old_entries_as_misses() {
     let bad = s.run(&["build", "--cache-ttl", "soon", dir]);
     assert_eq!(bad.code, Some(125), "{bad:#?}");
 }
+
+/// The `--explain-cache` records in the store.
+fn explain_records(s: &Strata) -> usize {
+    let dir = s.root.path().join("cache/explain");
+    fs_err::read_dir(&dir).map_or(0, |d| d.filter(|e| e.is_ok()).count())
+}
+
+#[test]
+fn rootless_prune_build_cache_and_prune_all_forget_the_explain_records() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo one > /one\n")]);
+    build(&s, ctx.path(), &[]);
+    assert_eq!(explain_records(&s), 1);
+    s.run(&["system", "prune", "--build-cache"]).success();
+    assert_eq!(explain_records(&s), 0);
+    // Nothing to compare with now: the miss says only that.
+    let again = build(&s, ctx.path(), &[]);
+    assert_eq!(misses(&again), ["Step 2/2: not in the cache"], "{again:#?}");
+    assert_eq!(explain_records(&s), 1);
+    s.run(&["system", "prune", "-a"]).success();
+    assert_eq!(explain_records(&s), 0);
+}

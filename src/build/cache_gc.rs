@@ -2,7 +2,8 @@
 //! `system prune --build-cache [--filter until=DURATION] [--keep-storage
 //! SIZE]`, as `docker builder prune` does it.
 //!
-//! The build cache is its entries (`cache/steps/`, `cache/sites/`) and the
+//! The build cache is its entries (`cache/steps/`, `cache/sites/`, and the
+//! `--explain-cache` records in `cache/explain/`) and the
 //! images only they keep: an entry's image that no tag, no container and
 //! no tagged image's parent chain needs. Pruning forgets entries, then
 //! removes those of their images nothing else needs, and the layers and
@@ -73,7 +74,9 @@ fn cache_images(store: &Store, entries: &[Stored]) -> Result<BTreeSet<ImageId>, 
 pub fn usage(store: &Store) -> Result<UsageRow, CacheGcError> {
     let entries = LocalCache::new(store).stored()?;
     let only_cache = cache_images(store, &entries)?;
-    let size = store.exclusive_size(&only_cache)?;
+    // The `--explain-cache` records are the cache's too (not entries).
+    let explained = super::explain::usage(store)?;
+    let size = store.exclusive_size(&only_cache)? + explained;
     let active = entries
         .iter()
         .filter(|e| e.image.as_ref().is_some_and(|i| !only_cache.contains(i)))
@@ -112,11 +115,15 @@ pub fn prune(store: &Store, filters: Filters) -> Result<Pruned, CacheGcError> {
     for e in &doomed {
         cache.forget(&e.key)?;
     }
-    // Sites are a few bytes each: all go with the whole cache, old ones
-    // with `until`, none for a size budget.
-    match (filters.until, filters.keep_storage) {
-        (None, None) => cache.forget_sites(None)?,
-        (Some(_), _) => cache.forget_sites(cutoff)?,
+    // Sites and `--explain-cache` records are small: all go with the whole
+    // cache, old ones with `until`, none for a size budget.
+    let explained = match (filters.until, filters.keep_storage) {
+        (None, None) => cache
+            .forget_sites(None)
+            .and(super::explain::forget(store, None))?,
+        (Some(_), _) => cache
+            .forget_sites(cutoff)
+            .and(super::explain::forget(store, cutoff))?,
         (None, Some(_)) => 0,
     };
     let still: BTreeSet<ImageId> = kept.iter().filter_map(|e| e.image.clone()).collect();
@@ -128,7 +135,7 @@ pub fn prune(store: &Store, filters: Filters) -> Result<Pruned, CacheGcError> {
     Ok(Pruned {
         entries: doomed,
         images: report.images,
-        bytes: report.bytes,
+        bytes: report.bytes + explained,
     })
 }
 

@@ -161,7 +161,7 @@ impl Explainer {
     /// The record of the target `identity` (its context, Dockerfile and
     /// `--target`, as the caller spells them) in `store`.
     pub fn load(store: &Store, identity: &str) -> Explainer {
-        let dir = store.root().join("cache").join("explain");
+        let dir = records_dir(store);
         let name = format!("{:x}.json", Sha256::digest(identity.as_bytes()));
         let last = fs_err::read(dir.join(&name))
             .ok()
@@ -228,17 +228,65 @@ impl Explainer {
 
 /// Keeps the `keep` records written last.
 fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
-    let mut records: Vec<(std::time::SystemTime, PathBuf)> = fs_err::read_dir(dir)?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    records.sort();
+    let records = listed(dir)?;
     let extra = records.len().saturating_sub(keep);
-    for (_, path) in &records[..extra] {
-        fs_err::remove_file(path)?;
+    for r in &records[..extra] {
+        fs_err::remove_file(&r.path)?;
     }
     Ok(())
+}
+
+/// A target's record, for housekeeping.
+struct Listed {
+    written: std::time::SystemTime,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// The records in `dir`, oldest first (none if it is missing).
+fn listed(dir: &Path) -> std::io::Result<Vec<Listed>> {
+    let entries = match fs_err::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries?,
+    };
+    let mut records: Vec<Listed> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            let (written, bytes) = (meta.modified().ok()?, meta.len());
+            Some(Listed {
+                written,
+                path: e.path(),
+                bytes,
+            })
+        })
+        .collect();
+    records.sort_by_key(|r| r.written);
+    Ok(records)
+}
+
+fn records_dir(store: &Store) -> PathBuf {
+    store.root().join("cache").join("explain")
+}
+
+/// The bytes of the targets' records in `store` (the build cache's, in
+/// `system df`).
+pub fn usage(store: &Store) -> std::io::Result<u64> {
+    Ok(listed(&records_dir(store))?.iter().map(|r| r.bytes).sum())
+}
+
+/// Removes the records last written before `before` (all with `None`), as
+/// `system prune --build-cache` does; the bytes freed.
+pub fn forget(store: &Store, before: Option<std::time::SystemTime>) -> std::io::Result<u64> {
+    let mut freed = 0;
+    for r in listed(&records_dir(store))? {
+        if before.is_none_or(|t| r.written < t) {
+            fs_err::remove_file(&r.path)?;
+            freed += r.bytes;
+        }
+    }
+    Ok(freed)
 }
 
 /// `what changed: old → new`, ids shortened.

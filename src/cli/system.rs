@@ -65,7 +65,11 @@ pub fn run(settings: &Settings, args: &SystemArgs) -> Result<ExitCode> {
             cache_mounts: true, ..
         } => prune_cache_mounts(&store, &mut out)?,
         SystemCommand::Prune { all, .. } => {
-            let rep = store.prune(*all)?;
+            let mut rep = store.prune(*all)?;
+            if *all {
+                // The build's records of what each step saw go with -a.
+                rep.bytes += crate::build::explain::forget(&store, None)?;
+            }
             if !rep.images.is_empty() {
                 writeln!(out, "Deleted Images:")?;
                 for id in &rep.images {
