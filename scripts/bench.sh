@@ -3,6 +3,10 @@
 # same local busybox base, runs alternating; prints medians and ratios.
 # Run as an unprivileged user with subuid ranges. BENCH_SCALE=0.1 for a
 # quick run (sizes scale, file counts too); BENCH_RUNS runs per case.
+# Then runs the case scripts (bench-cache/jobs/copy/push.sh; BENCH_CACHE=0,
+# BENCH_JOBS=0, BENCH_COPY=0, BENCH_PUSH=0 skip one). Every script prints
+# rows as: printf '%-30s %10.2f %10.2f %8.2f\n' "x case" strata_s other_s ratio
+# with indented sub-rows ("  peak RSS MB", "  floor ...") under a case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
@@ -58,3 +62,6 @@ done
 [ "${BENCH_CACHE:-1}" = 0 ] || STRATA=$strata bash scripts/bench-cache.sh
 # h: independent stages at once (--jobs), strata alone.
 [ "${BENCH_JOBS:-1}" = 0 ] || STRATA=$strata bash scripts/bench-jobs.sh
+# i, j: cold COPY against the floor; p, q, r: first push and pull.
+[ "${BENCH_COPY:-1}" = 0 ] || STRATA=$strata bash scripts/bench-copy.sh
+[ "${BENCH_PUSH:-1}" = 0 ] || STRATA=$strata bash scripts/bench-push.sh

@@ -39,6 +39,8 @@ YAML
 }
 
 stop_registry() {
-  [ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+  # wait reports the registry's SIGTERM as 143: under a caller's set -e, in
+  # its EXIT trap, that status would end the trap (and the script, exit 143).
+  [ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && { wait "$REGISTRY_PID" 2>/dev/null || true; }
   rm -rf "$REGISTRY_DIR"
 }
