@@ -165,3 +165,30 @@ fn rootless_prune_build_cache_and_prune_all_forget_the_explain_records() {
     s.run(&["system", "prune", "-a"]).success();
     assert_eq!(explain_records(&s), 0);
 }
+
+#[test]
+fn rootless_explain_cache_names_the_stage_a_run_mount_changed() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    let dockerfile = "FROM busybox AS dep\n\
+                      COPY d.txt /d.txt\n\
+                      FROM busybox\n\
+                      RUN --mount=from=dep,target=/m cat /m/d.txt > /out\n\
+                      COPY --from=dep /d.txt /d\n";
+    let ctx = context(&[("Dockerfile", dockerfile), ("d.txt", "one")]);
+    build(&s, ctx.path(), &[]);
+    fs_err::write(ctx.path().join("d.txt"), "two").unwrap();
+    let out = build(&s, ctx.path(), &[]);
+    let said = misses(&out);
+    assert_eq!(said.len(), 3, "{out:#?}");
+    assert_eq!(
+        said[0], "Step 2/5: files changed: d.txt (content)",
+        "{out:#?}"
+    );
+    assert!(
+        said[1].starts_with("Step 4/5: the --mount from=dep image changed: ")
+            && said[1].contains(" → "),
+        "{out:#?}"
+    );
+    assert_eq!(said[2], "Step 5/5: parent step 4 missed", "{out:#?}");
+}

@@ -81,6 +81,9 @@ pub struct StepInputs {
     pub files: Option<Files>,
     /// A RUN's build args (secret-looking values as digests).
     pub args: BTreeMap<String, String>,
+    /// A RUN's `--mount from=`: the stage or image named -> its image id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mounts: BTreeMap<String, String>,
 }
 
 /// Where a step is: its stage's index and its place in the stage (0 for
@@ -101,6 +104,7 @@ fn at_key((stage, index): At) -> String {
 struct Notes {
     files: Option<Files>,
     source: Option<String>,
+    mounts: BTreeMap<String, String>,
 }
 
 thread_local! {
@@ -115,6 +119,15 @@ pub fn note_files(files: Files) {
 /// The `--from` image of the step under way on this thread.
 pub fn note_source(image: &str) {
     NOTES.with(|n| n.borrow_mut().source = Some(image.to_string()));
+}
+
+/// The image a `RUN --mount from=FROM` of the step under way on this
+/// thread mounts.
+pub fn note_mount(from: &str, image: &str) {
+    NOTES.with(|n| {
+        let mounts = &mut n.borrow_mut().mounts;
+        mounts.insert(from.to_string(), image.to_string())
+    });
 }
 
 /// The inputs of the step under way on this thread: what the executors
@@ -132,6 +145,7 @@ pub fn take_notes(
         source: notes.source,
         files: notes.files,
         args: args.map(masked).unwrap_or_default(),
+        mounts: notes.mounts,
     }
 }
 
@@ -310,6 +324,12 @@ fn difference(old: &StepInputs, new: &StepInputs) -> String {
     }
     if old.source != new.source {
         return changed_image("the --from image", &old.source, &new.source);
+    }
+    let mounted = |m: &BTreeMap<String, String>, from: &str| m.get(from).cloned();
+    let mut froms = old.mounts.keys().chain(new.mounts.keys());
+    if let Some(from) = froms.find(|f| mounted(&old.mounts, f) != mounted(&new.mounts, f)) {
+        let (was, now) = (mounted(&old.mounts, from), mounted(&new.mounts, from));
+        return changed_image(&format!("the --mount from={from} image"), &was, &now);
     }
     if let (Some(a), Some(b)) = (&old.files, &new.files) {
         if let Some(files) = changed_files(a, b) {

@@ -124,7 +124,9 @@ impl Host for StepHost<'_, '_> {
     }
 
     fn image(&self, from: &str) -> Result<ImageId, StepFailure> {
-        super::copy::image_of_from(self.b, from, self.stage, self.done)
+        let image = super::copy::image_of_from(self.b, from, self.stage, self.done)?;
+        crate::build::explain::note_mount(from, &image.to_string());
+        Ok(image)
     }
 
     fn context(&self) -> Result<&Context, StepFailure> {
