@@ -152,3 +152,21 @@ fn rootless_dry_run_of_a_missing_base_says_it_would_be_pulled() {
     );
     assert_eq!(before, snapshot(&s));
 }
+
+#[test]
+fn rootless_dry_run_of_an_add_url_says_its_content_is_unknown() {
+    let s = Strata::new();
+    s.import_busybox("busybox");
+    // Nothing listens there: a dry run must not try.
+    let dockerfile = "FROM busybox\nADD http://127.0.0.1:9/f.txt /f\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let dir = ctx.path().to_str().unwrap();
+    let before = snapshot(&s);
+    let dry = s
+        .run(&["build", "--dry-run", "--progress=plain", dir])
+        .success();
+    let want = "Step 2/2 : ADD http://127.0.0.1:9/f.txt /f\n ---> Would run: \
+                http://127.0.0.1:9/f.txt: content unknown until downloaded\n";
+    assert!(dry.stdout.contains(want), "{dry:#?}");
+    assert_eq!(before, snapshot(&s), "the store changed: {dry:#?}");
+}

@@ -88,9 +88,10 @@ impl Build<'_> {
                 let any = lock(&self.would_run).keys().next().copied();
                 any.and_then(|i| self.stage_would_run(i))
             }
-            Input::Url(url) => Some(format!("{url} is not fetched in a dry run")),
+            // Its key is its content's: a dry run downloads nothing.
+            Input::Url(url) => Some(format!("{url}: content unknown until downloaded")),
             Input::Context(p) if planned.kind == StepKind::Add && fetch::is_git(p) => {
-                Some(format!("{p} is not fetched in a dry run"))
+                Some(format!("{p}: content unknown until fetched"))
             }
             _ => None,
         })
