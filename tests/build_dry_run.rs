@@ -170,3 +170,81 @@ fn rootless_dry_run_of_an_add_url_says_its_content_is_unknown() {
     assert!(dry.stdout.contains(want), "{dry:#?}");
     assert_eq!(before, snapshot(&s), "the store changed: {dry:#?}");
 }
+
+/// Two steps a first runner pushed to a cache, a changed third: B's dry
+/// run, on a fresh store, says the two are cached by the remote cache and
+/// the third would run; it reads the cache's record and nothing else
+/// (B's store is byte for byte as it was).
+fn dry_run_asks_the_remote_cache(to: &str, from: &str, origin: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Strata::new();
+    a.import_busybox("base");
+    let archive = tmp.path().join("base.tar");
+    a.run(&["save", "-o", archive.to_str().unwrap(), "base"])
+        .success();
+    let dockerfile = "FROM base\nRUN date +%s%N > /t1\nCOPY f /f\nRUN cat /f\n";
+    let ctx = context(&[("Dockerfile", dockerfile), ("f", "one\n")]);
+    let dir = ctx.path().to_str().unwrap();
+    a.run(&["build", "--cache-to", to, dir]).success();
+
+    let b = Strata::new();
+    b.run(&["load", "-i", archive.to_str().unwrap()]).success();
+    fs_err::write(ctx.path().join("f"), "two\n").unwrap();
+    let before = snapshot(&b);
+    let args = [
+        "build",
+        "--dry-run",
+        "--progress=plain",
+        "--cache-from",
+        from,
+        dir,
+    ];
+    let dry = b.run(&args).success();
+    assert_eq!(before, snapshot(&b), "the store changed: {dry:#?}");
+    let hit = format!(" ---> Using cache ({origin})\n");
+    let text = &dry.stdout;
+    assert!(
+        text.contains(&format!("Step 2/4 : RUN date +%s%N > /t1\n{hit}")),
+        "{dry:#?}"
+    );
+    assert!(
+        text.contains("Step 3/4 : COPY f /f\n ---> Would run: not in the cache\n"),
+        "{dry:#?}"
+    );
+    assert!(text.contains("Dry run: 2 of 4 steps would run"), "{dry:#?}");
+
+    // The context as A built it: every step is the remote cache's.
+    fs_err::write(ctx.path().join("f"), "one\n").unwrap();
+    let dry = b.run(&args).success();
+    assert_eq!(dry.stdout.matches(&hit).count(), 3, "{dry:#?}");
+    assert!(
+        dry.stdout.contains("Dry run: 0 of 4 steps would run"),
+        "{dry:#?}"
+    );
+    assert_eq!(before, snapshot(&b), "the store changed: {dry:#?}");
+}
+
+#[test]
+fn rootless_dry_run_asks_a_local_cache_from() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("c");
+    let to = format!("type=local,dest={},mode=max", dir.display());
+    let from = format!("type=local,src={}", dir.display());
+    dry_run_asks_the_remote_cache(&to, &from, &format!("local {}", dir.display()));
+}
+
+#[test]
+fn registry_dry_run_asks_a_registry_cache_from() {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let repo = format!(
+        "{}/dry{}x{ms}/cache",
+        common::registry_addr(),
+        std::process::id()
+    );
+    let to = format!("type=registry,ref={repo},mode=max");
+    let from = format!("type=registry,ref={repo}");
+    dry_run_asks_the_remote_cache(&to, &from, &format!("registry {repo}"));
+}

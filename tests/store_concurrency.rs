@@ -361,7 +361,7 @@ fn rootless_store_sigkill_at_random_points_of_pull_and_build() {
     // each, the next command finds a consistent store: the old image
     // intact, no container, no staging, no process of the killed tree.
     use registry_support::mock::{plain_layer, MockRegistry};
-    const SEEDS: u64 = 16;
+    const SEEDS: u64 = 50;
     let mock = MockRegistry::serving();
     let extra = {
         let work = tempfile::tempdir().unwrap();

@@ -55,6 +55,11 @@ pub trait StepCache: Send + Sync {
     fn stage_started(&self, _stage: usize) {}
     /// A RUN of this build uses the cache mount `key` (a store key).
     fn note_cache_mount(&self, _key: &str) {}
+    /// The config of an image a hit named that is not in the store (a
+    /// dry run's remote hit, read from the cache record).
+    fn config(&self, _id: &ImageId) -> Option<crate::store::config::ImageConfig> {
+        None
+    }
 }
 
 /// The cache in the local store.

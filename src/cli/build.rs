@@ -182,7 +182,7 @@ pub fn run(settings: &Settings, args: &BuildArgs) -> Result<ExitCode> {
         return super::lint::check(&store, &options);
     }
     if args.dry_run {
-        return dry_run(args, &store, &options, &out, report);
+        return dry_run(&store, &options, &out, report);
     }
     if args.platform.as_ref().is_some_and(|p| p.0.len() > 1) || args.manifest.is_some() {
         return build_many(&store, args, &options, &out, quiet, report);
@@ -225,14 +225,13 @@ fn default_jobs() -> usize {
 /// `--dry-run`: the steps that would run, nothing done (no output, no
 /// tag); the report says `dry_run`.
 fn dry_run(
-    args: &BuildArgs,
     store: &Store,
     options: &BuildOptions,
     out: &Resolved,
     report: Option<(PathBuf, Arc<report::Collector>)>,
 ) -> Result<ExitCode> {
-    if !args.cache_from.is_empty() || out.verify_repro {
-        bail!("--dry-run looks in the local cache only: it cannot be used with --cache-from or --verify-repro");
+    if out.verify_repro {
+        bail!("--dry-run builds nothing: it cannot be used with --verify-repro");
     }
     let found = crate::build::dry_run(store, options);
     crate::progress::emit(crate::progress::Event::BuildDone);

@@ -5,15 +5,17 @@
 //! stage that would run, and every later one, is said `would run`; a stage
 //! that needs one that would run (its FROM, `COPY --from`, `RUN --mount
 //! from=`) would run from the step that needs it. Nothing is pulled,
-//! fetched, committed or recorded: the store is left as it was.
+//! fetched, committed or recorded: the store is left as it was. The
+//! `--cache-from` caches are asked too: their records are read (no layer
+//! is fetched) and a step they hold is cached, as in a build.
 
 use std::collections::BTreeSet;
 
 use super::{interrupted, lock, parse, stage_name, step_id, Build, BuildOptions, PullPolicy};
-use crate::build::cache::LocalCache;
 use crate::build::error::{BuildError, StepFailure};
 use crate::build::fetch;
 use crate::build::plan::{Input, Plan, PlannedStep, StagePlan, StepKind};
+use crate::build::remote::LayeredCache;
 use crate::progress::{Event, StepId};
 use crate::store::Store;
 use strata_parser::StageRef;
@@ -39,7 +41,9 @@ pub fn dry_run(store: &Store, opts: &BuildOptions) -> Result<DryRun, BuildError>
         ..opts.clone()
     };
     let parsed = parse(&opts)?;
-    let cache = LocalCache::new(store).peeking();
+    // The remote caches' records are read (no layer): their hits count.
+    let imports = crate::build::remote::import::read_all(&opts.cache_from);
+    let cache = LayeredCache::peeking(store, imports);
     let b = Build::new(store, &opts, &parsed, &cache);
     let (plan, globals) = b.plan()?;
     b.run_stages(&plan, &globals)?;

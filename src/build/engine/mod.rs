@@ -668,7 +668,7 @@ impl Build<'_> {
 
     /// The stage is now at a cached image.
     fn adopt(&self, state: &mut StageState, id: ImageId) -> Result<(), StepFailure> {
-        let config = self.store.config(&id)?;
+        let config = self.config_of(Some(&id))?;
         state.at(id, config);
         Ok(())
     }
@@ -746,7 +746,13 @@ impl Build<'_> {
     /// scratch).
     fn config_of(&self, image: Option<&ImageId>) -> Result<ImageConfig, StepFailure> {
         Ok(match image {
-            Some(id) => self.store.config(id)?,
+            // A dry run's remote hit is not in the store: its record has it.
+            Some(id) => match self.store.config(id) {
+                Err(e) => (self.cache.config(id))
+                    .filter(|_| self.opts.dry_run)
+                    .ok_or(e)?,
+                found => found?,
+            },
             None => ImageConfig::new(now_rfc3339()),
         })
     }

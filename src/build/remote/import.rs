@@ -72,6 +72,9 @@ pub struct LayeredCache<'a> {
     /// Layers whose remote blob failed: an entry whose image has one is a
     /// miss, here or imported.
     poisoned: BTreeSet<DiffId>,
+    /// Whether a hit is taken into the store and recorded (not in a dry
+    /// run, which only reads the records).
+    writes: bool,
 }
 
 impl<'a> LayeredCache<'a> {
@@ -88,6 +91,19 @@ impl<'a> LayeredCache<'a> {
             journal: Mutex::default(),
             stage: Mutex::default(),
             poisoned,
+            writes: true,
+        }
+    }
+
+    /// The caches, looked up without writing to the store (`--dry-run`):
+    /// the local one peeking ([`LocalCache::peeking`]), an imported hit
+    /// neither adopted nor recorded; its config is read from its record
+    /// ([`StepCache::config`]), no layer is fetched.
+    pub fn peeking(store: &'a Store, imports: Vec<Imported>) -> LayeredCache<'a> {
+        LayeredCache {
+            local: LocalCache::new(store).peeking(),
+            writes: false,
+            ..LayeredCache::new(store, imports, BTreeSet::new())
         }
     }
 
@@ -146,6 +162,7 @@ impl<'a> LayeredCache<'a> {
             let entry = match found {
                 Some(id) if self.is_poisoned(&Entry::Image(id.clone())) => continue,
                 None => Entry::Step,
+                Some(id) if !self.writes => Entry::Image(id.clone()),
                 Some(id) => match adopt(self.store, imported, id) {
                     Ok(()) => Entry::Image(id.clone()),
                     Err(e) => {
@@ -174,11 +191,14 @@ impl StepCache for LayeredCache<'_> {
         }
         let (entry, origin) = self.import(key)?;
         self.note(key, &entry);
+        lock(&self.origin).insert(thread(), origin);
+        if !self.writes {
+            return Some(entry);
+        }
         if let Err(e) = self.local.record(key, &entry) {
             // Only the next build's time: it asks the remote cache again.
             crate::progress::warn(format!("recording the build cache: {e}"));
         }
-        lock(&self.origin).insert(thread(), origin);
         Some(entry)
     }
 
@@ -214,6 +234,11 @@ impl StepCache for LayeredCache<'_> {
 
     fn note_cache_mount(&self, key: &str) {
         lock(&self.journal).mounts.insert(key.to_string());
+    }
+
+    fn config(&self, id: &ImageId) -> Option<crate::store::config::ImageConfig> {
+        let found = self.imports.iter().find_map(|i| i.record.image(id));
+        found.map(|(_, config)| config)
     }
 }
 
