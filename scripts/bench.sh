@@ -18,6 +18,8 @@ bash scripts/busybox-rootfs.sh "$w/bb.tar"
 "$strata" import "$w/bb.tar" busybox >/dev/null
 "$strata" save -o "$w/bb-save.tar" busybox
 buildah pull -q "docker-archive:$w/bb-save.tar" >/dev/null
+tools="s b" # with DOCKER_HOST set (scripts/bench-root.sh), BuildKit too
+[ -z "${DOCKER_HOST:-}" ] || { tools+=" k"; /usr/bin/docker load -q -i "$w/bb-save.tar" >/dev/null; }
 
 mk() { mkdir -p "$w/$1"; printf '%b' "$2" >"$w/$1/Dockerfile"; }
 mk a "FROM busybox\nRUN head -c $(n 200000000) /dev/urandom > /data\n"
@@ -38,15 +40,16 @@ time_of() { # one retry: buildah's chroot RUN fails now and then (memfd sealing)
 }
 s_build() { "$strata" build "$@"; }
 b_build() { buildah bud --layers --isolation chroot "$@"; }
+k_build() { DOCKER_BUILDKIT=1 /usr/bin/docker build --network host "$@"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 declare -A T
 case_run() { # name, setup (run before each timing), build args...
   local name=$1 setup=$2; shift 2
   for _ in $(seq "$runs"); do
-    for tool in s b; do eval "$setup"; T[$name.$tool]+="$(time_of "${tool}_build" "$@") "; done
+    for tool in $tools; do eval "$setup"; T[$name.$tool]+="$(time_of "${tool}_build" "$@") "; done
   done
 }
-b_build -t warm-b "$w/b" >/dev/null 2>&1; s_build -t warm-b "$w/b" >/dev/null 2>&1
+for tool in $tools; do "${tool}_build" -t warm-b "$w/b" >/dev/null 2>&1; done
 case_run "a cold RUN $(n 200)MB" : --no-cache -t a "$w/a"
 case_run "b COPY $(n 20000) files" : --no-cache -t b "$w/b"
 case_run "c cached rebuild of b" : -t b "$w/b"
@@ -57,6 +60,8 @@ printf '%-30s %10s %10s %8s\n' case strata_s buildah_s ratio
 for k in "a cold RUN $(n 200)MB" "b COPY $(n 20000) files" "c cached rebuild of b" "d b after one file changes" "e --no-cache rebuild of b" "f 30 small steps"; do
   s=$(tr ' ' '\n' <<<"${T[$k.s]}" | grep . | median); b=$(tr ' ' '\n' <<<"${T[$k.b]}" | grep . | median)
   printf '%-30s %10.2f %10.2f %8.2f\n' "$k" "$s" "$b" "$(echo "$s / $b" | bc -l)"
+  [ -z "${T[$k.k]:-}" ] || { b=$(tr ' ' '\n' <<<"${T[$k.k]}" | grep . | median)
+    printf '%-30s %10s %10.2f %8.2f\n' "  BuildKit" "" "$b" "$(echo "$s / $b" | bc -l)"; }
 done
 # g: the CI case (a cold runner with a remote cache), in a script of its own.
 [ "${BENCH_CACHE:-1}" = 0 ] || STRATA=$strata bash scripts/bench-cache.sh
