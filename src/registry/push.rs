@@ -9,7 +9,7 @@
 //! its own format keeps its digest.
 
 use std::collections::BTreeMap;
-use std::collections::VecDeque;
+use std::sync::{mpsc, Mutex};
 
 use super::backoff::{retry, Failure};
 use super::client::Registry;
@@ -238,12 +238,7 @@ pub(super) fn upload_image(
             what: "image config",
             source,
         })?;
-    let blobs = layer_blobs(store, &config, dest, opts.compression)?;
-    let layers: Vec<_> = blobs
-        .iter()
-        .map(|(_, b)| (b.digest.clone(), b.size, b.compression))
-        .collect();
-    upload_all(client, dest.path(), blobs, opts.jobs)?;
+    let layers = make_and_upload(client, store, &config, dest, opts)?;
     let size = config_bytes.len() as u64;
     upload_stored_blob(client, store, dest, id.digest(), size)?;
     let config_desc = Descriptor::new(format.config_type(), id.digest().clone(), size);
@@ -279,15 +274,58 @@ pub(super) fn upload_stored_blob(
     client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})
 }
 
+/// Makes each layer's blob on this thread (one at a time: compression
+/// already uses every core) while `opts.jobs` threads upload the blobs made
+/// so far, so a layer's upload overlaps the next one's compression. Returns
+/// the layers' (digest, size, compression) in order, for the manifest.
+fn make_and_upload(
+    client: &Registry,
+    store: &Store,
+    config: &ImageConfig,
+    dest: &Reference,
+    opts: &PushOptions,
+) -> Result<Vec<(Digest, u64, Compression)>, RegistryError> {
+    let (tx, rx) = mpsc::channel::<(Digest, Blob)>();
+    let rx = Mutex::new(rx);
+    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let mut layers = Vec::new();
+    let made = std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
+            s.spawn(|| {
+                while let Ok(Ok((id, blob))) = rx.lock().map(|r| r.recv()) {
+                    if let Err(e) = push_blob(client, dest.path(), &id, &blob) {
+                        let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
+                        f.get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+        let made = layer_blobs(store, config, dest, opts.compression, &mut |id, blob| {
+            layers.push((blob.digest.clone(), blob.size, blob.compression));
+            // The uploaders only stop early on an error, reported below.
+            let _ = tx.send((id, blob));
+        });
+        drop(tx);
+        made
+    });
+    made?;
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(layers),
+    }
+}
+
 /// The blob of each layer of `config`, made (compressed) where the store
-/// has none that `compression` accepts yet, with what is needed to push it.
+/// has none that `compression` accepts yet, with what is needed to push
+/// it, handed to `each` in order as soon as it is made.
 fn layer_blobs(
     store: &Store,
     config: &ImageConfig,
     dest: &Reference,
     compression: BlobCompression,
-) -> Result<VecDeque<(Digest, Blob)>, RegistryError> {
-    let mut blobs = VecDeque::new();
+    each: &mut dyn FnMut(Digest, Blob),
+) -> Result<(), RegistryError> {
     // Docker lists the top layer first.
     for diff_id in config.rootfs.diff_ids.iter().rev() {
         progress::layer_status(diff_id.digest(), LayerStatus::Preparing);
@@ -296,13 +334,13 @@ fn layer_blobs(
     for diff_id in &config.rootfs.diff_ids {
         let layer = diff_id.digest();
         if let Some(blob) = remote_blob(store, diff_id, dest, compression)? {
-            blobs.push_back((layer.clone(), blob));
+            each(layer.clone(), blob);
             continue;
         }
         let b = store.layer_blob_with(diff_id, compression, &mut |n| {
             progress::compressing(layer, n)
         })?;
-        blobs.push_back((
+        each(
             layer.clone(),
             Blob {
                 path: store.blob_path(&b.digest),
@@ -312,9 +350,9 @@ fn layer_blobs(
                 mount_from: sources.get(diff_id).cloned(),
                 fetch: None,
             },
-        ));
+        );
     }
-    Ok(blobs)
+    Ok(())
 }
 
 /// A layer not fetched yet whose remote blob is in `dest`'s registry (and
@@ -350,19 +388,6 @@ fn remote_blob(
         mount_from: (repository != dest.path()).then_some(repository),
         fetch: Some((store.clone(), diff_id.clone())),
     }))
-}
-
-/// Push each blob on `jobs` threads, stopping at the first error.
-fn upload_all(
-    client: &Registry,
-    repo: &str,
-    blobs: VecDeque<(Digest, Blob)>,
-    jobs: usize,
-) -> Result<(), RegistryError> {
-    super::pool::run(blobs, jobs, |(id, blob)| {
-        push_blob(client, repo, &id, &blob)
-    })
-    .map(|_| ())
 }
 
 /// Push one blob; `id` is the layer's diff id, which Docker shows it by.
