@@ -109,6 +109,12 @@ fn build_each(
             }
         }
     };
+    // Once for all platforms: their steps' lines say which they are of.
+    crate::progress::emit(crate::progress::Event::BuildStarted {
+        dockerfile: crate::build::engine::dockerfile_name(options),
+        total: 0,
+        parallel: shared.parallel,
+    });
     let stop = || {
         shared.stop();
         crate::sandbox::interrupt::cancel_running();

@@ -37,8 +37,9 @@ pub struct StepLayer {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A build is about to run its first step: its Dockerfile (as named
-    /// in errors), how many steps, and whether stages may run at once
-    /// (then lines say which stage they are of).
+    /// in errors), how many steps (0 for a `--platform A,B` build, said
+    /// once for all: each step's event has its platform's), and whether
+    /// stages may run at once (then lines say which stage they are of).
     BuildStarted {
         dockerfile: String,
         total: usize,

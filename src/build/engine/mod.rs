@@ -447,10 +447,13 @@ impl Build<'_> {
             })
             .collect();
         let jobs = self.opts.jobs.max(1);
-        let parallel =
-            scheduler::can_overlap(&nodes, jobs) || self.siblings().is_some_and(|s| s.parallel);
-        self.out
-            .build_started(&dockerfile_name(self.opts), plan.total, parallel);
+        // One platform of several: the whole build said it started (once,
+        // so that a --report is not started over by each platform).
+        if self.opts.sibling.is_none() {
+            let parallel = scheduler::can_overlap(&nodes, jobs);
+            self.out
+                .build_started(&dockerfile_name(self.opts), plan.total, parallel);
+        }
         let by_id: HashMap<usize, &StagePlan> =
             plan.stages.iter().map(|sp| (sp.stage.index, sp)).collect();
         let work = |id: usize, done: &Stages| self.stage(plan, by_id[&id], globals, done);
