@@ -53,6 +53,10 @@ mapfile -t bins < <(cargo test -p strata --no-run --message-format=json ${ONLY:+
   jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"]) | .executable')
 cp -r "${bins[@]}" scripts testdata "$STAGE/" 2>/dev/null
 start_registry || broken+=("start_registry")
+# The busybox base most tests import: made once per run, in the stage dir
+# (removed with it), rather than once per test process.
+BUSYBOX_TAR=$STAGE/busybox.tar
+scripts/busybox-rootfs.sh "$BUSYBOX_TAR" >>"$LOG" 2>&1 && chmod 644 "$BUSYBOX_TAR" || broken+=("scripts/busybox-rootfs.sh")
 # The multi-platform tests' arm64 base (made once, kept between runs).
 ARM64_TAR=${STRATA_ARM64_TAR:-/var/cache/strata/busybox-arm64.tar}
 $SUDO scripts/busybox-arm64.sh "$ARM64_TAR" >>"$LOG" 2>&1 || broken+=("scripts/busybox-arm64.sh")
@@ -60,7 +64,8 @@ as_user() {
   local user=$1; shift
   $SUDO setpriv --reuid="$user" --regid="$user" --init-groups --reset-env -- \
     env STRATA_BIN="$STAGE/strata" STRATA_PROJECT_DIR="$STAGE" CI="${CI:-}" \
-    STRATA_TEST_REGISTRY="${REGISTRY_ADDR:-}" STRATA_TEST_ARM64_TAR="$ARM64_TAR" "$@"
+    STRATA_TEST_REGISTRY="${REGISTRY_ADDR:-}" STRATA_TEST_ARM64_TAR="$ARM64_TAR" \
+    STRATA_TEST_BUSYBOX_TAR="$BUSYBOX_TAR" "$@"
 }
 # The in-container tier: strata's image (built by the strata just built, in
 # a store kept between runs so its apt layer is cached) loaded into a

@@ -401,3 +401,33 @@ mount -o remount,size=64m "$MNT" || exit 7
     let check = fs_err::read_to_string(w.join("check")).unwrap();
     assert!(check.starts_with("ok:"), "{check}");
 }
+
+/// `common::busybox_tar` makes its tarball once per test process; the
+/// process must not leave it behind in the temp directory. Runs this same
+/// test binary as a child (with its own TMPDIR) that only asks for the
+/// tarball, then looks at what the child left.
+#[test]
+fn busybox_tar_leaves_nothing_in_tmp_after_the_process() {
+    if std::env::var_os("STRATA_BUSYBOX_TAR_CHILD").is_some() {
+        assert!(common::busybox_tar().is_file());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "busybox_tar_leaves_nothing_in_tmp_after_the_process",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env("TMPDIR", tmp.path())
+        .env("STRATA_BUSYBOX_TAR_CHILD", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "child test failed: {status}");
+    let left: Vec<_> = fs_err::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}

@@ -181,23 +181,33 @@ pub fn subid_ranges(file: &str, user: &str, uid: u32) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// The busybox rootfs tarball of scripts/busybox-rootfs.sh, made once per
-/// test process.
+/// The busybox rootfs tarball of scripts/busybox-rootfs.sh: the one
+/// scripts/test.sh makes per run (`STRATA_TEST_BUSYBOX_TAR`), else one kept
+/// in cargo's target/tmp, named by the script's hash so an edited script
+/// makes a new one. Never a directory per test process: nothing would
+/// remove it (statics are not dropped).
 pub fn busybox_tar() -> PathBuf {
     static TAR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("strata-busybox-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let out = dir.join("busybox.tar");
-        let status = Command::new("bash")
-            .arg(project_dir().join("scripts/busybox-rootfs.sh"))
-            .arg(&out)
-            .status()
-            .expect("running busybox-rootfs.sh");
-        assert!(status.success(), "busybox-rootfs.sh failed");
+        if let Some(tar) = std::env::var_os("STRATA_TEST_BUSYBOX_TAR") {
+            return PathBuf::from(tar);
+        }
+        let script = project_dir().join("scripts/busybox-rootfs.sh");
+        let hash = tarspec::sha256_hex(&fs_err::read(&script).expect("busybox-rootfs.sh"));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = dir.join(format!("busybox-{}.tar", &hash[..16]));
+        if !out.is_file() {
+            // Made under a temp name and renamed: concurrent test
+            // processes never see half a tarball.
+            let tmp = tempfile::NamedTempFile::new_in(dir).expect("temp tar");
+            let status = Command::new("bash")
+                .arg(&script)
+                .arg(tmp.path())
+                .status()
+                .expect("running busybox-rootfs.sh");
+            assert!(status.success(), "busybox-rootfs.sh failed");
+            tmp.persist(&out).expect("keeping busybox.tar");
+        }
         out
     })
     .clone()
