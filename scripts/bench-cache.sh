@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
 strata=${STRATA:-$PWD/target/release/strata}
 source scripts/registry.sh
-w=$(mktemp -d); trap 'stop_registry; rm -rf "$w"; buildah rmi -a -f >/dev/null 2>&1' EXIT
+w=$(mktemp -d); source scripts/bench-buildah.sh; trap 'stop_registry; rm_work' EXIT
 start_registry; r=$REGISTRY_ADDR/bench
 n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
 bash scripts/busybox-rootfs.sh "$w/bb.tar"

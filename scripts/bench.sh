@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
 strata=${STRATA:-$PWD/target/release/strata}
-w=$(mktemp -d); trap 'rm -rf "$w"; buildah rm -a >/dev/null 2>&1; buildah rmi -a -f >/dev/null 2>&1' EXIT
+w=$(mktemp -d); source scripts/bench-buildah.sh; trap rm_work EXIT
 export STRATA_ROOT=$w/store
 n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
 bash scripts/busybox-rootfs.sh "$w/bb.tar"
