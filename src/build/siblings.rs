@@ -10,6 +10,12 @@
 //! or the build stops. Claims are given up at the end of every step
 //! ([`Siblings::release_mine`]), so a waiter waits for one step at most.
 //!
+//! A run of metadata steps records its key as seen (`Entry::Step`) and
+//! makes its image only where the run ends, under the same key. So an
+//! image lookup has its own slot: a sibling's `Step` does not answer it,
+//! or both platforms would commit the same config at different times (two
+//! image ids, and every later step of the stage run twice).
+//!
 //! `--cache-to` is written once, when every platform is built, with the
 //! journals of them all (each build alone would replace the others').
 
@@ -39,7 +45,8 @@ pub struct Siblings {
     /// Whether the platforms build at once (their lines then say which
     /// platform they are of).
     pub parallel: bool,
-    memo: Mutex<HashMap<CacheKey, Slot>>,
+    /// By key and whether the lookup wants an image.
+    memo: Mutex<HashMap<(CacheKey, bool), Slot>>,
     changed: Condvar,
     /// What the platforms' builds looked up and made, with the stages of
     /// the final image: `--cache-to` writes one record of them all.
@@ -73,18 +80,19 @@ impl Siblings {
         self.stop.load(Ordering::SeqCst) || crate::sandbox::interrupt::requested()
     }
 
-    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Slot>> {
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<(CacheKey, bool), Slot>> {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What another platform's step of `key` made; else `None`, and the
-    /// key is this thread's to run (waiting first while another thread
-    /// runs it).
-    pub fn take_or_claim(&self, key: &CacheKey) -> Option<Entry> {
+    /// What another platform's step of `key` made (an image, when `image`
+    /// asks for one); else `None`, and the key is this thread's to run
+    /// (waiting first while another thread runs it).
+    pub fn take_or_claim(&self, key: &CacheKey, image: bool) -> Option<Entry> {
         let me = std::thread::current().id();
+        let slot = (key.clone(), image);
         let mut memo = self.memo();
         loop {
-            match memo.get(key) {
+            match memo.get(&slot) {
                 Some(Slot::Done(entry)) => return Some(entry.clone()),
                 Some(Slot::Running(t)) if *t != me => {
                     if self.stopped() {
@@ -100,7 +108,7 @@ impl Siblings {
                 }
                 Some(Slot::Running(_)) => return None,
                 None => {
-                    memo.insert(key.clone(), Slot::Running(me));
+                    memo.insert(slot, Slot::Running(me));
                     return None;
                 }
             }
@@ -109,7 +117,12 @@ impl Siblings {
 
     /// `key` made `entry`: the other platforms take it.
     pub fn publish(&self, key: &CacheKey, entry: &Entry) {
-        self.memo().insert(key.clone(), Slot::Done(entry.clone()));
+        let mut memo = self.memo();
+        memo.insert((key.clone(), false), Slot::Done(entry.clone()));
+        if matches!(entry, Entry::Image(_)) {
+            memo.insert((key.clone(), true), Slot::Done(entry.clone()));
+        }
+        drop(memo);
         self.changed.notify_all();
     }
 
@@ -170,10 +183,10 @@ mod tests {
     fn the_first_claims_a_waiter_takes_what_it_made() {
         let s = Arc::new(Siblings::new(true));
         let k = key("a");
-        assert!(s.take_or_claim(&k).is_none(), "the first claims");
+        assert!(s.take_or_claim(&k, false).is_none(), "the first claims");
         let other = {
             let (s, k) = (s.clone(), k.clone());
-            std::thread::spawn(move || s.take_or_claim(&k))
+            std::thread::spawn(move || s.take_or_claim(&k, false))
         };
         s.publish(&k, &Entry::Step);
         assert!(matches!(other.join().unwrap(), Some(Entry::Step)));
@@ -183,13 +196,13 @@ mod tests {
     fn a_released_claim_passes_to_the_waiter() {
         let s = Arc::new(Siblings::new(true));
         let k = key("b");
-        assert!(s.take_or_claim(&k).is_none());
+        assert!(s.take_or_claim(&k, false).is_none());
         let other = {
             let (s, k) = (s.clone(), k.clone());
             std::thread::spawn(move || {
-                let got = s.take_or_claim(&k);
+                let got = s.take_or_claim(&k, false);
                 // Now the waiter's: a third look from it claims nothing new.
-                (got.is_none(), s.take_or_claim(&k).is_none())
+                (got.is_none(), s.take_or_claim(&k, false).is_none())
             })
         };
         drop(Releasing(Some(&s)));
@@ -197,13 +210,32 @@ mod tests {
     }
 
     #[test]
+    fn a_step_seen_does_not_answer_an_image_lookup() {
+        let s = Arc::new(Siblings::new(true));
+        let k = key("d");
+        assert!(s.take_or_claim(&k, false).is_none());
+        s.publish(&k, &Entry::Step);
+        assert!(matches!(s.take_or_claim(&k, false), Some(Entry::Step)));
+        // The image of the metadata run: claimed by the first to ask, the
+        // other waits for it rather than making its own.
+        assert!(s.take_or_claim(&k, true).is_none(), "the first claims");
+        let other = {
+            let (s, k) = (s.clone(), k.clone());
+            std::thread::spawn(move || s.take_or_claim(&k, true))
+        };
+        let id = crate::digest::ImageId(crate::digest::Digest::of(b"cfg"));
+        s.publish(&k, &Entry::Image(id.clone()));
+        assert!(matches!(other.join().unwrap(), Some(Entry::Image(got)) if got == id));
+    }
+
+    #[test]
     fn a_stop_ends_the_wait() {
         let s = Arc::new(Siblings::new(true));
         let k = key("c");
-        assert!(s.take_or_claim(&k).is_none());
+        assert!(s.take_or_claim(&k, false).is_none());
         let other = {
             let (s, k) = (s.clone(), k.clone());
-            std::thread::spawn(move || s.take_or_claim(&k))
+            std::thread::spawn(move || s.take_or_claim(&k, false))
         };
         s.stop();
         assert!(other.join().unwrap().is_none());

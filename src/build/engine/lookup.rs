@@ -38,8 +38,14 @@ impl Build<'_> {
     /// platform of this build made for it, even then (the step is this
     /// thread's to run when `None`: see [`crate::build::siblings`]).
     pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
+        self.lookup_as(key, false)
+    }
+
+    /// [`Build::lookup`]; `image`: only an image answers it among the
+    /// platforms' steps (see [`crate::build::siblings`]).
+    fn lookup_as(&self, key: &CacheKey, image: bool) -> Option<Entry> {
         let siblings = self.siblings();
-        if let Some(entry) = siblings.and_then(|s| s.take_or_claim(key)) {
+        if let Some(entry) = siblings.and_then(|s| s.take_or_claim(key, image)) {
             return Some(entry);
         }
         if self.opts.no_cache || Uncached::here() {
@@ -72,7 +78,7 @@ impl Build<'_> {
 
     /// The image `key` made before, unless `--no-cache`.
     pub fn lookup_image(&self, key: &CacheKey) -> Option<ImageId> {
-        match self.lookup(key)? {
+        match self.lookup_as(key, true)? {
             Entry::Image(id) => Some(id),
             Entry::Step => None,
         }
