@@ -49,7 +49,10 @@ pub fn record(
     for (_, key, entry) in journal.steps.iter().filter(|(s, _, _)| wanted(*s)) {
         let id = match entry {
             Entry::Step => {
-                record.steps.insert(key.hex().to_string(), None);
+                // Seen only: never over the image a run of metadata steps
+                // made under the same key (another platform's journal,
+                // merged after, may have only seen it).
+                record.steps.entry(key.hex().to_string()).or_insert(None);
                 continue;
             }
             Entry::Image(id) => id,
@@ -213,4 +216,32 @@ fn mount_source(endpoint: &Endpoint, remote: &[RemoteSource]) -> Option<String> 
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::key::{key, Op, Parent};
+
+    #[test]
+    fn a_step_seen_by_one_platform_keeps_the_image_another_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let config = crate::store::config::ImageConfig::new("2026-12-04T00:00:00Z".into());
+        let id = crate::build::commit::commit_config(&store, &config, None).unwrap();
+        let k = key(
+            Parent::Scratch,
+            &Op::Config {
+                instruction: "ARG A",
+            },
+        );
+        // amd64 made the image of the metadata run; arm64 only saw the
+        // step, and its journal is merged after.
+        let mut journal = Journal::default();
+        journal.steps.push((0, k.clone(), Entry::Image(id.clone())));
+        journal.steps.push((0, k.clone(), Entry::Step));
+        let stages = BTreeSet::from([0]);
+        let (record, _) = record(&store, &journal, Mode::Max, &stages, Compression::Gzip).unwrap();
+        assert_eq!(record.steps[k.hex()], Some(id));
+    }
 }
