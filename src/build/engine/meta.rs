@@ -15,6 +15,7 @@ use crate::build::commit::push_history;
 use crate::build::config_steps::normalised;
 use crate::build::error::StepFailure;
 use crate::build::key::{self, Op};
+use crate::digest::ImageId;
 use crate::store::config::History;
 
 /// A metadata instruction (already expanded).
@@ -70,4 +71,37 @@ fn settle(b: &Build, state: &mut StageState, step: &Step, key: key::CacheKey) ->
     }
     state.pending = Some(key);
     Done::Meta { cached }
+}
+
+impl Build<'_> {
+    /// Makes the metadata steps since the stage's image one image, and
+    /// says which.
+    pub(super) fn materialize(&self, state: &mut StageState) -> Result<(), StepFailure> {
+        if let Some(id) = self.settle_pending(state)? {
+            self.out.image(state.step, id.short());
+        }
+        Ok(())
+    }
+
+    /// The image of the metadata steps since the stage's image (the one a
+    /// previous build made for the same steps, if any); `None` if there
+    /// were none.
+    pub(super) fn settle_pending(
+        &self,
+        state: &mut StageState,
+    ) -> Result<Option<ImageId>, StepFailure> {
+        let Some(key) = state.pending.clone() else {
+            return Ok(None);
+        };
+        if let Some(id) = self.lookup_image(&key) {
+            self.adopt(state, id.clone())?;
+            return Ok(Some(id));
+        }
+        self.may_execute()?;
+        let id = self.commit_config(state.config(), state.image.clone())?;
+        self.record(&key, &Entry::Image(id.clone()));
+        state.image = Some(id.clone());
+        state.pending = None;
+        Ok(Some(id))
+    }
 }

@@ -27,6 +27,7 @@ mod container;
 mod copy;
 mod dry;
 mod explained;
+mod failing;
 mod lookup;
 mod meta;
 mod out;
@@ -674,75 +675,6 @@ impl Build<'_> {
         let config = self.config_of(Some(&id))?;
         state.at(id, config);
         Ok(())
-    }
-
-    /// Makes the metadata steps since the stage's image one image, and
-    /// says which.
-    fn materialize(&self, state: &mut StageState) -> Result<(), StepFailure> {
-        if let Some(id) = self.settle_pending(state)? {
-            self.out.image(state.step, id.short());
-        }
-        Ok(())
-    }
-
-    /// The image of the metadata steps since the stage's image (the one a
-    /// previous build made for the same steps, if any); `None` if there
-    /// were none.
-    fn settle_pending(&self, state: &mut StageState) -> Result<Option<ImageId>, StepFailure> {
-        let Some(key) = state.pending.clone() else {
-            return Ok(None);
-        };
-        if let Some(id) = self.lookup_image(&key) {
-            self.adopt(state, id.clone())?;
-            return Ok(Some(id));
-        }
-        self.may_execute()?;
-        let id = self.commit_config(state.config(), state.image.clone())?;
-        self.record(&key, &Entry::Image(id.clone()));
-        state.image = Some(id.clone());
-        state.pending = None;
-        Ok(Some(id))
-    }
-
-    /// The step error for `planned`, with the last good image: the stage's
-    /// metadata steps so far are made an image for it.
-    fn failed(
-        &self,
-        plan: &Plan,
-        planned: &PlannedStep,
-        state: &mut StageState,
-        cause: StepFailure,
-    ) -> BuildError {
-        // Best effort: without it the hint names the image before them.
-        let _ = self.settle_pending(state);
-        self.step_error(plan, planned, state.image.clone(), cause)
-    }
-
-    fn step_error(
-        &self,
-        plan: &Plan,
-        planned: &PlannedStep,
-        last_good: Option<ImageId>,
-        cause: StepFailure,
-    ) -> BuildError {
-        let step = planned.step;
-        BuildError::from(StepError {
-            number: planned.number,
-            total: plan.total,
-            location: Location {
-                file: dockerfile_name(self.opts),
-                line: step.span().start_line,
-                col: step.raw.col,
-            },
-            instruction: shown(&step.raw.original),
-            last_good,
-            cause,
-        })
-    }
-
-    /// A failure after the last step (committing, labels): strata's own.
-    fn unplaced(&self, cause: StepFailure) -> BuildError {
-        BuildError::Finish(Box::new(cause))
     }
 
     /// The config of `image`, or a new one where there is none (FROM
