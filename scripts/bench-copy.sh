@@ -7,13 +7,7 @@
 # table format. Run as an unprivileged user with subuid ranges.
 set -euo pipefail; shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
-scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
-strata=${STRATA:-$PWD/target/release/strata}
-w=$(mktemp -d); source scripts/bench-buildah.sh; trap rm_work EXIT
-n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
-bash scripts/busybox-rootfs.sh "$w/bb.tar"
-STRATA_ROOT=$w/seed "$strata" import "$w/bb.tar" busybox >/dev/null
-STRATA_ROOT=$w/seed "$strata" save -o "$w/bb-save.tar" busybox
+source scripts/bench-lib.sh
 buildah pull -q "docker-archive:$w/bb-save.tar" >/dev/null
 for c in many one; do mkdir -p "$w/$c/d"; printf 'FROM busybox\nCOPY d /d/\n' >"$w/$c/Dockerfile"; done
 for i in $(seq "$(n 20000)"); do head -c 25000 /dev/urandom >"$w/many/d/$i"; done

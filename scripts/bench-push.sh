@@ -8,15 +8,10 @@
 # /usr/bin/time -v) in scripts/bench.sh's row format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
-strata=${STRATA:-$PWD/target/release/strata}
+source scripts/bench-lib.sh
 source scripts/registry.sh
-w=$(mktemp -d); source scripts/bench-buildah.sh; trap 'stop_registry; rm_work' EXIT
+trap 'stop_registry; rm_work' EXIT
 start_registry; r=$REGISTRY_ADDR/benchpush
-n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
-bash scripts/busybox-rootfs.sh "$w/bb.tar"
-STRATA_ROOT=$w/seed "$strata" import "$w/bb.tar" busybox >/dev/null
-STRATA_ROOT=$w/seed "$strata" save -o "$w/bb-save.tar" busybox
 mkdir -p "$w/ctx"
 printf '%b' "FROM busybox\nRUN head -c $(n 100000000) /dev/urandom > /r1\n\
 RUN head -c $(n 100000000) /dev/urandom > /r2\n\

@@ -9,14 +9,9 @@
 # with indented sub-rows ("  peak RSS MB", "  floor ...") under a case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=${BENCH_SCALE:-1} runs=${BENCH_RUNS:-3}
-strata=${STRATA:-$PWD/target/release/strata}
-w=$(mktemp -d); source scripts/bench-buildah.sh; trap rm_work EXIT
+source scripts/bench-lib.sh
 export STRATA_ROOT=$w/store
-n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
-bash scripts/busybox-rootfs.sh "$w/bb.tar"
 "$strata" import "$w/bb.tar" busybox >/dev/null
-"$strata" save -o "$w/bb-save.tar" busybox
 buildah pull -q "docker-archive:$w/bb-save.tar" >/dev/null
 tools="s b" # with DOCKER_HOST set (scripts/bench-root.sh), BuildKit too
 [ -z "${DOCKER_HOST:-}" ] || { tools+=" k"; /usr/bin/docker load -q -i "$w/bb-save.tar" >/dev/null; }
