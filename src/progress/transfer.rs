@@ -39,10 +39,14 @@ pub struct TransferView {
 
 impl TransferView {
     pub fn new(mode: TransferMode, stream: Stream) -> TransferView {
+        TransferView::drawn_on(mode, stream, draw_target(mode, stream))
+    }
+
+    fn drawn_on(mode: TransferMode, stream: Stream, target: ProgressDrawTarget) -> TransferView {
         TransferView {
             mode,
             stream,
-            multi: MultiProgress::with_draw_target(draw_target(mode, stream)),
+            multi: MultiProgress::with_draw_target(target),
             bars: HashMap::new(),
             finished: false,
             shared: false,
@@ -78,10 +82,11 @@ impl TransferView {
         let text = status_line(layer, status);
         match self.mode {
             TransferMode::Tty => {
-                let bar = self.bar(layer.to_string(), ProgressBar::new_spinner);
+                let (bar, new) = self.bar(layer.to_string(), ProgressBar::new_spinner);
                 bar.set_style(message_style());
                 bar.set_message(text);
                 bar.tick();
+                show(&bar, new);
             }
             TransferMode::Plain => self.stream.line(&text),
             TransferMode::Quiet => {}
@@ -96,7 +101,7 @@ impl TransferView {
             return;
         }
         let message = format!("{}: {}", layer.short(), action.verb());
-        let bar = self.bar(layer.to_string(), ProgressBar::new_spinner);
+        let (bar, new) = self.bar(layer.to_string(), ProgressBar::new_spinner);
         if bar.length() != total || bar.message() != message {
             match total {
                 Some(n) => {
@@ -111,6 +116,7 @@ impl TransferView {
             bar.set_message(message);
         }
         bar.set_position(done);
+        show(&bar, new);
     }
 
     /// Shows `done` of `total` bytes of a build step's work as a bar on a
@@ -122,12 +128,13 @@ impl TransferView {
         }
         let key = format!("step {} {}", step.number, work.verb());
         let message = format!("Step {}: {}", step.number, work.verb());
-        let bar = self.bar(key.clone(), || {
+        let (bar, new) = self.bar(key.clone(), || {
             ProgressBar::new(total)
                 .with_style(bar_style())
                 .with_message(message)
         });
         bar.set_position(done);
+        show(&bar, new);
         if done >= total {
             bar.finish_and_clear();
             self.bars.remove(&key);
@@ -155,14 +162,28 @@ impl TransferView {
         }
     }
 
-    /// The bar of `layer`; a transfer after a finished one starts a new
-    /// display below the frozen one.
-    fn bar(&mut self, key: String, make: impl FnOnce() -> ProgressBar) -> &ProgressBar {
+    /// The bar of `layer`, and whether it was made just now; a transfer
+    /// after a finished one starts a new display below the frozen one.
+    fn bar(&mut self, key: String, make: impl FnOnce() -> ProgressBar) -> (ProgressBar, bool) {
         if self.finished {
             *self = TransferView::new(self.mode, self.stream);
         }
+        let mut new = false;
         let multi = &self.multi;
-        self.bars.entry(key).or_insert_with(|| multi.add(make()))
+        let bar = self.bars.entry(key).or_insert_with(|| {
+            new = true;
+            multi.add(make())
+        });
+        (bar.clone(), new)
+    }
+}
+
+/// Draws a bar just made, set up: indicatif draws at most 20 times a
+/// second, so a bar made and finished within that time (a fast copy right
+/// after a context read) would otherwise never be seen at all.
+fn show(bar: &ProgressBar, new: bool) {
+    if new {
+        bar.force_draw();
     }
 }
 
@@ -198,6 +219,70 @@ fn status_line(layer: &Digest, status: &LayerStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use indicatif::TermLike;
+    use std::sync::{Arc, Mutex};
+
+    /// A terminal that keeps what is written to it.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(&format!("{s}\n"))
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_bar_over_within_one_refresh_is_still_seen() {
+        // 20 Hz, as a real terminal: a read updating every 2 ms uses up
+        // the terminal's burst allowance (each bar has its own, of 10, and
+        // regains one a millisecond), and the copy starts and ends well
+        // within 50 ms of the read's last draw.
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), 20);
+        let mut view = TransferView::drawn_on(TransferMode::Tty, Stream::Stderr, target);
+        let step = StepId {
+            stage: 0,
+            number: 2,
+            platform: 0,
+        };
+        let total = 64 << 20;
+        for done in (0..total).step_by(1 << 20) {
+            view.step_bytes(step, StepWork::Read, done, total);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        view.step_bytes(step, StepWork::Read, total, total);
+        view.step_bytes(step, StepWork::Copy, 0, total);
+        view.step_bytes(step, StepWork::Copy, total, total);
+        let seen = screen.0.lock().unwrap().clone();
+        assert!(seen.contains("Step 2: Reading context"), "{seen}");
+        assert!(seen.contains("Step 2: Copying"), "{seen}");
+    }
 
     #[test]
     fn layer_lines_read_as_dockers() {
