@@ -335,17 +335,8 @@ fn buildah_build(ctx: &Path, file: Option<&Path>, tag: &str, args: &[(String, St
         argv.extend(["--build-arg".into(), format!("{k}={v}")]);
     }
     argv.push(ctx.to_str().unwrap().into());
-    // One retry: buildah's chroot RUN fails now and then (memfd sealing),
-    // which says nothing about strata.
-    let first = Command::new("buildah").args(&argv).output().unwrap();
-    if !first.status.success() {
-        eprintln!(
-            "buildah failed once, retrying: {}",
-            String::from_utf8_lossy(&first.stderr)
-        );
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        common::tool("buildah", &argv);
-    }
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    common::tool("buildah", &argv);
 }
 
 /// Gives buildah's store the same busybox image strata imports, once per
