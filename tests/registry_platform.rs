@@ -536,10 +536,11 @@ fn registry_platform_builds_overlap_with_two_jobs_in_order_with_one() {
 }
 
 #[test]
-fn registry_platform_no_cache_builder_runs_once_report_has_platforms() {
+fn registry_platform_no_cache_builder_runs_once_lint_warns_once_report_has_platforms() {
     let Some(arm64) = arm64_base() else { return };
     let s = store_with_both("bb:1", &arm64);
-    let ctx = common::context(&[("Dockerfile", CROSS)]);
+    let dockerfile = format!("{CROSS}MAINTAINER me\n");
+    let ctx = common::context(&[("Dockerfile", &dockerfile)]);
     let report = ctx.path().join("report.json");
     let out = s
         .run(&[
@@ -559,6 +560,9 @@ fn registry_platform_no_cache_builder_runs_once_report_has_platforms() {
         .success();
     let log = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(builder_runs(&log), ["builder-ran-x86_64"], "{log}");
+    // The lint's warning once, not once per platform (BuildKit warns for
+    // the first platform only).
+    assert_eq!(log.matches("MaintainerDeprecated").count(), 1, "{log}");
     // The report has each platform's steps, the builder's RUN run once.
     let v: serde_json::Value = serde_json::from_slice(&fs_err::read(&report).unwrap()).unwrap();
     let steps = v["steps"].as_array().unwrap();

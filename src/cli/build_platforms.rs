@@ -96,7 +96,14 @@ fn build_each(
             }),
             ..options.clone()
         };
-        match super::lint::around(store, &o, || crate::build::build(store, &o)) {
+        let build = || crate::build::build(store, &o);
+        // The first platform's warnings only, as BuildKit: the others'
+        // would repeat them.
+        let built = match i {
+            0 => super::lint::around(store, &o, build),
+            _ => build(),
+        };
+        match built {
             Ok(built) => Ok(built.id),
             Err(e) => {
                 let caused = matches!(e, BuildError::Cancelled);
