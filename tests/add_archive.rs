@@ -18,12 +18,6 @@ fn build(s: &Strata, tag: &str, dockerfile: &str, archives: &[(&str, Vec<u8>)]) 
     s.run(&["build", "-t", tag, ctx.path().to_str().unwrap()])
 }
 
-fn sh(s: &Strata, image: &str, script: &str) -> String {
-    s.run(&["run", "--rm", image, "sh", "-c", script])
-        .success()
-        .stdout
-}
-
 #[test]
 fn rootless_add_archive_resolves_its_links_inside_the_destination() {
     let s = Strata::new();
@@ -41,17 +35,21 @@ fn rootless_add_archive_resolves_its_links_inside_the_destination() {
         &[("rel.tar", rel)],
     )
     .success();
-    let out = sh(
-        &s,
-        "rel",
-        "find /testsubdir | sort; ls /etc/myfile 2>&1; true",
-    );
+    let out = s
+        .sh("rel", "find /testsubdir | sort; ls /etc/myfile 2>&1; true")
+        .success()
+        .stdout;
     assert_eq!(
         out,
         "/testsubdir\n/testsubdir/etc\n/testsubdir/etc/myfile\n/testsubdir/symldir1\n\
          ls: /etc/myfile: No such file or directory\n"
     );
-    assert_eq!(sh(&s, "rel", "readlink /testsubdir/symldir1"), "..\n");
+    assert_eq!(
+        s.sh("rel", "readlink /testsubdir/symldir1")
+            .success()
+            .stdout,
+        "..\n"
+    );
 
     // An absolute link inside the archive points into the destination,
     // where /etc does not exist. Docker BuildKit: "Error processing tar
@@ -68,7 +66,10 @@ fn rootless_add_archive_resolves_its_links_inside_the_destination() {
             "{name}: {}",
             run.stderr
         );
-        let busybox_etc = sh(&s, "busybox", "ls /etc | grep -c myfile; true");
+        let busybox_etc = s
+            .sh("busybox", "ls /etc | grep -c myfile; true")
+            .success()
+            .stdout;
         assert_eq!(busybox_etc, "0\n", "{name}");
     }
 
@@ -82,7 +83,10 @@ fn rootless_add_archive_resolves_its_links_inside_the_destination() {
         &[("hl.tar", hl)],
     )
     .success();
-    let out = sh(&s, "hl", "find /h | sort; stat -c %h /h/link; cat /h/link");
+    let out = s
+        .sh("hl", "find /h | sort; stat -c %h /h/link; cat /h/link")
+        .success()
+        .stdout;
     assert_eq!(out, "/h\n/h/link\n/h/t\n/h/t/tgt\n2\ntgt\n");
 
     // Anything that would leave the destination is still refused.

@@ -21,13 +21,6 @@ fn build(s: &Strata, dir: &Path, tag: &str) -> Run {
     s.run(&["build", "-t", tag, dir.to_str().unwrap()])
 }
 
-/// The stdout of `sh -c script` in a fresh container of `image`.
-fn sh(s: &Strata, image: &str, script: &str) -> String {
-    s.run(&["run", "--rm", image, "sh", "-c", script])
-        .success()
-        .stdout
-}
-
 fn config(s: &Strata, image: &str) -> serde_json::Value {
     let out = s.run(&["inspect", image]).success().stdout;
     serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["Config"].clone()
@@ -87,7 +80,10 @@ COPY --from=busybox:local /nothere* /none5/
         ),
     ]);
     build(&s, dir.path(), "globs").success();
-    let found = sh(&s, "globs", "find /g1 /g2 /g3 /dst /none* 2>&1 | sort");
+    let found = s
+        .sh("globs", "find /g1 /g2 /g3 /dst /none* 2>&1 | sort")
+        .success()
+        .stdout;
     // Docker's `find` output for the same image.
     let docker = "/dst
 /dst/file-a.txt
@@ -138,7 +134,10 @@ COPY --from=src --chown=: /y /e2
         ),
     ]);
     build(&s, dir.path(), "chown").success();
-    let got = sh(&s, "chown", "stat -c '%n %u:%g' /c* /e1 /e2");
+    let got = s
+        .sh("chown", "stat -c '%n %u:%g' /c* /e1 /e2")
+        .success()
+        .stdout;
     // Docker's `stat` output for the same image.
     let docker = "/c1 0:0
 /c2 1234:0
@@ -181,7 +180,10 @@ ADD --chown=nosuchuser:nogroup f /g
 /e 65534:65534
 /g 0:65534
 ";
-    let got = sh(&s, "unknown", "stat -c '%n %u:%g' /a /b /c /d /e /g");
+    let got = s
+        .sh("unknown", "stat -c '%n %u:%g' /a /b /c /d /e /g")
+        .success()
+        .stdout;
     assert_eq!(got, docker);
     // Only where the image lacks the file a name needs does BuildKit fail
     // (`open .../etc/passwd: no such file or directory`), a COPY and a
@@ -254,7 +256,10 @@ RUN mkdir -p /dst/x /elsewhere /real && echo keep > /dst/x/keep && ln -s /elsewh
     // /elsewhere/file).
     fs_err::write(&df, "FROM symbase\nCOPY c/ /link/\nCOPY b/sub/ /dst/sub\n").unwrap();
     build(&s, dir.path(), "sym").success();
-    assert_eq!(sh(&s, "sym", "cat /real/g /elsewhere/file"), "g\nf\n");
+    assert_eq!(
+        s.sh("sym", "cat /real/g /elsewhere/file").success().stdout,
+        "g\nf\n"
+    );
 }
 
 #[test]
@@ -297,12 +302,14 @@ WORKDIR /
     // No RUN follows any WORKDIR, yet each made its directory, for the USER
     // then in effect (1000 is uid:uid whatever passwd says; an unknown
     // user is root, an unknown group the user's gid). Docker's owners:
-    let got = sh(
-        &s,
-        "wd",
-        "stat -c '%n %u:%g %a' /a/c /a/c/rel/x /owned /owned/sub /named /named2 \
-         /owned2 /owned2/deep /ghost /ghostgrp; test -e /a/b || echo no /a/b",
-    );
+    let got = s
+        .sh(
+            "wd",
+            "stat -c '%n %u:%g %a' /a/c /a/c/rel/x /owned /owned/sub /named /named2 \
+             /owned2 /owned2/deep /ghost /ghostgrp; test -e /a/b || echo no /a/b",
+        )
+        .success()
+        .stdout;
     let docker = "/a/c 0:0 755
 /a/c/rel/x 0:0 755
 /owned 1000:1000 755
@@ -438,11 +445,13 @@ EXPOSE 80 443/udp 8000-8001/tcp
     // Docker BuildKit's output of the same `stat`, `ls` and `test` in a RUN
     // after these steps: setuid, setgid and sticky bits kept, `${V:-x}` and
     // `${V:+x}` expanded in FROM and in a destination, no /vol made.
-    let got = sh(
-        &s,
-        "kept",
-        "stat -c '%n %a' /perm/su /perm/sg /d1/plus/st; ls /d1/plus; test -e /vol || echo no /vol",
-    );
+    let got = s
+        .sh(
+            "kept",
+            "stat -c '%n %a' /perm/su /perm/sg /d1/plus/st; ls /d1/plus; test -e /vol || echo no /vol",
+        )
+        .success()
+        .stdout;
     assert_eq!(
         got,
         "/perm/su 4755\n/perm/sg 2711\n/d1/plus/st 1777\nk\nst\nno /vol\n"

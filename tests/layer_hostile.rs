@@ -12,9 +12,7 @@ use common::tarspec::{
     self, append, bomb, docker_archive, docker_archive_members, gnu_tar_list, plain_layers,
     smuggling_tar, tar, T,
 };
-use common::{busybox_tar, context, Strata};
-
-const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
+use common::{busybox_tar, context, Strata, DRIVERS};
 
 /// Load an image made of busybox and then `layers` (plain tars).
 fn load(s: &Strata, dir: &Path, tag: &str, layers: &[Vec<u8>]) {

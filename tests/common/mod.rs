@@ -224,13 +224,65 @@ pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// The storage drivers, each of which must give the same images.
+pub const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
+
 impl Strata {
+    /// `strata --storage-driver DRIVER build EXTRA… CTX`.
+    pub fn build_on(&self, driver: &str, ctx: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["--storage-driver", driver, "build"];
+        args.extend(extra);
+        args.push(ctx.to_str().unwrap());
+        self.run(&args)
+    }
+
     /// `strata build EXTRA… CTX`.
     pub fn build(&self, ctx: &Path, extra: &[&str]) -> Run {
         let mut args = vec!["build"];
         args.extend(extra);
         args.push(ctx.to_str().unwrap());
         self.run(&args)
+    }
+
+    /// `strata run --rm IMAGE sh -c SCRIPT`.
+    pub fn sh(&self, image: &str, script: &str) -> Run {
+        self.run(&["run", "--rm", image, "sh", "-c", script])
+    }
+
+    /// The entry names of an image's last layer (from `strata save`),
+    /// sorted, without `./` or a trailing `/`.
+    pub fn top_layer(&self, image: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("img.tar");
+        self.run(&["save", "-o", out.to_str().unwrap(), image])
+            .success();
+        let mut files = std::collections::BTreeMap::new();
+        let mut archive = tar::Archive::new(fs_err::File::open(&out).unwrap());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.insert(name, bytes);
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+        let layers = manifest[0]["Layers"].as_array().unwrap();
+        let top = layers.last().unwrap().as_str().unwrap();
+        let mut layer = tar::Archive::new(files[top].as_slice());
+        let mut names: Vec<String> = layer
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                name.trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .filter(|n| !n.is_empty() && n != ".")
+            .collect();
+        names.sort();
+        names
     }
 
     /// Imports the busybox rootfs as `name`.
