@@ -566,14 +566,7 @@ fn rootless_build_copy_reads_each_source_file_once() {
     s.import_busybox("busybox");
     const SIZE: usize = 32 << 20;
     // Incompressible and unlike anything else in the store.
-    let mut data = vec![0u8; SIZE];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let data = common::noise(SIZE, u64::from(std::process::id()));
     let df = "FROM busybox AS one\nCOPY big /big\nFROM busybox\nCOPY --from=one /big /again\n";
     let ctx = context(&[("Dockerfile", df)]);
     fs_err::write(ctx.path().join("big"), &data).unwrap();

@@ -17,17 +17,8 @@ use common::Strata;
 /// A rootfs tarball of `files` files of `size` bytes, content seeded by `seed`.
 fn rootfs(path: &Path, files: usize, size: usize, seed: u64) {
     let mut b = tar::Builder::new(fs_err::File::create(path).unwrap());
-    let mut x = seed | 1;
-    for i in 0..files {
-        let data: Vec<u8> = (0..size)
-            .map(|_| {
-                // xorshift: incompressible enough to make gzip work.
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+    let noise = common::noise(files * size, seed);
+    for (i, data) in noise.chunks(size).enumerate() {
         let mut h = tar::Header::new_ustar();
         h.set_path(format!("data/d{}/f{i}", i % 10)).unwrap();
         h.set_size(data.len() as u64);
@@ -36,7 +27,7 @@ fn rootfs(path: &Path, files: usize, size: usize, seed: u64) {
         h.set_uid(0);
         h.set_gid(0);
         h.set_cksum();
-        b.append(&h, &data[..]).unwrap();
+        b.append(&h, data).unwrap();
     }
     b.into_inner().unwrap();
 }

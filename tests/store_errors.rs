@@ -14,16 +14,8 @@ use common::Strata;
 
 fn rootfs_tar(files: usize, size: usize, seed: u64) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut x = seed | 1;
-    for i in 0..files {
-        let data: Vec<u8> = (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+    let noise = common::noise(files * size, seed);
+    for (i, data) in noise.chunks(size).enumerate() {
         let mut h = tar::Header::new_ustar();
         h.set_path(format!("f{i}")).unwrap();
         h.set_size(size as u64);
@@ -32,7 +24,7 @@ fn rootfs_tar(files: usize, size: usize, seed: u64) -> Vec<u8> {
         h.set_uid(0);
         h.set_gid(0);
         h.set_cksum();
-        b.append(&h, &data[..]).unwrap();
+        b.append(&h, data).unwrap();
     }
     b.into_inner().unwrap()
 }
@@ -343,15 +335,7 @@ fn rootless_store_full_disk_during_a_copy_says_no_space_and_recovers() {
     let ctx = w.join("ctx");
     fs_err::create_dir(&ctx).unwrap();
     fs_err::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY big /big\n").unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = common::noise(8 << 20, 0);
     fs_err::write(ctx.join("big"), &big).unwrap();
     let mnt = w.join("mnt");
     fs_err::create_dir(&mnt).unwrap();

@@ -224,6 +224,25 @@ pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// `len` bytes of xorshift noise from `seed`: incompressible (gzip has
+/// work to do), and unlike anything else in a store for distinct seeds.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    // An odd multiplier maps distinct seeds to distinct nonzero states
+    // (xorshift stays at 0 from 0).
+    let mut x = seed
+        .wrapping_add(1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .max(1);
+    let mut data = vec![0u8; len];
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
 /// The storage drivers, each of which must give the same images.
 pub const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
 
