@@ -13,12 +13,6 @@ for c in many one; do mkdir -p "$w/$c/d"; printf 'FROM busybox\nCOPY d /d/\n' >"
 for i in $(seq "$(n 20000)"); do head -c 25000 /dev/urandom >"$w/many/d/$i"; done
 head -c "$(n 1000000000)" /dev/urandom >"$w/one/d/big"
 
-# seconds and peak RSS in MB of one run of a command
-measure() {
-  /usr/bin/time -f '%e %M' -o "$w/time" "$@" >"$w/out" 2>&1 || {
-    echo "bench: failed: $*" >&2; cat "$w/out" >&2; exit 1; }
-  awk '{ printf "%s %.0f\n", $1, $2 / 1024 }' "$w/time"
-}
 s_cold() { # an empty store holding only the base image
   rm -rf "$w/store"; STRATA_ROOT=$w/store "$strata" load -i "$w/bb-save.tar" >/dev/null
   STRATA_ROOT=$w/store measure "$strata" build --no-cache -t c "$w/$1"
@@ -30,7 +24,6 @@ floor() { # read+hash, then write: each part measured, the sum printed
   c=$(measure cp -r "$w/$1/d" "$w/cp" | cut -d' ' -f1)
   echo "$(echo "$h + $c" | bc) 0"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 declare -A T M
 for _ in $(seq "$runs"); do
   for c in many one; do
@@ -39,7 +32,7 @@ for _ in $(seq "$runs"); do
     done
   done
 done
-med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+med() { median <<<"$1"; }
 for c in many one; do
   case $c in many) name="i cold COPY $(n 20000) files" ;; one) name="j cold COPY 1 file $(n 1000)MB" ;; esac
   s=$(med "${T[$c.s_cold]}") b=$(med "${T[$c.b_cold]}") f=$(med "${T[$c.floor]}")

@@ -22,3 +22,13 @@ n() { awk -v x="$1" -v s="$scale" 'BEGIN { printf "%d", x * s }'; }
 bash scripts/busybox-rootfs.sh "$w/bb.tar"
 STRATA_ROOT=$w/seed "$strata" import "$w/bb.tar" busybox >/dev/null
 STRATA_ROOT=$w/seed "$strata" save -o "$w/bb-save.tar" busybox
+# measure CMD...: one run of CMD (not a shell function: /usr/bin/time execs
+# it); prints "seconds peak_RSS_MB" (RSS of the largest process in its
+# tree); its output goes to $w/out, shown on failure.
+measure() {
+  /usr/bin/time -f '%e %M' -o "$w/time" "$@" >"$w/out" 2>&1 || {
+    echo "bench: failed: $*" >&2; cat "$w/out" >&2; return 1; }
+  awk '{ printf "%s %.0f\n", $1, $2 / 1024 }' "$w/time"
+}
+# median of the numbers on stdin, separated by spaces or newlines
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
