@@ -253,15 +253,7 @@ pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The xattrs of `path` (not following a symlink), sorted by name.
 pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs, LayerError> {
-    let len = match rustix::fs::llistxattr_query(path) {
-        Ok(len) => len,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(LayerError::io("list xattrs of", path)(e.into())),
-    };
-    let mut list = vec![0u8; len];
-    let len = rustix::fs::llistxattr(path, &mut list[..])
-        .map_err(|e| LayerError::io("list xattrs of", path)(e.into()))?;
-    list.truncate(len);
+    let list = xattr_names(path)?;
     let mut out = Vec::new();
     for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let name_os = OsString::from_vec(name.to_vec());
@@ -279,6 +271,30 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs, LayerError> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The NUL-separated xattr names of `path`. One llistxattr into a buffer
+/// that holds the usual few names (most files have none; a COPY and its
+/// commit list every file's), the size asked only when it is too small.
+fn xattr_names(path: &Path) -> Result<Vec<u8>, LayerError> {
+    let io_err = |e: rustix::io::Errno| LayerError::io("list xattrs of", path)(e.into());
+    let mut list = vec![0u8; 1024];
+    loop {
+        match rustix::fs::llistxattr(path, &mut list[..]) {
+            Ok(len) => {
+                list.truncate(len);
+                return Ok(list);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            // The max: names added between the query and the next try
+            // cannot make this loop forever.
+            Err(rustix::io::Errno::RANGE) => {
+                let len = rustix::fs::llistxattr_query(path).map_err(io_err)?;
+                list.resize(len.max(list.len() * 2), 0);
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+    }
 }
 
 impl<W: Write> TarWriter<W> {
@@ -664,6 +680,30 @@ mod tests {
                 (0, 0, 0)
             );
         }
+    }
+
+    /// More names than the first llistxattr buffer holds: all read, sorted.
+    #[test]
+    fn xattrs_past_the_first_buffer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        fs_err::write(&f, "x").unwrap();
+        assert!(read_xattrs(&f).unwrap().is_empty());
+        let names: Vec<String> = (0..60)
+            .map(|i| format!("user.a-long-attribute-name-{i:02}"))
+            .collect();
+        for n in &names {
+            rustix::fs::lsetxattr(&f, n.as_str(), b"v", rustix::fs::XattrFlags::empty()).unwrap();
+        }
+        let got = read_xattrs(&f).unwrap();
+        // The names with their NULs are more than xattr_names's first buffer.
+        assert!(got.iter().map(|(n, _)| n.len() + 1).sum::<usize>() > 1024);
+        let got: Vec<_> = got
+            .into_iter()
+            .map(|(n, v)| (String::from_utf8(n).unwrap(), v))
+            .collect();
+        let want: Vec<_> = names.into_iter().map(|n| (n, b"v".to_vec())).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
