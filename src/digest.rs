@@ -43,7 +43,7 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(data))
     }
 
-    fn from_hasher(hasher: Sha256) -> Digest {
+    pub(crate) fn from_hasher(hasher: Sha256) -> Digest {
         Digest {
             hex: hex::encode(hasher.finalize()),
         }

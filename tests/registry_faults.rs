@@ -20,29 +20,32 @@ use strata::digest::Digest;
 use strata::registry::auth::Secret;
 use strata::registry::credentials::Credential;
 use strata::registry::{Options, Registry, RegistryError};
+use strata::store::Store;
 
 fn is_blob_get(s: &Seen, digest: &Digest) -> bool {
     s.method == "GET" && s.path.ends_with(&format!("/blobs/{digest}"))
 }
 
-fn download(
+/// Downloads into a store writer (in a new store); what the writer holds
+/// after.
+fn download_into(
     reg: &Registry,
-    s: &Seeded,
-) -> (
-    Result<(), RegistryError>,
-    std::path::PathBuf,
-    tempfile::TempDir,
-) {
+    repo: &str,
+    digest: &Digest,
+    len: usize,
+) -> (Result<(), RegistryError>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("blob");
-    let r = reg.download_blob(
-        &s.repo,
-        &s.blob_digest,
-        s.blob.len() as u64,
-        &dest,
-        &mut |_| {},
-    );
-    (r, dest, dir)
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let mut w = store
+        .writer("download", Some((len as u64, digest.clone())))
+        .unwrap();
+    let r = reg.download_blob(repo, digest, len as u64, &mut w, &mut |_| {});
+    let got = fs_err::read(w.path()).unwrap();
+    (r, got)
+}
+
+fn download(reg: &Registry, s: &Seeded) -> (Result<(), RegistryError>, Vec<u8>) {
+    download_into(reg, &s.repo, &s.blob_digest, s.blob.len())
 }
 
 #[test]
@@ -58,9 +61,9 @@ fn registry_fault_503_twice_then_success() {
         }
     });
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
-    let (r, dest, _dir) = download(&reg, &s);
+    let (r, got) = download(&reg, &s);
     r.unwrap();
-    assert_eq!(fs_err::read(&dest).unwrap(), s.blob);
+    assert_eq!(got, s.blob);
     let gets = proxy
         .seen()
         .iter()
@@ -113,9 +116,9 @@ fn registry_fault_truncated_blob_is_resumed() {
         }
     });
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
-    let (r, dest, _dir) = download(&reg, &s);
+    let (r, got) = download(&reg, &s);
     r.unwrap();
-    assert_eq!(fs_err::read(&dest).unwrap(), s.blob);
+    assert_eq!(got, s.blob);
     let gets: Vec<Seen> = proxy
         .seen()
         .into_iter()
@@ -144,18 +147,14 @@ fn registry_fault_flipped_byte_is_refused_and_nothing_kept() {
         }
     });
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
-    let (r, dest, _dir) = download(&reg, &s);
+    let (r, got) = download(&reg, &s);
     let err = r.unwrap_err();
     assert!(
         matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == s.blob_digest),
         "{err}"
     );
     assert!(err.to_string().contains("digest mismatch"), "{err}");
-    assert!(
-        !dest.exists(),
-        "the bad blob was left at {}",
-        dest.display()
-    );
+    assert!(got.is_empty(), "the bad bytes were kept");
 }
 
 #[test]
@@ -205,7 +204,7 @@ fn registry_fault_redirect_to_another_host_drops_authorization() {
         }
     });
     let reg = Registry::connect(&front.addr, Some(cred()), &Options::default()).unwrap();
-    let (r, _dest, _dir) = download(&reg, &s);
+    let (r, _) = download(&reg, &s);
     // The other host forwards without credentials, so the registry
     // refuses it: the result does not matter, what that host was sent does.
     drop(r);
@@ -242,9 +241,9 @@ fn registry_fault_cut_blob_restarts_when_range_is_ignored() {
         }
     });
     let reg = Registry::connect(&proxy.addr, None, &Options::default()).unwrap();
-    let (r, dest, _dir) = download(&reg, &s);
+    let (r, got) = download(&reg, &s);
     r.unwrap();
-    assert_eq!(fs_err::read(&dest).unwrap(), s.blob);
+    assert_eq!(got, s.blob);
 }
 
 #[test]
@@ -298,11 +297,7 @@ fn download_from(
     digest: &Digest,
     len: usize,
 ) -> (Result<(), RegistryError>, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("blob");
-    let r = reg.download_blob("faults/stall", digest, len as u64, &dest, &mut |_| {});
-    let got = fs_err::read(&dest).unwrap_or_default();
-    (r, got)
+    download_into(reg, "faults/stall", digest, len)
 }
 
 /// The byte a ranged GET asked to start at (0 for a plain GET).
@@ -360,6 +355,39 @@ fn registry_fault_blob_that_always_stalls_fails_in_bounded_time() {
     let gets = mock.blob_gets();
     assert_eq!(gets.len(), 5, "{gets:#?}");
     assert!(gets[1..].iter().all(|g| range_start(g) > 0), "{gets:#?}");
+}
+
+/// A download killed half way (its writer gone with its process) is
+/// resumed by the next writer on the ref, from the bytes already there,
+/// with one ranged GET: the store's ingest keeps its offset.
+#[test]
+fn registry_fault_download_resumes_from_a_dead_writer() {
+    let mock = MockRegistry::start(|_, _| Fault::None);
+    let (digest, layer) = mock_image(&mock);
+    let reg = Registry::connect(&mock.addr, None, &Options::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let half = layer.len() / 2;
+    let expected = Some((layer.len() as u64, digest.clone()));
+    {
+        let mut dead = store.writer("pull", expected.clone()).unwrap();
+        std::io::Write::write_all(&mut dead, &layer[..half]).unwrap();
+    }
+    let mut w = store.writer("pull", expected).unwrap();
+    assert_eq!(w.offset(), half as u64);
+    reg.download_blob(
+        "faults/stall",
+        &digest,
+        layer.len() as u64,
+        &mut w,
+        &mut |_| {},
+    )
+    .unwrap();
+    let gets = mock.blob_gets();
+    assert_eq!(gets.len(), 1, "{gets:#?}");
+    assert_eq!(range_start(&gets[0]), half as u64, "{gets:#?}");
+    w.commit(layer.len() as u64, &digest).unwrap();
+    assert_eq!(store.read_blob(&digest).unwrap(), layer);
 }
 
 #[test]

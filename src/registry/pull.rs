@@ -8,7 +8,6 @@
 //! not in the store.
 
 use std::collections::VecDeque;
-use std::io::BufReader;
 
 use super::client::Registry;
 use super::flags::RegistryFlags;
@@ -422,27 +421,15 @@ fn fetch_layer(
     desc: &Descriptor,
 ) -> Result<PreparedLayer, RegistryError> {
     let id = &desc.digest;
-    let path = staging.file("download");
+    // Named by the blob: a pull killed half way resumes where it stopped.
+    let mut writer = store.download_writer(&format!("pull {id}"), desc.size, id)?;
     progress::layer_status(id, LayerStatus::Downloading);
-    client.download_blob(repo, &desc.digest, desc.size, &path, &mut |n| {
+    client.download_blob(repo, id, desc.size, &mut writer, &mut |n| {
         progress::layer_bytes(id, Transfer::Download, n, Some(desc.size))
     })?;
     progress::layer_status(id, LayerStatus::DownloadComplete);
     progress::layer_status(id, LayerStatus::Extracting);
-    let f = fs_err::File::open(&path).map_err(|source| RegistryError::Io {
-        op: "open",
-        path: path.clone(),
-        source,
-    })?;
-    let (layer, _stats) = store.prepare_layer_tar(staging, BufReader::new(f), Some(diff_id))?;
-    // The store kept its own copy of the blob; this one is done with.
-    let _ = fs_err::remove_file(&path);
-    if !layer.record.blobs.iter().any(|b| b.digest == desc.digest) {
-        return Err(RegistryError::Invalid {
-            reference: repo.to_string(),
-            reason: format!("layer blob {} was not kept under its digest", desc.digest),
-        });
-    }
+    let (layer, _stats) = store.prepare_layer_blob(staging, writer.seal()?, diff_id)?;
     progress::layer_status(id, LayerStatus::PullComplete);
     Ok(layer)
 }

@@ -4,15 +4,14 @@
 //! resumed with `Range` when the server honours it, cross-repository
 //! mount, monolithic or chunked upload), tags and the catalog.
 
-use fs_err::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use fs_err::File;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use super::auth::Scope;
 use super::backoff::Failure;
@@ -22,6 +21,7 @@ use super::http::body_error;
 use super::manifest::{accept_header, classify, Kind, MANIFEST_MAX_BYTES, SMALL_BODY_MAX_BYTES};
 use super::RegistryError;
 use crate::digest::Digest;
+use crate::store::Writer;
 
 /// Header in which registries return a manifest's or blob's digest.
 const DOCKER_CONTENT_DIGEST: &str = "Docker-Content-Digest";
@@ -105,37 +105,21 @@ pub fn with_digest_param(location: &Url, digest: &Digest) -> Url {
     u
 }
 
-/// A blob being downloaded: the file, the hash of what it holds, and the
-/// size it must reach and not pass.
+/// A blob being downloaded: the store's writer of it (its bytes so far
+/// and their hash), and the size it must reach and not pass.
 struct BlobSink<'a> {
-    file: File,
-    path: &'a Path,
-    hasher: Sha256,
-    written: u64,
+    writer: &'a mut Writer,
     size: u64,
     what: String,
 }
 
-impl<'a> BlobSink<'a> {
-    fn create(path: &'a Path, size: u64, what: String) -> Result<BlobSink<'a>, RegistryError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)
-            .map_err(io_err("create", path))?;
-        Ok(BlobSink {
-            file,
-            path,
-            hasher: Sha256::new(),
-            written: 0,
-            size,
-            what,
-        })
+impl BlobSink<'_> {
+    fn written(&self) -> u64 {
+        self.writer.offset()
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), RegistryError> {
-        let found = self.written + bytes.len() as u64;
+        let found = self.written() + bytes.len() as u64;
         if found > self.size {
             return Err(RegistryError::SizeMismatch {
                 what: self.what.clone(),
@@ -143,37 +127,22 @@ impl<'a> BlobSink<'a> {
                 found,
             });
         }
-        self.file
+        self.writer
             .write_all(bytes)
-            .map_err(io_err("write", self.path))?;
-        self.hasher.update(bytes);
-        self.written = found;
-        Ok(())
+            .map_err(io_err("write", &self.writer.path()))
     }
 
     /// Start over: the server sent the whole blob again.
     fn restart(&mut self) -> Result<(), RegistryError> {
-        self.file
-            .set_len(0)
-            .map_err(io_err("truncate", self.path))?;
-        self.file
-            .seek(SeekFrom::Start(0))
-            .map_err(io_err("seek", self.path))?;
-        self.hasher = Sha256::new();
-        self.written = 0;
-        Ok(())
+        Ok(self.writer.restart()?)
     }
 
-    /// fsync, and check the digest of the whole.
+    /// Check the digest of the whole, and flush it to the file.
     fn finish(self, digest: &Digest) -> Result<(), RegistryError> {
-        self.file.sync_all().map_err(io_err("fsync", self.path))?;
-        let found = Digest::from_hex(&hex::encode(self.hasher.finalize())).map_err(|source| {
-            RegistryError::BadDigest {
-                url: self.path.display().to_string(),
-                source,
-            }
-        })?;
-        check_digest(self.what, digest, &found)
+        check_digest(self.what, digest, &self.writer.digest())?;
+        self.writer
+            .flush()
+            .map_err(io_err("write", &self.writer.path()))
     }
 }
 
@@ -321,24 +290,33 @@ impl Registry {
         Ok(bytes)
     }
 
-    /// Download a blob into `dest`, verifying size and digest as it
-    /// streams. A connection that breaks or a body that ends early is
-    /// resumed with `Range` (or restarted when the server ignores it), within
-    /// the retry budget. On a mismatch `dest` is deleted. `progress` gets
-    /// the bytes written so far.
+    /// Download a blob into the store's writer `dest`, verifying size and
+    /// digest as it streams. It starts where `dest` is (what a killed
+    /// download left) with `Range`; a connection that breaks or a body
+    /// that ends early is resumed the same way (or restarted when the
+    /// server ignores it), within the retry budget. Bytes that turn out
+    /// wrong are dropped from `dest`; bytes cut short stay for a resume.
+    /// `progress` gets the bytes written so far.
     pub fn download_blob(
         &self,
         repository: &str,
         digest: &Digest,
         size: u64,
-        dest: &Path,
+        dest: &mut Writer,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), RegistryError> {
+        if dest.offset() > size || dest.offset() == size && &dest.digest() != digest {
+            dest.restart()?;
+        }
         let result = self.download_blob_inner(repository, digest, size, dest, progress);
-        if result.is_err() {
-            // Nothing half-written is left behind; the removal failing
-            // (already gone) changes nothing about the error.
-            let _ = fs_err::remove_file(dest);
+        let wrong = match &result {
+            Err(RegistryError::DigestMismatch { .. }) => true,
+            Err(RegistryError::SizeMismatch { found, .. }) => *found > size,
+            _ => false,
+        };
+        if wrong {
+            // The error says what was wrong; a failing truncate adds nothing.
+            let _ = dest.restart();
         }
         result
     }
@@ -348,11 +326,20 @@ impl Registry {
         repository: &str,
         digest: &Digest,
         size: u64,
-        dest: &Path,
+        dest: &mut Writer,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), RegistryError> {
         let what = format!("blob {digest} of {}", self.name_and(repository));
-        let mut sink = BlobSink::create(dest, size, what)?;
+        let mut sink = BlobSink {
+            writer: dest,
+            size,
+            what,
+        };
+        if sink.written() == size {
+            // A killed download got it all; its digest was checked above.
+            progress(size);
+            return sink.finish(digest);
+        }
         let path = blob_path(repository, digest);
         let url = self
             .base()
@@ -363,8 +350,8 @@ impl Registry {
             })?;
         self.with_retries(&Method::GET, &url, |_| {
             let mut req = Req::get(path.as_str()).timeout(None);
-            if sink.written > 0 {
-                req = req.header("Range", format!("bytes={}-", sink.written));
+            if sink.written() > 0 {
+                req = req.header("Range", format!("bytes={}-", sink.written()));
             }
             // `send` retried what it could; what it returns is final.
             let resp = self
@@ -385,8 +372,8 @@ impl Registry {
     ) -> Result<(), Failure<RegistryError>> {
         let resumed = resp.status() == StatusCode::PARTIAL_CONTENT
             && header_str(&resp, CONTENT_RANGE.as_str()).and_then(|v| content_range_start(&v))
-                == Some(sink.written);
-        if sink.written > 0 && !resumed {
+                == Some(sink.written());
+        if sink.written() > 0 && !resumed {
             sink.restart().map_err(Failure::Fatal)?;
             progress(0);
         }
@@ -409,13 +396,13 @@ impl Registry {
                 }));
             }
             sink.write(&buf[..n]).map_err(Failure::Fatal)?;
-            progress(sink.written);
+            progress(sink.written());
         }
-        if sink.written < sink.size {
+        if sink.written() < sink.size {
             return Err(Failure::Retry(RegistryError::SizeMismatch {
                 what: format!("{} (body ended early)", sink.what),
                 expected: sink.size,
-                found: sink.written,
+                found: sink.written(),
             }));
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! directories whose liveness is a lock, and atomic, verified writes.
 
 use fs_err::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use rustix::fs::FlockOperation;
 
 use super::StoreError;
-use crate::digest::{Digest, HashingWriter};
 use crate::layer::apply::remove_tree;
 
 /// Suffix of a staging directory's liveness lock in `tmp/`.
@@ -241,7 +240,7 @@ pub fn tree_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
     // getrandom can only fail on exotic kernels; a clock-derived fallback
     // still gives distinct staging names (they are not secrets).
@@ -308,24 +307,6 @@ pub fn publish(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
         sync_dir(parent)?;
     }
     Ok(())
-}
-
-/// Copy `input` into a new staging file while hashing it; fsynced.
-pub fn stage_stream<R: Read>(
-    staging: &Staging,
-    input: R,
-) -> Result<(PathBuf, Digest, u64), StoreError> {
-    let tmp = staging.file("blob");
-    let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    let mut w = HashingWriter::new(io::BufWriter::new(f));
-    let mut input = input;
-    io::copy(&mut input, &mut w).map_err(io_err("write", &tmp))?;
-    let (digest, size, buf) = w.finish();
-    let f = buf
-        .into_inner()
-        .map_err(|e| io_err("write", &tmp)(e.into_error()))?;
-    f.sync_all().map_err(io_err("fsync", &tmp))?;
-    Ok((tmp, digest, size))
 }
 
 /// Read a whole file, naming it in the error.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::fsutil::{self, io_err, FileLock, Staging};
-use super::{Store, StoreError};
+use super::{Sealed, Store, StoreError, Writer};
 use crate::digest::{DiffId, Digest, HashingReader};
 use crate::layer::apply::{apply, apply_over, remove_tree, ApplyStats};
 use crate::layer::compress::{compress_level, tar_compressed, with_decompressed, Compression};
@@ -92,8 +92,8 @@ pub struct PreparedLayer {
     /// The unpacked directory to move into `layers/`; `None` when the layer
     /// is already in the store.
     dir: Option<PathBuf>,
-    /// Staged blob files to keep, with their digests.
-    blobs: Vec<(PathBuf, Digest)>,
+    /// Blobs to keep, as their writers sealed them.
+    blobs: Vec<Sealed>,
     /// Directories the tar implied (see [`ApplyStats::implied_dirs`]).
     implied: Vec<Vec<u8>>,
 }
@@ -114,10 +114,10 @@ impl PreparedLayer {
     }
 }
 
-/// A reader that copies what it reads into a file.
+/// A reader that copies what it reads into a blob writer.
 struct Tee<R> {
     inner: R,
-    copy: io::BufWriter<File>,
+    copy: Writer,
 }
 
 impl<R: Read> Read for Tee<R> {
@@ -184,11 +184,10 @@ impl Store {
         input: R,
         existing: PreparedLayer,
     ) -> Result<PreparedLayer, StoreError> {
-        let path = staging.file("blob");
-        let f = File::create(&path).map_err(io_err("create", &path))?;
+        let path = staging.path().to_path_buf();
         let mut tee = Tee {
-            inner: HashingReader::new(input),
-            copy: io::BufWriter::new(f),
+            inner: input,
+            copy: self.temp_writer()?,
         };
         let (compression, diff) = with_decompressed(BufReader::new(&mut tee), |c, raw| {
             let mut hashed = HashingReader::new(raw);
@@ -205,20 +204,15 @@ impl Store {
                 found: diff,
             });
         }
-        let f = tee
-            .copy
-            .into_inner()
-            .map_err(|e| io_err("write", &path)(e.into_error()))?;
-        f.sync_all().map_err(io_err("fsync", &path))?;
-        let (digest, size) = tee.inner.finish();
+        let sealed = tee.copy.seal()?;
         let mut layer = existing;
         layer.record.blobs = vec![BlobRecord {
-            digest: digest.clone(),
-            size,
+            digest: sealed.digest().clone(),
+            size: sealed.size(),
             compression,
             level: None,
         }];
-        layer.blobs = vec![(path, digest)];
+        layer.blobs = vec![sealed];
         Ok(layer)
     }
 
@@ -244,74 +238,40 @@ impl Store {
     /// Unpack a layer tar (plain, gzip or zstd) into `staging`.
     ///
     /// With `expected`, the stream must have that diff id and the input is
-    /// kept as a blob (what a loaded or pulled layer needs to be pushed
-    /// again with the same digest). Without it (a rootfs import), the layer
-    /// is identified by the deterministic tar of what was unpacked.
+    /// kept as a blob (what a loaded layer needs to be pushed again with
+    /// the same digest). Without it (a rootfs import), the layer is
+    /// identified by the deterministic tar of what was unpacked.
     pub fn prepare_layer_tar<R: Read + Send>(
         &self,
         staging: &Staging,
         input: R,
         expected: Option<&DiffId>,
     ) -> Result<(PreparedLayer, ApplyStats), StoreError> {
-        let dir = staging.file("layer");
-        fsutil::mkdirs(&dir)?;
-        let unpack_err = |source| StoreError::Unpack {
-            layer: expected.map_or_else(|| "tar".to_string(), |d| d.to_string()),
-            source,
-        };
-        let (stats, blob_file) = if expected.is_some() {
-            let blob_path = staging.file("blob");
-            let f = File::create(&blob_path).map_err(io_err("create", &blob_path))?;
-            let mut tee = Tee {
-                inner: input,
-                copy: io::BufWriter::new(f),
-            };
-            let stats = apply(&mut tee, &dir).map_err(unpack_err)?;
-            let f = tee
-                .copy
-                .into_inner()
-                .map_err(|e| io_err("write", &blob_path)(e.into_error()))?;
-            f.sync_all().map_err(io_err("fsync", &blob_path))?;
-            (stats, Some(blob_path))
-        } else {
-            (apply(input, &dir).map_err(unpack_err)?, None)
-        };
-        let own = diff::diff_id(&dir)?;
-        let (diff_id, regenerable) = match expected {
-            Some(want) if want != &stats.diff_id => {
-                return Err(StoreError::DigestMismatch {
-                    what: "layer".into(),
-                    expected: want.0.clone(),
-                    found: stats.diff_id.0.clone(),
-                })
-            }
-            Some(want) => (want.clone(), own.diff_id == *want),
-            None => (own.diff_id.clone(), true),
-        };
-        let mut blobs = Vec::new();
-        let mut records = Vec::new();
-        if let Some(path) = blob_file {
-            records.push(BlobRecord {
-                digest: stats.blob.digest.clone(),
-                size: stats.blob.size,
-                compression: stats.compression,
-                level: None,
-            });
-            blobs.push((path, stats.blob.digest.clone()));
+        if expected.is_none() {
+            let (dir, stats) = unpack(staging, input, None)?;
+            return prepared(dir, stats, None, None);
         }
-        let layer = PreparedLayer {
-            record: LayerRecord {
-                diff_id,
-                size: own.content_size,
-                regenerable,
-                blobs: records,
-                remote: Vec::new(),
-            },
-            dir: Some(dir),
-            blobs,
-            implied: stats.implied_dirs.clone(),
+        let mut tee = Tee {
+            inner: input,
+            copy: self.temp_writer()?,
         };
-        Ok((layer, stats))
+        let (dir, stats) = unpack(staging, &mut tee, expected)?;
+        let sealed = tee.copy.seal()?;
+        prepared(dir, stats, expected, Some(sealed))
+    }
+
+    /// Unpack a blob its writer sealed (a pulled layer), which must have
+    /// the diff id `diff_id`; the blob is kept as it is.
+    pub fn prepare_layer_blob(
+        &self,
+        staging: &Staging,
+        sealed: Sealed,
+        diff_id: &DiffId,
+    ) -> Result<(PreparedLayer, ApplyStats), StoreError> {
+        let path = sealed.path();
+        let f = File::open(&path).map_err(io_err("open", &path))?;
+        let (dir, stats) = unpack(staging, BufReader::new(f), Some(diff_id))?;
+        prepared(dir, stats, Some(diff_id), Some(sealed))
     }
 
     /// Layers are unpacked on their own (in parallel, as they download), so
@@ -335,13 +295,13 @@ impl Store {
             if !shadows_a_lower_symlink(&layers[i], &lowers)? {
                 continue;
             }
-            let (Some(old), Some((blob, _))) = (layers[i].dir.clone(), layers[i].blobs.first())
-            else {
+            let (Some(old), Some(blob)) = (layers[i].dir.clone(), layers[i].blobs.first()) else {
                 continue;
             };
+            let blob = blob.path();
             let new = old.with_extension("over");
             fsutil::mkdirs(&new)?;
-            let f = File::open(blob).map_err(io_err("open", blob))?;
+            let f = File::open(&blob).map_err(io_err("open", &blob))?;
             let layer = &mut layers[i];
             let unpack_err = |source| StoreError::Unpack {
                 layer: layer.record.diff_id.to_string(),
@@ -374,8 +334,8 @@ impl Store {
         layer: PreparedLayer,
     ) -> Result<(), StoreError> {
         let diff_id = layer.record.diff_id.clone();
-        for (path, digest) in &layer.blobs {
-            self.publish_blob(lock, path, digest)?;
+        for sealed in layer.blobs {
+            self.publish_blob(lock, sealed)?;
         }
         let dest = self.layer_dir(&diff_id);
         match layer.dir {
@@ -468,14 +428,10 @@ impl Store {
             return Ok(b.clone());
         }
         let staging = self.staging()?;
-        let path = staging.file("blob");
         made(0);
-        let out = Counting::new(
-            io::BufWriter::new(File::create(&path).map_err(io_err("create", &path))?),
-            made,
-        );
+        let out = Counting::new(self.temp_writer()?, made);
         let source = record.blobs.iter().find(|b| self.has_blob(&b.digest));
-        let (raw_digest, blob, out) = if let Some(src) = source {
+        let (raw_digest, _, out) = if let Some(src) = source {
             let src_path = self.blob_path(&src.digest);
             let f = File::open(&src_path).map_err(io_err("open", &src_path))?;
             let (raw, blob, out) = with_decompressed(BufReader::new(f), |_, reader| {
@@ -500,18 +456,14 @@ impl Store {
                 found: raw_digest,
             });
         }
-        let f = out
-            .inner
-            .into_inner()
-            .map_err(|e| io_err("write", &path)(e.into_error()))?;
-        f.sync_all().map_err(io_err("fsync", &path))?;
+        let sealed = out.inner.seal()?;
         let new = BlobRecord {
-            digest: blob.digest.clone(),
-            size: blob.size,
+            digest: sealed.digest().clone(),
+            size: sealed.size(),
             compression,
             level,
         };
-        self.add_blob(diff_id, &staging, &path, &new)?;
+        self.add_blob(diff_id, &staging, sealed, &new)?;
         Ok(new)
     }
 
@@ -520,11 +472,11 @@ impl Store {
         &self,
         diff_id: &DiffId,
         staging: &Staging,
-        path: &Path,
+        sealed: Sealed,
         new: &BlobRecord,
     ) -> Result<(), StoreError> {
         let lock = self.lock()?;
-        self.publish_blob(&lock, path, &new.digest)?;
+        self.publish_blob(&lock, sealed)?;
         // Re-read under the lock: another process may have added blobs.
         let mut record = self
             .layer_record(diff_id)?
@@ -548,6 +500,65 @@ impl Store {
         let f = File::open(&path).map_err(io_err("open", &path))?;
         Ok((blob, f))
     }
+}
+
+/// A layer tar unpacked into a new directory of `staging`.
+fn unpack<R: Read + Send>(
+    staging: &Staging,
+    input: R,
+    expected: Option<&DiffId>,
+) -> Result<(PathBuf, ApplyStats), StoreError> {
+    let dir = staging.file("layer");
+    fsutil::mkdirs(&dir)?;
+    let stats = apply(input, &dir).map_err(|source| StoreError::Unpack {
+        layer: expected.map_or_else(|| "tar".to_string(), |d| d.to_string()),
+        source,
+    })?;
+    Ok((dir, stats))
+}
+
+/// The layer `dir` holds, checked against the diff id `expected`, with the
+/// blob it came from when one is kept.
+fn prepared(
+    dir: PathBuf,
+    stats: ApplyStats,
+    expected: Option<&DiffId>,
+    blob: Option<Sealed>,
+) -> Result<(PreparedLayer, ApplyStats), StoreError> {
+    let own = diff::diff_id(&dir)?;
+    let (diff_id, regenerable) = match expected {
+        Some(want) if want != &stats.diff_id => {
+            return Err(StoreError::DigestMismatch {
+                what: "layer".into(),
+                expected: want.0.clone(),
+                found: stats.diff_id.0.clone(),
+            })
+        }
+        Some(want) => (want.clone(), own.diff_id == *want),
+        None => (own.diff_id.clone(), true),
+    };
+    let records = blob
+        .iter()
+        .map(|sealed| BlobRecord {
+            digest: sealed.digest().clone(),
+            size: sealed.size(),
+            compression: stats.compression,
+            level: None,
+        })
+        .collect();
+    let layer = PreparedLayer {
+        record: LayerRecord {
+            diff_id,
+            size: own.content_size,
+            regenerable,
+            blobs: records,
+            remote: Vec::new(),
+        },
+        dir: Some(dir),
+        blobs: blob.into_iter().collect(),
+        implied: stats.implied_dirs.clone(),
+    };
+    Ok((layer, stats))
 }
 
 /// Bytes between two reports of a [`Counting`] writer: often enough for a

@@ -26,12 +26,16 @@
 //!     tmp/<pid>-<rand>.lock   its lock file is flock'ed by the owning process;
 //!                             one per process may hold `hold.json`: images and
 //!                             layers GC must keep for it (the `hold` module)
+//!     tmp/ingest-<hex>/       a blob being written by the writer of a ref,
+//!     tmp/ingest-<hex>.lock   the same rules (the `ingest` module)
 //! ```
 //!
 //! Rules that keep it consistent with concurrent strata processes and
 //! crashes at any point:
 //! - Everything is first written under `tmp/` (hashed while written, fsynced,
-//!   checked against the digest it must have), then renamed into place.
+//!   checked against the digest it must have), then renamed into place;
+//!   a blob only through an ingest [`Writer`], whose [`Sealed`] result is
+//!   all [`Store::publish_blob`] takes.
 //!   A layer directory or blob that exists is complete.
 //! - Publishing (renaming layers and blobs into place, replacing
 //!   `images/index.json` or a layer record) happens only while holding the
@@ -65,13 +69,14 @@ pub mod config;
 pub mod fsutil;
 mod hold;
 mod images;
+mod ingest;
 mod layers;
 mod lists;
 pub mod remote;
 mod sweep;
 pub mod transport;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 pub use cache_mounts::{CacheMount, CacheSharing};
@@ -80,6 +85,7 @@ pub use config::{ImageConfig, RunConfig};
 pub use fsutil::{FileLock, Staging};
 pub use hold::release_holds;
 pub use images::{ImageIndex, ImageRecord, ImageSummary, RemoveEvent};
+pub use ingest::{Sealed, Status as IngestStatus, Writer};
 pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
 pub use lists::{ImageList, ListEntry};
 pub use sweep::{OWNER_LOCK, RUNNING_LOCK};
@@ -114,6 +120,10 @@ pub enum StoreError {
         expected: u64,
         found: u64,
     },
+    #[error("ref {reference:?} has a writer already: unavailable")]
+    Unavailable { reference: String },
+    #[error("content {digest}: already exists")]
+    AlreadyExists { digest: Digest },
     #[error("No such image: {name}")]
     ImageNotFound { name: String },
     #[error("image id prefix {prefix:?} is ambiguous: matches {matches:?}")]
@@ -254,31 +264,19 @@ impl Store {
     /// Put a small blob (config, manifest) in place. Caller holds the lock.
     pub fn put_blob(
         &self,
-        _lock: &FileLock,
-        staging: &Staging,
+        lock: &FileLock,
+        _staging: &Staging,
         data: &[u8],
     ) -> Result<Digest, StoreError> {
         let digest = Digest::of(data);
-        let dest = self.blob_path(&digest);
-        if !dest.exists() {
-            fsutil::write_atomic(staging, &dest, data)?;
+        if self.has_blob(&digest) {
+            return Ok(digest);
         }
+        let mut w = self.temp_writer()?;
+        w.write_all(data)
+            .map_err(io_err("write", self.root.join("tmp")))?;
+        self.publish_blob(lock, w.seal()?)?;
         Ok(digest)
-    }
-
-    /// Move a staged blob (already hashed as `digest`) into place. Caller
-    /// holds the lock.
-    pub fn publish_blob(
-        &self,
-        _lock: &FileLock,
-        staged: &Path,
-        digest: &Digest,
-    ) -> Result<(), StoreError> {
-        let dest = self.blob_path(digest);
-        if dest.exists() {
-            return Ok(());
-        }
-        fsutil::publish(staged, &dest)
     }
 
     /// The directory of a layer, usable as an overlay lowerdir.

@@ -12,14 +12,13 @@
 //! (the blob's digest, the diff id of its tar), unpacks and publishes.
 
 use std::fmt;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
 use super::layers::{BlobRecord, LayerRecord, PreparedLayer};
-use super::{Store, StoreError};
+use super::{Sealed, Store, StoreError, Writer};
 use crate::digest::{DiffId, ImageId};
 
 /// Where a remote blob lives.
@@ -58,9 +57,10 @@ pub struct RemoteBlob {
 /// What a fetcher's failure is to the store.
 pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Moves a remote blob's bytes into a file (checked by the store after).
+/// Moves a remote blob's bytes into a store writer (which checks them
+/// when sealed), from where the writer is (a resumed fetch).
 pub trait LayerFetcher: Send + Sync {
-    fn fetch(&self, remote: &RemoteBlob, dest: &Path) -> Result<(), FetchError>;
+    fn fetch(&self, remote: &RemoteBlob, dest: &mut Writer) -> Result<(), FetchError>;
 }
 
 static FETCHER: OnceLock<Box<dyn LayerFetcher>> = OnceLock::new();
@@ -146,15 +146,10 @@ impl Store {
         let staging = self.staging()?;
         let mut last = None;
         for remote in &record.remote {
-            let path = staging.file("fetch");
-            let fetched = fetcher
-                .fetch(remote, &path)
-                .map_err(|source| StoreError::Fetch {
-                    diff_id: diff_id.clone(),
-                    from: remote.source.to_string(),
-                    cause: source,
-                })
-                .and_then(|()| self.unpack_fetched(&staging, &path, diff_id, remote));
+            let fetched = self
+                .fetch_blob(fetcher.as_ref(), remote, diff_id)
+                .and_then(|sealed| self.prepare_layer_blob(&staging, sealed, diff_id))
+                .map(|(layer, _)| layer);
             match fetched {
                 Ok(layer) => {
                     let lock = self.lock()?;
@@ -177,24 +172,25 @@ impl Store {
         Err(last.unwrap_or_else(missing))
     }
 
-    /// A fetched blob checked (its digest, its tar's diff id) and unpacked.
-    fn unpack_fetched(
+    /// A remote blob fetched into its writer and sealed: its digest and
+    /// size checked.
+    fn fetch_blob(
         &self,
-        staging: &super::Staging,
-        path: &Path,
-        diff_id: &DiffId,
+        fetcher: &dyn LayerFetcher,
         remote: &RemoteBlob,
-    ) -> Result<PreparedLayer, StoreError> {
-        let f = fs_err::File::open(path).map_err(super::fsutil::io_err("open", path))?;
-        let (layer, stats) = self.prepare_layer_tar(staging, BufReader::new(f), Some(diff_id))?;
-        if stats.blob.digest != remote.blob.digest {
-            return Err(StoreError::DigestMismatch {
-                what: format!("layer blob from {}", remote.source),
-                expected: remote.blob.digest.clone(),
-                found: stats.blob.digest,
-            });
-        }
-        Ok(layer)
+        diff_id: &DiffId,
+    ) -> Result<Sealed, StoreError> {
+        let digest = &remote.blob.digest;
+        let mut writer =
+            self.download_writer(&format!("fetch {digest}"), remote.blob.size, digest)?;
+        fetcher
+            .fetch(remote, &mut writer)
+            .map_err(|source| StoreError::Fetch {
+                diff_id: diff_id.clone(),
+                from: remote.source.to_string(),
+                cause: source,
+            })?;
+        writer.seal()
     }
 
     /// Fetches every remote layer of an image.

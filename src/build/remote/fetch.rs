@@ -4,16 +4,16 @@
 //! counted in [`super::stats`].
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::endpoint::{copy_checked, layout_blob};
+use super::endpoint::layout_blob;
 use super::stats;
 use crate::progress::{self, LayerStatus, Transfer};
 use crate::reference::Reference;
 use crate::registry::flags::RegistryFlags;
 use crate::registry::Registry;
 use crate::store::remote::{FetchError, LayerFetcher, RemoteBlob, RemoteSource};
+use crate::store::Writer;
 
 /// Fetches with one client per registry, kept for the process.
 #[derive(Default)]
@@ -41,7 +41,7 @@ impl Fetcher {
 }
 
 impl LayerFetcher for Fetcher {
-    fn fetch(&self, remote: &RemoteBlob, dest: &Path) -> Result<(), FetchError> {
+    fn fetch(&self, remote: &RemoteBlob, dest: &mut Writer) -> Result<(), FetchError> {
         let digest = &remote.blob.digest;
         progress::layer_status(digest, LayerStatus::Downloading);
         match &remote.source {
@@ -56,7 +56,10 @@ impl LayerFetcher for Fetcher {
                 })?;
             }
             RemoteSource::Layout { dir } => {
-                copy_checked(&layout_blob(dir, digest), dest, digest)?;
+                // Local: read whole again rather than resumed.
+                dest.restart()?;
+                let mut from = fs_err::File::open(layout_blob(dir, digest))?;
+                std::io::copy(&mut from, dest)?;
             }
         }
         progress::layer_status(digest, LayerStatus::DownloadComplete);

@@ -80,8 +80,6 @@ fn restore_one(
             key: key.to_string(),
             reason: format!("media type {:?}", desc.media_type),
         })?;
-    let staging = store.staging()?;
-    let path = staging.file("mount");
     let remote = RemoteBlob {
         blob: BlobRecord {
             digest: desc.digest.clone(),
@@ -91,12 +89,19 @@ fn restore_one(
         },
         source: imported.source.clone(),
     };
+    let mut writer = store.download_writer(
+        &format!("cache mount {}", desc.digest),
+        desc.size,
+        &desc.digest,
+    )?;
     fetcher
-        .fetch(&remote, &path)
+        .fetch(&remote, &mut writer)
         .map_err(|e| RemoteError::Mount {
             key: key.to_string(),
             reason: e.to_string(),
         })?;
+    let sealed = writer.seal()?;
+    let path = sealed.path();
     // Unpacked by the one safe extraction, into the new cache's directory
     // before anyone can see it (the store renames it into place).
     let unpack = |dir: &std::path::Path| -> std::io::Result<()> {
@@ -105,5 +110,8 @@ fn restore_one(
         Ok(())
     };
     store.cache_mount(key, CacheSharing::Locked, &|| {}, &unpack)?;
+    // Not a blob of the store: its bytes live on unpacked, and dropping
+    // `sealed` removes them.
+    drop(sealed);
     Ok(())
 }
