@@ -351,18 +351,29 @@ impl Tree {
         meta: Meta,
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<u64, CopyError> {
-        remove_existing(parent, name.as_bytes()).map_err(self.err("replace", path))?;
         if let Some((p, _)) = &self.last {
             if p.starts_with(path) {
                 self.last = None;
             }
         }
-        let fd = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
+        let create = || {
+            rustix::fs::openat(
+                parent,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        };
+        // Most COPY targets are new: create first, and only when something
+        // (of any type: O_EXCL|O_NOFOLLOW) is there, remove it and retry,
+        // rather than a stat per file to find nothing.
+        let fd = match create() {
+            Err(Errno::EXIST) => {
+                remove_existing(parent, name.as_bytes()).map_err(self.err("replace", path))?;
+                create()
+            }
+            created => created,
+        }
         .map_err(self.err("create file", path))?;
         let mut file = std::fs::File::from(fd);
         let n = crate::layer::chunked::copy(content, &mut file)
