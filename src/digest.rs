@@ -31,6 +31,17 @@ pub enum DigestError {
     Algorithm { algorithm: String, input: String },
 }
 
+/// Bytes that do not have the digest they must: the one error for it, of
+/// the store, the registry client and remote caches alike.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: digest mismatch: expected {expected}, found {found}")]
+pub struct DigestMismatch {
+    /// What the bytes are (a blob of a repository, a layer, a file).
+    pub what: String,
+    pub expected: Digest,
+    pub found: Digest,
+}
+
 /// A sha256 content digest, e.g. `sha256:e3b0c442...`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {

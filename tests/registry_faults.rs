@@ -16,7 +16,7 @@ use registry_support::mock::{plain_layer, Fault, MockRegistry};
 use registry_support::proxy::{Action, Proxy, Seen};
 use registry_support::seed::{seed, Seeded};
 use registry_support::TestRegistry;
-use strata::digest::Digest;
+use strata::digest::{Digest, DigestMismatch};
 use strata::registry::auth::Secret;
 use strata::registry::credentials::Credential;
 use strata::registry::{Options, Registry, RegistryError};
@@ -150,7 +150,7 @@ fn registry_fault_flipped_byte_is_refused_and_nothing_kept() {
     let (r, got) = download(&reg, &s);
     let err = r.unwrap_err();
     assert!(
-        matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == s.blob_digest),
+        matches!(&err, RegistryError::DigestMismatch(DigestMismatch { expected, .. }) if *expected == s.blob_digest),
         "{err}"
     );
     assert!(err.to_string().contains("digest mismatch"), "{err}");
@@ -173,7 +173,7 @@ fn registry_fault_manifest_not_matching_its_digest_is_refused() {
         .get_manifest(&s.repo, &s.manifest_digest.to_string())
         .unwrap_err();
     assert!(
-        matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == s.manifest_digest),
+        matches!(&err, RegistryError::DigestMismatch(DigestMismatch { expected, .. }) if *expected == s.manifest_digest),
         "{err}"
     );
     // Untouched, the same manifest is accepted.

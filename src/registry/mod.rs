@@ -31,7 +31,7 @@ pub mod transport;
 
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::DigestMismatch;
 
 pub use client::{Options, Registry};
 
@@ -95,12 +95,8 @@ pub enum RegistryError {
         path: PathBuf,
         source: reqwest::Error,
     },
-    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
-    DigestMismatch {
-        what: String,
-        expected: Digest,
-        found: Digest,
-    },
+    #[error(transparent)]
+    DigestMismatch(#[from] DigestMismatch),
     #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
     SizeMismatch {
         what: String,

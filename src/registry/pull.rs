@@ -14,7 +14,7 @@ use super::flags::RegistryFlags;
 use super::manifest::{Kind, Platform, CONFIG_MAX_BYTES};
 use super::transfer::FetchedManifest;
 use super::RegistryError;
-use crate::digest::{DiffId, Digest, ImageId};
+use crate::digest::{DiffId, Digest, DigestMismatch, ImageId};
 use crate::layer::compress::Compression;
 use crate::progress::{self, LayerStatus, Transfer};
 use crate::reference::Reference;
@@ -271,11 +271,11 @@ fn pull_with(
     let manifest = Some((&image.bytes[..], Some(reference)));
     let id_stored = store.commit_image_with(layers, &config_bytes, &tags, None, manifest)?;
     if id_stored != id {
-        return Err(RegistryError::DigestMismatch {
+        return Err(RegistryError::DigestMismatch(DigestMismatch {
             what: format!("config of {}", reference.familiar()),
             expected: id.0,
             found: id_stored.0,
-        });
+        }));
     }
     // Other platforms pulled under the same name stay reachable by platform.
     store.record_platform(&tags, &id)?;

@@ -20,7 +20,7 @@ use super::endpoint::{blob_path, catalog_path, manifest_path, tags_path, upload_
 use super::http::body_error;
 use super::manifest::{accept_header, classify, Kind, MANIFEST_MAX_BYTES, SMALL_BODY_MAX_BYTES};
 use super::RegistryError;
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestMismatch};
 use crate::store::Writer;
 
 /// Header in which registries return a manifest's or blob's digest.
@@ -151,11 +151,11 @@ fn check_digest(what: String, expected: &Digest, found: &Digest) -> Result<(), R
     if expected == found {
         return Ok(());
     }
-    Err(RegistryError::DigestMismatch {
+    Err(RegistryError::DigestMismatch(DigestMismatch {
         what,
         expected: expected.clone(),
         found: found.clone(),
-    })
+    }))
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError {
@@ -239,14 +239,14 @@ impl Registry {
         if let Some(announced) = header_str(&resp, DOCKER_CONTENT_DIGEST) {
             if let Ok(found) = announced.parse::<Digest>() {
                 if found != digest {
-                    return Err(RegistryError::DigestMismatch {
+                    return Err(RegistryError::DigestMismatch(DigestMismatch {
                         what: format!(
                             "manifest {}:{tag_or_digest} as stored",
                             self.name_and(repository)
                         ),
                         expected: digest,
                         found,
-                    });
+                    }));
                 }
             }
         }
@@ -310,7 +310,7 @@ impl Registry {
         }
         let result = self.download_blob_inner(repository, digest, size, dest, progress);
         let wrong = match &result {
-            Err(RegistryError::DigestMismatch { .. }) => true,
+            Err(RegistryError::DigestMismatch(_)) => true,
             Err(RegistryError::SizeMismatch { found, .. }) => *found > size,
             _ => false,
         };

@@ -37,7 +37,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::fsutil::{self, io_err, mkdirs, FileLock, STAGING_LOCK_SUFFIX};
 use super::{Store, StoreError};
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestMismatch};
 use crate::layer::apply::remove_tree;
 
 /// Prefix of an ingest's name in `tmp/`.
@@ -357,11 +357,11 @@ impl Writer {
                 });
             }
             if want != digest {
-                return Err(StoreError::DigestMismatch {
+                return Err(StoreError::DigestMismatch(DigestMismatch {
                     what,
                     expected: want,
                     found: digest,
-                });
+                }));
             }
         }
         file.sync_all().map_err(io_err("fsync", &path))?;

@@ -119,7 +119,7 @@ fn commit_with_a_wrong_size_or_digest_is_refused_and_kept() {
     let other = Digest::of(b"other");
     let err = w.commit(300, &other).unwrap_err();
     assert!(
-        matches!(&err, StoreError::DigestMismatch { expected, found, .. } if *expected == other && *found == d),
+        matches!(&err, StoreError::DigestMismatch(DigestMismatch { expected, found, .. }) if *expected == other && *found == d),
         "{err}"
     );
     assert!(!s.has_blob(&other) && !s.has_blob(&d));

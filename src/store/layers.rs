@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fsutil::{self, io_err, FileLock, Staging};
 use super::{Sealed, Store, StoreError, Writer};
-use crate::digest::{DiffId, Digest, HashingReader};
+use crate::digest::{DiffId, Digest, DigestMismatch, HashingReader};
 use crate::layer::apply::{apply, apply_over, remove_tree, ApplyStats};
 use crate::layer::compress::{compress_level, tar_compressed, with_decompressed, Compression};
 use crate::layer::diff;
@@ -198,11 +198,11 @@ impl Store {
         io::copy(&mut tee, &mut io::sink()).map_err(io_err("read layer", &path))?;
         let diff_id = existing.record.diff_id.clone();
         if &diff != diff_id.digest() {
-            return Err(StoreError::DigestMismatch {
+            return Err(StoreError::DigestMismatch(DigestMismatch {
                 what: "layer".into(),
                 expected: diff_id.0,
                 found: diff,
-            });
+            }));
         }
         let sealed = tee.copy.seal()?;
         let mut layer = existing;
@@ -450,11 +450,11 @@ impl Store {
             });
         };
         if &raw_digest != diff_id.digest() {
-            return Err(StoreError::DigestMismatch {
+            return Err(StoreError::DigestMismatch(DigestMismatch {
                 what: format!("layer {diff_id} content"),
                 expected: diff_id.0.clone(),
                 found: raw_digest,
-            });
+            }));
         }
         let sealed = out.inner.seal()?;
         let new = BlobRecord {
@@ -528,11 +528,11 @@ fn prepared(
     let own = diff::diff_id(&dir)?;
     let (diff_id, regenerable) = match expected {
         Some(want) if want != &stats.diff_id => {
-            return Err(StoreError::DigestMismatch {
+            return Err(StoreError::DigestMismatch(DigestMismatch {
                 what: "layer".into(),
                 expected: want.0.clone(),
                 found: stats.diff_id.0.clone(),
-            })
+            }))
         }
         Some(want) => (want.clone(), own.diff_id == *want),
         None => (own.diff_id.clone(), true),

@@ -90,7 +90,7 @@ pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
 pub use lists::{ImageList, ListEntry};
 pub use sweep::{OWNER_LOCK, RUNNING_LOCK};
 
-use crate::digest::{DiffId, Digest, ImageId};
+use crate::digest::{DiffId, Digest, DigestMismatch, ImageId};
 use crate::layer::LayerError;
 use crate::reference::{Reference, ReferenceError};
 use fsutil::{io_err, mkdirs};
@@ -108,12 +108,8 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
-    DigestMismatch {
-        what: String,
-        expected: Digest,
-        found: Digest,
-    },
+    #[error(transparent)]
+    DigestMismatch(#[from] DigestMismatch),
     #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
     SizeMismatch {
         what: String,
@@ -252,11 +248,11 @@ impl Store {
         };
         let found = Digest::of(&data);
         if &found != digest {
-            return Err(StoreError::DigestMismatch {
+            return Err(StoreError::DigestMismatch(DigestMismatch {
                 what: path.display().to_string(),
                 expected: digest.clone(),
                 found,
-            });
+            }));
         }
         Ok(data)
     }

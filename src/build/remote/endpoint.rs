@@ -10,7 +10,7 @@ use serde_json::json;
 use super::format::{cache_config, CacheRecord, CACHE_CONFIG_TYPE};
 use super::spec::Location;
 use super::{stats, RemoteError};
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{Digest, DigestMismatch, HashingReader};
 use crate::layer::compress::Compression;
 use crate::reference::Reference;
 use crate::registry::flags::RegistryFlags;
@@ -138,11 +138,11 @@ impl Endpoint {
                 let data = fs_err::read(&path).map_err(io_err("read", &path))?;
                 let found = Digest::of(&data);
                 if &found != digest {
-                    return Err(RemoteError::Digest {
+                    return Err(RemoteError::DigestMismatch(DigestMismatch {
                         what: path.display().to_string(),
                         expected: digest.clone(),
                         found,
-                    });
+                    }));
                 }
                 Ok(data)
             }
@@ -263,11 +263,11 @@ pub fn copy_checked(from: &Path, dest: &Path, digest: &Digest) -> Result<u64, Re
         out.sync_all().map_err(io_err("fsync", &tmp))?;
         let (found, size) = reader.finish();
         if &found != digest {
-            return Err(RemoteError::Digest {
+            return Err(RemoteError::DigestMismatch(DigestMismatch {
                 what: from.display().to_string(),
                 expected: digest.clone(),
                 found,
-            });
+            }));
         }
         fs_err::rename(&tmp, dest).map_err(io_err("rename to", dest))?;
         Ok(size)

@@ -17,7 +17,7 @@ use super::spec::CacheSpec;
 use super::{endpoint::Endpoint, RemoteError};
 use crate::build::cache::{Entry, LocalCache, StepCache};
 use crate::build::key::CacheKey;
-use crate::digest::{DiffId, ImageId};
+use crate::digest::{DiffId, DigestMismatch, ImageId};
 use crate::layer::compress::Compression;
 use crate::store::remote::{RemoteBlob, RemoteSource};
 use crate::store::{BlobRecord, PreparedLayer, Store, StoreError};
@@ -288,11 +288,11 @@ fn remote_layer(
                 reason: format!("layer {diff_id} has no usable blob in the cache"),
             })?;
     if compression == Compression::None && &desc.digest != diff_id.digest() {
-        return Err(StoreError::DigestMismatch {
+        return Err(StoreError::DigestMismatch(DigestMismatch {
             what: format!("uncompressed layer {diff_id}"),
             expected: diff_id.0.clone(),
             found: desc.digest.clone(),
-        }
+        })
         .into());
     }
     Ok(PreparedLayer::remote(

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 pub use import::LayeredCache;
 pub use spec::{CacheSpec, Direction, Location, Mode};
 
-use crate::digest::Digest;
+use crate::digest::DigestMismatch;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
@@ -50,12 +50,8 @@ pub enum RemoteError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
-    Digest {
-        what: String,
-        expected: Digest,
-        found: Digest,
-    },
+    #[error(transparent)]
+    DigestMismatch(#[from] DigestMismatch),
     #[error("{what}: {reason}")]
     Invalid { what: &'static str, reason: String },
     #[error("no cache at {at}")]

@@ -14,7 +14,7 @@ use super::super::fsutil::io_err;
 use super::super::layers::BlobCompression;
 use super::super::{Store, StoreError};
 use super::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
-use crate::digest::{Digest, HashingWriter, ImageId};
+use crate::digest::{Digest, DigestMismatch, HashingWriter, ImageId};
 use crate::layer::compress::Compression;
 use crate::reference::Reference;
 
@@ -423,11 +423,11 @@ fn copy_blob(store: &Store, digest: &Digest, dest: &Path) -> Result<(), StoreErr
     io::copy(&mut reader, &mut w).map_err(io_err("copy", &src))?;
     let (found, _, buf) = w.finish();
     if &found != digest {
-        return Err(StoreError::DigestMismatch {
+        return Err(StoreError::DigestMismatch(DigestMismatch {
             what: src.display().to_string(),
             expected: digest.clone(),
             found,
-        });
+        }));
     }
     let tmp = buf
         .into_inner()

@@ -13,7 +13,7 @@ use super::super::layers::PreparedLayer;
 use super::super::{Store, StoreError};
 use super::source::Source;
 use super::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
-use crate::digest::{Digest, ImageId};
+use crate::digest::{Digest, DigestMismatch, ImageId};
 use crate::layer::apply::ApplyStats;
 use crate::reference::Reference;
 
@@ -148,11 +148,11 @@ fn read_blob(src: &Source, d: &Descriptor) -> Result<Vec<u8>, StoreError> {
     let bytes = src.read(&blob_name(&d.digest))?;
     let found = Digest::of(&bytes);
     if found != d.digest {
-        return Err(StoreError::DigestMismatch {
+        return Err(StoreError::DigestMismatch(DigestMismatch {
             what: format!("{} in {}", blob_name(&d.digest), src.location().display()),
             expected: d.digest.clone(),
             found,
-        });
+        }));
     }
     if bytes.len() as u64 != d.size {
         return Err(StoreError::SizeMismatch {
@@ -217,11 +217,11 @@ fn import_docker_entry(
         if let Ok(want) = Digest::from_hex(hex) {
             let found = Digest::of(&config_bytes);
             if want != found {
-                return Err(StoreError::DigestMismatch {
+                return Err(StoreError::DigestMismatch(DigestMismatch {
                     what: e.config.clone(),
                     expected: want,
                     found,
-                });
+                }));
             }
         }
     }
@@ -256,11 +256,11 @@ fn import_docker_entry(
 /// A layer blob read from an archive must have its descriptor's digest.
 fn check_blob(found: &Digest, desc: &Descriptor) -> Result<(), StoreError> {
     if found != &desc.digest {
-        return Err(StoreError::DigestMismatch {
+        return Err(StoreError::DigestMismatch(DigestMismatch {
             what: format!("layer blob {}", desc.digest),
             expected: desc.digest.clone(),
             found: found.clone(),
-        });
+        }));
     }
     Ok(())
 }
