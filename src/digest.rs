@@ -42,6 +42,17 @@ pub struct DigestMismatch {
     pub found: Digest,
 }
 
+/// Bytes of another length than their descriptor says: the same error in
+/// the store and the registry client.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
+pub struct SizeMismatch {
+    /// What the bytes are (a blob of a repository, an ingest).
+    pub what: String,
+    pub expected: u64,
+    pub found: u64,
+}
+
 /// A sha256 content digest, e.g. `sha256:e3b0c442...`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {

@@ -31,7 +31,7 @@ pub mod transport;
 
 use std::path::PathBuf;
 
-use crate::digest::DigestMismatch;
+use crate::digest::{DigestMismatch, SizeMismatch};
 
 pub use client::{Options, Registry};
 
@@ -97,12 +97,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     DigestMismatch(#[from] DigestMismatch),
-    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
-    SizeMismatch {
-        what: String,
-        expected: u64,
-        found: u64,
-    },
+    #[error(transparent)]
+    SizeMismatch(#[from] SizeMismatch),
     #[error("{url}: the registry sent an invalid digest: {source}")]
     BadDigest {
         url: String,

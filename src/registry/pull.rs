@@ -387,11 +387,11 @@ fn prepare_layers(
 
 fn check_size(what: &str, desc: &Descriptor, found: u64) -> Result<(), RegistryError> {
     if desc.size != found {
-        return Err(RegistryError::SizeMismatch {
+        return Err(RegistryError::SizeMismatch(crate::digest::SizeMismatch {
             what: format!("{what} {}", desc.digest),
             expected: desc.size,
             found,
-        });
+        }));
     }
     Ok(())
 }

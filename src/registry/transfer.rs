@@ -121,11 +121,11 @@ impl BlobSink<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), RegistryError> {
         let found = self.written() + bytes.len() as u64;
         if found > self.size {
-            return Err(RegistryError::SizeMismatch {
+            return Err(RegistryError::SizeMismatch(crate::digest::SizeMismatch {
                 what: self.what.clone(),
                 expected: self.size,
                 found,
-            });
+            }));
         }
         self.writer
             .write_all(bytes)
@@ -311,7 +311,7 @@ impl Registry {
         let result = self.download_blob_inner(repository, digest, size, dest, progress);
         let wrong = match &result {
             Err(RegistryError::DigestMismatch(_)) => true,
-            Err(RegistryError::SizeMismatch { found, .. }) => *found > size,
+            Err(RegistryError::SizeMismatch(m)) => m.found > size,
             _ => false,
         };
         if wrong {
@@ -399,11 +399,13 @@ impl Registry {
             progress(sink.written());
         }
         if sink.written() < sink.size {
-            return Err(Failure::Retry(RegistryError::SizeMismatch {
-                what: format!("{} (body ended early)", sink.what),
-                expected: sink.size,
-                found: sink.written(),
-            }));
+            return Err(Failure::Retry(RegistryError::SizeMismatch(
+                crate::digest::SizeMismatch {
+                    what: format!("{} (body ended early)", sink.what),
+                    expected: sink.size,
+                    found: sink.written(),
+                },
+            )));
         }
         Ok(())
     }

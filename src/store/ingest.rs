@@ -350,11 +350,11 @@ impl Writer {
         if let Some((size, want)) = expected {
             let what = format!("ingest {reference:?}");
             if size != offset {
-                return Err(StoreError::SizeMismatch {
+                return Err(StoreError::SizeMismatch(crate::digest::SizeMismatch {
                     what,
                     expected: size,
                     found: offset,
-                });
+                }));
             }
             if want != digest {
                 return Err(StoreError::DigestMismatch(DigestMismatch {

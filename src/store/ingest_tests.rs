@@ -105,11 +105,11 @@ fn commit_with_a_wrong_size_or_digest_is_refused_and_kept() {
     assert!(
         matches!(
             err,
-            StoreError::SizeMismatch {
+            StoreError::SizeMismatch(crate::digest::SizeMismatch {
                 expected: 299,
                 found: 300,
                 ..
-            }
+            })
         ),
         "{err}"
     );

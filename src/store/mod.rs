@@ -90,7 +90,7 @@ pub use layers::{BlobCompression, BlobRecord, LayerRecord, PreparedLayer};
 pub use lists::{ImageList, ListEntry};
 pub use sweep::{OWNER_LOCK, RUNNING_LOCK};
 
-use crate::digest::{DiffId, Digest, DigestMismatch, ImageId};
+use crate::digest::{DiffId, Digest, DigestMismatch, ImageId, SizeMismatch};
 use crate::layer::LayerError;
 use crate::reference::{Reference, ReferenceError};
 use fsutil::{io_err, mkdirs};
@@ -110,12 +110,8 @@ pub enum StoreError {
     },
     #[error(transparent)]
     DigestMismatch(#[from] DigestMismatch),
-    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
-    SizeMismatch {
-        what: String,
-        expected: u64,
-        found: u64,
-    },
+    #[error(transparent)]
+    SizeMismatch(#[from] SizeMismatch),
     #[error("ref {reference:?} has a writer already: unavailable")]
     Unavailable { reference: String },
     #[error("content {digest}: already exists")]

@@ -155,11 +155,11 @@ fn read_blob(src: &Source, d: &Descriptor) -> Result<Vec<u8>, StoreError> {
         }));
     }
     if bytes.len() as u64 != d.size {
-        return Err(StoreError::SizeMismatch {
+        return Err(StoreError::SizeMismatch(crate::digest::SizeMismatch {
             what: blob_name(&d.digest),
             expected: d.size,
             found: bytes.len() as u64,
-        });
+        }));
     }
     Ok(bytes)
 }
