@@ -6,6 +6,8 @@
 # compressed yet; the random layers differ per build, so no blob is known
 # to the registry. Prints median wall time, ratio, and peak RSS (MB, from
 # /usr/bin/time -v) in scripts/bench.sh's row format.
+# Case s (BENCH_BIG=0 skips it): peak RSS of strata's push, pull and save
+# of an image with one 1 GB random layer (BENCH_SCALE-scaled); bound 100 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -51,3 +53,17 @@ row() { # row LABEL KEY
 row "p first push, gzip" gzip
 row "q first push, zstd" zstd
 row "r pull into an empty store" pull
+[ "${BENCH_BIG:-1}" = 0 ] && exit 0
+mkdir -p "$w/big"
+printf 'FROM busybox\nRUN head -c %s /dev/urandom > /big\n' "$(n 1000000000)" >"$w/big/Dockerfile"
+rm -rf "$w/store"; STRATA_ROOT=$w/store "$strata" load -i "$w/bb-save.tar" >/dev/null
+STRATA_ROOT=$w/store "$strata" build -q -t big "$w/big" >/dev/null
+s_bigpush() { STRATA_ROOT=$w/store "$strata" push big "$r/big:1"; }
+s_bigsave() { STRATA_ROOT=$w/store "$strata" save -o "$w/big.tar" big; }
+s_bigpull() { rm -rf "$w/pstore"; STRATA_ROOT=$w/pstore "$strata" pull "$r/big:1"; }
+export -f s_bigpush s_bigsave s_bigpull
+for k in bigpush bigsave bigpull; do timed "$k" "s_$k"; done
+rm -f "$w/big.tar"
+printf '%-30s %10s %10s %10s\n' "s 1 GB layer, peak RSS MB" \
+  "push $(median <<<"${M[bigpush]}")" "pull $(median <<<"${M[bigpull]}")" "save $(median <<<"${M[bigsave]}")"
+printf '%-30s %10.2f %10.2f %10.2f\n' "  seconds" "$(median <<<"${T[bigpush]}")" "$(median <<<"${T[bigpull]}")" "$(median <<<"${T[bigsave]}")"
