@@ -48,6 +48,7 @@ pub fn run(settings: &Settings, args: &ExportArgs) -> Result<ExitCode> {
             work: &work,
             empty: &empty,
             target: &merged,
+            volatile: false,
         },
     )?;
     let mut out = std::io::BufWriter::new(out);

@@ -334,6 +334,11 @@ pub fn remove(store: &Store, key: &str, force: bool) -> Result<Container, Contai
     Ok(container)
 }
 
+/// Whether this process owns (and will remove) the container `id`.
+pub(crate) fn is_owned(id: &str) -> bool {
+    owned_locks(|locks| locks.contains_key(id))
+}
+
 fn owned_locks<T>(f: impl FnOnce(&mut HashMap<String, FileLock>) -> T) -> T {
     let mut guard = OWNED.lock().unwrap_or_else(|e| e.into_inner());
     f(guard.get_or_insert_with(HashMap::new))

@@ -143,6 +143,7 @@ fn mount_root(
             work: &work,
             empty: &empty,
             target: &merged,
+            volatile: super::is_owned(&container.state.id),
         },
     )?;
     Ok((m.path().to_path_buf(), Some(m)))

@@ -86,6 +86,11 @@ pub struct Layout<'a> {
     /// An empty directory, used as the lower of an image with no layers.
     pub empty: &'a Path,
     pub target: &'a Path,
+    /// Mount without overlayfs's fsync of every copy-up (and with every
+    /// fsync inside a no-op): for a container this process owns and
+    /// removes (a build step, whose layer the store syncfs's before
+    /// publishing it; `run --rm`), as podman does for its --rm containers.
+    pub volatile: bool,
 }
 
 /// A mounted root file system; unmounted when dropped.
@@ -180,7 +185,16 @@ fn options(lowers: &[String], layout: &Layout) -> String {
 
 fn mount_overlay(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountError> {
     let plain: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
-    let mut data = options(&plain, layout) + ",userxattr";
+    let extra = match layout.volatile {
+        // A volatile mount leaves work/incompat/volatile behind, which
+        // refuses the next mount of the same dirs: ours, cleanly unmounted.
+        true => {
+            let _ = fs_err::remove_dir(layout.work.join("work/incompat/volatile"));
+            ",userxattr,volatile"
+        }
+        false => ",userxattr",
+    };
+    let mut data = options(&plain, layout) + extra;
     // Too long for one page (100+ layers): name each lower by an open fd,
     // which overlayfs resolves at mount time.
     let mut _held: Vec<OwnedFd> = Vec::new();
@@ -202,7 +216,7 @@ fn mount_overlay(lowers: &[PathBuf], layout: &Layout) -> Result<Mounted, MountEr
             names.push(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             _held.push(fd);
         }
-        data = options(&names, layout) + ",userxattr";
+        data = options(&names, layout) + extra;
     }
     nix::mount::mount(
         Some("overlay"),
