@@ -12,7 +12,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::layer::whiteout::{OPAQUE_MARKER, OPAQUE_VALUE, OPAQUE_XATTR, WHITEOUT_PREFIX};
@@ -167,7 +167,9 @@ fn strip_driver_xattrs(
 /// Removes driver xattrs from `path`; returns whether one said "opaque".
 fn strip_driver_xattrs_of(path: &Path) -> Result<bool, ChangesError> {
     let mut opaque = false;
-    for (name, value) in list_xattrs(path)? {
+    let xattrs = crate::layer::diff::xattrs_of(path).map_err(err("read xattrs of", path))?;
+    for (name, value) in xattrs {
+        let name = OsString::from_vec(name);
         let text = name.to_string_lossy();
         if !DRIVER_XATTR_PREFIXES.iter().any(|p| text.starts_with(p)) {
             continue;
@@ -179,33 +181,6 @@ fn strip_driver_xattrs_of(path: &Path) -> Result<bool, ChangesError> {
             .map_err(|e| err("remove xattr from", path)(rustix_err(e)))?;
     }
     Ok(opaque)
-}
-
-pub(crate) fn list_xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, ChangesError> {
-    let mut names = vec![0u8; 4096];
-    let len = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(err("list xattrs of", path)(rustix_err(e))),
-        }
-    };
-    let mut out = Vec::new();
-    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = OsStr::from_bytes(name).to_os_string();
-        let mut value = vec![0u8; 256];
-        let n = loop {
-            match rustix::fs::lgetxattr(path, name.as_os_str(), &mut value[..]) {
-                Ok(n) => break n,
-                Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
-                Err(e) => return Err(err("read xattr of", path)(rustix_err(e))),
-            }
-        };
-        value.truncate(n);
-        out.push((name, value));
-    }
-    Ok(out)
 }
 
 /// One line of `docker diff`.

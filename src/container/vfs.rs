@@ -11,7 +11,7 @@
 
 use fs_err::PathExt as _;
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -294,12 +294,12 @@ fn copy_meta(from: &Path, to: &Path, meta: &Metadata) -> Result<(), VfsError> {
             .map_err(err("chmod", to))?;
     }
     for (name, value) in xattrs(from)? {
-        if is_overlay_xattr(name.as_bytes()) {
+        if is_overlay_xattr(&name) {
             continue;
         }
         rustix::fs::lsetxattr(
             to,
-            name.as_os_str(),
+            OsStr::from_bytes(&name),
             &value,
             rustix::fs::XattrFlags::empty(),
         )
@@ -312,12 +312,8 @@ fn set_times(path: &Path, meta: &Metadata) -> Result<(), VfsError> {
     super::times::copy_times(path, meta).map_err(err("set times of", path))
 }
 
-fn xattrs(path: &Path) -> Result<Vec<(OsString, Vec<u8>)>, VfsError> {
-    super::changes::list_xattrs(path).map_err(|e| VfsError {
-        op: "read xattrs of",
-        path: path.to_path_buf(),
-        source: io::Error::other(e.to_string()),
-    })
+fn xattrs(path: &Path) -> Result<crate::layer::diff::Xattrs, VfsError> {
+    crate::layer::diff::xattrs_of(path).map_err(err("read xattrs of", path))
 }
 
 /// Writes into `upper` (empty) what overlayfs would hold after the changes
@@ -514,13 +510,9 @@ fn same_meta(a: &Path, am: &Metadata, b: &Path, bm: &Metadata) -> bool {
 }
 
 /// The xattrs that belong in a layer, sorted.
-fn layer_xattrs(path: &Path) -> Option<Vec<(OsString, Vec<u8>)>> {
-    let mut v: Vec<_> = xattrs(path)
-        .ok()?
-        .into_iter()
-        .filter(|(n, _)| !is_overlay_xattr(n.as_bytes()))
-        .collect();
-    v.sort();
+fn layer_xattrs(path: &Path) -> Option<crate::layer::diff::Xattrs> {
+    let mut v = xattrs(path).ok()?;
+    v.retain(|(n, _)| !is_overlay_xattr(n));
     Some(v)
 }
 

@@ -253,6 +253,12 @@ pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The xattrs of `path` (not following a symlink), sorted by name.
 pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs, LayerError> {
+    xattrs_of(path).map_err(LayerError::io("read xattrs of", path))
+}
+
+/// [`read_xattrs`] for callers with errors of their own (the container
+/// drivers' diff and copy).
+pub(crate) fn xattrs_of(path: &Path) -> io::Result<Xattrs> {
     let list = xattr_names(path)?;
     let mut out = Vec::new();
     for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
@@ -261,11 +267,10 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs, LayerError> {
             Ok(size) => size,
             // Removed between list and get: it is not part of the file now.
             Err(rustix::io::Errno::NODATA) => continue,
-            Err(e) => return Err(LayerError::io("read xattr of", path)(e.into())),
+            Err(e) => return Err(e.into()),
         };
         let mut value = vec![0u8; size];
-        let n = rustix::fs::lgetxattr(path, name_os.as_os_str(), &mut value[..])
-            .map_err(|e| LayerError::io("read xattr of", path)(e.into()))?;
+        let n = rustix::fs::lgetxattr(path, name_os.as_os_str(), &mut value[..])?;
         value.truncate(n);
         out.push((name.to_vec(), value));
     }
@@ -276,8 +281,7 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs, LayerError> {
 /// The NUL-separated xattr names of `path`. One llistxattr into a buffer
 /// that holds the usual few names (most files have none; a COPY and its
 /// commit list every file's), the size asked only when it is too small.
-fn xattr_names(path: &Path) -> Result<Vec<u8>, LayerError> {
-    let io_err = |e: rustix::io::Errno| LayerError::io("list xattrs of", path)(e.into());
+fn xattr_names(path: &Path) -> io::Result<Vec<u8>> {
     let mut list = vec![0u8; 1024];
     loop {
         match rustix::fs::llistxattr(path, &mut list[..]) {
@@ -289,10 +293,10 @@ fn xattr_names(path: &Path) -> Result<Vec<u8>, LayerError> {
             // The max: names added between the query and the next try
             // cannot make this loop forever.
             Err(rustix::io::Errno::RANGE) => {
-                let len = rustix::fs::llistxattr_query(path).map_err(io_err)?;
+                let len = rustix::fs::llistxattr_query(path)?;
                 list.resize(len.max(list.len() * 2), 0);
             }
-            Err(e) => return Err(io_err(e)),
+            Err(e) => return Err(e.into()),
         }
     }
 }
