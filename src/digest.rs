@@ -219,6 +219,7 @@ impl ChainId {
 }
 
 /// A writer that hashes and counts everything written through it.
+#[derive(Debug)]
 pub struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
@@ -232,6 +233,32 @@ impl<W: Write> HashingWriter<W> {
             hasher: Sha256::new(),
             written: 0,
         }
+    }
+
+    /// Carrying on after `written` bytes whose hash is `hasher` (a
+    /// resumed blob).
+    pub fn resuming(inner: W, hasher: Sha256, written: u64) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher,
+            written,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The digest of what went through so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
+    }
+
+    /// Forget what went through (the inner writer was emptied).
+    pub fn reset(&mut self) {
+        self.hasher = Sha256::new();
+        self.written = 0;
     }
 
     /// The digest and size of what went through, and the inner writer.

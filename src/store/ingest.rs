@@ -37,7 +37,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::fsutil::{self, io_err, mkdirs, FileLock, STAGING_LOCK_SUFFIX};
 use super::{Store, StoreError};
-use crate::digest::{Digest, DigestMismatch};
+use crate::digest::{Digest, DigestMismatch, HashingWriter};
 use crate::layer::apply::remove_tree;
 
 /// Prefix of an ingest's name in `tmp/`.
@@ -86,10 +86,8 @@ impl Drop for Ingest {
 pub struct Writer {
     reference: String,
     // Dropped before `ingest`: buffered bytes reach the file before the
-    // ingest is kept or removed.
-    data: io::BufWriter<File>,
-    hasher: Sha256,
-    offset: u64,
+    // ingest is kept or removed. Hashed as they go.
+    data: HashingWriter<io::BufWriter<File>>,
     expected: Option<(u64, Digest)>,
     ingest: Ingest,
     store: Store,
@@ -214,9 +212,7 @@ impl Store {
         let (hasher, offset) = rehash(&mut file).map_err(io_err("read", &path))?;
         Ok(Writer {
             reference: reference.to_string(),
-            data: io::BufWriter::new(file),
-            hasher,
-            offset,
+            data: HashingWriter::resuming(io::BufWriter::new(file), hasher, offset),
             expected,
             ingest,
             store: self.clone(),
@@ -288,7 +284,7 @@ impl Writer {
     pub fn status(&self) -> Status {
         Status {
             reference: self.reference.clone(),
-            offset: self.offset,
+            offset: self.offset(),
             total: self.expected.as_ref().map(|(size, _)| *size),
         }
     }
@@ -300,24 +296,23 @@ impl Writer {
 
     /// Bytes written so far (by this writer and those before it).
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.data.written()
     }
 
     /// The digest of the bytes written so far.
     pub fn digest(&self) -> Digest {
-        Digest::from_hasher(self.hasher.clone())
+        self.data.digest()
     }
 
     /// Start over from no bytes (the source cannot resume).
     pub fn restart(&mut self) -> Result<(), StoreError> {
         let path = self.ingest.data();
         self.data.flush().map_err(io_err("write", &path))?;
-        let file = self.data.get_mut();
+        let file = self.data.get_mut().get_mut();
         file.set_len(0).map_err(io_err("truncate", &path))?;
         file.seek(SeekFrom::Start(0))
             .map_err(io_err("seek", &path))?;
-        self.hasher = Sha256::new();
-        self.offset = 0;
+        self.data.reset();
         Ok(())
     }
 
@@ -336,15 +331,14 @@ impl Writer {
 
     fn seal_as(self, expected: Option<(u64, Digest)>) -> Result<Sealed, StoreError> {
         let path = self.ingest.data();
-        let digest = self.digest();
         let Writer {
             reference,
             data,
-            offset,
             ingest,
             ..
         } = self;
-        let file = data
+        let (digest, offset, file) = data.finish();
+        let file = file
             .into_inner()
             .map_err(|e| io_err("write", &path)(e.into_error()))?;
         if let Some((size, want)) = expected {
@@ -394,7 +388,7 @@ impl Writer {
 
 impl Write for Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let end = self.offset + buf.len() as u64;
+        let end = self.offset() + buf.len() as u64;
         if let Some((size, _)) = &self.expected {
             if end > *size {
                 return Err(io::Error::new(
@@ -406,10 +400,7 @@ impl Write for Writer {
                 ));
             }
         }
-        let n = self.data.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.offset += n as u64;
-        Ok(n)
+        self.data.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
