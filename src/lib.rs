@@ -17,3 +17,4 @@ pub mod reference;
 pub mod registry;
 pub mod sandbox;
 pub mod store;
+pub mod sync;

@@ -39,6 +39,11 @@ const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 pub const MAGIC_LEN: usize = 6;
 /// zstd's default level: a good ratio at several hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
+/// The input of one zstd job (each worker compresses one at a time, with
+/// its input and output buffered). zstd's own default at level 3 is 8 MiB,
+/// which held about 40 MB per layer compressed; frames depend on it, not
+/// on the number of workers.
+const ZSTD_JOB: u32 = 1 << 20;
 /// Levels `--compression-level` accepts per format (gzip 0-9, zstd 1-22
 /// as their tools do).
 pub const GZIP_LEVELS: std::ops::RangeInclusive<i32> = 0..=9;
@@ -47,7 +52,7 @@ pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
 const PIPE_CHUNK: usize = 1 << 20;
 /// Chunks in flight between the two threads: bounded, so memory stays
 /// constant whatever the layer size.
-const PIPE_DEPTH: usize = 4;
+const PIPE_DEPTH: usize = 2;
 
 /// How a layer blob or an archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -326,6 +331,7 @@ impl<W: Write> Encoder<W> {
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_LEVEL))?;
                 enc.multithread(u32::try_from(workers.max(1)).unwrap_or(1))?;
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB))?;
                 Encoder::Zstd(enc)
             }
             Compression::Bzip2 | Compression::Xz => {
@@ -388,9 +394,7 @@ pub fn compress_level<R: Read, W: Write>(
     out: W,
 ) -> io::Result<(Hashed, Hashed, W)> {
     let mut reader = HashingReader::new(input);
-    let mut enc = Encoder::new(HashingWriter::new(out), compression, level)?;
-    io::copy(&mut reader, &mut enc)?;
-    let hashing = enc.finish()?;
+    let hashing = encode(&mut reader, compression, level, HashingWriter::new(out))?;
     let (digest, size, out) = hashing.finish();
     let (in_digest, in_size) = reader.finish();
     Ok((
@@ -403,15 +407,29 @@ pub fn compress_level<R: Read, W: Write>(
     ))
 }
 
+/// Compress `input` into `out` at `level`, hashing nothing: for a caller
+/// whose reader or writer hashes already (a layer's tar is hashed as it
+/// is made, a blob by the store's writer), so no byte is hashed twice.
+pub fn encode<R: Read, W: Write>(
+    mut input: R,
+    compression: Compression,
+    level: Option<i32>,
+    out: W,
+) -> io::Result<W> {
+    let mut enc = Encoder::new(out, compression, level)?;
+    crate::layer::chunked::copy(&mut input, &mut enc)?;
+    enc.finish()
+}
+
 /// Write `dir`'s deterministic tar, compressed, to `out`: the tar is made
 /// on a second thread while this one compresses. Returns the tar's stats
-/// and the compressed blob's digest and size.
+/// (its digest is the diff id); `out` hashes the blob if it needs to.
 pub fn tar_compressed<W: Write>(
     dir: &Path,
     compression: Compression,
     level: Option<i32>,
     out: W,
-) -> Result<(DiffStats, Hashed, W), LayerError> {
+) -> Result<(DiffStats, W), LayerError> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
     std::thread::scope(|s| {
         let producer = s.spawn(move || {
@@ -423,7 +441,7 @@ pub fn tar_compressed<W: Write>(
                 },
             )
         });
-        let compressed = compress_level(
+        let compressed = encode(
             ChanReader {
                 rx,
                 buf: Vec::new(),
@@ -440,8 +458,8 @@ pub fn tar_compressed<W: Write>(
         })?;
         // A compressor error (e.g. disk full) explains a producer's broken
         // pipe, so it is reported first.
-        let (_, blob, out) = compressed.map_err(LayerError::io("compress layer", dir))?;
-        Ok((stats?, blob, out))
+        let out = compressed.map_err(LayerError::io("compress layer", dir))?;
+        Ok((stats?, out))
     })
 }
 
@@ -545,8 +563,8 @@ mod tests {
 
     #[test]
     fn zstd_frames_do_not_depend_on_the_worker_count() {
-        // Larger than one zstd job (4 windows of 2 MiB at level 3), so
-        // several workers really split it.
+        // Many zstd jobs (ZSTD_JOB each), so several workers really
+        // split it.
         let data: Vec<u8> = (0..24u32 << 20).map(|i| (i * 7 % 253) as u8).collect();
         let mut outs = Vec::new();
         for workers in [1, 2, 4] {

@@ -65,7 +65,7 @@ impl Options {
 #[derive(Debug, Clone)]
 pub enum ReqBody {
     Empty,
-    Bytes(Vec<u8>),
+    Bytes(bytes::Bytes),
     /// `len` bytes of a file from `offset`.
     File {
         path: PathBuf,
@@ -580,6 +580,7 @@ fn challenge_of(registry: &str, headers: &HeaderMap) -> Result<Challenge, Regist
 fn body_of(body: &ReqBody) -> Result<Body, RegistryError> {
     Ok(match body {
         ReqBody::Empty => Body::from(Vec::new()),
+        // A clone shares the bytes: a request sent again copies nothing.
         ReqBody::Bytes(b) => Body::from(b.clone()),
         ReqBody::File { path, offset, len } => {
             use std::io::{Seek, SeekFrom};

@@ -25,6 +25,7 @@ mod pool;
 pub mod pull;
 pub mod push;
 pub mod push_list;
+mod push_stream;
 pub mod search;
 pub mod transfer;
 pub mod transport;

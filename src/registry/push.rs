@@ -9,12 +9,12 @@
 //! its own format keeps its digest.
 
 use std::collections::BTreeMap;
-use std::sync::{mpsc, Mutex};
 
 use super::backoff::{retry, Failure};
 use super::client::Registry;
 use super::flags::RegistryFlags;
-use super::pull::{connect, DEFAULT_JOBS};
+use super::pull::connect;
+use super::push_stream::{push_while_made, Streamed};
 use super::transfer::{LocalBlob, MountResult, UploadMode};
 use super::RegistryError;
 use crate::digest::{DiffId, Digest, ImageId};
@@ -24,13 +24,19 @@ use crate::reference::{Reference, DEFAULT_TAG};
 pub use crate::store::config::ManifestFormat;
 use crate::store::config::{to_canonical_json, Descriptor, ImageConfig, Manifest};
 use crate::store::remote::RemoteSource;
-use crate::store::{BlobCompression, Store};
+use crate::store::{BlobCompression, BlobRecord, Store};
 
 /// Blobs up to this size go up in one PUT; larger ones in chunks, so a
 /// failure costs one chunk's worth of progress, not the whole blob.
 const MONOLITHIC_MAX: u64 = 32 << 20;
 /// The chunk size of chunked uploads.
 const CHUNK_SIZE: u64 = 16 << 20;
+
+/// Layers pushed at once. Each layer made while it is pushed holds its
+/// compressor's and its upload's buffers: a 300 MB three-layer push
+/// peaked at 64 MB one at a time, 89 MB two at a time (0.3 s sooner), and
+/// 118 MB three at a time (no sooner).
+pub const PUSH_JOBS: usize = 2;
 
 /// How to push.
 #[derive(Debug, Clone)]
@@ -49,7 +55,7 @@ impl Default for PushOptions {
         PushOptions {
             format: None,
             compression: Compression::Gzip.into(),
-            jobs: DEFAULT_JOBS,
+            jobs: PUSH_JOBS,
             annotations: BTreeMap::new(),
         }
     }
@@ -274,10 +280,12 @@ pub(super) fn upload_stored_blob(
     client.upload_blob(dest.path(), &blob, loc, UploadMode::Monolithic, &mut |_| {})
 }
 
-/// Makes each layer's blob on this thread (one at a time: compression
-/// already uses every core) while `opts.jobs` threads upload the blobs made
-/// so far, so a layer's upload overlaps the next one's compression. Returns
-/// the layers' (digest, size, compression) in order, for the manifest.
+/// Pushes the layers' blobs, `opts.jobs` at a time: each is sent as the
+/// store keeps it (or found in, or mounted into, the registry), or made
+/// now and uploaded while it is made. Layers go at once so that the
+/// registry takes two uploads in parallel (one takes about 0.7 s of its
+/// CPU per 200 MB) while another layer compresses. Returns the layers'
+/// (digest, size, compression) in order, for the manifest.
 fn make_and_upload(
     client: &Registry,
     store: &Store,
@@ -285,74 +293,64 @@ fn make_and_upload(
     dest: &Reference,
     opts: &PushOptions,
 ) -> Result<Vec<(Digest, u64, Compression)>, RegistryError> {
-    let (tx, rx) = mpsc::channel::<(Digest, Blob)>();
-    let rx = Mutex::new(rx);
-    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let mut layers = Vec::new();
-    let made = std::thread::scope(|s| {
-        for _ in 0..opts.jobs.max(1) {
-            s.spawn(|| {
-                while let Ok(Ok((id, blob))) = rx.lock().map(|r| r.recv()) {
-                    if let Err(e) = push_blob(client, dest.path(), &id, &blob) {
-                        let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
-                        f.get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-        let made = layer_blobs(store, config, dest, opts.compression, &mut |id, blob| {
-            layers.push((blob.digest.clone(), blob.size, blob.compression));
-            // The uploaders only stop early on an error, reported below.
-            let _ = tx.send((id, blob));
-        });
-        drop(tx);
-        made
-    });
-    made?;
-    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(layers),
-    }
-}
-
-/// The blob of each layer of `config`, made (compressed) where the store
-/// has none that `compression` accepts yet, with what is needed to push
-/// it, handed to `each` in order as soon as it is made.
-fn layer_blobs(
-    store: &Store,
-    config: &ImageConfig,
-    dest: &Reference,
-    compression: BlobCompression,
-    each: &mut dyn FnMut(Digest, Blob),
-) -> Result<(), RegistryError> {
+    let diff_ids = &config.rootfs.diff_ids;
     // Docker lists the top layer first.
-    for diff_id in config.rootfs.diff_ids.iter().rev() {
+    for diff_id in diff_ids.iter().rev() {
         progress::layer_status(diff_id.digest(), LayerStatus::Preparing);
     }
     let sources = mount_sources(store, dest)?;
-    for diff_id in &config.rootfs.diff_ids {
-        let layer = diff_id.digest();
-        if let Some(blob) = remote_blob(store, diff_id, dest, compression)? {
-            each(layer.clone(), blob);
-            continue;
-        }
-        let b = store.layer_blob_with(diff_id, compression, &mut |n| {
-            progress::compressing(layer, n)
-        })?;
-        each(
-            layer.clone(),
-            Blob {
-                path: store.blob_path(&b.digest),
-                digest: b.digest,
-                size: b.size,
-                compression: b.compression,
-                mount_from: sources.get(diff_id).cloned(),
-                fetch: None,
-            },
-        );
+    let items = diff_ids.iter().enumerate().collect();
+    let mut pushed = super::pool::run(items, opts.jobs, |(i, diff_id)| {
+        let mount_from = sources.get(diff_id);
+        push_layer(client, store, dest, diff_id, mount_from, opts.compression).map(|l| (i, l))
+    })?;
+    pushed.sort_by_key(|(i, _)| *i);
+    Ok(pushed.into_iter().map(|(_, l)| l).collect())
+}
+
+/// Push one layer's blob; returns its (digest, size, compression): a blob
+/// the store keeps that `compression` accepts (or a remote one the
+/// registry may have), else one made now, where the store has none yet,
+/// and pushed while it is made.
+fn push_layer(
+    client: &Registry,
+    store: &Store,
+    dest: &Reference,
+    diff_id: &DiffId,
+    mount_from: Option<&String>,
+    compression: BlobCompression,
+) -> Result<(Digest, u64, Compression), RegistryError> {
+    let layer = diff_id.digest();
+    let kept = match remote_blob(store, diff_id, dest, compression)? {
+        Some(blob) => Some(blob),
+        None => store
+            .kept_layer_blob(diff_id, compression)?
+            .map(|b| stored_blob(store, b, mount_from)),
+    };
+    let blob = match kept {
+        Some(blob) => blob,
+        None => match push_while_made(client, store, dest.path(), diff_id, compression)? {
+            Streamed::Pushed(b) => {
+                progress::layer_status(layer, LayerStatus::Pushed);
+                return Ok((b.digest, b.size, b.compression));
+            }
+            Streamed::Kept(b) => stored_blob(store, b, mount_from),
+        },
+    };
+    push_blob(client, dest.path(), layer, &blob)?;
+    Ok((blob.digest, blob.size, blob.compression))
+}
+
+/// A blob the store keeps, to push.
+fn stored_blob(store: &Store, b: BlobRecord, mount_from: Option<&String>) -> Blob {
+    Blob {
+        path: store.blob_path(&b.digest),
+        digest: b.digest,
+        size: b.size,
+        compression: b.compression,
+        mount_from: mount_from.cloned(),
+        fetch: None,
     }
-    Ok(())
 }
 
 /// A layer not fetched yet whose remote blob is in `dest`'s registry (and

@@ -234,7 +234,7 @@ impl Registry {
         let digest = Digest::of(bytes);
         let req = Req::new(Method::PUT, manifest_path(repository, tag_or_digest))
             .header("Content-Type", media_type)
-            .body(ReqBody::Bytes(bytes.to_vec()));
+            .body(ReqBody::Bytes(bytes::Bytes::copy_from_slice(bytes)));
         let resp = self.send(&req, &[Scope::push(repository)])?;
         if let Some(announced) = header_str(&resp, DOCKER_CONTENT_DIGEST) {
             if let Ok(found) = announced.parse::<Digest>() {
@@ -456,45 +456,71 @@ impl Registry {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), RegistryError> {
         let LocalBlob { digest, path, size } = *blob;
-        let scopes = [Scope::push(repository)];
         let mut location = location;
         let mut sent = 0u64;
         if let UploadMode::Chunked(chunk) = mode {
             let chunk = chunk.max(1);
             while sent < size {
                 let len = chunk.min(size - sent);
-                let req = Req::new(Method::PATCH, location.as_str())
-                    .header("Content-Type", "application/octet-stream")
-                    .header("Content-Range", format!("{}-{}", sent, sent + len - 1))
-                    .body(ReqBody::File {
-                        path: path.into(),
-                        offset: sent,
-                        len,
-                    })
-                    .timeout(Some(blob_timeout(len)))
-                    .no_retry();
-                let resp = self.send(&req, &scopes)?;
-                location = self.location(&resp)?;
+                let body = ReqBody::File {
+                    path: path.into(),
+                    offset: sent,
+                    len,
+                };
+                location = self.patch_upload(repository, &location, sent, len, body)?;
                 sent += len;
                 progress(sent);
             }
         }
-        let url = Url::parse(&location).map_err(|e| RegistryError::BadUrl {
-            url: location.clone(),
-            reason: e.to_string(),
-        })?;
-        let final_url = with_digest_param(&url, digest);
-        let body = if sent < size {
-            ReqBody::File {
+        let body = match sent < size {
+            true => ReqBody::File {
                 path: path.into(),
                 offset: 0,
                 len: size,
-            }
-        } else {
-            ReqBody::Empty
+            },
+            false => ReqBody::Empty,
         };
-        let len = size - sent;
-        let req = Req::new(Method::PUT, final_url.as_str())
+        self.finish_upload(repository, &location, digest, size - sent, body)?;
+        progress(size);
+        Ok(())
+    }
+
+    /// PATCH `len` bytes at `offset` of a blob into the upload session at
+    /// `location`; returns the session's next location.
+    pub fn patch_upload(
+        &self,
+        repository: &str,
+        location: &str,
+        offset: u64,
+        len: u64,
+        body: ReqBody,
+    ) -> Result<String, RegistryError> {
+        let req = Req::new(Method::PATCH, location)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{}-{}", offset, offset + len - 1))
+            .body(body)
+            .timeout(Some(blob_timeout(len)))
+            .no_retry();
+        let resp = self.send(&req, &[Scope::push(repository)])?;
+        self.location(&resp)
+    }
+
+    /// Close the upload session at `location` with the blob's last `len`
+    /// bytes (none when every byte was PATCHed) and its digest, which the
+    /// registry checks.
+    pub fn finish_upload(
+        &self,
+        repository: &str,
+        location: &str,
+        digest: &Digest,
+        len: u64,
+        body: ReqBody,
+    ) -> Result<(), RegistryError> {
+        let url = Url::parse(location).map_err(|e| RegistryError::BadUrl {
+            url: location.to_string(),
+            reason: e.to_string(),
+        })?;
+        let req = Req::new(Method::PUT, with_digest_param(&url, digest).as_str())
             .header("Content-Type", "application/octet-stream")
             .header(CONTENT_LENGTH.as_str(), len.to_string())
             .body(body)
@@ -502,8 +528,7 @@ impl Registry {
             // Retrying a PUT to a session that may have completed could
             // fail confusingly; the caller starts a new session instead.
             .no_retry();
-        self.send(&req, &scopes)?;
-        progress(size);
+        self.send(&req, &[Scope::push(repository)])?;
         Ok(())
     }
 

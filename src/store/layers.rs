@@ -12,7 +12,7 @@ use super::fsutil::{self, io_err, FileLock, Staging};
 use super::{Sealed, Store, StoreError, Writer};
 use crate::digest::{DiffId, Digest, DigestMismatch, HashingReader};
 use crate::layer::apply::{apply, apply_over, remove_tree, ApplyStats};
-use crate::layer::compress::{compress_level, tar_compressed, with_decompressed, Compression};
+use crate::layer::compress::{encode, tar_compressed, with_decompressed, Compression};
 use crate::layer::diff;
 use crate::layer::union::{Found, Union};
 
@@ -401,14 +401,15 @@ impl Store {
         self.layer_blob_with(diff_id, choice, &mut |_| {})
     }
 
-    /// [`Store::layer_blob`], telling `made` how many compressed bytes a
-    /// blob being made has so far (0 when it starts; never called when the
-    /// blob exists), so a push can show the work.
+    /// [`Store::layer_blob`], handing `made` every piece of a blob being
+    /// made as it is written (an empty piece when it starts; never called
+    /// when the blob exists), so a push can upload it while it is made and
+    /// an export can show the work.
     pub fn layer_blob_with(
         &self,
         diff_id: &DiffId,
         choice: impl Into<BlobCompression>,
-        made: &mut dyn FnMut(u64),
+        made: &mut dyn FnMut(&[u8]),
     ) -> Result<BlobRecord, StoreError> {
         let choice: BlobCompression = choice.into();
         let (compression, level) = (choice.format, choice.level);
@@ -418,32 +419,30 @@ impl Store {
             .ok_or_else(|| StoreError::LayerMissing {
                 diff_id: diff_id.clone(),
             })?;
-        let kept = |b: &&BlobRecord| choice.accepts(b) && self.has_blob(&b.digest);
-        let exact = record
-            .blobs
-            .iter()
-            .filter(kept)
-            .find(|b| b.compression == compression);
-        if let Some(b) = exact.or_else(|| record.blobs.iter().find(kept)) {
-            return Ok(b.clone());
+        if let Some(b) = self.kept_blob(&record, choice) {
+            return Ok(b);
         }
         let staging = self.staging()?;
-        made(0);
-        let out = Counting::new(self.temp_writer()?, made);
+        made(&[]);
+        let out = Watched {
+            inner: self.temp_writer()?,
+            watch: made,
+        };
         let source = record.blobs.iter().find(|b| self.has_blob(&b.digest));
-        let (raw_digest, _, out) = if let Some(src) = source {
+        let (raw_digest, out) = if let Some(src) = source {
             let src_path = self.blob_path(&src.digest);
             let f = File::open(&src_path).map_err(io_err("open", &src_path))?;
-            let (raw, blob, out) = with_decompressed(BufReader::new(f), |_, reader| {
-                compress_level(reader, compression, level, out)
+            with_decompressed(BufReader::new(f), |_, reader| {
+                let mut raw = HashingReader::new(reader);
+                let out = encode(&mut raw, compression, level, out)?;
+                Ok((raw.finish().0, out))
             })
             .and_then(|r| r)
-            .map_err(io_err("compress", &src_path))?;
-            (raw.digest, blob, out)
+            .map_err(io_err("compress", &src_path))?
         } else if record.regenerable {
             let dir = self.layer_dir(diff_id);
-            let (stats, blob, out) = tar_compressed(&dir, compression, level, out)?;
-            (stats.diff_id.0, blob, out)
+            let (stats, out) = tar_compressed(&dir, compression, level, out)?;
+            (stats.diff_id.0, out)
         } else {
             return Err(StoreError::NotRegenerable {
                 diff_id: diff_id.clone(),
@@ -465,6 +464,27 @@ impl Store {
         };
         self.add_blob(diff_id, &staging, sealed, &new)?;
         Ok(new)
+    }
+
+    /// The kept blob of the layer that `choice` accepts (the wanted format
+    /// first), if there is one: [`Store::layer_blob`] without making one.
+    pub fn kept_layer_blob(
+        &self,
+        diff_id: &DiffId,
+        choice: impl Into<BlobCompression>,
+    ) -> Result<Option<BlobRecord>, StoreError> {
+        let record = self.layer_record(diff_id)?;
+        Ok(record.and_then(|r| self.kept_blob(&r, choice.into())))
+    }
+
+    fn kept_blob(&self, record: &LayerRecord, choice: BlobCompression) -> Option<BlobRecord> {
+        let kept = |b: &&BlobRecord| choice.accepts(b) && self.has_blob(&b.digest);
+        let exact = record
+            .blobs
+            .iter()
+            .filter(kept)
+            .find(|b| b.compression == choice.format);
+        exact.or_else(|| record.blobs.iter().find(kept)).cloned()
     }
 
     /// Publishes the blob made at `path` and adds it to the layer's record.
@@ -561,37 +581,16 @@ fn prepared(
     Ok((layer, stats))
 }
 
-/// Bytes between two reports of a [`Counting`] writer: often enough for a
-/// bar to move, rarely enough to cost nothing next to compression.
-const COUNT_STEP: u64 = 1 << 20;
-
-/// A writer that reports how much went through it, every [`COUNT_STEP`].
-struct Counting<'a, W> {
+/// A writer that hands a copy of every piece written through it to `watch`.
+struct Watched<'a, W> {
     inner: W,
-    written: u64,
-    reported: u64,
-    report: &'a mut dyn FnMut(u64),
+    watch: &'a mut dyn FnMut(&[u8]),
 }
 
-impl<'a, W> Counting<'a, W> {
-    fn new(inner: W, report: &'a mut dyn FnMut(u64)) -> Counting<'a, W> {
-        Counting {
-            inner,
-            written: 0,
-            reported: 0,
-            report,
-        }
-    }
-}
-
-impl<W: Write> Write for Counting<'_, W> {
+impl<W: Write> Write for Watched<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.reported >= COUNT_STEP {
-            self.reported = self.written;
-            (self.report)(self.written);
-        }
+        (self.watch)(&buf[..n]);
         Ok(n)
     }
 

@@ -40,6 +40,8 @@ mod workdir;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
+
+use crate::sync::lock;
 use std::time::Instant;
 
 use strata_parser::{Parsed, Step};
@@ -295,12 +297,6 @@ fn interrupted() -> Result<(), BuildError> {
         Some(signal) => Err(BuildError::Interrupted { signal }),
         None => Ok(()),
     }
-}
-
-/// What stages building at once share. A panic in one stage poisons
-/// nothing: each value is whole between two statements.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The id a step's events go by.

@@ -8,7 +8,9 @@
 //! cache, so the next build on this machine finds it there.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+
+use crate::sync::lock;
 use std::thread::ThreadId;
 
 use super::format::CacheRecord;
@@ -244,12 +246,6 @@ impl StepCache for LayeredCache<'_> {
 
 fn thread() -> ThreadId {
     std::thread::current().id()
-}
-
-/// A poisoned lock still holds a whole value: each is changed in one
-/// statement.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Takes image `id` of `imported` into the store: its config, and a remote

@@ -12,6 +12,7 @@ use super::fetch::Fetcher;
 use super::import::Imported;
 use super::journal::Journal;
 use super::RemoteError;
+use crate::digest::HashingWriter;
 use crate::layer::compress::{tar_compressed, Compression};
 use crate::store::config::Descriptor;
 use crate::store::remote::{LayerFetcher, RemoteBlob};
@@ -32,16 +33,20 @@ pub fn pack(
         let cache = store.cache_mount(key, CacheSharing::Shared, &|| {}, &|_| Ok(()))?;
         let path = staging.file(&format!("mount-{key}"));
         let file = fs_err::File::create(&path).map_err(super::endpoint::io_err("create", &path))?;
-        let (_, blob, w) = tar_compressed(cache.data(), compression, None, BufWriter::new(file))
-            .map_err(|e| RemoteError::Mount {
-                key: key.clone(),
-                reason: crate::store::error_chain(&e),
+        let hashing = HashingWriter::new(BufWriter::new(file));
+        let (_, hashing) =
+            tar_compressed(cache.data(), compression, None, hashing).map_err(|e| {
+                RemoteError::Mount {
+                    key: key.clone(),
+                    reason: crate::store::error_chain(&e),
+                }
             })?;
+        let (digest, size, w) = hashing.finish();
         w.into_inner()
             .map_err(|e| super::endpoint::io_err("write", &path)(e.into_error()))?
             .sync_all()
             .map_err(super::endpoint::io_err("fsync", &path))?;
-        let desc = Descriptor::new(compression.oci_media_type(), blob.digest, blob.size);
+        let desc = Descriptor::new(compression.oci_media_type(), digest, size);
         out.push((key.clone(), desc, path));
     }
     Ok(out)
