@@ -515,3 +515,49 @@ fn registry_fault_401_and_404_are_not_tried_again() {
         );
     }
 }
+
+/// A layer large enough to be uploaded while its blob is made (16 MiB of
+/// content or more): when the registry refuses that session midway, the
+/// blob the store made and kept goes up again in a new session, and the
+/// push succeeds with the same bytes.
+#[test]
+fn registry_fault_push_whose_streamed_upload_fails_sends_the_kept_blob() {
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let mock = MockRegistry::start(move |seen, _| {
+        let first_patch =
+            seen.method == "PATCH" && !refused.swap(true, std::sync::atomic::Ordering::SeqCst);
+        match first_patch {
+            true => Fault::Status(500),
+            false => Fault::None,
+        }
+    });
+    let s = common::Strata::new();
+    s.import_busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    fs_err::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY big /big\n").unwrap();
+    let big = common::noise(20 << 20, 42);
+    fs_err::write(ctx.path().join("big"), &big).unwrap();
+    s.build(ctx.path(), &["-q", "-t", "app"]).success();
+    let image = format!("{}/faults/push:v1", mock.addr);
+    let out = s.run(&["push", "app", &image]).success();
+    assert!(out.stdout.contains("Pushed"), "{out:#?}");
+    let seen = mock.seen();
+    let count = |m: &str| seen.iter().filter(|r| r.method == m).count();
+    // The refused session (its one PATCH, never closed) and the one that
+    // sent the kept blob, and one each for busybox's layer and the config
+    // (made before they went up).
+    assert_eq!(count("POST"), 4, "{seen:#?}");
+    let first: Vec<_> = seen
+        .iter()
+        .filter(|r| r.path.contains("/uploads/u0"))
+        .collect();
+    assert_eq!(first.len(), 1, "{seen:#?}");
+    assert_eq!(first[0].method, "PATCH", "{seen:#?}");
+    // What the registry holds is the image: pulled into another store, the
+    // file is whole.
+    let t = common::Strata::new();
+    t.run(&["pull", &image]).success();
+    let sum = t.sh(&image, "sha256sum /big").success();
+    let want = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big));
+    assert!(sum.stdout.contains(&want), "{sum:#?}");
+}

@@ -329,6 +329,10 @@ fn push_layer(
     };
     let blob = match kept {
         Some(blob) => blob,
+        None if !streams(store, diff_id)? => {
+            let made = store.layer_blob_with(diff_id, compression, &mut shown(layer))?;
+            stored_blob(store, made, mount_from)
+        }
         None => match push_while_made(client, store, dest.path(), diff_id, compression)? {
             Streamed::Pushed(b) => {
                 progress::layer_status(layer, LayerStatus::Pushed);
@@ -339,6 +343,29 @@ fn push_layer(
     };
     push_blob(client, dest.path(), layer, &blob)?;
     Ok((blob.digest, blob.size, blob.compression))
+}
+
+/// Layers with less content than this are made before they are pushed,
+/// so the registry is asked first whether it has the blob (another store
+/// may have pushed the same layer: a base image, a remote cache's layers);
+/// larger ones are uploaded while they are made, where making first would
+/// cost more than the upload it might spare.
+const STREAM_MIN: u64 = 16 << 20;
+
+/// Whether the layer is uploaded while its blob is made.
+fn streams(store: &Store, diff_id: &DiffId) -> Result<bool, RegistryError> {
+    let size = store.layer_record(diff_id)?.map_or(0, |r| r.size);
+    Ok(size >= STREAM_MIN)
+}
+
+/// A progress callback for a blob made before it is pushed: the bytes made
+/// so far ("Compressing" when it starts).
+fn shown(layer: &Digest) -> impl FnMut(&[u8]) + '_ {
+    let mut made = 0u64;
+    move |piece| {
+        made += piece.len() as u64;
+        progress::compressing(layer, made);
+    }
 }
 
 /// A blob the store keeps, to push.
