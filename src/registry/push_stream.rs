@@ -47,8 +47,9 @@ pub(super) fn push_while_made(
     let (made, sent) = std::thread::scope(|s| {
         // No queue: one piece is sent while the next fills.
         let (tx, rx) = sync_channel(0);
-        // Sent pieces come back to be filled again: a new 4 MiB buffer per
-        // piece left glibc's arenas holding tens of MB more at the peak.
+        // Sent pieces come back to be filled again: with a new 4 MiB
+        // buffer per piece a 300 MB push peaked at 90-95 MB, against 84-90
+        // MB (three runs each).
         let (spare_tx, spare_rx) = sync_channel(1);
         let uploader = s.spawn(move || upload_pieces(client, repo, location, (rx, spare_tx), id));
         let mut pieces = Pieces::new(tx, spare_rx);
