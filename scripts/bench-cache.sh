@@ -41,7 +41,6 @@ for i in $(seq "$runs"); do
     T[$tool]+="$(echo "$(date +%s.%N) - $t0" | bc) "; B[$tool]+="$(blob_bytes "$lines") "
   done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 s=$(median <<<"${T[s]}"); b=$(median <<<"${T[b]}")
 printf '%-30s %10.2f %10.2f %8.2f\n' "g CI cold runner, cache" "$s" "$b" "$(echo "$s / $b" | bc -l)"
 printf '%-30s %10s %10s\n' "  blob bytes downloaded" "$(median <<<"${B[s]}")" "$(median <<<"${B[b]}")"

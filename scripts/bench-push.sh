@@ -44,7 +44,6 @@ for i in $(seq "$runs"); do
   for c in gzip zstd; do fresh; timed "s$c" s_push "$c" "$i"; timed "b$c" b_push "$c" "$i"; done
   timed spull s_pull gzip "$i"; timed bpull b_pull gzip "$i"
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 row() { # row LABEL KEY
   local s b; s=$(median <<<"${T[s$2]}"); b=$(median <<<"${T[b$2]}")
   printf '%-30s %10.2f %10.2f %8.2f\n' "$1" "$s" "$b" "$(echo "$s / $b" | bc -l)"
