@@ -135,6 +135,24 @@ pub fn compressing(layer: &Digest, done: u64) {
     }
 }
 
+/// Compressed bytes between two [`compressing`] reports: often enough for
+/// a bar to move, rarely enough to cost nothing next to compression.
+const COMPRESS_STEP: u64 = 1 << 20;
+
+/// [`compressing`] for the pieces of a blob as they are made (what
+/// `Store::layer_blob_with` hands its callback: an empty piece when it
+/// starts): the start, then every [`COMPRESS_STEP`] bytes.
+pub fn compressing_pieces(layer: &Digest) -> impl FnMut(&[u8]) + '_ {
+    let (mut made, mut shown) = (0u64, 0u64);
+    move |piece| {
+        made += piece.len() as u64;
+        if made == 0 || made - shown >= COMPRESS_STEP {
+            shown = made;
+            compressing(layer, made);
+        }
+    }
+}
+
 /// The pull or push is over (or failed): its lines stay as they are.
 pub fn transfers_done() {
     emit(Event::TransfersDone);

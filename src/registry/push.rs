@@ -321,16 +321,20 @@ fn push_layer(
     compression: BlobCompression,
 ) -> Result<(Digest, u64, Compression), RegistryError> {
     let layer = diff_id.digest();
+    let record = store.layer_record(diff_id)?;
     let kept = match remote_blob(store, diff_id, dest, compression)? {
         Some(blob) => Some(blob),
-        None => store
-            .kept_layer_blob(diff_id, compression)?
+        None => record
+            .as_ref()
+            .and_then(|r| store.kept_blob(r, compression))
             .map(|b| stored_blob(store, b, mount_from)),
     };
+    let streams = record.is_some_and(|r| r.size >= STREAM_MIN);
     let blob = match kept {
         Some(blob) => blob,
-        None if !streams(store, diff_id)? => {
-            let made = store.layer_blob_with(diff_id, compression, &mut shown(layer))?;
+        None if !streams => {
+            let mut show = progress::compressing_pieces(layer);
+            let made = store.layer_blob_with(diff_id, compression, &mut show)?;
             stored_blob(store, made, mount_from)
         }
         None => match push_while_made(client, store, dest.path(), diff_id, compression)? {
@@ -345,28 +349,13 @@ fn push_layer(
     Ok((blob.digest, blob.size, blob.compression))
 }
 
-/// Layers with less content than this are made before they are pushed,
+/// Layers with less content than this (uncompressed) are made before
+/// they are pushed,
 /// so the registry is asked first whether it has the blob (another store
 /// may have pushed the same layer: a base image, a remote cache's layers);
 /// larger ones are uploaded while they are made, where making first would
 /// cost more than the upload it might spare.
 const STREAM_MIN: u64 = 16 << 20;
-
-/// Whether the layer is uploaded while its blob is made.
-fn streams(store: &Store, diff_id: &DiffId) -> Result<bool, RegistryError> {
-    let size = store.layer_record(diff_id)?.map_or(0, |r| r.size);
-    Ok(size >= STREAM_MIN)
-}
-
-/// A progress callback for a blob made before it is pushed: the bytes made
-/// so far ("Compressing" when it starts).
-fn shown(layer: &Digest) -> impl FnMut(&[u8]) + '_ {
-    let mut made = 0u64;
-    move |piece| {
-        made += piece.len() as u64;
-        progress::compressing(layer, made);
-    }
-}
 
 /// A blob the store keeps, to push.
 fn stored_blob(store: &Store, b: BlobRecord, mount_from: Option<&String>) -> Blob {

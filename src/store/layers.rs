@@ -466,18 +466,10 @@ impl Store {
         Ok(new)
     }
 
-    /// The kept blob of the layer that `choice` accepts (the wanted format
-    /// first), if there is one: [`Store::layer_blob`] without making one.
-    pub fn kept_layer_blob(
-        &self,
-        diff_id: &DiffId,
-        choice: impl Into<BlobCompression>,
-    ) -> Result<Option<BlobRecord>, StoreError> {
-        let record = self.layer_record(diff_id)?;
-        Ok(record.and_then(|r| self.kept_blob(&r, choice.into())))
-    }
-
-    fn kept_blob(&self, record: &LayerRecord, choice: BlobCompression) -> Option<BlobRecord> {
+    /// The kept blob of the layer `record` that `choice` accepts (the
+    /// wanted format first), if there is one: [`Store::layer_blob`]
+    /// without making one.
+    pub fn kept_blob(&self, record: &LayerRecord, choice: BlobCompression) -> Option<BlobRecord> {
         let kept = |b: &&BlobRecord| choice.accepts(b) && self.has_blob(&b.digest);
         let exact = record
             .blobs

@@ -40,8 +40,6 @@ mod workdir;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-
-use crate::sync::lock;
 use std::time::Instant;
 
 use strata_parser::{Parsed, Step};
@@ -63,6 +61,7 @@ use crate::sandbox::driver::DriverKind;
 use crate::sandbox::spec::Network;
 use crate::store::config::{History, ManifestFormat};
 use crate::store::{now_rfc3339, ImageConfig, Store};
+use crate::sync::lock;
 use args::BuildArgs;
 use lookup::Uncached;
 use out::Printer;

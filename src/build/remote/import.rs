@@ -9,8 +9,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
-
-use crate::sync::lock;
 use std::thread::ThreadId;
 
 use super::format::CacheRecord;
@@ -23,6 +21,7 @@ use crate::digest::{DiffId, DigestMismatch, ImageId};
 use crate::layer::compress::Compression;
 use crate::store::remote::{RemoteBlob, RemoteSource};
 use crate::store::{BlobRecord, PreparedLayer, Store, StoreError};
+use crate::sync::lock;
 
 /// One cache read.
 pub struct Imported {

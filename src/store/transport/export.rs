@@ -57,15 +57,12 @@ fn plan(
     let mut layers = Vec::new();
     let mut made = false;
     for diff_id in &config.rootfs.diff_ids {
-        // Compressing takes a while: shown as a push shows it, every
-        // SHOW_STEP bytes.
-        let (mut n, mut shown) = (0u64, 0u64);
+        // Compressing takes a while: shown as a push shows it.
+        let mut show = crate::progress::compressing_pieces(diff_id.digest());
         let blob = store.layer_blob_with(diff_id, compression, &mut |piece| {
-            n += piece.len() as u64;
-            if compression.format != Compression::None && (n == 0 || n - shown >= SHOW_STEP) {
+            if compression.format != Compression::None {
                 made = true;
-                shown = n;
-                crate::progress::compressing(diff_id.digest(), n);
+                show(piece);
             }
         })?;
         layers.push(Descriptor::new(
@@ -379,10 +376,6 @@ pub fn export_oci_dir(
     write_replace(&index_path, &index_bytes(manifests, index_annotations)?)?;
     Ok(p.manifest_digest)
 }
-
-/// Compressed bytes between two progress reports: often enough for a bar
-/// to move, rarely enough to cost nothing next to compression.
-const SHOW_STEP: u64 = 1 << 20;
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
